@@ -1,0 +1,1 @@
+//! Vulnerability gate over trivy JSON reports: policy, exceptions, verdicts

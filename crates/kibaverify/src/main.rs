@@ -1,0 +1,46 @@
+//! `kibaverify`: kibaship's command line.
+//!
+//! Each subcommand lives in its own module under `cmd/` and returns the process exit
+//! code it wants; errors that reach `main` are bad input or an unreachable service and
+//! exit with 2, printed with their whole cause chain.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+#[derive(Parser)]
+#[command(name = "kibaverify", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Resolve image references to digests (`ref@sha256:...`).
+    Digest(cmd::digest::Args),
+    /// List the referrers (signatures, SBOMs, attestations) of an image.
+    Referrers(cmd::referrers::Args),
+    /// Gate an image on its trivy vulnerability report.
+    Gate(cmd::gate::Args),
+    /// Verify a Sigstore bundle offline against a trusted root.
+    VerifyBundle(cmd::verify_bundle::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Digest(args) => cmd::digest::run(args),
+        Command::Referrers(args) => cmd::referrers::run(args),
+        Command::Gate(args) => cmd::gate::run(args),
+        Command::VerifyBundle(args) => cmd::verify_bundle::run(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("kibaverify: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! OCI registry client: references, digests, auth, retries, referrers

@@ -1,0 +1,1 @@
+//! Tekton step driver for the railpack-prepare and railpack-build tasks.

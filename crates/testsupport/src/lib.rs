@@ -1,0 +1,1 @@
+//! Test support: real registry harness, token server, fault-injecting proxy, fixtures
