@@ -22,6 +22,8 @@ enum Command {
     Digest(cmd::digest::Args),
     /// List the referrers (signatures, SBOMs, attestations) of an image.
     Referrers(cmd::referrers::Args),
+    /// Attach an artifact to an image as an OCI 1.1 referrer (API or tag fallback).
+    Attach(cmd::attach::Args),
     /// Gate an image on its trivy vulnerability report.
     Gate(cmd::gate::Args),
     /// Verify a Sigstore bundle offline against a trusted root.
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Digest(args) => cmd::digest::run(args),
         Command::Referrers(args) => cmd::referrers::run(args),
+        Command::Attach(args) => cmd::attach::run(args),
         Command::Gate(args) => cmd::gate::run(args),
         Command::VerifyBundle(args) => cmd::verify_bundle::run(args),
     };

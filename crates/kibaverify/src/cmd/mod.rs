@@ -1,4 +1,5 @@
 //! One module per subcommand. Each exposes `Args` (clap) and `run(Args)`.
+pub mod attach;
 pub mod digest;
 pub mod gate;
 pub mod referrers;
