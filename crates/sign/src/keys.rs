@@ -1,0 +1,419 @@
+//! Signing keys as cosign stores them.
+//!
+//! cosign writes private keys as PEM `ENCRYPTED SIGSTORE PRIVATE KEY` (older releases: `ENCRYPTED COSIGN PRIVATE
+//! KEY`) whose body is a JSON envelope: a scrypt key-derivation record, a NaCl secretbox (XSalsa20-Poly1305)
+//! nonce, and the sealed PKCS#8 private key. `cosign import-key-pair` additionally takes plain PEM keys: PKCS#8
+//! (`PRIVATE KEY`), SEC1 (`EC PRIVATE KEY`) and PKCS#1 (`RSA PRIVATE KEY`).
+//!
+//! The password is never stored, logged or put in an error.
+use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
+use base64::Engine as _;
+use crypto_secretbox::XSalsa20Poly1305;
+use crypto_secretbox::aead::{Aead as _, KeyInit as _};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::pem::{self, PemError};
+
+/// PEM label cosign writes for encrypted private keys.
+pub const SIGSTORE_PRIVATE_KEY_LABEL: &str = "ENCRYPTED SIGSTORE PRIVATE KEY";
+/// PEM label older cosign releases wrote; still read.
+pub const COSIGN_PRIVATE_KEY_LABEL: &str = "ENCRYPTED COSIGN PRIVATE KEY";
+/// scrypt cost cosign's `generate-key-pair` writes (N = 2^16, r = 8, p = 1).
+pub const SCRYPT_LOG_N: u8 = 16;
+/// scrypt costs accepted on reading (N = 2^15, 2^16, 2^17), as go-securesystemslib accepts.
+const ACCEPTED_LOG_N: [u8; 3] = [15, 16, 17];
+/// RSA key sizes cosign imports.
+const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=4096;
+
+/// Labels of plain private keys `from_pem` reads.
+const PLAIN_KEY_LABELS: [&str; 3] = ["PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY"];
+
+const RSA_ENCRYPTION_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+
+/// Why a key could not be read, decrypted or used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The PEM text itself is broken.
+    #[error("key file: {0}")]
+    Pem(#[from] PemError),
+    /// A PEM block of a kind that holds no private key we can use.
+    #[error(
+        "unsupported private key: PEM block `{0}` (expected PRIVATE KEY, EC PRIVATE KEY, RSA PRIVATE KEY or an encrypted cosign key)"
+    )]
+    UnsupportedLabel(String),
+    /// The encrypted key's JSON envelope is malformed.
+    #[error("encrypted key envelope: {0}")]
+    Envelope(String),
+    /// The envelope asks for a KDF or cipher cosign does not write.
+    #[error("encrypted key uses {what} `{found}`, expected {expected}")]
+    UnsupportedEncryption {
+        /// Which field.
+        what: &'static str,
+        /// What the file says.
+        found: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// Decryption failed: the password is wrong or the file was altered.
+    #[error("could not decrypt the private key: wrong password, or the key file is corrupted")]
+    Decrypt,
+    /// The key material parses as no supported key type.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Key generation or signing failed inside the crypto library.
+    #[error("crypto operation failed: {0}")]
+    Crypto(&'static str),
+}
+
+/// The scrypt + secretbox envelope inside an encrypted cosign key (field names as cosign writes them).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope {
+    kdf: Kdf,
+    cipher: Cipher,
+    ciphertext: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Kdf {
+    name: String,
+    params: ScryptParams,
+    salt: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScryptParams {
+    #[serde(rename = "N")]
+    n: u64,
+    r: u32,
+    p: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cipher {
+    name: String,
+    nonce: String,
+}
+
+/// The kind of a signing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// ECDSA on NIST P-256 with SHA-256 (cosign's default).
+    EcdsaP256,
+    /// ECDSA on NIST P-384 with SHA-384.
+    EcdsaP384,
+    /// ECDSA on NIST P-521 with SHA-512.
+    EcdsaP521,
+    /// RSA PKCS#1 v1.5 with SHA-256, 2048 to 4096 bits.
+    Rsa,
+    /// Ed25519.
+    Ed25519,
+}
+
+enum Pair {
+    Ecdsa(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+}
+
+/// A private key that can sign, with its PKCS#8 encoding kept (zeroised on drop) for re-encryption.
+pub struct SigningKey {
+    kind: KeyKind,
+    pair: Pair,
+    pkcs8: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("SigningKey")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// A new ECDSA P-256 key, the kind `cosign generate-key-pair` makes.
+    pub fn generate() -> Result<Self, KeyError> {
+        let pair = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_ASN1_SIGNING)
+            .map_err(|_| KeyError::Crypto("generating a P-256 key"))?;
+        let pkcs8 = pair
+            .to_pkcs8v1()
+            .map_err(|_| KeyError::Crypto("encoding a P-256 key as PKCS#8"))?;
+        Self::from_pkcs8(pkcs8.as_ref())
+    }
+
+    /// Reads an encrypted cosign key (`ENCRYPTED SIGSTORE PRIVATE KEY` or `ENCRYPTED COSIGN PRIVATE KEY`).
+    pub fn from_encrypted_pem(pem_text: &[u8], password: &[u8]) -> Result<Self, KeyError> {
+        let block = pem::parse_first(pem_text)?;
+        if block.label != SIGSTORE_PRIVATE_KEY_LABEL && block.label != COSIGN_PRIVATE_KEY_LABEL {
+            return Err(KeyError::UnsupportedLabel(block.label));
+        }
+        let envelope: Envelope = serde_json::from_slice(&block.der)
+            .map_err(|e| KeyError::Envelope(format!("not the JSON cosign writes: {e}")))?;
+        let plaintext = open_envelope(&envelope, password)?;
+        Self::from_pkcs8(&plaintext).map_err(|err| match err {
+            KeyError::Unsupported(reason) => KeyError::Unsupported(format!(
+                "the decrypted key is not a PKCS#8 private key cosign can load ({reason})"
+            )),
+            other => other,
+        })
+    }
+
+    /// Writes this key as cosign does: PEM `ENCRYPTED SIGSTORE PRIVATE KEY`, scrypt N=2^16 r=8 p=1, a random
+    /// 32-byte salt and 24-byte nonce.
+    pub fn to_encrypted_pem(&self, password: &[u8]) -> Result<String, KeyError> {
+        let mut salt = [0u8; 32];
+        let mut nonce = [0u8; 24];
+        aws_lc_rs::rand::fill(&mut salt).map_err(|_| KeyError::Crypto("random salt"))?;
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| KeyError::Crypto("random nonce"))?;
+        let key = derive_key(password, &salt, SCRYPT_LOG_N, 8, 1)?;
+        let cipher = XSalsa20Poly1305::new((&*key).into());
+        let sealed = cipher
+            .encrypt((&nonce).into(), self.pkcs8.as_slice())
+            .map_err(|_| KeyError::Crypto("sealing the key"))?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let envelope = Envelope {
+            kdf: Kdf {
+                name: "scrypt".into(),
+                params: ScryptParams {
+                    n: 1 << SCRYPT_LOG_N,
+                    r: 8,
+                    p: 1,
+                },
+                salt: b64.encode(salt),
+            },
+            cipher: Cipher {
+                name: "nacl/secretbox".into(),
+                nonce: b64.encode(nonce),
+            },
+            ciphertext: b64.encode(sealed),
+        };
+        let json = serde_json::to_vec(&envelope)
+            .map_err(|_| KeyError::Crypto("encoding the key envelope"))?;
+        Ok(pem::encode(SIGSTORE_PRIVATE_KEY_LABEL, &json))
+    }
+
+    /// Reads a plain PEM private key as `cosign import-key-pair` does: PKCS#8, SEC1 EC or PKCS#1 RSA.
+    pub fn from_pem(pem_text: &[u8]) -> Result<Self, KeyError> {
+        let block = pem::parse_first(pem_text).map_err(|err| match err {
+            // Name the block kind rather than its (irrelevant) encoding problem, e.g. a PGP key block.
+            PemError::BadBase64 { label, .. } if !PLAIN_KEY_LABELS.contains(&label.as_str()) => {
+                KeyError::UnsupportedLabel(label)
+            }
+            other => KeyError::Pem(other),
+        })?;
+        match block.label.as_str() {
+            "PRIVATE KEY" => Self::from_pkcs8(&Zeroizing::new(block.der)),
+            "EC PRIVATE KEY" => {
+                let der = Zeroizing::new(block.der);
+                let pair = [
+                    &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                    &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+                    &signature::ECDSA_P521_SHA512_ASN1_SIGNING,
+                ]
+                .into_iter()
+                .find_map(|alg| EcdsaKeyPair::from_private_key_der(alg, &der).ok())
+                .ok_or_else(|| {
+                    KeyError::Unsupported(
+                        "error parsing ecdsa private key: not a P-256, P-384 or P-521 SEC1 key"
+                            .into(),
+                    )
+                })?;
+                let pkcs8 = pair
+                    .to_pkcs8v1()
+                    .map_err(|_| KeyError::Crypto("encoding an EC key as PKCS#8"))?;
+                Self::from_pkcs8(pkcs8.as_ref())
+            }
+            "RSA PRIVATE KEY" => Self::from_pkcs8(&wrap_pkcs1_in_pkcs8(&block.der)),
+            label if label.starts_with("ENCRYPTED ") => Err(KeyError::Unsupported(format!(
+                "PEM block `{label}` is encrypted: give its password"
+            ))),
+            other => Err(KeyError::UnsupportedLabel(other.to_string())),
+        }
+    }
+
+    /// Reads a PKCS#8 private key of any supported kind.
+    pub fn from_pkcs8(der: &[u8]) -> Result<Self, KeyError> {
+        let pkcs8 = Zeroizing::new(der.to_vec());
+        for (kind, alg) in [
+            (
+                KeyKind::EcdsaP256,
+                &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            ),
+            (
+                KeyKind::EcdsaP384,
+                &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+            ),
+            (
+                KeyKind::EcdsaP521,
+                &signature::ECDSA_P521_SHA512_ASN1_SIGNING,
+            ),
+        ] {
+            if let Ok(pair) = EcdsaKeyPair::from_pkcs8(alg, der) {
+                return Ok(Self {
+                    kind,
+                    pair: Pair::Ecdsa(pair),
+                    pkcs8,
+                });
+            }
+        }
+        if let Ok(pair) = RsaKeyPair::from_pkcs8(der) {
+            let bits = pair.public_modulus_len() * 8;
+            if !RSA_BITS.contains(&bits) {
+                return Err(KeyError::Unsupported(format!(
+                    "key size not supported: {bits} (RSA keys must be 2048 to 4096 bits)"
+                )));
+            }
+            return Ok(Self {
+                kind: KeyKind::Rsa,
+                pair: Pair::Rsa(pair),
+                pkcs8,
+            });
+        }
+        if let Ok(pair) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
+            return Ok(Self {
+                kind: KeyKind::Ed25519,
+                pair: Pair::Ed25519(pair),
+                pkcs8,
+            });
+        }
+        Err(KeyError::Unsupported(
+            "unsupported private key: not an ECDSA P-256/P-384/P-521, RSA 2048-4096 or Ed25519 PKCS#8 key"
+                .into(),
+        ))
+    }
+
+    /// What kind of key this is.
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// The public key as DER SubjectPublicKeyInfo.
+    pub fn public_key_der(&self) -> Result<Vec<u8>, KeyError> {
+        let der = match &self.pair {
+            Pair::Ecdsa(pair) => pair.public_key().as_der().map(|d| d.as_ref().to_vec()),
+            Pair::Rsa(pair) => pair.public_key().as_der().map(|d| d.as_ref().to_vec()),
+            Pair::Ed25519(pair) => pair.public_key().as_der().map(|d| d.as_ref().to_vec()),
+        };
+        der.map_err(|_| KeyError::Crypto("encoding the public key"))
+    }
+
+    /// The public key as PEM `PUBLIC KEY`, as cosign writes `cosign.pub`.
+    pub fn public_key_pem(&self) -> Result<String, KeyError> {
+        Ok(pem::encode("PUBLIC KEY", &self.public_key_der()?))
+    }
+
+    /// Signs `message` as cosign does for this key kind: ECDSA (ASN.1 DER signature) over the curve's hash,
+    /// RSA PKCS#1 v1.5 over SHA-256. Ed25519 keys load, but cosign signs with them as Ed25519ph, which the
+    /// crypto library here lacks, so signing with one is refused rather than producing a signature cosign
+    /// would not accept.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        match &self.pair {
+            Pair::Ecdsa(pair) => pair
+                .sign(&rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| KeyError::Crypto("ECDSA signing")),
+            Pair::Rsa(pair) => {
+                let mut sig = vec![0u8; pair.public_modulus_len()];
+                pair.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut sig)
+                    .map_err(|_| KeyError::Crypto("RSA signing"))?;
+                Ok(sig)
+            }
+            Pair::Ed25519(_) => Err(KeyError::Unsupported(
+                "signing with Ed25519 keys (cosign signs as Ed25519ph) is not supported yet".into(),
+            )),
+        }
+    }
+}
+
+fn open_envelope(envelope: &Envelope, password: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    if envelope.kdf.name != "scrypt" {
+        return Err(KeyError::UnsupportedEncryption {
+            what: "kdf",
+            found: envelope.kdf.name.clone(),
+            expected: "scrypt",
+        });
+    }
+    if envelope.cipher.name != "nacl/secretbox" {
+        return Err(KeyError::UnsupportedEncryption {
+            what: "cipher",
+            found: envelope.cipher.name.clone(),
+            expected: "nacl/secretbox",
+        });
+    }
+    let ScryptParams { n, r, p } = envelope.kdf.params;
+    let log_n = ACCEPTED_LOG_N
+        .into_iter()
+        .find(|log_n| 1u64 << log_n == n)
+        .filter(|_| r == 8 && p == 1)
+        .ok_or_else(|| KeyError::UnsupportedEncryption {
+            what: "scrypt parameters",
+            found: format!("N={n} r={r} p={p}"),
+            expected: "N of 32768, 65536 or 131072 with r=8, p=1",
+        })?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let field = |name: &str, value: &str| {
+        b64.decode(value)
+            .map_err(|e| KeyError::Envelope(format!("`{name}` is not base64: {e}")))
+    };
+    let salt = field("kdf.salt", &envelope.kdf.salt)?;
+    let nonce = field("cipher.nonce", &envelope.cipher.nonce)?;
+    let nonce: [u8; 24] = nonce.try_into().map_err(|n: Vec<u8>| {
+        KeyError::Envelope(format!("`cipher.nonce` is {} bytes, expected 24", n.len()))
+    })?;
+    let sealed = field("ciphertext", &envelope.ciphertext)?;
+    let key = derive_key(password, &salt, log_n, r, p)?;
+    let cipher = XSalsa20Poly1305::new((&*key).into());
+    cipher
+        .decrypt((&nonce).into(), sealed.as_slice())
+        .map(Zeroizing::new)
+        .map_err(|_| KeyError::Decrypt)
+}
+
+fn derive_key(
+    password: &[u8],
+    salt: &[u8],
+    log_n: u8,
+    r: u32,
+    p: u32,
+) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let params =
+        scrypt::Params::new(log_n, r, p, 32).map_err(|_| KeyError::Crypto("scrypt parameters"))?;
+    let mut key = Zeroizing::new([0u8; 32]);
+    scrypt::scrypt(password, salt, &params, key.as_mut())
+        .map_err(|_| KeyError::Crypto("scrypt"))?;
+    Ok(key)
+}
+
+/// Wraps a PKCS#1 `RSAPrivateKey` in a PKCS#8 `PrivateKeyInfo` (version 0, rsaEncryption, NULL parameters).
+fn wrap_pkcs1_in_pkcs8(pkcs1: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut algorithm = der_tlv(0x06, RSA_ENCRYPTION_OID);
+    algorithm.extend_from_slice(&[0x05, 0x00]);
+    let mut body = vec![0x02, 0x01, 0x00];
+    body.extend(der_tlv(0x30, &algorithm));
+    body.extend(der_tlv(0x04, pkcs1));
+    Zeroizing::new(der_tlv(0x30, &body))
+}
+
+fn der_tlv(tag: u8, value: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = value.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(value);
+    out
+}
