@@ -28,6 +28,8 @@ enum Command {
     Gate(cmd::gate::Args),
     /// Verify a Sigstore bundle offline against a trusted root.
     VerifyBundle(cmd::verify_bundle::Args),
+    /// Generate a cosign-compatible key pair (encrypted private key + public key).
+    GenerateKeyPair(cmd::generate_key_pair::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Attach(args) => cmd::attach::run(args),
         Command::Gate(args) => cmd::gate::run(args),
         Command::VerifyBundle(args) => cmd::verify_bundle::run(args),
+        Command::GenerateKeyPair(args) => cmd::generate_key_pair::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -2,5 +2,6 @@
 pub mod attach;
 pub mod digest;
 pub mod gate;
+pub mod generate_key_pair;
 pub mod referrers;
 pub mod verify_bundle;

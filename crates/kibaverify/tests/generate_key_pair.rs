@@ -1,0 +1,66 @@
+//! `kibaverify generate-key-pair` writes a key pair cosign's format reads, and keeps the password out of output.
+#![allow(clippy::unwrap_used)]
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::Command;
+
+use kibaship_sign::SigningKey;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kibaverify");
+
+#[test]
+fn writes_an_encrypted_key_and_its_public_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("team");
+    let out = Command::new(BIN)
+        .args(["generate-key-pair", "--output-key-prefix"])
+        .arg(&prefix)
+        .env("COSIGN_PASSWORD", "planted-password-7f3a")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!shown.contains("planted-password-7f3a"), "{shown}");
+
+    let key_path = dir.path().join("team.key");
+    let mode = std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let key = SigningKey::from_encrypted_pem(
+        &std::fs::read(&key_path).unwrap(),
+        b"planted-password-7f3a",
+    )
+    .unwrap();
+    let public = std::fs::read_to_string(dir.path().join("team.pub")).unwrap();
+    assert_eq!(key.public_key_pem().unwrap(), public);
+
+    // A second run does not overwrite without --force.
+    let again = Command::new(BIN)
+        .args(["generate-key-pair", "--output-key-prefix"])
+        .arg(&prefix)
+        .env("COSIGN_PASSWORD", "x")
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
+#[test]
+fn refuses_without_a_password_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["generate-key-pair", "--output-key-prefix"])
+        .arg(dir.path().join("k"))
+        .env_remove("COSIGN_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("COSIGN_PASSWORD"));
+    assert!(!dir.path().join("k.key").exists());
+}
