@@ -1,11 +1,130 @@
-//! Not built yet: this subcommand arrives with its issue.
+//! `kibaverify attach`: push a file as a one-layer OCI 1.1 artifact whose subject is an image.
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Arguments (none yet).
-#[derive(clap::Args)]
-pub struct Args {}
+use anyhow::Context as _;
+use kibaship_oci::{Artifact, Reference, ReferrersSource};
 
-/// Refuses to run until the subcommand exists.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("this subcommand is not built yet")
+use super::digest::{OutputFormat, RegistryFlags};
+
+/// Largest file `attach` pushes (it is uploaded in one request).
+const MAX_ARTIFACT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Arguments of `kibaverify attach`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The image the artifact refers to (tag or digest).
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    /// The artifact manifest's `artifactType` (e.g. application/spdx+json).
+    #[arg(long = "artifact-type", value_name = "TYPE")]
+    pub artifact_type: String,
+    /// The file to attach (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// Media type of the layer holding the file.
+    #[arg(
+        long = "media-type",
+        value_name = "TYPE",
+        default_value = "application/octet-stream"
+    )]
+    pub media_type: String,
+    /// Manifest annotation `key=value`. Repeatable.
+    #[arg(short = 'a', long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+}
+
+/// Pushes the artifact and prints its digest.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let reference = Reference::parse(&args.reference)?;
+    let mut annotations = BTreeMap::new();
+    for a in &args.annotations {
+        let (k, v) = a
+            .split_once('=')
+            .with_context(|| format!("annotation {a:?} is not key=value"))?;
+        if k.is_empty() {
+            anyhow::bail!("annotation {a:?} has an empty key");
+        }
+        annotations.insert(k.to_string(), v.to_string());
+    }
+    let (content, title) = read_artifact(&args.file)?;
+    let artifact = Artifact {
+        artifact_type: args.artifact_type.clone(),
+        layer_media_type: args.media_type.clone(),
+        content,
+        title,
+        annotations,
+    };
+    let client = args.registry.client()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let attached = runtime
+        .block_on(client.attach_artifact(&reference, &artifact))
+        .with_context(|| {
+            format!(
+                "cannot attach {} to {}",
+                args.file.display(),
+                args.reference
+            )
+        })?;
+    match args.output {
+        OutputFormat::Text => {
+            let via = match attached.via {
+                ReferrersSource::Api => "the registry indexes it",
+                ReferrersSource::FallbackTag => "added to the fallback index",
+            };
+            eprintln!(
+                "attached to {}@{} ({via})",
+                reference.name(),
+                attached.subject.digest
+            );
+            println!("{}", attached.manifest.digest);
+        }
+        OutputFormat::Json => {
+            let doc = serde_json::json!({
+                "artifact": format!("{}@{}", reference.name(), attached.manifest.digest),
+                "digest": attached.manifest.digest,
+                "subject": attached.subject,
+                "via": attached.via,
+            });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_artifact(file: &PathBuf) -> anyhow::Result<(Vec<u8>, Option<String>)> {
+    let mut content = Vec::new();
+    if file.as_os_str() == "-" {
+        std::io::stdin()
+            .lock()
+            .take(MAX_ARTIFACT_BYTES + 1)
+            .read_to_end(&mut content)
+            .context("reading stdin")?;
+    } else {
+        let f =
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        f.take(MAX_ARTIFACT_BYTES + 1)
+            .read_to_end(&mut content)
+            .with_context(|| format!("reading {}", file.display()))?;
+    }
+    if content.len() as u64 > MAX_ARTIFACT_BYTES {
+        anyhow::bail!(
+            "{} is larger than the {MAX_ARTIFACT_BYTES}-byte limit for attached artifacts",
+            file.display()
+        );
+    }
+    let title = (file.as_os_str() != "-")
+        .then(|| file.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .flatten();
+    Ok((content, title))
 }

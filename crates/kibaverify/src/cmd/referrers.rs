@@ -1,11 +1,67 @@
-//! Not built yet: this subcommand arrives with its issue.
+//! `kibaverify referrers`: list the OCI 1.1 referrers of an image (API, else the tag-schema fallback).
 use std::process::ExitCode;
 
-/// Arguments (none yet).
-#[derive(clap::Args)]
-pub struct Args {}
+use anyhow::Context as _;
+use kibaship_oci::{Reference, ReferrersSource};
 
-/// Refuses to run until the subcommand exists.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("this subcommand is not built yet")
+use super::digest::{OutputFormat, RegistryFlags};
+
+/// Arguments of `kibaverify referrers`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The image (tag or digest).
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    /// Only referrers of this artifact type.
+    #[arg(long = "artifact-type", value_name = "TYPE")]
+    pub artifact_type: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+}
+
+/// Lists the referrers; exit 0 (also when there are none).
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let reference = Reference::parse(&args.reference)?;
+    let client = args.registry.client()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let referrers = runtime
+        .block_on(client.list_referrers(&reference, args.artifact_type.as_deref()))
+        .with_context(|| format!("cannot list the referrers of {}", args.reference))?;
+    let subject = format!("{}@{}", reference.name(), referrers.subject);
+    let source = match referrers.source {
+        ReferrersSource::Api => "referrers API",
+        ReferrersSource::FallbackTag => "fallback tag",
+    };
+    match args.output {
+        OutputFormat::Text => {
+            eprintln!(
+                "{} referrer(s) of {subject} (via {source})",
+                referrers.descriptors.len()
+            );
+            for d in &referrers.descriptors {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    d.digest,
+                    d.artifact_type.as_deref().unwrap_or("-"),
+                    d.media_type,
+                    d.size
+                );
+            }
+        }
+        OutputFormat::Json => {
+            let doc = serde_json::json!({
+                "subject": subject,
+                "source": referrers.source,
+                "referrers": referrers.descriptors,
+            });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,254 @@
+//! `kibaverify digest`, `referrers` and `attach` end to end against the real registry (kibaship_testsupport),
+//! cross-checked with skopeo.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use kibaship_testsupport::fixtures::push_fixture_images;
+use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kibaverify");
+
+fn skopeo_raw(reference: &str) -> Vec<u8> {
+    let skopeo = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| Path::new(d).join("skopeo"))
+        .find(|p| p.is_file())
+        .expect("skopeo is not on PATH: install the Debian package `skopeo` (make deps does)");
+    let out = Command::new(skopeo)
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("b");
+    std::fs::write(&f, bytes).unwrap();
+    let out = Command::new("sha256sum").arg(&f).output().unwrap();
+    format!(
+        "sha256:{}",
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+    )
+}
+
+fn kibaverify(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("DOCKER_CONFIG", "/nonexistent-kibaship-test")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn digest_resolves_in_input_order_and_reports_each_failure() {
+    let reg = TestRegistry::start(RegistryMode::Plain).unwrap();
+    let fixtures = push_fixture_images(&reg).unwrap();
+    let host = reg.host();
+    let mut refs: Vec<String> = fixtures.iter().map(|f| f.reference.clone()).collect();
+    refs.reverse();
+    let expected: Vec<String> = refs
+        .iter()
+        .map(|r| format!("{r}@{}", sha256(&skopeo_raw(r))))
+        .collect();
+
+    let mut args: Vec<&str> = vec!["digest", "--insecure-registry", &host];
+    args.extend(refs.iter().map(String::as_str));
+    let out = kibaverify(&args, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().collect::<Vec<_>>(), expected);
+
+    // Failures: a malformed ref and an unknown tag are named with their cause; the rest still resolve.
+    let missing = format!("{host}/no/such:tag");
+    let list = format!("# refs\n{}\nNot/A/Valid/Ref\n\n{missing}\n", refs[0]);
+    let out = kibaverify(
+        &["digest", "--insecure-registry", &host, "--file", "-"],
+        Some(&list),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stdout).lines().collect::<Vec<_>>(),
+        vec![expected[0].clone()]
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("Not/A/Valid/Ref") && err.contains("lowercase"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&missing) && err.contains("not found") && err.contains("404"),
+        "{err}"
+    );
+
+    // JSON, and --platform on the multi-arch index.
+    let index = fixtures.iter().find(|f| f.is_index).unwrap();
+    let raw: serde_json::Value = serde_json::from_slice(&skopeo_raw(&index.reference)).unwrap();
+    let arm = raw["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == "arm64")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = kibaverify(
+        &[
+            "digest",
+            "--insecure-registry",
+            &host,
+            "--platform",
+            "linux/arm64",
+            "--output",
+            "json",
+            &index.reference,
+            &missing,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc[0]["reference"], index.reference.as_str());
+    assert_eq!(doc[0]["digest"], arm.as_str());
+    assert_eq!(doc[1]["reference"], missing.as_str());
+    assert!(doc[1]["error"].as_str().unwrap().contains("not found"));
+
+    // A bad --platform is a usage error.
+    let out = kibaverify(&["digest", "--platform", "linux", &index.reference], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("linux"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn attach_then_list_referrers_via_the_fallback_tag() {
+    let reg = TestRegistry::start(RegistryMode::Plain).unwrap();
+    let fixtures = push_fixture_images(&reg).unwrap();
+    let host = reg.host();
+    let image = &fixtures[0].reference;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sbom.spdx.json");
+    std::fs::write(&file, br#"{"spdxVersion":"SPDX-2.3"}"#).unwrap();
+    let file = file.display().to_string();
+
+    let out = kibaverify(
+        &[
+            "attach",
+            image,
+            "--artifact-type",
+            "application/spdx+json",
+            "--file",
+            &file,
+            "--media-type",
+            "application/spdx+json",
+            "-a",
+            "org.example.tool=kibaship",
+            "--insecure-registry",
+            &host,
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let artifact_digest = text(&out.stdout).trim().to_string();
+    assert!(
+        artifact_digest.starts_with("sha256:") && artifact_digest.len() == 71,
+        "{artifact_digest}"
+    );
+    // skopeo reads the artifact by digest, and its bytes hash to what attach printed.
+    let repo = format!("{host}/{}", fixtures[0].repository);
+    assert_eq!(
+        sha256(&skopeo_raw(&format!("{repo}@{artifact_digest}"))),
+        artifact_digest
+    );
+
+    let out = kibaverify(&["referrers", image, "--insecure-registry", &host], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    assert!(
+        listing.contains(&artifact_digest) && listing.contains("application/spdx+json"),
+        "{listing}"
+    );
+    assert!(
+        text(&out.stderr).contains("fallback tag"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = kibaverify(
+        &[
+            "referrers",
+            image,
+            "--artifact-type",
+            "application/x-other",
+            "--output",
+            "json",
+            "--insecure-registry",
+            &host,
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["source"], "fallback-tag");
+    assert_eq!(doc["referrers"].as_array().unwrap().len(), 0);
+
+    // Errors name the reference.
+    let out = kibaverify(
+        &[
+            "referrers",
+            &format!("{host}/no/such:tag"),
+            "--insecure-registry",
+            &host,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(&format!("{host}/no/such:tag")),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = kibaverify(
+        &[
+            "attach",
+            image,
+            "--artifact-type",
+            "x/y",
+            "--file",
+            "/nonexistent/file",
+            "--insecure-registry",
+            &host,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("/nonexistent/file"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,0 +1,113 @@
+//! The referrers API path against a real registry that has it (go-containerregistry's registry, the
+//! `ggcr-registry` peer behind `RegistryMode::Referrers`), cross-checked with oras and crane.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use kibaship_oci::{Artifact, ClientConfig, Digest, Reference, ReferrersSource, RegistryClient};
+use kibaship_testsupport::fixtures::push_fixture_images;
+use kibaship_testsupport::peers::peer_binary;
+use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
+
+fn peer(name: &str) -> std::path::PathBuf {
+    peer_binary(name).unwrap_or_else(|e| panic!("peer {name} is needed for this test: {e}"))
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn attach_and_list_through_the_referrers_api() {
+    let reg = TestRegistry::start(RegistryMode::Referrers).unwrap();
+    let fixtures = push_fixture_images(&reg).unwrap();
+    let client = RegistryClient::new(ClientConfig {
+        insecure_registries: vec![reg.host()],
+        use_docker_config: false,
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let image = Reference::parse(&fixtures[0].reference).unwrap();
+
+    // Digests agree with crane, an independent client.
+    for fixture in &fixtures {
+        let crane =
+            run(Command::new(peer("crane")).args(["digest", "--insecure", &fixture.reference]));
+        let ours = client
+            .resolve_digest(&Reference::parse(&fixture.reference).unwrap(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            ours.digest.to_string(),
+            crane.trim(),
+            "{}",
+            fixture.reference
+        );
+    }
+
+    let artifact = |t: &str, body: &[u8]| Artifact {
+        artifact_type: t.to_string(),
+        layer_media_type: "application/json".to_string(),
+        content: body.to_vec(),
+        title: None,
+        annotations: BTreeMap::from([("org.example.n".to_string(), t.to_string())]),
+    };
+    let sbom = client
+        .attach_artifact(&image, &artifact("application/spdx+json", b"{}"))
+        .await
+        .unwrap();
+    let sig = client
+        .attach_artifact(
+            &image,
+            &artifact("application/vnd.example.sig", b"{\"s\":1}"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sbom.via, ReferrersSource::Api);
+    assert_eq!(sig.via, ReferrersSource::Api);
+
+    // With the API, no fallback tag is written.
+    let fallback = client
+        .fallback_index(&image, &sbom.subject.digest)
+        .await
+        .unwrap();
+    assert!(
+        fallback.is_none(),
+        "the API registry must not get a sha256-<hex> tag"
+    );
+
+    let listed = client.list_referrers(&image, None).await.unwrap();
+    assert_eq!(listed.source, ReferrersSource::Api);
+    let mut digests: Vec<Digest> = listed
+        .descriptors
+        .iter()
+        .map(|d| d.digest.clone())
+        .collect();
+    digests.sort_by_key(|d| d.to_string());
+    let mut want = vec![sbom.manifest.digest.clone(), sig.manifest.digest.clone()];
+    want.sort_by_key(|d| d.to_string());
+    assert_eq!(digests, want);
+    let only_sbom = client
+        .list_referrers(&image, Some("application/spdx+json"))
+        .await
+        .unwrap();
+    assert_eq!(only_sbom.descriptors.len(), 1);
+    assert_eq!(only_sbom.descriptors[0].digest, sbom.manifest.digest);
+
+    // oras, an independent referrers client, discovers what we attached.
+    let discovered =
+        run(Command::new(peer("oras")).args(["discover", "--plain-http", &fixtures[0].reference]));
+    for d in &want {
+        assert!(
+            discovered.contains(&d.to_string()),
+            "oras discover misses {d}:\n{discovered}"
+        );
+    }
+}
