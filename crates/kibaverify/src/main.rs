@@ -30,6 +30,12 @@ enum Command {
     VerifyBundle(cmd::verify_bundle::Args),
     /// Generate a cosign-compatible key pair (encrypted private key + public key).
     GenerateKeyPair(cmd::generate_key_pair::Args),
+    /// Sign an image by digest, cosign-compatible (legacy `.sig` tag and/or Sigstore bundle referrer).
+    Sign(cmd::sign::Args),
+    /// Verify an image's signatures in the registry (both layouts).
+    Verify(cmd::verify::Args),
+    /// Verify an image's attestations in the registry (both layouts).
+    VerifyAttestation(cmd::verify_attestation::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +47,9 @@ fn main() -> ExitCode {
         Command::Gate(args) => cmd::gate::run(args),
         Command::VerifyBundle(args) => cmd::verify_bundle::run(args),
         Command::GenerateKeyPair(args) => cmd::generate_key_pair::run(args),
+        Command::Sign(args) => cmd::sign::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
+        Command::VerifyAttestation(args) => cmd::verify_attestation::run(args),
     };
     match outcome {
         Ok(code) => code,

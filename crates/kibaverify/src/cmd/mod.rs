@@ -4,4 +4,7 @@ pub mod digest;
 pub mod gate;
 pub mod generate_key_pair;
 pub mod referrers;
+pub mod sign;
+pub mod verify;
+pub mod verify_attestation;
 pub mod verify_bundle;

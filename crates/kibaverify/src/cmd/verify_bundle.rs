@@ -1,11 +1,228 @@
-//! Not built yet: this subcommand arrives with its issue.
+//! `kibaverify verify-bundle`: verify a Sigstore bundle offline, with cosign's flag names.
+//!
+//! Exit codes: 0 verified; 1 not verified (the reason on stderr, or in the JSON on stdout);
+//! 2 bad input (unreadable files, malformed bundle or trusted root, bad flags).
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Arguments (none yet).
-#[derive(clap::Args)]
-pub struct Args {}
+use anyhow::{Context, bail};
+use kibaship_sigstore::{
+    ArtifactPolicy, Bundle, CertificateIdentity, GithubClaims, IdentityPolicy, Matcher, PublicKey,
+    TrustedRoot, Verifier, parse_digest,
+};
 
-/// Refuses to run until the subcommand exists.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("this subcommand is not built yet")
+/// How results are printed.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Output {
+    /// One line on success, one paragraph on failure.
+    Text,
+    /// A JSON object on stdout.
+    Json,
+}
+
+/// Arguments of `verify-bundle`.
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("subject").required(true).args(["artifact", "digest"])))]
+#[command(group(clap::ArgGroup::new("signer").required(true).args(["key", "certificate_identity", "certificate_identity_regexp"])))]
+pub struct Args {
+    /// The Sigstore bundle (`.sigstore.json`).
+    #[arg(long, value_name = "FILE")]
+    pub bundle: PathBuf,
+    /// The signed artifact (for DSSE bundles: the attestation subject).
+    #[arg(long, value_name = "FILE")]
+    pub artifact: Option<PathBuf>,
+    /// The artifact digest instead of the artifact, e.g. `sha256:<hex>`.
+    #[arg(long, value_name = "ALG:HEX")]
+    pub digest: Option<String>,
+    /// Expected certificate identity (SAN: email, URI or username), exact.
+    #[arg(long, value_name = "IDENTITY")]
+    pub certificate_identity: Option<String>,
+    /// Expected certificate identity as a regular expression (unanchored, as in cosign).
+    #[arg(long, value_name = "REGEX", conflicts_with = "certificate_identity")]
+    pub certificate_identity_regexp: Option<String>,
+    /// Expected OIDC issuer, exact.
+    #[arg(long, value_name = "URL")]
+    pub certificate_oidc_issuer: Option<String>,
+    /// Expected OIDC issuer as a regular expression.
+    #[arg(long, value_name = "REGEX", conflicts_with = "certificate_oidc_issuer")]
+    pub certificate_oidc_issuer_regexp: Option<String>,
+    /// Expected GitHub source repository URI claim (`https://github.com/org/repo`).
+    #[arg(long, value_name = "URI")]
+    pub certificate_github_source_repository: Option<String>,
+    /// Expected GitHub ref claim (`refs/heads/main`).
+    #[arg(long, value_name = "REF")]
+    pub certificate_github_workflow_ref: Option<String>,
+    /// Expected GitHub workflow trigger claim (`push`).
+    #[arg(long, value_name = "EVENT")]
+    pub certificate_github_workflow_trigger: Option<String>,
+    /// Verify with this managed public key (PEM) instead of a certificate identity.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["certificate_oidc_issuer", "certificate_oidc_issuer_regexp"])]
+    pub key: Option<PathBuf>,
+    /// `trusted_root.json` to trust (default: the embedded Sigstore public-good root).
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+fn read(path: &PathBuf, what: &str) -> anyhow::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    if what != "artifact" && meta.len() > kibaship_sigstore::MAX_BUNDLE_BYTES as u64 {
+        bail!(
+            "{what} {} is larger than {} bytes",
+            path.display(),
+            kibaship_sigstore::MAX_BUNDLE_BYTES
+        );
+    }
+    std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
+fn matcher(exact: Option<&String>, regex: Option<&String>, flag: &str) -> anyhow::Result<Matcher> {
+    match (exact, regex) {
+        (Some(e), None) => Ok(Matcher::Exact(e.clone())),
+        (None, Some(r)) => Matcher::regex(r)
+            .with_context(|| format!("--{flag}-regexp is not a valid regular expression")),
+        _ => bail!("one of --{flag} or --{flag}-regexp is required"),
+    }
+}
+
+fn identity_policy(args: &Args) -> anyhow::Result<IdentityPolicy> {
+    if let Some(key) = &args.key {
+        let pem = String::from_utf8(read(key, "key")?).context("--key is not PEM text")?;
+        let key = PublicKey::from_pem(&pem).with_context(|| {
+            format!(
+                "cannot load public key {}",
+                args.key
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string())
+            )
+        })?;
+        return Ok(IdentityPolicy::Key(key));
+    }
+    let san = matcher(
+        args.certificate_identity.as_ref(),
+        args.certificate_identity_regexp.as_ref(),
+        "certificate-identity",
+    )?;
+    let issuer = matcher(
+        args.certificate_oidc_issuer.as_ref(),
+        args.certificate_oidc_issuer_regexp.as_ref(),
+        "certificate-oidc-issuer",
+    )?;
+    Ok(IdentityPolicy::Certificate(CertificateIdentity {
+        issuer,
+        san,
+        github: GithubClaims {
+            source_repository: args
+                .certificate_github_source_repository
+                .clone()
+                .map(Matcher::Exact),
+            source_ref: args
+                .certificate_github_workflow_ref
+                .clone()
+                .map(Matcher::Exact),
+            workflow: None,
+            trigger: args
+                .certificate_github_workflow_trigger
+                .clone()
+                .map(Matcher::Exact),
+        },
+    }))
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let policy = identity_policy(&args)?;
+    let root = match &args.trusted_root {
+        Some(p) => TrustedRoot::from_json(&read(p, "trusted root")?)
+            .with_context(|| format!("invalid trusted root {}", p.display()))?,
+        None => TrustedRoot::public_good().context("embedded public-good trusted root")?,
+    };
+    let verifier = Verifier::new(root);
+    let bundle = Bundle::from_json(&read(&args.bundle, "bundle")?)
+        .with_context(|| format!("invalid bundle {}", args.bundle.display()))?;
+    let artifact_bytes;
+    let digest;
+    let artifact = match (&args.artifact, &args.digest) {
+        (Some(path), None) => {
+            artifact_bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read artifact {}", path.display()))?;
+            ArtifactPolicy::Bytes(&artifact_bytes)
+        }
+        (None, Some(d)) => {
+            digest = parse_digest(d).with_context(|| {
+                format!("--digest {d:?} is not `sha256:<64 hex digits>` (or sha384/sha512)")
+            })?;
+            ArtifactPolicy::Digest {
+                algorithm: digest.0,
+                digest: &digest.1,
+            }
+        }
+        _ => bail!("exactly one of --artifact or --digest is required"),
+    };
+    match verifier.verify(&bundle, artifact, &policy) {
+        Ok(result) => {
+            match args.output {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::json!({ "verified": true, "bundle": args.bundle.display().to_string(), "result": result })
+                ),
+                Output::Text => {
+                    let who = match &result.signer {
+                        kibaship_sigstore::SignerIdentity::Certificate {
+                            subject_alternative_names,
+                            issuer,
+                            ..
+                        } => format!(
+                            "{} (issuer {})",
+                            subject_alternative_names
+                                .iter()
+                                .map(|s| s.value())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            issuer.as_deref().unwrap_or("none")
+                        ),
+                        kibaship_sigstore::SignerIdentity::Key { key } => {
+                            format!("the given {key:?} key")
+                        }
+                    };
+                    let times = result
+                        .verified_times
+                        .iter()
+                        .map(|t| {
+                            let when = time::OffsetDateTime::from_unix_timestamp(t.time)
+                                .ok()
+                                .and_then(|d| {
+                                    d.format(&time::format_description::well_known::Rfc3339)
+                                        .ok()
+                                })
+                                .unwrap_or_else(|| t.time.to_string());
+                            format!("{when} ({})", t.source)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    println!(
+                        "Verified OK: {} signed by {who}; signing time {times}",
+                        args.bundle.display()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            match args.output {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::json!({ "verified": false, "bundle": args.bundle.display().to_string(), "error": err.to_string() })
+                ),
+                Output::Text => eprintln!(
+                    "Verification FAILED for {}: {err}. The bundle was checked offline against the trusted root; nothing from it is trusted.",
+                    args.bundle.display()
+                ),
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
 }
