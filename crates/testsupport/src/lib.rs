@@ -1,15 +1,25 @@
 //! Test support for kibaship: real components started on loopback for tests, benchmarks and `make demo`.
 //!
 //! - [`registry`]: Debian's `docker-registry` (CNCF distribution 2.8) in plain HTTP, HTTPS + basic auth and
-//!   HTTPS + token auth modes, and crane's registry (with the OCI referrers API) when the peer is built.
+//!   HTTPS + token auth modes, and go-containerregistry's registry with the OCI referrers API (the
+//!   `ggcr-registry` peer from `make peers`).
 //! - [`tokenserver`]: the token server the registry's `auth: token` mode trusts.
 //! - [`faultproxy`]: a fault-injecting HTTP proxy (429 + Retry-After, 503, resets, slow or truncated bodies).
 //! - [`fixtures`]: fixture images built without a Docker engine and pushed to a test registry.
 //! - [`peers`]: where the pinned Go-built peers (cosign, crane, oras, ...) live in the cache.
-#![allow(clippy::unwrap_used)]
+//!
+//! Everything here is blocking and runs its own threads and processes, so it works from `#[test]` and from
+//! inside `#[tokio::test]` alike. See `docs/registry-harness.md`.
 
+mod error;
 pub mod faultproxy;
 pub mod fixtures;
+mod http;
 pub mod peers;
+mod pki;
+mod process;
 pub mod registry;
 pub mod tokenserver;
+
+pub use error::HarnessError;
+pub use process::process_alive;

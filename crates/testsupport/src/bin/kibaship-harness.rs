@@ -1,0 +1,180 @@
+//! `kibaship-harness`: the registry harness for shell scripts (`make demo`, `make bench`).
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kibaship_testsupport::fixtures;
+use kibaship_testsupport::registry::{self, RegistryEndpoint, RegistryMode, TestRegistry};
+
+#[derive(Parser)]
+#[command(
+    name = "kibaship-harness",
+    about = "Start real test registries and push fixture images"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start or stop a registry that outlives this command.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+    /// Push fixture images.
+    #[command(subcommand)]
+    Fixtures(FixturesCommand),
+    /// Push many tags of one small image.
+    #[command(subcommand)]
+    Tags(TagsCommand),
+    /// Serve the token server of a detached token-tls registry (started by `registry start`).
+    #[command(hide = true)]
+    TokenServer {
+        #[arg(long)]
+        state_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum RegistryCommand {
+    /// Start a registry; prints `export KIBASHIP_REGISTRY=...` lines once it answers, and leaves it running.
+    Start {
+        /// plain, basic-tls, token-tls or referrers.
+        #[arg(long, default_value = "plain")]
+        mode: RegistryMode,
+        /// Where config, certificates, storage, logs and pids go.
+        #[arg(long)]
+        state_dir: PathBuf,
+    },
+    /// Stop the registry (and token server) started from this state directory.
+    Stop {
+        #[arg(long)]
+        state_dir: PathBuf,
+    },
+    /// Start a registry tied to this process and hold it until stdin closes (prints `host` and `pids` lines).
+    #[command(hide = true)]
+    Hold {
+        #[arg(long, default_value = "plain")]
+        mode: RegistryMode,
+    },
+}
+
+#[derive(clap::Args)]
+struct Target {
+    /// Registry address, e.g. 127.0.0.1:5000.
+    #[arg(long, env = "KIBASHIP_REGISTRY")]
+    registry: String,
+    /// CA bundle (PEM) for an HTTPS registry.
+    #[arg(long, env = "KIBASHIP_REGISTRY_CA")]
+    ca: Option<PathBuf>,
+    /// Username; the password is read from KIBASHIP_REGISTRY_PASSWORD.
+    #[arg(long, env = "KIBASHIP_REGISTRY_USER")]
+    username: Option<String>,
+}
+
+impl Target {
+    fn endpoint(&self) -> anyhow::Result<RegistryEndpoint> {
+        let credentials = match &self.username {
+            None => None,
+            Some(user) => {
+                let password = std::env::var("KIBASHIP_REGISTRY_PASSWORD")
+                    .context("--username needs the password in KIBASHIP_REGISTRY_PASSWORD")?;
+                Some((user.clone(), password))
+            }
+        };
+        Ok(RegistryEndpoint {
+            host: self.registry.clone(),
+            ca_pem: self.ca.clone(),
+            credentials,
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum FixturesCommand {
+    /// Push every fixture (OCI manifest, OCI index, Docker manifest, Docker manifest list) and print their refs.
+    Push {
+        #[command(flatten)]
+        target: Target,
+        /// Print `reference<TAB>media type<TAB>index|image` instead of references only.
+        #[arg(long)]
+        long: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TagsCommand {
+    /// Push one small image under COUNT distinct tags and print the references.
+    Push {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        repository: String,
+        #[arg(long)]
+        count: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kibaship-harness: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Registry(RegistryCommand::Start { mode, state_dir }) => {
+            let exe = std::env::current_exe()
+                .context("locating kibaship-harness for the token server")?;
+            let started = registry::start_detached(mode, &state_dir, &exe).with_context(|| {
+                format!("starting a {mode} registry in {}", state_dir.display())
+            })?;
+            write!(out, "{}", started.export_lines())?;
+        }
+        Command::Registry(RegistryCommand::Stop { state_dir }) => {
+            let stopped = registry::stop_detached(&state_dir)?;
+            eprintln!(
+                "kibaship-harness: stopped {stopped} process(es) from {}",
+                state_dir.display()
+            );
+        }
+        Command::Registry(RegistryCommand::Hold { mode }) => {
+            let reg = TestRegistry::start(mode)?;
+            let pids: Vec<String> = reg.process_ids().iter().map(u32::to_string).collect();
+            writeln!(out, "host {}\npids {}", reg.host(), pids.join(" "))?;
+            out.flush()?;
+            let mut sink = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut sink);
+        }
+        Command::Fixtures(FixturesCommand::Push { target, long }) => {
+            for f in fixtures::push_fixture_images_to(&target.endpoint()?)? {
+                if long {
+                    let kind = if f.is_index { "index" } else { "image" };
+                    writeln!(out, "{}\t{}\t{kind}", f.reference, f.media_type)?;
+                } else {
+                    writeln!(out, "{}", f.reference)?;
+                }
+            }
+        }
+        Command::Tags(TagsCommand::Push {
+            target,
+            repository,
+            count,
+        }) => {
+            let endpoint = target.endpoint()?;
+            for tag in fixtures::push_tags_to(&endpoint, &repository, count)? {
+                writeln!(out, "{}/{repository}:{tag}", endpoint.host)?;
+            }
+        }
+        Command::TokenServer { state_dir } => registry::serve_detached_token_server(&state_dir)?,
+    }
+    Ok(())
+}

@@ -1,0 +1,33 @@
+# Real peers built from their Go modules (issue 10). The pinned list is tools/peers.txt; builds go to
+# $(KIBASHIP_CACHE)/peers/<name>-<version>/ (outside the clone), one at a time under `nice`.
+#   make peers        build what is missing, print the table (peer, version, status, seconds, reason)
+#   make peers-smoke  one smoke test per peer that runs here (scripts/peers/smoke-<name>.sh), on 127.0.0.1
+# See docs/peers.md.
+
+# docker-registry: the tag-fallback registry; skopeo: registry digests; runc: BuildKit's OCI worker;
+# etcd-server: kube-apiserver's store; curl/jq/python3/openssl: the smoke scripts.
+# The Go toolchain itself (>= 1.26; Debian 12's golang-go is too old) must already be on the machine.
+APT_PACKAGES += docker-registry skopeo runc etcd-server curl jq python3 openssl
+# sigstore-python: the independent verifier of the keyless smoke test's bundle.
+PY_TOOLS += sigstore==4.5.1
+TEST_EXTRA += peers-smoke
+
+# The peers `make demo` uses (a subset, so a fresh machine's first demo does not wait for kube-apiserver).
+DEMO_PEERS := crane ggcr-registry cosign oras
+
+.PHONY: peers peers-smoke peers-demo
+
+# Fails only if a peer marked here=yes cannot be built; here=no peers are tried and reported with the reason.
+peers:
+	@bash scripts/peers/build.sh
+
+peers-smoke: peers
+	@bash scripts/peers/smoke.sh
+
+peers-demo:
+	@bash scripts/peers/build.sh $(DEMO_PEERS)
+
+# Rust tests (the registry harness's Referrers mode, cosign interop) and the demo use the peers: build them
+# first on a fresh machine (seconds when cached).
+test-rust: peers
+demo: peers-demo
