@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 COUNT="${BENCH_TAGS:-1000}"
 CONCURRENCY="${BENCH_CONCURRENCY:-32}"
 SKOPEO_SAMPLE="${BENCH_SKOPEO_SAMPLE:-100}"
-HEY_REQUESTS="${BENCH_HEY_REQUESTS:-20000}"
+HEY_REQUESTS="${BENCH_HEY_REQUESTS:-10000}"
 KIBAVERIFY=target/release/kibaverify
 HARNESS=target/release/kibaship-harness
 ACCEPT="application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json"
@@ -64,20 +64,24 @@ e="$(now)"
 SK="$(rate "$SKOPEO_SAMPLE" "$s" "$e")"
 echo "skopeo inspect --raw: $SKOPEO_SAMPLE refs (sample of $COUNT, one process each, sequential), $SK refs/s"
 
-# The registry's ceiling: the same HEAD manifest request (same Accept header) at the same concurrency. hey
-# repeats one URL, so it hits one tag; kibaverify spreads over 1,000.
-HEY_OUT="$(hey -n "$HEY_REQUESTS" -c "$CONCURRENCY" -m HEAD -H "Accept: $ACCEPT" \
-  "http://$REG/v2/bench/digest/manifests/tag-00000")"
-CEIL="$(awk '/Requests\/sec/ { printf "%.0f", $2 }' <<<"$HEY_OUT")"
-codes="$(awk '/Status code distribution/ { on = 1; next } on && /\[/ { printf "%s ", $0 } on && /^$/ { on = 0 }' <<<"$HEY_OUT")"
-echo "hey HEAD manifest: $HEY_REQUESTS requests at concurrency $CONCURRENCY, $CEIL requests/s (status codes: ${codes:-none})"
-grep -q '\[200\]' <<<"$HEY_OUT" || { echo "bench-digest: hey got no 200 answers" >&2; exit 1; }
+# The registry's ceiling: the same HEAD manifest request (same Accept header) at the same concurrency, best of
+# 3 like kibaverify. hey repeats one URL, so it hits one tag; kibaverify spreads over all of them.
+CEIL=""
+for run in 1 2 3; do
+  HEY_OUT="$(hey -n "$HEY_REQUESTS" -c "$CONCURRENCY" -m HEAD -H "Accept: $ACCEPT" \
+    "http://$REG/v2/bench/digest/manifests/tag-00000")"
+  grep -q '\[200\]' <<<"$HEY_OUT" || { echo "bench-digest: hey got no 200 answers: $HEY_OUT" >&2; exit 1; }
+  r="$(awk '/Requests\/sec/ { printf "%.0f", $2 }' <<<"$HEY_OUT")"
+  codes="$(awk '/Status code distribution/ { on = 1; next } on && /\[/ { printf "%s ", $0 } on && /^$/ { on = 0 }' <<<"$HEY_OUT" | tr -s ' \t' ' ')"
+  echo "hey HEAD manifest run $run: $HEY_REQUESTS requests at concurrency $CONCURRENCY, $r requests/s (status codes:${codes})"
+  if [ -z "$CEIL" ] || [ "$r" -gt "$CEIL" ]; then CEIL="$r"; fi
+done
 
 echo
 printf '%-44s %10s\n' "tool (concurrency $CONCURRENCY)" "refs/s"
 printf '%-44s %10s\n' "kibaverify digest (best of 3, $COUNT tags)" "$KV"
 printf '%-44s %10s\n' "skopeo inspect (sequential, $SKOPEO_SAMPLE-ref sample)" "$SK"
-printf '%-44s %10s\n' "registry ceiling (hey HEAD)" "$CEIL"
+printf '%-44s %10s\n' "registry ceiling (hey HEAD, best of 3)" "$CEIL"
 awk -v kv="$KV" -v sk="$SK" -v ceil="$CEIL" 'BEGIN {
   vs = kv / sk; share = 100 * kv / ceil
   printf "kibaverify vs skopeo:   %.1fx  (target >= 20x: %s)\n", vs, (vs >= 20 ? "met" : "NOT met")

@@ -80,6 +80,12 @@ fn a_killed_test_process_leaves_nothing_behind() {
         .split(' ')
         .map(|p| p.parse().unwrap())
         .collect();
+    let work_dir = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .trim_start_matches("dir ")
+        .to_string();
     assert!(pids.iter().all(|p| process_alive(*p)));
     // SIGKILL: no destructor runs; the supervisor notices its lifeline closing.
     holder.kill().unwrap();
@@ -87,6 +93,9 @@ fn a_killed_test_process_leaves_nothing_behind() {
     for pid in pids {
         assert!(gone(pid), "pid {pid} survived its harness being killed");
     }
+    // No destructor ran, so the temp dir is left: remove it here.
+    assert!(work_dir.contains("kibaship-registry-plain-"), "{work_dir}");
+    std::fs::remove_dir_all(&work_dir).unwrap();
 }
 
 #[test]

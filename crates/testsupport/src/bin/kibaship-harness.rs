@@ -54,7 +54,7 @@ enum RegistryCommand {
         #[arg(long)]
         state_dir: PathBuf,
     },
-    /// Start a registry tied to this process and hold it until stdin closes (prints `host` and `pids` lines).
+    /// Start a registry tied to this process and hold it until stdin closes (prints `host`, `pids`, `dir` lines).
     #[command(hide = true)]
     Hold {
         #[arg(long, default_value = "plain")]
@@ -149,7 +149,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Registry(RegistryCommand::Hold { mode }) => {
             let reg = TestRegistry::start(mode)?;
             let pids: Vec<String> = reg.process_ids().iter().map(u32::to_string).collect();
-            writeln!(out, "host {}\npids {}", reg.host(), pids.join(" "))?;
+            writeln!(
+                out,
+                "host {}\npids {}\ndir {}",
+                reg.host(),
+                pids.join(" "),
+                reg.work_dir().display()
+            )?;
             out.flush()?;
             let mut sink = Vec::new();
             let _ = std::io::stdin().read_to_end(&mut sink);
