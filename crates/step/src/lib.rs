@@ -1,1 +1,29 @@
 //! Tekton step driver for the railpack-prepare and railpack-build tasks.
+//!
+//! The library holds the logic; `kibaship-step` (src/main.rs) is its command line. Modules:
+//! - [`secrets`]: the design's `secrets-hash`, byte-identical to its shell recipe, and secret-name checks;
+//! - [`plan`]: Railpack's plan.json and info.json;
+//! - [`image`]: image names and OCI annotations;
+//! - [`key`]: the dedupe build key;
+//! - [`buildctl`]: the `buildctl build` argv and its metadata file;
+//! - [`registry`]: the registry operations the build needs ([`registry::ManifestStore`]);
+//! - [`results`]: Tekton results within Tekton's size budget;
+//! - [`prepare`], [`build`]: the two steps;
+//! - [`failure`], [`error`]: failure kinds and exit codes.
+
+pub mod build;
+pub mod buildctl;
+pub mod error;
+pub mod failure;
+pub mod image;
+pub mod key;
+pub mod oci_store;
+pub mod plan;
+pub mod prepare;
+pub mod registry;
+pub mod results;
+pub mod secrets;
+pub mod workspace;
+
+pub use error::StepError;
+pub use failure::{Classify, FailureKind};

@@ -1,11 +1,307 @@
-//! `kibaship-step`: the program the Tekton railpack tasks run.
-use clap::Parser;
+//! `kibaship-step`: the program the Tekton railpack tasks run. Thin: parses arguments, calls the library, maps
+//! failures to exit codes (see `docs/tekton.md`).
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use kibaship_oci::{ClientConfig, RegistryClient};
+use kibaship_step::build::{BuildOutcome, BuildRequest, BuildResultPaths, run_build};
+use kibaship_step::oci_store::OciManifestStore;
+use kibaship_step::prepare::{PrepareRequest, run_prepare};
+use kibaship_step::secrets::secrets_hash;
+use kibaship_step::{Classify, FailureKind, StepError};
 
 /// Tekton step driver for the railpack-prepare and railpack-build tasks.
 #[derive(Parser)]
-#[command(name = "kibaship-step", version)]
-struct Cli {}
+#[command(name = "kibaship-step", version, args_override_self = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _ = Cli::parse();
+#[derive(Subcommand)]
+enum Command {
+    /// Print the design's secrets-hash of a mounted secrets directory (hex, or an empty line without secrets).
+    SecretsHash {
+        /// The directory the build secrets are mounted at.
+        #[arg(long, default_value = "/secrets")]
+        secrets_dir: PathBuf,
+    },
+    /// Copy this binary to DEST (mode 0555): the first step of a task shares it with the others through an
+    /// emptyDir volume, the way Tekton delivers its own entrypoint.
+    Install {
+        /// Where to copy the binary.
+        #[arg(long)]
+        dest: PathBuf,
+    },
+    /// Run `railpack prepare` and write the planPath and infoPath results.
+    Prepare(PrepareArgs),
+    /// Build and push the image with `buildctl` (or reuse an earlier identical build) and write the results.
+    Build(Box<BuildArgs>),
+}
+
+#[derive(Args)]
+struct PrepareArgs {
+    /// The cloned repository.
+    #[arg(long)]
+    source_dir: PathBuf,
+    /// The app's directory inside the repository.
+    #[arg(long, default_value = ".")]
+    context_path: String,
+    /// The railpack program.
+    #[arg(long, default_value = "railpack")]
+    railpack: PathBuf,
+    /// Where plan.json and info.json are written.
+    #[arg(long)]
+    out_dir: PathBuf,
+    /// File for the planPath result.
+    #[arg(long)]
+    plan_path_result: Option<PathBuf>,
+    /// File for the infoPath result.
+    #[arg(long)]
+    info_path_result: Option<PathBuf>,
+    /// Build secret names (values are never read by prepare).
+    #[arg(long, num_args = 0..)]
+    build_secrets: Vec<String>,
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// The cloned repository.
+    #[arg(long)]
+    source_dir: PathBuf,
+    /// The app's directory inside the repository.
+    #[arg(long, default_value = ".")]
+    context_path: String,
+    /// plan.json written by prepare.
+    #[arg(long)]
+    plan: PathBuf,
+    /// info.json written by prepare.
+    #[arg(long)]
+    info: Option<PathBuf>,
+    /// Registry host, e.g. ghcr.io.
+    #[arg(long)]
+    image_registry: String,
+    /// Repository, e.g. kibaship/<project>/<app>.
+    #[arg(long)]
+    image_repository: String,
+    /// Tag; empty means the commit SHA.
+    #[arg(long, default_value = "")]
+    image_tag: String,
+    /// Git commit SHA of the source (full).
+    #[arg(long)]
+    revision: String,
+    /// Source repository URL, for org.opencontainers.image.source.
+    #[arg(long, default_value = "")]
+    source_url: String,
+    /// Creation time (RFC 3339) for org.opencontainers.image.created; default now.
+    #[arg(long)]
+    created: Option<String>,
+    /// Target platform (one; the Railpack frontend builds one per build).
+    #[arg(long, default_value = "linux/amd64")]
+    platforms: String,
+    /// Tenant cache key (cache-key build arg).
+    #[arg(long, default_value = "")]
+    cache_key: String,
+    /// Railpack version: the frontend image tag.
+    #[arg(long)]
+    railpack_version: String,
+    /// Where build secret values are mounted.
+    #[arg(long, default_value = "/secrets")]
+    secrets_dir: PathBuf,
+    /// The build-cache workspace path (empty or absent: registry cache). A string, not a path: Tekton passes an
+    /// empty value for an unbound optional workspace.
+    #[arg(long)]
+    build_cache_dir: Option<String>,
+    /// The buildctl program.
+    #[arg(long, default_value = "buildctl")]
+    buildctl: PathBuf,
+    /// BuildKit address.
+    #[arg(long, env = "BUILDKIT_HOST", default_value = "tcp://localhost:1234")]
+    buildkit_host: String,
+    /// Do not ask BuildKit for an SBOM attestation.
+    #[arg(long)]
+    no_sbom: bool,
+    /// Always build, even when the registry has a build with the same key.
+    #[arg(long)]
+    no_dedupe: bool,
+    /// Talk to the registry over plain HTTP (local test registries only).
+    #[arg(long)]
+    insecure_registry: bool,
+    /// Extra CA bundle (PEM) for the registry.
+    #[arg(long)]
+    registry_ca_file: Option<PathBuf>,
+    /// Where buildctl writes its metadata file.
+    #[arg(long, default_value = "/tmp/buildctl-metadata.json")]
+    metadata_file: PathBuf,
+    /// File for the image result.
+    #[arg(long)]
+    image_result: Option<PathBuf>,
+    /// File for the digest result.
+    #[arg(long)]
+    digest_result: Option<PathBuf>,
+    /// File for the sbomRef result.
+    #[arg(long)]
+    sbom_ref_result: Option<PathBuf>,
+    /// File for the buildDuration result.
+    #[arg(long)]
+    build_duration_result: Option<PathBuf>,
+    /// Build secret names, mounted at <secrets-dir>/<NAME>.
+    #[arg(long, num_args = 0..)]
+    build_secrets: Vec<String>,
+    /// Additional KEY=VALUE build args.
+    #[arg(long, num_args = 0..)]
+    additional_build_args: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                FailureKind::BadParameters.exit_code()
+            } else {
+                0
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut msg = format!("kibaship-step: {}: {e}", e.kind());
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                msg.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            eprintln!("{msg}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), StepError> {
+    match cli.command {
+        Command::SecretsHash { secrets_dir } => {
+            let hash = secrets_hash(&secrets_dir)?.unwrap_or_default();
+            println!("{hash}");
+            Ok(())
+        }
+        Command::Install { dest } => install(&dest),
+        Command::Prepare(a) => {
+            let report = run_prepare(
+                &PrepareRequest {
+                    source_dir: a.source_dir,
+                    context_path: a.context_path,
+                    build_secrets: a.build_secrets,
+                    railpack: a.railpack,
+                    out_dir: a.out_dir,
+                    plan_path_result: a.plan_path_result,
+                    info_path_result: a.info_path_result,
+                },
+                &mut std::io::stderr(),
+            )?;
+            println!("planPath={}", report.plan_file.display());
+            println!("infoPath={}", report.info_file.display());
+            println!("planDigest={}", report.plan_digest);
+            Ok(())
+        }
+        Command::Build(a) => build(*a),
+    }
+}
+
+fn install(dest: &std::path::Path) -> Result<(), StepError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io =
+        |what: &str, e: std::io::Error| StepError::BadParameter(format!("install: {what}: {e}"));
+    let me = std::env::current_exe().map_err(|e| io("cannot locate this binary", e))?;
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| io(&format!("cannot create {}", dir.display()), e))?;
+    }
+    std::fs::copy(&me, dest).map_err(|e| io(&format!("cannot copy to {}", dest.display()), e))?;
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o555))
+        .map_err(|e| io(&format!("cannot chmod {}", dest.display()), e))?;
+    let _ = writeln!(
+        std::io::stderr(),
+        "kibaship-step: installed {}",
+        dest.display()
+    );
+    Ok(())
+}
+
+fn build(a: BuildArgs) -> Result<(), StepError> {
+    let created = match a.created {
+        Some(c) => c,
+        None => time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| StepError::BadParameter(format!("cannot format the current time: {e}")))?,
+    };
+    let registry = a.image_registry.clone();
+    let req = BuildRequest {
+        source_dir: a.source_dir,
+        context_path: a.context_path,
+        plan_file: a.plan,
+        info_file: a.info,
+        image_registry: a.image_registry,
+        image_repository: a.image_repository,
+        image_tag: a.image_tag,
+        revision: a.revision,
+        source_url: a.source_url,
+        created,
+        platforms: a.platforms,
+        cache_key: a.cache_key,
+        railpack_version: a.railpack_version,
+        build_secrets: a.build_secrets,
+        additional_build_args: a.additional_build_args,
+        secrets_dir: a.secrets_dir,
+        // An unbound optional workspace makes Tekton substitute an empty path.
+        build_cache_dir: a
+            .build_cache_dir
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from),
+        buildctl: a.buildctl,
+        buildkit_host: a.buildkit_host,
+        sbom: !a.no_sbom,
+        insecure_registry: a.insecure_registry,
+        dedupe: !a.no_dedupe,
+        metadata_file: a.metadata_file,
+        results: BuildResultPaths {
+            image: a.image_result,
+            digest: a.digest_result,
+            sbom_ref: a.sbom_ref_result,
+            build_duration: a.build_duration_result,
+        },
+    };
+    let config = ClientConfig {
+        insecure_registries: if a.insecure_registry {
+            vec![registry]
+        } else {
+            Vec::new()
+        },
+        ca_file: a.registry_ca_file,
+        ..ClientConfig::default()
+    };
+    let client = RegistryClient::new(config)
+        .map_err(|e| StepError::BadParameter(format!("registry client: {e}")))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StepError::BadParameter(format!("cannot start the async runtime: {e}")))?;
+    let store = OciManifestStore::new(client);
+    let report = runtime.block_on(run_build(&req, &store, &mut std::io::stderr()))?;
+    let outcome = match report.outcome {
+        BuildOutcome::Built => "built",
+        BuildOutcome::Reused => "reused",
+    };
+    println!("outcome={outcome}");
+    println!("image={}", report.image);
+    println!("digest={}", report.digest);
+    println!("sbomRef={}", report.sbom_ref.unwrap_or_default());
+    println!("buildKey={}", report.build_key.as_str());
+    println!("buildDuration={:.3}s", report.duration_secs);
+    Ok(())
 }
