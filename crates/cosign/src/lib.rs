@@ -4,9 +4,19 @@
 //!   use) reads: one OCI manifest whose layers are signed payloads, each carrying its signature, certificate,
 //!   chain and Rekor bundle in annotations. Pure: building and reading manifests and layers, with bounds on
 //!   everything an attacker could inflate.
-//!
-//! Fetching and pushing go through `kibaship-oci`; checking signatures goes through `kibaship-sigstore`.
+//! - [`check`]: checking one fetched layer (payload digest, signature, certificate identity, Rekor SET through
+//!   `kibaship-sigstore`). Pure.
+//! - [`bundle_layout`]: cosign v3's layout, a Sigstore bundle v0.3 attached as an OCI 1.1 referrer. Pure.
+//! - [`registry`]: signing and verifying images in a registry (async, over `kibaship-oci`'s client).
 
+pub mod bundle_layout;
+pub mod check;
 pub mod legacy;
+pub mod registry;
 
-pub use legacy::{LayoutError, RekorBundle, SignatureLayer};
+pub use check::{Accepted, Rejected, VerifyOptions};
+pub use legacy::{LayerKind, LayoutError, RekorBundle, SignatureLayer};
+pub use registry::{
+    CosignError, ImageReport, Layout, SignatureOutcome, SignedBundle, SignedImage, sign_bundle,
+    sign_legacy, verify_image,
+};

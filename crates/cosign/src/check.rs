@@ -1,0 +1,570 @@
+//! Checking one signed layer of the legacy layout, once its payload has been fetched. Pure: no I/O.
+//!
+//! A `.sig` layer is a simple-signing payload with its signature in an annotation; a `.att` layer is a DSSE
+//! envelope. Either may carry a Fulcio certificate (keyless) and a Rekor bundle (the log's signed entry
+//! timestamp over the entry). Keyless layers, and keyed layers whose entry went to Rekor, are converted into the
+//! Sigstore bundle v0.1 they are equivalent to and checked by [`kibaship_sigstore::Verifier`], so there is one
+//! implementation of certificate chains, SCTs, SETs and identity policies.
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use kibaship_oci::Digest;
+use kibaship_sign::SimpleSigningPayload;
+use kibaship_sigstore::{
+    ArtifactPolicy, Bundle, HashAlgorithm, IdentityPolicy, SignerIdentity, VerificationResult,
+    Verifier, pae, pem_decode,
+};
+use serde::Serialize;
+
+use crate::legacy::{RekorBundle, SignatureLayer};
+
+/// Payload type of the DSSE envelopes cosign attests with.
+pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+/// Media type of the Sigstore bundle v0.1 a legacy layer is converted to.
+const BUNDLE_V01_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle+json;version=0.1";
+
+/// What a signature must satisfy.
+#[derive(Debug)]
+pub struct VerifyOptions {
+    /// Who must have signed: a public key, or a certificate identity and issuer.
+    pub identity: IdentityPolicy,
+    /// Checks certificates and Rekor entries (the trusted root).
+    pub verifier: Verifier,
+    /// Accept signatures without transparency-log proof (cosign's `--insecure-ignore-tlog`). Key-based only:
+    /// keyless signatures still need the log's signed timestamp to date their short-lived certificate.
+    pub ignore_tlog: bool,
+    /// For attestations: only this in-toto predicate type (exact URI).
+    pub predicate_type: Option<String>,
+}
+
+/// A layer that passed every check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    /// Who signed, in words (`the given ECDSA P-256 key`, `https://github.com/... (issuer ...)`).
+    pub signer: String,
+    /// What vouches for the signing time: the Rekor entry, or nothing (`--insecure-ignore-tlog`).
+    pub transparency_log: String,
+    /// The in-toto predicate type (attestations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicate_type: Option<String>,
+    /// Facts worth knowing that do not fail the check (e.g. signed under another repository name).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// Why a layer was not accepted, in words that name the failed check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Rejected(pub String);
+
+fn reject(msg: impl Into<String>) -> Rejected {
+    Rejected(msg.into())
+}
+
+/// The image a signature must be for.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    /// Manifest digest of the image.
+    pub digest: &'a Digest,
+    /// The repository as cosign names it (`Reference::ggcr_repository`).
+    pub repository: &'a str,
+}
+
+/// Checks a `.sig` layer: the simple-signing payload names this image, and the signature is the signer's.
+pub fn check_signature_layer(
+    layer: &SignatureLayer,
+    payload: &[u8],
+    subject: Subject<'_>,
+    options: &VerifyOptions,
+) -> Result<Accepted, Rejected> {
+    let parsed = SimpleSigningPayload::parse(payload).map_err(|e| reject(e.to_string()))?;
+    let signed_digest = &parsed.critical.image.docker_manifest_digest;
+    let signed_repo = &parsed.critical.identity.docker_reference;
+    if *signed_digest != subject.digest.to_string() {
+        return Err(reject(format!(
+            "signature for another image: the payload signs {signed_repo}@{signed_digest}, not {}@{}",
+            subject.repository, subject.digest
+        )));
+    }
+    let mut notes = Vec::new();
+    if signed_repo != subject.repository {
+        notes.push(format!(
+            "signed under repository {signed_repo}, verified here as {} (the digest is the same; cosign accepts this too)",
+            subject.repository
+        ));
+    }
+    let signed = SignedContent::Message {
+        payload,
+        signature: &layer.signature,
+    };
+    let mut accepted = check_signed(layer, &signed, options)?;
+    accepted.notes.extend(notes);
+    Ok(accepted)
+}
+
+/// The DSSE envelope cosign stores in a `.att` layer.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    payload_type: String,
+    payload: String,
+    #[serde(default)]
+    signatures: Vec<EnvelopeSignature>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct EnvelopeSignature {
+    sig: String,
+}
+
+/// Checks a `.att` layer: the DSSE envelope's in-toto statement has this image as a subject, its predicate type
+/// is the one asked for, and the envelope signature is the signer's.
+pub fn check_attestation_layer(
+    layer: &SignatureLayer,
+    envelope: &[u8],
+    subject: Subject<'_>,
+    options: &VerifyOptions,
+) -> Result<Accepted, Rejected> {
+    let env: Envelope = serde_json::from_slice(envelope)
+        .map_err(|e| reject(format!("the layer is not a DSSE envelope: {e}")))?;
+    if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(reject(format!(
+            "DSSE payload type {:?} is not {IN_TOTO_PAYLOAD_TYPE:?}",
+            env.payload_type
+        )));
+    }
+    let statement = STANDARD
+        .decode(env.payload.as_bytes())
+        .map_err(|e| reject(format!("DSSE payload is not base64: {e}")))?;
+    let predicate_type = statement_matches(&statement, subject)?;
+    if let Some(wanted) = &options.predicate_type {
+        if *wanted != predicate_type {
+            return Err(reject(format!(
+                "predicate type {predicate_type:?} is not the requested {wanted:?}"
+            )));
+        }
+    }
+    let [sig] = env.signatures.as_slice() else {
+        return Err(reject(format!(
+            "the DSSE envelope has {} signatures; cosign writes exactly one",
+            env.signatures.len()
+        )));
+    };
+    let signature = STANDARD
+        .decode(sig.sig.as_bytes())
+        .map_err(|e| reject(format!("DSSE signature is not base64: {e}")))?;
+    let signed = SignedContent::Dsse {
+        payload_type: &env.payload_type,
+        payload: &statement,
+        signature: &signature,
+        image_digest: subject.digest,
+    };
+    let mut accepted = check_signed(layer, &signed, options)?;
+    accepted.predicate_type = Some(predicate_type);
+    Ok(accepted)
+}
+
+/// Checks that an in-toto statement (v0.1 or v1) names the image digest as a subject; returns its predicate type.
+pub fn statement_matches(statement: &[u8], subject: Subject<'_>) -> Result<String, Rejected> {
+    let v: serde_json::Value = serde_json::from_slice(statement)
+        .map_err(|e| reject(format!("the in-toto statement is not JSON: {e}")))?;
+    let kind = v.get("_type").and_then(|t| t.as_str()).unwrap_or("");
+    if kind != "https://in-toto.io/Statement/v0.1" && kind != "https://in-toto.io/Statement/v1" {
+        return Err(reject(format!(
+            "unsupported in-toto statement type {kind:?}"
+        )));
+    }
+    let alg = subject.digest.algorithm().name();
+    let wanted = subject.digest.hex();
+    let mut seen = Vec::new();
+    for s in v
+        .get("subject")
+        .and_then(|s| s.as_array())
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        if let Some(value) = s
+            .get("digest")
+            .and_then(|d| d.get(alg))
+            .and_then(|d| d.as_str())
+        {
+            if value.eq_ignore_ascii_case(wanted) {
+                return Ok(v
+                    .get("predicateType")
+                    .and_then(|p| p.as_str())
+                    .unwrap_or("")
+                    .to_string());
+            }
+            seen.push(format!("{alg}:{value}"));
+        }
+    }
+    Err(reject(format!(
+        "signed for another image: the in-toto statement's subjects are {}, not {}",
+        if seen.is_empty() {
+            "none".to_string()
+        } else {
+            seen.join(", ")
+        },
+        subject.digest
+    )))
+}
+
+/// What a layer signs.
+#[derive(Debug, Clone, Copy)]
+pub enum SignedContent<'a> {
+    /// A signature over the payload bytes (simple signing).
+    Message {
+        /// The payload bytes.
+        payload: &'a [u8],
+        /// The signature.
+        signature: &'a [u8],
+    },
+    /// A DSSE envelope over an in-toto statement about `image_digest`.
+    Dsse {
+        /// The envelope's payload type.
+        payload_type: &'a str,
+        /// The decoded payload (the statement).
+        payload: &'a [u8],
+        /// The envelope's signature.
+        signature: &'a [u8],
+        /// The image the statement must be about.
+        image_digest: &'a Digest,
+    },
+}
+
+fn check_signed(
+    layer: &SignatureLayer,
+    content: &SignedContent<'_>,
+    options: &VerifyOptions,
+) -> Result<Accepted, Rejected> {
+    match &options.identity {
+        IdentityPolicy::Key(key) => {
+            let ok = match content {
+                SignedContent::Message { payload, signature } => key.verify(payload, signature),
+                SignedContent::Dsse {
+                    payload_type,
+                    payload,
+                    signature,
+                    ..
+                } => key.verify(&pae(payload_type, payload), signature),
+            };
+            if !ok {
+                return Err(reject(if layer.certificate_pem.is_some() {
+                    "the signature does not verify with the given key (this layer is keyless: it carries a certificate; verify it with --certificate-identity and --certificate-oidc-issuer)"
+                } else {
+                    "the signature does not verify with the given key"
+                }));
+            }
+            let signer = format!("the given {:?} key", key.kind());
+            match (&layer.rekor_bundle, options.ignore_tlog) {
+                (_, true) => Ok(Accepted {
+                    signer,
+                    transparency_log: "not checked (--insecure-ignore-tlog)".into(),
+                    predicate_type: None,
+                    notes: Vec::new(),
+                }),
+                (None, false) => Err(reject(
+                    "signed with the given key, but there is no Rekor bundle to prove the transparency-log entry (signed with --tlog-upload=false?); pass --insecure-ignore-tlog to accept it without one",
+                )),
+                (Some(rekor), false) => {
+                    let result = verify_as_bundle(layer, rekor, content, options)?;
+                    Ok(accepted_from(signer, &result))
+                }
+            }
+        }
+        IdentityPolicy::Certificate(_) => {
+            if layer.certificate_pem.is_none() {
+                return Err(reject(
+                    "signed with a key, not a Fulcio certificate: verify it with --key",
+                ));
+            }
+            let Some(rekor) = &layer.rekor_bundle else {
+                return Err(reject(
+                    "keyless signature without a Rekor bundle annotation: checking it would need an online Rekor lookup, which kibaverify does not do",
+                ));
+            };
+            let result = verify_as_bundle(layer, rekor, content, options)?;
+            let signer = describe_signer(&result.signer);
+            Ok(accepted_from(signer, &result))
+        }
+    }
+}
+
+fn accepted_from(signer: String, result: &VerificationResult) -> Accepted {
+    let transparency_log = result
+        .log_entries
+        .iter()
+        .map(|e| {
+            format!(
+                "{} entry {} ({}), signed entry timestamp verified",
+                e.log, e.log_index, e.kind
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Accepted {
+        signer,
+        transparency_log,
+        predicate_type: result.predicate_type.clone(),
+        notes: Vec::new(),
+    }
+}
+
+fn verify_as_bundle(
+    layer: &SignatureLayer,
+    rekor: &RekorBundle,
+    content: &SignedContent<'_>,
+    options: &VerifyOptions,
+) -> Result<VerificationResult, Rejected> {
+    let json = legacy_bundle_json(layer, rekor, content)?;
+    let bundle = Bundle::from_json(&json).map_err(|e| {
+        reject(format!(
+            "the layer's material does not form a valid Sigstore bundle: {e}"
+        ))
+    })?;
+    let verified = match content {
+        SignedContent::Message { payload, .. } => {
+            options
+                .verifier
+                .verify(&bundle, ArtifactPolicy::Bytes(payload), &options.identity)
+        }
+        SignedContent::Dsse { image_digest, .. } => {
+            let algorithm = match image_digest.algorithm().name() {
+                "sha384" => HashAlgorithm::Sha384,
+                "sha512" => HashAlgorithm::Sha512,
+                _ => HashAlgorithm::Sha256,
+            };
+            let bytes = hex::decode(image_digest.hex())
+                .map_err(|e| reject(format!("image digest is not hex: {e}")))?;
+            options.verifier.verify(
+                &bundle,
+                ArtifactPolicy::Digest {
+                    algorithm,
+                    digest: &bytes,
+                },
+                &options.identity,
+            )
+        }
+    };
+    verified.map_err(|e| reject(e.to_string()))
+}
+
+/// The Sigstore bundle v0.1 equivalent to a legacy layer: its leaf certificate (or, key-based, a key hint), the
+/// Rekor entry with the SET as its inclusion promise, and the signed content. Only the leaf is carried: CA
+/// certificates come from the trusted root, never from the layer's chain annotation.
+pub fn legacy_bundle_json(
+    layer: &SignatureLayer,
+    rekor: &RekorBundle,
+    content: &SignedContent<'_>,
+) -> Result<Vec<u8>, Rejected> {
+    let body = STANDARD
+        .decode(rekor.payload.body.as_bytes())
+        .map_err(|e| reject(format!("Rekor bundle body is not base64: {e}")))?;
+    let body_json: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| reject(format!("Rekor bundle body is not JSON: {e}")))?;
+    let kind = body_json.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+    let version = body_json
+        .get("apiVersion")
+        .and_then(|k| k.as_str())
+        .unwrap_or("");
+    let log_id = hex::decode(&rekor.payload.log_id)
+        .map_err(|e| reject(format!("Rekor bundle logID is not hex: {e}")))?;
+    let material_signer = match &layer.certificate_pem {
+        Some(pem) => {
+            let der = pem_decode(pem, "CERTIFICATE").ok_or_else(|| {
+                reject("the certificate annotation is not a PEM CERTIFICATE block")
+            })?;
+            serde_json::json!({"x509CertificateChain": {"certificates": [{"rawBytes": STANDARD.encode(der)}]}})
+        }
+        None => serde_json::json!({"publicKey": {"hint": ""}}),
+    };
+    let mut material = material_signer;
+    material["tlogEntries"] = serde_json::json!([{
+        "logIndex": rekor.payload.log_index.to_string(),
+        "logId": {"keyId": STANDARD.encode(&log_id)},
+        "kindVersion": {"kind": kind, "version": version},
+        "integratedTime": rekor.payload.integrated_time.to_string(),
+        "inclusionPromise": {"signedEntryTimestamp": rekor.signed_entry_timestamp},
+        "canonicalizedBody": rekor.payload.body,
+    }]);
+    let mut bundle = serde_json::json!({
+        "mediaType": BUNDLE_V01_MEDIA_TYPE,
+        "verificationMaterial": material,
+    });
+    match content {
+        SignedContent::Message { payload, signature } => {
+            bundle["messageSignature"] = serde_json::json!({
+                "messageDigest": {
+                    "algorithm": "SHA2_256",
+                    "digest": STANDARD.encode(HashAlgorithm::Sha256.digest(payload)),
+                },
+                "signature": STANDARD.encode(signature),
+            });
+        }
+        SignedContent::Dsse {
+            payload_type,
+            payload,
+            signature,
+            ..
+        } => {
+            bundle["dsseEnvelope"] = serde_json::json!({
+                "payload": STANDARD.encode(payload),
+                "payloadType": payload_type,
+                "signatures": [{"sig": STANDARD.encode(signature), "keyid": ""}],
+            });
+        }
+    }
+    serde_json::to_vec(&bundle).map_err(|e| reject(format!("serialising the bundle: {e}")))
+}
+
+/// Which kind of referrer bundle is being looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BundleKind {
+    /// Image signatures (statement predicate type `https://sigstore.dev/cosign/sign/v1`).
+    Signature,
+    /// Attestations (any other predicate type).
+    Attestation,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReferrerBundle {
+    media_type: Option<String>,
+    verification_material: Option<serde_json::Value>,
+    dsse_envelope: Option<Envelope>,
+    message_signature: Option<serde_json::Value>,
+}
+
+/// Checks a Sigstore bundle (v0.3) attached as a referrer of the image. `Ok(None)` when the bundle is of the other
+/// kind (an attestation when signatures are wanted, or the reverse) and so not for this check.
+///
+/// Bundles with transparency-log entries go through [`kibaship_sigstore::Verifier`]. A key-based bundle without
+/// any (cosign v3 signing with no log) is checked here: the DSSE signature with the given key, accepted only
+/// with `ignore_tlog`.
+pub fn check_referrer_bundle(
+    json: &[u8],
+    subject: Subject<'_>,
+    kind: BundleKind,
+    options: &VerifyOptions,
+) -> Result<Option<Accepted>, Rejected> {
+    let raw: ReferrerBundle = serde_json::from_slice(json)
+        .map_err(|e| reject(format!("the bundle is not JSON of a Sigstore bundle: {e}")))?;
+    let media_type = raw.media_type.as_deref().unwrap_or("");
+    if !crate::bundle_layout::is_referrer_bundle_media_type(media_type) {
+        return Err(reject(format!(
+            "bundle media type {media_type:?} is not a Sigstore bundle v0.3"
+        )));
+    }
+    if raw.message_signature.is_some() {
+        return Err(reject(
+            "the bundle holds a message signature, not the DSSE envelope cosign signs images with",
+        ));
+    }
+    let Some(env) = raw.dsse_envelope else {
+        return Err(reject("the bundle has no DSSE envelope"));
+    };
+    if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(reject(format!(
+            "DSSE payload type {:?} is not {IN_TOTO_PAYLOAD_TYPE:?}",
+            env.payload_type
+        )));
+    }
+    let statement = STANDARD
+        .decode(env.payload.as_bytes())
+        .map_err(|e| reject(format!("DSSE payload is not base64: {e}")))?;
+    let predicate_type = statement_matches(&statement, subject)?;
+    let is_signature = predicate_type == crate::bundle_layout::COSIGN_SIGN_PREDICATE_TYPE;
+    if is_signature != (kind == BundleKind::Signature) {
+        return Ok(None);
+    }
+    if kind == BundleKind::Attestation {
+        if let Some(wanted) = &options.predicate_type {
+            if *wanted != predicate_type {
+                return Err(reject(format!(
+                    "predicate type {predicate_type:?} is not the requested {wanted:?}"
+                )));
+            }
+        }
+    }
+    let has_tlog = raw
+        .verification_material
+        .as_ref()
+        .and_then(|m| m.get("tlogEntries"))
+        .and_then(|t| t.as_array())
+        .is_some_and(|t| !t.is_empty());
+    let mut accepted = if has_tlog {
+        let bundle =
+            Bundle::from_json(json).map_err(|e| reject(format!("invalid Sigstore bundle: {e}")))?;
+        let bytes = hex::decode(subject.digest.hex())
+            .map_err(|e| reject(format!("image digest is not hex: {e}")))?;
+        let algorithm = match subject.digest.algorithm().name() {
+            "sha384" => HashAlgorithm::Sha384,
+            "sha512" => HashAlgorithm::Sha512,
+            _ => HashAlgorithm::Sha256,
+        };
+        let result = options
+            .verifier
+            .verify(
+                &bundle,
+                ArtifactPolicy::Digest {
+                    algorithm,
+                    digest: &bytes,
+                },
+                &options.identity,
+            )
+            .map_err(|e| reject(e.to_string()))?;
+        accepted_from(describe_signer(&result.signer), &result)
+    } else {
+        let IdentityPolicy::Key(key) = &options.identity else {
+            return Err(reject(
+                "the bundle has no transparency-log entry, so a keyless certificate cannot be dated: not verifiable",
+            ));
+        };
+        let [sig] = env.signatures.as_slice() else {
+            return Err(reject(format!(
+                "the DSSE envelope has {} signatures; cosign writes exactly one",
+                env.signatures.len()
+            )));
+        };
+        let signature = STANDARD
+            .decode(sig.sig.as_bytes())
+            .map_err(|e| reject(format!("DSSE signature is not base64: {e}")))?;
+        if !key.verify(&pae(&env.payload_type, &statement), &signature) {
+            return Err(reject("the signature does not verify with the given key"));
+        }
+        if !options.ignore_tlog {
+            return Err(reject(
+                "signed with the given key, but the bundle has no transparency-log entry (signed without upload?); pass --insecure-ignore-tlog to accept it without one",
+            ));
+        }
+        Accepted {
+            signer: format!("the given {:?} key", key.kind()),
+            transparency_log: "not checked (--insecure-ignore-tlog)".into(),
+            predicate_type: None,
+            notes: Vec::new(),
+        }
+    };
+    if kind == BundleKind::Attestation {
+        accepted.predicate_type = Some(predicate_type);
+    }
+    Ok(Some(accepted))
+}
+
+fn describe_signer(signer: &SignerIdentity) -> String {
+    match signer {
+        SignerIdentity::Certificate {
+            subject_alternative_names,
+            issuer,
+            ..
+        } => format!(
+            "{} (issuer {})",
+            subject_alternative_names
+                .iter()
+                .map(|s| s.value())
+                .collect::<Vec<_>>()
+                .join(", "),
+            issuer.as_deref().unwrap_or("none")
+        ),
+        SignerIdentity::Key { key } => format!("the given {key:?} key"),
+    }
+}

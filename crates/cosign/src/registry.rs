@@ -1,0 +1,575 @@
+//! Signing images and verifying their signatures in a registry, over `kibaship-oci`'s [`RegistryClient`].
+//!
+//! Signing resolves the reference to a digest first, so a tag that moves later never changes what was signed.
+//! Verification reads every signature the image has and reports each one: which passed, and why the others
+//! did not. An image is verified when at least one signature passes (as with cosign).
+use std::collections::BTreeMap;
+
+use kibaship_oci::manifest::{Descriptor, ImageManifest, OCI_MANIFEST};
+use kibaship_oci::{Artifact, Digest, Reference, ReferrersSource, RegistryClient};
+use kibaship_sign::{SigningKey, SimpleSigningPayload};
+use serde::Serialize;
+
+use crate::bundle_layout::{self, BUNDLE_MEDIA_TYPE_PREFIX, BUNDLE_V03_MEDIA_TYPE};
+use crate::check::{self, Accepted, BundleKind, Subject, VerifyOptions};
+use crate::legacy::{
+    self, ATTESTATION_TAG_SUFFIX, LayerKind, MAX_LAYERS, SIGNATURE_TAG_SUFFIX, SignatureLayer,
+};
+
+/// Why signing or verification could not run at all (as opposed to a signature that did not verify).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CosignError {
+    /// A registry request failed.
+    #[error("{what}: {source}")]
+    Registry {
+        /// What was being done.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: kibaship_oci::Error,
+    },
+    /// A reference could not be formed.
+    #[error(transparent)]
+    Reference(#[from] kibaship_oci::ReferenceError),
+    /// The key could not sign.
+    #[error("signing: {0}")]
+    Key(#[from] kibaship_sign::KeyError),
+    /// The payload could not be built.
+    #[error(transparent)]
+    Payload(#[from] kibaship_sign::PayloadError),
+    /// The clock is unusable for the `created` annotation.
+    #[error("cannot format the current time: {0}")]
+    Clock(String),
+    /// The existing signature manifest cannot be appended to without losing what is there.
+    #[error("existing signature manifest {tag}: {problem}; refusing to overwrite it")]
+    ExistingManifest {
+        /// The `.sig` tag.
+        tag: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+fn registry_error(what: impl Into<String>) -> impl FnOnce(kibaship_oci::Error) -> CosignError {
+    let what = what.into();
+    move |source| CosignError::Registry { what, source }
+}
+
+/// What `sign_legacy` wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedImage {
+    /// The image signed, `registry/repo@sha256:...`.
+    pub image: String,
+    /// The digest signed.
+    pub digest: String,
+    /// The signature tag, `registry/repo:sha256-<hex>.sig`.
+    pub signature_tag: String,
+    /// Digest of the signature manifest now under that tag.
+    pub signature_manifest: String,
+    /// Digest of the simple-signing payload layer added.
+    pub payload: String,
+    /// Signatures in the manifest now (existing ones are kept).
+    pub signatures: usize,
+}
+
+/// Signs `reference` with `key` in cosign's legacy layout: resolve the tag to a digest, sign the simple-signing
+/// payload for it (`docker-reference` = the repository as cosign names it, `optional` = `annotations`), push the
+/// payload, the config and the manifest under `sha256-<hex>.sig`, keeping every signature already there.
+///
+/// No transparency-log entry is made (as `cosign sign --tlog-upload=false`); verifiers need
+/// `--insecure-ignore-tlog`.
+pub async fn sign_legacy(
+    client: &RegistryClient,
+    reference: &Reference,
+    key: &SigningKey,
+    annotations: BTreeMap<String, String>,
+) -> Result<SignedImage, CosignError> {
+    let resolved = client
+        .resolve_digest(reference, None)
+        .await
+        .map_err(registry_error(format!("resolving {reference}")))?;
+    let digest = resolved.digest;
+    let image = reference.with_digest(digest.clone());
+    let payload = SimpleSigningPayload::new(
+        &reference.ggcr_repository(),
+        &digest.to_string(),
+        annotations,
+    )?
+    .to_bytes();
+    let signature = key.sign(&payload)?;
+
+    let tag = legacy::tag_for(&digest, SIGNATURE_TAG_SUFFIX);
+    let tag_ref = reference.with_tag(&tag)?;
+    let existing = existing_layers(client, &tag_ref).await?;
+
+    let payload_digest = client
+        .push_blob(&image, &payload)
+        .await
+        .map_err(registry_error(format!(
+            "pushing the signature payload to {}",
+            reference.name()
+        )))?;
+    let mut layer = Descriptor::of(legacy::SIMPLE_SIGNING_MEDIA_TYPE, &payload);
+    layer.digest = payload_digest.clone();
+    layer.annotations = SignatureLayer {
+        index: 0,
+        descriptor: layer.clone(),
+        signature,
+        certificate_pem: None,
+        chain_pem: None,
+        rekor_bundle: None,
+        rfc3161_timestamp: None,
+        predicate_type: None,
+    }
+    .annotations();
+    let layers = legacy::append_layer(&existing, layer);
+    let built = legacy::build_manifest(&layers);
+    client
+        .push_blob(&image, &built.config)
+        .await
+        .map_err(registry_error(format!(
+            "pushing the signature config to {}",
+            reference.name()
+        )))?;
+    let pushed = client
+        .push_manifest(&tag_ref, &built.manifest, OCI_MANIFEST)
+        .await
+        .map_err(registry_error(format!("pushing {tag_ref}")))?;
+    Ok(SignedImage {
+        image: image.to_string(),
+        digest: digest.to_string(),
+        signature_tag: tag_ref.to_string(),
+        signature_manifest: pushed.digest.to_string(),
+        payload: payload_digest.to_string(),
+        signatures: layers.len(),
+    })
+}
+
+/// The layers of the manifest under `tag_ref`, empty when there is none; a manifest that cannot be read or holds
+/// too many layers is an error rather than something to overwrite.
+async fn existing_layers(
+    client: &RegistryClient,
+    tag_ref: &Reference,
+) -> Result<Vec<Descriptor>, CosignError> {
+    let Some(manifest) = client
+        .fetch_manifest_if_exists(tag_ref)
+        .await
+        .map_err(registry_error(format!("reading {tag_ref}")))?
+    else {
+        return Ok(Vec::new());
+    };
+    let parsed: ImageManifest =
+        serde_json::from_slice(&manifest.bytes).map_err(|e| CosignError::ExistingManifest {
+            tag: tag_ref.to_string(),
+            problem: format!("not an image manifest: {e}"),
+        })?;
+    if parsed.layers.len() >= MAX_LAYERS {
+        return Err(CosignError::ExistingManifest {
+            tag: tag_ref.to_string(),
+            problem: format!(
+                "it already holds {} layers, the most accepted is {MAX_LAYERS}",
+                parsed.layers.len()
+            ),
+        });
+    }
+    Ok(parsed.layers)
+}
+
+/// Referrer manifests fetched at most per image (more referrers are listed as not checked).
+pub const MAX_REFERRERS_CHECKED: usize = 64;
+
+/// What `sign_bundle` wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedBundle {
+    /// The image signed, `registry/repo@sha256:...`.
+    pub image: String,
+    /// The digest signed.
+    pub digest: String,
+    /// The referrer manifest holding the bundle, `registry/repo@sha256:...`.
+    pub referrer: String,
+    /// How it is discoverable: the registry's referrers API or the fallback tag.
+    pub via: ReferrersSource,
+}
+
+/// Signs `reference` with `key` in cosign v3's layout: a DSSE envelope over an in-toto statement (predicate type
+/// `https://sigstore.dev/cosign/sign/v1`, `annotations` on the subject) in a Sigstore bundle v0.3 without
+/// transparency-log entries, attached as an OCI referrer of the image (referrers API, else the fallback tag, whose
+/// existing entries are kept).
+pub async fn sign_bundle(
+    client: &RegistryClient,
+    reference: &Reference,
+    key: &SigningKey,
+    annotations: BTreeMap<String, String>,
+) -> Result<SignedBundle, CosignError> {
+    let resolved = client
+        .resolve_digest(reference, None)
+        .await
+        .map_err(registry_error(format!("resolving {reference}")))?;
+    let digest = resolved.digest;
+    let image = reference.with_digest(digest.clone());
+    let statement = bundle_layout::signing_statement(&digest, &annotations);
+    let bundle = bundle_layout::key_signed_bundle(key, &statement)?;
+    let now = time::OffsetDateTime::now_utc();
+    let created = now
+        .replace_nanosecond(0)
+        .map_err(|e| CosignError::Clock(e.to_string()))?
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| CosignError::Clock(e.to_string()))?;
+    let artifact = Artifact {
+        artifact_type: BUNDLE_V03_MEDIA_TYPE.to_string(),
+        layer_media_type: BUNDLE_V03_MEDIA_TYPE.to_string(),
+        content: bundle,
+        title: None,
+        annotations: bundle_layout::manifest_annotations(
+            bundle_layout::COSIGN_SIGN_PREDICATE_TYPE,
+            &created,
+        ),
+    };
+    let attached = client
+        .attach_artifact(&image, &artifact)
+        .await
+        .map_err(registry_error(format!(
+            "attaching the signature bundle to {image}"
+        )))?;
+    Ok(SignedBundle {
+        image: image.to_string(),
+        digest: digest.to_string(),
+        referrer: image.with_digest(attached.manifest.digest).to_string(),
+        via: attached.via,
+    })
+}
+
+/// Where a signature was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// cosign's `sha256-<hex>.sig` / `.att` tag.
+    LegacyTag,
+    /// A Sigstore bundle attached as an OCI referrer.
+    BundleReferrer,
+}
+
+/// The outcome for one signature (or attestation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignatureOutcome {
+    /// Which layout it was read from.
+    pub layout: Layout,
+    /// The tag or manifest it sits in.
+    pub location: String,
+    /// Layer position in that manifest (legacy layout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer: Option<usize>,
+    /// Digest of the payload (or bundle) blob.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blob: Option<String>,
+    /// Whether it passed.
+    pub verified: bool,
+    /// What passed (when verified).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<Accepted>,
+    /// Why it failed (when not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl SignatureOutcome {
+    fn failed(
+        layout: Layout,
+        location: &str,
+        layer: Option<usize>,
+        blob: Option<&Digest>,
+        reason: String,
+    ) -> Self {
+        SignatureOutcome {
+            layout,
+            location: location.to_string(),
+            layer,
+            blob: blob.map(ToString::to_string),
+            verified: false,
+            accepted: None,
+            reason: Some(reason),
+        }
+    }
+}
+
+/// What verifying an image found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageReport {
+    /// The reference as given.
+    pub reference: String,
+    /// `registry/repo@sha256:...` that was verified.
+    pub image: String,
+    /// The manifest digest the reference resolved to.
+    pub digest: String,
+    /// `signatures` or `attestations`.
+    pub kind: &'static str,
+    /// At least one signature passed.
+    pub verified: bool,
+    /// Every signature found, in the order read.
+    pub signatures: Vec<SignatureOutcome>,
+}
+
+/// Verifies the signatures (`LayerKind::Signature`) or attestations (`LayerKind::Attestation`) of `reference`.
+/// Registry failures that prevent reading the image are errors; everything wrong with a signature is reported
+/// in its outcome.
+pub async fn verify_image(
+    client: &RegistryClient,
+    reference: &Reference,
+    kind: LayerKind,
+    options: &VerifyOptions,
+) -> Result<ImageReport, CosignError> {
+    let resolved = client
+        .resolve_digest(reference, None)
+        .await
+        .map_err(registry_error(format!("resolving {reference}")))?;
+    let digest = resolved.digest;
+    let image = reference.with_digest(digest.clone());
+    let repository = reference.ggcr_repository();
+    let subject = Subject {
+        digest: &digest,
+        repository: &repository,
+    };
+    let mut signatures = Vec::new();
+    verify_referrers(client, &image, kind, subject, options, &mut signatures).await?;
+    verify_legacy(client, &image, kind, subject, options, &mut signatures).await?;
+    let verified = signatures.iter().any(|s| s.verified);
+    Ok(ImageReport {
+        reference: reference.to_string(),
+        image: image.to_string(),
+        digest: digest.to_string(),
+        kind: match kind {
+            LayerKind::Signature => "signatures",
+            LayerKind::Attestation => "attestations",
+        },
+        verified,
+        signatures,
+    })
+}
+
+async fn verify_legacy(
+    client: &RegistryClient,
+    image: &Reference,
+    kind: LayerKind,
+    subject: Subject<'_>,
+    options: &VerifyOptions,
+    out: &mut Vec<SignatureOutcome>,
+) -> Result<(), CosignError> {
+    let suffix = match kind {
+        LayerKind::Signature => SIGNATURE_TAG_SUFFIX,
+        LayerKind::Attestation => ATTESTATION_TAG_SUFFIX,
+    };
+    let tag_ref = image.with_tag(&legacy::tag_for(subject.digest, suffix))?;
+    let location = tag_ref.to_string();
+    let manifest = match client.fetch_manifest_if_exists(&tag_ref).await {
+        Ok(Some(m)) => m,
+        Ok(None) => return Ok(()),
+        // A manifest too large or with a wrong digest is the signature store misbehaving: report it.
+        Err(
+            e @ (kibaship_oci::Error::TooLarge { .. } | kibaship_oci::Error::DigestMismatch { .. }),
+        ) => {
+            out.push(SignatureOutcome::failed(
+                Layout::LegacyTag,
+                &location,
+                None,
+                None,
+                e.to_string(),
+            ));
+            return Ok(());
+        }
+        Err(e) => return Err(registry_error(format!("reading {tag_ref}"))(e)),
+    };
+    let layers = match legacy::read_manifest(&manifest.bytes, kind) {
+        Ok(layers) => layers,
+        Err(e) => {
+            out.push(SignatureOutcome::failed(
+                Layout::LegacyTag,
+                &location,
+                None,
+                None,
+                e.to_string(),
+            ));
+            return Ok(());
+        }
+    };
+    for layer in &layers {
+        let blob = &layer.descriptor.digest;
+        let failed = |reason: String| {
+            SignatureOutcome::failed(
+                Layout::LegacyTag,
+                &location,
+                Some(layer.index),
+                Some(blob),
+                reason,
+            )
+        };
+        let payload = match client.fetch_blob(image, blob, layer.descriptor.size).await {
+            Ok(p) => p,
+            Err(e) => {
+                out.push(failed(format!("cannot read the payload: {e}")));
+                continue;
+            }
+        };
+        if payload.len() as u64 != layer.descriptor.size {
+            out.push(failed(format!(
+                "the payload is {} bytes, the manifest says {}",
+                payload.len(),
+                layer.descriptor.size
+            )));
+            continue;
+        }
+        let checked = match kind {
+            LayerKind::Signature => check::check_signature_layer(layer, &payload, subject, options),
+            LayerKind::Attestation => {
+                check::check_attestation_layer(layer, &payload, subject, options)
+            }
+        };
+        out.push(match checked {
+            Ok(accepted) => SignatureOutcome {
+                layout: Layout::LegacyTag,
+                location: location.clone(),
+                layer: Some(layer.index),
+                blob: Some(blob.to_string()),
+                verified: true,
+                accepted: Some(accepted),
+                reason: None,
+            },
+            Err(rejected) => failed(rejected.0),
+        });
+    }
+    Ok(())
+}
+
+async fn verify_referrers(
+    client: &RegistryClient,
+    image: &Reference,
+    kind: LayerKind,
+    subject: Subject<'_>,
+    options: &VerifyOptions,
+    out: &mut Vec<SignatureOutcome>,
+) -> Result<(), CosignError> {
+    let referrers = client
+        .list_referrers(image, None)
+        .await
+        .map_err(registry_error(format!("listing the referrers of {image}")))?;
+    let bundle_kind = match kind {
+        LayerKind::Signature => BundleKind::Signature,
+        LayerKind::Attestation => BundleKind::Attestation,
+    };
+    let candidates: Vec<&Descriptor> = referrers
+        .descriptors
+        .iter()
+        .filter(|d| {
+            d.artifact_type
+                .as_deref()
+                .is_none_or(|t| t.starts_with(BUNDLE_MEDIA_TYPE_PREFIX))
+        })
+        .collect();
+    for (n, descriptor) in candidates.iter().enumerate() {
+        let manifest_ref = image.with_digest(descriptor.digest.clone());
+        let location = manifest_ref.to_string();
+        let failed = |reason: String, blob: Option<&Digest>| {
+            SignatureOutcome::failed(Layout::BundleReferrer, &location, None, blob, reason)
+        };
+        if n >= MAX_REFERRERS_CHECKED {
+            out.push(failed(
+                format!("not checked: more than {MAX_REFERRERS_CHECKED} bundle referrers"),
+                None,
+            ));
+            continue;
+        }
+        let manifest = match client.fetch_manifest(&manifest_ref).await {
+            Ok(m) => m,
+            Err(e) => {
+                out.push(failed(
+                    format!("cannot read the referrer manifest: {e}"),
+                    None,
+                ));
+                continue;
+            }
+        };
+        let Ok(parsed) = serde_json::from_slice::<ImageManifest>(&manifest.bytes) else {
+            if descriptor.artifact_type.is_some() {
+                out.push(failed("the referrer is not an image manifest".into(), None));
+            }
+            continue;
+        };
+        let [layer] = parsed.layers.as_slice() else {
+            if descriptor.artifact_type.is_some() {
+                out.push(failed(
+                    format!(
+                        "a bundle referrer must have exactly one layer, this one has {}",
+                        parsed.layers.len()
+                    ),
+                    None,
+                ));
+            }
+            continue;
+        };
+        if !bundle_layout::is_referrer_bundle_media_type(&layer.media_type) {
+            if descriptor.artifact_type.is_some() {
+                out.push(failed(
+                    format!(
+                        "layer media type {:?} is not a Sigstore bundle v0.3",
+                        layer.media_type
+                    ),
+                    None,
+                ));
+            }
+            continue;
+        }
+        if parsed.subject.as_ref().map(|s| &s.digest) != Some(subject.digest) {
+            out.push(failed(
+                format!(
+                    "the referrer's subject is {}, not the image {}",
+                    parsed
+                        .subject
+                        .as_ref()
+                        .map_or_else(|| "missing".to_string(), |s| s.digest.to_string()),
+                    subject.digest
+                ),
+                Some(&layer.digest),
+            ));
+            continue;
+        }
+        if layer.size > kibaship_sigstore::MAX_BUNDLE_BYTES as u64 {
+            out.push(failed(
+                format!(
+                    "the bundle is {} bytes, more than the {} accepted",
+                    layer.size,
+                    kibaship_sigstore::MAX_BUNDLE_BYTES
+                ),
+                Some(&layer.digest),
+            ));
+            continue;
+        }
+        let bytes = match client.fetch_blob(image, &layer.digest, layer.size).await {
+            Ok(b) => b,
+            Err(e) => {
+                out.push(failed(
+                    format!("cannot read the bundle: {e}"),
+                    Some(&layer.digest),
+                ));
+                continue;
+            }
+        };
+        match check::check_referrer_bundle(&bytes, subject, bundle_kind, options) {
+            Ok(None) => {}
+            Ok(Some(accepted)) => out.push(SignatureOutcome {
+                layout: Layout::BundleReferrer,
+                location: location.clone(),
+                layer: None,
+                blob: Some(layer.digest.to_string()),
+                verified: true,
+                accepted: Some(accepted),
+                reason: None,
+            }),
+            Err(rejected) => out.push(failed(rejected.0, Some(&layer.digest))),
+        }
+    }
+    Ok(())
+}
