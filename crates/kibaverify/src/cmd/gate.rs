@@ -117,6 +117,30 @@ fn read_report(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read report {}", path.display()))
 }
 
+fn stream_report(
+    path: &Path,
+    limit: u64,
+    on_result: impl FnMut(&kibaship_gate::ScanResult<'_>),
+) -> anyhow::Result<kibaship_gate::stream::ReportHeader> {
+    if path == Path::new("-") {
+        let stdin = std::io::stdin().lock().take(limit);
+        return Ok(kibaship_gate::stream::read_report(stdin, on_result)?);
+    }
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot read report {}", path.display()))?;
+    let size = file
+        .metadata()
+        .with_context(|| format!("cannot read report {}", path.display()))?
+        .len();
+    if size > limit {
+        bail!(
+            "report {} is {size} bytes, larger than --max-report-bytes {limit}",
+            path.display()
+        );
+    }
+    Ok(kibaship_gate::stream::read_report(file, on_result)?)
+}
+
 fn write_to(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
@@ -139,10 +163,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let image = args.image.as_deref().map(PinnedImage::parse).transpose()?;
     let gate = TrivyGate::new(policy, ignore_files, now)?;
 
-    let bytes = read_report(&args.report, args.max_report_bytes)?;
-    let report =
-        Report::from_slice(&bytes).with_context(|| format!("report {}", args.report.display()))?;
-    let verdict = gate.evaluate(&report);
+    // With an attestation the report is embedded byte for byte, so it is held in memory;
+    // otherwise it is streamed one result at a time (memory bounded by the largest result).
+    let mut held: Option<Vec<u8>> = None;
+    let verdict = if args.attestation_out.is_some() {
+        let bytes = held.insert(read_report(&args.report, args.max_report_bytes)?);
+        let report = Report::from_slice(bytes)
+            .with_context(|| format!("report {}", args.report.display()))?;
+        gate.evaluate(&report)
+    } else {
+        let mut evaluation = gate.start();
+        let header = stream_report(&args.report, args.max_report_bytes, |result| {
+            evaluation.add_result(result)
+        })
+        .with_context(|| format!("report {}", args.report.display()))?;
+        evaluation.finish(
+            header.artifact_name.as_deref(),
+            header.artifact_type.as_deref(),
+        )
+    };
 
     let colour = match args.colour {
         Colour::Always => true,
@@ -183,14 +222,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.sarif_out {
         write_to(path, render::verdict_sarif(&verdict)?.as_bytes())?;
     }
-    if let (Some(path), Some(image)) = (&args.attestation_out, &image) {
+    if let (Some(path), Some(image), Some(bytes)) = (&args.attestation_out, &image, &held) {
+        let report = Report::from_slice(bytes)?;
         let scanner = ScannerInfo {
             version: args.scanner_version.clone(),
             db_uri: args.db_uri.clone(),
             db_version: args.db_version.clone(),
             invocation_uri: None,
         };
-        let statement = vuln_statement(image, &bytes, &report, &scanner, now)?;
+        let statement = vuln_statement(image, bytes, &report, &scanner, now)?;
         write_to(path, &statement)?;
     }
     Ok(if verdict.passed {

@@ -1,0 +1,19 @@
+# Vulnerability gate (issue 3): crates/gate, `kibaverify gate`.
+# The Rust tests (crates/gate/tests/corpus.rs) shell out to jq (independent counts), python3
+# (JUnit XML parsing) and check-jsonschema (SARIF 2.1.0 schema validation): they fail, never
+# skip, when one is missing.
+APT_PACKAGES += jq python3
+PY_TOOLS += check-jsonschema==0.39.0
+TEST_EXTRA += test-gate-cli
+BENCH_TARGETS += bench-gate
+
+.PHONY: test-gate-cli bench-gate
+
+# The CLI's exit codes over real reports and bad input (0 pass, 1 fail, 2 bad input).
+test-gate-cli:
+	$(CARGO) build --locked -p kibaverify
+	KIBAVERIFY=target/debug/kibaverify bash scripts/demo.d/30-gate.sh --check-bad-input
+
+bench-gate: deps
+	$(CARGO) build --release --locked -p kibaverify
+	bash scripts/bench-gate.sh
