@@ -7,16 +7,26 @@
 //! - [`check`]: checking one fetched layer (payload digest, signature, certificate identity, Rekor SET through
 //!   `kibaship-sigstore`). Pure.
 //! - [`bundle_layout`]: cosign v3's layout, a Sigstore bundle v0.3 attached as an OCI 1.1 referrer. Pure.
+//! - [`keyless`]: keyless signing (an OIDC token, an ephemeral key, a Fulcio certificate, a Rekor v2 entry, an
+//!   RFC 3161 timestamp) into a Sigstore bundle v0.3, over the clients [`fulcio`], [`rekor_v2`] and [`tsa`]
+//!   (async, reqwest), with services from a [`signing_config`] and the token read by [`identity_token`].
 //! - [`registry`]: signing and verifying images in a registry (async, over `kibaship-oci`'s client).
 
 pub mod bundle_layout;
 pub mod check;
+pub mod fulcio;
+pub mod identity_token;
+pub mod keyless;
 pub mod legacy;
 pub mod registry;
+pub mod rekor_v2;
+mod service_http;
+pub mod signing_config;
+pub mod tsa;
 
 pub use check::{Accepted, Rejected, VerifyOptions};
 pub use legacy::{LayerKind, LayoutError, RekorBundle, SignatureLayer};
 pub use registry::{
-    CosignError, ImageReport, Layout, SignatureOutcome, SignedBundle, SignedImage, sign_bundle,
-    sign_legacy, verify_image,
+    CosignError, ImageReport, KeylessSigned, Layout, SignatureOutcome, SignedBundle, SignedImage,
+    sign_bundle, sign_bundle_keyless, sign_legacy, verify_image,
 };

@@ -8,10 +8,15 @@ use std::collections::BTreeMap;
 use kibaship_oci::manifest::{Descriptor, ImageManifest, OCI_MANIFEST};
 use kibaship_oci::{Artifact, Digest, Reference, ReferrersSource, RegistryClient};
 use kibaship_sign::{SigningKey, SimpleSigningPayload};
+use kibaship_sigstore::{
+    ArtifactPolicy, Bundle, Certificate, CertificateIdentity, GithubClaims, HashAlgorithm,
+    IdentityPolicy, Matcher, Verifier,
+};
 use serde::Serialize;
 
 use crate::bundle_layout::{self, BUNDLE_MEDIA_TYPE_PREFIX, BUNDLE_V03_MEDIA_TYPE};
 use crate::check::{self, Accepted, BundleKind, Subject, VerifyOptions};
+use crate::keyless::{KeylessError, KeylessSigner};
 use crate::legacy::{
     self, ATTESTATION_TAG_SUFFIX, LayerKind, MAX_LAYERS, SIGNATURE_TAG_SUFFIX, SignatureLayer,
 };
@@ -41,6 +46,14 @@ pub enum CosignError {
     /// The clock is unusable for the `created` annotation.
     #[error("cannot format the current time: {0}")]
     Clock(String),
+    /// The keyless signature just made does not verify against the trusted root given (nothing was uploaded).
+    #[error(
+        "the keyless signature does not verify against the trusted root, so it was not uploaded: {0}"
+    )]
+    SelfCheck(String),
+    /// Keyless signing failed (Fulcio, Rekor, TSA or the identity token).
+    #[error("keyless signing: {0}")]
+    Keyless(#[from] KeylessError),
     /// The existing signature manifest cannot be appended to without losing what is there.
     #[error("existing signature manifest {tag}: {problem}; refusing to overwrite it")]
     ExistingManifest {
@@ -212,6 +225,118 @@ pub async fn sign_bundle(
     let image = reference.with_digest(digest.clone());
     let statement = bundle_layout::signing_statement(&digest, &annotations);
     let bundle = bundle_layout::key_signed_bundle(key, &statement)?;
+    attach_bundle(
+        client,
+        &image,
+        &digest,
+        bundle,
+        bundle_layout::COSIGN_SIGN_PREDICATE_TYPE,
+    )
+    .await
+}
+
+/// What `sign_bundle_keyless` wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeylessSigned {
+    /// The image, digest and referrer.
+    #[serde(flatten)]
+    pub bundle: SignedBundle,
+    /// The certificate's subject alternative name (what verifiers give as `--certificate-identity`).
+    pub certificate_identity: String,
+    /// The certificate's OIDC issuer (`--certificate-oidc-issuer`).
+    pub certificate_oidc_issuer: String,
+    /// Index of the Rekor v2 entry.
+    pub log_index: String,
+    /// Whether the bundle was verified against a trusted root before it was uploaded.
+    pub checked_against_trusted_root: bool,
+}
+
+/// Signs `reference` keyless in cosign v3's layout: the same in-toto statement as [`sign_bundle`], signed in a
+/// DSSE envelope by an ephemeral key with a Fulcio certificate, timestamped by the TSA and logged in Rekor v2
+/// (`hashedrekord` over the PAE, as cosign v3.1.3 does); the bundle v0.3 is attached as a referrer of the image.
+///
+/// With `check`, the bundle is first verified (certificate chain, SCT, timestamp, log entry, the image digest)
+/// against that trusted root, and nothing is attached if it fails.
+pub async fn sign_bundle_keyless(
+    client: &RegistryClient,
+    reference: &Reference,
+    signer: &KeylessSigner,
+    annotations: BTreeMap<String, String>,
+    check: Option<&Verifier>,
+) -> Result<KeylessSigned, CosignError> {
+    let resolved = client
+        .resolve_digest(reference, None)
+        .await
+        .map_err(registry_error(format!("resolving {reference}")))?;
+    let digest = resolved.digest;
+    let image = reference.with_digest(digest.clone());
+    let statement = bundle_layout::signing_statement(&digest, &annotations);
+    let signed = signer
+        .sign_dsse(check::IN_TOTO_PAYLOAD_TYPE, &statement)
+        .await?;
+    let certificate = Certificate::from_der(&signed.certificate).map_err(|e| {
+        CosignError::Keyless(KeylessError::Response {
+            service: "Fulcio",
+            reason: format!("the leaf certificate does not parse: {e}"),
+        })
+    })?;
+    let certificate_identity = certificate
+        .sans
+        .first()
+        .map(|s| s.value().to_string())
+        .unwrap_or_default();
+    let certificate_oidc_issuer = certificate
+        .oidc_issuer()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    if let Some(verifier) = check {
+        let bundle =
+            Bundle::from_json(&signed.json).map_err(|e| CosignError::SelfCheck(e.to_string()))?;
+        let digest_bytes = hex::decode(digest.hex())
+            .map_err(|e| CosignError::SelfCheck(format!("image digest is not hex: {e}")))?;
+        let any = Matcher::regex("").map_err(|e| CosignError::SelfCheck(e.to_string()))?;
+        let identity = IdentityPolicy::Certificate(CertificateIdentity {
+            issuer: any.clone(),
+            san: any,
+            github: GithubClaims::default(),
+        });
+        verifier
+            .verify(
+                &bundle,
+                ArtifactPolicy::Digest {
+                    algorithm: HashAlgorithm::Sha256,
+                    digest: &digest_bytes,
+                },
+                &identity,
+            )
+            .map_err(|e| CosignError::SelfCheck(e.to_string()))?;
+    }
+    let bundle = attach_bundle(
+        client,
+        &image,
+        &digest,
+        signed.json,
+        bundle_layout::COSIGN_SIGN_PREDICATE_TYPE,
+    )
+    .await?;
+    Ok(KeylessSigned {
+        bundle,
+        certificate_identity,
+        certificate_oidc_issuer,
+        log_index: signed.log_index,
+        checked_against_trusted_root: check.is_some(),
+    })
+}
+
+/// Attaches `bundle` to `image` (the reference with `digest`) as a bundle v0.3 referrer, with cosign's annotations.
+async fn attach_bundle(
+    client: &RegistryClient,
+    image: &Reference,
+    digest: &Digest,
+    bundle: Vec<u8>,
+    predicate_type: &str,
+) -> Result<SignedBundle, CosignError> {
     let now = time::OffsetDateTime::now_utc();
     let created = now
         .replace_nanosecond(0)
@@ -223,13 +348,10 @@ pub async fn sign_bundle(
         layer_media_type: BUNDLE_V03_MEDIA_TYPE.to_string(),
         content: bundle,
         title: None,
-        annotations: bundle_layout::manifest_annotations(
-            bundle_layout::COSIGN_SIGN_PREDICATE_TYPE,
-            &created,
-        ),
+        annotations: bundle_layout::manifest_annotations(predicate_type, &created),
     };
     let attached = client
-        .attach_artifact(&image, &artifact)
+        .attach_artifact(image, &artifact)
         .await
         .map_err(registry_error(format!(
             "attaching the signature bundle to {image}"

@@ -1,18 +1,27 @@
-//! `kibaverify sign`: sign an image by digest with a cosign key, in cosign's legacy `.sig` layout.
+//! `kibaverify sign`: sign an image by digest with a cosign key (legacy `.sig` and/or bundle layout), or keyless
+//! (`--keyless`: OIDC token, Fulcio certificate, Rekor v2 entry, TSA timestamp; bundle layout only).
 //!
-//! Exit codes: 0 signed; 2 bad input (key, password, reference) or an unreachable registry.
+//! Exit codes: 0 signed; 2 bad input (key, password, token, reference) or an unreachable registry or service.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
+use kibaship_cosign::identity_token::{IdentityToken, MAX_TOKEN_BYTES};
+use kibaship_cosign::keyless::{KeylessSigner, now_unix};
+use kibaship_cosign::signing_config::SigningServices;
 use kibaship_oci::Reference;
 use kibaship_sign::SigningKey;
+use kibaship_sigstore::{TrustedRoot, Verifier};
 
 use super::digest::{OutputFormat, RegistryFlags};
 
 /// Largest key file read.
 const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+/// Largest signing config or trusted root read.
+const MAX_CONFIG_FILE_BYTES: u64 = 4 * 1024 * 1024;
+/// How long one request to Fulcio, Rekor or the TSA may take (Rekor v2 batches entries: at least 10 s).
+const SERVICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Where signatures are written.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -33,18 +42,55 @@ pub struct Args {
     #[arg(value_name = "REF")]
     pub reference: String,
     /// Private key: cosign's encrypted key file (password from COSIGN_PASSWORD) or a plain PKCS#8/SEC1/PKCS#1 PEM.
-    #[arg(long, value_name = "FILE")]
-    pub key: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "keyless",
+        conflicts_with = "keyless"
+    )]
+    pub key: Option<PathBuf>,
+    /// Sign keyless: an ephemeral key certified by Fulcio for the OIDC identity token, logged in Rekor v2 and
+    /// timestamped by a TSA; written as a bundle referrer (cosign v3's layout).
+    #[arg(long)]
+    pub keyless: bool,
+    /// Keyless: Sigstore signing config (v0.2 JSON) naming Fulcio, Rekor v2 and the TSA.
+    #[arg(long, value_name = "FILE", requires = "keyless")]
+    pub signing_config: Option<PathBuf>,
+    /// Keyless: Fulcio URL (instead of, or overriding, the signing config's).
+    #[arg(long, value_name = "URL", requires = "keyless")]
+    pub fulcio_url: Option<String>,
+    /// Keyless: Rekor v2 URL.
+    #[arg(long, value_name = "URL", requires = "keyless")]
+    pub rekor_url: Option<String>,
+    /// Keyless: RFC 3161 timestamp endpoint (`.../api/v1/timestamp`).
+    #[arg(long, value_name = "URL", requires = "keyless")]
+    pub tsa_url: Option<String>,
+    /// Keyless: file holding the OIDC identity token (e.g. a Tekton projected service-account token with
+    /// audience `sigstore`). Default: the SIGSTORE_ID_TOKEN environment variable.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "keyless",
+        conflicts_with = "identity_token"
+    )]
+    pub identity_token_file: Option<PathBuf>,
+    /// Keyless: the OIDC identity token itself (visible in the process list: prefer the file or
+    /// SIGSTORE_ID_TOKEN).
+    #[arg(long, value_name = "TOKEN", requires = "keyless")]
+    pub identity_token: Option<String>,
+    /// Keyless: verify the new signature against this `trusted_root.json` before uploading it.
+    #[arg(long, value_name = "FILE", requires = "keyless")]
+    pub trusted_root: Option<PathBuf>,
     /// Annotation `key=value` signed into the payload's `optional` section. Repeatable.
     #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,
-    /// Signature layout to write.
-    #[arg(long, value_enum, default_value_t = SignatureLayout::Legacy)]
-    pub layout: SignatureLayout,
-    /// Upload to the Rekor transparency log. Only `false` is supported for now (as `cosign sign
-    /// --tlog-upload=false`): verifiers then need `--insecure-ignore-tlog`.
-    #[arg(long = "tlog-upload", value_name = "BOOL", default_value_t = false, action = clap::ArgAction::Set)]
-    pub tlog_upload: bool,
+    /// Signature layout to write (default: `legacy` with --key, `bundle` keyless; keyless writes only `bundle`).
+    #[arg(long, value_enum)]
+    pub layout: Option<SignatureLayout>,
+    /// Upload to the Rekor transparency log. With --key only `false` is supported (as `cosign sign
+    /// --tlog-upload=false`): verifiers then need `--insecure-ignore-tlog`. Keyless signatures are always logged.
+    #[arg(long = "tlog-upload", value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub tlog_upload: Option<bool>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -93,16 +139,182 @@ fn parse_annotations(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>>
     Ok(out)
 }
 
-/// Signs the image and prints the signed digest.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.tlog_upload {
+fn read_bounded(path: &Path, what: &str, max: u64) -> anyhow::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    if meta.len() > max {
         bail!(
-            "--tlog-upload=true is not supported yet: kibaverify signs without a transparency-log entry (as cosign --tlog-upload=false)"
+            "{what} {} is {} bytes, more than the {max} accepted",
+            path.display(),
+            meta.len()
         );
     }
+    std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
+/// The identity token: `--identity-token`, else `--identity-token-file`, else SIGSTORE_ID_TOKEN. Errors never
+/// contain the token.
+fn identity_token(args: &Args) -> anyhow::Result<IdentityToken> {
+    let (raw, from) = if let Some(t) = &args.identity_token {
+        (t.clone(), "--identity-token".to_string())
+    } else if let Some(path) = &args.identity_token_file {
+        let bytes = read_bounded(path, "identity token file", MAX_TOKEN_BYTES as u64)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("identity token file {} is not UTF-8", path.display()))?;
+        (text, format!("identity token file {}", path.display()))
+    } else if let Ok(t) = std::env::var("SIGSTORE_ID_TOKEN") {
+        (t, "SIGSTORE_ID_TOKEN".to_string())
+    } else {
+        bail!(
+            "keyless signing needs an OIDC identity token: set SIGSTORE_ID_TOKEN, or give --identity-token-file (e.g. a projected service-account token with audience sigstore)"
+        );
+    };
+    IdentityToken::parse(&raw, now_unix()).with_context(|| format!("unusable token from {from}"))
+}
+
+/// Fulcio, Rekor v2 and the TSA: from `--signing-config`, overridden by the URL flags.
+fn signing_services(args: &Args) -> anyhow::Result<SigningServices> {
+    let mut services = match &args.signing_config {
+        Some(path) => {
+            let json = read_bounded(path, "signing config", MAX_CONFIG_FILE_BYTES)?;
+            SigningServices::from_signing_config(&json, now_unix())
+                .with_context(|| format!("cannot use signing config {}", path.display()))?
+        }
+        None => {
+            let (Some(fulcio), Some(rekor)) = (&args.fulcio_url, &args.rekor_url) else {
+                bail!(
+                    "keyless signing needs --signing-config, or --fulcio-url, --rekor-url and --tsa-url"
+                );
+            };
+            SigningServices {
+                fulcio_url: fulcio.clone(),
+                rekor_url: rekor.clone(),
+                tsa_url: None,
+                oidc_url: None,
+            }
+        }
+    };
+    if let Some(u) = &args.fulcio_url {
+        services.fulcio_url = u.clone();
+    }
+    if let Some(u) = &args.rekor_url {
+        services.rekor_url = u.clone();
+    }
+    if let Some(u) = &args.tsa_url {
+        services.tsa_url = Some(u.clone());
+    }
+    for (flag, url) in [
+        ("Fulcio", Some(&services.fulcio_url)),
+        ("Rekor", Some(&services.rekor_url)),
+        ("TSA", services.tsa_url.as_ref()),
+    ] {
+        if let Some(url) = url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                bail!("{flag} URL {url:?} is not an http(s) URL");
+            }
+        }
+    }
+    Ok(services)
+}
+
+fn run_keyless(
+    args: &Args,
+    reference: &Reference,
+    annotations: BTreeMap<String, String>,
+) -> anyhow::Result<ExitCode> {
+    match args.layout {
+        None | Some(SignatureLayout::Bundle) => {}
+        Some(other) => bail!(
+            "--keyless writes only the bundle layout, not {other:?}: a keyless legacy .sig signature needs a Rekor v1 signed entry timestamp (SET), and Rekor v2 issues none"
+        ),
+    }
+    if args.tlog_upload == Some(false) {
+        bail!(
+            "--tlog-upload=false cannot be used with --keyless: keyless signatures are always logged"
+        );
+    }
+    let token = identity_token(args)?;
+    let services = signing_services(args)?;
+    let check = match &args.trusted_root {
+        Some(p) => Some(Verifier::new(
+            TrustedRoot::from_json(&read_bounded(p, "trusted root", MAX_CONFIG_FILE_BYTES)?)
+                .with_context(|| format!("invalid trusted root {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let mut http = reqwest::Client::builder().timeout(SERVICE_TIMEOUT);
+    if let Some(path) = &args.registry.ca_file {
+        // The same extra CAs as for the registry: private Sigstore services often share them.
+        let pem = read_bounded(path, "CA file", MAX_CONFIG_FILE_BYTES)?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("CA file {} is not a PEM bundle", path.display()))?
+        {
+            http = http.add_root_certificate(cert);
+        }
+    }
+    let http = http
+        .build()
+        .context("cannot set up the HTTP client for Fulcio, Rekor and the TSA")?;
+    let signer = KeylessSigner::new(http, services, token)?;
+    let client = args.registry.client()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let signed = runtime
+        .block_on(kibaship_cosign::sign_bundle_keyless(
+            &client,
+            reference,
+            &signer,
+            annotations,
+            check.as_ref(),
+        ))
+        .with_context(|| format!("cannot sign {} keyless", args.reference))?;
+    match args.output {
+        OutputFormat::Text => {
+            let via = match signed.bundle.via {
+                kibaship_oci::ReferrersSource::Api => "the referrers API",
+                kibaship_oci::ReferrersSource::FallbackTag => "the referrers fallback tag",
+            };
+            eprintln!(
+                "signed {} keyless as {} (issuer {}): bundle {}, found through {via}; Rekor v2 log index {}, RFC 3161 timestamp from {}{}",
+                signed.bundle.image,
+                signed.certificate_identity,
+                signed.certificate_oidc_issuer,
+                signed.bundle.referrer,
+                signed.log_index,
+                signer.services().tsa_url.as_deref().unwrap_or("the TSA"),
+                if signed.checked_against_trusted_root {
+                    "; verified against the trusted root before upload"
+                } else {
+                    ""
+                }
+            );
+            println!("{}", signed.bundle.image);
+        }
+        OutputFormat::Json => {
+            let mut report = serde_json::Map::new();
+            report.insert("bundle".into(), serde_json::to_value(&signed)?);
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Signs the image and prints the signed digest.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reference = Reference::parse(&args.reference)?;
     let annotations = parse_annotations(&args.annotations)?;
-    let key = load_signing_key(&args.key)?;
+    let Some(key_path) = args.key.as_ref().filter(|_| !args.keyless) else {
+        return run_keyless(&args, &reference, annotations);
+    };
+    if args.tlog_upload == Some(true) {
+        bail!(
+            "--tlog-upload=true is not supported with --key: kibaverify signs with a key without a transparency-log entry (as cosign --tlog-upload=false); use --keyless for logged signatures"
+        );
+    }
+    let layout = args.layout.unwrap_or_default();
+    let key = load_signing_key(key_path)?;
     let client = args.registry.client()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -110,7 +322,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     let mut report = serde_json::Map::new();
     let note = "no transparency-log entry was made: verify with --insecure-ignore-tlog";
-    if matches!(args.layout, SignatureLayout::Legacy | SignatureLayout::Both) {
+    if matches!(layout, SignatureLayout::Legacy | SignatureLayout::Both) {
         let signed = runtime
             .block_on(kibaship_cosign::sign_legacy(
                 &client,
@@ -128,7 +340,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         report.insert("legacy".into(), serde_json::to_value(&signed)?);
     }
-    if matches!(args.layout, SignatureLayout::Bundle | SignatureLayout::Both) {
+    if matches!(layout, SignatureLayout::Bundle | SignatureLayout::Both) {
         let signed = runtime
             .block_on(kibaship_cosign::sign_bundle(
                 &client,
@@ -146,7 +358,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "signed {} (bundle {}, found through {via}); {note}",
                 signed.image, signed.referrer
             );
-            if args.layout == SignatureLayout::Bundle {
+            if layout == SignatureLayout::Bundle {
                 println!("{}", signed.image);
             }
         }

@@ -1,0 +1,230 @@
+//! Keyless signing: an OIDC identity token, an ephemeral P-256 key, a Fulcio certificate, a Rekor v2 entry and an
+//! RFC 3161 timestamp, put together in a Sigstore bundle v0.3.
+//!
+//! The steps, as cosign v3 takes them:
+//! 1. a fresh P-256 key (aws-lc-rs), never stored;
+//! 2. Fulcio `POST /api/v2/signingCert` with the token and a proof of possession (the key's signature over the
+//!    token's subject): a certificate for the key with the identity in its SAN and an embedded SCT;
+//! 3. the signature over the content (a DSSE envelope's PAE, or a blob);
+//! 4. an RFC 3161 timestamp over the signature from the TSA: Rekor v2 gives no signed entry timestamp, so the
+//!    TSA's time is the signing time verifiers check the short-lived certificate against;
+//! 5. a Rekor v2 entry, whose TransparencyLogEntry (inclusion proof and signed checkpoint) goes into the bundle.
+//!    Rekor v2 accepts only `hashedrekord` v0.0.2 (rekor-tiles answers a `dsse` request with "invalid type, must
+//!    be hashedrekord"; its `dsse` type is deprecated), so a DSSE envelope, image signature or attestation, is
+//!    logged as a `hashedrekord` over SHA-256 of its PAE, as cosign v3.1.3 does.
+//!
+//! The legacy `.sig` layout is not written keyless: its Rekor bundle annotation carries a SET, which only Rekor
+//! v1 issues, and cosign's legacy verifiers require it.
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use kibaship_sign::SigningKey;
+use kibaship_sigstore::{HashAlgorithm, pae};
+
+use crate::bundle_layout::BUNDLE_V03_MEDIA_TYPE;
+use crate::fulcio::{self, SigningCertificate};
+use crate::identity_token::{IdentityToken, TokenError};
+use crate::rekor_v2;
+use crate::signing_config::{SigningConfigError, SigningServices};
+use crate::tsa;
+
+/// Why keyless signing failed. No message ever contains the identity token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeylessError {
+    /// The identity token is unusable.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The signing config is unusable.
+    #[error(transparent)]
+    Config(#[from] SigningConfigError),
+    /// A service could not be reached.
+    #[error("{service} at {url} could not be reached: {reason}")]
+    Unreachable {
+        /// `Fulcio`, `Rekor` or `TSA`.
+        service: &'static str,
+        /// The URL.
+        url: String,
+        /// The transport error.
+        reason: String,
+    },
+    /// A service answered with an error status.
+    #[error("{service} refused the request ({url} answered {status}): {body}")]
+    Refused {
+        /// `Fulcio`, `Rekor` or `TSA`.
+        service: &'static str,
+        /// The URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// An excerpt of the answer.
+        body: String,
+    },
+    /// A service answered something unusable.
+    #[error("{service}: {reason}")]
+    Response {
+        /// `Fulcio`, `Rekor` or `TSA`.
+        service: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The ephemeral key failed.
+    #[error("ephemeral key: {0}")]
+    Key(#[from] kibaship_sign::KeyError),
+    /// No timestamp authority was given.
+    #[error(
+        "no timestamp authority: Rekor v2 entries carry no signed time, so keyless signing needs a TSA (--tsa-url or tsaUrls in the signing config)"
+    )]
+    NoTimestampAuthority,
+}
+
+/// A keyless signature, ready to store.
+#[derive(Debug, Clone)]
+pub struct KeylessBundle {
+    /// The Sigstore bundle v0.3 JSON.
+    pub json: Vec<u8>,
+    /// The Fulcio certificate (DER) the signature verifies with.
+    pub certificate: Vec<u8>,
+    /// The Rekor log index of the entry.
+    pub log_index: String,
+}
+
+/// Signs with a fresh key and certificate for each signature.
+#[derive(Debug)]
+pub struct KeylessSigner {
+    http: reqwest::Client,
+    services: SigningServices,
+    token: IdentityToken,
+}
+
+/// Current Unix time.
+pub fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl KeylessSigner {
+    /// A signer for `services` presenting `token`. `http` is the HTTP client (timeouts and TLS roots are its
+    /// own). A TSA is required (see [`KeylessError::NoTimestampAuthority`]).
+    pub fn new(
+        http: reqwest::Client,
+        services: SigningServices,
+        token: IdentityToken,
+    ) -> Result<Self, KeylessError> {
+        if services.tsa_url.is_none() {
+            return Err(KeylessError::NoTimestampAuthority);
+        }
+        Ok(KeylessSigner {
+            http,
+            services,
+            token,
+        })
+    }
+
+    /// The services used.
+    pub fn services(&self) -> &SigningServices {
+        &self.services
+    }
+
+    /// The token's issuer (what verifiers give as `--certificate-oidc-issuer`).
+    pub fn issuer(&self) -> &str {
+        self.token.issuer()
+    }
+
+    async fn certificate(&self) -> Result<(SigningKey, SigningCertificate), KeylessError> {
+        let key = SigningKey::generate()?;
+        let cert = fulcio::request_signing_certificate(
+            &self.http,
+            &self.services.fulcio_url,
+            &self.token,
+            &key,
+        )
+        .await?;
+        Ok((key, cert))
+    }
+
+    async fn timestamp(&self, signature: &[u8]) -> Result<Vec<u8>, KeylessError> {
+        let url = self
+            .services
+            .tsa_url
+            .as_deref()
+            .ok_or(KeylessError::NoTimestampAuthority)?;
+        tsa::request_timestamp(&self.http, url, &HashAlgorithm::Sha256.digest(signature)).await
+    }
+
+    /// Signs `payload` in a DSSE envelope of `payload_type`, logged as a `hashedrekord` over its PAE.
+    pub async fn sign_dsse(
+        &self,
+        payload_type: &str,
+        payload: &[u8],
+    ) -> Result<KeylessBundle, KeylessError> {
+        let (key, cert) = self.certificate().await?;
+        let signed = pae(payload_type, payload);
+        let signature = key.sign(&signed)?;
+        let timestamp = self.timestamp(&signature).await?;
+        let request = rekor_v2::hashed_rekord_request(
+            &HashAlgorithm::Sha256.digest(&signed),
+            &signature,
+            &cert.leaf,
+        );
+        let entry = rekor_v2::create_entry(&self.http, &self.services.rekor_url, &request).await?;
+        let content = serde_json::json!({
+            "dsseEnvelope": {
+                "payload": STANDARD.encode(payload),
+                "payloadType": payload_type,
+                "signatures": [{"sig": STANDARD.encode(&signature)}],
+            }
+        });
+        Ok(assemble(&cert, entry, &timestamp, content))
+    }
+
+    /// Signs `blob` as a message signature (SHA-256), logged as `hashedrekord`: what `cosign sign-blob --bundle`
+    /// writes.
+    pub async fn sign_blob(&self, blob: &[u8]) -> Result<KeylessBundle, KeylessError> {
+        let (key, cert) = self.certificate().await?;
+        let signature = key.sign(blob)?;
+        let digest = HashAlgorithm::Sha256.digest(blob);
+        let timestamp = self.timestamp(&signature).await?;
+        let request = rekor_v2::hashed_rekord_request(&digest, &signature, &cert.leaf);
+        let entry = rekor_v2::create_entry(&self.http, &self.services.rekor_url, &request).await?;
+        let content = serde_json::json!({
+            "messageSignature": {
+                "messageDigest": {"algorithm": "SHA2_256", "digest": STANDARD.encode(&digest)},
+                "signature": STANDARD.encode(&signature),
+            }
+        });
+        Ok(assemble(&cert, entry, &timestamp, content))
+    }
+}
+
+/// The bundle v0.3: leaf certificate, the log entry as Rekor returned it, the timestamp response, the content.
+fn assemble(
+    cert: &SigningCertificate,
+    entry: serde_json::Value,
+    timestamp: &[u8],
+    content: serde_json::Value,
+) -> KeylessBundle {
+    let log_index = entry
+        .get("logIndex")
+        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+        .unwrap_or_default();
+    let mut bundle = serde_json::json!({
+        "mediaType": BUNDLE_V03_MEDIA_TYPE,
+        "verificationMaterial": {
+            "certificate": {"rawBytes": STANDARD.encode(&cert.leaf)},
+            "tlogEntries": [entry],
+            "timestampVerificationData": {
+                "rfc3161Timestamps": [{"signedTimestamp": STANDARD.encode(timestamp)}],
+            },
+        },
+    });
+    if let (Some(b), Some(c)) = (bundle.as_object_mut(), content.as_object()) {
+        for (k, v) in c {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    KeylessBundle {
+        // A Value of strings, numbers and objects always serialises.
+        json: serde_json::to_vec(&bundle).unwrap_or_default(),
+        certificate: cert.leaf.clone(),
+        log_index,
+    }
+}

@@ -1,0 +1,608 @@
+//! A private Sigstore on loopback, built from the pinned Go peers, for keyless-signing tests and demos.
+//!
+//! [`TestSigstore::start`] starts, as `scripts/peers/smoke-sigstore.sh` does:
+//! - an OIDC issuer (`scripts/peers/oidc_issuer.py`: discovery document, JWKS, RS256 ID tokens),
+//! - Fulcio v1.8.8 with an ephemeral CA, trusting that issuer (email identities), logging precertificates to
+//! - TesseraCT (a static-ct-api CT log on POSIX storage), so certificates carry an embedded SCT,
+//! - timestamp-authority (`timestamp-server`, in-memory signer, RFC 3161),
+//! - Rekor v2 (rekor-tiles on POSIX storage, ECDSA P-256 checkpoint key, origin `127.0.0.1`),
+//!
+//! then writes `trusted_root.json` and `signing_config.json` for them with `cosign trusted-root create` /
+//! `cosign signing-config create`, and a `client_trust_config.json` for sigstore-python (whose models require a
+//! CA `commonName`, which Fulcio's ephemeral CA does not have: it is filled from the organization).
+//!
+//! Every service listens on 127.0.0.1 and is stopped when the [`TestSigstore`] is dropped.
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::HarnessError;
+use crate::http;
+use crate::process::{self, SupervisedProcess};
+
+/// How long a started service may take to answer.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for another test's timestamp-server to release port 2112.
+const TSA_PORT_WAIT: Duration = Duration::from_secs(300);
+/// `start-time` of every service in the trusted root and signing config.
+const START_TIME: &str = "2020-01-01T00:00:00Z";
+/// The Rekor v2 log's origin (checkpoint name): the host of its URL, as sigstore-go requires.
+pub const REKOR_ORIGIN: &str = "127.0.0.1";
+
+/// A running private Sigstore (see the module docs).
+#[derive(Debug)]
+pub struct TestSigstore {
+    // Field order is drop order: services stop before the directory is removed.
+    processes: Vec<SupervisedProcess>,
+    issuer: String,
+    fulcio_url: String,
+    rekor_url: String,
+    tsa_url: String,
+    ct_url: String,
+    dir: tempfile::TempDir,
+}
+
+fn free_port() -> Result<u16, HarnessError> {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| HarnessError::io("finding a free port", e))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| HarnessError::io("finding a free port", e))
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn oidc_issuer_script() -> PathBuf {
+    repo_root().join("scripts/peers/oidc_issuer.py")
+}
+
+/// Runs a command to completion; a failure carries its stderr.
+fn run(program: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<Vec<u8>, HarnessError> {
+    let line = format!("{} {}", program.display(), args.join(" "));
+    let mut command = Command::new(program);
+    command.args(args);
+    let output = if let Some(input) = stdin {
+        use std::io::Write as _;
+        let mut child = command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|source| HarnessError::Spawn {
+                command: line.clone(),
+                source,
+            })?;
+        if let Some(mut pipe) = child.stdin.take() {
+            pipe.write_all(input)
+                .map_err(|e| HarnessError::io(format!("writing to {line}"), e))?;
+        }
+        child
+            .wait_with_output()
+            .map_err(|e| HarnessError::io(format!("waiting for {line}"), e))?
+    } else {
+        command.output().map_err(|source| HarnessError::Spawn {
+            command: line.clone(),
+            source,
+        })?
+    };
+    if !output.status.success() {
+        return Err(HarnessError::CommandFailed {
+            command: line,
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
+    }
+    Ok(output.stdout)
+}
+
+fn path_str(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Waits until `GET path` on `host` gets any HTTP answer, or the process exits.
+fn wait_http(
+    server: &mut SupervisedProcess,
+    what: &str,
+    host: &str,
+    path: &str,
+    log: &Path,
+) -> Result<(), HarnessError> {
+    let started = Instant::now();
+    loop {
+        server.check_running()?;
+        if http::request_once(host, None, "GET", path, &[], &[]).is_ok() {
+            return Ok(());
+        }
+        if started.elapsed() > READY_TIMEOUT {
+            return Err(HarnessError::NotReady {
+                what: what.into(),
+                url: format!("http://{host}{path}"),
+                waited_secs: READY_TIMEOUT.as_secs(),
+                log: log.to_path_buf(),
+                log_tail: process::log_tail(log),
+            });
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether timestamp-server's log says its fixed metrics port 2112 was taken.
+fn metrics_port_taken(log: &Path) -> bool {
+    let tail = process::log_tail(log);
+    tail.contains(":2112") && tail.contains("address already in use")
+}
+
+/// GET `http://host/path`, 200 only.
+fn fetch(host: &str, path: &str) -> Result<Vec<u8>, HarnessError> {
+    let response = http::request_once(host, None, "GET", path, &[], &[])?;
+    if response.status != 200 {
+        return Err(HarnessError::Http {
+            method: "GET".into(),
+            url: format!("http://{host}{path}"),
+            reason: format!("status {}: {}", response.status, response.body_excerpt()),
+        });
+    }
+    Ok(response.body)
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), HarnessError> {
+    std::fs::write(path, bytes)
+        .map_err(|e| HarnessError::io(format!("writing {}", path.display()), e))
+}
+
+impl TestSigstore {
+    /// Starts the OIDC issuer, the CT log, Fulcio, the TSA and Rekor v2 on free loopback ports and writes the
+    /// trusted root and signing config that describe them. Blocking.
+    pub fn start() -> Result<TestSigstore, HarnessError> {
+        let cosign = crate::peers::peer_binary("cosign")?;
+        let fulcio = crate::peers::peer_binary("fulcio")?;
+        let tsa = crate::peers::peer_binary("timestamp-authority")?;
+        let rekor = crate::peers::peer_binary("rekor-tiles")?;
+        let tesseract = crate::peers::peer_binary("tesseract")?;
+        let python = process::find_tool("python3", "apt-get install python3")?;
+        let openssl = process::find_tool("openssl", "apt-get install openssl")?;
+        let dir = tempfile::Builder::new()
+            .prefix("kibaship-sigstore-")
+            .tempdir()
+            .map_err(|e| HarnessError::io("creating the Sigstore temp dir", e))?;
+        let d = dir.path().to_path_buf();
+        let mut processes = Vec::new();
+
+        // OIDC issuer.
+        let oidc_port = free_port()?;
+        let issuer = format!("http://127.0.0.1:{oidc_port}");
+        let log = d.join("oidc-issuer.log");
+        let mut p = SupervisedProcess::spawn(
+            "OIDC issuer",
+            &python,
+            &[
+                path_str(&oidc_issuer_script()),
+                "serve".into(),
+                "--dir".into(),
+                path_str(&d.join("oidc")),
+                "--port".into(),
+                oidc_port.to_string(),
+            ],
+            &log,
+        )?;
+        wait_http(
+            &mut p,
+            "OIDC issuer",
+            &format!("127.0.0.1:{oidc_port}"),
+            "/.well-known/openid-configuration",
+            &log,
+        )?;
+        processes.push(p);
+
+        // Keys: the CT log's as SEC 1 PEM (TesseraCT refuses PKCS #8), Rekor's as PKCS #8, both P-256.
+        let ct_key = d.join("ct-key.pem");
+        let rekor_key = d.join("rekor-key.pem");
+        let sec1 = run(
+            &openssl,
+            &["ecparam", "-name", "prime256v1", "-genkey", "-noout"],
+            None,
+        )?;
+        write(&ct_key, &sec1)?;
+        let other = run(
+            &openssl,
+            &["ecparam", "-name", "prime256v1", "-genkey", "-noout"],
+            None,
+        )?;
+        let pkcs8 = run(&openssl, &["pkcs8", "-topk8", "-nocrypt"], Some(&other))?;
+        write(&rekor_key, &pkcs8)?;
+        for (key, public) in [(&ct_key, "ct.pub"), (&rekor_key, "rekor.pub")] {
+            let out = d.join(public);
+            run(
+                &openssl,
+                &[
+                    "ec",
+                    "-in",
+                    &path_str(key),
+                    "-pubout",
+                    "-out",
+                    &path_str(&out),
+                ],
+                None,
+            )?;
+        }
+
+        // Fulcio (the CT log is started after it, once its ephemeral root can be fetched).
+        let ct_port = free_port()?;
+        let ct_url = format!("http://127.0.0.1:{ct_port}");
+        let fulcio_port = free_port()?;
+        let fulcio_url = format!("http://127.0.0.1:{fulcio_port}");
+        let fulcio_config = serde_json::json!({
+            "OIDCIssuers": { &issuer: { "IssuerURL": &issuer, "ClientID": "sigstore", "Type": "email" } }
+        });
+        write(
+            &d.join("fulcio-config.json"),
+            fulcio_config.to_string().as_bytes(),
+        )?;
+        let log = d.join("fulcio.log");
+        let mut p = SupervisedProcess::spawn(
+            "fulcio",
+            &fulcio,
+            &[
+                "serve".into(),
+                "--ca".into(),
+                "ephemeralca".into(),
+                "--config-path".into(),
+                path_str(&d.join("fulcio-config.json")),
+                "--host".into(),
+                "127.0.0.1".into(),
+                "--port".into(),
+                fulcio_port.to_string(),
+                "--grpc-host".into(),
+                "127.0.0.1".into(),
+                "--grpc-port".into(),
+                free_port()?.to_string(),
+                "--metrics-port".into(),
+                free_port()?.to_string(),
+                "--legacy-unix-domain-socket".into(),
+                path_str(&d.join("fulcio-legacy.sock")),
+                "--ct-log-url".into(),
+                ct_url.clone(),
+                "--ct-log-public-key-path".into(),
+                path_str(&d.join("ct.pub")),
+            ],
+            &log,
+        )?;
+        let fulcio_host = format!("127.0.0.1:{fulcio_port}");
+        wait_http(&mut p, "fulcio", &fulcio_host, "/api/v1/rootCert", &log)?;
+        processes.push(p);
+        let fulcio_chain = fetch(&fulcio_host, "/api/v1/rootCert")?;
+        if !String::from_utf8_lossy(&fulcio_chain).contains("BEGIN CERTIFICATE") {
+            return Err(HarnessError::Http {
+                method: "GET".into(),
+                url: format!("{fulcio_url}/api/v1/rootCert"),
+                reason: "the answer is not a PEM certificate chain".into(),
+            });
+        }
+        write(&d.join("fulcio-chain.pem"), &fulcio_chain)?;
+
+        // CT log accepting chains that end in Fulcio's root.
+        let log = d.join("tesseract.log");
+        let mut p = SupervisedProcess::spawn(
+            "tesseract",
+            &tesseract,
+            &[
+                "-http_endpoint".into(),
+                format!("127.0.0.1:{ct_port}"),
+                "-origin".into(),
+                "127.0.0.1".into(),
+                "-private_key".into(),
+                path_str(&ct_key),
+                "-roots_pem_file".into(),
+                path_str(&d.join("fulcio-chain.pem")),
+                "-storage_dir".into(),
+                path_str(&d.join("ct-tiles")),
+                "-checkpoint_interval".into(),
+                "1s".into(),
+                "-batch_max_age".into(),
+                "100ms".into(),
+                "-logtostderr".into(),
+            ],
+            &log,
+        )?;
+        wait_http(
+            &mut p,
+            "tesseract",
+            &format!("127.0.0.1:{ct_port}"),
+            "/checkpoint",
+            &log,
+        )?;
+        processes.push(p);
+
+        // Timestamp authority. timestamp-server v2.1.5 always serves its metrics on :2112 (all interfaces, no flag
+        // to move it), so only one runs per machine at a time: while another holds that port, wait for it.
+        let tsa_port = free_port()?;
+        let tsa_host = format!("127.0.0.1:{tsa_port}");
+        let tsa_url = format!("http://{tsa_host}/api/v1/timestamp");
+        let log = d.join("timestamp-server.log");
+        let waited = Instant::now();
+        loop {
+            let _ = std::fs::remove_file(&log);
+            let mut p = SupervisedProcess::spawn(
+                "timestamp-server",
+                &tsa,
+                &[
+                    "serve".into(),
+                    "--host".into(),
+                    "127.0.0.1".into(),
+                    "--port".into(),
+                    tsa_port.to_string(),
+                    "--timestamp-signer".into(),
+                    "memory".into(),
+                    "--disable-ntp-monitoring".into(),
+                ],
+                &log,
+            )?;
+            match wait_http(&mut p, "timestamp-server", &tsa_host, "/ping", &log) {
+                // The metrics listener may fail just after /ping answers: make sure it is still up.
+                Ok(()) => {
+                    thread::sleep(Duration::from_millis(300));
+                    match p.check_running() {
+                        Ok(()) => {
+                            processes.push(p);
+                            break;
+                        }
+                        Err(e) if !metrics_port_taken(&log) || waited.elapsed() > TSA_PORT_WAIT => {
+                            return Err(e);
+                        }
+                        Err(_) => {}
+                    }
+                }
+                Err(e) if !metrics_port_taken(&log) => return Err(e),
+                Err(e) if waited.elapsed() > TSA_PORT_WAIT => return Err(e),
+                Err(_) => {}
+            }
+            drop(p);
+            thread::sleep(Duration::from_millis(250));
+        }
+        let tsa_chain = fetch(&tsa_host, "/api/v1/timestamp/certchain")?;
+        write(&d.join("tsa-chain.pem"), &tsa_chain)?;
+
+        // Rekor v2.
+        let rekor_port = free_port()?;
+        let rekor_host = format!("127.0.0.1:{rekor_port}");
+        let rekor_url = format!("http://{rekor_host}");
+        let log = d.join("rekor.log");
+        let mut p = SupervisedProcess::spawn(
+            "rekor-tiles",
+            &rekor,
+            &[
+                "serve".into(),
+                "--http-address".into(),
+                "127.0.0.1".into(),
+                "--http-port".into(),
+                rekor_port.to_string(),
+                "--grpc-address".into(),
+                "127.0.0.1".into(),
+                "--grpc-port".into(),
+                free_port()?.to_string(),
+                "--http-metrics-port".into(),
+                free_port()?.to_string(),
+                "--storage-dir".into(),
+                path_str(&d.join("rekor-tiles")),
+                "--signer-filepath".into(),
+                path_str(&rekor_key),
+                "--hostname".into(),
+                REKOR_ORIGIN.into(),
+                "--checkpoint-interval".into(),
+                "1s".into(),
+                "--batch-max-age".into(),
+                "100ms".into(),
+            ],
+            &log,
+        )?;
+        wait_http(&mut p, "rekor-tiles", &rekor_host, "/healthz", &log)?;
+        processes.push(p);
+
+        // Trusted root, signing config, sigstore-python's client trust config.
+        let trusted_root = d.join("trusted_root.json");
+        let signing_config = d.join("signing_config.json");
+        let dstr = |name: &str| path_str(&d.join(name));
+        run(
+            &cosign,
+            &[
+                "trusted-root",
+                "create",
+                &format!(
+                    "--fulcio=url={fulcio_url},certificate-chain={},start-time={START_TIME}",
+                    dstr("fulcio-chain.pem")
+                ),
+                &format!(
+                    "--rekor=url={rekor_url},public-key={},start-time={START_TIME},origin={REKOR_ORIGIN}",
+                    dstr("rekor.pub")
+                ),
+                &format!(
+                    "--tsa=url={tsa_url},certificate-chain={},start-time={START_TIME}",
+                    dstr("tsa-chain.pem")
+                ),
+                &format!(
+                    "--ctfe=url={ct_url},public-key={},start-time={START_TIME},origin=127.0.0.1",
+                    dstr("ct.pub")
+                ),
+                "--out",
+                &path_str(&trusted_root),
+            ],
+            None,
+        )?;
+        run(
+            &cosign,
+            &[
+                "signing-config",
+                "create",
+                &format!(
+                    "--fulcio=url={fulcio_url},api-version=1,start-time={START_TIME},operator=kibaship-test"
+                ),
+                &format!(
+                    "--rekor=url={rekor_url},api-version=2,start-time={START_TIME},operator=kibaship-test"
+                ),
+                "--rekor-config=ANY",
+                &format!(
+                    "--tsa=url={tsa_url},api-version=1,start-time={START_TIME},operator=kibaship-test"
+                ),
+                "--tsa-config=EXACT:1",
+                &format!(
+                    "--oidc-provider=url={issuer},api-version=1,start-time={START_TIME},operator=kibaship-test"
+                ),
+                "--out",
+                &path_str(&signing_config),
+            ],
+            None,
+        )?;
+        write_client_trust_config(
+            &trusted_root,
+            &signing_config,
+            &d.join("client_trust_config.json"),
+        )?;
+
+        Ok(TestSigstore {
+            processes,
+            issuer,
+            fulcio_url,
+            rekor_url,
+            tsa_url,
+            ct_url,
+            dir,
+        })
+    }
+
+    /// The OIDC issuer's URL (the `iss` of minted tokens, and the certificates' OIDC issuer).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Fulcio's base URL.
+    pub fn fulcio_url(&self) -> &str {
+        &self.fulcio_url
+    }
+
+    /// Rekor v2's base URL.
+    pub fn rekor_url(&self) -> &str {
+        &self.rekor_url
+    }
+
+    /// The TSA's timestamp endpoint (`.../api/v1/timestamp`).
+    pub fn tsa_url(&self) -> &str {
+        &self.tsa_url
+    }
+
+    /// The CT log's base URL.
+    pub fn ct_url(&self) -> &str {
+        &self.ct_url
+    }
+
+    /// `trusted_root.json` for these services (Fulcio CA, Rekor v2 key, TSA chain, CT log key).
+    pub fn trusted_root_path(&self) -> PathBuf {
+        self.dir.path().join("trusted_root.json")
+    }
+
+    /// `signing_config.json` (v0.2) naming these services (Rekor API version 2).
+    pub fn signing_config_path(&self) -> PathBuf {
+        self.dir.path().join("signing_config.json")
+    }
+
+    /// sigstore-python's `--trust-config` file (`ClientTrustConfig`: trusted root + signing config).
+    pub fn client_trust_config_path(&self) -> PathBuf {
+        self.dir.path().join("client_trust_config.json")
+    }
+
+    /// The working directory (logs, keys, storage).
+    pub fn work_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// An ID token (audience `sigstore`, 10 minutes) for `email` from the issuer.
+    pub fn mint_token(&self, email: &str) -> Result<String, HarnessError> {
+        let python = process::find_tool("python3", "apt-get install python3")?;
+        let out = run(
+            &python,
+            &[
+                &path_str(&oidc_issuer_script()),
+                "token",
+                "--dir",
+                &path_str(&self.dir.path().join("oidc")),
+                "--issuer",
+                &self.issuer,
+                "--email",
+                email,
+            ],
+            None,
+        )?;
+        let token = String::from_utf8_lossy(&out).trim().to_string();
+        if token.split('.').count() != 3 {
+            return Err(HarnessError::CommandFailed {
+                command: "oidc_issuer.py token".into(),
+                status: "exit 0".into(),
+                stderr: "it printed no JWT".into(),
+            });
+        }
+        Ok(token)
+    }
+
+    /// Process ids of the services (for lifecycle tests).
+    pub fn process_ids(&self) -> Vec<u32> {
+        self.processes
+            .iter()
+            .map(SupervisedProcess::server_pid)
+            .collect()
+    }
+}
+
+impl Drop for TestSigstore {
+    fn drop(&mut self) {
+        for p in self.processes.iter_mut().rev() {
+            p.stop();
+        }
+    }
+}
+
+/// sigstore-python's ClientTrustConfig: the trusted root (each CA subject given a `commonName`, filled from its
+/// `organization` when missing) and the signing config.
+fn write_client_trust_config(
+    trusted_root: &Path,
+    signing_config: &Path,
+    out: &Path,
+) -> Result<(), HarnessError> {
+    let read = |p: &Path| -> Result<serde_json::Value, HarnessError> {
+        let bytes = std::fs::read(p)
+            .map_err(|e| HarnessError::io(format!("reading {}", p.display()), e))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            HarnessError::io(
+                format!("parsing {}", p.display()),
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )
+        })
+    };
+    let mut root = read(trusted_root)?;
+    let config = read(signing_config)?;
+    if let Some(cas) = root
+        .get_mut("certificateAuthorities")
+        .and_then(|c| c.as_array_mut())
+    {
+        for ca in cas {
+            if let Some(subject) = ca.get_mut("subject").and_then(|s| s.as_object_mut()) {
+                if !subject.contains_key("commonName") {
+                    let org = subject
+                        .get("organization")
+                        .cloned()
+                        .unwrap_or_else(|| serde_json::Value::String("sigstore".into()));
+                    subject.insert("commonName".into(), org);
+                }
+            }
+        }
+    }
+    let trust = serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
+        "trustedRoot": root,
+        "signingConfig": config,
+    });
+    write(out, trust.to_string().as_bytes())
+}
