@@ -295,10 +295,14 @@ fn accepted_from(signer: String, result: &VerificationResult) -> Accepted {
         .log_entries
         .iter()
         .map(|e| {
-            format!(
-                "{} entry {} ({}), signed entry timestamp verified",
-                e.log, e.log_index, e.kind
-            )
+            let checked = match (e.signed_entry_timestamp, e.inclusion_proof) {
+                (true, true) => "signed entry timestamp and inclusion proof verified",
+                (true, false) => "signed entry timestamp verified",
+                (false, true) => "inclusion proof and signed checkpoint verified",
+                // The verifier accepts no entry with neither; say so rather than claim a check.
+                (false, false) => "no log proof checked",
+            };
+            format!("{} entry {} ({}), {checked}", e.log, e.log_index, e.kind)
         })
         .collect::<Vec<_>>()
         .join("; ");

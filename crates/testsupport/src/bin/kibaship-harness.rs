@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kibaship_testsupport::fixtures;
 use kibaship_testsupport::registry::{self, RegistryEndpoint, RegistryMode, TestRegistry};
+use kibaship_testsupport::sigstore::TestSigstore;
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +31,9 @@ enum Command {
     /// Push many tags of one small image.
     #[command(subcommand)]
     Tags(TagsCommand),
+    /// Run a command beside a private Sigstore (OIDC issuer, Fulcio, CT log, TSA, Rekor v2) on loopback.
+    #[command(subcommand)]
+    Sigstore(SigstoreCommand),
     /// Serve the token server of a detached token-tls registry (started by `registry start`).
     #[command(hide = true)]
     TokenServer {
@@ -102,6 +106,23 @@ enum FixturesCommand {
         /// Print `reference<TAB>media type<TAB>index|image` instead of references only.
         #[arg(long)]
         long: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SigstoreCommand {
+    /// Start the stack, run COMMAND with its settings in the environment, stop the stack, exit as COMMAND did.
+    ///
+    /// COMMAND sees `KIBASHIP_SIGSTORE_SIGNING_CONFIG`, `KIBASHIP_SIGSTORE_TRUSTED_ROOT`,
+    /// `KIBASHIP_SIGSTORE_ISSUER`, `KIBASHIP_SIGSTORE_IDENTITY` and `KIBASHIP_SIGSTORE_TOKEN_FILE` (an ID token
+    /// for the identity, minted by the stack's issuer, in a 0600 file).
+    Run {
+        /// Email identity the minted ID token names.
+        #[arg(long, default_value = "demo@kibaship.test")]
+        identity: String,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true)]
+        command: Vec<String>,
     },
 }
 
@@ -181,6 +202,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::TokenServer { state_dir } => registry::serve_detached_token_server(&state_dir)?,
+        Command::Sigstore(SigstoreCommand::Run { identity, command }) => {
+            let code = run_beside_sigstore(&identity, &command)?;
+            if code != 0 {
+                anyhow::bail!("`{}` exited with {code}", command.join(" "));
+            }
+        }
     }
     Ok(())
+}
+
+/// Starts the private Sigstore, runs `command` with its settings in the environment, and stops the stack when
+/// the command ends (the stack's Drop), returning the command's exit code.
+fn run_beside_sigstore(identity: &str, command: &[String]) -> anyhow::Result<i32> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let (program, args) = command.split_first().context("no command given")?;
+    let stack = TestSigstore::start().context("starting the private Sigstore")?;
+    let token_file = stack.work_dir().join("demo-id-token");
+    let token = stack.mint_token(identity)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&token_file)
+        .and_then(|mut f| f.write_all(token.as_bytes()))
+        .with_context(|| format!("writing {}", token_file.display()))?;
+    let status = std::process::Command::new(program)
+        .args(args)
+        .env(
+            "KIBASHIP_SIGSTORE_SIGNING_CONFIG",
+            stack.signing_config_path(),
+        )
+        .env("KIBASHIP_SIGSTORE_TRUSTED_ROOT", stack.trusted_root_path())
+        .env("KIBASHIP_SIGSTORE_ISSUER", stack.issuer())
+        .env("KIBASHIP_SIGSTORE_IDENTITY", identity)
+        .env("KIBASHIP_SIGSTORE_TOKEN_FILE", &token_file)
+        .status()
+        .with_context(|| format!("running {program}"))?;
+    drop(stack);
+    Ok(status.code().unwrap_or(128))
 }

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Demo step 65: keyless signing against a private Sigstore on loopback, built from the real Go services (an OIDC
+# issuer of ours, Fulcio, TesseraCT, timestamp-authority, Rekor v2 / rekor-tiles): kibaverify signs an image with
+# a short-lived Fulcio certificate, then kibaverify and the real cosign verify it by identity; a wrong identity
+# is refused with exit 1. The step fails if any exit code is not the expected one.
+# Needs KIBASHIP_REGISTRY (started by scripts/demo.sh) and the peers (make peers).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+: "${KIBASHIP_REGISTRY:?run through scripts/demo.sh, which starts the registry}"
+ROOT="$PWD"
+KIBAVERIFY="$(realpath "${KIBAVERIFY:-target/release/kibaverify}")"
+HARNESS="$(realpath "${KIBASHIP_HARNESS:-target/release/kibaship-harness}")"
+fail() { printf 'demo 65-keyless: FAILED: %s\n' "$*" >&2; exit 1; }
+
+if [ "${1:-}" != --inside ]; then
+  # The harness starts the stack, runs this script again inside it, and stops the stack afterwards.
+  echo "starting a private Sigstore (OIDC issuer, Fulcio, CT log, TSA, Rekor v2) on 127.0.0.1 ..."
+  exec "$HARNESS" sigstore run --identity demo@kibaship.test -- bash "$0" --inside
+fi
+
+REG="$KIBASHIP_REGISTRY"
+WORK="${KIBASHIP_DEMO_DIR:-.demo}/65-keyless"
+rm -rf "$WORK" && mkdir -p "$WORK"
+WORK="$(realpath "$WORK")"
+CACHE="${KIBASHIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kibaship}"
+COSIGN="$CACHE/peers/cosign-$(awk '$1=="cosign"{print $2}' "$ROOT/tools/peers.txt")/cosign"
+[ -x "$COSIGN" ] || fail "the cosign peer is missing at $COSIGN (make peers builds it)"
+TRUSTED_ROOT="$KIBASHIP_SIGSTORE_TRUSTED_ROOT"
+ISSUER="$KIBASHIP_SIGSTORE_ISSUER"
+IDENTITY="$KIBASHIP_SIGSTORE_IDENTITY"
+
+expect_exit() {
+  local want=$1 what=$2; shift 3
+  local got=0
+  "$@" >"$WORK/out" 2>"$WORK/err" </dev/null || got=$?
+  sed 's/^/   /' "$WORK/out" "$WORK/err"
+  [ "$got" -eq "$want" ] || fail "$what: exit $got, expected $want"
+  echo "   -> exit $got, as expected"
+}
+
+IMAGE="$REG/fixtures/multiarch:v1"
+if ! "$KIBAVERIFY" digest --insecure-registry "$REG" "$IMAGE" >/dev/null 2>&1; then
+  "$HARNESS" fixtures push --registry "$REG" >/dev/null || fail "pushing the fixtures"
+fi
+export HOME="$WORK" # cosign keeps its caches here, not in the real home
+
+echo "1. sign $IMAGE keyless as $IDENTITY (ID token from a file, as a Tekton projected token)"
+expect_exit 0 "kibaverify sign --keyless" -- "$KIBAVERIFY" sign --insecure-registry "$REG" --keyless \
+  --signing-config "$KIBASHIP_SIGSTORE_SIGNING_CONFIG" --identity-token-file "$KIBASHIP_SIGSTORE_TOKEN_FILE" \
+  --trusted-root "$TRUSTED_ROOT" "$IMAGE"
+
+echo "2. verify by identity with kibaverify (certificate chain, SCT, Rekor v2 inclusion proof, TSA time)"
+expect_exit 0 "kibaverify verify" -- "$KIBAVERIFY" verify --insecure-registry "$REG" \
+  --certificate-identity "$IDENTITY" --certificate-oidc-issuer "$ISSUER" --trusted-root "$TRUSTED_ROOT" "$IMAGE"
+
+echo "3. verify by identity with the real cosign"
+expect_exit 0 "cosign verify" -- "$COSIGN" verify --allow-http-registry --trusted-root "$TRUSTED_ROOT" \
+  --certificate-identity "$IDENTITY" --certificate-oidc-issuer "$ISSUER" "$IMAGE"
+
+echo "4. another identity is refused"
+expect_exit 1 "kibaverify verify (wrong identity)" -- "$KIBAVERIFY" verify --insecure-registry "$REG" \
+  --certificate-identity "mallory@kibaship.test" --certificate-oidc-issuer "$ISSUER" \
+  --trusted-root "$TRUSTED_ROOT" "$IMAGE"
+echo "keyless: signed and verified by identity with kibaverify and cosign; a wrong identity was refused"
