@@ -180,6 +180,9 @@ pub(crate) fn parse_single<'a>(
 /// Parses a UTCTime or GeneralizedTime (the forms DER allows: `Z`, no fractions for UTCTime) into unix seconds.
 pub(crate) fn parse_time(tlv: &Tlv<'_>, context: &'static str) -> Result<i64, DerError> {
     let err = |reason| DerError { context, reason };
+    if !tlv.content.is_ascii() {
+        return Err(err("time is not ASCII"));
+    }
     let s = std::str::from_utf8(tlv.content).map_err(|_| err("time is not ASCII"))?;
     let digits = |s: &str| -> Result<i64, DerError> {
         if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() {
@@ -286,6 +289,16 @@ mod tests {
         );
         let mut r = Reader::new(&[0x02, 0x01, 0xff], "t");
         assert_eq!(r.read_small_int().unwrap(), -1);
+    }
+
+    #[test]
+    fn non_ascii_times_are_errors_not_panics() {
+        let t = Tlv {
+            tag: TAG_UTC_TIME,
+            content: "24é319172626".as_bytes(),
+            raw: b"",
+        };
+        assert!(parse_time(&t, "t").is_err());
     }
 
     #[test]

@@ -514,7 +514,7 @@ impl Verifier {
         }
         let mut issued_by_trusted = false;
         for ca in &self.root.certificate_authorities {
-            if leaf.issuer != ca.chain[0].subject {
+            if !leaf.may_be_issued_by(&ca.chain[0]) {
                 continue;
             }
             if !leaf.is_signed_by(&ca.chain[0]) {

@@ -245,7 +245,7 @@ impl Certificate {
 
     /// Whether `issuer` signed this certificate (names match and the signature verifies).
     pub fn is_signed_by(&self, issuer: &Certificate) -> bool {
-        self.issuer == issuer.subject
+        self.may_be_issued_by(issuer)
             && keys::verify_x509_signature(
                 &issuer.public_key,
                 &self.sig_alg,
@@ -270,6 +270,28 @@ impl Certificate {
         der::parse_single(&ext.value, der::TAG_OCTET_STRING, "subjectKeyIdentifier")
             .ok()
             .map(|t| t.content)
+    }
+
+    /// The authorityKeyIdentifier's keyIdentifier, if present.
+    pub(crate) fn authority_key_id(&self) -> Option<&[u8]> {
+        let ext = self.extension(OID_AUTHORITY_KEY_ID)?;
+        let seq =
+            der::parse_single(&ext.value, der::TAG_SEQUENCE, "authorityKeyIdentifier").ok()?;
+        Reader::new(seq.content, "authorityKeyIdentifier")
+            .read_optional(0x80)
+            .ok()
+            .flatten()
+            .map(|t| t.content)
+    }
+
+    /// Whether `issuer` may have issued this certificate: names match and, where both key
+    /// identifiers are present, they match too (a cheap test before the signature check).
+    pub(crate) fn may_be_issued_by(&self, issuer: &Certificate) -> bool {
+        self.issuer == issuer.subject
+            && match (self.authority_key_id(), issuer.subject_key_id()) {
+                (Some(a), Some(s)) => a == s,
+                _ => true,
+            }
     }
 
     pub(crate) fn extension(&self, oid: &[u8]) -> Option<&Extension> {

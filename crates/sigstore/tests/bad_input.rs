@@ -383,7 +383,11 @@ fn every_json_bit_flip() {
                     let same = result == case.expected
                         || (case.expected.bundle_version == BundleVersion::V0_1
                             && result == v01_without_proof(&case.expected));
-                    assert!(same, "{} byte {i} bit {bit}: accepted with {result:?}", HAPPY[which]);
+                    assert!(
+                        same,
+                        "{} byte {i} bit {bit}: accepted with {result:?}",
+                        HAPPY[which]
+                    );
                     accepted_identically += 1;
                 }
             }
@@ -393,5 +397,45 @@ fn every_json_bit_flip() {
             HAPPY[which],
             case.bundle.len() * 8
         );
+    }
+}
+
+fn leaf_der() -> Vec<u8> {
+    STANDARD
+        .decode(
+            happy_v03()["verificationMaterial"]["certificate"]["rawBytes"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Certificates with bytes overwritten, cut short or spliced never panic the parser.
+    #[test]
+    fn mutated_certificates_never_panic(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        cut in any::<prop::sample::Index>(),
+        truncate in any::<bool>(),
+    ) {
+        let mut der = leaf_der();
+        for (i, b) in &edits {
+            let at = i.index(der.len());
+            der[at] = *b;
+        }
+        if truncate {
+            der.truncate(cut.index(der.len()));
+        }
+        let _ = kibaship_sigstore::Certificate::from_der(&der);
+    }
+
+    /// Arbitrary bytes as a bundle or a trusted root are errors, never panics.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        prop_assert!(Bundle::from_json(&bytes).is_err());
+        let _ = TrustedRoot::from_json(&bytes);
+        let _ = kibaship_sigstore::Certificate::from_der(&bytes);
     }
 }
