@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod password;
 
 #[derive(Parser)]
 #[command(name = "kibaverify", version, about)]

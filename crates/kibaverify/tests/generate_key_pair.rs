@@ -64,3 +64,53 @@ fn refuses_without_a_password_source() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("COSIGN_PASSWORD"));
     assert!(!dir.path().join("k.key").exists());
 }
+
+/// Runs `kibaverify` on a pseudo-terminal (util-linux `script`), typing `lines` at its prompts.
+fn on_terminal(dir: &std::path::Path, args: &str, lines: &[&str]) -> std::process::Output {
+    let mut typed = String::from("sleep 1");
+    for line in lines {
+        // Each answer waits for its prompt: the prompt turns echo off and may discard earlier typeahead.
+        typed.push_str(&format!("; printf '%s\\n' '{line}'; sleep 1"));
+    }
+    typed.push_str("; sleep 3");
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "({typed}) | script -qec \"{BIN} {args}\" /dev/null"
+        ))
+        .current_dir(dir)
+        .env_remove("COSIGN_PASSWORD")
+        .output()
+        .expect("util-linux `script` runs the command on a pseudo-terminal")
+}
+
+#[test]
+fn prompts_twice_on_a_terminal_without_echo() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = on_terminal(
+        dir.path(),
+        "generate-key-pair --output-key-prefix tty",
+        &["typed-secret-91", "typed-secret-91"],
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("Enter password for private key again"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("typed-secret-91"),
+        "the password was echoed: {shown}"
+    );
+    let key = std::fs::read(dir.path().join("tty.key")).unwrap();
+    SigningKey::from_encrypted_pem(&key, b"typed-secret-91").unwrap();
+
+    let differ = on_terminal(
+        dir.path(),
+        "generate-key-pair --output-key-prefix other",
+        &["one", "two"],
+    );
+    assert!(!differ.status.success());
+    assert!(String::from_utf8_lossy(&differ.stdout).contains("the two passwords differ"));
+    assert!(!dir.path().join("other.key").exists());
+}

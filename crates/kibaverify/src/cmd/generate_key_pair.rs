@@ -8,8 +8,8 @@ use kibaship_sign::SigningKey;
 
 /// Writes `<prefix>.key` (PEM `ENCRYPTED SIGSTORE PRIVATE KEY`, scrypt N=2^16) and `<prefix>.pub`.
 ///
-/// The password comes from `COSIGN_PASSWORD` (which may be empty), as for cosign; without it, the command
-/// refuses to run rather than write an unprotected key.
+/// The password comes from `COSIGN_PASSWORD` (which may be empty) or, on a terminal, a prompt (asked twice), as
+/// for cosign; with neither, the command refuses to run rather than write an unprotected key.
 #[derive(clap::Args)]
 pub struct Args {
     /// Path prefix of the two files written.
@@ -22,11 +22,7 @@ pub struct Args {
 
 /// Generates the pair and writes both files (the private key with mode 0600).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let password = std::env::var("COSIGN_PASSWORD").map_err(|_| {
-        anyhow::anyhow!(
-            "set COSIGN_PASSWORD to the password for the new private key (it may be empty)"
-        )
-    })?;
+    let password = crate::password::cosign_password(crate::password::PasswordFor::NewKey)?;
     let key_path = args.output_key_prefix.with_extension("key");
     let pub_path = args.output_key_prefix.with_extension("pub");
     for path in [&key_path, &pub_path] {

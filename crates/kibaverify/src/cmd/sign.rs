@@ -2,6 +2,7 @@
 //! (`--keyless`: OIDC token, Fulcio certificate, Rekor v2 entry, TSA timestamp; bundle layout only).
 //!
 //! Exit codes: 0 signed; 2 bad input (key, password, token, reference) or an unreachable registry or service.
+use crate::password::PasswordFor;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -98,7 +99,8 @@ pub struct Args {
     pub registry: RegistryFlags,
 }
 
-/// Loads a private key as cosign does: encrypted cosign/sigstore keys with COSIGN_PASSWORD, plain PEM as is.
+/// Loads a private key as cosign does: encrypted cosign/sigstore keys with COSIGN_PASSWORD (or a terminal
+/// prompt), plain PEM as is.
 pub fn load_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
     let meta =
         std::fs::metadata(path).with_context(|| format!("cannot read key {}", path.display()))?;
@@ -112,12 +114,8 @@ pub fn load_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
     let pem = std::fs::read(path).with_context(|| format!("cannot read key {}", path.display()))?;
     let encrypted = String::from_utf8_lossy(&pem).contains("-----BEGIN ENCRYPTED ");
     if encrypted {
-        let password = std::env::var("COSIGN_PASSWORD").map_err(|_| {
-            anyhow::anyhow!(
-                "key {} is encrypted: set COSIGN_PASSWORD to its password (it may be empty)",
-                path.display()
-            )
-        })?;
+        let shown = path.display().to_string();
+        let password = crate::password::cosign_password(PasswordFor::ExistingKey(&shown))?;
         SigningKey::from_encrypted_pem(&pem, password.as_bytes())
             .with_context(|| format!("cannot load key {}", path.display()))
     } else {
