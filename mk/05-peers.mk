@@ -12,8 +12,9 @@ APT_PACKAGES += docker-registry skopeo runc etcd-server curl jq python3 openssl
 PY_TOOLS += sigstore==4.5.1
 TEST_EXTRA += peers-smoke
 
-# The peers `make demo` uses (a subset, so a fresh machine's first demo does not wait for kube-apiserver).
-DEMO_PEERS := crane ggcr-registry cosign oras
+# The peers `make demo` uses (registries, cosign, the private Sigstore of demo step 65); a subset, so a fresh
+# machine's first demo does not wait for kube-apiserver and BuildKit.
+DEMO_PEERS := crane ggcr-registry cosign oras timestamp-authority fulcio tesseract rekor-tiles
 
 .PHONY: peers peers-smoke peers-demo
 

@@ -65,13 +65,15 @@ while read -r name version binaries here packages; do
   stamp="$dir/.kibaship-built"
   log="$cache/logs/$name-$version.log"
 
-  # Peers built from a module in this repo are rebuilt when its files change (same version, new source).
-  src_hash=""
+  # What was built: the line's binaries and packages (with build settings) and, for a module of this repo,
+  # its files. A peer is rebuilt when this changes (same version, new source or flags).
+  module_files=""
   for p in $packages; do
     case "$p" in
-      ./*) src_hash="$(cd "$repo_root/${p#./}" && find . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)" ;;
+      ./*) module_files="$(cd "$repo_root/${p#./}" && find . -type f | LC_ALL=C sort | xargs sha256sum)" ;;
     esac
   done
+  src_hash="$(printf '%s\n%s\n' "$binaries $packages" "$module_files" | sha256sum | cut -c1-16)"
 
   # A remembered failure is keyed by the whole line, so editing the line retries it.
   failed="$cache/failed/$name-$version-$(printf '%s' "$name $version $binaries $packages $src_hash" | sha256sum | cut -c1-12)"
@@ -81,7 +83,8 @@ while read -r name version binaries here packages; do
   for b in "${bins[@]}"; do [ -x "$dir/$b" ] || all_present=0; done
 
   if [ "$all_present" = 1 ] && [ -f "$stamp" ] && [ "$(cat "$dir/.kibaship-source" 2>/dev/null)" = "$src_hash" ]; then
-    rows+=("$name|$version|cached|$(cat "$stamp")|")
+    if [ "$here" = yes ]; then note=""; else note="built, but does not run here (here=no): see docs/peers.md"; fi
+    rows+=("$name|$version|cached|$(cat "$stamp")|$note")
     continue
   fi
   if [ -f "$failed" ] && [ "${PEERS_RETRY:-0}" != 1 ]; then
@@ -95,8 +98,10 @@ while read -r name version binaries here packages; do
   moddir=""
   targets=()
   build_env=()
+  goflags_extra=()
   for p in $packages; do
     case "$p" in
+      GOFLAGS+=*) goflags_extra+=("${p#GOFLAGS+=}") ;; # e.g. GOFLAGS+=-ldflags=-X=pkg.Version=v1
       [A-Z]*=*) build_env+=("$p") ;; # e.g. GOTOOLCHAIN=go1.27.3 for modules that need a newer Go
       ./*) moddir="$repo_root/${p#./}" ;;
       *) if [ -n "$moddir" ]; then targets+=("$p"); else targets+=("$p@$version"); fi ;;
@@ -111,10 +116,12 @@ while read -r name version binaries here packages; do
       continue
     fi
   fi
-  echo "peers: building $name $version (${build_env[*]:+${build_env[*]} }${moddir:+in $moddir: }${targets[*]}), log: $log" >&2
+  echo "peers: building $name $version (${build_env[*]:+${build_env[*]} }${goflags_extra[*]:+GOFLAGS+=${goflags_extra[*]} }${moddir:+in $moddir: }${targets[*]}), log: $log" >&2
   tmp="$(mktemp -d "$cache/.build-$name-XXXXXX")"
+  chmod 755 "$tmp"
   start=$(date +%s)
-  if (cd "${moddir:-$repo_root}" && nice -n "$nice_level" env GOBIN="$tmp" GOFLAGS="${GOFLAGS:--buildvcs=false}" \
+  goflags="${GOFLAGS:--buildvcs=false}${goflags_extra[*]:+ ${goflags_extra[*]}}"
+  if (cd "${moddir:-$repo_root}" && nice -n "$nice_level" env GOBIN="$tmp" GOFLAGS="$goflags" \
       ${build_env[@]+"${build_env[@]}"} go install -trimpath "${targets[@]}") >"$log" 2>&1; then
     secs=$(( $(date +%s) - start ))
     missing=""
@@ -129,7 +136,8 @@ while read -r name version binaries here packages; do
     echo "$secs" >"$tmp/.kibaship-built"
     printf '%s\n' "$src_hash" >"$tmp/.kibaship-source"
     rm -rf "$dir"; mv "$tmp" "$dir"; rm -f "$failed"
-    rows+=("$name|$version|built|$secs|")
+    if [ "$here" = yes ]; then note=""; else note="built, but does not run here (here=no): see docs/peers.md"; fi
+    rows+=("$name|$version|built|$secs|$note")
   else
     secs=$(( $(date +%s) - start ))
     rm -rf "$tmp"

@@ -10,15 +10,24 @@ SMOKE_NAME="${SMOKE_NAME:-$(basename "$0" .sh | sed 's/^smoke-//')}"
 
 SMOKE_WORK="$(mktemp -d "${TMPDIR:-/tmp}/kibaship-smoke-$SMOKE_NAME-XXXXXX")"
 _smoke_pids=()
+declare -A _smoke_pid_of=()
 _smoke_done=0
 
 _smoke_cleanup() {
   local rc=$?
   local p
+  # SIGTERM, up to 5 s to exit, then SIGKILL (kube-apiserver's graceful shutdown alone takes minutes).
   for p in "${_smoke_pids[@]}"; do
     kill "$p" 2>/dev/null || true
   done
+  for _ in $(seq 1 25); do
+    local alive=0
+    for p in "${_smoke_pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 1 ] || break
+    sleep 0.2
+  done
   for p in "${_smoke_pids[@]}"; do
+    kill -9 "$p" 2>/dev/null || true
     wait "$p" 2>/dev/null || true
   done
   if [ "$_smoke_done" = 0 ]; then
@@ -37,8 +46,12 @@ _smoke_cleanup() {
 trap _smoke_cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Step log on stderr (the PASS/FAIL line is the only stdout line).
-step() { echo "  [$SMOKE_NAME] $*" >&2; }
+# Step log: always into $SMOKE_WORK/steps.log, and on stderr with SMOKE_VERBOSE=1 (the PASS/FAIL line is the
+# only stdout line; a FAIL names the failing step and keeps the logs).
+step() {
+  echo "  [$SMOKE_NAME] $*" >>"$SMOKE_WORK/steps.log"
+  [ "${SMOKE_VERBOSE:-0}" != 1 ] || echo "  [$SMOKE_NAME] $*" >&2
+}
 
 pass() { _smoke_done=1; echo "PASS $SMOKE_NAME: $*"; exit 0; }
 
@@ -101,6 +114,16 @@ start_bg() {
   step "start $label: $*"
   "$@" >"$SMOKE_WORK/$label.log" 2>&1 &
   _smoke_pids+=("$!")
+  _smoke_pid_of["$label"]="$!"
+}
+
+# Fails (with the end of its log) if the background process LABEL has exited.
+assert_running() {
+  local label="$1" pid="${_smoke_pid_of[$1]:-}"
+  if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+    tail -n 20 "$SMOKE_WORK/$label.log" | sed 's/^/    | /' >&2
+    fail "$label exited early; its log ends with: $(grep -v '^[[:space:]]*$' "$SMOKE_WORK/$label.log" | tail -n 1 | cut -c1-300)"
+  fi
 }
 
 # Waits until URL answers with an HTTP status (any), up to ~20 s; fails with the server log otherwise.
@@ -108,6 +131,7 @@ wait_http() {
   local url="$1" label="$2"
   for _ in $(seq 1 100); do
     if curl -s -o /dev/null "$url" 2>/dev/null; then return 0; fi
+    assert_running "$label"
     sleep 0.2
   done
   tail -n 20 "$SMOKE_WORK/$label.log" | sed 's/^/    | /' >&2

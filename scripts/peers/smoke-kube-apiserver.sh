@@ -40,19 +40,21 @@ start_bg etcd "$etcd" --name smoke --data-dir "$SMOKE_WORK/etcd" \
 wait_http "http://127.0.0.1:$etcd_port/health" etcd
 
 # kube-apiserver. ServiceAccount admission is off: without a controller manager no `default` service
-# account would ever exist, and every Pod would be refused for that.
+# account would ever exist, and every Pod would be refused for that. The `kubernetes` Service endpoint
+# reconciler is off: it refuses a loopback advertise address.
 api_port="$(free_port)"
 start_bg kube-apiserver "$apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
   --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
   --tls-cert-file "$SMOKE_WORK/apiserver.pem" --tls-private-key-file "$SMOKE_WORK/apiserver.key" \
   --client-ca-file "$SMOKE_WORK/ca.pem" --token-auth-file "$SMOKE_WORK/tokens.csv" \
-  --authorization-mode RBAC --disable-admission-plugins ServiceAccount \
+  --authorization-mode RBAC --disable-admission-plugins ServiceAccount --endpoint-reconciler-type none \
   --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$SMOKE_WORK/sa.pub" \
   --service-account-signing-key-file "$SMOKE_WORK/sa.key" --service-cluster-ip-range 10.96.0.0/24 \
   --cert-dir "$SMOKE_WORK/apiserver-certs"
 server="https://127.0.0.1:$api_port"
 for _ in $(seq 1 150); do
   [ "$(curl -sS --cacert ca.pem -H "Authorization: Bearer $token" "$server/readyz" 2>/dev/null)" = ok ] && break
+  assert_running kube-apiserver
   sleep 0.4
 done
 [ "$(curl -sS --cacert ca.pem -H "Authorization: Bearer $token" "$server/readyz" 2>/dev/null)" = ok ] || {
@@ -65,7 +67,11 @@ kube() { "$kubectl" --server "$server" --token "$token" --certificate-authority 
 webhook_port="$(free_port)"
 start_bg admission-recorder python3 "$PEERS_REPO_ROOT/scripts/peers/admission_recorder.py" --port "$webhook_port" \
   --cert "$SMOKE_WORK/webhook.pem" --key "$SMOKE_WORK/webhook.key" --out "$SMOKE_WORK/reviews"
-for _ in $(seq 1 50); do curl -sS --cacert ca.pem "https://127.0.0.1:$webhook_port/" >/dev/null 2>&1 && break; sleep 0.2; done
+for _ in $(seq 1 50); do
+  curl -sS --cacert ca.pem "https://127.0.0.1:$webhook_port/" >/dev/null 2>&1 && break
+  assert_running admission-recorder
+  sleep 0.2
+done
 
 run create-namespace kube create namespace smoke
 run label-namespace kube label namespace smoke kibaship.test/webhook=on
@@ -129,5 +135,5 @@ sed -e 's/name: smoke-allowed/name: smoke-denied/' -e 's/^  namespace: smoke$/  
   pod.yaml >pod-denied.yaml
 expect_rejected create-denied-pod "kibaship smoke webhook denies pod smoke-denied" kube create -f pod-denied.yaml
 
-version="$("$apiserver" --version 2>&1 | awk '{ print $2 }')"
-pass "kube-apiserver ${version:-?} + etcd $("$etcd" --version | awk '/^etcd Version/ { print $3 }'): namespace + Pod (Pending) created by kubectl; the ValidatingWebhookConfiguration's HTTPS endpoint received the AdmissionReview and its denial was enforced"
+version="$(awk '$1 == "kube-apiserver" { print $2 }' "$PEERS_LIST")" # the binary says v0.0.0-master
+pass "kube-apiserver $version + etcd $("$etcd" --version | awk '/^etcd Version/ { print $3 }'): namespace + Pod (Pending) created by kubectl; the ValidatingWebhookConfiguration's HTTPS endpoint received the AdmissionReview and its denial was enforced"

@@ -32,7 +32,8 @@ pub struct PeerSpec {
     pub binaries: Vec<String>,
     /// `here=yes`: builds and runs on these machines; `no`: known not to (docs/peers.md says why).
     pub runs_here: bool,
-    /// Go packages built (or `./dir` of a module in this repository, then packages).
+    /// Go packages built, possibly after `./dir` (a module of this repository to build in) and build settings
+    /// (`VAR=value`, `GOFLAGS+=flag`).
     pub packages: Vec<String>,
 }
 
