@@ -19,6 +19,19 @@ pub struct SigningCertificate {
     pub chain: Vec<Vec<u8>>,
 }
 
+/// `der` as a PEM `CERTIFICATE` block (64-column base64, trailing newline), as cosign writes certificates into
+/// annotations and Rekor entries.
+pub fn certificate_pem(der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SigningCertResponse {

@@ -13,8 +13,11 @@
 //!    be hashedrekord"; its `dsse` type is deprecated), so a DSSE envelope, image signature or attestation, is
 //!    logged as a `hashedrekord` over SHA-256 of its PAE, as cosign v3.1.3 does.
 //!
-//! The legacy `.sig` layout is not written keyless: its Rekor bundle annotation carries a SET, which only Rekor
-//! v1 issues, and cosign's legacy verifiers require it.
+//! For cosign's legacy `.sig`/`.att` layout, whose Rekor bundle annotation carries a signed entry timestamp
+//! (SET) that only Rekor v1 issues, [`KeylessSigner::sign_message_rekor_v1`] and
+//! [`KeylessSigner::sign_dsse_rekor_v1`] log the signature in a Rekor v1 log instead ([`rekor_v1`]:
+//! `hashedrekord` v0.0.1 for simple-signing payloads, `dsse` v0.0.1 for attestation envelopes). The SET dates
+//! the certificate, so no TSA is needed there.
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use kibaship_sign::SigningKey;
@@ -23,6 +26,7 @@ use kibaship_sigstore::{HashAlgorithm, pae};
 use crate::bundle_layout::BUNDLE_V03_MEDIA_TYPE;
 use crate::fulcio::{self, SigningCertificate};
 use crate::identity_token::{IdentityToken, TokenError};
+use crate::rekor_v1;
 use crate::rekor_v2;
 use crate::signing_config::{SigningConfigError, SigningServices};
 use crate::tsa;
@@ -70,6 +74,18 @@ pub enum KeylessError {
     /// The ephemeral key failed.
     #[error("ephemeral key: {0}")]
     Key(#[from] kibaship_sign::KeyError),
+    /// No Rekor log of the version the layout needs was given.
+    #[error(
+        "no Rekor v{version} log: {why} (--rekor{flag}-url, or rekorTlogUrls with majorApiVersion {version} in the signing config)"
+    )]
+    NoRekorLog {
+        /// 1 or 2.
+        version: u8,
+        /// `-v1` or ``.
+        flag: &'static str,
+        /// Why that version is needed.
+        why: &'static str,
+    },
     /// No timestamp authority was given.
     #[error(
         "no timestamp authority: Rekor v2 entries carry no signed time, so keyless signing needs a TSA (--tsa-url or tsaUrls in the signing config)"
@@ -86,6 +102,42 @@ pub struct KeylessBundle {
     pub certificate: Vec<u8>,
     /// The Rekor log index of the entry.
     pub log_index: String,
+}
+
+/// A keyless signature logged in Rekor v1: what a legacy `.sig`/`.att` layer's annotations carry.
+#[derive(Debug, Clone)]
+pub struct LegacyKeylessSignature {
+    /// The signature (over the payload, or the DSSE PAE).
+    pub signature: Vec<u8>,
+    /// The Fulcio leaf certificate (DER).
+    pub certificate: Vec<u8>,
+    /// The leaf as PEM (`dev.sigstore.cosign/certificate`).
+    pub certificate_pem: String,
+    /// The intermediates and root as PEM, concatenated (`dev.sigstore.cosign/chain`).
+    pub chain_pem: String,
+    /// The Rekor v1 entry, with its SET (`dev.sigstore.cosign/bundle`).
+    pub entry: rekor_v1::LogEntry,
+}
+
+impl LegacyKeylessSignature {
+    fn new(
+        signature: Vec<u8>,
+        cert: &SigningCertificate,
+        certificate_pem: String,
+        entry: rekor_v1::LogEntry,
+    ) -> Self {
+        LegacyKeylessSignature {
+            signature,
+            certificate: cert.leaf.clone(),
+            certificate_pem,
+            chain_pem: cert
+                .chain
+                .iter()
+                .map(|der| crate::fulcio::certificate_pem(der))
+                .collect(),
+            entry,
+        }
+    }
 }
 
 /// Signs with a fresh key and certificate for each signature.
@@ -141,6 +193,79 @@ impl KeylessSigner {
         Ok((key, cert))
     }
 
+    fn rekor_v2_url(&self) -> Result<&str, KeylessError> {
+        self.services
+            .rekor_url
+            .as_deref()
+            .ok_or(KeylessError::NoRekorLog {
+                version: 2,
+                flag: "",
+                why: "bundle-layout signatures are logged in Rekor v2",
+            })
+    }
+
+    fn rekor_v1_url(&self) -> Result<&str, KeylessError> {
+        self.services
+            .rekor_v1_url
+            .as_deref()
+            .ok_or(KeylessError::NoRekorLog {
+                version: 1,
+                flag: "-v1",
+                why: "legacy-layout signatures carry a Rekor v1 signed entry timestamp",
+            })
+    }
+
+    /// Signs `payload` (cosign's simple-signing JSON) as a message signature and logs it in Rekor v1 as a
+    /// `hashedrekord` v0.0.1 over its SHA-256, with the certificate as the signer: what `cosign sign
+    /// --new-bundle-format=false` writes into a `.sig` layer.
+    pub async fn sign_message_rekor_v1(
+        &self,
+        payload: &[u8],
+    ) -> Result<LegacyKeylessSignature, KeylessError> {
+        let url = self.rekor_v1_url()?;
+        let (key, cert) = self.certificate().await?;
+        let signature = key.sign(payload)?;
+        let certificate_pem = crate::fulcio::certificate_pem(&cert.leaf);
+        let request = rekor_v1::hashed_rekord_request(
+            &HashAlgorithm::Sha256.digest(payload),
+            &signature,
+            &certificate_pem,
+        );
+        let entry = rekor_v1::create_entry(&self.http, url, &request).await?;
+        Ok(LegacyKeylessSignature::new(
+            signature,
+            &cert,
+            certificate_pem,
+            entry,
+        ))
+    }
+
+    /// Signs `payload` in a DSSE envelope of `payload_type` and logs the envelope in Rekor v1 as a `dsse` v0.0.1
+    /// entry: what `cosign attest --new-bundle-format=false` writes into a `.att` layer. Returns the envelope
+    /// JSON (the layer's content) and the signature material.
+    pub async fn sign_dsse_rekor_v1(
+        &self,
+        payload_type: &str,
+        payload: &[u8],
+    ) -> Result<(Vec<u8>, LegacyKeylessSignature), KeylessError> {
+        let url = self.rekor_v1_url()?;
+        let (key, cert) = self.certificate().await?;
+        let signature = key.sign(&pae(payload_type, payload))?;
+        let envelope = serde_json::json!({
+            "payloadType": payload_type,
+            "payload": STANDARD.encode(payload),
+            "signatures": [{"keyid": "", "sig": STANDARD.encode(&signature)}],
+        })
+        .to_string();
+        let certificate_pem = crate::fulcio::certificate_pem(&cert.leaf);
+        let request = rekor_v1::dsse_request(&envelope, &certificate_pem);
+        let entry = rekor_v1::create_entry(&self.http, url, &request).await?;
+        Ok((
+            envelope.into_bytes(),
+            LegacyKeylessSignature::new(signature, &cert, certificate_pem, entry),
+        ))
+    }
+
     async fn timestamp(&self, signature: &[u8]) -> Result<Vec<u8>, KeylessError> {
         let url = self
             .services
@@ -156,6 +281,7 @@ impl KeylessSigner {
         payload_type: &str,
         payload: &[u8],
     ) -> Result<KeylessBundle, KeylessError> {
+        self.rekor_v2_url()?;
         let (key, cert) = self.certificate().await?;
         let signed = pae(payload_type, payload);
         let signature = key.sign(&signed)?;
@@ -165,7 +291,7 @@ impl KeylessSigner {
             &signature,
             &cert.leaf,
         );
-        let entry = rekor_v2::create_entry(&self.http, &self.services.rekor_url, &request).await?;
+        let entry = rekor_v2::create_entry(&self.http, self.rekor_v2_url()?, &request).await?;
         let content = serde_json::json!({
             "dsseEnvelope": {
                 "payload": STANDARD.encode(payload),
@@ -179,12 +305,13 @@ impl KeylessSigner {
     /// Signs `blob` as a message signature (SHA-256), logged as `hashedrekord`: what `cosign sign-blob --bundle`
     /// writes.
     pub async fn sign_blob(&self, blob: &[u8]) -> Result<KeylessBundle, KeylessError> {
+        self.rekor_v2_url()?;
         let (key, cert) = self.certificate().await?;
         let signature = key.sign(blob)?;
         let digest = HashAlgorithm::Sha256.digest(blob);
         let timestamp = self.timestamp(&signature).await?;
         let request = rekor_v2::hashed_rekord_request(&digest, &signature, &cert.leaf);
-        let entry = rekor_v2::create_entry(&self.http, &self.services.rekor_url, &request).await?;
+        let entry = rekor_v2::create_entry(&self.http, self.rekor_v2_url()?, &request).await?;
         let content = serde_json::json!({
             "messageSignature": {
                 "messageDigest": {"algorithm": "SHA2_256", "digest": STANDARD.encode(&digest)},

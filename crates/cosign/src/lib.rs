@@ -10,6 +10,7 @@
 //! - [`keyless`]: keyless signing (an OIDC token, an ephemeral key, a Fulcio certificate, a Rekor v2 entry, an
 //!   RFC 3161 timestamp) into a Sigstore bundle v0.3, over the clients [`fulcio`], [`rekor_v2`] and [`tsa`]
 //!   (async, reqwest), with services from a [`signing_config`] and the token read by [`identity_token`].
+//! - [`rekor_v1`]: the Rekor v1 client whose signed entry timestamps keyless legacy layers carry.
 //! - [`registry`]: signing and verifying images in a registry (async, over `kibaship-oci`'s client).
 
 pub mod bundle_layout;
@@ -19,6 +20,7 @@ pub mod identity_token;
 pub mod keyless;
 pub mod legacy;
 pub mod registry;
+pub mod rekor_v1;
 pub mod rekor_v2;
 mod service_http;
 pub mod signing_config;
@@ -27,6 +29,7 @@ pub mod tsa;
 pub use check::{Accepted, Rejected, VerifyOptions};
 pub use legacy::{LayerKind, LayoutError, RekorBundle, SignatureLayer};
 pub use registry::{
-    CosignError, ImageReport, KeylessSigned, Layout, SignatureOutcome, SignedBundle, SignedImage,
-    sign_bundle, sign_bundle_keyless, sign_legacy, verify_image,
+    CosignError, ImageReport, KeylessSigned, Layout, LegacyKeylessSigned, SignatureOutcome,
+    SignedBundle, SignedImage, sign_bundle, sign_bundle_keyless, sign_legacy, sign_legacy_keyless,
+    verify_image,
 };

@@ -112,35 +112,48 @@ pub async fn sign_legacy(
     )?
     .to_bytes();
     let signature = key.sign(&payload)?;
-
-    let tag = legacy::tag_for(&digest, SIGNATURE_TAG_SUFFIX);
-    let tag_ref = reference.with_tag(&tag)?;
-    let existing = existing_layers(client, &tag_ref).await?;
-
-    let payload_digest = client
-        .push_blob(&image, &payload)
-        .await
-        .map_err(registry_error(format!(
-            "pushing the signature payload to {}",
-            reference.name()
-        )))?;
-    let mut layer = Descriptor::of(legacy::SIMPLE_SIGNING_MEDIA_TYPE, &payload);
-    layer.digest = payload_digest.clone();
-    layer.annotations = SignatureLayer {
+    let material = SignatureLayer {
         index: 0,
-        descriptor: layer.clone(),
+        descriptor: Descriptor::of(legacy::SIMPLE_SIGNING_MEDIA_TYPE, &payload),
         signature,
         certificate_pem: None,
         chain_pem: None,
         rekor_bundle: None,
         rfc3161_timestamp: None,
         predicate_type: None,
-    }
-    .annotations();
+    };
+    push_signature_layer(client, reference, &digest, &image, &payload, &material).await
+}
+
+/// Pushes `payload` as a new layer of the `.sig` manifest of `digest`, with the annotations of `material`
+/// (signature, certificate, chain, Rekor bundle), keeping every layer already there: payload blob, config, then
+/// the manifest.
+async fn push_signature_layer(
+    client: &RegistryClient,
+    reference: &Reference,
+    digest: &Digest,
+    image: &Reference,
+    payload: &[u8],
+    material: &SignatureLayer,
+) -> Result<SignedImage, CosignError> {
+    let tag = legacy::tag_for(digest, SIGNATURE_TAG_SUFFIX);
+    let tag_ref = reference.with_tag(&tag)?;
+    let existing = existing_layers(client, &tag_ref).await?;
+
+    let payload_digest = client
+        .push_blob(image, payload)
+        .await
+        .map_err(registry_error(format!(
+            "pushing the signature payload to {}",
+            reference.name()
+        )))?;
+    let mut layer = Descriptor::of(legacy::SIMPLE_SIGNING_MEDIA_TYPE, payload);
+    layer.digest = payload_digest.clone();
+    layer.annotations = material.annotations();
     let layers = legacy::append_layer(&existing, layer);
     let built = legacy::build_manifest(&layers);
     client
-        .push_blob(&image, &built.config)
+        .push_blob(image, &built.config)
         .await
         .map_err(registry_error(format!(
             "pushing the signature config to {}",
@@ -157,6 +170,131 @@ pub async fn sign_legacy(
         signature_manifest: pushed.digest.to_string(),
         payload: payload_digest.to_string(),
         signatures: layers.len(),
+    })
+}
+
+/// What `sign_legacy_keyless` wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacyKeylessSigned {
+    /// The image, digest, `.sig` tag and layer.
+    #[serde(flatten)]
+    pub signed: SignedImage,
+    /// The certificate's subject alternative name (what verifiers give as `--certificate-identity`).
+    pub certificate_identity: String,
+    /// The certificate's OIDC issuer (`--certificate-oidc-issuer`).
+    pub certificate_oidc_issuer: String,
+    /// The Rekor v1 entry's UUID.
+    pub rekor_uuid: String,
+    /// Its index in the log.
+    pub log_index: i64,
+    /// When the log integrated it (Unix seconds; the SET signs it).
+    pub integrated_time: i64,
+    /// Whether the layer was verified against a trusted root before it was uploaded.
+    pub checked_against_trusted_root: bool,
+}
+
+/// Signs `reference` keyless in cosign's legacy layout, as `cosign sign --new-bundle-format=false` does: the
+/// simple-signing payload for the digest, signed by an ephemeral key with a Fulcio certificate and logged in
+/// Rekor v1 (`hashedrekord` v0.0.1); the layer carries the signature, the certificate, the chain and the Rekor
+/// bundle (SET + entry) in its annotations, appended to the image's `sha256-<hex>.sig` manifest.
+///
+/// With `check`, the layer is first verified (certificate chain, SCT, SET, the payload) against that trusted
+/// root, and nothing is pushed if it fails.
+pub async fn sign_legacy_keyless(
+    client: &RegistryClient,
+    reference: &Reference,
+    signer: &KeylessSigner,
+    annotations: BTreeMap<String, String>,
+    check: Option<&Verifier>,
+) -> Result<LegacyKeylessSigned, CosignError> {
+    let resolved = client
+        .resolve_digest(reference, None)
+        .await
+        .map_err(registry_error(format!("resolving {reference}")))?;
+    let digest = resolved.digest;
+    let image = reference.with_digest(digest.clone());
+    let payload = SimpleSigningPayload::new(
+        &reference.ggcr_repository(),
+        &digest.to_string(),
+        annotations,
+    )?
+    .to_bytes();
+    let signed = signer.sign_message_rekor_v1(&payload).await?;
+    let (certificate_identity, certificate_oidc_issuer) =
+        certificate_identity(&signed.certificate).map_err(unusable_certificate)?;
+    let material = SignatureLayer {
+        index: 0,
+        descriptor: Descriptor::of(legacy::SIMPLE_SIGNING_MEDIA_TYPE, &payload),
+        signature: signed.signature.clone(),
+        certificate_pem: Some(signed.certificate_pem.clone()),
+        chain_pem: Some(signed.chain_pem.clone()),
+        rekor_bundle: Some(signed.entry.rekor_bundle()),
+        rfc3161_timestamp: None,
+        predicate_type: None,
+    };
+    if let Some(verifier) = check {
+        let content = check::SignedContent::Message {
+            payload: &payload,
+            signature: &signed.signature,
+        };
+        let rekor = signed.entry.rekor_bundle();
+        let json = check::legacy_bundle_json(&material, &rekor, &content)
+            .map_err(|e| CosignError::SelfCheck(e.to_string()))?;
+        let bundle = Bundle::from_json(&json).map_err(|e| CosignError::SelfCheck(e.to_string()))?;
+        verifier
+            .verify(
+                &bundle,
+                ArtifactPolicy::Bytes(&payload),
+                &any_identity().map_err(CosignError::SelfCheck)?,
+            )
+            .map_err(|e| CosignError::SelfCheck(e.to_string()))?;
+    }
+    let pushed =
+        push_signature_layer(client, reference, &digest, &image, &payload, &material).await?;
+    Ok(LegacyKeylessSigned {
+        signed: pushed,
+        certificate_identity,
+        certificate_oidc_issuer,
+        rekor_uuid: signed.entry.uuid,
+        log_index: signed.entry.log_index,
+        integrated_time: signed.entry.integrated_time,
+        checked_against_trusted_root: check.is_some(),
+    })
+}
+
+/// Any certificate identity: the self-check before upload verifies everything but who signed.
+fn any_identity() -> Result<IdentityPolicy, String> {
+    let any = Matcher::regex("").map_err(|e| e.to_string())?;
+    Ok(IdentityPolicy::Certificate(CertificateIdentity {
+        issuer: any.clone(),
+        san: any,
+        github: GithubClaims::default(),
+    }))
+}
+
+/// The subject alternative name and OIDC issuer of a Fulcio certificate (DER); the error says why it does not
+/// parse.
+fn certificate_identity(der: &[u8]) -> Result<(String, String), String> {
+    let certificate = Certificate::from_der(der)
+        .map_err(|e| format!("the leaf certificate does not parse: {e}"))?;
+    let identity = certificate
+        .sans
+        .first()
+        .map(|s| s.value().to_string())
+        .unwrap_or_default();
+    let issuer = certificate
+        .oidc_issuer()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    Ok((identity, issuer))
+}
+
+/// A [`certificate_identity`] failure, as Fulcio's bad answer.
+fn unusable_certificate(reason: String) -> CosignError {
+    CosignError::Keyless(KeylessError::Response {
+        service: "Fulcio",
+        reason,
     })
 }
 
@@ -275,32 +413,13 @@ pub async fn sign_bundle_keyless(
     let signed = signer
         .sign_dsse(check::IN_TOTO_PAYLOAD_TYPE, &statement)
         .await?;
-    let certificate = Certificate::from_der(&signed.certificate).map_err(|e| {
-        CosignError::Keyless(KeylessError::Response {
-            service: "Fulcio",
-            reason: format!("the leaf certificate does not parse: {e}"),
-        })
-    })?;
-    let certificate_identity = certificate
-        .sans
-        .first()
-        .map(|s| s.value().to_string())
-        .unwrap_or_default();
-    let certificate_oidc_issuer = certificate
-        .oidc_issuer()
-        .and_then(Result::ok)
-        .unwrap_or_default();
+    let (certificate_identity, certificate_oidc_issuer) =
+        certificate_identity(&signed.certificate).map_err(unusable_certificate)?;
     if let Some(verifier) = check {
         let bundle =
             Bundle::from_json(&signed.json).map_err(|e| CosignError::SelfCheck(e.to_string()))?;
         let digest_bytes = hex::decode(digest.hex())
             .map_err(|e| CosignError::SelfCheck(format!("image digest is not hex: {e}")))?;
-        let any = Matcher::regex("").map_err(|e| CosignError::SelfCheck(e.to_string()))?;
-        let identity = IdentityPolicy::Certificate(CertificateIdentity {
-            issuer: any.clone(),
-            san: any,
-            github: GithubClaims::default(),
-        });
         verifier
             .verify(
                 &bundle,
@@ -308,7 +427,7 @@ pub async fn sign_bundle_keyless(
                     algorithm: HashAlgorithm::Sha256,
                     digest: &digest_bytes,
                 },
-                &identity,
+                &any_identity().map_err(CosignError::SelfCheck)?,
             )
             .map_err(|e| CosignError::SelfCheck(e.to_string()))?;
     }

@@ -2,8 +2,10 @@
 //!
 //! Selection follows the spec's rules for the services kibaship can talk to: the first service whose validity
 //! window contains `now` and whose API version is supported (Fulcio API 1 = its `/api/v2` endpoints; Rekor API 2
-//! = rekor-tiles; TSA API 1). A config that offers only Rekor v1 logs is refused: kibaship writes Rekor v2
-//! entries only.
+//! = rekor-tiles, Rekor API 1 = Rekor v1 with Trillian; TSA API 1). Which Rekor versions are required depends on
+//! the layout written ([`RekorLogs`]): the bundle layout logs in Rekor v2 (a config that offers only Rekor v1
+//! logs is refused for it), the legacy `.sig` layout needs a Rekor v1 log, whose signed entry timestamp the
+//! layout carries.
 use serde::Deserialize;
 
 /// Media type of the v0.2 signing config.
@@ -29,8 +31,10 @@ pub enum SigningConfigError {
 pub struct SigningServices {
     /// Fulcio base URL.
     pub fulcio_url: String,
-    /// Rekor v2 base URL.
-    pub rekor_url: String,
+    /// Rekor v2 base URL (the bundle layout's log).
+    pub rekor_url: Option<String>,
+    /// Rekor v1 base URL (the legacy layout's log: its entries carry a signed entry timestamp).
+    pub rekor_v1_url: Option<String>,
     /// TSA endpoint (`.../api/v1/timestamp`); needed with Rekor v2, which gives no signed time.
     pub tsa_url: Option<String>,
     /// The OIDC provider named in the config (informational).
@@ -87,14 +91,35 @@ fn active(service: &RawService, now: i64) -> bool {
     start_ok && end_ok
 }
 
+/// Which Rekor logs a signing needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RekorLogs {
+    /// Rekor v2 only (the bundle layout). A Rekor v1 log is still picked up when the config has one.
+    V2,
+    /// Rekor v1 only (the legacy layout). A Rekor v2 log is still picked up when the config has one.
+    V1,
+    /// Both (both layouts).
+    Both,
+}
+
 fn select(list: &[RawService], version: u32, now: i64) -> Option<&RawService> {
     list.iter()
         .find(|s| s.major_api_version == version && active(s, now))
 }
 
 impl SigningServices {
-    /// Selects the services from a signing config JSON, at time `now` (Unix seconds).
+    /// Selects the services from a signing config JSON, at time `now` (Unix seconds), for the bundle layout
+    /// (a Rekor v2 log is required).
     pub fn from_signing_config(json: &[u8], now: i64) -> Result<Self, SigningConfigError> {
+        Self::from_signing_config_for(json, now, RekorLogs::V2)
+    }
+
+    /// Selects the services from a signing config JSON, at time `now`, requiring the Rekor logs in `needs`.
+    pub fn from_signing_config_for(
+        json: &[u8],
+        now: i64,
+        needs: RekorLogs,
+    ) -> Result<Self, SigningConfigError> {
         let raw: RawConfig =
             serde_json::from_slice(json).map_err(|e| SigningConfigError::Parse(e.to_string()))?;
         let media_type = raw.media_type.unwrap_or_default();
@@ -106,20 +131,25 @@ impl SigningServices {
                 "no Fulcio (caUrls) with API version 1 is valid now".into(),
             )
         })?;
-        let rekor = select(&raw.rekor_tlog_urls, 2, now).ok_or_else(|| {
-            let v1 = raw
-                .rekor_tlog_urls
-                .iter()
-                .any(|s| s.major_api_version == 1 && active(s, now));
-            SigningConfigError::NoService(if v1 {
-                "it offers only Rekor v1 logs; kibaverify writes Rekor v2 entries only (give --rekor-url of a Rekor v2 log)".into()
+        let rekor_v2 = select(&raw.rekor_tlog_urls, 2, now);
+        let rekor_v1 = select(&raw.rekor_tlog_urls, 1, now);
+        if rekor_v2.is_none() && matches!(needs, RekorLogs::V2 | RekorLogs::Both) {
+            return Err(SigningConfigError::NoService(if rekor_v1.is_some() {
+                "it offers only Rekor v1 logs; the bundle layout is logged in Rekor v2 (give --rekor-url of a Rekor v2 log, or sign --layout legacy, which uses Rekor v1)".into()
             } else {
                 "no Rekor log (rekorTlogUrls) with API version 2 is valid now".into()
-            })
-        })?;
+            }));
+        }
+        if rekor_v1.is_none() && matches!(needs, RekorLogs::V1 | RekorLogs::Both) {
+            return Err(SigningConfigError::NoService(
+                "no Rekor v1 log (rekorTlogUrls with API version 1) is valid now; the legacy layout needs one for its signed entry timestamp (give --rekor-v1-url)".into(),
+            ));
+        }
+        let base = |s: &RawService| s.url.trim_end_matches('/').to_string();
         Ok(SigningServices {
-            fulcio_url: fulcio.url.trim_end_matches('/').to_string(),
-            rekor_url: rekor.url.trim_end_matches('/').to_string(),
+            fulcio_url: base(fulcio),
+            rekor_url: rekor_v2.map(base),
+            rekor_v1_url: rekor_v1.map(base),
             tsa_url: select(&raw.tsa_urls, 1, now).map(|s| s.url.clone()),
             oidc_url: select(&raw.oidc_urls, 1, now).map(|s| s.url.clone()),
         })
@@ -146,7 +176,8 @@ mod tests {
         });
         let s = SigningServices::from_signing_config(json.to_string().as_bytes(), NOW).unwrap();
         assert_eq!(s.fulcio_url, "http://f");
-        assert_eq!(s.rekor_url, "http://r");
+        assert_eq!(s.rekor_url.as_deref(), Some("http://r"));
+        assert_eq!(s.rekor_v1_url.as_deref(), Some("http://v1"));
         assert_eq!(s.tsa_url.as_deref(), Some("http://t/api/v1/timestamp"));
     }
 
@@ -160,6 +191,25 @@ mod tests {
             "tsaUrls": [{"url": "https://timestamp.sigstore.dev/api/v1/timestamp", "majorApiVersion": 1, "validFor": {"start": "2025-07-04T00:00:00Z"}}]
         });
         let e = SigningServices::from_signing_config(json.to_string().as_bytes(), NOW).unwrap_err();
+        assert!(e.to_string().contains("only Rekor v1"), "{e}");
+        // ... but serves the legacy layout, which is logged in Rekor v1.
+        let s = SigningServices::from_signing_config_for(
+            json.to_string().as_bytes(),
+            NOW,
+            RekorLogs::V1,
+        )
+        .unwrap();
+        assert_eq!(
+            s.rekor_v1_url.as_deref(),
+            Some("https://rekor.sigstore.dev")
+        );
+        assert_eq!(s.rekor_url, None);
+        let e = SigningServices::from_signing_config_for(
+            json.to_string().as_bytes(),
+            NOW,
+            RekorLogs::Both,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("only Rekor v1"), "{e}");
     }
 

@@ -34,7 +34,7 @@ fn signer(stack: &TestSigstore, email: &str) -> KeylessSigner {
     )
     .unwrap();
     assert_eq!(services.fulcio_url, stack.fulcio_url());
-    assert_eq!(services.rekor_url, stack.rekor_url());
+    assert_eq!(services.rekor_url.as_deref(), Some(stack.rekor_url()));
     assert_eq!(services.tsa_url.as_deref(), Some(stack.tsa_url()));
     let token = IdentityToken::parse(&stack.mint_token(email).unwrap(), now_unix()).unwrap();
     KeylessSigner::new(reqwest::Client::new(), services, token).unwrap()
@@ -221,7 +221,7 @@ async fn service_failures_are_clear_and_never_show_the_token() {
 
     // Rekor unreachable.
     let mut broken = services.clone();
-    broken.rekor_url = "http://127.0.0.1:9".into();
+    broken.rekor_url = Some("http://127.0.0.1:9".into());
     let signer = KeylessSigner::new(reqwest::Client::new(), broken, token.clone()).unwrap();
     let e = signer.sign_blob(b"x").await.unwrap_err();
     assert!(

@@ -6,7 +6,7 @@
 //! - [`tokenserver`]: the token server the registry's `auth: token` mode trusts.
 //! - [`faultproxy`]: a fault-injecting HTTP proxy (429 + Retry-After, 503, resets, slow or truncated bodies).
 //! - [`fixtures`]: fixture images built without a Docker engine and pushed to a test registry.
-//! - [`sigstore`]: a private Sigstore (OIDC issuer, Fulcio, CT log, TSA, Rekor v2) from the Go peers.
+//! - [`sigstore`]: a private Sigstore (OIDC issuer, Fulcio, CT log, TSA, Rekor v2, optionally Rekor v1) from the Go peers.
 //! - [`peers`]: where the pinned Go-built peers (cosign, crane, oras, ...) live in the cache.
 //!
 //! Everything here is blocking and runs its own threads and processes, so it works from `#[test]` and from

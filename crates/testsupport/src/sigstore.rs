@@ -6,6 +6,10 @@
 //! - TesseraCT (a static-ct-api CT log on POSIX storage), so certificates carry an embedded SCT,
 //! - timestamp-authority (`timestamp-server`, in-memory signer, RFC 3161),
 //! - Rekor v2 (rekor-tiles on POSIX storage, ECDSA P-256 checkpoint key, origin `127.0.0.1`),
+//! - with [`SigstoreOptions::rekor_v1`], also Rekor v1 (`rekor-server` v1.5.5, in-memory ECDSA P-256 signer) on
+//!   Trillian (`trillian_log_server` + `trillian_log_signer`, a tree made by `createtree`) on a MariaDB in the
+//!   temp dir (Debian's `mariadb-server`; Trillian's schema from its Go module): the log whose entries carry a
+//!   signed entry timestamp, as cosign's legacy layout needs,
 //!
 //! then writes `trusted_root.json` and `signing_config.json` for them with `cosign trusted-root create` /
 //! `cosign signing-config create`, and a `client_trust_config.json` for sigstore-python (whose models require a
@@ -31,6 +35,14 @@ const START_TIME: &str = "2020-01-01T00:00:00Z";
 /// The Rekor v2 log's origin (checkpoint name): the host of its URL, as sigstore-go requires.
 pub const REKOR_ORIGIN: &str = "127.0.0.1";
 
+/// Which optional services [`TestSigstore::start_with`] starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SigstoreOptions {
+    /// Also start Rekor v1 on Trillian + MariaDB, listed in the trusted root (after Rekor v2) and in the signing
+    /// config (API version 1).
+    pub rekor_v1: bool,
+}
+
 /// A running private Sigstore (see the module docs).
 #[derive(Debug)]
 pub struct TestSigstore {
@@ -39,6 +51,7 @@ pub struct TestSigstore {
     issuer: String,
     fulcio_url: String,
     rekor_url: String,
+    rekor_v1_url: Option<String>,
     tsa_url: String,
     ct_url: String,
     dir: tempfile::TempDir,
@@ -159,6 +172,11 @@ impl TestSigstore {
     /// Starts the OIDC issuer, the CT log, Fulcio, the TSA and Rekor v2 on free loopback ports and writes the
     /// trusted root and signing config that describe them. Blocking.
     pub fn start() -> Result<TestSigstore, HarnessError> {
+        Self::start_with(SigstoreOptions::default())
+    }
+
+    /// As [`TestSigstore::start`], plus the optional services in `options`.
+    pub fn start_with(options: SigstoreOptions) -> Result<TestSigstore, HarnessError> {
         let cosign = crate::peers::peer_binary("cosign")?;
         let fulcio = crate::peers::peer_binary("fulcio")?;
         let tsa = crate::peers::peer_binary("timestamp-authority")?;
@@ -403,60 +421,76 @@ impl TestSigstore {
         wait_http(&mut p, "rekor-tiles", &rekor_host, "/healthz", &log)?;
         processes.push(p);
 
+        let rekor_v1_url = if options.rekor_v1 {
+            Some(start_rekor_v1(&d, &mut processes)?)
+        } else {
+            None
+        };
+
         // Trusted root, signing config, sigstore-python's client trust config.
         let trusted_root = d.join("trusted_root.json");
         let signing_config = d.join("signing_config.json");
         let dstr = |name: &str| path_str(&d.join(name));
-        run(
-            &cosign,
-            &[
-                "trusted-root",
-                "create",
-                &format!(
-                    "--fulcio=url={fulcio_url},certificate-chain={},start-time={START_TIME}",
-                    dstr("fulcio-chain.pem")
-                ),
-                &format!(
-                    "--rekor=url={rekor_url},public-key={},start-time={START_TIME},origin={REKOR_ORIGIN}",
-                    dstr("rekor.pub")
-                ),
-                &format!(
-                    "--tsa=url={tsa_url},certificate-chain={},start-time={START_TIME}",
-                    dstr("tsa-chain.pem")
-                ),
-                &format!(
-                    "--ctfe=url={ct_url},public-key={},start-time={START_TIME},origin=127.0.0.1",
-                    dstr("ct.pub")
-                ),
-                "--out",
-                &path_str(&trusted_root),
-            ],
-            None,
-        )?;
-        run(
-            &cosign,
-            &[
-                "signing-config",
-                "create",
-                &format!(
-                    "--fulcio=url={fulcio_url},api-version=1,start-time={START_TIME},operator=kibaship-test"
-                ),
-                &format!(
-                    "--rekor=url={rekor_url},api-version=2,start-time={START_TIME},operator=kibaship-test"
-                ),
-                "--rekor-config=ANY",
-                &format!(
-                    "--tsa=url={tsa_url},api-version=1,start-time={START_TIME},operator=kibaship-test"
-                ),
-                "--tsa-config=EXACT:1",
-                &format!(
-                    "--oidc-provider=url={issuer},api-version=1,start-time={START_TIME},operator=kibaship-test"
-                ),
-                "--out",
-                &path_str(&signing_config),
-            ],
-            None,
-        )?;
+        // Rekor v2 first (tlogs[0]), then Rekor v1 when started: its log ID is SHA-256 of its DER key.
+        let mut root_args = vec![
+            "trusted-root".to_string(),
+            "create".into(),
+            format!(
+                "--fulcio=url={fulcio_url},certificate-chain={},start-time={START_TIME}",
+                dstr("fulcio-chain.pem")
+            ),
+            format!(
+                "--rekor=url={rekor_url},public-key={},start-time={START_TIME},origin={REKOR_ORIGIN}",
+                dstr("rekor.pub")
+            ),
+        ];
+        if let Some(v1) = &rekor_v1_url {
+            root_args.push(format!(
+                "--rekor=url={v1},public-key={},start-time={START_TIME}",
+                dstr("rekor-v1.pub")
+            ));
+        }
+        root_args.extend([
+            format!(
+                "--tsa=url={tsa_url},certificate-chain={},start-time={START_TIME}",
+                dstr("tsa-chain.pem")
+            ),
+            format!(
+                "--ctfe=url={ct_url},public-key={},start-time={START_TIME},origin=127.0.0.1",
+                dstr("ct.pub")
+            ),
+            "--out".into(),
+            path_str(&trusted_root),
+        ]);
+        let root_refs: Vec<&str> = root_args.iter().map(String::as_str).collect();
+        run(&cosign, &root_refs, None)?;
+        let mut config_args = vec![
+            "signing-config".to_string(),
+            "create".into(),
+            format!(
+                "--fulcio=url={fulcio_url},api-version=1,start-time={START_TIME},operator=kibaship-test"
+            ),
+            format!(
+                "--rekor=url={rekor_url},api-version=2,start-time={START_TIME},operator=kibaship-test"
+            ),
+        ];
+        if let Some(v1) = &rekor_v1_url {
+            config_args.push(format!(
+                "--rekor=url={v1},api-version=1,start-time={START_TIME},operator=kibaship-test"
+            ));
+        }
+        config_args.extend([
+            "--rekor-config=ANY".to_string(),
+            format!("--tsa=url={tsa_url},api-version=1,start-time={START_TIME},operator=kibaship-test"),
+            "--tsa-config=EXACT:1".into(),
+            format!(
+                "--oidc-provider=url={issuer},api-version=1,start-time={START_TIME},operator=kibaship-test"
+            ),
+            "--out".into(),
+            path_str(&signing_config),
+        ]);
+        let config_refs: Vec<&str> = config_args.iter().map(String::as_str).collect();
+        run(&cosign, &config_refs, None)?;
         write_client_trust_config(
             &trusted_root,
             &signing_config,
@@ -468,10 +502,23 @@ impl TestSigstore {
             issuer,
             fulcio_url,
             rekor_url,
+            rekor_v1_url,
             tsa_url,
             ct_url,
             dir,
         })
+    }
+
+    /// Rekor v1's base URL, when started ([`SigstoreOptions::rekor_v1`]).
+    pub fn rekor_v1_url(&self) -> Option<&str> {
+        self.rekor_v1_url.as_deref()
+    }
+
+    /// Rekor v1's public key (PEM), when started.
+    pub fn rekor_v1_public_key_path(&self) -> Option<PathBuf> {
+        self.rekor_v1_url
+            .as_ref()
+            .map(|_| self.dir.path().join("rekor-v1.pub"))
     }
 
     /// The OIDC issuer's URL (the `iss` of minted tokens, and the certificates' OIDC issuer).
@@ -499,12 +546,13 @@ impl TestSigstore {
         &self.ct_url
     }
 
-    /// `trusted_root.json` for these services (Fulcio CA, Rekor v2 key, TSA chain, CT log key).
+    /// `trusted_root.json` for these services (Fulcio CA, Rekor v2 key (`tlogs[0]`) and Rekor v1 key when it runs,
+    /// TSA chain, CT log key).
     pub fn trusted_root_path(&self) -> PathBuf {
         self.dir.path().join("trusted_root.json")
     }
 
-    /// `signing_config.json` (v0.2) naming these services (Rekor API version 2).
+    /// `signing_config.json` (v0.2) naming these services (Rekor API version 2, and 1 when Rekor v1 runs).
     pub fn signing_config_path(&self) -> PathBuf {
         self.dir.path().join("signing_config.json")
     }
@@ -554,6 +602,231 @@ impl TestSigstore {
             .map(SupervisedProcess::server_pid)
             .collect()
     }
+}
+
+/// The Trillian peer's version, from `tools/peers.txt`.
+fn trillian_version() -> Result<String, HarnessError> {
+    crate::peers::peer_specs()?
+        .into_iter()
+        .find(|p| p.name == "trillian")
+        .map(|p| p.version)
+        .ok_or_else(|| HarnessError::CommandFailed {
+            command: "reading tools/peers.txt".into(),
+            status: "no trillian line".into(),
+            stderr: "the trillian peer is not in tools/peers.txt".into(),
+        })
+}
+
+/// Trillian's MySQL schema, from its Go module (`go mod download` finds it in the module cache, or fetches it
+/// from the proxy).
+fn trillian_schema() -> Result<Vec<u8>, HarnessError> {
+    let go = process::find_tool("go", "install Go >= 1.26 (see docs/peers.md)")?;
+    let module = format!("github.com/google/trillian@{}", trillian_version()?);
+    let out = run(&go, &["mod", "download", "-json", &module], None)?;
+    let info: serde_json::Value = serde_json::from_slice(&out).map_err(|e| {
+        HarnessError::io(
+            format!("parsing `go mod download -json {module}`"),
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        )
+    })?;
+    let dir =
+        info.get("Dir")
+            .and_then(|d| d.as_str())
+            .ok_or_else(|| HarnessError::CommandFailed {
+                command: format!("go mod download -json {module}"),
+                status: "exit 0".into(),
+                stderr: "its answer has no Dir".into(),
+            })?;
+    let schema = Path::new(dir).join("storage/mysql/schema/storage.sql");
+    std::fs::read(&schema).map_err(|e| HarnessError::io(format!("reading {}", schema.display()), e))
+}
+
+/// `mariadbd` on PATH, else Debian's `/usr/sbin/mariadbd` (sbin is not on every PATH).
+fn find_mariadbd() -> Result<PathBuf, HarnessError> {
+    process::find_tool("mariadbd", "apt-get install mariadb-server").or_else(|e| {
+        let sbin = PathBuf::from("/usr/sbin/mariadbd");
+        if sbin.is_file() { Ok(sbin) } else { Err(e) }
+    })
+}
+
+/// Starts MariaDB (data in `d/mariadb`, TCP on loopback, no grant tables), Trillian's log server and signer on
+/// it, a tree, and Rekor v1 on that tree; writes Rekor's public key to `d/rekor-v1.pub`. Returns Rekor's URL.
+fn start_rekor_v1(
+    d: &Path,
+    processes: &mut Vec<SupervisedProcess>,
+) -> Result<String, HarnessError> {
+    let rekor = crate::peers::peer_binary("rekor-server")?;
+    let log_server = crate::peers::peer_binary("trillian_log_server")?;
+    let log_signer = crate::peers::peer_binary("trillian_log_signer")?;
+    let createtree = crate::peers::peer_binary("createtree")?;
+    let mariadbd = find_mariadbd()?;
+    let install_db = process::find_tool("mariadb-install-db", "apt-get install mariadb-server")?;
+    let client = process::find_tool("mariadb", "apt-get install mariadb-server")?;
+    let schema = trillian_schema()?;
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+
+    // MariaDB.
+    let data = d.join("mariadb");
+    run(
+        &install_db,
+        &[
+            "--no-defaults",
+            &format!("--datadir={}", path_str(&data)),
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            &format!("--user={user}"),
+        ],
+        None,
+    )?;
+    let db_port = free_port()?;
+    let log = d.join("mariadbd.log");
+    let mut p = SupervisedProcess::spawn(
+        "mariadbd",
+        &mariadbd,
+        &[
+            "--no-defaults".into(),
+            format!("--datadir={}", path_str(&data)),
+            format!("--socket={}", path_str(&d.join("mariadb.sock"))),
+            format!("--port={db_port}"),
+            "--bind-address=127.0.0.1".into(),
+            format!("--user={user}"),
+            "--skip-grant-tables".into(),
+            "--skip-log-bin".into(),
+            "--innodb-buffer-pool-size=16M".into(),
+            format!("--pid-file={}", path_str(&d.join("mariadb.pid"))),
+        ],
+        &log,
+    )?;
+    let port_arg = format!("-P{db_port}");
+    let db = |extra: &[&str], stdin: Option<&[u8]>| {
+        let mut args = vec!["--no-defaults", "-h127.0.0.1", &port_arg, "-uroot"];
+        args.extend_from_slice(extra);
+        run(&client, &args, stdin)
+    };
+    let started = Instant::now();
+    while let Err(e) = db(&["-e", "SELECT 1"], None) {
+        p.check_running()?;
+        if started.elapsed() > READY_TIMEOUT {
+            return Err(e);
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    processes.push(p);
+    db(&["-e", "CREATE DATABASE trillian"], None)?;
+    db(&["trillian"], Some(&schema))?;
+
+    // Trillian.
+    let mysql_uri = format!("--mysql_uri=root@tcp(127.0.0.1:{db_port})/trillian");
+    let rpc_port = free_port()?;
+    let http_port = free_port()?;
+    let log = d.join("trillian_log_server.log");
+    let mut p = SupervisedProcess::spawn(
+        "trillian_log_server",
+        &log_server,
+        &[
+            "--storage_system=mysql".into(),
+            mysql_uri.clone(),
+            "--quota_system=noop".into(),
+            format!("--rpc_endpoint=127.0.0.1:{rpc_port}"),
+            format!("--http_endpoint=127.0.0.1:{http_port}"),
+            "--logtostderr".into(),
+        ],
+        &log,
+    )?;
+    wait_http(
+        &mut p,
+        "trillian_log_server",
+        &format!("127.0.0.1:{http_port}"),
+        "/metrics",
+        &log,
+    )?;
+    processes.push(p);
+    let signer_http = free_port()?;
+    let log = d.join("trillian_log_signer.log");
+    let mut p = SupervisedProcess::spawn(
+        "trillian_log_signer",
+        &log_signer,
+        &[
+            "--storage_system=mysql".into(),
+            mysql_uri,
+            "--quota_system=noop".into(),
+            format!("--rpc_endpoint=127.0.0.1:{}", free_port()?),
+            format!("--http_endpoint=127.0.0.1:{signer_http}"),
+            "--force_master".into(),
+            "--sequencer_interval=100ms".into(),
+            "--batch_size=100".into(),
+            "--logtostderr".into(),
+        ],
+        &log,
+    )?;
+    wait_http(
+        &mut p,
+        "trillian_log_signer",
+        &format!("127.0.0.1:{signer_http}"),
+        "/metrics",
+        &log,
+    )?;
+    processes.push(p);
+    let out = run(
+        &createtree,
+        &[
+            &format!("--admin_server=127.0.0.1:{rpc_port}"),
+            "--tree_type=LOG",
+        ],
+        None,
+    )?;
+    let text = String::from_utf8_lossy(&out);
+    let tree_id = text
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| HarnessError::CommandFailed {
+            command: "createtree".into(),
+            status: "exit 0".into(),
+            stderr: format!("it printed no tree id: {}", text.trim()),
+        })?
+        .to_string();
+
+    // Rekor v1 (metrics on :2112 are attempted and silently skipped when taken; no flag moves them).
+    let rekor_port = free_port()?;
+    let rekor_host = format!("127.0.0.1:{rekor_port}");
+    let log = d.join("rekor-v1.log");
+    let mut p = SupervisedProcess::spawn(
+        "rekor-server (v1)",
+        &rekor,
+        &[
+            "serve".into(),
+            "--rekor_server.address=127.0.0.1".into(),
+            format!("--port={rekor_port}"),
+            "--rekor_server.hostname=127.0.0.1".into(),
+            "--rekor_server.signer=memory".into(),
+            "--log_type=prod".into(),
+            "--trillian_log_server.address=127.0.0.1".into(),
+            format!("--trillian_log_server.port={rpc_port}"),
+            format!("--trillian_log_server.tlog_id={tree_id}"),
+            // Only what needs no search index (Redis).
+            "--enabled_api_endpoints=getLogInfo,getPublicKey,getLogProof,createLogEntry,getLogEntryByIndex,getLogEntryByUUID".into(),
+        ],
+        &log,
+    )?;
+    wait_http(
+        &mut p,
+        "rekor-server (v1)",
+        &rekor_host,
+        "/api/v1/log",
+        &log,
+    )?;
+    processes.push(p);
+    let key = fetch(&rekor_host, "/api/v1/log/publicKey")?;
+    if !String::from_utf8_lossy(&key).contains("BEGIN PUBLIC KEY") {
+        return Err(HarnessError::Http {
+            method: "GET".into(),
+            url: format!("http://{rekor_host}/api/v1/log/publicKey"),
+            reason: "the answer is not a PEM public key".into(),
+        });
+    }
+    write(&d.join("rekor-v1.pub"), &key)?;
+    Ok(format!("http://{rekor_host}"))
 }
 
 impl Drop for TestSigstore {

@@ -1,5 +1,6 @@
 //! `kibaverify sign`: sign an image by digest with a cosign key (legacy `.sig` and/or bundle layout), or keyless
-//! (`--keyless`: OIDC token, Fulcio certificate, Rekor v2 entry, TSA timestamp; bundle layout only).
+//! (`--keyless`: OIDC token, Fulcio certificate; the bundle layout is logged in Rekor v2 with a TSA timestamp, the
+//! legacy layout in Rekor v1, whose signed entry timestamp its layers carry).
 //!
 //! Exit codes: 0 signed; 2 bad input (key, password, token, reference) or an unreachable registry or service.
 use crate::password::PasswordFor;
@@ -10,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use kibaship_cosign::identity_token::{IdentityToken, MAX_TOKEN_BYTES};
 use kibaship_cosign::keyless::{KeylessSigner, now_unix};
-use kibaship_cosign::signing_config::SigningServices;
+use kibaship_cosign::signing_config::{RekorLogs, SigningServices};
 use kibaship_oci::Reference;
 use kibaship_sign::SigningKey;
 use kibaship_sigstore::{TrustedRoot, Verifier};
@@ -50,19 +51,24 @@ pub struct Args {
         conflicts_with = "keyless"
     )]
     pub key: Option<PathBuf>,
-    /// Sign keyless: an ephemeral key certified by Fulcio for the OIDC identity token, logged in Rekor v2 and
-    /// timestamped by a TSA; written as a bundle referrer (cosign v3's layout).
+    /// Sign keyless: an ephemeral key certified by Fulcio for the OIDC identity token. The bundle layout (the
+    /// default keyless) is logged in Rekor v2 and timestamped by a TSA; the legacy layout is logged in Rekor v1.
     #[arg(long)]
     pub keyless: bool,
-    /// Keyless: Sigstore signing config (v0.2 JSON) naming Fulcio, Rekor v2 and the TSA.
+    /// Keyless: Sigstore signing config (v0.2 JSON) naming Fulcio, Rekor (v2 for the bundle layout, v1 for the
+    /// legacy layout) and the TSA.
     #[arg(long, value_name = "FILE", requires = "keyless")]
     pub signing_config: Option<PathBuf>,
     /// Keyless: Fulcio URL (instead of, or overriding, the signing config's).
     #[arg(long, value_name = "URL", requires = "keyless")]
     pub fulcio_url: Option<String>,
-    /// Keyless: Rekor v2 URL.
+    /// Keyless: Rekor v2 URL (bundle layout).
     #[arg(long, value_name = "URL", requires = "keyless")]
     pub rekor_url: Option<String>,
+    /// Keyless: Rekor v1 URL (legacy layout: its entries carry the signed entry timestamp cosign's legacy
+    /// verifiers need).
+    #[arg(long = "rekor-v1-url", value_name = "URL", requires = "keyless")]
+    pub rekor_v1_url: Option<String>,
     /// Keyless: RFC 3161 timestamp endpoint (`.../api/v1/timestamp`).
     #[arg(long, value_name = "URL", requires = "keyless")]
     pub tsa_url: Option<String>,
@@ -85,7 +91,7 @@ pub struct Args {
     /// Annotation `key=value` signed into the payload's `optional` section. Repeatable.
     #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,
-    /// Signature layout to write (default: `legacy` with --key, `bundle` keyless; keyless writes only `bundle`).
+    /// Signature layout to write (default: `legacy` with --key, `bundle` keyless).
     #[arg(long, value_enum)]
     pub layout: Option<SignatureLayout>,
     /// Upload to the Rekor transparency log. With --key only `false` is supported (as `cosign sign
@@ -170,23 +176,54 @@ fn identity_token(args: &Args) -> anyhow::Result<IdentityToken> {
     IdentityToken::parse(&raw, now_unix()).with_context(|| format!("unusable token from {from}"))
 }
 
-/// Fulcio, Rekor v2 and the TSA: from `--signing-config`, overridden by the URL flags.
-fn signing_services(args: &Args) -> anyhow::Result<SigningServices> {
+/// Fulcio, Rekor and the TSA: from `--signing-config` (requiring the Rekor logs in `needs`), overridden by the
+/// URL flags.
+fn signing_services(args: &Args, needs: RekorLogs) -> anyhow::Result<SigningServices> {
     let mut services = match &args.signing_config {
         Some(path) => {
             let json = read_bounded(path, "signing config", MAX_CONFIG_FILE_BYTES)?;
-            SigningServices::from_signing_config(&json, now_unix())
-                .with_context(|| format!("cannot use signing config {}", path.display()))?
+            // A log given by flag need not be in the config.
+            let needs = match (needs, args.rekor_url.is_some(), args.rekor_v1_url.is_some()) {
+                (RekorLogs::Both, true, false) => RekorLogs::V1,
+                (RekorLogs::Both, false, true) => RekorLogs::V2,
+                (n, _, _) => n,
+            };
+            let flagged = match needs {
+                RekorLogs::V2 => args.rekor_url.is_some(),
+                RekorLogs::V1 => args.rekor_v1_url.is_some(),
+                RekorLogs::Both => args.rekor_url.is_some() && args.rekor_v1_url.is_some(),
+            };
+            let parsed = if flagged {
+                // Every log needed is given by flag: the config only has to offer Fulcio.
+                SigningServices::from_signing_config_for(&json, now_unix(), RekorLogs::V2).or_else(
+                    |_| SigningServices::from_signing_config_for(&json, now_unix(), RekorLogs::V1),
+                )
+            } else {
+                SigningServices::from_signing_config_for(&json, now_unix(), needs)
+            };
+            parsed.with_context(|| format!("cannot use signing config {}", path.display()))?
         }
         None => {
-            let (Some(fulcio), Some(rekor)) = (&args.fulcio_url, &args.rekor_url) else {
+            let rekor_given = match needs {
+                RekorLogs::V2 => args.rekor_url.is_some(),
+                RekorLogs::V1 => args.rekor_v1_url.is_some(),
+                RekorLogs::Both => args.rekor_url.is_some() && args.rekor_v1_url.is_some(),
+            };
+            let Some(fulcio) = args.fulcio_url.as_ref().filter(|_| rekor_given) else {
                 bail!(
-                    "keyless signing needs --signing-config, or --fulcio-url, --rekor-url and --tsa-url"
+                    "keyless signing needs --signing-config, or --fulcio-url and {}",
+                    match needs {
+                        RekorLogs::V2 => "--rekor-url and --tsa-url (bundle layout)",
+                        RekorLogs::V1 => "--rekor-v1-url (legacy layout)",
+                        RekorLogs::Both =>
+                            "--rekor-url, --tsa-url and --rekor-v1-url (both layouts)",
+                    }
                 );
             };
             SigningServices {
                 fulcio_url: fulcio.clone(),
-                rekor_url: rekor.clone(),
+                rekor_url: None,
+                rekor_v1_url: None,
                 tsa_url: None,
                 oidc_url: None,
             }
@@ -196,14 +233,22 @@ fn signing_services(args: &Args) -> anyhow::Result<SigningServices> {
         services.fulcio_url = u.clone();
     }
     if let Some(u) = &args.rekor_url {
-        services.rekor_url = u.clone();
+        services.rekor_url = Some(u.clone());
+    }
+    if let Some(u) = &args.rekor_v1_url {
+        services.rekor_v1_url = Some(u.clone());
     }
     if let Some(u) = &args.tsa_url {
         services.tsa_url = Some(u.clone());
     }
+    if needs == RekorLogs::V1 {
+        // The legacy layout is dated by Rekor v1's SET; a Rekor v2 log from the config is not used.
+        services.rekor_url = None;
+    }
     for (flag, url) in [
         ("Fulcio", Some(&services.fulcio_url)),
-        ("Rekor", Some(&services.rekor_url)),
+        ("Rekor", services.rekor_url.as_ref()),
+        ("Rekor v1", services.rekor_v1_url.as_ref()),
         ("TSA", services.tsa_url.as_ref()),
     ] {
         if let Some(url) = url {
@@ -220,19 +265,19 @@ fn run_keyless(
     reference: &Reference,
     annotations: BTreeMap<String, String>,
 ) -> anyhow::Result<ExitCode> {
-    match args.layout {
-        None | Some(SignatureLayout::Bundle) => {}
-        Some(other) => bail!(
-            "--keyless writes only the bundle layout, not {other:?}: a keyless legacy .sig signature needs a Rekor v1 signed entry timestamp (SET), and Rekor v2 issues none"
-        ),
-    }
+    let layout = args.layout.unwrap_or(SignatureLayout::Bundle);
+    let needs = match layout {
+        SignatureLayout::Bundle => RekorLogs::V2,
+        SignatureLayout::Legacy => RekorLogs::V1,
+        SignatureLayout::Both => RekorLogs::Both,
+    };
     if args.tlog_upload == Some(false) {
         bail!(
             "--tlog-upload=false cannot be used with --keyless: keyless signatures are always logged"
         );
     }
     let token = identity_token(args)?;
-    let services = signing_services(args)?;
+    let services = signing_services(args, needs)?;
     let check = match &args.trusted_root {
         Some(p) => Some(Verifier::new(
             TrustedRoot::from_json(&read_bounded(p, "trusted root", MAX_CONFIG_FILE_BYTES)?)
@@ -259,17 +304,49 @@ fn run_keyless(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let signed = runtime
-        .block_on(kibaship_cosign::sign_bundle_keyless(
-            &client,
-            reference,
-            &signer,
-            annotations,
-            check.as_ref(),
-        ))
-        .with_context(|| format!("cannot sign {} keyless", args.reference))?;
-    match args.output {
-        OutputFormat::Text => {
+    let mut report = serde_json::Map::new();
+    if matches!(layout, SignatureLayout::Legacy | SignatureLayout::Both) {
+        let signed = runtime
+            .block_on(kibaship_cosign::sign_legacy_keyless(
+                &client,
+                reference,
+                &signer,
+                annotations.clone(),
+                check.as_ref(),
+            ))
+            .with_context(|| format!("cannot sign {} keyless", args.reference))?;
+        if args.output == OutputFormat::Text {
+            eprintln!(
+                "signed {} keyless as {} (issuer {}): {} signature(s) under {}; Rekor v1 entry {} (log index {}, integrated {}) with its signed entry timestamp{}",
+                signed.signed.image,
+                signed.certificate_identity,
+                signed.certificate_oidc_issuer,
+                signed.signed.signatures,
+                signed.signed.signature_tag,
+                signed.rekor_uuid,
+                signed.log_index,
+                signed.integrated_time,
+                if signed.checked_against_trusted_root {
+                    "; verified against the trusted root before upload"
+                } else {
+                    ""
+                }
+            );
+            println!("{}", signed.signed.image);
+        }
+        report.insert("legacy".into(), serde_json::to_value(&signed)?);
+    }
+    if matches!(layout, SignatureLayout::Bundle | SignatureLayout::Both) {
+        let signed = runtime
+            .block_on(kibaship_cosign::sign_bundle_keyless(
+                &client,
+                reference,
+                &signer,
+                annotations,
+                check.as_ref(),
+            ))
+            .with_context(|| format!("cannot sign {} keyless", args.reference))?;
+        if args.output == OutputFormat::Text {
             let via = match signed.bundle.via {
                 kibaship_oci::ReferrersSource::Api => "the referrers API",
                 kibaship_oci::ReferrersSource::FallbackTag => "the referrers fallback tag",
@@ -288,13 +365,14 @@ fn run_keyless(
                     ""
                 }
             );
-            println!("{}", signed.bundle.image);
+            if layout == SignatureLayout::Bundle {
+                println!("{}", signed.bundle.image);
+            }
         }
-        OutputFormat::Json => {
-            let mut report = serde_json::Map::new();
-            report.insert("bundle".into(), serde_json::to_value(&signed)?);
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        }
+        report.insert("bundle".into(), serde_json::to_value(&signed)?);
+    }
+    if args.output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(ExitCode::SUCCESS)
 }
