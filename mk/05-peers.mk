@@ -14,7 +14,7 @@ TEST_EXTRA += peers-smoke
 
 # The peers `make demo` uses (registries, cosign, the private Sigstore of demo step 65); a subset, so a fresh
 # machine's first demo does not wait for kube-apiserver and BuildKit.
-DEMO_PEERS := crane ggcr-registry cosign oras timestamp-authority fulcio tesseract rekor-tiles
+DEMO_PEERS := crane ggcr-registry cosign oras timestamp-authority fulcio tesseract rekor-tiles trillian rekor
 
 .PHONY: peers peers-smoke peers-demo
 

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kibaship_testsupport::fixtures;
 use kibaship_testsupport::registry::{self, RegistryEndpoint, RegistryMode, TestRegistry};
-use kibaship_testsupport::sigstore::TestSigstore;
+use kibaship_testsupport::sigstore::{SigstoreOptions, TestSigstore};
 
 #[derive(Parser)]
 #[command(
@@ -120,6 +120,9 @@ enum SigstoreCommand {
         /// Email identity the minted ID token names.
         #[arg(long, default_value = "demo@kibaship.test")]
         identity: String,
+        /// Also start Rekor v1 (rekor-server on Trillian + MariaDB), for cosign's legacy `.sig` layout.
+        #[arg(long)]
+        rekor_v1: bool,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true)]
         command: Vec<String>,
@@ -202,8 +205,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::TokenServer { state_dir } => registry::serve_detached_token_server(&state_dir)?,
-        Command::Sigstore(SigstoreCommand::Run { identity, command }) => {
-            let code = run_beside_sigstore(&identity, &command)?;
+        Command::Sigstore(SigstoreCommand::Run {
+            identity,
+            rekor_v1,
+            command,
+        }) => {
+            let code = run_beside_sigstore(&identity, SigstoreOptions { rekor_v1 }, &command)?;
             if code != 0 {
                 anyhow::bail!("`{}` exited with {code}", command.join(" "));
             }
@@ -214,10 +221,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Starts the private Sigstore, runs `command` with its settings in the environment, and stops the stack when
 /// the command ends (the stack's Drop), returning the command's exit code.
-fn run_beside_sigstore(identity: &str, command: &[String]) -> anyhow::Result<i32> {
+fn run_beside_sigstore(
+    identity: &str,
+    options: SigstoreOptions,
+    command: &[String],
+) -> anyhow::Result<i32> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let (program, args) = command.split_first().context("no command given")?;
-    let stack = TestSigstore::start().context("starting the private Sigstore")?;
+    let stack = TestSigstore::start_with(options).context("starting the private Sigstore")?;
     let token_file = stack.work_dir().join("demo-id-token");
     let token = stack.mint_token(identity)?;
     std::fs::OpenOptions::new()
