@@ -5,13 +5,15 @@
 //! timestamp over the entry). Keyless layers, and keyed layers whose entry went to Rekor, are converted into the
 //! Sigstore bundle v0.1 they are equivalent to and checked by [`kibaship_sigstore::Verifier`], so there is one
 //! implementation of certificate chains, SCTs, SETs and identity policies.
+use std::collections::BTreeMap;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use kibaship_oci::Digest;
 use kibaship_sign::SimpleSigningPayload;
 use kibaship_sigstore::{
-    ArtifactPolicy, Bundle, HashAlgorithm, IdentityPolicy, SignerIdentity, VerificationResult,
-    Verifier, pae, pem_decode,
+    ArtifactPolicy, Bundle, Certificate, HashAlgorithm, IdentityPolicy, SignerIdentity,
+    SignerMaterial, VerificationResult, Verifier, pae, pem_decode,
 };
 use serde::Serialize;
 
@@ -34,6 +36,107 @@ pub struct VerifyOptions {
     pub ignore_tlog: bool,
     /// For attestations: only this in-toto predicate type (exact URI).
     pub predicate_type: Option<String>,
+    /// Keyless: GitHub workflow claims beyond those of the identity policy (cosign's
+    /// `--certificate-github-workflow-{sha,name,repository}`).
+    pub workflow_claims: WorkflowClaims,
+    /// Image signatures: signed annotations every accepted signature must carry (cosign's `verify -a`), in the
+    /// simple-signing payload's `optional` section (legacy) or on the in-toto subject (bundle layout).
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// GitHub Actions claims that Fulcio writes only in its first, raw-string extensions
+/// (`1.3.6.1.4.1.57264.1.3` to `.1.5`), and that cosign checks with `--certificate-github-workflow-sha`, `-name`
+/// and `-repository`: each one set must equal the certificate's value exactly, as in cosign.
+/// (The trigger and ref claims are part of [`kibaship_sigstore::GithubClaims`].)
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkflowClaims {
+    /// The commit SHA the workflow ran on (`1.3.6.1.4.1.57264.1.3`).
+    pub sha: Option<String>,
+    /// The workflow's name (`1.3.6.1.4.1.57264.1.4`).
+    pub name: Option<String>,
+    /// The repository the workflow ran in, `owner/repo` (`1.3.6.1.4.1.57264.1.5`).
+    pub repository: Option<String>,
+}
+
+impl WorkflowClaims {
+    /// Whether no claim is asked for.
+    pub fn is_empty(&self) -> bool {
+        self.sha.is_none() && self.name.is_none() && self.repository.is_none()
+    }
+
+    /// Checks the signing certificate; the error names the first claim that differs, its OID, what was
+    /// expected and what the certificate holds.
+    pub fn check(&self, cert: &Certificate) -> Result<(), Rejected> {
+        let checks = [
+            ("GitHub workflow sha", 3u8, &self.sha),
+            ("GitHub workflow name", 4, &self.name),
+            ("GitHub workflow repository", 5, &self.repository),
+        ];
+        for (field, extension, wanted) in checks {
+            let Some(wanted) = wanted else { continue };
+            let found = match cert.fulcio_extension(extension) {
+                Some(Ok(v)) => v,
+                Some(Err(e)) => format!("an unreadable extension ({e})"),
+                None => {
+                    return Err(reject(format!(
+                        "identity policy: {field} (1.3.6.1.4.1.57264.1.{extension}) differs: expected {wanted:?}, found no such claim"
+                    )));
+                }
+            };
+            if found != *wanted {
+                return Err(reject(format!(
+                    "identity policy: {field} (1.3.6.1.4.1.57264.1.{extension}) differs: expected {wanted:?}, found {found:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the leaf certificate of a bundle that has already verified. A bundle without a certificate
+    /// (key-based) fails when any claim is asked for.
+    pub fn check_bundle(&self, bundle: &Bundle) -> Result<(), Rejected> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        match &bundle.signer {
+            SignerMaterial::Certificate { leaf, .. } => self.check(leaf),
+            SignerMaterial::PublicKey { .. } => Err(reject(
+                "GitHub workflow claims were asked for, but the signature carries no certificate",
+            )),
+        }
+    }
+}
+
+/// Checks that `found` (signed annotations) holds every pair of `wanted`; the error names each missing or
+/// different one.
+pub fn check_annotations(
+    wanted: &BTreeMap<String, String>,
+    found: Option<&serde_json::Map<String, serde_json::Value>>,
+    place: &str,
+) -> Result<(), Rejected> {
+    let mut problems = Vec::new();
+    for (key, value) in wanted {
+        match found.and_then(|f| f.get(key)) {
+            None => problems.push(format!("{key}={value} is missing")),
+            Some(serde_json::Value::String(v)) if v == value => {}
+            Some(serde_json::Value::String(v)) => {
+                problems.push(format!("{key} is {v:?}, not {value:?}"));
+            }
+            Some(other) => problems.push(format!("{key} is {other}, not the string {value:?}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(reject(format!(
+            "annotations: {} (signed annotations in {place}: {})",
+            problems.join("; "),
+            match found {
+                Some(f) if !f.is_empty() => serde_json::Value::Object(f.clone()).to_string(),
+                _ => "none".to_string(),
+            }
+        )))
+    }
 }
 
 /// A layer that passed every check.
@@ -98,6 +201,17 @@ pub fn check_signature_layer(
         signature: &layer.signature,
     };
     let mut accepted = check_signed(layer, &signed, options)?;
+    if !options.annotations.is_empty() {
+        let optional = parsed
+            .optional
+            .as_ref()
+            .map(|o| o.clone().into_iter().collect::<serde_json::Map<_, _>>());
+        check_annotations(
+            &options.annotations,
+            optional.as_ref(),
+            "the payload's optional section",
+        )?;
+    }
     accepted.notes.extend(notes);
     Ok(accepted)
 }
@@ -207,6 +321,27 @@ pub fn statement_matches(statement: &[u8], subject: Subject<'_>) -> Result<Strin
         },
         subject.digest
     )))
+}
+
+/// The `annotations` of the in-toto subject that is the image digest (`None` when it has none).
+fn subject_annotations(
+    statement: &[u8],
+    subject: Subject<'_>,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let v: serde_json::Value = serde_json::from_slice(statement).ok()?;
+    let alg = subject.digest.algorithm().name();
+    v.get("subject")?
+        .as_array()?
+        .iter()
+        .find(|s| {
+            s.get("digest")
+                .and_then(|d| d.get(alg))
+                .and_then(|d| d.as_str())
+                .is_some_and(|d| d.eq_ignore_ascii_case(subject.digest.hex()))
+        })?
+        .get("annotations")?
+        .as_object()
+        .cloned()
 }
 
 /// What a layer signs.
@@ -350,7 +485,11 @@ fn verify_as_bundle(
             )
         }
     };
-    verified.map_err(|e| reject(e.to_string()))
+    let result = verified.map_err(|e| reject(e.to_string()))?;
+    if matches!(options.identity, IdentityPolicy::Certificate(_)) {
+        options.workflow_claims.check_bundle(&bundle)?;
+    }
+    Ok(result)
 }
 
 /// The Sigstore bundle v0.1 equivalent to a legacy layer: its leaf certificate (or, key-based, a key hint), the
@@ -517,6 +656,9 @@ pub fn check_referrer_bundle(
                 &options.identity,
             )
             .map_err(|e| reject(e.to_string()))?;
+        if matches!(options.identity, IdentityPolicy::Certificate(_)) {
+            options.workflow_claims.check_bundle(&bundle)?;
+        }
         accepted_from(describe_signer(&result.signer), &result)
     } else {
         let IdentityPolicy::Key(key) = &options.identity else {
@@ -550,6 +692,9 @@ pub fn check_referrer_bundle(
     };
     if kind == BundleKind::Attestation {
         accepted.predicate_type = Some(predicate_type);
+    } else if !options.annotations.is_empty() {
+        let found = subject_annotations(&statement, subject);
+        check_annotations(&options.annotations, found.as_ref(), "the in-toto subject")?;
     }
     Ok(Some(accepted))
 }
@@ -570,5 +715,68 @@ fn describe_signer(signer: &SignerIdentity) -> String {
             issuer.as_deref().unwrap_or("none")
         ),
         SignerIdentity::Key { key } => format!("the given {key:?} key"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed(json: &str) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn annotations_must_all_be_present_and_equal() {
+        let wanted: BTreeMap<String, String> = [("team", "platform"), ("tier", "1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let all = signed(r#"{"team":"platform","tier":"1","extra":"x"}"#);
+        assert!(check_annotations(&wanted, Some(&all), "p").is_ok());
+        let err = check_annotations(&wanted, Some(&signed(r#"{"team":"payments"}"#)), "p")
+            .unwrap_err()
+            .0;
+        assert!(
+            err.contains("team is \"payments\", not \"platform\""),
+            "{err}"
+        );
+        assert!(err.contains("tier=1 is missing"), "{err}");
+        let err = check_annotations(
+            &wanted,
+            Some(&signed(r#"{"team":"platform","tier":1}"#)),
+            "p",
+        )
+        .unwrap_err()
+        .0;
+        assert!(err.contains("tier is 1, not the string \"1\""), "{err}");
+        let err = check_annotations(&wanted, None, "the payload")
+            .unwrap_err()
+            .0;
+        assert!(
+            err.contains("(signed annotations in the payload: none)"),
+            "{err}"
+        );
+        assert!(check_annotations(&BTreeMap::new(), None, "p").is_ok());
+    }
+
+    #[test]
+    fn subject_annotations_come_from_the_image_subject() {
+        let digest: Digest =
+            "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+                .parse()
+                .unwrap();
+        let subject = Subject {
+            digest: &digest,
+            repository: "r",
+        };
+        let statement = format!(
+            r#"{{"subject":[{{"digest":{{"sha256":"{}"}},"annotations":{{"a":"other"}}}},{{"digest":{{"sha256":"{}"}},"annotations":{{"a":"mine"}}}}]}}"#,
+            "2".repeat(64),
+            "1".repeat(64)
+        );
+        let found = subject_annotations(statement.as_bytes(), subject).unwrap();
+        assert_eq!(found["a"], "mine");
+        assert!(subject_annotations(b"not json", subject).is_none());
     }
 }

@@ -5,7 +5,7 @@
 //! did not. An image is verified when at least one signature passes (as with cosign).
 use std::collections::BTreeMap;
 
-use kibaship_oci::manifest::{Descriptor, ImageManifest, OCI_MANIFEST};
+use kibaship_oci::manifest::{Descriptor, EMPTY_JSON, ImageManifest, OCI_MANIFEST};
 use kibaship_oci::{Artifact, Digest, Reference, ReferrersSource, RegistryClient};
 use kibaship_sign::{SigningKey, SimpleSigningPayload};
 use kibaship_sigstore::{
@@ -93,9 +93,13 @@ pub struct SignedImage {
 ///
 /// No transparency-log entry is made (as `cosign sign --tlog-upload=false`); verifiers need
 /// `--insecure-ignore-tlog`.
+///
+/// With `signature_repository` (cosign's `COSIGN_REPOSITORY`), the `.sig` tag and its blobs go to that
+/// repository instead of the image's; so do the bundle referrers of [`sign_bundle`] and the keyless signers.
 pub async fn sign_legacy(
     client: &RegistryClient,
     reference: &Reference,
+    signature_repository: Option<&Reference>,
     key: &SigningKey,
     annotations: BTreeMap<String, String>,
 ) -> Result<SignedImage, CosignError> {
@@ -122,30 +126,31 @@ pub async fn sign_legacy(
         rfc3161_timestamp: None,
         predicate_type: None,
     };
-    push_signature_layer(client, reference, &digest, &image, &payload, &material).await
+    let store = signature_repository.unwrap_or(reference);
+    push_signature_layer(client, store, &digest, &image, &payload, &material).await
 }
 
-/// Pushes `payload` as a new layer of the `.sig` manifest of `digest`, with the annotations of `material`
-/// (signature, certificate, chain, Rekor bundle), keeping every layer already there: payload blob, config, then
-/// the manifest.
+/// Pushes `payload` as a new layer of the `.sig` manifest of `digest` in the repository of `store` (the image's,
+/// or the one `COSIGN_REPOSITORY` names), with the annotations of `material` (signature, certificate, chain,
+/// Rekor bundle), keeping every layer already there: payload blob, config, then the manifest.
 async fn push_signature_layer(
     client: &RegistryClient,
-    reference: &Reference,
+    store: &Reference,
     digest: &Digest,
     image: &Reference,
     payload: &[u8],
     material: &SignatureLayer,
 ) -> Result<SignedImage, CosignError> {
     let tag = legacy::tag_for(digest, SIGNATURE_TAG_SUFFIX);
-    let tag_ref = reference.with_tag(&tag)?;
+    let tag_ref = store.with_tag(&tag)?;
     let existing = existing_layers(client, &tag_ref).await?;
 
     let payload_digest = client
-        .push_blob(image, payload)
+        .push_blob(store, payload)
         .await
         .map_err(registry_error(format!(
             "pushing the signature payload to {}",
-            reference.name()
+            store.name()
         )))?;
     let mut layer = Descriptor::of(legacy::SIMPLE_SIGNING_MEDIA_TYPE, payload);
     layer.digest = payload_digest.clone();
@@ -153,11 +158,11 @@ async fn push_signature_layer(
     let layers = legacy::append_layer(&existing, layer);
     let built = legacy::build_manifest(&layers);
     client
-        .push_blob(image, &built.config)
+        .push_blob(store, &built.config)
         .await
         .map_err(registry_error(format!(
             "pushing the signature config to {}",
-            reference.name()
+            store.name()
         )))?;
     let pushed = client
         .push_manifest(&tag_ref, &built.manifest, OCI_MANIFEST)
@@ -204,6 +209,7 @@ pub struct LegacyKeylessSigned {
 pub async fn sign_legacy_keyless(
     client: &RegistryClient,
     reference: &Reference,
+    signature_repository: Option<&Reference>,
     signer: &KeylessSigner,
     annotations: BTreeMap<String, String>,
     check: Option<&Verifier>,
@@ -250,8 +256,8 @@ pub async fn sign_legacy_keyless(
             )
             .map_err(|e| CosignError::SelfCheck(e.to_string()))?;
     }
-    let pushed =
-        push_signature_layer(client, reference, &digest, &image, &payload, &material).await?;
+    let store = signature_repository.unwrap_or(reference);
+    let pushed = push_signature_layer(client, store, &digest, &image, &payload, &material).await?;
     Ok(LegacyKeylessSigned {
         signed: pushed,
         certificate_identity,
@@ -352,6 +358,7 @@ pub struct SignedBundle {
 pub async fn sign_bundle(
     client: &RegistryClient,
     reference: &Reference,
+    signature_repository: Option<&Reference>,
     key: &SigningKey,
     annotations: BTreeMap<String, String>,
 ) -> Result<SignedBundle, CosignError> {
@@ -366,6 +373,7 @@ pub async fn sign_bundle(
     attach_bundle(
         client,
         &image,
+        signature_repository,
         &digest,
         bundle,
         bundle_layout::COSIGN_SIGN_PREDICATE_TYPE,
@@ -399,6 +407,7 @@ pub struct KeylessSigned {
 pub async fn sign_bundle_keyless(
     client: &RegistryClient,
     reference: &Reference,
+    signature_repository: Option<&Reference>,
     signer: &KeylessSigner,
     annotations: BTreeMap<String, String>,
     check: Option<&Verifier>,
@@ -434,6 +443,7 @@ pub async fn sign_bundle_keyless(
     let bundle = attach_bundle(
         client,
         &image,
+        signature_repository,
         &digest,
         signed.json,
         bundle_layout::COSIGN_SIGN_PREDICATE_TYPE,
@@ -448,10 +458,13 @@ pub async fn sign_bundle_keyless(
     })
 }
 
-/// Attaches `bundle` to `image` (the reference with `digest`) as a bundle v0.3 referrer, with cosign's annotations.
+/// Attaches `bundle` to `image` (the reference with `digest`) as a bundle v0.3 referrer, with cosign's annotations:
+/// in the image's repository, or, as cosign v3 does with `COSIGN_REPOSITORY`, as a referrer of the same digest in
+/// `signature_repository`.
 async fn attach_bundle(
     client: &RegistryClient,
     image: &Reference,
+    signature_repository: Option<&Reference>,
     digest: &Digest,
     bundle: Vec<u8>,
     predicate_type: &str,
@@ -469,18 +482,81 @@ async fn attach_bundle(
         title: None,
         annotations: bundle_layout::manifest_annotations(predicate_type, &created),
     };
-    let attached = client
-        .attach_artifact(image, &artifact)
+    let Some(store) = signature_repository else {
+        let attached = client
+            .attach_artifact(image, &artifact)
+            .await
+            .map_err(registry_error(format!(
+                "attaching the signature bundle to {image}"
+            )))?;
+        return Ok(SignedBundle {
+            image: image.to_string(),
+            digest: digest.to_string(),
+            referrer: image.with_digest(attached.manifest.digest).to_string(),
+            via: attached.via,
+        });
+    };
+    let (referrer, via) = attach_in_other_repository(client, image, store, digest, &artifact)
         .await
         .map_err(registry_error(format!(
-            "attaching the signature bundle to {image}"
+            "attaching the signature bundle for {image} in {}",
+            store.name()
         )))?;
     Ok(SignedBundle {
         image: image.to_string(),
         digest: digest.to_string(),
-        referrer: image.with_digest(attached.manifest.digest).to_string(),
-        via: attached.via,
+        referrer: referrer.to_string(),
+        via,
     })
+}
+
+/// Pushes `artifact` into the repository of `store` as a referrer whose subject is the image manifest `digest`
+/// (which lives in another repository): the empty config, the bundle blob, the manifest; then, when the
+/// registry does not index the subject, the entry goes into the fallback index of `digest` in `store`.
+async fn attach_in_other_repository(
+    client: &RegistryClient,
+    image: &Reference,
+    store: &Reference,
+    digest: &Digest,
+    artifact: &Artifact,
+) -> Result<(Reference, ReferrersSource), kibaship_oci::Error> {
+    let subject = client.subject_descriptor(image).await?;
+    let target = store.with_digest(digest.clone());
+    client.push_blob(&target, EMPTY_JSON).await?;
+    let layer_digest = client.push_blob(&target, &artifact.content).await?;
+    let mut layer = Descriptor::of(&artifact.layer_media_type, &artifact.content);
+    layer.digest = layer_digest;
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST.to_string()),
+        artifact_type: Some(artifact.artifact_type.clone()),
+        config: Descriptor::empty(),
+        layers: vec![layer],
+        subject: Some(subject),
+        annotations: artifact.annotations.clone(),
+    };
+    let bytes = serde_json::to_vec(&manifest).map_err(|e| {
+        kibaship_oci::Error::Config(format!("serialising the referrer manifest: {e}"))
+    })?;
+    let manifest_digest = Digest::sha256_of(&bytes);
+    let referrer = store.with_digest(manifest_digest);
+    let pushed = client
+        .push_manifest(&referrer, &bytes, OCI_MANIFEST)
+        .await?;
+    if pushed.subject_indexed {
+        return Ok((referrer, ReferrersSource::Api));
+    }
+    let listed = client.list_referrers(&target, None).await?;
+    if listed.source == ReferrersSource::Api {
+        return Ok((referrer, ReferrersSource::Api));
+    }
+    let mut entry = Descriptor::of(OCI_MANIFEST, &bytes);
+    entry.artifact_type = Some(artifact.artifact_type.clone());
+    entry.annotations = artifact.annotations.clone();
+    client
+        .add_to_fallback_index(&target, digest, &entry)
+        .await?;
+    Ok((referrer, ReferrersSource::FallbackTag))
 }
 
 /// Where a signature was found.
@@ -555,12 +631,15 @@ pub struct ImageReport {
     pub signatures: Vec<SignatureOutcome>,
 }
 
-/// Verifies the signatures (`LayerKind::Signature`) or attestations (`LayerKind::Attestation`) of `reference`.
+/// Verifies the signatures (`LayerKind::Signature`) or attestations (`LayerKind::Attestation`) of `reference`,
+/// looking for them beside the image or, with `signature_repository` (cosign's `COSIGN_REPOSITORY`), under the
+/// image's digest in that repository (legacy tags and bundle referrers alike).
 /// Registry failures that prevent reading the image are errors; everything wrong with a signature is reported
 /// in its outcome.
 pub async fn verify_image(
     client: &RegistryClient,
     reference: &Reference,
+    signature_repository: Option<&Reference>,
     kind: LayerKind,
     options: &VerifyOptions,
 ) -> Result<ImageReport, CosignError> {
@@ -575,9 +654,12 @@ pub async fn verify_image(
         digest: &digest,
         repository: &repository,
     };
+    // Signatures sit beside the image, or (cosign's COSIGN_REPOSITORY) under the same digest in another repository.
+    let store =
+        signature_repository.map_or_else(|| image.clone(), |r| r.with_digest(digest.clone()));
     let mut signatures = Vec::new();
-    verify_referrers(client, &image, kind, subject, options, &mut signatures).await?;
-    verify_legacy(client, &image, kind, subject, options, &mut signatures).await?;
+    verify_referrers(client, &store, kind, subject, options, &mut signatures).await?;
+    verify_legacy(client, &store, kind, subject, options, &mut signatures).await?;
     let verified = signatures.iter().any(|s| s.verified);
     Ok(ImageReport {
         reference: reference.to_string(),

@@ -50,6 +50,8 @@ fn options(stack: &TestSigstore, email: &str) -> VerifyOptions {
         verifier: verifier(stack),
         ignore_tlog: false,
         predicate_type: None,
+        workflow_claims: Default::default(),
+        annotations: Default::default(),
     }
 }
 
@@ -71,9 +73,16 @@ async fn keyless_legacy_signature_carries_a_rekor_v1_set_and_verifies() {
     let app = Reference::parse(&format!("{}/fixtures/app:v1", reg.host())).unwrap();
     let signer = signer(&stack);
     let check_root = verifier(&stack);
-    let signed = sign_legacy_keyless(&client, &app, &signer, BTreeMap::new(), Some(&check_root))
-        .await
-        .unwrap();
+    let signed = sign_legacy_keyless(
+        &client,
+        &app,
+        None,
+        &signer,
+        BTreeMap::new(),
+        Some(&check_root),
+    )
+    .await
+    .unwrap();
     assert_eq!(signed.certificate_identity, EMAIL);
     assert_eq!(signed.certificate_oidc_issuer, stack.issuer());
     assert!(signed.checked_against_trusted_root);
@@ -111,9 +120,15 @@ async fn keyless_legacy_signature_carries_a_rekor_v1_set_and_verifies() {
     );
 
     // Our verifier accepts it (the SET checked), for the right identity only.
-    let report = verify_image(&client, &app, LayerKind::Signature, &options(&stack, EMAIL))
-        .await
-        .unwrap();
+    let report = verify_image(
+        &client,
+        &app,
+        None,
+        LayerKind::Signature,
+        &options(&stack, EMAIL),
+    )
+    .await
+    .unwrap();
     assert!(report.verified, "{report:#?}");
     assert_eq!(report.signatures.len(), 1);
     assert_eq!(report.signatures[0].layout, Layout::LegacyTag);
@@ -125,6 +140,7 @@ async fn keyless_legacy_signature_carries_a_rekor_v1_set_and_verifies() {
     let wrong = verify_image(
         &client,
         &app,
+        None,
         LayerKind::Signature,
         &options(&stack, "someone-else@kibaship.test"),
     )
@@ -133,7 +149,7 @@ async fn keyless_legacy_signature_carries_a_rekor_v1_set_and_verifies() {
     assert!(!wrong.verified);
 
     // Re-signing appends.
-    let again = sign_legacy_keyless(&client, &app, &signer, BTreeMap::new(), None)
+    let again = sign_legacy_keyless(&client, &app, None, &signer, BTreeMap::new(), None)
         .await
         .unwrap();
     assert_eq!(again.signed.signatures, 2);
@@ -155,9 +171,15 @@ async fn keyless_legacy_signature_carries_a_rekor_v1_set_and_verifies() {
         .push_manifest(&tag, &serde_json::to_vec(&tampered).unwrap(), OCI_MANIFEST)
         .await
         .unwrap();
-    let report = verify_image(&client, &app, LayerKind::Signature, &options(&stack, EMAIL))
-        .await
-        .unwrap();
+    let report = verify_image(
+        &client,
+        &app,
+        None,
+        LayerKind::Signature,
+        &options(&stack, EMAIL),
+    )
+    .await
+    .unwrap();
     assert!(!report.verified, "{report:#?}");
     let reason = report.signatures[0].reason.clone().unwrap();
     assert!(
@@ -168,9 +190,16 @@ async fn keyless_legacy_signature_carries_a_rekor_v1_set_and_verifies() {
     // Against a foreign trusted root the self-check fails and nothing is pushed.
     let foreign = Verifier::new(TrustedRoot::public_good().unwrap());
     let other = Reference::parse(&format!("{}/fixtures/config-only:v1", reg.host())).unwrap();
-    let e = sign_legacy_keyless(&client, &other, &signer, BTreeMap::new(), Some(&foreign))
-        .await
-        .unwrap_err();
+    let e = sign_legacy_keyless(
+        &client,
+        &other,
+        None,
+        &signer,
+        BTreeMap::new(),
+        Some(&foreign),
+    )
+    .await
+    .unwrap_err();
     assert!(e.to_string().contains("not uploaded"), "{e}");
     let digest = client.resolve_digest(&other, None).await.unwrap().digest;
     let other_tag = other

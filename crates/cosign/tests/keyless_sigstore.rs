@@ -61,6 +61,7 @@ async fn keyless_image_signature_round_trips_through_the_registry() {
     let signed = sign_bundle_keyless(
         &client,
         &app,
+        None,
         &signer,
         BTreeMap::new(),
         Some(&verifier_for_check),
@@ -75,9 +76,16 @@ async fn keyless_image_signature_round_trips_through_the_registry() {
     // Against another trusted root (Sigstore's public-good one) the self-check fails and nothing is attached.
     let foreign = Verifier::new(TrustedRoot::public_good().unwrap());
     let other = Reference::parse(&format!("{}/fixtures/config-only:v1", reg.host())).unwrap();
-    let e = sign_bundle_keyless(&client, &other, &signer, BTreeMap::new(), Some(&foreign))
-        .await
-        .unwrap_err();
+    let e = sign_bundle_keyless(
+        &client,
+        &other,
+        None,
+        &signer,
+        BTreeMap::new(),
+        Some(&foreign),
+    )
+    .await
+    .unwrap_err();
     assert!(e.to_string().contains("not uploaded"), "{e}");
     let listed = client.list_referrers(&other, None).await.unwrap();
     assert!(listed.descriptors.is_empty(), "{:?}", listed.descriptors);
@@ -87,10 +95,13 @@ async fn keyless_image_signature_round_trips_through_the_registry() {
         verifier: verifier(&stack),
         ignore_tlog: false,
         predicate_type: None,
+        workflow_claims: Default::default(),
+        annotations: Default::default(),
     };
     let report = verify_image(
         &client,
         &app,
+        None,
         LayerKind::Signature,
         &options(identity(&stack, EMAIL)),
     )
@@ -104,6 +115,7 @@ async fn keyless_image_signature_round_trips_through_the_registry() {
     let wrong = verify_image(
         &client,
         &app,
+        None,
         LayerKind::Signature,
         &options(identity(&stack, "someone-else@kibaship.test")),
     )
@@ -116,6 +128,7 @@ async fn keyless_image_signature_round_trips_through_the_registry() {
     let foreign_issuer = verify_image(
         &client,
         &app,
+        None,
         LayerKind::Signature,
         &options(IdentityPolicy::Certificate(CertificateIdentity::exact(
             EMAIL,

@@ -43,6 +43,8 @@ fn key_options(key: &SigningKey, ignore_tlog: bool) -> VerifyOptions {
         verifier: Verifier::new(production_root()),
         ignore_tlog,
         predicate_type: None,
+        workflow_claims: Default::default(),
+        annotations: Default::default(),
     }
 }
 
@@ -63,13 +65,13 @@ async fn signs_appends_and_rejects_tampering() {
     let other = Reference::parse(&fixtures.iter().find(|f| f.is_index).unwrap().reference).unwrap();
     let key = SigningKey::generate().unwrap();
 
-    let first = sign_legacy(&client, &app, &key, BTreeMap::new())
+    let first = sign_legacy(&client, &app, None, &key, BTreeMap::new())
         .await
         .unwrap();
     assert_eq!(first.signatures, 1);
     let mut ann = BTreeMap::new();
     ann.insert("build".to_string(), "42".to_string());
-    let second = sign_legacy(&client, &app, &key, ann).await.unwrap();
+    let second = sign_legacy(&client, &app, None, &key, ann).await.unwrap();
     assert_eq!(second.signatures, 2, "re-signing appends");
     assert_eq!(first.digest, second.digest);
 
@@ -95,6 +97,7 @@ async fn signs_appends_and_rejects_tampering() {
     let ok = verify_image(
         &client,
         &app,
+        None,
         LayerKind::Signature,
         &key_options(&key, true),
     )
@@ -105,6 +108,7 @@ async fn signs_appends_and_rejects_tampering() {
     let no_tlog = verify_image(
         &client,
         &app,
+        None,
         LayerKind::Signature,
         &key_options(&key, false),
     )
@@ -124,6 +128,7 @@ async fn signs_appends_and_rejects_tampering() {
     let wrong = verify_image(
         &client,
         &app,
+        None,
         LayerKind::Signature,
         &key_options(&stranger, true),
     )
@@ -163,6 +168,7 @@ async fn signs_appends_and_rejects_tampering() {
     let copied = verify_image(
         &client,
         &other,
+        None,
         LayerKind::Signature,
         &key_options(&key, true),
     )
@@ -192,6 +198,7 @@ async fn signs_appends_and_rejects_tampering() {
     let tampered = verify_image(
         &client,
         &app,
+        None,
         LayerKind::Signature,
         &key_options(&key, true),
     )
@@ -229,6 +236,7 @@ async fn hostile_signature_manifests_fail_with_bounded_errors() {
     let report = verify_image(
         &client,
         &app,
+        None,
         LayerKind::Signature,
         &key_options(&key, true),
     )
@@ -239,7 +247,7 @@ async fn hostile_signature_manifests_fail_with_bounded_errors() {
         reasons(&report),
         vec!["signature manifest has 10000 layers, more than the 256 accepted".to_string()]
     );
-    let err = sign_legacy(&client, &app, &key, BTreeMap::new())
+    let err = sign_legacy(&client, &app, None, &key, BTreeMap::new())
         .await
         .unwrap_err();
     assert!(
@@ -268,6 +276,7 @@ async fn hostile_signature_manifests_fail_with_bounded_errors() {
     let report = verify_image(
         &client,
         &app,
+        None,
         LayerKind::Signature,
         &key_options(&key, true),
     )
@@ -393,6 +402,8 @@ fn slsa_options(identity: &str, issuer: &str, predicate_type: Option<&str>) -> V
         verifier: Verifier::new(production_root()),
         ignore_tlog: false,
         predicate_type: predicate_type.map(str::to_string),
+        workflow_claims: Default::default(),
+        annotations: Default::default(),
     }
 }
 
@@ -419,6 +430,7 @@ async fn real_cosign_keyless_attestations_verify_against_the_production_root() {
         let report = verify_image(
             &client,
             &image,
+            None,
             LayerKind::Attestation,
             &slsa_options(GENERATOR, GITHUB_ISSUER, None),
         )
@@ -451,6 +463,7 @@ async fn real_cosign_keyless_attestations_verify_against_the_production_root() {
         let wrong_issuer = verify_image(
             &client,
             &image,
+            None,
             LayerKind::Attestation,
             &slsa_options(GENERATOR, "https://accounts.google.com", None),
         )
@@ -465,6 +478,7 @@ async fn real_cosign_keyless_attestations_verify_against_the_production_root() {
         let wrong_identity = verify_image(
             &client,
             &image,
+            None,
             LayerKind::Attestation,
             &slsa_options("^https://github.com/someone-else/", GITHUB_ISSUER, None),
         )
@@ -479,6 +493,7 @@ async fn real_cosign_keyless_attestations_verify_against_the_production_root() {
         let wrong_type = verify_image(
             &client,
             &image,
+            None,
             LayerKind::Attestation,
             &slsa_options(GENERATOR, GITHUB_ISSUER, Some("https://spdx.dev/Document")),
         )
@@ -491,11 +506,47 @@ async fn real_cosign_keyless_attestations_verify_against_the_production_root() {
             reasons(&wrong_type)
         );
 
+        // cosign's --certificate-github-workflow-repository claim (1.3.6.1.4.1.57264.1.5): the right one passes,
+        // another fails naming the claim and both values.
+        let with_repository = |repository: &str| {
+            let mut o = slsa_options(GENERATOR, GITHUB_ISSUER, None);
+            o.workflow_claims.repository = Some(repository.to_string());
+            o
+        };
+        let right = verify_image(
+            &client,
+            &image,
+            None,
+            LayerKind::Attestation,
+            &with_repository("slsa-framework/example-package"),
+        )
+        .await
+        .unwrap();
+        assert!(right.verified, "{version}: {right:#?}");
+        let wrong = verify_image(
+            &client,
+            &image,
+            None,
+            LayerKind::Attestation,
+            &with_repository("slsa-framework/slsa-github-generator"),
+        )
+        .await
+        .unwrap();
+        assert!(!wrong.verified);
+        assert!(
+            reasons(&wrong)[0].contains(
+                "GitHub workflow repository (1.3.6.1.4.1.57264.1.5) differs: expected \"slsa-framework/slsa-github-generator\", found \"slsa-framework/example-package\""
+            ),
+            "{:?}",
+            reasons(&wrong)
+        );
+
         // A key policy on keyless attestations fails, naming why.
         let key = SigningKey::generate().unwrap();
         let keyed = verify_image(
             &client,
             &image,
+            None,
             LayerKind::Attestation,
             &key_options(&key, false),
         )
@@ -539,6 +590,7 @@ async fn attestations_copied_to_another_image_are_rejected() {
     let report = verify_image(
         &client,
         &b.with_tag("v1").unwrap(),
+        None,
         LayerKind::Attestation,
         &slsa_options(GENERATOR, GITHUB_ISSUER, None),
     )

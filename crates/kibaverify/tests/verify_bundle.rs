@@ -221,3 +221,41 @@ fn bad_input_exits_2_naming_the_problem() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn github_workflow_claims_shared_with_verify_are_checked() {
+    let bundle = case("happy-path-v0.3", "bundle.sigstore.json");
+    let with = |flag: &str, value: &str| {
+        run(&[
+            "--bundle",
+            &bundle,
+            "--artifact",
+            &a_txt(),
+            "--certificate-identity",
+            IDENTITY,
+            "--certificate-oidc-issuer",
+            ISSUER,
+            flag,
+            value,
+        ])
+    };
+    let out = with(
+        "--certificate-github-workflow-repository",
+        "sigstore-conformance/extremely-dangerous-public-oidc-beacon",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = with("--certificate-github-workflow-repository", "other/repo");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("GitHub workflow repository (1.3.6.1.4.1.57264.1.5) differs: expected \"other/repo\", found \"sigstore-conformance/extremely-dangerous-public-oidc-beacon\""),
+        "{err}"
+    );
+    let out = with("--certificate-github-workflow-sha", "0".repeat(40).as_str());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("GitHub workflow sha (1.3.6.1.4.1.57264.1.3)"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -3,6 +3,7 @@ pub mod attach;
 pub mod digest;
 pub mod gate;
 pub mod generate_key_pair;
+pub mod identity_flags;
 pub mod referrers;
 pub mod sign;
 pub mod verify;

@@ -263,6 +263,7 @@ fn signing_services(args: &Args, needs: RekorLogs) -> anyhow::Result<SigningServ
 fn run_keyless(
     args: &Args,
     reference: &Reference,
+    signature_repository: Option<Reference>,
     annotations: BTreeMap<String, String>,
 ) -> anyhow::Result<ExitCode> {
     let layout = args.layout.unwrap_or(SignatureLayout::Bundle);
@@ -310,6 +311,7 @@ fn run_keyless(
             .block_on(kibaship_cosign::sign_legacy_keyless(
                 &client,
                 reference,
+                signature_repository.as_ref(),
                 &signer,
                 annotations.clone(),
                 check.as_ref(),
@@ -341,6 +343,7 @@ fn run_keyless(
             .block_on(kibaship_cosign::sign_bundle_keyless(
                 &client,
                 reference,
+                signature_repository.as_ref(),
                 &signer,
                 annotations,
                 check.as_ref(),
@@ -381,8 +384,9 @@ fn run_keyless(
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reference = Reference::parse(&args.reference)?;
     let annotations = parse_annotations(&args.annotations)?;
+    let signature_repository = super::verify::signature_repository_from_env()?;
     let Some(key_path) = args.key.as_ref().filter(|_| !args.keyless) else {
-        return run_keyless(&args, &reference, annotations);
+        return run_keyless(&args, &reference, signature_repository, annotations);
     };
     if args.tlog_upload == Some(true) {
         bail!(
@@ -403,6 +407,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .block_on(kibaship_cosign::sign_legacy(
                 &client,
                 &reference,
+                signature_repository.as_ref(),
                 &key,
                 annotations.clone(),
             ))
@@ -421,6 +426,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .block_on(kibaship_cosign::sign_bundle(
                 &client,
                 &reference,
+                signature_repository.as_ref(),
                 &key,
                 annotations,
             ))

@@ -5,14 +5,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context as _, bail};
 use kibaship_cosign::{ImageReport, LayerKind, VerifyOptions};
 use kibaship_oci::Reference;
-use kibaship_sigstore::{
-    CertificateIdentity, GithubClaims, IdentityPolicy, Matcher, PublicKey, TrustedRoot, Verifier,
-};
+use kibaship_sigstore::{CertificateIdentity, IdentityPolicy, PublicKey, TrustedRoot, Verifier};
 
 use super::digest::{OutputFormat, RegistryFlags};
+use super::identity_flags::{GithubClaimFlags, matcher};
 
 /// Largest key or trusted-root file read.
 const MAX_POLICY_FILE_BYTES: u64 = 4 * 1024 * 1024;
@@ -36,6 +37,8 @@ pub struct VerifyFlags {
     /// Expected OIDC issuer as a regular expression.
     #[arg(long, value_name = "REGEX", conflicts_with_all = ["key", "certificate_oidc_issuer"])]
     pub certificate_oidc_issuer_regexp: Option<String>,
+    #[command(flatten)]
+    pub github: GithubClaimFlags,
     /// `trusted_root.json` (Fulcio CAs, Rekor keys) to trust; default: the embedded Sigstore public-good root.
     #[arg(long, value_name = "FILE")]
     pub trusted_root: Option<PathBuf>,
@@ -55,8 +58,42 @@ pub struct Args {
     /// The image (a tag is resolved to its digest first).
     #[arg(value_name = "REF")]
     pub reference: String,
+    /// Signed annotation the signature must carry (`key=value`, repeatable), as `cosign verify -a` checks it.
+    #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE", value_parser = parse_annotation)]
+    pub annotations: Vec<(String, String)>,
     #[command(flatten)]
     pub flags: VerifyFlags,
+}
+
+/// The repository cosign's `COSIGN_REPOSITORY` names, where signatures (the legacy `.sig`/`.att` tags and the
+/// bundle referrers) are written and read instead of the image's repository. Unset or empty: the image's.
+pub fn signature_repository_from_env() -> anyhow::Result<Option<Reference>> {
+    let Some(value) = std::env::var_os("COSIGN_REPOSITORY") else {
+        return Ok(None);
+    };
+    let Some(value) = value.to_str() else {
+        bail!("COSIGN_REPOSITORY is not UTF-8");
+    };
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let last = value.rsplit('/').next().unwrap_or(value);
+    if value.contains('@') || (value.contains('/') && last.contains(':')) {
+        bail!(
+            "COSIGN_REPOSITORY={value:?} names a tag or digest; it must be a repository, e.g. registry.example/org/signatures"
+        );
+    }
+    Reference::parse(value)
+        .map(Some)
+        .with_context(|| format!("COSIGN_REPOSITORY={value:?} is not a repository name"))
+}
+
+/// Parses one `-a key=value`.
+pub fn parse_annotation(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
 }
 
 fn read_bounded(path: &PathBuf, what: &str) -> anyhow::Result<Vec<u8>> {
@@ -71,18 +108,13 @@ fn read_bounded(path: &PathBuf, what: &str) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
-fn matcher(exact: Option<&String>, regex: Option<&String>, flag: &str) -> anyhow::Result<Matcher> {
-    match (exact, regex) {
-        (Some(e), None) => Ok(Matcher::Exact(e.clone())),
-        (None, Some(r)) => Matcher::regex(r)
-            .with_context(|| format!("--{flag}-regexp is not a valid regular expression")),
-        _ => bail!("one of --{flag} or --{flag}-regexp is required"),
-    }
-}
-
 impl VerifyFlags {
     /// The verification options these flags describe.
-    pub fn options(&self, predicate_type: Option<String>) -> anyhow::Result<VerifyOptions> {
+    pub fn options(
+        &self,
+        predicate_type: Option<String>,
+        annotations: BTreeMap<String, String>,
+    ) -> anyhow::Result<VerifyOptions> {
         let identity = if let Some(key) = &self.key {
             let pem = String::from_utf8(read_bounded(key, "public key")?)
                 .context("--key is not PEM text")?;
@@ -102,7 +134,7 @@ impl VerifyFlags {
                     self.certificate_oidc_issuer_regexp.as_ref(),
                     "certificate-oidc-issuer",
                 )?,
-                github: GithubClaims::default(),
+                github: self.github.github_claims(),
             })
         };
         let root = match &self.trusted_root {
@@ -115,6 +147,8 @@ impl VerifyFlags {
             verifier: Verifier::new(root),
             ignore_tlog: self.insecure_ignore_tlog,
             predicate_type,
+            workflow_claims: self.github.workflow_claims(),
+            annotations,
         })
     }
 }
@@ -125,9 +159,11 @@ pub fn verify_and_report(
     flags: &VerifyFlags,
     kind: LayerKind,
     predicate_type: Option<String>,
+    annotations: BTreeMap<String, String>,
 ) -> anyhow::Result<ExitCode> {
     let parsed = Reference::parse(reference)?;
-    let options = flags.options(predicate_type)?;
+    let options = flags.options(predicate_type, annotations)?;
+    let signature_repository = signature_repository_from_env()?;
     let client = flags.registry.client()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -135,7 +171,11 @@ pub fn verify_and_report(
         .context("cannot start the async runtime")?;
     let report = runtime
         .block_on(kibaship_cosign::verify_image(
-            &client, &parsed, kind, &options,
+            &client,
+            &parsed,
+            signature_repository.as_ref(),
+            kind,
+            &options,
         ))
         .with_context(|| format!("cannot verify {reference}"))?;
     match flags.output {
@@ -210,5 +250,19 @@ fn print_text(report: &ImageReport) {
 
 /// Verifies the image's signatures.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    verify_and_report(&args.reference, &args.flags, LayerKind::Signature, None)
+    let mut annotations = BTreeMap::new();
+    for (key, value) in args.annotations {
+        if let Some(previous) = annotations.insert(key.clone(), value.clone()) {
+            if previous != value {
+                bail!("-a {key} is given twice with different values ({previous:?} and {value:?})");
+            }
+        }
+    }
+    verify_and_report(
+        &args.reference,
+        &args.flags,
+        LayerKind::Signature,
+        None,
+        annotations,
+    )
 }

@@ -46,5 +46,11 @@ pub fn predicate_type_uri(name: &str) -> String {
 /// Verifies the image's attestations.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let wanted = args.predicate_type.as_deref().map(predicate_type_uri);
-    verify_and_report(&args.reference, &args.flags, LayerKind::Attestation, wanted)
+    verify_and_report(
+        &args.reference,
+        &args.flags,
+        LayerKind::Attestation,
+        wanted,
+        std::collections::BTreeMap::new(),
+    )
 }

@@ -7,9 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use kibaship_sigstore::{
-    ArtifactPolicy, Bundle, CertificateIdentity, GithubClaims, IdentityPolicy, Matcher, PublicKey,
-    TrustedRoot, Verifier, parse_digest,
+    ArtifactPolicy, Bundle, CertificateIdentity, IdentityPolicy, PublicKey, TrustedRoot, Verifier,
+    parse_digest,
 };
+
+use super::identity_flags::{GithubClaimFlags, matcher};
 
 /// How results are printed.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -46,15 +48,8 @@ pub struct Args {
     /// Expected OIDC issuer as a regular expression.
     #[arg(long, value_name = "REGEX", conflicts_with = "certificate_oidc_issuer")]
     pub certificate_oidc_issuer_regexp: Option<String>,
-    /// Expected GitHub source repository URI claim (`https://github.com/org/repo`).
-    #[arg(long, value_name = "URI")]
-    pub certificate_github_source_repository: Option<String>,
-    /// Expected GitHub ref claim (`refs/heads/main`).
-    #[arg(long, value_name = "REF")]
-    pub certificate_github_workflow_ref: Option<String>,
-    /// Expected GitHub workflow trigger claim (`push`).
-    #[arg(long, value_name = "EVENT")]
-    pub certificate_github_workflow_trigger: Option<String>,
+    #[command(flatten)]
+    pub github: GithubClaimFlags,
     /// Verify with this managed public key (PEM) instead of a certificate identity.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["certificate_oidc_issuer", "certificate_oidc_issuer_regexp"])]
     pub key: Option<PathBuf>,
@@ -77,15 +72,6 @@ fn read(path: &PathBuf, what: &str) -> anyhow::Result<Vec<u8>> {
         );
     }
     std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
-}
-
-fn matcher(exact: Option<&String>, regex: Option<&String>, flag: &str) -> anyhow::Result<Matcher> {
-    match (exact, regex) {
-        (Some(e), None) => Ok(Matcher::Exact(e.clone())),
-        (None, Some(r)) => Matcher::regex(r)
-            .with_context(|| format!("--{flag}-regexp is not a valid regular expression")),
-        _ => bail!("one of --{flag} or --{flag}-regexp is required"),
-    }
 }
 
 fn identity_policy(args: &Args) -> anyhow::Result<IdentityPolicy> {
@@ -114,21 +100,7 @@ fn identity_policy(args: &Args) -> anyhow::Result<IdentityPolicy> {
     Ok(IdentityPolicy::Certificate(CertificateIdentity {
         issuer,
         san,
-        github: GithubClaims {
-            source_repository: args
-                .certificate_github_source_repository
-                .clone()
-                .map(Matcher::Exact),
-            source_ref: args
-                .certificate_github_workflow_ref
-                .clone()
-                .map(Matcher::Exact),
-            workflow: None,
-            trigger: args
-                .certificate_github_workflow_trigger
-                .clone()
-                .map(Matcher::Exact),
-        },
+        github: args.github.github_claims(),
     }))
 }
 
@@ -162,7 +134,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         _ => bail!("exactly one of --artifact or --digest is required"),
     };
-    match verifier.verify(&bundle, artifact, &policy) {
+    let workflow_claims = args.github.workflow_claims();
+    let outcome = verifier
+        .verify(&bundle, artifact, &policy)
+        .map_err(|e| e.to_string())
+        .and_then(|result| {
+            workflow_claims
+                .check_bundle(&bundle)
+                .map(|()| result)
+                .map_err(|e| e.to_string())
+        });
+    match outcome {
         Ok(result) => {
             match args.output {
                 Output::Json => println!(
