@@ -10,31 +10,10 @@ use kibaship_testsupport::fixtures::push_fixture_images;
 use kibaship_testsupport::peers::peer_binary;
 use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kibaverify");
+mod support;
+use support::{BIN, assert_code, run};
+
 const PASSWORD: &str = "cosign-repository-pw";
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(cmd: &mut Command) -> Run {
-    let out = cmd.output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn assert_code(r: &Run, code: i32, what: &str) {
-    assert_eq!(
-        r.code, code,
-        "{what}\nstdout:\n{}\nstderr:\n{}",
-        r.stdout, r.stderr
-    );
-}
 
 /// A command with COSIGN_REPOSITORY set to `store`, or removed.
 fn command(bin: &Path, dir: &Path, store: Option<&str>, args: &[&str]) -> Command {

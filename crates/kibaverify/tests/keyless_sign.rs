@@ -6,42 +6,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use kibaship_oci::{ClientConfig, Reference, RegistryClient};
 use kibaship_testsupport::fixtures::push_fixture_images;
-use kibaship_testsupport::peers::peer_binary;
 use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
 use kibaship_testsupport::sigstore::TestSigstore;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kibaverify");
+mod support;
+use support::{BIN, assert_code, cosign, run_logged as run};
+
 const EMAIL: &str = "tekton-builder@kibaship.test";
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(cmd: &mut Command, transcript: &mut String) -> Run {
-    let out: Output = cmd.output().unwrap();
-    let r = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    transcript.push_str(&r.stdout);
-    transcript.push_str(&r.stderr);
-    r
-}
-
-fn assert_code(r: &Run, code: i32, what: &str) {
-    assert_eq!(
-        r.code, code,
-        "{what}\nstdout:\n{}\nstderr:\n{}",
-        r.stdout, r.stderr
-    );
-}
 
 fn kibaverify(dir: &Path, reg: &TestRegistry, args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
@@ -50,16 +25,6 @@ fn kibaverify(dir: &Path, reg: &TestRegistry, args: &[&str]) -> Command {
         .env("DOCKER_CONFIG", dir.join("no-docker-config"))
         .args(args)
         .args(["--insecure-registry", &reg.host()]);
-    c
-}
-
-fn cosign(dir: &Path, args: &[&str]) -> Command {
-    let bin = peer_binary("cosign").expect("the cosign peer is not built: run `make peers`");
-    let mut c = Command::new(bin);
-    c.current_dir(dir)
-        .env("HOME", dir)
-        .env("DOCKER_CONFIG", dir.join("no-docker-config"))
-        .args(args);
     c
 }
 

@@ -4,33 +4,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use kibaship_testsupport::fixtures::push_fixture_images;
 use kibaship_testsupport::peers::peer_binary;
 use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kibaverify");
+mod support;
+use support::{BIN, Run, run_logged as run};
+
 /// Planted in COSIGN_PASSWORD; must never appear in any output.
 const PASSWORD: &str = "planted-Secret-pw-7f3a9c";
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(cmd: &mut Command, transcript: &mut String) -> Run {
-    let out: Output = cmd.output().unwrap();
-    let r = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    transcript.push_str(&r.stdout);
-    transcript.push_str(&r.stderr);
-    r
-}
 
 fn kibaverify_bare(dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(BIN);

@@ -11,23 +11,10 @@ use kibaship_testsupport::fixtures::push_fixture_images;
 use kibaship_testsupport::peers::peer_binary;
 use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kibaverify");
+mod support;
+use support::{BIN, assert_code, run};
+
 const PASSWORD: &str = "claims-test-pw";
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(cmd: &mut Command) -> Run {
-    let out = cmd.output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 fn kibaverify(dir: &Path, reg: &TestRegistry, args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
@@ -49,14 +36,6 @@ fn peer(name: &str, dir: &Path, args: &[&str]) -> Command {
         .env("DOCKER_CONFIG", dir.join("no-docker-config"))
         .args(args);
     c
-}
-
-fn assert_code(r: &Run, code: i32, what: &str) {
-    assert_eq!(
-        r.code, code,
-        "{what}\nstdout:\n{}\nstderr:\n{}",
-        r.stdout, r.stderr
-    );
 }
 
 fn testdata() -> PathBuf {
