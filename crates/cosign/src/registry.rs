@@ -64,6 +64,35 @@ pub enum CosignError {
     },
 }
 
+/// Resolves `reference` (a tag or a digest) to the digest everything is signed or verified against, and the
+/// reference pinned to it.
+async fn pin_to_digest(
+    client: &RegistryClient,
+    reference: &Reference,
+) -> Result<(Digest, Reference), CosignError> {
+    let resolved = client
+        .resolve_digest(reference, None)
+        .await
+        .map_err(registry_error(format!("resolving {reference}")))?;
+    let image = reference.with_digest(resolved.digest.clone());
+    Ok((resolved.digest, image))
+}
+
+/// The simple-signing payload cosign signs for `digest` in the legacy layout (`docker-reference` = the repository
+/// as go-containerregistry names it).
+fn legacy_payload(
+    reference: &Reference,
+    digest: &Digest,
+    annotations: BTreeMap<String, String>,
+) -> Result<Vec<u8>, kibaship_sign::PayloadError> {
+    Ok(SimpleSigningPayload::new(
+        &reference.ggcr_repository(),
+        &digest.to_string(),
+        annotations,
+    )?
+    .to_bytes())
+}
+
 fn registry_error(what: impl Into<String>) -> impl FnOnce(kibaship_oci::Error) -> CosignError {
     let what = what.into();
     move |source| CosignError::Registry { what, source }
@@ -103,18 +132,8 @@ pub async fn sign_legacy(
     key: &SigningKey,
     annotations: BTreeMap<String, String>,
 ) -> Result<SignedImage, CosignError> {
-    let resolved = client
-        .resolve_digest(reference, None)
-        .await
-        .map_err(registry_error(format!("resolving {reference}")))?;
-    let digest = resolved.digest;
-    let image = reference.with_digest(digest.clone());
-    let payload = SimpleSigningPayload::new(
-        &reference.ggcr_repository(),
-        &digest.to_string(),
-        annotations,
-    )?
-    .to_bytes();
+    let (digest, image) = pin_to_digest(client, reference).await?;
+    let payload = legacy_payload(reference, &digest, annotations)?;
     let signature = key.sign(&payload)?;
     let material = SignatureLayer {
         index: 0,
@@ -214,18 +233,8 @@ pub async fn sign_legacy_keyless(
     annotations: BTreeMap<String, String>,
     check: Option<&Verifier>,
 ) -> Result<LegacyKeylessSigned, CosignError> {
-    let resolved = client
-        .resolve_digest(reference, None)
-        .await
-        .map_err(registry_error(format!("resolving {reference}")))?;
-    let digest = resolved.digest;
-    let image = reference.with_digest(digest.clone());
-    let payload = SimpleSigningPayload::new(
-        &reference.ggcr_repository(),
-        &digest.to_string(),
-        annotations,
-    )?
-    .to_bytes();
+    let (digest, image) = pin_to_digest(client, reference).await?;
+    let payload = legacy_payload(reference, &digest, annotations)?;
     let signed = signer.sign_message_rekor_v1(&payload).await?;
     let (certificate_identity, certificate_oidc_issuer) =
         certificate_identity(&signed.certificate).map_err(unusable_certificate)?;
@@ -362,12 +371,7 @@ pub async fn sign_bundle(
     key: &SigningKey,
     annotations: BTreeMap<String, String>,
 ) -> Result<SignedBundle, CosignError> {
-    let resolved = client
-        .resolve_digest(reference, None)
-        .await
-        .map_err(registry_error(format!("resolving {reference}")))?;
-    let digest = resolved.digest;
-    let image = reference.with_digest(digest.clone());
+    let (digest, image) = pin_to_digest(client, reference).await?;
     let statement = bundle_layout::signing_statement(&digest, &annotations);
     let bundle = bundle_layout::key_signed_bundle(key, &statement)?;
     attach_bundle(
@@ -412,12 +416,7 @@ pub async fn sign_bundle_keyless(
     annotations: BTreeMap<String, String>,
     check: Option<&Verifier>,
 ) -> Result<KeylessSigned, CosignError> {
-    let resolved = client
-        .resolve_digest(reference, None)
-        .await
-        .map_err(registry_error(format!("resolving {reference}")))?;
-    let digest = resolved.digest;
-    let image = reference.with_digest(digest.clone());
+    let (digest, image) = pin_to_digest(client, reference).await?;
     let statement = bundle_layout::signing_statement(&digest, &annotations);
     let signed = signer
         .sign_dsse(check::IN_TOTO_PAYLOAD_TYPE, &statement)
@@ -643,12 +642,7 @@ pub async fn verify_image(
     kind: LayerKind,
     options: &VerifyOptions,
 ) -> Result<ImageReport, CosignError> {
-    let resolved = client
-        .resolve_digest(reference, None)
-        .await
-        .map_err(registry_error(format!("resolving {reference}")))?;
-    let digest = resolved.digest;
-    let image = reference.with_digest(digest.clone());
+    let (digest, image) = pin_to_digest(client, reference).await?;
     let repository = reference.ggcr_repository();
     let subject = Subject {
         digest: &digest,
