@@ -12,8 +12,8 @@ use base64::engine::general_purpose::STANDARD;
 use kibaship_oci::Digest;
 use kibaship_sign::SimpleSigningPayload;
 use kibaship_sigstore::{
-    ArtifactPolicy, Bundle, Certificate, HashAlgorithm, IdentityPolicy, SignerIdentity,
-    SignerMaterial, VerificationResult, Verifier, pae, pem_decode,
+    ArtifactPolicy, Bundle, HashAlgorithm, IdentityPolicy, SignerIdentity, VerificationResult,
+    Verifier, pae, pem_decode,
 };
 use serde::Serialize;
 
@@ -36,75 +36,9 @@ pub struct VerifyOptions {
     pub ignore_tlog: bool,
     /// For attestations: only this in-toto predicate type (exact URI).
     pub predicate_type: Option<String>,
-    /// Keyless: GitHub workflow claims beyond those of the identity policy (cosign's
-    /// `--certificate-github-workflow-{sha,name,repository}`).
-    pub workflow_claims: WorkflowClaims,
     /// Image signatures: signed annotations every accepted signature must carry (cosign's `verify -a`), in the
     /// simple-signing payload's `optional` section (legacy) or on the in-toto subject (bundle layout).
     pub annotations: BTreeMap<String, String>,
-}
-
-/// GitHub Actions claims that Fulcio writes only in its first, raw-string extensions
-/// (`1.3.6.1.4.1.57264.1.3` to `.1.5`), and that cosign checks with `--certificate-github-workflow-sha`, `-name`
-/// and `-repository`: each one set must equal the certificate's value exactly, as in cosign.
-/// (The trigger and ref claims are part of [`kibaship_sigstore::GithubClaims`].)
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WorkflowClaims {
-    /// The commit SHA the workflow ran on (`1.3.6.1.4.1.57264.1.3`).
-    pub sha: Option<String>,
-    /// The workflow's name (`1.3.6.1.4.1.57264.1.4`).
-    pub name: Option<String>,
-    /// The repository the workflow ran in, `owner/repo` (`1.3.6.1.4.1.57264.1.5`).
-    pub repository: Option<String>,
-}
-
-impl WorkflowClaims {
-    /// Whether no claim is asked for.
-    pub fn is_empty(&self) -> bool {
-        self.sha.is_none() && self.name.is_none() && self.repository.is_none()
-    }
-
-    /// Checks the signing certificate; the error names the first claim that differs, its OID, what was
-    /// expected and what the certificate holds.
-    pub fn check(&self, cert: &Certificate) -> Result<(), Rejected> {
-        let checks = [
-            ("GitHub workflow sha", 3u8, &self.sha),
-            ("GitHub workflow name", 4, &self.name),
-            ("GitHub workflow repository", 5, &self.repository),
-        ];
-        for (field, extension, wanted) in checks {
-            let Some(wanted) = wanted else { continue };
-            let found = match cert.fulcio_extension(extension) {
-                Some(Ok(v)) => v,
-                Some(Err(e)) => format!("an unreadable extension ({e})"),
-                None => {
-                    return Err(reject(format!(
-                        "identity policy: {field} (1.3.6.1.4.1.57264.1.{extension}) differs: expected {wanted:?}, found no such claim"
-                    )));
-                }
-            };
-            if found != *wanted {
-                return Err(reject(format!(
-                    "identity policy: {field} (1.3.6.1.4.1.57264.1.{extension}) differs: expected {wanted:?}, found {found:?}"
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// Checks the leaf certificate of a bundle that has already verified. A bundle without a certificate
-    /// (key-based) fails when any claim is asked for.
-    pub fn check_bundle(&self, bundle: &Bundle) -> Result<(), Rejected> {
-        if self.is_empty() {
-            return Ok(());
-        }
-        match &bundle.signer {
-            SignerMaterial::Certificate { leaf, .. } => self.check(leaf),
-            SignerMaterial::PublicKey { .. } => Err(reject(
-                "GitHub workflow claims were asked for, but the signature carries no certificate",
-            )),
-        }
-    }
 }
 
 /// Checks that `found` (signed annotations) holds every pair of `wanted`; the error names each missing or
@@ -485,11 +419,7 @@ fn verify_as_bundle(
             )
         }
     };
-    let result = verified.map_err(|e| reject(e.to_string()))?;
-    if matches!(options.identity, IdentityPolicy::Certificate(_)) {
-        options.workflow_claims.check_bundle(&bundle)?;
-    }
-    Ok(result)
+    verified.map_err(|e| reject(e.to_string()))
 }
 
 /// The Sigstore bundle v0.1 equivalent to a legacy layer: its leaf certificate (or, key-based, a key hint), the
@@ -656,9 +586,6 @@ pub fn check_referrer_bundle(
                 &options.identity,
             )
             .map_err(|e| reject(e.to_string()))?;
-        if matches!(options.identity, IdentityPolicy::Certificate(_)) {
-            options.workflow_claims.check_bundle(&bundle)?;
-        }
         accepted_from(describe_signer(&result.signer), &result)
     } else {
         let IdentityPolicy::Key(key) = &options.identity else {

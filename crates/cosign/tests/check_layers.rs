@@ -34,7 +34,6 @@ fn key_options(pub_path: &str, ignore_tlog: bool) -> VerifyOptions {
         verifier: Verifier::new(root("sigstore/trusted-roots/production-trusted_root.json")),
         ignore_tlog,
         predicate_type: None,
-        workflow_claims: Default::default(),
         annotations: Default::default(),
     }
 }
@@ -201,7 +200,6 @@ fn keyless_layer_converts_to_a_v01_bundle_with_its_set() {
         verifier: Verifier::new(root("sigstore/trusted-roots/production-trusted_root.json")),
         ignore_tlog: false,
         predicate_type: None,
-        workflow_claims: Default::default(),
         annotations: Default::default(),
     };
     let rejected = check::check_signature_layer(
@@ -238,7 +236,6 @@ fn cosign_v3_bundle_attestation_verifies_as_a_referrer() {
         verifier: Verifier::new(root("cosign/bundle-referrer/trusted_root_pgi.json")),
         ignore_tlog: false,
         predicate_type: predicate_type.map(str::to_string),
-        workflow_claims: Default::default(),
         annotations: Default::default(),
     };
     let accepted = check::check_referrer_bundle(

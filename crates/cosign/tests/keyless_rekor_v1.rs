@@ -50,7 +50,6 @@ fn options(stack: &TestSigstore, email: &str) -> VerifyOptions {
         verifier: verifier(stack),
         ignore_tlog: false,
         predicate_type: None,
-        workflow_claims: Default::default(),
         annotations: Default::default(),
     }
 }

@@ -95,7 +95,6 @@ async fn keyless_image_signature_round_trips_through_the_registry() {
         verifier: verifier(&stack),
         ignore_tlog: false,
         predicate_type: None,
-        workflow_claims: Default::default(),
         annotations: Default::default(),
     };
     let report = verify_image(

@@ -43,7 +43,6 @@ fn key_options(key: &SigningKey, ignore_tlog: bool) -> VerifyOptions {
         verifier: Verifier::new(production_root()),
         ignore_tlog,
         predicate_type: None,
-        workflow_claims: Default::default(),
         annotations: Default::default(),
     }
 }
@@ -402,7 +401,6 @@ fn slsa_options(identity: &str, issuer: &str, predicate_type: Option<&str>) -> V
         verifier: Verifier::new(production_root()),
         ignore_tlog: false,
         predicate_type: predicate_type.map(str::to_string),
-        workflow_claims: Default::default(),
         annotations: Default::default(),
     }
 }
@@ -510,7 +508,10 @@ async fn real_cosign_keyless_attestations_verify_against_the_production_root() {
         // another fails naming the claim and both values.
         let with_repository = |repository: &str| {
             let mut o = slsa_options(GENERATOR, GITHUB_ISSUER, None);
-            o.workflow_claims.repository = Some(repository.to_string());
+            let IdentityPolicy::Certificate(identity) = &mut o.identity else {
+                unreachable!("slsa_options is keyless")
+            };
+            identity.github.workflow_repository = Some(Matcher::Exact(repository.to_string()));
             o
         };
         let right = verify_image(

@@ -49,7 +49,72 @@ pub struct GithubClaims {
     pub workflow: Option<Matcher>,
     /// Build trigger (`.1.20`, older `.1.2`), e.g. `push`.
     pub trigger: Option<Matcher>,
+    /// Commit SHA the workflow ran on (`.1.3`, only in Fulcio's first raw-string extensions; cosign's
+    /// `--certificate-github-workflow-sha`).
+    pub workflow_sha: Option<Matcher>,
+    /// Workflow name (`.1.4`; cosign's `--certificate-github-workflow-name`).
+    pub workflow_name: Option<Matcher>,
+    /// Repository the workflow ran in, `owner/repo` (`.1.5`; cosign's `--certificate-github-workflow-repository`).
+    pub workflow_repository: Option<Matcher>,
 }
+
+impl GithubClaims {
+    /// Whether no claim is asked for.
+    pub fn is_empty(&self) -> bool {
+        self.checks().iter().all(|(_, m, _, _)| m.is_none())
+    }
+
+    /// Each claim: how messages name it, the matcher, its extension and the older extension it may sit in.
+    fn checks(&self) -> [ClaimCheck<'_>; 7] {
+        [
+            (
+                "GitHub source repository (1.3.6.1.4.1.57264.1.12)",
+                &self.source_repository,
+                12,
+                None,
+            ),
+            (
+                "GitHub source ref (1.3.6.1.4.1.57264.1.14)",
+                &self.source_ref,
+                14,
+                Some(6),
+            ),
+            (
+                "GitHub workflow (1.3.6.1.4.1.57264.1.18)",
+                &self.workflow,
+                18,
+                None,
+            ),
+            (
+                "GitHub workflow trigger (1.3.6.1.4.1.57264.1.20)",
+                &self.trigger,
+                20,
+                Some(2),
+            ),
+            (
+                "GitHub workflow sha (1.3.6.1.4.1.57264.1.3)",
+                &self.workflow_sha,
+                3,
+                None,
+            ),
+            (
+                "GitHub workflow name (1.3.6.1.4.1.57264.1.4)",
+                &self.workflow_name,
+                4,
+                None,
+            ),
+            (
+                "GitHub workflow repository (1.3.6.1.4.1.57264.1.5)",
+                &self.workflow_repository,
+                5,
+                None,
+            ),
+        ]
+    }
+}
+
+/// A claim the policy may check: message name, matcher, Fulcio extension, older extension.
+type ClaimCheck<'a> = (&'static str, &'a Option<Matcher>, u8, Option<u8>);
 
 /// Who must have signed a keyless bundle.
 #[derive(Debug, Clone)]
@@ -82,10 +147,16 @@ pub struct PolicyMismatch {
     pub found: String,
 }
 
-fn claim(cert: &Certificate, primary: u8, fallback: Option<u8>) -> Option<String> {
-    cert.fulcio_extension(primary)
+/// The claim in extension `primary`, else in `fallback`; an unreadable extension is an error, never a match.
+fn claim(cert: &Certificate, primary: u8, fallback: Option<u8>) -> Result<String, String> {
+    match cert
+        .fulcio_extension(primary)
         .or_else(|| fallback.and_then(|f| cert.fulcio_extension(f)))
-        .and_then(Result::ok)
+    {
+        Some(Ok(v)) => Ok(v),
+        Some(Err(e)) => Err(format!("an unreadable extension ({e})")),
+        None => Err("no such claim".into()),
+    }
 }
 
 impl CertificateIdentity {
@@ -129,40 +200,14 @@ impl CertificateIdentity {
                 found: describe_sans(&cert.sans),
             });
         }
-        let checks: [(&'static str, &Option<Matcher>, u8, Option<u8>); 4] = [
-            (
-                "GitHub source repository (1.3.6.1.4.1.57264.1.12)",
-                &self.github.source_repository,
-                12,
-                None,
-            ),
-            (
-                "GitHub source ref (1.3.6.1.4.1.57264.1.14)",
-                &self.github.source_ref,
-                14,
-                Some(6),
-            ),
-            (
-                "GitHub workflow (1.3.6.1.4.1.57264.1.18)",
-                &self.github.workflow,
-                18,
-                None,
-            ),
-            (
-                "GitHub workflow trigger (1.3.6.1.4.1.57264.1.20)",
-                &self.github.trigger,
-                20,
-                Some(2),
-            ),
-        ];
-        for (field, matcher, primary, fallback) in checks {
+        for (field, matcher, primary, fallback) in self.github.checks() {
             let Some(m) = matcher else { continue };
             let found = claim(cert, primary, fallback);
-            if !found.as_deref().is_some_and(|v| m.matches(v)) {
+            if !found.as_deref().is_ok_and(|v| m.matches(v)) {
                 return Err(PolicyMismatch {
                     field,
                     expected: m.describe(),
-                    found: found.map_or_else(|| "no such claim".into(), |v| format!("{v:?}")),
+                    found: found.map_or_else(|why| why, |v| format!("{v:?}")),
                 });
             }
         }

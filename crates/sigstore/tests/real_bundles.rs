@@ -156,7 +156,14 @@ fn github_actions_claims_match_and_mismatch_by_field() {
             .unwrap(),
         ),
         trigger: Some(Matcher::Exact("release".into())),
+        workflow_sha: Some(Matcher::Exact(
+            "d8b4a6445f38c48b9137a8099706d9b8073146e4".into(),
+        )),
+        workflow_name: Some(Matcher::Exact("release".into())),
+        workflow_repository: Some(Matcher::Exact("trailofbits/rfc8785.py".into())),
     };
+    assert!(!id.github.is_empty());
+    assert!(GithubClaims::default().is_empty());
     let result = verify_github(id).expect("all claims match");
     println!("{}", serde_json::to_string_pretty(&result).unwrap());
 
@@ -175,6 +182,42 @@ fn github_actions_claims_match_and_mismatch_by_field() {
     wrong_trigger.github.trigger = Some(Matcher::Exact("push".into()));
     let err = verify_github(wrong_trigger).expect_err("trigger differs");
     assert!(err.to_string().contains("trigger"), "{err}");
+
+    // The first, raw-string extensions (cosign's --certificate-github-workflow-{sha,name,repository}).
+    for (claims, field, found) in [
+        (
+            GithubClaims {
+                workflow_sha: Some(Matcher::Exact("0".repeat(40))),
+                ..GithubClaims::default()
+            },
+            "GitHub workflow sha (1.3.6.1.4.1.57264.1.3)",
+            "\"d8b4a6445f38c48b9137a8099706d9b8073146e4\"",
+        ),
+        (
+            GithubClaims {
+                workflow_name: Some(Matcher::Exact("build".into())),
+                ..GithubClaims::default()
+            },
+            "GitHub workflow name (1.3.6.1.4.1.57264.1.4)",
+            "\"release\"",
+        ),
+        (
+            GithubClaims {
+                workflow_repository: Some(Matcher::regex("^evil/").unwrap()),
+                ..GithubClaims::default()
+            },
+            "GitHub workflow repository (1.3.6.1.4.1.57264.1.5)",
+            "\"trailofbits/rfc8785.py\"",
+        ),
+    ] {
+        let mut id = github_identity();
+        id.github = claims;
+        let err = verify_github(id).expect_err("claim differs");
+        let VerifyError::Policy(m) = &err else {
+            panic!("{err}")
+        };
+        assert_eq!((m.field, m.found.as_str()), (field, found), "{err}");
+    }
 
     let mut wrong_issuer = github_identity();
     wrong_issuer.issuer = Matcher::Exact("https://accounts.google.com".into());

@@ -2,7 +2,6 @@
 //! `--certificate-github-workflow-*` claims (and kibaship's `--certificate-github-source-repository`), mapped onto
 //! `kibaship_sigstore`'s identity policy, plus the exact-or-regexp matcher the identity and issuer flags use.
 use anyhow::{Context as _, bail};
-use kibaship_cosign::check::WorkflowClaims;
 use kibaship_sigstore::{GithubClaims, Matcher};
 
 /// GitHub Actions claims the Fulcio certificate must carry; each one given must equal the certificate's value.
@@ -31,7 +30,7 @@ pub struct GithubClaimFlags {
 }
 
 impl GithubClaimFlags {
-    /// The claims `kibaship_sigstore`'s identity policy checks: source repository, ref and trigger.
+    /// The claims `kibaship_sigstore`'s identity policy checks (each flag an exact match, as in cosign).
     pub fn github_claims(&self) -> GithubClaims {
         GithubClaims {
             source_repository: self
@@ -47,16 +46,18 @@ impl GithubClaimFlags {
                 .certificate_github_workflow_trigger
                 .clone()
                 .map(Matcher::Exact),
-        }
-    }
-
-    /// The claims Fulcio keeps only in its first extensions (sha, name, repository), checked on the verified
-    /// certificate by `kibaship_cosign`.
-    pub fn workflow_claims(&self) -> WorkflowClaims {
-        WorkflowClaims {
-            sha: self.certificate_github_workflow_sha.clone(),
-            name: self.certificate_github_workflow_name.clone(),
-            repository: self.certificate_github_workflow_repository.clone(),
+            workflow_sha: self
+                .certificate_github_workflow_sha
+                .clone()
+                .map(Matcher::Exact),
+            workflow_name: self
+                .certificate_github_workflow_name
+                .clone()
+                .map(Matcher::Exact),
+            workflow_repository: self
+                .certificate_github_workflow_repository
+                .clone()
+                .map(Matcher::Exact),
         }
     }
 }
@@ -80,7 +81,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flags_map_onto_the_policy_and_the_workflow_claims() {
+    fn flags_map_onto_the_identity_policy() {
         let flags = GithubClaimFlags {
             certificate_github_source_repository: Some("https://github.com/o/r".into()),
             certificate_github_workflow_trigger: Some("push".into()),
@@ -98,15 +99,11 @@ mod tests {
         assert!(g.source_ref.unwrap().matches("refs/heads/main"));
         assert!(!g.trigger.unwrap().matches("pull_request"));
         assert!(g.workflow.is_none());
-        assert_eq!(
-            flags.workflow_claims(),
-            WorkflowClaims {
-                sha: Some("abc".into()),
-                name: Some("release".into()),
-                repository: Some("o/r".into()),
-            }
-        );
-        assert!(GithubClaimFlags::default().workflow_claims().is_empty());
+        assert!(g.workflow_sha.unwrap().matches("abc"));
+        assert!(g.workflow_name.unwrap().matches("release"));
+        let repository = g.workflow_repository.unwrap();
+        assert!(repository.matches("o/r") && !repository.matches("o/r2"));
+        assert!(GithubClaimFlags::default().github_claims().is_empty());
         assert!(matcher(None, Some(&"(".to_string()), "x").is_err());
         assert!(matcher(None, None, "x").is_err());
     }

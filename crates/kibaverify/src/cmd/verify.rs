@@ -147,7 +147,6 @@ impl VerifyFlags {
             verifier: Verifier::new(root),
             ignore_tlog: self.insecure_ignore_tlog,
             predicate_type,
-            workflow_claims: self.github.workflow_claims(),
             annotations,
         })
     }

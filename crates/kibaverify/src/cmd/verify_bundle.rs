@@ -134,16 +134,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         _ => bail!("exactly one of --artifact or --digest is required"),
     };
-    let workflow_claims = args.github.workflow_claims();
     let outcome = verifier
         .verify(&bundle, artifact, &policy)
-        .map_err(|e| e.to_string())
-        .and_then(|result| {
-            workflow_claims
-                .check_bundle(&bundle)
-                .map(|()| result)
-                .map_err(|e| e.to_string())
-        });
+        .map_err(|e| e.to_string());
     match outcome {
         Ok(result) => {
             match args.output {
