@@ -13,7 +13,7 @@ use kibaship_oci::Digest;
 use kibaship_sign::SimpleSigningPayload;
 use kibaship_sigstore::{
     ArtifactPolicy, Bundle, HashAlgorithm, IdentityPolicy, SignerIdentity, VerificationResult,
-    Verifier, pae, pem_decode,
+    Verifier, pae, pem,
 };
 use serde::Serialize;
 
@@ -444,8 +444,10 @@ pub fn legacy_bundle_json(
         .map_err(|e| reject(format!("Rekor bundle logID is not hex: {e}")))?;
     let material_signer = match &layer.certificate_pem {
         Some(pem) => {
-            let der = pem_decode(pem, "CERTIFICATE").ok_or_else(|| {
-                reject("the certificate annotation is not a PEM CERTIFICATE block")
+            let der = pem::decode(pem, "CERTIFICATE").map_err(|e| {
+                reject(format!(
+                    "the certificate annotation is not a PEM certificate: {e}"
+                ))
             })?;
             serde_json::json!({"x509CertificateChain": {"certificates": [{"rawBytes": STANDARD.encode(der)}]}})
         }

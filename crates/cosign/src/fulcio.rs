@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use kibaship_sign::SigningKey;
-use kibaship_sigstore::{Certificate, pem_decode_all};
+use kibaship_sigstore::{Certificate, pem};
 use serde::Deserialize;
 
 use crate::identity_token::IdentityToken;
@@ -22,14 +22,7 @@ pub struct SigningCertificate {
 /// `der` as a PEM `CERTIFICATE` block (64-column base64, trailing newline), as cosign writes certificates into
 /// annotations and Rekor entries.
 pub fn certificate_pem(der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
+    pem::encode("CERTIFICATE", der)
 }
 
 #[derive(Deserialize)]
@@ -89,8 +82,8 @@ pub fn parse_signing_cert_response(
     };
     let mut ders = Vec::new();
     for pem in &holder.chain.certificates {
-        let mut found = pem_decode_all(pem, "CERTIFICATE")
-            .ok_or_else(|| bad("a chain entry is not a PEM certificate".into()))?;
+        let mut found = pem::decode_all(pem, "CERTIFICATE")
+            .map_err(|e| bad(format!("a chain entry is not a PEM certificate: {e}")))?;
         ders.append(&mut found);
     }
     if ders.is_empty() {

@@ -14,7 +14,7 @@ use crypto_secretbox::aead::{Aead as _, KeyInit as _};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::pem::{self, PemError};
+use kibaship_sigstore::pem::{self, PemError};
 
 /// PEM label cosign writes for encrypted private keys.
 pub const SIGSTORE_PRIVATE_KEY_LABEL: &str = "ENCRYPTED SIGSTORE PRIVATE KEY";
@@ -151,7 +151,7 @@ impl SigningKey {
 
     /// Reads an encrypted cosign key (`ENCRYPTED SIGSTORE PRIVATE KEY` or `ENCRYPTED COSIGN PRIVATE KEY`).
     pub fn from_encrypted_pem(pem_text: &[u8], password: &[u8]) -> Result<Self, KeyError> {
-        let block = pem::parse_first(pem_text)?;
+        let block = pem::decode_first(pem_text)?;
         if block.label != SIGSTORE_PRIVATE_KEY_LABEL && block.label != COSIGN_PRIVATE_KEY_LABEL {
             return Err(KeyError::UnsupportedLabel(block.label));
         }
@@ -202,7 +202,7 @@ impl SigningKey {
 
     /// Reads a plain PEM private key as `cosign import-key-pair` does: PKCS#8, SEC1 EC or PKCS#1 RSA.
     pub fn from_pem(pem_text: &[u8]) -> Result<Self, KeyError> {
-        let block = pem::parse_first(pem_text).map_err(|err| match err {
+        let block = pem::decode_first(pem_text).map_err(|err| match err {
             // Name the block kind rather than its (irrelevant) encoding problem, e.g. a PGP key block.
             PemError::BadBase64 { label, .. } if !PLAIN_KEY_LABELS.contains(&label.as_str()) => {
                 KeyError::UnsupportedLabel(label)

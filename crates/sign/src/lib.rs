@@ -9,7 +9,6 @@
 
 pub mod keys;
 pub mod payload;
-mod pem;
 
 pub use keys::{KeyError, SigningKey};
 pub use payload::{PayloadError, SimpleSigningPayload};

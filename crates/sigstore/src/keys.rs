@@ -117,9 +117,9 @@ pub enum KeyError {
     /// aws-lc-rs rejected the key bytes.
     #[error("public key rejected: {0}")]
     Rejected(String),
-    /// The PEM text is not a `PUBLIC KEY` block.
-    #[error("not a PEM `PUBLIC KEY` block")]
-    NotPem,
+    /// The PEM text holds no readable `PUBLIC KEY` block.
+    #[error("public key PEM: {0}")]
+    Pem(#[from] crate::pem::PemError),
 }
 
 /// A verification key, parsed once, usable with each hash its scheme allows.
@@ -191,7 +191,7 @@ impl PublicKey {
 
     /// Parses a PEM `PUBLIC KEY` block.
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
-        let der_bytes = pem_decode(pem, "PUBLIC KEY").ok_or(KeyError::NotPem)?;
+        let der_bytes = crate::pem::decode(pem, "PUBLIC KEY")?;
         Self::from_spki(&der_bytes, false)
     }
 
@@ -296,28 +296,4 @@ pub(crate) fn verify_x509_signature(
         Some(None) => key.kind == KeyKind::Ed25519 && key.verify(message, sig),
         None => false,
     }
-}
-
-/// Decodes the first PEM block labelled `label`.
-pub fn pem_decode(pem: &str, label: &str) -> Option<Vec<u8>> {
-    use base64::Engine;
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let start = pem.find(&begin)? + begin.len();
-    let stop = start + pem[start..].find(&end)?;
-    let body: String = pem[start..stop].split_whitespace().collect();
-    base64::engine::general_purpose::STANDARD.decode(body).ok()
-}
-
-/// Decodes every PEM block labelled `label`, in order.
-pub fn pem_decode_all(pem: &str, label: &str) -> Option<Vec<Vec<u8>>> {
-    let end = format!("-----END {label}-----");
-    let mut out = Vec::new();
-    let mut rest = pem;
-    while let Some(block) = pem_decode(rest, label) {
-        out.push(block);
-        let idx = rest.find(&end)? + end.len();
-        rest = &rest[idx..];
-    }
-    Some(out)
 }

@@ -10,6 +10,7 @@ pub mod bound;
 mod bundle;
 mod der;
 mod keys;
+pub mod pem;
 mod policy;
 mod rekor;
 mod sct;
@@ -23,7 +24,8 @@ pub use bundle::{
     SignerMaterial, TlogEntry, pae,
 };
 pub use der::DerError;
-pub use keys::{HashAlgorithm, KeyError, KeyKind, PublicKey, pem_decode, pem_decode_all};
+pub use keys::{HashAlgorithm, KeyError, KeyKind, PublicKey};
+pub use pem::{PemBlock, PemError};
 pub use policy::{CertificateIdentity, GithubClaims, IdentityPolicy, Matcher, PolicyMismatch};
 pub use trust::{
     PUBLIC_GOOD_TRUSTED_ROOT, TrustedAuthority, TrustedLog, TrustedRoot, TrustedRootError, Validity,

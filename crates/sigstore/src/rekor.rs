@@ -6,7 +6,8 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 
 use crate::bundle::{Content, TlogEntry, hash_from_proto, pae};
-use crate::keys::{HashAlgorithm, pem_decode};
+use crate::keys::HashAlgorithm;
+use crate::pem;
 use crate::trust::TrustedLog;
 
 /// What the signer is, as log entries must record it.
@@ -226,9 +227,9 @@ fn check_signer_pem(pem_b64: &[u8], signer: &SignerId<'_>, what: &str) -> Result
     let pem = std::str::from_utf8(pem_b64).map_err(|_| format!("{what} is not PEM text"))?;
     let ok = match signer {
         SignerId::Certificate(der_bytes) => {
-            pem_decode(pem, "CERTIFICATE").is_some_and(|d| d == *der_bytes)
+            pem::decode(pem, "CERTIFICATE").is_ok_and(|d| d == *der_bytes)
         }
-        SignerId::Key(spki) => pem_decode(pem, "PUBLIC KEY").is_some_and(|d| d == *spki),
+        SignerId::Key(spki) => pem::decode(pem, "PUBLIC KEY").is_ok_and(|d| d == *spki),
     };
     if ok {
         Ok(())

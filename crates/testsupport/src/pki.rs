@@ -106,10 +106,12 @@ impl TestPki {
             let path = dir.join(name);
             let text = fs::read_to_string(&path)
                 .map_err(|e| HarnessError::io(format!("reading {}", path.display()), e))?;
-            first_pem_block(&text).ok_or_else(|| HarnessError::State {
-                dir: dir.to_path_buf(),
-                reason: format!("{name} holds no PEM block"),
-            })
+            kibaship_sigstore::pem::decode_first(text.as_bytes())
+                .map(|block| block.der)
+                .map_err(|e| HarnessError::State {
+                    dir: dir.to_path_buf(),
+                    reason: format!("{name}: {e}"),
+                })
         };
         Ok(TestPki {
             ca_pem: dir.join("ca.pem"),
@@ -122,17 +124,4 @@ impl TestPki {
             token_key_der: read_pem("token-signer.key")?,
         })
     }
-}
-
-pub(crate) fn first_pem_block(text: &str) -> Option<Vec<u8>> {
-    use base64::Engine;
-    let start = text.find("-----BEGIN ")?;
-    let after = &text[start..];
-    let body_start = after.find('\n')? + 1;
-    let end = after.find("-----END ")?;
-    let b64: String = after[body_start..end]
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    base64::engine::general_purpose::STANDARD.decode(b64).ok()
 }

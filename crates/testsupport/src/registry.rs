@@ -493,9 +493,8 @@ impl RegistryEndpoint {
         };
         let text = fs::read_to_string(ca)
             .map_err(|e| HarnessError::io(format!("reading {}", ca.display()), e))?;
-        let der = crate::pki::first_pem_block(&text).ok_or_else(|| {
-            HarnessError::Tls(format!("{} holds no PEM certificate", ca.display()))
-        })?;
+        let der = kibaship_sigstore::pem::decode(&text, "CERTIFICATE")
+            .map_err(|e| HarnessError::Tls(format!("{}: {e}", ca.display())))?;
         Ok(Some(http::client_tls_config(&der)?))
     }
 
