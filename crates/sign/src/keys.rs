@@ -14,6 +14,7 @@ use crypto_secretbox::aead::{Aead as _, KeyInit as _};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use kibaship_sigstore::der;
 use kibaship_sigstore::pem::{self, PemError};
 
 /// PEM label cosign writes for encrypted private keys.
@@ -395,25 +396,10 @@ fn derive_key(
 
 /// Wraps a PKCS#1 `RSAPrivateKey` in a PKCS#8 `PrivateKeyInfo` (version 0, rsaEncryption, NULL parameters).
 fn wrap_pkcs1_in_pkcs8(pkcs1: &[u8]) -> Zeroizing<Vec<u8>> {
-    let mut algorithm = der_tlv(0x06, RSA_ENCRYPTION_OID);
-    algorithm.extend_from_slice(&[0x05, 0x00]);
-    let mut body = vec![0x02, 0x01, 0x00];
-    body.extend(der_tlv(0x30, &algorithm));
-    body.extend(der_tlv(0x04, pkcs1));
-    Zeroizing::new(der_tlv(0x30, &body))
-}
-
-fn der_tlv(tag: u8, value: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = value.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(value);
-    out
+    let mut algorithm = der::encode(der::TAG_OID, RSA_ENCRYPTION_OID);
+    algorithm.extend(der::encode(der::TAG_NULL, &[]));
+    let mut body = der::encode(der::TAG_INTEGER, &[0]);
+    body.extend(der::encode(der::TAG_SEQUENCE, &algorithm));
+    body.extend(der::encode(der::TAG_OCTET_STRING, pkcs1));
+    Zeroizing::new(der::encode(der::TAG_SEQUENCE, &body))
 }

@@ -1,5 +1,7 @@
 //! A small, strict DER reader: just enough ASN.1 for certificates, SCT lists, RFC 3161
 //! timestamps and CMS `SignedData`. Every read is bounds-checked and returns a [`DerError`].
+//! Public: [`encode`] and the tags it is used with (kibaship-sign wraps keys with them); the
+//! reader stays inside this crate.
 
 use std::fmt;
 
@@ -21,13 +23,13 @@ impl fmt::Display for DerError {
 impl std::error::Error for DerError {}
 
 pub(crate) const TAG_BOOLEAN: u8 = 0x01;
-pub(crate) const TAG_INTEGER: u8 = 0x02;
+pub const TAG_INTEGER: u8 = 0x02;
 pub(crate) const TAG_BIT_STRING: u8 = 0x03;
-pub(crate) const TAG_OCTET_STRING: u8 = 0x04;
-pub(crate) const TAG_NULL: u8 = 0x05;
-pub(crate) const TAG_OID: u8 = 0x06;
+pub const TAG_OCTET_STRING: u8 = 0x04;
+pub const TAG_NULL: u8 = 0x05;
+pub const TAG_OID: u8 = 0x06;
 pub(crate) const TAG_UTF8_STRING: u8 = 0x0c;
-pub(crate) const TAG_SEQUENCE: u8 = 0x30;
+pub const TAG_SEQUENCE: u8 = 0x30;
 pub(crate) const TAG_SET: u8 = 0x31;
 pub(crate) const TAG_UTC_TIME: u8 = 0x17;
 pub(crate) const TAG_GENERALIZED_TIME: u8 = 0x18;
@@ -255,7 +257,7 @@ pub(crate) fn push_len(out: &mut Vec<u8>, len: usize) {
 }
 
 /// Encodes `tag || len || content`.
-pub(crate) fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
+pub fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(content.len() + 6);
     out.push(tag);
     push_len(&mut out, content.len());

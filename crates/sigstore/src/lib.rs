@@ -8,7 +8,7 @@
 #[doc(hidden)]
 pub mod bound;
 mod bundle;
-mod der;
+pub mod der;
 mod keys;
 pub mod pem;
 mod policy;
