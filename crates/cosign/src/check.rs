@@ -12,8 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use kibaship_oci::Digest;
 use kibaship_sign::SimpleSigningPayload;
 use kibaship_sigstore::{
-    ArtifactPolicy, Bundle, HashAlgorithm, IdentityPolicy, SignerIdentity, VerificationResult,
-    Verifier, pae, pem,
+    ArtifactPolicy, Bundle, HashAlgorithm, IdentityPolicy, VerificationResult, Verifier, pae, pem,
 };
 use serde::Serialize;
 
@@ -175,15 +174,7 @@ pub fn check_attestation_layer(
 ) -> Result<Accepted, Rejected> {
     let env: Envelope = serde_json::from_slice(envelope)
         .map_err(|e| reject(format!("the layer is not a DSSE envelope: {e}")))?;
-    if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(reject(format!(
-            "DSSE payload type {:?} is not {IN_TOTO_PAYLOAD_TYPE:?}",
-            env.payload_type
-        )));
-    }
-    let statement = STANDARD
-        .decode(env.payload.as_bytes())
-        .map_err(|e| reject(format!("DSSE payload is not base64: {e}")))?;
+    let statement = in_toto_payload(&env)?;
     let predicate_type = statement_matches(&statement, subject)?;
     if let Some(wanted) = &options.predicate_type {
         if *wanted != predicate_type {
@@ -353,7 +344,7 @@ fn check_signed(
                 ));
             };
             let result = verify_as_bundle(layer, rekor, content, options)?;
-            let signer = describe_signer(&result.signer);
+            let signer = result.signer.to_string();
             Ok(accepted_from(signer, &result))
         }
     }
@@ -538,15 +529,7 @@ pub fn check_referrer_bundle(
     let Some(env) = raw.dsse_envelope else {
         return Err(reject("the bundle has no DSSE envelope"));
     };
-    if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(reject(format!(
-            "DSSE payload type {:?} is not {IN_TOTO_PAYLOAD_TYPE:?}",
-            env.payload_type
-        )));
-    }
-    let statement = STANDARD
-        .decode(env.payload.as_bytes())
-        .map_err(|e| reject(format!("DSSE payload is not base64: {e}")))?;
+    let statement = in_toto_payload(&env)?;
     let predicate_type = statement_matches(&statement, subject)?;
     let is_signature = predicate_type == crate::bundle_layout::COSIGN_SIGN_PREDICATE_TYPE;
     if is_signature != (kind == BundleKind::Signature) {
@@ -588,7 +571,7 @@ pub fn check_referrer_bundle(
                 &options.identity,
             )
             .map_err(|e| reject(e.to_string()))?;
-        accepted_from(describe_signer(&result.signer), &result)
+        accepted_from(result.signer.to_string(), &result)
     } else {
         let IdentityPolicy::Key(key) = &options.identity else {
             return Err(reject(
@@ -628,23 +611,17 @@ pub fn check_referrer_bundle(
     Ok(Some(accepted))
 }
 
-fn describe_signer(signer: &SignerIdentity) -> String {
-    match signer {
-        SignerIdentity::Certificate {
-            subject_alternative_names,
-            issuer,
-            ..
-        } => format!(
-            "{} (issuer {})",
-            subject_alternative_names
-                .iter()
-                .map(|s| s.value())
-                .collect::<Vec<_>>()
-                .join(", "),
-            issuer.as_deref().unwrap_or("none")
-        ),
-        SignerIdentity::Key { key } => format!("the given {key:?} key"),
+/// The in-toto statement a DSSE envelope carries: its payload type must be in-toto's, its payload base64.
+fn in_toto_payload(env: &Envelope) -> Result<Vec<u8>, Rejected> {
+    if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(reject(format!(
+            "DSSE payload type {:?} is not {IN_TOTO_PAYLOAD_TYPE:?}",
+            env.payload_type
+        )));
     }
+    STANDARD
+        .decode(env.payload.as_bytes())
+        .map_err(|e| reject(format!("DSSE payload is not base64: {e}")))
 }
 
 #[cfg(test)]

@@ -139,6 +139,28 @@ pub enum SignerIdentity {
     },
 }
 
+/// How messages name the signer: the certificate's SANs and issuer, or the key kind.
+impl std::fmt::Display for SignerIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SignerIdentity::Certificate {
+                subject_alternative_names,
+                issuer,
+                ..
+            } => {
+                for (i, san) in subject_alternative_names.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    f.write_str(san.value())?;
+                }
+                write!(f, " (issuer {})", issuer.as_deref().unwrap_or("none"))
+            }
+            SignerIdentity::Key { key } => write!(f, "the given {key:?} key"),
+        }
+    }
+}
+
 /// A successful verification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -145,24 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     serde_json::json!({ "verified": true, "bundle": args.bundle.display().to_string(), "result": result })
                 ),
                 Output::Text => {
-                    let who = match &result.signer {
-                        kibaship_sigstore::SignerIdentity::Certificate {
-                            subject_alternative_names,
-                            issuer,
-                            ..
-                        } => format!(
-                            "{} (issuer {})",
-                            subject_alternative_names
-                                .iter()
-                                .map(|s| s.value())
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            issuer.as_deref().unwrap_or("none")
-                        ),
-                        kibaship_sigstore::SignerIdentity::Key { key } => {
-                            format!("the given {key:?} key")
-                        }
-                    };
+                    let who = result.signer.to_string();
                     let times = result
                         .verified_times
                         .iter()
