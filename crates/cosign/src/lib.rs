@@ -13,6 +13,7 @@
 //! - [`rekor_v1`]: the Rekor v1 client whose signed entry timestamps keyless legacy layers carry.
 //! - [`registry`]: signing and verifying images in a registry (async, over `kibaship-oci`'s client).
 
+pub mod attest;
 pub mod bundle_layout;
 pub mod check;
 pub mod fulcio;

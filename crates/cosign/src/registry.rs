@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::bundle_layout::{self, BUNDLE_MEDIA_TYPE_PREFIX, BUNDLE_V03_MEDIA_TYPE};
 use crate::check::{self, Accepted, BundleKind, Subject, VerifyOptions};
-use crate::keyless::{KeylessError, KeylessSigner};
+use crate::keyless::{KeylessError, KeylessSigner, LegacyKeylessSignature};
 use crate::legacy::{
     self, ATTESTATION_TAG_SUFFIX, LayerKind, MAX_LAYERS, SIGNATURE_TAG_SUFFIX, SignatureLayer,
 };
@@ -66,7 +66,7 @@ pub enum CosignError {
 
 /// Resolves `reference` (a tag or a digest) to the digest everything is signed or verified against, and the
 /// reference pinned to it.
-async fn pin_to_digest(
+pub(crate) async fn pin_to_digest(
     client: &RegistryClient,
     reference: &Reference,
 ) -> Result<(Digest, Reference), CosignError> {
@@ -146,21 +146,45 @@ pub async fn sign_legacy(
         predicate_type: None,
     };
     let store = signature_repository.unwrap_or(reference);
-    push_signature_layer(client, store, &digest, &image, &payload, &material).await
+    push_legacy_layer(
+        client,
+        store,
+        LayerKind::Signature,
+        &digest,
+        &image,
+        &payload,
+        &material,
+    )
+    .await
 }
 
-/// Pushes `payload` as a new layer of the `.sig` manifest of `digest` in the repository of `store` (the image's,
-/// or the one `COSIGN_REPOSITORY` names), with the annotations of `material` (signature, certificate, chain,
-/// Rekor bundle), keeping every layer already there: payload blob, config, then the manifest.
-async fn push_signature_layer(
+/// The tag suffix (`sig`, `att`) and layer media type (simple signing, DSSE) of a legacy layer of `kind`.
+fn legacy_tag_and_media_type(kind: LayerKind) -> (&'static str, &'static str) {
+    match kind {
+        LayerKind::Signature => (SIGNATURE_TAG_SUFFIX, legacy::SIMPLE_SIGNING_MEDIA_TYPE),
+        LayerKind::Attestation => (ATTESTATION_TAG_SUFFIX, legacy::DSSE_MEDIA_TYPE),
+    }
+}
+
+/// Pushes `payload` as a new layer of the `.sig` (signature) or `.att` (attestation) manifest of `digest` in the
+/// repository of `store` (the image's, or the one `COSIGN_REPOSITORY` names), with the annotations of `material`
+/// (signature, certificate, chain, Rekor bundle, predicate type), keeping every layer already there: payload
+/// blob, config, then the manifest.
+pub(crate) async fn push_legacy_layer(
     client: &RegistryClient,
     store: &Reference,
+    kind: LayerKind,
     digest: &Digest,
     image: &Reference,
     payload: &[u8],
     material: &SignatureLayer,
 ) -> Result<SignedImage, CosignError> {
-    let tag = legacy::tag_for(digest, SIGNATURE_TAG_SUFFIX);
+    let (suffix, media_type) = legacy_tag_and_media_type(kind);
+    let noun = match kind {
+        LayerKind::Signature => "signature",
+        LayerKind::Attestation => "attestation",
+    };
+    let tag = legacy::tag_for(digest, suffix);
     let tag_ref = store.with_tag(&tag)?;
     let existing = existing_layers(client, &tag_ref).await?;
 
@@ -168,10 +192,10 @@ async fn push_signature_layer(
         .push_blob(store, payload)
         .await
         .map_err(registry_error(format!(
-            "pushing the signature payload to {}",
+            "pushing the {noun} payload to {}",
             store.name()
         )))?;
-    let mut layer = Descriptor::of(legacy::SIMPLE_SIGNING_MEDIA_TYPE, payload);
+    let mut layer = Descriptor::of(media_type, payload);
     layer.digest = payload_digest.clone();
     layer.annotations = material.annotations();
     let layers = legacy::append_layer(&existing, layer);
@@ -180,7 +204,7 @@ async fn push_signature_layer(
         .push_blob(store, &built.config)
         .await
         .map_err(registry_error(format!(
-            "pushing the signature config to {}",
+            "pushing the {noun} config to {}",
             store.name()
         )))?;
     let pushed = client
@@ -236,37 +260,112 @@ pub async fn sign_legacy_keyless(
     let (digest, image) = pin_to_digest(client, reference).await?;
     let payload = legacy_payload(reference, &digest, annotations)?;
     let signed = signer.sign_message_rekor_v1(&payload).await?;
+    let store = signature_repository.unwrap_or(reference);
+    push_keyless_legacy_layer(
+        client,
+        store,
+        &digest,
+        &image,
+        LegacyKeylessContent::Signature { payload: &payload },
+        signed,
+        check,
+    )
+    .await
+}
+
+/// What a keyless legacy layer holds.
+pub(crate) enum LegacyKeylessContent<'a> {
+    /// A simple-signing payload (`.sig`), the signature over its bytes.
+    Signature {
+        /// The payload.
+        payload: &'a [u8],
+    },
+    /// A DSSE envelope over an in-toto statement (`.att`), the signature over its PAE.
+    Attestation {
+        /// The envelope JSON (the layer's content).
+        envelope: &'a [u8],
+        /// The statement the envelope carries.
+        statement: &'a [u8],
+        /// Its predicate type (the layer's `predicateType` annotation).
+        predicate_type: &'a str,
+    },
+}
+
+/// Pushes a keyless layer logged in Rekor v1 (`signed`: signature, certificate, chain, Rekor entry with its SET)
+/// to the `.sig` or `.att` manifest of `digest` in the repository of `store`, after verifying it against `check`
+/// when given (nothing is pushed if that fails).
+pub(crate) async fn push_keyless_legacy_layer(
+    client: &RegistryClient,
+    store: &Reference,
+    digest: &Digest,
+    image: &Reference,
+    content: LegacyKeylessContent<'_>,
+    signed: LegacyKeylessSignature,
+    check: Option<&Verifier>,
+) -> Result<LegacyKeylessSigned, CosignError> {
     let (certificate_identity, certificate_oidc_issuer) =
         certificate_identity(&signed.certificate).map_err(unusable_certificate)?;
+    let (kind, layer_bytes, annotated_signature, predicate_type) = match &content {
+        LegacyKeylessContent::Signature { payload } => (
+            LayerKind::Signature,
+            *payload,
+            signed.signature.clone(),
+            None,
+        ),
+        // cosign leaves the signature annotation of a DSSE layer empty: the envelope holds the signature.
+        LegacyKeylessContent::Attestation {
+            envelope,
+            predicate_type,
+            ..
+        } => (
+            LayerKind::Attestation,
+            *envelope,
+            Vec::new(),
+            Some((*predicate_type).to_string()),
+        ),
+    };
     let material = SignatureLayer {
         index: 0,
-        descriptor: Descriptor::of(legacy::SIMPLE_SIGNING_MEDIA_TYPE, &payload),
-        signature: signed.signature.clone(),
+        descriptor: Descriptor::of(legacy_tag_and_media_type(kind).1, layer_bytes),
+        signature: annotated_signature,
         certificate_pem: Some(signed.certificate_pem.clone()),
         chain_pem: Some(signed.chain_pem.clone()),
         rekor_bundle: Some(signed.entry.rekor_bundle()),
         rfc3161_timestamp: None,
-        predicate_type: None,
+        predicate_type,
     };
     if let Some(verifier) = check {
-        let content = check::SignedContent::Message {
-            payload: &payload,
-            signature: &signed.signature,
+        let digest_bytes = hex::decode(digest.hex())
+            .map_err(|e| CosignError::SelfCheck(format!("image digest is not hex: {e}")))?;
+        let (checked, artifact) = match &content {
+            LegacyKeylessContent::Signature { payload } => (
+                check::SignedContent::Message {
+                    payload,
+                    signature: &signed.signature,
+                },
+                ArtifactPolicy::Bytes(payload),
+            ),
+            LegacyKeylessContent::Attestation { statement, .. } => (
+                check::SignedContent::Dsse {
+                    payload_type: check::IN_TOTO_PAYLOAD_TYPE,
+                    payload: statement,
+                    signature: &signed.signature,
+                    image_digest: digest,
+                },
+                ArtifactPolicy::Digest {
+                    algorithm: HashAlgorithm::Sha256,
+                    digest: &digest_bytes,
+                },
+            ),
         };
         let rekor = signed.entry.rekor_bundle();
-        let json = check::legacy_bundle_json(&material, &rekor, &content)
+        let json = check::legacy_bundle_json(&material, &rekor, &checked)
             .map_err(|e| CosignError::SelfCheck(e.to_string()))?;
         let bundle = Bundle::from_json(&json).map_err(|e| CosignError::SelfCheck(e.to_string()))?;
-        verifier
-            .verify(
-                &bundle,
-                ArtifactPolicy::Bytes(&payload),
-                &any_identity().map_err(CosignError::SelfCheck)?,
-            )
-            .map_err(|e| CosignError::SelfCheck(e.to_string()))?;
+        self_check(verifier, &bundle, artifact).map_err(CosignError::SelfCheck)?;
     }
-    let store = signature_repository.unwrap_or(reference);
-    let pushed = push_signature_layer(client, store, &digest, &image, &payload, &material).await?;
+    let pushed =
+        push_legacy_layer(client, store, kind, digest, image, layer_bytes, &material).await?;
     Ok(LegacyKeylessSigned {
         signed: pushed,
         certificate_identity,
@@ -276,6 +375,19 @@ pub async fn sign_legacy_keyless(
         integrated_time: signed.entry.integrated_time,
         checked_against_trusted_root: check.is_some(),
     })
+}
+
+/// Verifies a keyless signature just made against the trusted root, for any identity, before it is uploaded;
+/// the error says why it does not verify.
+fn self_check(
+    verifier: &Verifier,
+    bundle: &Bundle,
+    artifact: ArtifactPolicy<'_>,
+) -> Result<(), String> {
+    verifier
+        .verify(bundle, artifact, &any_identity()?)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Any certificate identity: the self-check before upload verifies everything but who signed.
@@ -416,8 +528,32 @@ pub async fn sign_bundle_keyless(
     annotations: BTreeMap<String, String>,
     check: Option<&Verifier>,
 ) -> Result<KeylessSigned, CosignError> {
+    dsse_bundle_keyless(
+        client,
+        reference,
+        signature_repository,
+        signer,
+        |digest| bundle_layout::signing_statement(digest, &annotations),
+        bundle_layout::COSIGN_SIGN_PREDICATE_TYPE,
+        check,
+    )
+    .await
+}
+
+/// Signs the in-toto statement `statement` makes for the image digest keyless in a DSSE envelope (Fulcio, TSA,
+/// Rekor v2), verifies the bundle against `check` when given, and attaches it as a bundle v0.3 referrer of the
+/// image whose `dev.sigstore.bundle.predicateType` is `predicate_type`.
+pub(crate) async fn dsse_bundle_keyless(
+    client: &RegistryClient,
+    reference: &Reference,
+    signature_repository: Option<&Reference>,
+    signer: &KeylessSigner,
+    statement: impl FnOnce(&Digest) -> Vec<u8>,
+    predicate_type: &str,
+    check: Option<&Verifier>,
+) -> Result<KeylessSigned, CosignError> {
     let (digest, image) = pin_to_digest(client, reference).await?;
-    let statement = bundle_layout::signing_statement(&digest, &annotations);
+    let statement = statement(&digest);
     let signed = signer
         .sign_dsse(check::IN_TOTO_PAYLOAD_TYPE, &statement)
         .await?;
@@ -428,16 +564,15 @@ pub async fn sign_bundle_keyless(
             Bundle::from_json(&signed.json).map_err(|e| CosignError::SelfCheck(e.to_string()))?;
         let digest_bytes = hex::decode(digest.hex())
             .map_err(|e| CosignError::SelfCheck(format!("image digest is not hex: {e}")))?;
-        verifier
-            .verify(
-                &bundle,
-                ArtifactPolicy::Digest {
-                    algorithm: HashAlgorithm::Sha256,
-                    digest: &digest_bytes,
-                },
-                &any_identity().map_err(CosignError::SelfCheck)?,
-            )
-            .map_err(|e| CosignError::SelfCheck(e.to_string()))?;
+        self_check(
+            verifier,
+            &bundle,
+            ArtifactPolicy::Digest {
+                algorithm: HashAlgorithm::Sha256,
+                digest: &digest_bytes,
+            },
+        )
+        .map_err(CosignError::SelfCheck)?;
     }
     let bundle = attach_bundle(
         client,
@@ -445,7 +580,7 @@ pub async fn sign_bundle_keyless(
         signature_repository,
         &digest,
         signed.json,
-        bundle_layout::COSIGN_SIGN_PREDICATE_TYPE,
+        predicate_type,
     )
     .await?;
     Ok(KeylessSigned {
@@ -460,7 +595,7 @@ pub async fn sign_bundle_keyless(
 /// Attaches `bundle` to `image` (the reference with `digest`) as a bundle v0.3 referrer, with cosign's annotations:
 /// in the image's repository, or, as cosign v3 does with `COSIGN_REPOSITORY`, as a referrer of the same digest in
 /// `signature_repository`.
-async fn attach_bundle(
+pub(crate) async fn attach_bundle(
     client: &RegistryClient,
     image: &Reference,
     signature_repository: Option<&Reference>,

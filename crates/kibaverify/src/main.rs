@@ -33,6 +33,9 @@ enum Command {
     GenerateKeyPair(cmd::generate_key_pair::Args),
     /// Sign an image by digest, cosign-compatible (legacy `.sig` tag and/or Sigstore bundle referrer).
     Sign(cmd::sign::Args),
+    /// Sign an in-toto attestation (predicate file + type) onto an image, cosign-compatible (legacy `.att` tag
+    /// and/or Sigstore bundle referrer).
+    Attest(cmd::attest::Args),
     /// Verify an image's signatures in the registry (both layouts).
     Verify(cmd::verify::Args),
     /// Verify an image's attestations in the registry (both layouts).
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::VerifyBundle(args) => cmd::verify_bundle::run(args),
         Command::GenerateKeyPair(args) => cmd::generate_key_pair::run(args),
         Command::Sign(args) => cmd::sign::run(args),
+        Command::Attest(args) => cmd::attest::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::VerifyAttestation(args) => cmd::verify_attestation::run(args),
     };

@@ -53,3 +53,41 @@ pub fn cosign(dir: &Path, args: &[&str]) -> Command {
         .args(args);
     c
 }
+
+/// A registry client for `host` over plain HTTP, without any docker config.
+pub fn registry_client(host: &str) -> kibaship_oci::RegistryClient {
+    kibaship_oci::RegistryClient::new(kibaship_oci::ClientConfig {
+        insecure_registries: vec![host.to_string()],
+        use_docker_config: false,
+        ..kibaship_oci::ClientConfig::default()
+    })
+    .unwrap()
+}
+
+/// Runs `future` to completion on a fresh current-thread runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+/// The in-toto statements `cosign verify-attestation` printed on stdout (one DSSE envelope, or statement, per
+/// line).
+pub fn printed_statements(stdout: &str) -> Vec<serde_json::Value> {
+    use base64::Engine as _;
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line.trim()).ok())
+        .filter_map(|v| match v.get("payload").and_then(|p| p.as_str()) {
+            Some(b64) => serde_json::from_slice(
+                &base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap(),
+            )
+            .ok(),
+            None => v.get("_type").is_some().then_some(v),
+        })
+        .collect()
+}

@@ -1,0 +1,207 @@
+//! `kibaverify attest`: sign an in-toto attestation (a predicate of a type) onto an image by digest, as `cosign
+//! attest --predicate F --type T` does: with a cosign key, or keyless; into the legacy `sha256-<hex>.att` tag
+//! (DSSE envelope layer) and/or a Sigstore bundle v0.3 referrer.
+//!
+//! Exit codes: 0 attested; 2 bad input (predicate, type, key, password, token, reference) or an unreachable
+//! registry or service.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use kibaship_cosign::attest::{self, Attestation, MAX_PREDICATE_BYTES};
+use kibaship_oci::Reference;
+
+use super::digest::{OutputFormat, RegistryFlags};
+use super::signer_flags::{Keyless, SignatureLayout, SignerFlags, read_bounded};
+
+/// Arguments of `kibaverify attest`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The image to attest (a tag is resolved to its digest first; the statement names that digest).
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    /// The predicate: a JSON file (an SBOM, a SLSA provenance, a vulnerability report...).
+    #[arg(long, value_name = "FILE")]
+    pub predicate: PathBuf,
+    /// Predicate type: one of cosign's names (custom, slsaprovenance, slsaprovenance02, slsaprovenance1, spdx,
+    /// spdxjson, cyclonedx, link, vuln, openvex) or an absolute URI. As with cosign, `custom` wraps the file as
+    /// `{"Data": <text>, "Timestamp": <now>}` and `spdx` embeds it as a string; use a URI to embed a JSON object
+    /// as is.
+    #[arg(long = "type", value_name = "TYPE", default_value = "custom")]
+    pub predicate_type: String,
+    #[command(flatten)]
+    pub signer: SignerFlags,
+    /// Attestation layout to write (default: `legacy` with --key, `bundle` keyless).
+    #[arg(long, value_enum)]
+    pub layout: Option<SignatureLayout>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+}
+
+/// Reads and checks the predicate before any key, token or registry is touched.
+fn read_attestation(args: &Args) -> anyhow::Result<Attestation> {
+    // The type first: a wrong name is reported even when the file is fine.
+    attest::predicate_type_uri(&args.predicate_type)?;
+    let shown = args.predicate.display().to_string();
+    let bytes = read_bounded(&args.predicate, "predicate", MAX_PREDICATE_BYTES as u64)?;
+    Ok(Attestation::new(
+        &args.predicate_type,
+        &bytes,
+        &shown,
+        time::OffsetDateTime::now_utc(),
+    )?)
+}
+
+fn via(source: kibaship_oci::ReferrersSource) -> &'static str {
+    match source {
+        kibaship_oci::ReferrersSource::Api => "the referrers API",
+        kibaship_oci::ReferrersSource::FallbackTag => "the referrers fallback tag",
+    }
+}
+
+/// Attests the image and prints the attested digest.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let reference = Reference::parse(&args.reference)?;
+    let attestation = read_attestation(&args)?;
+    let signature_repository = super::verify::signature_repository_from_env()?;
+    let store = signature_repository.as_ref();
+    let what = format!("cannot attest {}", args.reference);
+    let predicate_type = attestation.predicate_type().to_string();
+    let mut report = serde_json::Map::new();
+    report.insert("predicateType".into(), predicate_type.clone().into());
+    let mut printed = None;
+
+    if let Some(key_path) = args.signer.key_path() {
+        let key = args.signer.signing_key(key_path)?;
+        let layout = args.layout.unwrap_or_default();
+        let client = args.registry.client()?;
+        let runtime = runtime()?;
+        let note = "no transparency-log entry was made: verify with --insecure-ignore-tlog";
+        if layout.legacy() {
+            let signed = runtime
+                .block_on(attest::attest_legacy(
+                    &client,
+                    &reference,
+                    store,
+                    &key,
+                    &attestation,
+                ))
+                .context(what.clone())?;
+            if args.output == OutputFormat::Text {
+                eprintln!(
+                    "attested {} with a {predicate_type} predicate ({} attestation(s) under {}); {note}",
+                    signed.image, signed.signatures, signed.signature_tag
+                );
+            }
+            printed = Some(signed.image.clone());
+            report.insert("legacy".into(), serde_json::to_value(&signed)?);
+        }
+        if layout.bundle() {
+            let signed = runtime
+                .block_on(attest::attest_bundle(
+                    &client,
+                    &reference,
+                    store,
+                    &key,
+                    &attestation,
+                ))
+                .context(what.clone())?;
+            if args.output == OutputFormat::Text {
+                eprintln!(
+                    "attested {} with a {predicate_type} predicate (bundle {}, found through {}); {note}",
+                    signed.image,
+                    signed.referrer,
+                    via(signed.via)
+                );
+            }
+            printed = Some(signed.image.clone());
+            report.insert("bundle".into(), serde_json::to_value(&signed)?);
+        }
+    } else {
+        let layout = args.layout.unwrap_or(SignatureLayout::Bundle);
+        let Keyless { signer, check } = args.signer.keyless(layout, &args.registry)?;
+        let client = args.registry.client()?;
+        let runtime = runtime()?;
+        let checked = |yes: bool| {
+            if yes {
+                "; verified against the trusted root before upload"
+            } else {
+                ""
+            }
+        };
+        if layout.legacy() {
+            let signed = runtime
+                .block_on(attest::attest_legacy_keyless(
+                    &client,
+                    &reference,
+                    store,
+                    &signer,
+                    &attestation,
+                    check.as_ref(),
+                ))
+                .context(what.clone())?;
+            if args.output == OutputFormat::Text {
+                eprintln!(
+                    "attested {} keyless as {} (issuer {}) with a {predicate_type} predicate: {} attestation(s) under {}; Rekor v1 entry {} (log index {}, integrated {}) with its signed entry timestamp{}",
+                    signed.signed.image,
+                    signed.certificate_identity,
+                    signed.certificate_oidc_issuer,
+                    signed.signed.signatures,
+                    signed.signed.signature_tag,
+                    signed.rekor_uuid,
+                    signed.log_index,
+                    signed.integrated_time,
+                    checked(signed.checked_against_trusted_root)
+                );
+            }
+            printed = Some(signed.signed.image.clone());
+            report.insert("legacy".into(), serde_json::to_value(&signed)?);
+        }
+        if layout.bundle() {
+            let signed = runtime
+                .block_on(attest::attest_bundle_keyless(
+                    &client,
+                    &reference,
+                    store,
+                    &signer,
+                    &attestation,
+                    check.as_ref(),
+                ))
+                .context(what.clone())?;
+            if args.output == OutputFormat::Text {
+                eprintln!(
+                    "attested {} keyless as {} (issuer {}) with a {predicate_type} predicate: bundle {}, found through {}; Rekor v2 log index {}, RFC 3161 timestamp from {}{}",
+                    signed.bundle.image,
+                    signed.certificate_identity,
+                    signed.certificate_oidc_issuer,
+                    signed.bundle.referrer,
+                    via(signed.bundle.via),
+                    signed.log_index,
+                    signer.services().tsa_url.as_deref().unwrap_or("the TSA"),
+                    checked(signed.checked_against_trusted_root)
+                );
+            }
+            printed = Some(signed.bundle.image.clone());
+            report.insert("bundle".into(), serde_json::to_value(&signed)?);
+        }
+    }
+    match args.output {
+        OutputFormat::Text => {
+            if let Some(image) = printed {
+                println!("{image}");
+            }
+        }
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}

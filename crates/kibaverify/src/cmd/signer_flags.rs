@@ -1,0 +1,332 @@
+//! What `kibaverify sign` and `kibaverify attest` share: who signs (a cosign key, or keyless with an OIDC token
+//! and Fulcio, Rekor and a TSA from a signing config or flags), where (the layout), and loading all of it with
+//! bounded reads and errors that never contain the key password or the token.
+use crate::password::PasswordFor;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use kibaship_cosign::identity_token::{IdentityToken, MAX_TOKEN_BYTES};
+use kibaship_cosign::keyless::{KeylessSigner, now_unix};
+use kibaship_cosign::signing_config::{RekorLogs, SigningServices};
+use kibaship_sign::SigningKey;
+use kibaship_sigstore::{TrustedRoot, Verifier};
+
+use super::digest::RegistryFlags;
+
+/// Largest key file read.
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+/// Largest signing config or trusted root read.
+const MAX_CONFIG_FILE_BYTES: u64 = 4 * 1024 * 1024;
+/// How long one request to Fulcio, Rekor or the TSA may take (Rekor v2 batches entries: at least 10 s).
+const SERVICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Where signatures (or attestations) are written.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignatureLayout {
+    /// cosign's `sha256-<hex>.sig` (`.att`) tag with a simple-signing payload (a DSSE envelope): what cosign v2
+    /// and policy-controller read.
+    #[default]
+    Legacy,
+    /// A Sigstore bundle v0.3 attached as an OCI referrer (cosign v3's default layout).
+    Bundle,
+    /// Both.
+    Both,
+}
+
+impl SignatureLayout {
+    /// Whether the legacy tag is written.
+    pub fn legacy(self) -> bool {
+        matches!(self, SignatureLayout::Legacy | SignatureLayout::Both)
+    }
+
+    /// Whether a bundle referrer is written.
+    pub fn bundle(self) -> bool {
+        matches!(self, SignatureLayout::Bundle | SignatureLayout::Both)
+    }
+
+    /// The Rekor logs keyless signing in this layout needs: v1 (its SET) for the legacy tag, v2 for bundles.
+    fn rekor_logs(self) -> RekorLogs {
+        match self {
+            SignatureLayout::Bundle => RekorLogs::V2,
+            SignatureLayout::Legacy => RekorLogs::V1,
+            SignatureLayout::Both => RekorLogs::Both,
+        }
+    }
+}
+
+/// Who signs: `--key`, or `--keyless` with its services and token.
+#[derive(clap::Args, Debug)]
+pub struct SignerFlags {
+    /// Private key: cosign's encrypted key file (password from COSIGN_PASSWORD) or a plain PKCS#8/SEC1/PKCS#1 PEM.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "keyless",
+        conflicts_with = "keyless"
+    )]
+    pub key: Option<PathBuf>,
+    /// Sign keyless: an ephemeral key certified by Fulcio for the OIDC identity token. The bundle layout (the
+    /// default keyless) is logged in Rekor v2 and timestamped by a TSA; the legacy layout is logged in Rekor v1.
+    #[arg(long)]
+    pub keyless: bool,
+    /// Keyless: Sigstore signing config (v0.2 JSON) naming Fulcio, Rekor (v2 for the bundle layout, v1 for the
+    /// legacy layout) and the TSA.
+    #[arg(long, value_name = "FILE", requires = "keyless")]
+    pub signing_config: Option<PathBuf>,
+    /// Keyless: Fulcio URL (instead of, or overriding, the signing config's).
+    #[arg(long, value_name = "URL", requires = "keyless")]
+    pub fulcio_url: Option<String>,
+    /// Keyless: Rekor v2 URL (bundle layout).
+    #[arg(long, value_name = "URL", requires = "keyless")]
+    pub rekor_url: Option<String>,
+    /// Keyless: Rekor v1 URL (legacy layout: its entries carry the signed entry timestamp cosign's legacy
+    /// verifiers need).
+    #[arg(long = "rekor-v1-url", value_name = "URL", requires = "keyless")]
+    pub rekor_v1_url: Option<String>,
+    /// Keyless: RFC 3161 timestamp endpoint (`.../api/v1/timestamp`).
+    #[arg(long, value_name = "URL", requires = "keyless")]
+    pub tsa_url: Option<String>,
+    /// Keyless: file holding the OIDC identity token (e.g. a Tekton projected service-account token with
+    /// audience `sigstore`). Default: the SIGSTORE_ID_TOKEN environment variable.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "keyless",
+        conflicts_with = "identity_token"
+    )]
+    pub identity_token_file: Option<PathBuf>,
+    /// Keyless: the OIDC identity token itself (visible in the process list: prefer the file or
+    /// SIGSTORE_ID_TOKEN).
+    #[arg(long, value_name = "TOKEN", requires = "keyless")]
+    pub identity_token: Option<String>,
+    /// Keyless: verify the new signature against this `trusted_root.json` before uploading it.
+    #[arg(long, value_name = "FILE", requires = "keyless")]
+    pub trusted_root: Option<PathBuf>,
+    /// Upload to the Rekor transparency log. With --key only `false` is supported (as `cosign sign
+    /// --tlog-upload=false`): verifiers then need `--insecure-ignore-tlog`. Keyless signatures are always logged.
+    #[arg(long = "tlog-upload", value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub tlog_upload: Option<bool>,
+}
+
+/// A keyless signer ready to use, and the verifier of its self-check.
+pub struct Keyless {
+    /// Signs with Fulcio, Rekor and the TSA.
+    pub signer: KeylessSigner,
+    /// The trusted root each signature is verified against before upload (`--trusted-root`).
+    pub check: Option<Verifier>,
+}
+
+impl SignerFlags {
+    /// The key file, when signing with a key (not keyless).
+    pub fn key_path(&self) -> Option<&Path> {
+        self.key.as_deref().filter(|_| !self.keyless)
+    }
+
+    /// Loads `--key`, refusing `--tlog-upload=true` (key-based signatures are never logged).
+    pub fn signing_key(&self, key_path: &Path) -> anyhow::Result<SigningKey> {
+        if self.tlog_upload == Some(true) {
+            bail!(
+                "--tlog-upload=true is not supported with --key: kibaverify signs with a key without a transparency-log entry (as cosign --tlog-upload=false); use --keyless for logged signatures"
+            );
+        }
+        load_signing_key(key_path)
+    }
+
+    /// The keyless signer for `layout`: the token, the services the layout needs, the HTTP client (trusting the
+    /// registry's extra CAs too) and the optional trusted root.
+    pub fn keyless(
+        &self,
+        layout: SignatureLayout,
+        registry: &RegistryFlags,
+    ) -> anyhow::Result<Keyless> {
+        if self.tlog_upload == Some(false) {
+            bail!(
+                "--tlog-upload=false cannot be used with --keyless: keyless signatures are always logged"
+            );
+        }
+        let token = self.identity_token()?;
+        let services = self.signing_services(layout.rekor_logs())?;
+        let check = match &self.trusted_root {
+            Some(p) => Some(Verifier::new(
+                TrustedRoot::from_json(&read_bounded(p, "trusted root", MAX_CONFIG_FILE_BYTES)?)
+                    .with_context(|| format!("invalid trusted root {}", p.display()))?,
+            )),
+            None => None,
+        };
+        let mut http = reqwest::Client::builder().timeout(SERVICE_TIMEOUT);
+        if let Some(path) = &registry.ca_file {
+            // The same extra CAs as for the registry: private Sigstore services often share them.
+            let pem = read_bounded(path, "CA file", MAX_CONFIG_FILE_BYTES)?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("CA file {} is not a PEM bundle", path.display()))?
+            {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http
+            .build()
+            .context("cannot set up the HTTP client for Fulcio, Rekor and the TSA")?;
+        let signer = KeylessSigner::new(http, services, token)?;
+        Ok(Keyless { signer, check })
+    }
+
+    /// The identity token: `--identity-token`, else `--identity-token-file`, else SIGSTORE_ID_TOKEN. Errors never
+    /// contain the token.
+    fn identity_token(&self) -> anyhow::Result<IdentityToken> {
+        let (raw, from) = if let Some(t) = &self.identity_token {
+            (t.clone(), "--identity-token".to_string())
+        } else if let Some(path) = &self.identity_token_file {
+            let bytes = read_bounded(path, "identity token file", MAX_TOKEN_BYTES as u64)?;
+            let text = String::from_utf8(bytes).map_err(|_| {
+                anyhow::anyhow!("identity token file {} is not UTF-8", path.display())
+            })?;
+            (text, format!("identity token file {}", path.display()))
+        } else if let Ok(t) = std::env::var("SIGSTORE_ID_TOKEN") {
+            (t, "SIGSTORE_ID_TOKEN".to_string())
+        } else {
+            bail!(
+                "keyless signing needs an OIDC identity token: set SIGSTORE_ID_TOKEN, or give --identity-token-file (e.g. a projected service-account token with audience sigstore)"
+            );
+        };
+        IdentityToken::parse(&raw, now_unix())
+            .with_context(|| format!("unusable token from {from}"))
+    }
+
+    /// Fulcio, Rekor and the TSA: from `--signing-config` (requiring the Rekor logs in `needs`), overridden by
+    /// the URL flags.
+    fn signing_services(&self, needs: RekorLogs) -> anyhow::Result<SigningServices> {
+        let mut services = match &self.signing_config {
+            Some(path) => {
+                let json = read_bounded(path, "signing config", MAX_CONFIG_FILE_BYTES)?;
+                // A log given by flag need not be in the config.
+                let needs = match (needs, self.rekor_url.is_some(), self.rekor_v1_url.is_some()) {
+                    (RekorLogs::Both, true, false) => RekorLogs::V1,
+                    (RekorLogs::Both, false, true) => RekorLogs::V2,
+                    (n, _, _) => n,
+                };
+                let flagged = match needs {
+                    RekorLogs::V2 => self.rekor_url.is_some(),
+                    RekorLogs::V1 => self.rekor_v1_url.is_some(),
+                    RekorLogs::Both => self.rekor_url.is_some() && self.rekor_v1_url.is_some(),
+                };
+                let parsed = if flagged {
+                    // Every log needed is given by flag: the config only has to offer Fulcio.
+                    SigningServices::from_signing_config_for(&json, now_unix(), RekorLogs::V2)
+                        .or_else(|_| {
+                            SigningServices::from_signing_config_for(
+                                &json,
+                                now_unix(),
+                                RekorLogs::V1,
+                            )
+                        })
+                } else {
+                    SigningServices::from_signing_config_for(&json, now_unix(), needs)
+                };
+                parsed.with_context(|| format!("cannot use signing config {}", path.display()))?
+            }
+            None => {
+                let rekor_given = match needs {
+                    RekorLogs::V2 => self.rekor_url.is_some(),
+                    RekorLogs::V1 => self.rekor_v1_url.is_some(),
+                    RekorLogs::Both => self.rekor_url.is_some() && self.rekor_v1_url.is_some(),
+                };
+                let Some(fulcio) = self.fulcio_url.as_ref().filter(|_| rekor_given) else {
+                    bail!(
+                        "keyless signing needs --signing-config, or --fulcio-url and {}",
+                        match needs {
+                            RekorLogs::V2 => "--rekor-url and --tsa-url (bundle layout)",
+                            RekorLogs::V1 => "--rekor-v1-url (legacy layout)",
+                            RekorLogs::Both =>
+                                "--rekor-url, --tsa-url and --rekor-v1-url (both layouts)",
+                        }
+                    );
+                };
+                SigningServices {
+                    fulcio_url: fulcio.clone(),
+                    rekor_url: None,
+                    rekor_v1_url: None,
+                    tsa_url: None,
+                    oidc_url: None,
+                }
+            }
+        };
+        if let Some(u) = &self.fulcio_url {
+            services.fulcio_url = u.clone();
+        }
+        if let Some(u) = &self.rekor_url {
+            services.rekor_url = Some(u.clone());
+        }
+        if let Some(u) = &self.rekor_v1_url {
+            services.rekor_v1_url = Some(u.clone());
+        }
+        if let Some(u) = &self.tsa_url {
+            services.tsa_url = Some(u.clone());
+        }
+        if needs == RekorLogs::V1 {
+            // The legacy layout is dated by Rekor v1's SET; a Rekor v2 log from the config is not used.
+            services.rekor_url = None;
+        }
+        for (flag, url) in [
+            ("Fulcio", Some(&services.fulcio_url)),
+            ("Rekor", services.rekor_url.as_ref()),
+            ("Rekor v1", services.rekor_v1_url.as_ref()),
+            ("TSA", services.tsa_url.as_ref()),
+        ] {
+            if let Some(url) = url {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    bail!("{flag} URL {url:?} is not an http(s) URL");
+                }
+            }
+        }
+        Ok(services)
+    }
+}
+
+/// Loads a private key as cosign does: encrypted cosign/sigstore keys with COSIGN_PASSWORD (or a terminal
+/// prompt), plain PEM as is.
+pub fn load_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read key {}", path.display()))?;
+    if meta.len() > MAX_KEY_FILE_BYTES {
+        bail!(
+            "key {} is {} bytes, larger than any key file ({MAX_KEY_FILE_BYTES} bytes)",
+            path.display(),
+            meta.len()
+        );
+    }
+    let pem = std::fs::read(path).with_context(|| format!("cannot read key {}", path.display()))?;
+    let encrypted = String::from_utf8_lossy(&pem).contains("-----BEGIN ENCRYPTED ");
+    if encrypted {
+        let shown = path.display().to_string();
+        let password = crate::password::cosign_password(PasswordFor::ExistingKey(&shown))?;
+        SigningKey::from_encrypted_pem(&pem, password.as_bytes())
+            .with_context(|| format!("cannot load key {}", path.display()))
+    } else {
+        SigningKey::from_pem(&pem).with_context(|| format!("cannot load key {}", path.display()))
+    }
+}
+
+/// Reads the file `path` (a `what`), refusing one larger than `max` before reading it.
+pub fn read_bounded(path: &Path, what: &str, max: u64) -> anyhow::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    if meta.len() > max {
+        bail!(
+            "{what} {} is {} bytes, more than the {max} accepted",
+            path.display(),
+            meta.len()
+        );
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max.saturating_add(1)).read_to_end(&mut bytes))
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    if bytes.len() as u64 > max {
+        bail!(
+            "{what} {} grew past the {max} bytes accepted while being read",
+            path.display()
+        );
+    }
+    Ok(bytes)
+}
