@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Demo step 60: sign a fixture image with a cosign-format key (kibaverify generate-key-pair + sign, cosign's legacy
 # `.sig` layout), verify it with kibaverify and with the real cosign, then show a tampered tag (image A's `.sig`
-# copied to image B's signature tag) rejected with exit 1. The step fails if any exit code is not the expected one.
+# copied to image B's signature tag) rejected with exit 1, then attest A with SLSA provenance and verify that with both
+# tools. The step fails if any exit code is not the expected one.
 # Needs KIBASHIP_REGISTRY (a plain-HTTP registry started by scripts/demo.sh) and the cosign peer (make peers-demo).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -79,6 +80,32 @@ echo "7. a different key does not verify A"
 COSIGN_PASSWORD=other "$KIBAVERIFY" generate-key-pair --output-key-prefix other >/dev/null
 expect_exit 1 "kibaverify verify A with another key" -- "$KIBAVERIFY" verify --insecure-registry "$REG" --key other.pub --insecure-ignore-tlog "$A"
 
+echo "8. attest A with SLSA v1 provenance (kibaverify attest, cosign's .att layout), verify it with both tools"
+cat >provenance.json <<JSON
+{
+  "buildDefinition": {
+    "buildType": "https://kibaship.dev/demo/fixture/v1",
+    "externalParameters": {"image": "$A"},
+    "resolvedDependencies": []
+  },
+  "runDetails": {
+    "builder": {"id": "https://kibaship.dev/demo"},
+    "metadata": {"invocationId": "demo-60-sign"}
+  }
+}
+JSON
+expect_exit 0 "kibaverify attest A" -- "$KIBAVERIFY" attest --insecure-registry "$REG" --key demo.key \
+  --predicate provenance.json --type slsaprovenance1 "$A"
+expect_exit 0 "kibaverify verify-attestation A" -- "$KIBAVERIFY" verify-attestation --insecure-registry "$REG" \
+  --key demo.pub --insecure-ignore-tlog --type slsaprovenance1 "$A"
+expect_exit 0 "cosign verify-attestation A" -- "$COSIGN" verify-attestation --key demo.pub --insecure-ignore-tlog \
+  --allow-http-registry --type slsaprovenance1 "$A"
+# cosign prints the DSSE envelope it verified: its payload is our statement.
+jq -r .payload "$WORK/out" | base64 -d | jq -e '.predicate.buildDefinition.buildType == "https://kibaship.dev/demo/fixture/v1"' \
+  >/dev/null || fail "cosign did not print our provenance statement back"
+expect_exit 1 "kibaverify verify-attestation A --type cyclonedx (none of that type)" -- "$KIBAVERIFY" \
+  verify-attestation --insecure-registry "$REG" --key demo.pub --insecure-ignore-tlog --type cyclonedx "$A"
+
 # The key password never shows in anything printed above.
 if grep -qF -- "$COSIGN_PASSWORD" "$WORK/transcript"; then fail "the key password appeared in an output"; fi
-echo "sign -> verify (kibaverify and cosign) -> tamper -> reject: done"
+echo "sign -> verify (kibaverify and cosign) -> tamper -> reject -> attest -> verify-attestation: done"
