@@ -1,7 +1,7 @@
 //! Layer and bundle checks (pure) on real cosign material: a key-signed simple-signing layer, a 2021 keyless one
 //! with its Rekor bundle annotation, and a cosign v3 bundle attestation as cosign stores it as a referrer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-use std::path::PathBuf;
+mod support;
 
 use base64::Engine as _;
 use kibaship_cosign::check::{self, BundleKind, Subject};
@@ -11,30 +11,21 @@ use kibaship_oci::{Descriptor, Digest};
 use kibaship_sigstore::{
     CertificateIdentity, IdentityPolicy, Matcher, PublicKey, TrustedRoot, Verifier,
 };
-
-fn testdata(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata")
-        .join(path)
-}
+use support::{production_root, testdata, verify_options_for};
 
 fn read(path: &str) -> Vec<u8> {
-    std::fs::read(testdata(path)).unwrap()
-}
-
-fn root(path: &str) -> TrustedRoot {
-    TrustedRoot::from_json(&read(path)).unwrap()
+    std::fs::read(testdata().join(path)).unwrap()
 }
 
 fn key_options(pub_path: &str, ignore_tlog: bool) -> VerifyOptions {
     VerifyOptions {
-        identity: IdentityPolicy::Key(
-            PublicKey::from_pem(&String::from_utf8(read(pub_path)).unwrap()).unwrap(),
-        ),
-        verifier: Verifier::new(root("sigstore/trusted-roots/production-trusted_root.json")),
         ignore_tlog,
-        predicate_type: None,
-        annotations: Default::default(),
+        ..verify_options_for(
+            IdentityPolicy::Key(
+                PublicKey::from_pem(&String::from_utf8(read(pub_path)).unwrap()).unwrap(),
+            ),
+            Verifier::new(production_root()),
+        )
     }
 }
 
@@ -79,65 +70,46 @@ fn key_signed_simple_signing_layer() {
         digest: &digest,
         repository: &repo,
     };
+    let check_with_key = |subject, key: &str, ignore_tlog| {
+        let pub_path = format!("cosign/simple-signing/key-signed/{key}");
+        check::check_signature_layer(
+            &layer,
+            &payload,
+            subject,
+            &key_options(&pub_path, ignore_tlog),
+        )
+    };
 
-    let ok = check::check_signature_layer(
-        &layer,
-        &payload,
-        subject,
-        &key_options("cosign/simple-signing/key-signed/cosign.pub", true),
-    )
-    .unwrap();
+    let ok = check_with_key(subject, "cosign.pub", true).unwrap();
     assert_eq!(ok.signer, "the given EcdsaP256 key");
     assert!(ok.notes.is_empty());
 
-    let err = check::check_signature_layer(
-        &layer,
-        &payload,
-        subject,
-        &key_options("cosign/simple-signing/key-signed/wrong-key.pub", true),
-    )
-    .unwrap_err();
+    let err = check_with_key(subject, "wrong-key.pub", true).unwrap_err();
     assert_eq!(err.0, "the signature does not verify with the given key");
 
-    let err = check::check_signature_layer(
-        &layer,
-        &payload,
-        subject,
-        &key_options("cosign/simple-signing/key-signed/cosign.pub", false),
-    )
-    .unwrap_err();
+    let err = check_with_key(subject, "cosign.pub", false).unwrap_err();
     assert!(err.0.contains("pass --insecure-ignore-tlog"), "{}", err.0);
 
     // The same signature checked for another digest, or under another repository name.
     let other =
         Digest::parse("sha256:0000000000000000000000000000000000000000000000000000000000000000")
             .unwrap();
-    let err = check::check_signature_layer(
-        &layer,
-        &payload,
-        Subject {
-            digest: &other,
-            repository: &repo,
-        },
-        &key_options("cosign/simple-signing/key-signed/cosign.pub", true),
-    )
-    .unwrap_err();
+    let other_digest = Subject {
+        digest: &other,
+        repository: &repo,
+    };
+    let err = check_with_key(other_digest, "cosign.pub", true).unwrap_err();
     assert!(
         err.0
             .starts_with("signature for another image: the payload signs"),
         "{}",
         err.0
     );
-    let moved = check::check_signature_layer(
-        &layer,
-        &payload,
-        Subject {
-            digest: &digest,
-            repository: "mirror.example/copy",
-        },
-        &key_options("cosign/simple-signing/key-signed/cosign.pub", true),
-    )
-    .unwrap();
+    let moved_subject = Subject {
+        digest: &digest,
+        repository: "mirror.example/copy",
+    };
+    let moved = check_with_key(moved_subject, "cosign.pub", true).unwrap();
     assert!(
         moved.notes[0].starts_with("signed under repository"),
         "{:?}",
@@ -191,17 +163,14 @@ fn keyless_layer_converts_to_a_v01_bundle_with_its_set() {
     // entries (what cosign has written since 2022) but not the older `rekord` kind this 2021 signature was
     // logged as. When it learns `rekord`, this expectation flips to a pass (signer flavio@castelli.me).
     let digest = payload_digest(&payload);
-    let options = VerifyOptions {
-        identity: IdentityPolicy::Certificate(CertificateIdentity {
+    let options = verify_options_for(
+        IdentityPolicy::Certificate(CertificateIdentity {
             san: Matcher::Exact("flavio@castelli.me".into()),
             issuer: Matcher::regex(".*").unwrap(),
             github: Default::default(),
         }),
-        verifier: Verifier::new(root("sigstore/trusted-roots/production-trusted_root.json")),
-        ignore_tlog: false,
-        predicate_type: None,
-        annotations: Default::default(),
-    };
+        Verifier::new(production_root()),
+    );
     let rejected = check::check_signature_layer(
         &layer,
         &payload,
@@ -228,24 +197,26 @@ fn cosign_v3_bundle_attestation_verifies_as_a_referrer() {
         digest: &digest,
         repository: "127.0.0.1:60943/repo",
     };
-    let options = |san: &str, predicate_type: Option<&str>| VerifyOptions {
-        identity: IdentityPolicy::Certificate(CertificateIdentity::exact(
-            san,
-            "https://github.com/login/oauth",
-        )),
-        verifier: Verifier::new(root("cosign/bundle-referrer/trusted_root_pgi.json")),
-        ignore_tlog: false,
-        predicate_type: predicate_type.map(str::to_string),
-        annotations: Default::default(),
+    // The bundle checked for `subject` as `kind`, wanting the signer `san` and (if given) `predicate_type`.
+    let check_bundle = |subject, kind, san: &str, predicate_type: Option<&str>| {
+        let options = VerifyOptions {
+            predicate_type: predicate_type.map(str::to_string),
+            ..verify_options_for(
+                IdentityPolicy::Certificate(CertificateIdentity::exact(
+                    san,
+                    "https://github.com/login/oauth",
+                )),
+                Verifier::new(
+                    TrustedRoot::from_json(&read("cosign/bundle-referrer/trusted_root_pgi.json"))
+                        .unwrap(),
+                ),
+            )
+        };
+        check::check_referrer_bundle(&json, subject, kind, &options)
     };
-    let accepted = check::check_referrer_bundle(
-        &json,
-        subject,
-        BundleKind::Attestation,
-        &options("cody@soyland.com", None),
-    )
-    .unwrap()
-    .expect("an attestation, not an image signature");
+    let accepted = check_bundle(subject, BundleKind::Attestation, "cody@soyland.com", None)
+        .unwrap()
+        .expect("an attestation, not an image signature");
     assert!(
         accepted.signer.starts_with("cody@soyland.com"),
         "{}",
@@ -259,43 +230,34 @@ fn cosign_v3_bundle_attestation_verifies_as_a_referrer() {
 
     // Looked for as an image signature it is not one of those, so it is skipped rather than failed.
     assert!(
-        check::check_referrer_bundle(
-            &json,
-            subject,
-            BundleKind::Signature,
-            &options("cody@soyland.com", None)
-        )
-        .unwrap()
-        .is_none()
+        check_bundle(subject, BundleKind::Signature, "cody@soyland.com", None)
+            .unwrap()
+            .is_none()
     );
-    let err = check::check_referrer_bundle(
-        &json,
+    let err = check_bundle(
         subject,
         BundleKind::Attestation,
-        &options("someone@else.example", None),
+        "someone@else.example",
+        None,
     )
     .unwrap_err();
     assert!(err.0.contains("subject alternative name"), "{}", err.0);
-    let err = check::check_referrer_bundle(
-        &json,
+    let err = check_bundle(
         subject,
         BundleKind::Attestation,
-        &options("cody@soyland.com", Some("https://slsa.dev/provenance/v1")),
+        "cody@soyland.com",
+        Some("https://slsa.dev/provenance/v1"),
     )
     .unwrap_err();
     assert!(err.0.contains("is not the requested"), "{}", err.0);
     let other =
         Digest::parse("sha256:1111111111111111111111111111111111111111111111111111111111111111")
             .unwrap();
-    let err = check::check_referrer_bundle(
-        &json,
-        Subject {
-            digest: &other,
-            repository: "x/y",
-        },
-        BundleKind::Attestation,
-        &options("cody@soyland.com", None),
-    )
-    .unwrap_err();
+    let elsewhere = Subject {
+        digest: &other,
+        repository: "x/y",
+    };
+    let err =
+        check_bundle(elsewhere, BundleKind::Attestation, "cody@soyland.com", None).unwrap_err();
     assert!(err.0.starts_with("signed for another image"), "{}", err.0);
 }

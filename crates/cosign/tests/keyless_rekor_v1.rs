@@ -3,33 +3,32 @@
 //! `rekor_v1`), stored in a real registry and checked by our legacy verifier (`.sig` layer → bundle v0.1 →
 //! `kibaship-sigstore`) against the stack's trusted root: the SET is what dates the certificate.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+mod support;
+
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use kibaship_cosign::check::{self, IN_TOTO_PAYLOAD_TYPE, Subject};
-use kibaship_cosign::identity_token::IdentityToken;
 use kibaship_cosign::keyless::{KeylessError, KeylessSigner, now_unix};
-use kibaship_cosign::legacy::{self, LayerKind, SignatureLayer};
+use kibaship_cosign::legacy::{self, SignatureLayer};
 use kibaship_cosign::signing_config::{RekorLogs, SigningServices};
-use kibaship_cosign::{Layout, VerifyOptions, sign_legacy_keyless, verify_image};
+use kibaship_cosign::{Layout, VerifyOptions, sign_legacy_keyless};
 use kibaship_oci::manifest::{Descriptor, ImageManifest, OCI_MANIFEST};
-use kibaship_oci::{ClientConfig, Digest, Reference, RegistryClient};
-use kibaship_sigstore::{CertificateIdentity, IdentityPolicy, TrustedRoot, Verifier};
+use kibaship_oci::{Digest, Reference};
+use kibaship_sigstore::{CertificateIdentity, IdentityPolicy};
 use kibaship_testsupport::fixtures::push_fixture_images;
 use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
 use kibaship_testsupport::sigstore::{SigstoreOptions, TestSigstore};
+use support::{
+    assert_not_uploaded, fixture_image, keyless_signer, public_good_verifier, registry_client,
+    stack_verifier, verify_options_for, verify_signatures,
+};
 
 const EMAIL: &str = "legacy-builder@kibaship.test";
 
 fn start() -> TestSigstore {
     TestSigstore::start_with(SigstoreOptions { rekor_v1: true }).unwrap()
-}
-
-fn verifier(stack: &TestSigstore) -> Verifier {
-    Verifier::new(
-        TrustedRoot::from_json(&std::fs::read(stack.trusted_root_path()).unwrap()).unwrap(),
-    )
 }
 
 fn signer(stack: &TestSigstore) -> KeylessSigner {
@@ -40,27 +39,14 @@ fn signer(stack: &TestSigstore) -> KeylessSigner {
     )
     .unwrap();
     assert_eq!(services.rekor_v1_url.as_deref(), stack.rekor_v1_url());
-    let token = IdentityToken::parse(&stack.mint_token(EMAIL).unwrap(), now_unix()).unwrap();
-    KeylessSigner::new(reqwest::Client::new(), services, token).unwrap()
+    keyless_signer(stack, services, EMAIL)
 }
 
 fn options(stack: &TestSigstore, email: &str) -> VerifyOptions {
-    VerifyOptions {
-        identity: IdentityPolicy::Certificate(CertificateIdentity::exact(email, stack.issuer())),
-        verifier: verifier(stack),
-        ignore_tlog: false,
-        predicate_type: None,
-        annotations: Default::default(),
-    }
-}
-
-fn client(reg: &TestRegistry) -> RegistryClient {
-    RegistryClient::new(ClientConfig {
-        insecure_registries: vec![reg.host()],
-        use_docker_config: false,
-        ..ClientConfig::default()
-    })
-    .unwrap()
+    verify_options_for(
+        IdentityPolicy::Certificate(CertificateIdentity::exact(email, stack.issuer())),
+        stack_verifier(stack),
+    )
 }
 
 #[tokio::test]
@@ -68,10 +54,10 @@ async fn keyless_legacy_signature_carries_a_rekor_v1_set_and_verifies() {
     let stack = start();
     let reg = TestRegistry::start(RegistryMode::Referrers).unwrap();
     push_fixture_images(&reg).unwrap();
-    let client = client(&reg);
-    let app = Reference::parse(&format!("{}/fixtures/app:v1", reg.host())).unwrap();
+    let client = registry_client(&reg);
+    let app = fixture_image(&reg, "app");
     let signer = signer(&stack);
-    let check_root = verifier(&stack);
+    let check_root = stack_verifier(&stack);
     let signed = sign_legacy_keyless(
         &client,
         &app,
@@ -119,15 +105,7 @@ async fn keyless_legacy_signature_carries_a_rekor_v1_set_and_verifies() {
     );
 
     // Our verifier accepts it (the SET checked), for the right identity only.
-    let report = verify_image(
-        &client,
-        &app,
-        None,
-        LayerKind::Signature,
-        &options(&stack, EMAIL),
-    )
-    .await
-    .unwrap();
+    let report = verify_signatures(&client, &app, &options(&stack, EMAIL)).await;
     assert!(report.verified, "{report:#?}");
     assert_eq!(report.signatures.len(), 1);
     assert_eq!(report.signatures[0].layout, Layout::LegacyTag);
@@ -136,15 +114,12 @@ async fn keyless_legacy_signature_carries_a_rekor_v1_set_and_verifies() {
         accepted.transparency_log.contains("signed entry timestamp"),
         "{accepted:?}"
     );
-    let wrong = verify_image(
+    let wrong = verify_signatures(
         &client,
         &app,
-        None,
-        LayerKind::Signature,
         &options(&stack, "someone-else@kibaship.test"),
     )
-    .await
-    .unwrap();
+    .await;
     assert!(!wrong.verified);
 
     // Re-signing appends.
@@ -170,15 +145,7 @@ async fn keyless_legacy_signature_carries_a_rekor_v1_set_and_verifies() {
         .push_manifest(&tag, &serde_json::to_vec(&tampered).unwrap(), OCI_MANIFEST)
         .await
         .unwrap();
-    let report = verify_image(
-        &client,
-        &app,
-        None,
-        LayerKind::Signature,
-        &options(&stack, EMAIL),
-    )
-    .await
-    .unwrap();
+    let report = verify_signatures(&client, &app, &options(&stack, EMAIL)).await;
     assert!(!report.verified, "{report:#?}");
     let reason = report.signatures[0].reason.clone().unwrap();
     assert!(
@@ -187,9 +154,9 @@ async fn keyless_legacy_signature_carries_a_rekor_v1_set_and_verifies() {
     );
 
     // Against a foreign trusted root the self-check fails and nothing is pushed.
-    let foreign = Verifier::new(TrustedRoot::public_good().unwrap());
-    let other = Reference::parse(&format!("{}/fixtures/config-only:v1", reg.host())).unwrap();
-    let e = sign_legacy_keyless(
+    let foreign = public_good_verifier();
+    let other = fixture_image(&reg, "config-only");
+    let signed = sign_legacy_keyless(
         &client,
         &other,
         None,
@@ -197,9 +164,8 @@ async fn keyless_legacy_signature_carries_a_rekor_v1_set_and_verifies() {
         BTreeMap::new(),
         Some(&foreign),
     )
-    .await
-    .unwrap_err();
-    assert!(e.to_string().contains("not uploaded"), "{e}");
+    .await;
+    assert_not_uploaded(signed);
     let digest = client.resolve_digest(&other, None).await.unwrap().digest;
     let other_tag = other
         .with_tag(&legacy::tag_for(&digest, legacy::SIGNATURE_TAG_SUFFIX))
@@ -279,8 +245,7 @@ async fn legacy_keyless_needs_a_rekor_v1_log() {
         SigningServices::from_signing_config_for(&config, now_unix(), RekorLogs::V1).unwrap_err();
     assert!(e.to_string().contains("no Rekor v1 log"), "{e}");
     let services = SigningServices::from_signing_config(&config, now_unix()).unwrap();
-    let token = IdentityToken::parse(&stack.mint_token(EMAIL).unwrap(), now_unix()).unwrap();
-    let signer = KeylessSigner::new(reqwest::Client::new(), services, token).unwrap();
+    let signer = keyless_signer(&stack, services, EMAIL);
     let e = signer.sign_message_rekor_v1(b"{}").await.unwrap_err();
     assert!(
         matches!(e, KeylessError::NoRekorLog { version: 1, .. }),

@@ -2,42 +2,49 @@
 //! v2.1.5, rekor-tiles v2.3.0, our OIDC issuer; `kibaship_testsupport::sigstore`), stored in a real registry and
 //! checked by `kibaship-sigstore`'s verifier against the stack's trusted root.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+mod support;
+
 use std::collections::BTreeMap;
 
 use kibaship_cosign::check::IN_TOTO_PAYLOAD_TYPE;
 use kibaship_cosign::identity_token::IdentityToken;
 use kibaship_cosign::keyless::{KeylessError, KeylessSigner, now_unix};
-use kibaship_cosign::legacy::LayerKind;
+use kibaship_cosign::sign_bundle_keyless;
 use kibaship_cosign::signing_config::SigningServices;
-use kibaship_cosign::{VerifyOptions, sign_bundle_keyless, verify_image};
-use kibaship_oci::{ClientConfig, Reference, RegistryClient};
 use kibaship_sigstore::{
-    ArtifactPolicy, Bundle, CertificateIdentity, HashAlgorithm, IdentityPolicy, TrustedRoot,
-    Verifier,
+    ArtifactPolicy, Bundle, CertificateIdentity, HashAlgorithm, IdentityPolicy,
 };
 use kibaship_testsupport::fixtures::push_fixture_images;
 use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
 use kibaship_testsupport::sigstore::TestSigstore;
+use support::{
+    assert_not_uploaded, fixture_image, keyless_signer, public_good_verifier, registry_client,
+    stack_verifier, verify_options_for, verify_signatures,
+};
 
 const EMAIL: &str = "builder@kibaship.test";
 
-fn verifier(stack: &TestSigstore) -> Verifier {
-    let root = TrustedRoot::from_json(&std::fs::read(stack.trusted_root_path()).unwrap())
-        .expect("our verifier reads the trusted root cosign wrote");
-    Verifier::new(root)
-}
-
-fn signer(stack: &TestSigstore, email: &str) -> KeylessSigner {
-    let services = SigningServices::from_signing_config(
+/// The stack's signing services, as its signing config lists them.
+fn services(stack: &TestSigstore) -> SigningServices {
+    SigningServices::from_signing_config(
         &std::fs::read(stack.signing_config_path()).unwrap(),
         now_unix(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+fn signer(stack: &TestSigstore, email: &str) -> KeylessSigner {
+    let services = services(stack);
     assert_eq!(services.fulcio_url, stack.fulcio_url());
     assert_eq!(services.rekor_url.as_deref(), Some(stack.rekor_url()));
     assert_eq!(services.tsa_url.as_deref(), Some(stack.tsa_url()));
-    let token = IdentityToken::parse(&stack.mint_token(email).unwrap(), now_unix()).unwrap();
-    KeylessSigner::new(reqwest::Client::new(), services, token).unwrap()
+    keyless_signer(stack, services, email)
+}
+
+/// Signs a blob with `services` and `token`, which must fail.
+async fn blob_signing_error(services: SigningServices, token: IdentityToken) -> KeylessError {
+    let signer = KeylessSigner::new(reqwest::Client::new(), services, token).unwrap();
+    signer.sign_blob(b"x").await.unwrap_err()
 }
 
 fn identity(stack: &TestSigstore, email: &str) -> IdentityPolicy {
@@ -49,15 +56,10 @@ async fn keyless_image_signature_round_trips_through_the_registry() {
     let stack = TestSigstore::start().unwrap();
     let reg = TestRegistry::start(RegistryMode::Referrers).unwrap();
     push_fixture_images(&reg).unwrap();
-    let client = RegistryClient::new(ClientConfig {
-        insecure_registries: vec![reg.host()],
-        use_docker_config: false,
-        ..ClientConfig::default()
-    })
-    .unwrap();
-    let app = Reference::parse(&format!("{}/fixtures/app:v1", reg.host())).unwrap();
+    let client = registry_client(&reg);
+    let app = fixture_image(&reg, "app");
     let signer = signer(&stack, EMAIL);
-    let verifier_for_check = verifier(&stack);
+    let verifier_for_check = stack_verifier(&stack);
     let signed = sign_bundle_keyless(
         &client,
         &app,
@@ -74,9 +76,9 @@ async fn keyless_image_signature_round_trips_through_the_registry() {
     assert!(signed.checked_against_trusted_root);
 
     // Against another trusted root (Sigstore's public-good one) the self-check fails and nothing is attached.
-    let foreign = Verifier::new(TrustedRoot::public_good().unwrap());
-    let other = Reference::parse(&format!("{}/fixtures/config-only:v1", reg.host())).unwrap();
-    let e = sign_bundle_keyless(
+    let foreign = public_good_verifier();
+    let other = fixture_image(&reg, "config-only");
+    let signed = sign_bundle_keyless(
         &client,
         &other,
         None,
@@ -84,58 +86,37 @@ async fn keyless_image_signature_round_trips_through_the_registry() {
         BTreeMap::new(),
         Some(&foreign),
     )
-    .await
-    .unwrap_err();
-    assert!(e.to_string().contains("not uploaded"), "{e}");
+    .await;
+    assert_not_uploaded(signed);
     let listed = client.list_referrers(&other, None).await.unwrap();
     assert!(listed.descriptors.is_empty(), "{:?}", listed.descriptors);
 
-    let options = |identity| VerifyOptions {
-        identity,
-        verifier: verifier(&stack),
-        ignore_tlog: false,
-        predicate_type: None,
-        annotations: Default::default(),
-    };
-    let report = verify_image(
-        &client,
-        &app,
-        None,
-        LayerKind::Signature,
-        &options(identity(&stack, EMAIL)),
-    )
-    .await
-    .unwrap();
+    let options = |identity| verify_options_for(identity, stack_verifier(&stack));
+    let report = verify_signatures(&client, &app, &options(identity(&stack, EMAIL))).await;
     assert!(report.verified, "{report:#?}");
     assert_eq!(report.signatures.len(), 1);
     let accepted = report.signatures[0].accepted.as_ref().unwrap();
     assert!(accepted.signer.contains(EMAIL), "{accepted:?}");
 
-    let wrong = verify_image(
+    let wrong = verify_signatures(
         &client,
         &app,
-        None,
-        LayerKind::Signature,
         &options(identity(&stack, "someone-else@kibaship.test")),
     )
-    .await
-    .unwrap();
+    .await;
     assert!(!wrong.verified);
     let reason = wrong.signatures[0].reason.clone().unwrap();
     assert!(reason.contains("someone-else@kibaship.test"), "{reason}");
 
-    let foreign_issuer = verify_image(
+    let foreign_issuer = verify_signatures(
         &client,
         &app,
-        None,
-        LayerKind::Signature,
         &options(IdentityPolicy::Certificate(CertificateIdentity::exact(
             EMAIL,
             "https://accounts.google.com",
         ))),
     )
-    .await
-    .unwrap();
+    .await;
     assert!(!foreign_issuer.verified);
 }
 
@@ -143,7 +124,7 @@ async fn keyless_image_signature_round_trips_through_the_registry() {
 async fn keyless_bundles_carry_certificate_log_entry_and_timestamp() {
     let stack = TestSigstore::start().unwrap();
     let signer = signer(&stack, EMAIL);
-    let verifier = verifier(&stack);
+    let verifier = stack_verifier(&stack);
 
     // An attestation (DSSE), logged as a Rekor v2 `hashedrekord` over its PAE.
     let statement = br#"{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"x","digest":{"sha256":"7e7952b0eb3eb0e7b6e1b0a8b3d4d3c2e2d1c0b9a8f7e6d5c4b3a29180706050"}}],"predicateType":"https://slsa.dev/provenance/v1","predicate":{}}"#;
@@ -202,23 +183,17 @@ async fn service_failures_are_clear_and_never_show_the_token() {
     let stack = TestSigstore::start().unwrap();
     let raw = stack.mint_token(EMAIL).unwrap();
     let token = IdentityToken::parse(&raw, now_unix()).unwrap();
-    let mut services = SigningServices::from_signing_config(
-        &std::fs::read(stack.signing_config_path()).unwrap(),
-        now_unix(),
-    )
-    .unwrap();
+    let mut services = services(&stack);
 
     // A token with a forged signature: Fulcio refuses it.
     let mut parts: Vec<String> = raw.split('.').map(str::to_string).collect();
     parts[2] = "AAAA".into();
     let forged = parts.join(".");
-    let signer = KeylessSigner::new(
-        reqwest::Client::new(),
+    let e = blob_signing_error(
         services.clone(),
         IdentityToken::parse(&forged, now_unix()).unwrap(),
     )
-    .unwrap();
-    let e = signer.sign_blob(b"x").await.unwrap_err();
+    .await;
     assert!(
         matches!(
             e,
@@ -234,8 +209,7 @@ async fn service_failures_are_clear_and_never_show_the_token() {
     // Rekor unreachable.
     let mut broken = services.clone();
     broken.rekor_url = Some("http://127.0.0.1:9".into());
-    let signer = KeylessSigner::new(reqwest::Client::new(), broken, token.clone()).unwrap();
-    let e = signer.sign_blob(b"x").await.unwrap_err();
+    let e = blob_signing_error(broken, token.clone()).await;
     assert!(
         matches!(
             e,

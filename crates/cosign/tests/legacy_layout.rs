@@ -1,27 +1,13 @@
 //! cosign's legacy layout, read from real cosign output (slsa-verifier's saved layouts) and written by us.
 #![allow(clippy::unwrap_used)]
-use std::path::{Path, PathBuf};
+mod support;
 
-use kibaship_cosign::legacy::{self, LayerKind, LayoutError};
+use std::path::Path;
+
+use kibaship_cosign::legacy::{self, LayerKind, LayoutError, SignatureLayer};
 use kibaship_oci::Digest;
 use kibaship_oci::manifest::{Descriptor, ImageIndex, ImageManifest};
-
-fn layout(version: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/slsa/gha_generic_container")
-        .join(version)
-        .join("container_workflow_dispatch")
-}
-
-fn blob(layout: &Path, digest: &Digest) -> Vec<u8> {
-    std::fs::read(
-        layout
-            .join("blobs")
-            .join(digest.algorithm().name())
-            .join(digest.hex()),
-    )
-    .unwrap()
-}
+use support::{layout_blob, simple_signing_layer, slsa_layout_dir};
 
 /// The `.att` manifest of a saved layout: the index.json entry annotated `kind: dev.cosignproject.cosign/atts`.
 fn attestation_manifest(layout: &Path) -> Vec<u8> {
@@ -34,13 +20,13 @@ fn attestation_manifest(layout: &Path) -> Vec<u8> {
             d.annotations.get("kind").map(String::as_str) == Some("dev.cosignproject.cosign/atts")
         })
         .unwrap();
-    blob(layout, &entry.digest)
+    layout_blob(layout, &entry.digest)
 }
 
 #[test]
 fn reads_real_cosign_attestation_manifests() {
     for version in ["v2.0.0", "v2.1.0"] {
-        let dir = layout(version);
+        let dir = slsa_layout_dir(version);
         let layers =
             legacy::read_manifest(&attestation_manifest(&dir), LayerKind::Attestation).unwrap();
         assert!(!layers.is_empty(), "{version}");
@@ -78,7 +64,7 @@ fn reads_real_cosign_attestation_manifests() {
                     .starts_with("https://slsa.dev/provenance/")
             );
             // The payload blob is the DSSE envelope the annotations describe.
-            let envelope = blob(&dir, &layer.descriptor.digest);
+            let envelope = layout_blob(&dir, &layer.descriptor.digest);
             assert!(layer.descriptor.digest.matches(&envelope));
             let json: serde_json::Value = serde_json::from_slice(&envelope).unwrap();
             assert_eq!(json["payloadType"], "application/vnd.in-toto+json");
@@ -110,17 +96,10 @@ fn tag_names_follow_cosign() {
     );
 }
 
-fn signature_layer(payload: &[u8], signature_b64: &str) -> Descriptor {
-    let mut d = Descriptor::of(legacy::SIMPLE_SIGNING_MEDIA_TYPE, payload);
-    d.annotations
-        .insert(legacy::SIGNATURE_ANNOTATION.into(), signature_b64.into());
-    d
-}
-
 #[test]
 fn built_manifests_read_back_and_resigning_appends() {
-    let first = signature_layer(b"{\"a\":1}", "MEUCIQ==");
-    let second = signature_layer(b"{\"a\":1}", "MEYCIQ==");
+    let first = simple_signing_layer(b"{\"a\":1}", "MEUCIQ==");
+    let second = simple_signing_layer(b"{\"a\":1}", "MEYCIQ==");
     let layers = legacy::append_layer(&[], first.clone());
     let layers = legacy::append_layer(&layers, second.clone());
     let layers = legacy::append_layer(&layers, first.clone());
@@ -140,9 +119,17 @@ fn built_manifests_read_back_and_resigning_appends() {
     assert_eq!(read[1].signature, vec![0x30, 0x46, 0x02, 0x21]);
 }
 
+/// Reads, as a `.sig` manifest, a manifest built with `layer` as its only layer.
+fn read_as_only_layer(layer: Descriptor) -> Result<Vec<SignatureLayer>, LayoutError> {
+    legacy::read_manifest(
+        &legacy::build_manifest(&[layer]).manifest,
+        LayerKind::Signature,
+    )
+}
+
 #[test]
 fn hostile_manifests_are_refused_with_bounded_work() {
-    let layer = signature_layer(b"{}", "MEUCIQ==");
+    let layer = simple_signing_layer(b"{}", "MEUCIQ==");
     let many = legacy::build_manifest(&vec![layer.clone(); 10_000]);
     assert!(matches!(
         legacy::read_manifest(&many.manifest, LayerKind::Signature),
@@ -152,11 +139,7 @@ fn hostile_manifests_are_refused_with_bounded_work() {
     let mut huge = layer.clone();
     huge.annotations
         .insert(legacy::CERTIFICATE_ANNOTATION.into(), "A".repeat(1 << 20));
-    let err = legacy::read_manifest(
-        &legacy::build_manifest(&[huge]).manifest,
-        LayerKind::Signature,
-    )
-    .unwrap_err();
+    let err = read_as_only_layer(huge).unwrap_err();
     assert!(
         err.to_string().contains(legacy::CERTIFICATE_ANNOTATION),
         "{err}"
@@ -166,20 +149,13 @@ fn hostile_manifests_are_refused_with_bounded_work() {
     bad_sig
         .annotations
         .insert(legacy::SIGNATURE_ANNOTATION.into(), "not base64!".into());
-    let err = legacy::read_manifest(
-        &legacy::build_manifest(&[bad_sig]).manifest,
-        LayerKind::Signature,
-    )
-    .unwrap_err();
+    let err = read_as_only_layer(bad_sig).unwrap_err();
     assert!(err.to_string().contains("is not base64"), "{err}");
 
     let mut no_sig = layer.clone();
     no_sig.annotations.clear();
     assert!(matches!(
-        legacy::read_manifest(
-            &legacy::build_manifest(&[no_sig]).manifest,
-            LayerKind::Signature
-        ),
+        read_as_only_layer(no_sig),
         Err(LayoutError::BadSignature { .. })
     ));
 
@@ -189,20 +165,14 @@ fn hostile_manifests_are_refused_with_bounded_work() {
         "{\"SignedEntryTimestamp\":1}".into(),
     );
     assert!(matches!(
-        legacy::read_manifest(
-            &legacy::build_manifest(&[bad_bundle]).manifest,
-            LayerKind::Signature
-        ),
+        read_as_only_layer(bad_bundle),
         Err(LayoutError::BadRekorBundle { .. })
     ));
 
     let mut big = layer;
     big.size = legacy::MAX_PAYLOAD_BYTES + 1;
     assert!(matches!(
-        legacy::read_manifest(
-            &legacy::build_manifest(&[big]).manifest,
-            LayerKind::Signature
-        ),
+        read_as_only_layer(big),
         Err(LayoutError::LayerTooLarge { .. })
     ));
 

@@ -2,65 +2,71 @@
 //! signatures with tampering, hostile signature manifests, and real cosign keyless attestations (the layouts
 //! slsa-verifier saved) verified against the production Sigstore trusted root.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kibaship_cosign::legacy::{self, LayerKind};
-use kibaship_cosign::{ImageReport, VerifyOptions, sign_legacy, verify_image};
+use kibaship_cosign::{VerifyOptions, sign_legacy};
 use kibaship_oci::manifest::{ImageIndex, ImageManifest, OCI_MANIFEST, is_index_media_type};
-use kibaship_oci::{ClientConfig, Digest, Reference, RegistryClient};
+use kibaship_oci::{Descriptor, Digest, Reference, RegistryClient};
 use kibaship_sign::SigningKey;
 use kibaship_sigstore::{
-    CertificateIdentity, GithubClaims, IdentityPolicy, Matcher, PublicKey, TrustedRoot, Verifier,
+    CertificateIdentity, GithubClaims, IdentityPolicy, Matcher, PublicKey, Verifier,
 };
 use kibaship_testsupport::fixtures::push_fixture_images;
 use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
-
-fn testdata() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
-
-fn client(reg: &TestRegistry) -> RegistryClient {
-    RegistryClient::new(ClientConfig {
-        insecure_registries: vec![reg.host()],
-        use_docker_config: false,
-        ..ClientConfig::default()
-    })
-    .unwrap()
-}
-
-fn production_root() -> TrustedRoot {
-    TrustedRoot::from_json(
-        &std::fs::read(testdata().join("sigstore/trusted-roots/production-trusted_root.json"))
-            .unwrap(),
-    )
-    .unwrap()
-}
+use support::{
+    assert_refused_with, fixture_image, image_report, layout_blob, production_root, reasons,
+    registry_client, simple_signing_layer, slsa_layout_dir, verify_options_for, verify_signatures,
+};
 
 fn key_options(key: &SigningKey, ignore_tlog: bool) -> VerifyOptions {
     VerifyOptions {
-        identity: IdentityPolicy::Key(PublicKey::from_pem(&key.public_key_pem().unwrap()).unwrap()),
-        verifier: Verifier::new(production_root()),
         ignore_tlog,
-        predicate_type: None,
-        annotations: Default::default(),
+        ..verify_options_for(
+            IdentityPolicy::Key(PublicKey::from_pem(&key.public_key_pem().unwrap()).unwrap()),
+            Verifier::new(production_root()),
+        )
     }
 }
 
-fn reasons(report: &ImageReport) -> Vec<String> {
-    report
-        .signatures
-        .iter()
-        .filter_map(|s| s.reason.clone())
-        .collect()
+/// Builds a `.sig` manifest of `layers` and pushes it, with its config, under `tag` of `image`'s repository.
+async fn push_signature_manifest(
+    client: &RegistryClient,
+    image: &Reference,
+    tag: &Reference,
+    layers: &[Descriptor],
+) {
+    let built = legacy::build_manifest(layers);
+    client.push_blob(image, &built.config).await.unwrap();
+    client
+        .push_manifest(tag, &built.manifest, OCI_MANIFEST)
+        .await
+        .unwrap();
+}
+
+/// Copies the image manifest `bytes` (its config and layer blobs, then the manifest itself) from `from`'s
+/// repository to `to`.
+async fn copy_manifest(client: &RegistryClient, from: &Reference, bytes: &[u8], to: &Reference) {
+    let parsed: ImageManifest = serde_json::from_slice(bytes).unwrap();
+    for blob in std::iter::once(&parsed.config).chain(&parsed.layers) {
+        let blob = client
+            .fetch_blob(from, &blob.digest, 1 << 20)
+            .await
+            .unwrap();
+        client.push_blob(to, &blob).await.unwrap();
+    }
+    client.push_manifest(to, bytes, OCI_MANIFEST).await.unwrap();
 }
 
 #[tokio::test]
 async fn signs_appends_and_rejects_tampering() {
     let reg = TestRegistry::start(RegistryMode::Plain).unwrap();
     let fixtures = push_fixture_images(&reg).unwrap();
-    let client = client(&reg);
-    let app = Reference::parse(&format!("{}/fixtures/app:v1", reg.host())).unwrap();
+    let client = registry_client(&reg);
+    let app = fixture_image(&reg, "app");
     let other = Reference::parse(&fixtures.iter().find(|f| f.is_index).unwrap().reference).unwrap();
     let key = SigningKey::generate().unwrap();
 
@@ -93,26 +99,10 @@ async fn signs_appends_and_rejects_tampering() {
     );
 
     // Verified with the key when the missing log entry is explicitly accepted; refused otherwise.
-    let ok = verify_image(
-        &client,
-        &app,
-        None,
-        LayerKind::Signature,
-        &key_options(&key, true),
-    )
-    .await
-    .unwrap();
+    let ok = verify_signatures(&client, &app, &key_options(&key, true)).await;
     assert!(ok.verified);
     assert_eq!(ok.signatures.iter().filter(|s| s.verified).count(), 2);
-    let no_tlog = verify_image(
-        &client,
-        &app,
-        None,
-        LayerKind::Signature,
-        &key_options(&key, false),
-    )
-    .await
-    .unwrap();
+    let no_tlog = verify_signatures(&client, &app, &key_options(&key, false)).await;
     assert!(!no_tlog.verified);
     assert!(
         reasons(&no_tlog)
@@ -124,15 +114,7 @@ async fn signs_appends_and_rejects_tampering() {
 
     // Another key.
     let stranger = SigningKey::generate().unwrap();
-    let wrong = verify_image(
-        &client,
-        &app,
-        None,
-        LayerKind::Signature,
-        &key_options(&stranger, true),
-    )
-    .await
-    .unwrap();
+    let wrong = verify_signatures(&client, &app, &key_options(&stranger, true)).await;
     assert!(!wrong.verified);
     assert!(
         reasons(&wrong)
@@ -144,35 +126,11 @@ async fn signs_appends_and_rejects_tampering() {
 
     // The `.sig` manifest of app copied to the other image's signature tag: signatures for another image.
     let other_digest = client.resolve_digest(&other, None).await.unwrap().digest;
-    for layer in &layers {
-        let blob = client
-            .fetch_blob(&app, &layer.descriptor.digest, 4096)
-            .await
-            .unwrap();
-        client.push_blob(&other, &blob).await.unwrap();
-    }
-    let config: ImageManifest = serde_json::from_slice(&manifest.bytes).unwrap();
-    let config_blob = client
-        .fetch_blob(&app, &config.config.digest, 4096)
-        .await
-        .unwrap();
-    client.push_blob(&other, &config_blob).await.unwrap();
     let other_tag = other
         .with_tag(&legacy::tag_for(&other_digest, "sig"))
         .unwrap();
-    client
-        .push_manifest(&other_tag, &manifest.bytes, OCI_MANIFEST)
-        .await
-        .unwrap();
-    let copied = verify_image(
-        &client,
-        &other,
-        None,
-        LayerKind::Signature,
-        &key_options(&key, true),
-    )
-    .await
-    .unwrap();
+    copy_manifest(&client, &app, &manifest.bytes, &other_tag).await;
+    let copied = verify_signatures(&client, &other, &key_options(&key, true)).await;
     assert!(!copied.verified);
     for r in reasons(&copied) {
         assert!(
@@ -188,21 +146,8 @@ async fn signs_appends_and_rejects_tampering() {
     altered.signature[last] ^= 1;
     let mut descriptor = altered.descriptor.clone();
     descriptor.annotations = altered.annotations();
-    let built = legacy::build_manifest(&[descriptor]);
-    client.push_blob(&app, &built.config).await.unwrap();
-    client
-        .push_manifest(&tag, &built.manifest, OCI_MANIFEST)
-        .await
-        .unwrap();
-    let tampered = verify_image(
-        &client,
-        &app,
-        None,
-        LayerKind::Signature,
-        &key_options(&key, true),
-    )
-    .await
-    .unwrap();
+    push_signature_manifest(&client, &app, &tag, &[descriptor]).await;
+    let tampered = verify_signatures(&client, &app, &key_options(&key, true)).await;
     assert!(!tampered.verified);
     assert_eq!(
         reasons(&tampered),
@@ -214,33 +159,17 @@ async fn signs_appends_and_rejects_tampering() {
 async fn hostile_signature_manifests_fail_with_bounded_errors() {
     let reg = TestRegistry::start(RegistryMode::Plain).unwrap();
     push_fixture_images(&reg).unwrap();
-    let client = client(&reg);
-    let app = Reference::parse(&format!("{}/fixtures/app:v1", reg.host())).unwrap();
+    let client = registry_client(&reg);
+    let app = fixture_image(&reg, "app");
     let digest = client.resolve_digest(&app, None).await.unwrap().digest;
     let tag = app.with_tag(&legacy::tag_for(&digest, "sig")).unwrap();
     let key = SigningKey::generate().unwrap();
 
     // 10,000 layers: refused before any blob is fetched, and signing refuses to append to it.
-    let mut layer = kibaship_oci::Descriptor::of(legacy::SIMPLE_SIGNING_MEDIA_TYPE, b"{}");
-    layer
-        .annotations
-        .insert(legacy::SIGNATURE_ANNOTATION.into(), "MEUCIQ==".into());
+    let layer = simple_signing_layer(b"{}", "MEUCIQ==");
     client.push_blob(&app, b"{}").await.unwrap();
-    let built = legacy::build_manifest(&vec![layer.clone(); 10_000]);
-    client.push_blob(&app, &built.config).await.unwrap();
-    client
-        .push_manifest(&tag, &built.manifest, OCI_MANIFEST)
-        .await
-        .unwrap();
-    let report = verify_image(
-        &client,
-        &app,
-        None,
-        LayerKind::Signature,
-        &key_options(&key, true),
-    )
-    .await
-    .unwrap();
+    push_signature_manifest(&client, &app, &tag, &vec![layer; 10_000]).await;
+    let report = verify_signatures(&client, &app, &key_options(&key, true)).await;
     assert!(!report.verified);
     assert_eq!(
         reasons(&report),
@@ -261,26 +190,10 @@ async fn hostile_signature_manifests_fail_with_bounded_errors() {
     let mut layers = Vec::new();
     for payload in [wrong_type.as_bytes(), b"{\"critical\":{}}".as_slice()] {
         client.push_blob(&app, payload).await.unwrap();
-        let mut d = kibaship_oci::Descriptor::of(legacy::SIMPLE_SIGNING_MEDIA_TYPE, payload);
-        d.annotations
-            .insert(legacy::SIGNATURE_ANNOTATION.into(), "MEUCIQ==".into());
-        layers.push(d);
+        layers.push(simple_signing_layer(payload, "MEUCIQ=="));
     }
-    let built = legacy::build_manifest(&layers);
-    client.push_blob(&app, &built.config).await.unwrap();
-    client
-        .push_manifest(&tag, &built.manifest, OCI_MANIFEST)
-        .await
-        .unwrap();
-    let report = verify_image(
-        &client,
-        &app,
-        None,
-        LayerKind::Signature,
-        &key_options(&key, true),
-    )
-    .await
-    .unwrap();
+    push_signature_manifest(&client, &app, &tag, &layers).await;
+    let report = verify_signatures(&client, &app, &key_options(&key, true)).await;
     assert!(!report.verified);
     let r = reasons(&report);
     assert_eq!(r.len(), 2);
@@ -293,23 +206,6 @@ async fn hostile_signature_manifests_fail_with_bounded_errors() {
         "{}",
         r[1]
     );
-}
-
-fn layout_dir(version: &str) -> PathBuf {
-    testdata()
-        .join("slsa/gha_generic_container")
-        .join(version)
-        .join("container_workflow_dispatch")
-}
-
-fn layout_blob(layout: &Path, digest: &Digest) -> Vec<u8> {
-    std::fs::read(
-        layout
-            .join("blobs")
-            .join(digest.algorithm().name())
-            .join(digest.hex()),
-    )
-    .unwrap()
 }
 
 /// Pushes a manifest (and, recursively, what it references) from an OCI layout, by digest.
@@ -358,50 +254,50 @@ async fn push_cosign_layout(
 ) -> Digest {
     let index: ImageIndex =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let kind =
-        |d: &kibaship_oci::Descriptor| d.annotations.get("kind").cloned().unwrap_or_default();
-    let image = index
-        .manifests
-        .iter()
-        .find(|d| kind(d) == "dev.cosignproject.cosign/imageIndex")
-        .unwrap();
-    push_tree(client, repo, layout, &image.digest, &image.media_type).await;
-    let bytes = layout_blob(layout, &image.digest);
-    client
-        .push_manifest(&repo.with_tag(tag).unwrap(), &bytes, &image.media_type)
-        .await
-        .unwrap();
-    let att = index
-        .manifests
-        .iter()
-        .find(|d| kind(d) == "dev.cosignproject.cosign/atts")
-        .unwrap();
-    push_tree(client, repo, layout, &att.digest, &att.media_type).await;
-    let att_bytes = layout_blob(layout, &att.digest);
-    client
-        .push_manifest(
-            &repo
-                .with_tag(&legacy::tag_for(&image.digest, "att"))
-                .unwrap(),
-            &att_bytes,
-            &att.media_type,
+    let entry = |kind: &str| {
+        index
+            .manifests
+            .iter()
+            .find(|d| d.annotations.get("kind").map(String::as_str) == Some(kind))
+            .unwrap()
+    };
+    let image = entry("dev.cosignproject.cosign/imageIndex");
+    let att = entry("dev.cosignproject.cosign/atts");
+    for (descriptor, tag) in [
+        (image, tag.to_string()),
+        (att, legacy::tag_for(&image.digest, "att")),
+    ] {
+        push_tree(
+            client,
+            repo,
+            layout,
+            &descriptor.digest,
+            &descriptor.media_type,
         )
-        .await
-        .unwrap();
+        .await;
+        client
+            .push_manifest(
+                &repo.with_tag(&tag).unwrap(),
+                &layout_blob(layout, &descriptor.digest),
+                &descriptor.media_type,
+            )
+            .await
+            .unwrap();
+    }
     image.digest.clone()
 }
 
 fn slsa_options(identity: &str, issuer: &str, predicate_type: Option<&str>) -> VerifyOptions {
     VerifyOptions {
-        identity: IdentityPolicy::Certificate(CertificateIdentity {
-            san: Matcher::regex(identity).unwrap(),
-            issuer: Matcher::Exact(issuer.to_string()),
-            github: GithubClaims::default(),
-        }),
-        verifier: Verifier::new(production_root()),
-        ignore_tlog: false,
         predicate_type: predicate_type.map(str::to_string),
-        annotations: Default::default(),
+        ..verify_options_for(
+            IdentityPolicy::Certificate(CertificateIdentity {
+                san: Matcher::regex(identity).unwrap(),
+                issuer: Matcher::Exact(issuer.to_string()),
+                github: GithubClaims::default(),
+            }),
+            Verifier::new(production_root()),
+        )
     }
 }
 
@@ -411,9 +307,9 @@ const GENERATOR: &str = "^https://github.com/slsa-framework/slsa-github-generato
 #[tokio::test]
 async fn real_cosign_keyless_attestations_verify_against_the_production_root() {
     let reg = TestRegistry::start(RegistryMode::Plain).unwrap();
-    let client = client(&reg);
+    let client = registry_client(&reg);
     for version in ["v2.0.0", "v2.1.0"] {
-        let layout = layout_dir(version);
+        let layout = slsa_layout_dir(version);
         let repo = Reference::parse(&format!(
             "{}/slsa/{}",
             reg.host(),
@@ -424,16 +320,11 @@ async fn real_cosign_keyless_attestations_verify_against_the_production_root() {
         let expected = std::fs::read_to_string(layout.with_extension("digest")).unwrap();
         assert_eq!(digest.to_string(), expected.trim());
         let image = repo.with_tag("v1").unwrap();
+        let attestations = async |options: &VerifyOptions| {
+            image_report(&client, &image, LayerKind::Attestation, options).await
+        };
 
-        let report = verify_image(
-            &client,
-            &image,
-            None,
-            LayerKind::Attestation,
-            &slsa_options(GENERATOR, GITHUB_ISSUER, None),
-        )
-        .await
-        .unwrap();
+        let report = attestations(&slsa_options(GENERATOR, GITHUB_ISSUER, None)).await;
         assert!(report.verified, "{version}: {report:#?}");
         for s in &report.signatures {
             assert!(s.verified, "{version}: {s:#?}");
@@ -458,51 +349,23 @@ async fn real_cosign_keyless_attestations_verify_against_the_production_root() {
         }
 
         // Wrong issuer, wrong identity, a predicate type it does not have: not verified, with the reason.
-        let wrong_issuer = verify_image(
-            &client,
-            &image,
-            None,
-            LayerKind::Attestation,
-            &slsa_options(GENERATOR, "https://accounts.google.com", None),
-        )
-        .await
-        .unwrap();
-        assert!(!wrong_issuer.verified);
-        assert!(
-            reasons(&wrong_issuer)[0].contains("certificate OIDC issuer"),
-            "{:?}",
-            reasons(&wrong_issuer)
-        );
-        let wrong_identity = verify_image(
-            &client,
-            &image,
-            None,
-            LayerKind::Attestation,
-            &slsa_options("^https://github.com/someone-else/", GITHUB_ISSUER, None),
-        )
-        .await
-        .unwrap();
-        assert!(!wrong_identity.verified);
-        assert!(
-            reasons(&wrong_identity)[0].contains("subject alternative name"),
-            "{:?}",
-            reasons(&wrong_identity)
-        );
-        let wrong_type = verify_image(
-            &client,
-            &image,
-            None,
-            LayerKind::Attestation,
-            &slsa_options(GENERATOR, GITHUB_ISSUER, Some("https://spdx.dev/Document")),
-        )
-        .await
-        .unwrap();
-        assert!(!wrong_type.verified);
-        assert!(
-            reasons(&wrong_type)[0].contains("is not the requested"),
-            "{:?}",
-            reasons(&wrong_type)
-        );
+        let refusals = [
+            (
+                slsa_options(GENERATOR, "https://accounts.google.com", None),
+                "certificate OIDC issuer",
+            ),
+            (
+                slsa_options("^https://github.com/someone-else/", GITHUB_ISSUER, None),
+                "subject alternative name",
+            ),
+            (
+                slsa_options(GENERATOR, GITHUB_ISSUER, Some("https://spdx.dev/Document")),
+                "is not the requested",
+            ),
+        ];
+        for (options, reason) in &refusals {
+            assert_refused_with(&attestations(options).await, reason);
+        }
 
         // cosign's --certificate-github-workflow-repository claim (1.3.6.1.4.1.57264.1.5): the right one passes,
         // another fails naming the claim and both values.
@@ -514,89 +377,43 @@ async fn real_cosign_keyless_attestations_verify_against_the_production_root() {
             identity.github.workflow_repository = Some(Matcher::Exact(repository.to_string()));
             o
         };
-        let right = verify_image(
-            &client,
-            &image,
-            None,
-            LayerKind::Attestation,
-            &with_repository("slsa-framework/example-package"),
-        )
-        .await
-        .unwrap();
+        let right = attestations(&with_repository("slsa-framework/example-package")).await;
         assert!(right.verified, "{version}: {right:#?}");
-        let wrong = verify_image(
-            &client,
-            &image,
-            None,
-            LayerKind::Attestation,
-            &with_repository("slsa-framework/slsa-github-generator"),
-        )
-        .await
-        .unwrap();
-        assert!(!wrong.verified);
-        assert!(
-            reasons(&wrong)[0].contains(
-                "GitHub workflow repository (1.3.6.1.4.1.57264.1.5) differs: expected \"slsa-framework/slsa-github-generator\", found \"slsa-framework/example-package\""
-            ),
-            "{:?}",
-            reasons(&wrong)
+        let wrong = attestations(&with_repository("slsa-framework/slsa-github-generator")).await;
+        assert_refused_with(
+            &wrong,
+            "GitHub workflow repository (1.3.6.1.4.1.57264.1.5) differs: expected \"slsa-framework/slsa-github-generator\", found \"slsa-framework/example-package\"",
         );
 
         // A key policy on keyless attestations fails, naming why.
         let key = SigningKey::generate().unwrap();
-        let keyed = verify_image(
-            &client,
-            &image,
-            None,
-            LayerKind::Attestation,
-            &key_options(&key, false),
-        )
-        .await
-        .unwrap();
-        assert!(!keyed.verified);
-        assert!(
-            reasons(&keyed)[0].contains("this layer is keyless"),
-            "{:?}",
-            reasons(&keyed)
-        );
+        let keyed = attestations(&key_options(&key, false)).await;
+        assert_refused_with(&keyed, "this layer is keyless");
     }
 }
 
 #[tokio::test]
 async fn attestations_copied_to_another_image_are_rejected() {
     let reg = TestRegistry::start(RegistryMode::Plain).unwrap();
-    let client = client(&reg);
+    let client = registry_client(&reg);
     let a = Reference::parse(&format!("{}/slsa/a", reg.host())).unwrap();
     let b = Reference::parse(&format!("{}/slsa/b", reg.host())).unwrap();
-    let digest_a = push_cosign_layout(&client, &a, &layout_dir("v2.0.0"), "v1").await;
-    let digest_b = push_cosign_layout(&client, &b, &layout_dir("v2.1.0"), "v1").await;
+    let digest_a = push_cosign_layout(&client, &a, &slsa_layout_dir("v2.0.0"), "v1").await;
+    let digest_b = push_cosign_layout(&client, &b, &slsa_layout_dir("v2.1.0"), "v1").await;
     // b's image now carries a's attestations under its own `.att` tag.
     let att_a = client
         .fetch_manifest(&a.with_tag(&legacy::tag_for(&digest_a, "att")).unwrap())
         .await
         .unwrap();
-    let parsed: ImageManifest = serde_json::from_slice(&att_a.bytes).unwrap();
-    for blob in std::iter::once(&parsed.config).chain(&parsed.layers) {
-        let bytes = client.fetch_blob(&a, &blob.digest, 1 << 20).await.unwrap();
-        client.push_blob(&b, &bytes).await.unwrap();
-    }
-    client
-        .push_manifest(
-            &b.with_tag(&legacy::tag_for(&digest_b, "att")).unwrap(),
-            &att_a.bytes,
-            OCI_MANIFEST,
-        )
-        .await
-        .unwrap();
-    let report = verify_image(
+    let att_b = b.with_tag(&legacy::tag_for(&digest_b, "att")).unwrap();
+    copy_manifest(&client, &a, &att_a.bytes, &att_b).await;
+    let report = image_report(
         &client,
         &b.with_tag("v1").unwrap(),
-        None,
         LayerKind::Attestation,
         &slsa_options(GENERATOR, GITHUB_ISSUER, None),
     )
-    .await
-    .unwrap();
+    .await;
     assert!(!report.verified);
     for r in reasons(&report) {
         assert!(

@@ -139,6 +139,39 @@ pub(crate) struct Request<'a> {
     pub what: String,
 }
 
+impl<'a> Request<'a> {
+    /// A request that sends nothing and accepts no body (a HEAD as is; reads set `accept` and `body_limit`).
+    pub(crate) fn new(method: Method, path: String, repository: &'a str, what: String) -> Self {
+        Request {
+            method,
+            path,
+            repository,
+            push: false,
+            accept: None,
+            content_type: None,
+            body: None,
+            body_limit: 0,
+            what,
+        }
+    }
+
+    /// A push that sends `body` (`POST`, `PUT`); only an error-sized answer is read.
+    pub(crate) fn upload(
+        method: Method,
+        path: String,
+        repository: &'a str,
+        body: Vec<u8>,
+        what: String,
+    ) -> Self {
+        Request {
+            push: true,
+            body: Some(body),
+            body_limit: ERROR_BODY_LIMIT,
+            ..Request::new(method, path, repository, what)
+        }
+    }
+}
+
 /// A response read within its limit.
 pub(crate) struct Fetched {
     pub status: u16,
@@ -305,15 +338,13 @@ impl RegistryClient {
             .execute(
                 &reg,
                 &Request {
-                    method: Method::HEAD,
-                    path: manifest_path(reference, &reference.manifest_reference()),
-                    repository: reference.repository(),
-                    push: false,
                     accept: Some(MANIFEST_MEDIA_TYPES.join(", ")),
-                    content_type: None,
-                    body: None,
-                    body_limit: 0,
-                    what: format!("manifest {reference}"),
+                    ..Request::new(
+                        Method::HEAD,
+                        manifest_path(reference, &reference.manifest_reference()),
+                        reference.repository(),
+                        format!("manifest {reference}"),
+                    )
                 },
             )
             .await?;
@@ -431,15 +462,14 @@ impl RegistryClient {
             .execute(
                 &reg,
                 &Request {
-                    method: Method::GET,
-                    path: manifest_path(reference, &reference.manifest_reference()),
-                    repository: reference.repository(),
-                    push: false,
                     accept: Some(accept.to_string()),
-                    content_type: None,
-                    body: None,
                     body_limit: self.inner.config.max_manifest_bytes,
-                    what: what.clone(),
+                    ..Request::new(
+                        Method::GET,
+                        manifest_path(reference, &reference.manifest_reference()),
+                        reference.repository(),
+                        what.clone(),
+                    )
                 },
             )
             .await?;
@@ -537,15 +567,14 @@ impl RegistryClient {
             .execute(
                 &reg,
                 &Request {
-                    method: Method::PUT,
-                    path: manifest_path(reference, &reference.manifest_reference()),
-                    repository: reference.repository(),
-                    push: true,
-                    accept: None,
                     content_type: Some(media_type),
-                    body: Some(bytes.to_vec()),
-                    body_limit: ERROR_BODY_LIMIT,
-                    what: what.clone(),
+                    ..Request::upload(
+                        Method::PUT,
+                        manifest_path(reference, &reference.manifest_reference()),
+                        reference.repository(),
+                        bytes.to_vec(),
+                        what.clone(),
+                    )
                 },
             )
             .await?;
@@ -580,22 +609,8 @@ impl RegistryClient {
         max_bytes: u64,
     ) -> Result<Vec<u8>, Error> {
         let reg = self.registry(repository);
-        let what = format!("blob {}@{digest}", repository.name());
         let fetched = self
-            .execute(
-                &reg,
-                &Request {
-                    method: Method::GET,
-                    path: format!("/v2/{}/blobs/{digest}", repository.repository()),
-                    repository: repository.repository(),
-                    push: false,
-                    accept: None,
-                    content_type: None,
-                    body: None,
-                    body_limit: max_bytes,
-                    what: what.clone(),
-                },
-            )
+            .send_blob_request(&reg, Method::GET, repository, digest, max_bytes)
             .await?;
         let fetched = check_status(
             &reg,
@@ -608,7 +623,7 @@ impl RegistryClient {
         if got != *digest {
             return Err(Error::DigestMismatch {
                 registry: reg.name.clone(),
-                what,
+                what: format!("blob {}@{digest}", repository.name()),
                 expected: digest.to_string(),
                 actual: got.to_string(),
             });
@@ -624,20 +639,7 @@ impl RegistryClient {
     ) -> Result<bool, Error> {
         let reg = self.registry(repository);
         let fetched = self
-            .execute(
-                &reg,
-                &Request {
-                    method: Method::HEAD,
-                    path: format!("/v2/{}/blobs/{digest}", repository.repository()),
-                    repository: repository.repository(),
-                    push: false,
-                    accept: None,
-                    content_type: None,
-                    body: None,
-                    body_limit: 0,
-                    what: format!("blob {}@{digest}", repository.name()),
-                },
-            )
+            .send_blob_request(&reg, Method::HEAD, repository, digest, 0)
             .await?;
         if fetched.status == 404 {
             return Ok(false);
@@ -652,6 +654,30 @@ impl RegistryClient {
         .map(|_| true)
     }
 
+    /// Sends `method` (GET or HEAD) for the blob `digest`, accepting a 2xx body of at most `body_limit` bytes.
+    async fn send_blob_request(
+        &self,
+        reg: &RegistryState,
+        method: Method,
+        repository: &Reference,
+        digest: &Digest,
+        body_limit: u64,
+    ) -> Result<Fetched, Error> {
+        self.execute(
+            reg,
+            &Request {
+                body_limit,
+                ..Request::new(
+                    method,
+                    format!("/v2/{}/blobs/{digest}", repository.repository()),
+                    repository.repository(),
+                    format!("blob {}@{digest}", repository.name()),
+                )
+            },
+        )
+        .await
+    }
+
     /// Uploads `bytes` as a blob (monolithic POST + PUT) unless the repository has it; returns its digest.
     pub async fn push_blob(&self, repository: &Reference, bytes: &[u8]) -> Result<Digest, Error> {
         let digest = Digest::sha256_of(bytes);
@@ -663,17 +689,13 @@ impl RegistryClient {
         let started = self
             .execute(
                 &reg,
-                &Request {
-                    method: Method::POST,
-                    path: format!("/v2/{}/blobs/uploads/", repository.repository()),
-                    repository: repository.repository(),
-                    push: true,
-                    accept: None,
-                    content_type: None,
-                    body: Some(Vec::new()),
-                    body_limit: ERROR_BODY_LIMIT,
-                    what: what.clone(),
-                },
+                &Request::upload(
+                    Method::POST,
+                    format!("/v2/{}/blobs/uploads/", repository.repository()),
+                    repository.repository(),
+                    Vec::new(),
+                    what.clone(),
+                ),
             )
             .await?;
         let started = check_status(&reg, started, "repository", &repository.name(), "POST")?;
@@ -689,15 +711,14 @@ impl RegistryClient {
             .execute(
                 &reg,
                 &Request {
-                    method: Method::PUT,
-                    path: url,
-                    repository: repository.repository(),
-                    push: true,
-                    accept: None,
                     content_type: Some("application/octet-stream"),
-                    body: Some(bytes.to_vec()),
-                    body_limit: ERROR_BODY_LIMIT,
-                    what,
+                    ..Request::upload(
+                        Method::PUT,
+                        url,
+                        repository.repository(),
+                        bytes.to_vec(),
+                        what,
+                    )
                 },
             )
             .await?;
@@ -732,19 +753,12 @@ impl RegistryClient {
         let mut tags = Vec::new();
         for _ in 0..MAX_PAGES {
             let fetched = self
-                .execute(
+                .fetch_listing_page(
                     &reg,
-                    &Request {
-                        method: Method::GET,
-                        path: path.clone(),
-                        repository: repository.repository(),
-                        push: false,
-                        accept: Some("application/json".into()),
-                        content_type: None,
-                        body: None,
-                        body_limit: self.inner.config.max_manifest_bytes,
-                        what: format!("tag list of {}", repository.name()),
-                    },
+                    &path,
+                    repository.repository(),
+                    "application/json",
+                    format!("tag list of {}", repository.name()),
                 )
                 .await?;
             let fetched = check_status(&reg, fetched, "repository", &repository.name(), "GET")?;
@@ -755,8 +769,8 @@ impl RegistryClient {
                     detail: e.to_string(),
                 })?;
             tags.extend(page.tags.unwrap_or_default());
-            match fetched.header("link").and_then(next_link) {
-                Some(next) => path = self.same_registry_url(&reg, &next)?,
+            match self.next_page(&reg, &fetched)? {
+                Some(next) => path = next,
                 None => return Ok(tags),
             }
         }
@@ -765,6 +779,40 @@ impl RegistryClient {
             what: format!("tag list of {}", repository.name()),
             detail: format!("more than {MAX_PAGES} pages"),
         })
+    }
+
+    /// GETs one page of a listing (tags, referrers) as `accept`, within the manifest size limit.
+    pub(crate) async fn fetch_listing_page(
+        &self,
+        reg: &RegistryState,
+        path: &str,
+        repository: &str,
+        accept: &str,
+        what: String,
+    ) -> Result<Fetched, Error> {
+        self.execute(
+            reg,
+            &Request {
+                accept: Some(accept.to_string()),
+                body_limit: self.inner.config.max_manifest_bytes,
+                ..Request::new(Method::GET, path.to_string(), repository, what)
+            },
+        )
+        .await
+    }
+
+    /// Where the listing continues: the `Link: <...>; rel="next"` target on this registry, `None` on the last
+    /// page.
+    pub(crate) fn next_page(
+        &self,
+        reg: &RegistryState,
+        fetched: &Fetched,
+    ) -> Result<Option<String>, Error> {
+        fetched
+            .header("link")
+            .and_then(next_link)
+            .map(|next| self.same_registry_url(reg, &next))
+            .transpose()
     }
 
     /// Turns a `Location`/`Link` target into a URL on this registry; refuses other hosts (credentials would

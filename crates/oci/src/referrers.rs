@@ -5,10 +5,7 @@
 //! other content type means "use the fallback tag". The answer is cached per (registry, repository).
 use std::collections::BTreeMap;
 
-use reqwest::Method;
-
-use crate::challenge::next_link;
-use crate::client::{Fetched, RegistryClient, Request, check_status, read_lock, write_lock};
+use crate::client::{Fetched, RegistryClient, check_status, read_lock, write_lock};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::manifest::{
@@ -130,19 +127,12 @@ impl RegistryClient {
         let mut all = Vec::new();
         for page in 0..MAX_REFERRER_PAGES {
             let fetched = self
-                .execute(
+                .fetch_listing_page(
                     &reg,
-                    &Request {
-                        method: Method::GET,
-                        path: path.clone(),
-                        repository: subject.repository(),
-                        push: false,
-                        accept: Some(OCI_INDEX.to_string()),
-                        content_type: None,
-                        body: None,
-                        body_limit: self.config().max_manifest_bytes,
-                        what: format!("referrers of {}@{digest}", subject.name()),
-                    },
+                    &path,
+                    subject.repository(),
+                    OCI_INDEX,
+                    format!("referrers of {}@{digest}", subject.name()),
                 )
                 .await?;
             let content_type = fetched
@@ -179,8 +169,8 @@ impl RegistryClient {
                 filter_by_artifact_type(index.manifests, artifact_type)
             };
             all.extend(manifests);
-            match fetched.header("link").and_then(next_link) {
-                Some(next) => path = self.same_registry_url(&reg, &next)?,
+            match self.next_page(&reg, &fetched)? {
+                Some(next) => path = next,
                 None => return Ok(Probe::Api(all)),
             }
         }

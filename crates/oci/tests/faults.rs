@@ -3,14 +3,16 @@
 //! cause; 4xx other than 429 are not retried.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-use std::process::Command;
+mod support;
+
 use std::time::Duration;
 
-use kibaship_oci::{ClientConfig, Digest, Error, Reference, RegistryClient, RetryPolicy};
+use kibaship_oci::{ClientConfig, Digest, Reference, RegistryClient, RetryPolicy};
 use kibaship_testsupport::faultproxy::{Fault, FaultProxy};
 use kibaship_testsupport::fixtures::push_fixture_images;
 use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
+use support::assert_retries_exhausted;
+use support::skopeo::skopeo_raw;
 
 const ATTEMPTS: u32 = 5;
 
@@ -30,26 +32,6 @@ fn client_through(proxy: &FaultProxy) -> RegistryClient {
     .unwrap()
 }
 
-fn skopeo_digest(reference: &str) -> Digest {
-    let skopeo = std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .map(|d| Path::new(d).join("skopeo"))
-        .find(|p| p.is_file())
-        .expect("skopeo is not on PATH: install the Debian package `skopeo` (make deps does)");
-    let out = Command::new(skopeo)
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{reference}"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Digest::sha256_of(&out.stdout)
-}
-
 struct Setup {
     reg: TestRegistry,
     repo_tag: String,
@@ -60,7 +42,7 @@ fn setup() -> Setup {
     let reg = TestRegistry::start(RegistryMode::Plain).unwrap();
     let fixtures = push_fixture_images(&reg).unwrap();
     let fixture = &fixtures[0];
-    let expected = skopeo_digest(&fixture.reference);
+    let expected = Digest::sha256_of(&skopeo_raw(&fixture.reference, None));
     Setup {
         repo_tag: format!("{}:{}", fixture.repository, fixture.tag),
         expected,
@@ -142,22 +124,7 @@ async fn persistent_faults_end_with_the_last_cause() {
             .await
             .unwrap_err();
         eprintln!("{label}: {err}");
-        match &err {
-            Error::RetriesExhausted {
-                attempts,
-                last,
-                registry,
-                ..
-            } => {
-                assert_eq!(*attempts, ATTEMPTS, "{label}");
-                assert_eq!(registry, &proxy.host(), "{label}");
-                assert!(
-                    last.contains(cause),
-                    "{label}: last cause {last:?} should mention {cause:?}"
-                );
-            }
-            other => panic!("{label}: expected RetriesExhausted, got {other}"),
-        }
+        assert_retries_exhausted(&err, ATTEMPTS, &proxy.host(), &[cause], &label);
         assert_eq!(proxy.requests_seen(), ATTEMPTS as usize, "{label}");
     }
 }

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use kibaship_oci::{
-    ClientConfig, Credential, Digest, Error, Reference, ReferrersSource, RegistryClient,
+    ClientConfig, Credential, Digest, Error, Reference, Referrers, ReferrersSource, RegistryClient,
     RetryPolicy,
 };
-use support::{ReplayServer, Reply, Seen, testdata};
+use support::{ReplayServer, Reply, Seen, assert_retries_exhausted, testdata};
 
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -41,6 +41,46 @@ fn config_for(host: &str) -> ClientConfig {
 
 fn client_for(host: &str) -> RegistryClient {
     RegistryClient::new(config_for(host)).unwrap()
+}
+
+/// `<host>/a/b:v1`, the image the scripted servers answer for.
+fn tagged_ref(host: &str) -> Reference {
+    Reference::parse(&format!("{host}/a/b:v1")).unwrap()
+}
+
+/// A client for `host` that sends `user`:`password` (basic auth, or to the token endpoint).
+fn client_with_password(host: &str, user: &str, password: &str) -> RegistryClient {
+    let mut config = config_for(host);
+    config.credentials = HashMap::from([(
+        host.to_string(),
+        Credential::Basic {
+            username: user.into(),
+            password: password.into(),
+        },
+    )]);
+    RegistryClient::new(config).unwrap()
+}
+
+/// A client for `host` that reads docker's `config.json` (written as `config_json` into the returned
+/// directory, which must outlive the client).
+fn client_with_docker_config(host: &str, config_json: &str) -> (RegistryClient, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), config_json).unwrap();
+    let mut config = config_for(host);
+    config.use_docker_config = true;
+    config.docker_config_dir = Some(dir.path().to_path_buf());
+    (RegistryClient::new(config).unwrap(), dir)
+}
+
+/// A server that answers the referrers API with a recorded answer and anything else with 500.
+fn referrers_api_server(recorded: &'static str) -> ReplayServer {
+    ReplayServer::start(move |req| {
+        if req.path().contains("/referrers/") {
+            Reply::recorded(recorded)
+        } else {
+            Reply::new(500)
+        }
+    })
 }
 
 fn subject_digest() -> String {
@@ -70,10 +110,7 @@ async fn referrers_api_unfiltered_and_filtered_by_the_registry() {
         }
     });
     let client = client_for(&server.host());
-    let all = client
-        .list_referrers(&subject_ref(&server.host()), None)
-        .await
-        .unwrap();
+    let all = subject_referrers(&client, &server, None).await;
     assert_eq!(all.source, ReferrersSource::Api);
     let types: Vec<_> = all
         .descriptors
@@ -84,10 +121,7 @@ async fn referrers_api_unfiltered_and_filtered_by_the_registry() {
         types,
         vec!["application/spdx+json", "application/vnd.example.sig"]
     );
-    let sbom = client
-        .list_referrers(&subject_ref(&server.host()), Some("application/spdx+json"))
-        .await
-        .unwrap();
+    let sbom = subject_referrers(&client, &server, Some("application/spdx+json")).await;
     assert_eq!(sbom.descriptors.len(), 1);
     assert_eq!(
         sbom.descriptors[0].artifact_type.as_deref(),
@@ -115,30 +149,15 @@ async fn referrers_api_unfiltered_and_filtered_by_the_registry() {
 #[tokio::test]
 async fn referrers_filtered_client_side_without_oci_filters_applied() {
     // The registry ignores ?artifactType (it returns everything and no OCI-Filters-Applied header).
-    let server = ReplayServer::start(|req| {
-        if req.path().contains("/referrers/") {
-            Reply::recorded("ggcr-referrers-all.http")
-        } else {
-            Reply::new(500)
-        }
-    });
+    let server = referrers_api_server("ggcr-referrers-all.http");
     let client = client_for(&server.host());
-    let sig = client
-        .list_referrers(
-            &subject_ref(&server.host()),
-            Some("application/vnd.example.sig"),
-        )
-        .await
-        .unwrap();
+    let sig = subject_referrers(&client, &server, Some("application/vnd.example.sig")).await;
     assert_eq!(sig.descriptors.len(), 1);
     assert_eq!(
         sig.descriptors[0].artifact_type.as_deref(),
         Some("application/vnd.example.sig")
     );
-    let none = client
-        .list_referrers(&subject_ref(&server.host()), Some("application/x-none"))
-        .await
-        .unwrap();
+    let none = subject_referrers(&client, &server, Some("application/x-none")).await;
     assert!(none.descriptors.is_empty());
 }
 
@@ -169,12 +188,21 @@ async fn referrers_follow_link_pagination() {
         }
     });
     let client = client_for(&server.host());
-    let got = client
-        .list_referrers(&subject_ref(&server.host()), None)
-        .await
-        .unwrap();
+    let got = subject_referrers(&client, &server, None).await;
     assert_eq!(got.descriptors.len(), 2);
     assert_eq!(server.count("GET", "/v2/rec/app/referrers/"), 2);
+}
+
+/// The referrers of the recorded subject on `server`, optionally only those of `artifact_type`.
+async fn subject_referrers(
+    client: &RegistryClient,
+    server: &ReplayServer,
+    artifact_type: Option<&str>,
+) -> Referrers {
+    client
+        .list_referrers(&subject_ref(&server.host()), artifact_type)
+        .await
+        .unwrap()
 }
 
 fn fallback_index_reply(digest: &str) -> Reply {
@@ -206,18 +234,12 @@ async fn referrers_fall_back_to_the_tag_on_404_and_on_a_non_index_answer() {
             }
         });
         let client = client_for(&server.host());
-        let got = client
-            .list_referrers(&subject_ref(&server.host()), None)
-            .await
-            .unwrap();
+        let got = subject_referrers(&client, &server, None).await;
         assert_eq!(got.source, ReferrersSource::FallbackTag);
         assert_eq!(got.descriptors.len(), 1);
         assert_eq!(got.descriptors[0].digest.to_string(), other);
         // The "no API" answer is cached per repository: the second listing goes straight to the tag.
-        client
-            .list_referrers(&subject_ref(&server.host()), None)
-            .await
-            .unwrap();
+        subject_referrers(&client, &server, None).await;
         assert_eq!(server.count("GET", "/v2/rec/app/referrers/"), 1);
     }
 }
@@ -225,10 +247,7 @@ async fn referrers_fall_back_to_the_tag_on_404_and_on_a_non_index_answer() {
 #[tokio::test]
 async fn referrers_with_neither_api_nor_tag_are_empty_and_server_errors_are_not_hidden() {
     let server = ReplayServer::start(|_| Reply::new(404));
-    let got = client_for(&server.host())
-        .list_referrers(&subject_ref(&server.host()), None)
-        .await
-        .unwrap();
+    let got = subject_referrers(&client_for(&server.host()), &server, None).await;
     assert!(got.descriptors.is_empty());
 
     let server = ReplayServer::start(|_| {
@@ -258,7 +277,7 @@ async fn head_without_digest_falls_back_to_a_verified_get() {
             .header("X-Method", &req.method)
     });
     let client = client_for(&server.host());
-    let r = Reference::parse(&format!("{}/a/b:v1", server.host())).unwrap();
+    let r = tagged_ref(&server.host());
     let resolved = client.resolve_digest(&r, None).await.unwrap();
     assert_eq!(resolved.digest, expected);
     assert_eq!(server.count("HEAD", "/v2/a/b/manifests/v1"), 1);
@@ -283,7 +302,7 @@ async fn a_body_that_does_not_match_its_announced_digest_is_rejected() {
         }
     });
     let client = client_for(&server.host());
-    let r = Reference::parse(&format!("{}/a/b:v1", server.host())).unwrap();
+    let r = tagged_ref(&server.host());
     let err = client.resolve_digest(&r, None).await.unwrap_err();
     assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
     let text = err.to_string();
@@ -301,7 +320,7 @@ async fn oversized_manifests_are_refused_before_reading() {
             .body(vec![b' '; 5 * 1024 * 1024])
     });
     let client = client_for(&server.host());
-    let r = Reference::parse(&format!("{}/a/b:v1", server.host())).unwrap();
+    let r = tagged_ref(&server.host());
     let err = client.fetch_manifest(&r).await.unwrap_err();
     assert!(
         matches!(err, Error::TooLarge { limit: 4194304, .. }),
@@ -325,7 +344,7 @@ async fn transient_503_and_429_with_retry_after_are_retried() {
         ),
     });
     let client = client_for(&server.host());
-    let r = Reference::parse(&format!("{}/a/b:v1", server.host())).unwrap();
+    let r = tagged_ref(&server.host());
     let started = std::time::Instant::now();
     let resolved = client.resolve_digest(&r, None).await.unwrap();
     assert_eq!(resolved.digest.hex(), "1".repeat(64));
@@ -345,24 +364,15 @@ async fn persistent_failures_end_with_the_last_cause() {
         )
     });
     let client = client_for(&server.host());
-    let r = Reference::parse(&format!("{}/a/b:v1", server.host())).unwrap();
+    let r = tagged_ref(&server.host());
     let err = client.fetch_manifest(&r).await.unwrap_err();
-    match &err {
-        Error::RetriesExhausted {
-            attempts,
-            last,
-            registry,
-            ..
-        } => {
-            assert_eq!(*attempts, 4);
-            assert!(
-                last.contains("HTTP 503") && last.contains("UNAVAILABLE"),
-                "{last}"
-            );
-            assert_eq!(registry, &server.host());
-        }
-        other => panic!("expected RetriesExhausted, got {other}"),
-    }
+    assert_retries_exhausted(
+        &err,
+        4,
+        &server.host(),
+        &["HTTP 503", "UNAVAILABLE"],
+        "503 throughout",
+    );
     assert_eq!(server.count("GET", "/v2/a/b/manifests/v1"), 4);
 }
 
@@ -376,7 +386,7 @@ async fn other_4xx_are_never_retried() {
             )
         });
         let client = client_for(&server.host());
-        let r = Reference::parse(&format!("{}/a/b:v1", server.host())).unwrap();
+        let r = tagged_ref(&server.host());
         let err = client.fetch_manifest(&r).await.unwrap_err();
         assert_eq!(
             server.count("GET", "/v2/"),
@@ -401,7 +411,7 @@ async fn connection_refused_is_retried_then_reported() {
     };
     let host = format!("127.0.0.1:{port}");
     let client = client_for(&host);
-    let r = Reference::parse(&format!("{host}/a/b:v1")).unwrap();
+    let r = tagged_ref(&host);
     let err = client.resolve_digest(&r, None).await.unwrap_err();
     let text = err.to_string();
     assert!(
@@ -480,16 +490,8 @@ async fn bearer_tokens_are_cached_per_scope_and_refetched_once_on_401() {
     let expected = basic_of("alice", "s3cret-pw");
     let reg = token_registry(move |req| req.header("authorization") == Some(expected.as_str()));
     let host = reg.server.host();
-    let mut config = config_for(&host);
-    config.credentials = HashMap::from([(
-        host.clone(),
-        Credential::Basic {
-            username: "alice".into(),
-            password: "s3cret-pw".into(),
-        },
-    )]);
-    let client = RegistryClient::new(config).unwrap();
-    let r = Reference::parse(&format!("{host}/a/b:v1")).unwrap();
+    let client = client_with_password(&host, "alice", "s3cret-pw");
+    let r = tagged_ref(&host);
     for _ in 0..3 {
         client.resolve_digest(&r, None).await.unwrap();
     }
@@ -508,16 +510,8 @@ async fn bearer_tokens_are_cached_per_scope_and_refetched_once_on_401() {
 async fn wrong_password_names_the_registry_never_the_password() {
     let reg = token_registry(|_| false);
     let host = reg.server.host();
-    let mut config = config_for(&host);
-    config.credentials = HashMap::from([(
-        host.clone(),
-        Credential::Basic {
-            username: "alice".into(),
-            password: "hunter2-secret".into(),
-        },
-    )]);
-    let client = RegistryClient::new(config).unwrap();
-    let r = Reference::parse(&format!("{host}/a/b:v1")).unwrap();
+    let client = client_with_password(&host, "alice", "hunter2-secret");
+    let r = tagged_ref(&host);
     let err = client.resolve_digest(&r, None).await.unwrap_err();
     let text = format!("{err} / {err:?}");
     assert!(text.contains(&host) && text.contains("401"), "{text}");
@@ -536,20 +530,14 @@ async fn identity_tokens_from_docker_config_use_the_refresh_token_grant() {
             && String::from_utf8_lossy(&req.body).contains("refresh_token=rt-123")
     });
     let host = reg.server.host();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("config.json"),
-        format!(
+    let (client, _dir) = client_with_docker_config(
+        &host,
+        &format!(
             r#"{{"auths":{{"http://{host}/v2/":{{"auth":"{}","identitytoken":"rt-123"}}}}}}"#,
             base64::engine::general_purpose::STANDARD.encode("<token>:")
         ),
-    )
-    .unwrap();
-    let mut config = config_for(&host);
-    config.use_docker_config = true;
-    config.docker_config_dir = Some(dir.path().to_path_buf());
-    let client = RegistryClient::new(config).unwrap();
-    let r = Reference::parse(&format!("{host}/a/b:v1")).unwrap();
+    );
+    let r = tagged_ref(&host);
     client.resolve_digest(&r, None).await.unwrap();
     assert_eq!(reg.server.count("POST", "/token"), 1);
 }
@@ -568,20 +556,14 @@ async fn basic_auth_from_docker_config() {
         }
     });
     let host = server.host();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("config.json"),
-        format!(
+    let (client, _dir) = client_with_docker_config(
+        &host,
+        &format!(
             r#"{{"auths":{{"{host}":{{"auth":"{}"}}}}}}"#,
             base64::engine::general_purpose::STANDARD.encode("bob:pw:with:colons")
         ),
-    )
-    .unwrap();
-    let mut config = config_for(&host);
-    config.use_docker_config = true;
-    config.docker_config_dir = Some(dir.path().to_path_buf());
-    let client = RegistryClient::new(config).unwrap();
-    let r = Reference::parse(&format!("{host}/a/b:v1")).unwrap();
+    );
+    let r = tagged_ref(&host);
     client.resolve_digest(&r, None).await.unwrap();
     client.resolve_digest(&r, None).await.unwrap();
     assert_eq!(
@@ -655,16 +637,8 @@ async fn concurrent_first_requests_share_one_token() {
     let expected = basic_of("alice", "pw");
     let reg = token_registry(move |req| req.header("authorization") == Some(expected.as_str()));
     let host = reg.server.host();
-    let mut config = config_for(&host);
-    config.credentials = HashMap::from([(
-        host.clone(),
-        Credential::Basic {
-            username: "alice".into(),
-            password: "pw".into(),
-        },
-    )]);
-    let client = RegistryClient::new(config).unwrap();
-    let r = Reference::parse(&format!("{host}/a/b:v1")).unwrap();
+    let client = client_with_password(&host, "alice", "pw");
+    let r = tagged_ref(&host);
     let tasks: Vec<_> = (0..32)
         .map(|_| {
             let (client, r) = (client.clone(), r.clone());
@@ -692,7 +666,7 @@ async fn manifests_fetched_by_digest_are_cached_and_tags_are_not() {
             .body(served.clone())
     });
     let client = client_for(&server.host());
-    let by_tag = Reference::parse(&format!("{}/a/b:v1", server.host())).unwrap();
+    let by_tag = tagged_ref(&server.host());
     let by_digest = by_tag.with_digest(digest.clone());
     for _ in 0..3 {
         assert_eq!(
@@ -710,17 +684,8 @@ async fn manifests_fetched_by_digest_are_cached_and_tags_are_not() {
 
 #[tokio::test]
 async fn an_empty_api_answer_is_final_and_no_fallback_tag_is_read() {
-    let server = ReplayServer::start(|req| {
-        if req.path().contains("/referrers/") {
-            Reply::recorded("ggcr-referrers-none.http")
-        } else {
-            Reply::new(500)
-        }
-    });
-    let got = client_for(&server.host())
-        .list_referrers(&subject_ref(&server.host()), None)
-        .await
-        .unwrap();
+    let server = referrers_api_server("ggcr-referrers-none.http");
+    let got = subject_referrers(&client_for(&server.host()), &server, None).await;
     assert_eq!(
         (got.source, got.descriptors.len()),
         (ReferrersSource::Api, 0)

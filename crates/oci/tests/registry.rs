@@ -2,9 +2,10 @@
 //! `kibaship_testsupport`, cross-checked with skopeo. Each test starts its own registry and stops it on drop.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use kibaship_oci::manifest::{Descriptor, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST};
@@ -14,32 +15,7 @@ use kibaship_oci::{
 };
 use kibaship_testsupport::fixtures::{push_fixture_images, push_tags};
 use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
-
-fn skopeo() -> PathBuf {
-    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
-        let candidate = Path::new(dir).join("skopeo");
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!("skopeo is not on PATH: install the Debian package `skopeo` (make deps does)");
-}
-
-/// `skopeo inspect --raw` of `reference`: the exact manifest bytes the registry serves.
-fn skopeo_raw(reference: &str, creds: Option<&(String, String)>) -> Vec<u8> {
-    let mut cmd = Command::new(skopeo());
-    cmd.args(["inspect", "--raw", "--tls-verify=false"]);
-    if let Some((u, p)) = creds {
-        cmd.arg("--creds").arg(format!("{u}:{p}"));
-    }
-    let out = cmd.arg(format!("docker://{reference}")).output().unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo inspect --raw {reference}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+use support::skopeo::skopeo_raw;
 
 fn fast_retry() -> RetryPolicy {
     RetryPolicy {
@@ -51,7 +27,8 @@ fn fast_retry() -> RetryPolicy {
     }
 }
 
-fn client_for(reg: &TestRegistry) -> RegistryClient {
+/// A config for `reg` without credentials: its CA trusted, or plain HTTP when it has none.
+fn config_without_credentials(reg: &TestRegistry) -> ClientConfig {
     let mut config = ClientConfig {
         use_docker_config: false,
         retry: fast_retry(),
@@ -61,6 +38,11 @@ fn client_for(reg: &TestRegistry) -> RegistryClient {
     if reg.ca_pem_path().is_none() {
         config.insecure_registries.push(reg.host());
     }
+    config
+}
+
+fn client_for(reg: &TestRegistry) -> RegistryClient {
+    let mut config = config_without_credentials(reg);
     if let Some((username, password)) = reg.credentials() {
         config.credentials =
             HashMap::from([(reg.host(), Credential::Basic { username, password })]);
@@ -177,6 +159,15 @@ async fn token_auth_tls_registry_digests_match_skopeo_and_tokens_are_cached() {
     fixtures_match_skopeo(&reg).await;
 }
 
+/// The error resolving `r` with a client of `config`.
+async fn resolve_error(config: ClientConfig, r: &Reference) -> Error {
+    RegistryClient::new(config)
+        .unwrap()
+        .resolve_digest(r, None)
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test]
 async fn wrong_credentials_and_untrusted_tls_give_clear_errors() {
     for mode in [RegistryMode::BasicTls, RegistryMode::TokenTls] {
@@ -186,9 +177,6 @@ async fn wrong_credentials_and_untrusted_tls_give_clear_errors() {
         let (username, _) = reg.credentials().unwrap();
         let password = "Wr0ng-Passw0rd-Kiba".to_string();
         let config = ClientConfig {
-            use_docker_config: false,
-            retry: fast_retry(),
-            ca_file: reg.ca_pem_path().map(Path::to_path_buf),
             credentials: HashMap::from([(
                 reg.host(),
                 Credential::Basic {
@@ -196,13 +184,9 @@ async fn wrong_credentials_and_untrusted_tls_give_clear_errors() {
                     password: password.clone(),
                 },
             )]),
-            ..ClientConfig::default()
+            ..config_without_credentials(&reg)
         };
-        let err = RegistryClient::new(config)
-            .unwrap()
-            .resolve_digest(&r, None)
-            .await
-            .unwrap_err();
+        let err = resolve_error(config, &r).await;
         let text = format!("{err} | {err:?}");
         eprintln!("{mode:?} wrong password: {err}");
         assert!(
@@ -215,17 +199,7 @@ async fn wrong_credentials_and_untrusted_tls_give_clear_errors() {
         );
 
         // No credentials at all.
-        let anonymous = ClientConfig {
-            use_docker_config: false,
-            retry: fast_retry(),
-            ca_file: reg.ca_pem_path().map(Path::to_path_buf),
-            ..ClientConfig::default()
-        };
-        let err = RegistryClient::new(anonymous)
-            .unwrap()
-            .resolve_digest(&r, None)
-            .await
-            .unwrap_err();
+        let err = resolve_error(config_without_credentials(&reg), &r).await;
         eprintln!("{mode:?} anonymous: {err}");
         assert!(
             matches!(err, Error::Unauthorized { .. }) && err.to_string().contains(&reg.host()),
@@ -234,15 +208,10 @@ async fn wrong_credentials_and_untrusted_tls_give_clear_errors() {
 
         // Without the CA bundle the certificate is not trusted: a final error that says so, not retries.
         let untrusted = ClientConfig {
-            use_docker_config: false,
-            retry: fast_retry(),
-            ..ClientConfig::default()
+            ca_file: None,
+            ..config_without_credentials(&reg)
         };
-        let err = RegistryClient::new(untrusted)
-            .unwrap()
-            .resolve_digest(&r, None)
-            .await
-            .unwrap_err();
+        let err = resolve_error(untrusted, &r).await;
         eprintln!("{mode:?} untrusted: {err}");
         assert!(
             matches!(err, Error::Transport { .. }) && err.to_string().contains("--ca-file"),

@@ -36,24 +36,25 @@ pub(crate) fn set_payload(entry: &TlogEntry) -> Vec<u8> {
     .into_bytes()
 }
 
-fn hash_children(left: &[u8], right: &[u8]) -> [u8; 32] {
+/// SHA-256 over a one-byte domain prefix and `parts` (RFC 6962: 0x00 for leaves, 0x01 for nodes).
+fn prefixed_sha256(prefix: u8, parts: &[&[u8]]) -> [u8; 32] {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    ctx.update(&[1]);
-    ctx.update(left);
-    ctx.update(right);
+    ctx.update(&[prefix]);
+    for part in parts {
+        ctx.update(part);
+    }
     let mut out = [0u8; 32];
     out.copy_from_slice(ctx.finish().as_ref());
     out
 }
 
+fn hash_children(left: &[u8], right: &[u8]) -> [u8; 32] {
+    prefixed_sha256(1, &[left, right])
+}
+
 /// RFC 6962 leaf hash.
 pub(crate) fn leaf_hash(body: &[u8]) -> [u8; 32] {
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    ctx.update(&[0]);
-    ctx.update(body);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
+    prefixed_sha256(0, &[body])
 }
 
 /// Computes the root from a leaf hash and an audit path (RFC 9162 §2.1.3.2); `None` if the
@@ -256,6 +257,32 @@ fn check_signer_v2(verifier: &Value, signer: &SignerId<'_>) -> Result<(), String
     }
 }
 
+/// `path` with `field` appended.
+fn field_path<'a>(path: &[&'a str], field: &'a str) -> Vec<&'a str> {
+    let mut joined = path.to_vec();
+    joined.push(field);
+    joined
+}
+
+/// The hash's `algorithm` under `path`, which `is_expected` must accept (hex or protobuf naming).
+fn check_hash_algorithm(
+    v: &Value,
+    path: &[&str],
+    expected_alg: HashAlgorithm,
+    what: &str,
+    is_expected: impl FnOnce(&str) -> bool,
+) -> Result<(), String> {
+    let alg = get_str(v, &field_path(path, "algorithm"))?;
+    if is_expected(alg) {
+        Ok(())
+    } else {
+        Err(format!(
+            "log entry {what} uses {alg}, expected {}",
+            expected_alg.name()
+        ))
+    }
+}
+
 fn check_hex_hash(
     v: &Value,
     path: &[&str],
@@ -263,18 +290,10 @@ fn check_hex_hash(
     expected: &[u8],
     what: &str,
 ) -> Result<(), String> {
-    let mut alg_path = path.to_vec();
-    alg_path.push("algorithm");
-    let mut val_path = path.to_vec();
-    val_path.push("value");
-    let alg = get_str(v, &alg_path)?;
-    if alg != expected_alg.name() {
-        return Err(format!(
-            "log entry {what} uses {alg}, expected {}",
-            expected_alg.name()
-        ));
-    }
-    let value = get_str(v, &val_path)?;
+    check_hash_algorithm(v, path, expected_alg, what, |alg| {
+        alg == expected_alg.name()
+    })?;
+    let value = get_str(v, &field_path(path, "value"))?;
     if !value.eq_ignore_ascii_case(&hex::encode(expected)) {
         return Err(format!(
             "log entry {what} {value} does not match {}",
@@ -291,21 +310,27 @@ fn check_proto_hash(
     expected: &[u8],
     what: &str,
 ) -> Result<(), String> {
-    let mut alg_path = path.to_vec();
-    alg_path.push("algorithm");
-    let mut val_path = path.to_vec();
-    val_path.push("digest");
-    let alg = get_str(v, &alg_path)?;
-    if hash_from_proto(alg) != Some(expected_alg) {
-        return Err(format!(
-            "log entry {what} uses {alg}, expected {}",
-            expected_alg.name()
-        ));
-    }
-    if b64_field(v, &val_path)? != expected {
+    check_hash_algorithm(v, path, expected_alg, what, |alg| {
+        hash_from_proto(alg) == Some(expected_alg)
+    })?;
+    if b64_field(v, &field_path(path, "digest"))? != expected {
         return Err(format!("log entry {what} does not match"));
     }
     Ok(())
+}
+
+/// The one signature a DSSE entry records (the array at `path`); `missing` is the error when there is none.
+fn only_signature<'a>(v: &'a Value, path: &[&str], missing: &str) -> Result<&'a Value, String> {
+    let sigs = get(v, path)
+        .and_then(Value::as_array)
+        .ok_or_else(|| missing.to_string())?;
+    if sigs.len() != 1 {
+        return Err(format!(
+            "log entry has {} signatures, the envelope has 1",
+            sigs.len()
+        ));
+    }
+    Ok(&sigs[0])
 }
 
 /// Checks that the entry body records this bundle: same kind/version as declared, the artifact
@@ -383,20 +408,16 @@ pub(crate) fn check_body(
                 &HashAlgorithm::Sha256.digest(&env.payload),
                 "payload hash",
             )?;
-            let sigs = get(&body, &["spec", "signatures"])
-                .and_then(Value::as_array)
-                .ok_or("log entry lacks `spec.signatures`")?;
-            if sigs.len() != 1 {
-                return Err(format!(
-                    "log entry has {} signatures, the envelope has 1",
-                    sigs.len()
-                ));
-            }
-            if b64_field(&sigs[0], &["signature"])? != env.signature {
+            let sig = only_signature(
+                &body,
+                &["spec", "signatures"],
+                "log entry lacks `spec.signatures`",
+            )?;
+            if b64_field(sig, &["signature"])? != env.signature {
                 return Err("log entry signature does not match the envelope signature".into());
             }
             check_signer_pem(
-                &b64_field(&sigs[0], &["verifier"])?,
+                &b64_field(sig, &["verifier"])?,
                 signer,
                 "log entry verifier",
             )
@@ -411,20 +432,12 @@ pub(crate) fn check_body(
                 &HashAlgorithm::Sha256.digest(&env.payload),
                 "payload hash",
             )?;
-            let sigs = get(spec, &["signatures"])
-                .and_then(Value::as_array)
-                .ok_or("log entry lacks `signatures`")?;
-            if sigs.len() != 1 {
-                return Err(format!(
-                    "log entry has {} signatures, the envelope has 1",
-                    sigs.len()
-                ));
-            }
-            if b64_field(&sigs[0], &["content"])? != env.signature {
+            let sig = only_signature(spec, &["signatures"], "log entry lacks `signatures`")?;
+            if b64_field(sig, &["content"])? != env.signature {
                 return Err("log entry signature does not match the envelope signature".into());
             }
             check_signer_v2(
-                get(&sigs[0], &["verifier"]).ok_or("log entry lacks the verifier")?,
+                get(sig, &["verifier"]).ok_or("log entry lacks the verifier")?,
                 signer,
             )
         }
@@ -442,23 +455,15 @@ pub(crate) fn check_body(
             if get_str(e, &["payloadType"])? != env.payload_type {
                 return Err("log entry payload type does not match the envelope".into());
             }
-            let sigs = get(e, &["signatures"])
-                .and_then(Value::as_array)
-                .ok_or("log entry lacks envelope signatures")?;
-            if sigs.len() != 1 {
-                return Err(format!(
-                    "log entry has {} signatures, the envelope has 1",
-                    sigs.len()
-                ));
-            }
+            let sig = only_signature(e, &["signatures"], "log entry lacks envelope signatures")?;
             // intoto 0.0.2 stores base64(signature) or base64(base64(signature)).
-            let once = b64_field(&sigs[0], &["sig"])?;
+            let once = b64_field(sig, &["sig"])?;
             let twice = STANDARD.decode(&once).ok();
             if once != env.signature && twice.as_deref() != Some(env.signature.as_slice()) {
                 return Err("log entry signature does not match the envelope signature".into());
             }
             check_signer_pem(
-                &b64_field(&sigs[0], &["publicKey"])?,
+                &b64_field(sig, &["publicKey"])?,
                 signer,
                 "log entry public key",
             )

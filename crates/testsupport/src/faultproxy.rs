@@ -16,16 +16,17 @@
 
 use std::collections::VecDeque;
 use std::io::{BufReader, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::Duration;
 
 use nix::sys::socket::{setsockopt, sockopt};
 
 use crate::HarnessError;
 use crate::http::{self, Head};
+use crate::loopback::{LoopbackServer, read_request};
 
 /// What the proxy does to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +60,6 @@ struct Shared {
     script: Mutex<VecDeque<Fault>>,
     persistent: Option<Fault>,
     seen: AtomicUsize,
-    stopping: AtomicBool,
 }
 
 impl Shared {
@@ -78,15 +78,14 @@ impl Shared {
 
 /// A running fault proxy (its own threads; stopped on drop).
 pub struct FaultProxy {
-    host: String,
+    server: LoopbackServer,
     shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for FaultProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FaultProxy")
-            .field("host", &self.host)
+            .field("host", &self.server.host())
             .field("upstream", &self.shared.upstream)
             .field("requests_seen", &self.requests_seen())
             .finish()
@@ -110,62 +109,27 @@ impl FaultProxy {
         script: VecDeque<Fault>,
         persistent: Option<Fault>,
     ) -> Result<FaultProxy, HarnessError> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| HarnessError::io("binding the fault proxy", e))?;
-        let host = listener
-            .local_addr()
-            .map_err(|e| HarnessError::io("reading the fault proxy address", e))?
-            .to_string();
         let shared = Arc::new(Shared {
             upstream: upstream.to_string(),
             script: Mutex::new(script),
             persistent,
             seen: AtomicUsize::new(0),
-            stopping: AtomicBool::new(false),
         });
-        let accept_shared = Arc::clone(&shared);
-        let acceptor = thread::Builder::new()
-            .name("kibaship-fault-proxy".into())
-            .spawn(move || accept_loop(&listener, &accept_shared))
-            .map_err(|e| HarnessError::io("starting the fault proxy thread", e))?;
-        Ok(FaultProxy {
-            host,
-            shared,
-            acceptor: Some(acceptor),
-        })
+        let serve_shared = Arc::clone(&shared);
+        let server = LoopbackServer::start("fault proxy", move |stream| {
+            serve_connection(stream, &serve_shared)
+        })?;
+        Ok(FaultProxy { server, shared })
     }
 
     /// "127.0.0.1:PORT" of the proxy.
     pub fn host(&self) -> String {
-        self.host.clone()
+        self.server.host().to_string()
     }
 
     /// How many requests reached the proxy so far (faulted or passed).
     pub fn requests_seen(&self) -> usize {
         self.shared.seen.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(&self.host);
-        if let Some(handle) = self.acceptor.take() {
-            let _ = handle.join();
-        }
-    }
-}
-
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
-    for stream in listener.incoming() {
-        if shared.stopping.load(Ordering::SeqCst) {
-            break;
-        }
-        let Ok(stream) = stream else { continue };
-        let shared = Arc::clone(shared);
-        let _ = thread::Builder::new()
-            .name("kibaship-fault-conn".into())
-            .spawn(move || serve_connection(stream, &shared));
     }
 }
 
@@ -234,13 +198,7 @@ fn serve_connection(client: TcpStream, shared: &Shared) {
             Ok(bytes) if bytes.first().is_some_and(u8::is_ascii_uppercase) => {}
             _ => return,
         }
-        let Ok(Some(head)) = http::read_head(&mut reader) else {
-            return;
-        };
-        let Ok(kind) = http::request_body_kind(&head) else {
-            return;
-        };
-        let Ok(body) = http::read_body(&mut reader, kind) else {
+        let Some((head, body)) = read_request(&mut reader) else {
             return;
         };
         shared.seen.fetch_add(1, Ordering::SeqCst);

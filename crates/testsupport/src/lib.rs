@@ -16,6 +16,7 @@ mod error;
 pub mod faultproxy;
 pub mod fixtures;
 mod http;
+mod loopback;
 pub mod peers;
 mod pki;
 mod process;

@@ -9,10 +9,8 @@
 //! `POST /token` with an OAuth2 `grant_type=password` form is accepted too (containerd uses it).
 
 use std::io::{BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::{self, JoinHandle};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::SystemRandom;
@@ -23,7 +21,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::json;
 
 use crate::HarnessError;
-use crate::http::{self, Head};
+use crate::http::Head;
+use crate::loopback::{LoopbackServer, read_request};
 
 /// Lifetime of issued tokens.
 const TOKEN_LIFETIME_SECS: u64 = 300;
@@ -63,15 +62,13 @@ struct Shared {
     key: EcdsaKeyPair,
     tls: Option<Arc<rustls::ServerConfig>>,
     issued: AtomicUsize,
-    stopping: AtomicBool,
 }
 
 /// A running token server on 127.0.0.1 (its own threads; stopped on drop).
 pub struct TokenServer {
-    host: String,
+    server: LoopbackServer,
     https: bool,
     shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for TokenServer {
@@ -92,41 +89,41 @@ impl TokenServer {
             None => None,
             Some((chain, key_der)) => Some(server_tls_config(chain, key_der)?),
         };
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| HarnessError::io("binding the token server", e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| HarnessError::io("reading the token server address", e))?;
         let https = tls.is_some();
         let shared = Arc::new(Shared {
             config,
             key,
             tls,
             issued: AtomicUsize::new(0),
-            stopping: AtomicBool::new(false),
         });
-        let accept_shared = Arc::clone(&shared);
-        let acceptor = thread::Builder::new()
-            .name("kibaship-token-server".into())
-            .spawn(move || accept_loop(&listener, &accept_shared))
-            .map_err(|e| HarnessError::io("starting the token server thread", e))?;
+        let serve_shared = Arc::clone(&shared);
+        let server = LoopbackServer::start("token server", move |stream| {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+            match &serve_shared.tls {
+                None => serve_connection(stream, &serve_shared),
+                Some(config) => {
+                    if let Ok(conn) = rustls::ServerConnection::new(Arc::clone(config)) {
+                        serve_connection(rustls::StreamOwned::new(conn, stream), &serve_shared);
+                    }
+                }
+            }
+        })?;
         Ok(TokenServer {
-            host: addr.to_string(),
+            server,
             https,
             shared,
-            acceptor: Some(acceptor),
         })
     }
 
     /// "127.0.0.1:PORT".
     pub fn host(&self) -> String {
-        self.host.clone()
+        self.server.host().to_string()
     }
 
     /// The realm URL the registry advertises, e.g. `https://127.0.0.1:PORT/token`.
     pub fn realm(&self) -> String {
         let scheme = if self.https { "https" } else { "http" };
-        format!("{scheme}://{}/token", self.host)
+        format!("{scheme}://{}/token", self.server.host())
     }
 
     /// How many tokens were issued so far (anonymous ones included).
@@ -135,20 +132,8 @@ impl TokenServer {
     }
 
     /// Serves on the calling thread until the process ends (for the detached `kibaship-harness token-server`).
-    pub fn wait(mut self) {
-        if let Some(handle) = self.acceptor.take() {
-            let _ = handle.join();
-        }
-    }
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(&self.host);
-        if let Some(handle) = self.acceptor.take() {
-            let _ = handle.join();
-        }
+    pub fn wait(self) {
+        self.server.join();
     }
 }
 
@@ -172,39 +157,10 @@ fn server_tls_config(
     Ok(Arc::new(config))
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
-    for stream in listener.incoming() {
-        if shared.stopping.load(Ordering::SeqCst) {
-            break;
-        }
-        let Ok(stream) = stream else { continue };
-        let shared = Arc::clone(shared);
-        let _ = thread::Builder::new()
-            .name("kibaship-token-conn".into())
-            .spawn(move || {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-                match &shared.tls {
-                    None => serve_connection(stream, &shared),
-                    Some(config) => {
-                        if let Ok(conn) = rustls::ServerConnection::new(Arc::clone(config)) {
-                            serve_connection(rustls::StreamOwned::new(conn, stream), &shared);
-                        }
-                    }
-                }
-            });
-    }
-}
-
 fn serve_connection<S: std::io::Read + Write>(stream: S, shared: &Shared) {
     let mut reader = BufReader::new(stream);
     loop {
-        let Ok(Some(head)) = http::read_head(&mut reader) else {
-            return;
-        };
-        let Ok(kind) = http::request_body_kind(&head) else {
-            return;
-        };
-        let Ok(body) = http::read_body(&mut reader, kind) else {
+        let Some((head, body)) = read_request(&mut reader) else {
             return;
         };
         let (status, json) = answer(&head, &body, shared);

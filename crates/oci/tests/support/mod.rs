@@ -1,5 +1,8 @@
-//! A tiny HTTP/1.1 server on loopback for tests that replay recorded registry answers or script odd ones.
-#![allow(dead_code, clippy::unwrap_used)]
+//! What the client's integration tests share: a tiny HTTP/1.1 server on loopback for tests that replay recorded
+//! registry answers or script odd ones, the check of an error that ends retries, and skopeo ([`skopeo`]).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod skopeo;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -7,6 +10,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+
+use kibaship_oci::Error;
 
 /// A request as the server saw it.
 #[derive(Debug, Clone)]
@@ -81,6 +86,35 @@ impl Reply {
             }
         }
         reply
+    }
+}
+
+/// `err` is `RetriesExhausted` after `attempts` attempts at `registry`, its last cause mentioning each of
+/// `causes`; `label` names the case in failure messages.
+pub fn assert_retries_exhausted(
+    err: &Error,
+    attempts: u32,
+    registry: &str,
+    causes: &[&str],
+    label: &str,
+) {
+    match err {
+        Error::RetriesExhausted {
+            attempts: made,
+            last,
+            registry: named,
+            ..
+        } => {
+            assert_eq!(*made, attempts, "{label}");
+            assert_eq!(named, registry, "{label}");
+            for cause in causes {
+                assert!(
+                    last.contains(cause),
+                    "{label}: last cause {last:?} should mention {cause:?}"
+                );
+            }
+        }
+        other => panic!("{label}: expected RetriesExhausted, got {other}"),
     }
 }
 

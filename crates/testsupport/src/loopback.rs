@@ -1,0 +1,91 @@
+//! A TCP server on 127.0.0.1 whose accept loop runs on its own thread and serves each connection on another:
+//! what the fault proxy and the token server are built on. It stops accepting when dropped.
+
+use std::io::BufRead;
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+
+use crate::HarnessError;
+use crate::http::{self, Head};
+
+/// A running accept loop on a free loopback port.
+pub(crate) struct LoopbackServer {
+    host: String,
+    stopping: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl LoopbackServer {
+    /// Binds a free port on 127.0.0.1 and hands every connection to `serve` on its own thread. `what` names
+    /// the server in errors ("binding the {what}") and in thread names (`kibaship-{what}`).
+    pub(crate) fn start(
+        what: &str,
+        serve: impl Fn(TcpStream) + Send + Sync + 'static,
+    ) -> Result<Self, HarnessError> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| HarnessError::io(format!("binding the {what}"), e))?;
+        let host = listener
+            .local_addr()
+            .map_err(|e| HarnessError::io(format!("reading the {what} address"), e))?
+            .to_string();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let accept_stopping = Arc::clone(&stopping);
+        let thread_name = format!("kibaship-{}", what.replace(' ', "-"));
+        let connection_thread_name = format!("{thread_name}-conn");
+        let serve = Arc::new(serve);
+        let acceptor = thread::Builder::new()
+            .name(thread_name)
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if accept_stopping.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let serve = Arc::clone(&serve);
+                    let _ = thread::Builder::new()
+                        .name(connection_thread_name.clone())
+                        .spawn(move || serve(stream));
+                }
+            })
+            .map_err(|e| HarnessError::io(format!("starting the {what} thread"), e))?;
+        Ok(LoopbackServer {
+            host,
+            stopping,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    /// "127.0.0.1:PORT".
+    pub(crate) fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Blocks while the accept loop runs (until the process ends, as nothing else stops it).
+    pub(crate) fn join(mut self) {
+        if let Some(handle) = self.acceptor.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for LoopbackServer {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so that it sees the flag.
+        let _ = TcpStream::connect(&self.host);
+        if let Some(handle) = self.acceptor.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Reads the next request (head and body) of a connection: `None` at its end or when it is not well-framed
+/// HTTP/1, and the server then closes the connection.
+pub(crate) fn read_request<R: BufRead>(reader: &mut R) -> Option<(Head, Vec<u8>)> {
+    let head = http::read_head(reader).ok()??;
+    let kind = http::request_body_kind(&head).ok()?;
+    let body = http::read_body(reader, kind).ok()?;
+    Some((head, body))
+}
