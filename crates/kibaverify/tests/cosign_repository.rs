@@ -3,63 +3,38 @@
 //! registry harness, with and without the referrers API).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
 use std::process::Command;
 
-use kibaship_testsupport::fixtures::push_fixture_images;
-use kibaship_testsupport::peers::peer_binary;
-use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
+use kibaship_testsupport::registry::RegistryMode;
 
 mod support;
-use support::{BIN, assert_code, run};
+use support::{Tools, assert_code, referrers_route, registry_with_fixtures, run};
 
 const PASSWORD: &str = "cosign-repository-pw";
 
-/// A command with COSIGN_REPOSITORY set to `store`, or removed.
-fn command(bin: &Path, dir: &Path, store: Option<&str>, args: &[&str]) -> Command {
-    let mut c = Command::new(bin);
-    c.current_dir(dir)
-        .env("COSIGN_PASSWORD", PASSWORD)
-        .env("HOME", dir)
-        .env("DOCKER_CONFIG", dir.join("no-docker-config"))
-        .env_remove("COSIGN_REPOSITORY")
-        .args(args);
+/// `c` with COSIGN_REPOSITORY set to `store`, or left removed.
+fn in_store(mut c: Command, store: Option<&str>) -> Command {
     if let Some(store) = store {
         c.env("COSIGN_REPOSITORY", store);
     }
     c
 }
 
-fn tags(dir: &Path, repo: &str) -> String {
-    let crane = peer_binary("crane").expect("the crane peer is not built: run `make peers`");
-    let r = run(&mut command(&crane, dir, None, &["ls", "--insecure", repo]));
-    r.stdout
+fn tags(tools: &Tools<'_>, repo: &str) -> String {
+    run(&mut tools.crane(&["ls", "--insecure", repo])).stdout
 }
 
 fn round_trip(mode: RegistryMode) {
-    let reg = TestRegistry::start(mode).unwrap();
-    push_fixture_images(&reg).unwrap();
+    let reg = registry_with_fixtures(mode);
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    let tools = Tools::new(tmp.path(), &reg, Some(PASSWORD));
     let host = reg.host();
     let store = format!("{host}/signatures/store");
-    let cosign = peer_binary("cosign").expect("the cosign peer is not built: run `make peers`");
-    let ours = Path::new(BIN);
-    let kiba = |env: Option<&str>, args: &[&str]| {
-        let mut c = command(ours, dir, env, args);
-        c.args(["--insecure-registry", &host]);
-        run(&mut c)
-    };
-    let r = run(&mut command(
-        ours,
-        dir,
-        None,
-        &["generate-key-pair", "--output-key-prefix", "ours"],
-    ));
-    assert_code(&r, 0, "generate-key-pair");
+    let kiba = |env: Option<&str>, args: &[&str]| run(&mut in_store(tools.kibaverify(args), env));
+    tools.generate_our_key_pair(&mut String::new());
 
     for (image, layout) in [("app", "legacy"), ("config-only", "bundle")] {
-        let image = format!("{host}/fixtures/{image}:v1");
+        let image = tools.fixture(image);
         // We sign into the store.
         let r = kiba(
             Some(&store),
@@ -68,24 +43,14 @@ fn round_trip(mode: RegistryMode) {
         assert_code(&r, 0, "kibaverify sign with COSIGN_REPOSITORY");
         assert!(r.stderr.contains(&store), "{layout}: {}", r.stderr);
         if layout == "bundle" {
-            let via = if mode == RegistryMode::Referrers {
-                "found through the referrers API"
-            } else {
-                "found through the referrers fallback tag"
-            };
-            assert!(r.stderr.contains(via), "{}", r.stderr);
+            let via = format!("found through {}", referrers_route(mode));
+            assert!(r.stderr.contains(&via), "{}", r.stderr);
         }
         let verify = |env: Option<&str>| {
-            kiba(
+            run(&mut in_store(
+                tools.verify_with_key("verify", &image, "ours.pub", &[]),
                 env,
-                &[
-                    "verify",
-                    &image,
-                    "--key",
-                    "ours.pub",
-                    "--insecure-ignore-tlog",
-                ],
-            )
+            ))
         };
         let r = verify(Some(&store));
         assert_code(&r, 0, "kibaverify verify with COSIGN_REPOSITORY");
@@ -95,18 +60,9 @@ fn round_trip(mode: RegistryMode) {
         assert_code(&r, 1, "kibaverify verify without COSIGN_REPOSITORY");
         assert!(r.stderr.contains("no signatures found"), "{}", r.stderr);
         let cosign_verify = |env: Option<&str>| {
-            run(&mut command(
-                &cosign,
-                dir,
+            run(&mut in_store(
+                tools.cosign_verify_with_key("ours.pub", &image),
                 env,
-                &[
-                    "verify",
-                    "--key",
-                    "ours.pub",
-                    "--insecure-ignore-tlog",
-                    "--allow-http-registry",
-                    &image,
-                ],
             ))
         };
         assert_code(
@@ -120,7 +76,7 @@ fn round_trip(mode: RegistryMode) {
             "cosign found a signature beside the image"
         );
     }
-    let store_tags = tags(dir, &store);
+    let store_tags = tags(&tools, &store);
     assert!(store_tags.contains(".sig"), "{store_tags}");
     // Without a referrers API, the bundle's fallback index (tag `sha256-<hex>`) is in the store too.
     assert_eq!(
@@ -131,41 +87,25 @@ fn round_trip(mode: RegistryMode) {
         "{store_tags}"
     );
     assert!(
-        !tags(dir, &format!("{host}/fixtures/app")).contains(".sig"),
+        !tags(&tools, &format!("{host}/fixtures/app")).contains(".sig"),
         "a .sig tag was written beside the image"
     );
 
     // cosign signs into the store (legacy and bundle layouts) -> we verify there.
-    let r = run(&mut command(&cosign, dir, None, &["generate-key-pair"]));
+    let r = run(&mut tools.cosign(&["generate-key-pair"]));
     assert_code(&r, 0, "cosign generate-key-pair");
     for (image, legacy) in [("docker-app", true), ("multiarch", false)] {
-        let image = format!("{host}/fixtures/{image}:v1");
-        let mut args = vec![
-            "sign",
-            "--key",
-            "cosign.key",
-            "--tlog-upload=false",
-            "--use-signing-config=false",
-            "--allow-http-registry",
-            "--yes",
-        ];
-        if legacy {
-            args.push("--new-bundle-format=false");
-        }
-        args.push(&image);
-        let r = run(&mut command(&cosign, dir, Some(&store), &args));
+        let image = tools.fixture(image);
+        let r = run(&mut in_store(
+            tools.cosign_sign_with_key("cosign.key", legacy, &image),
+            Some(&store),
+        ));
         assert_code(&r, 0, "cosign sign with COSIGN_REPOSITORY");
         let verify = |env: Option<&str>| {
-            kiba(
+            run(&mut in_store(
+                tools.verify_with_key("verify", &image, "cosign.pub", &[]),
                 env,
-                &[
-                    "verify",
-                    &image,
-                    "--key",
-                    "cosign.pub",
-                    "--insecure-ignore-tlog",
-                ],
-            )
+            ))
         };
         assert_code(
             &verify(Some(&store)),

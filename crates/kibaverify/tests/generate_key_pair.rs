@@ -1,32 +1,33 @@
 //! `kibaverify generate-key-pair` writes a key pair cosign's format reads, and keeps the password out of output.
 #![allow(clippy::unwrap_used)]
 use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
 use std::process::Command;
 
 use kibaship_sign::SigningKey;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kibaverify");
+mod support;
+use support::{BIN, Run, assert_code, assert_exit_with_message, run};
+
+/// `kibaverify generate-key-pair --output-key-prefix prefix` with COSIGN_PASSWORD set to `password`, or removed.
+fn generate_key_pair(prefix: &Path, password: Option<&str>) -> Run {
+    let mut c = Command::new(BIN);
+    c.args(["generate-key-pair", "--output-key-prefix"])
+        .arg(prefix)
+        .env_remove("COSIGN_PASSWORD");
+    if let Some(password) = password {
+        c.env("COSIGN_PASSWORD", password);
+    }
+    run(&mut c)
+}
 
 #[test]
 fn writes_an_encrypted_key_and_its_public_key() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path().join("team");
-    let out = Command::new(BIN)
-        .args(["generate-key-pair", "--output-key-prefix"])
-        .arg(&prefix)
-        .env("COSIGN_PASSWORD", "planted-password-7f3a")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let shown = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let r = generate_key_pair(&prefix, Some("planted-password-7f3a"));
+    assert_code(&r, 0, "generate-key-pair");
+    let shown = format!("{}{}", r.stdout, r.stderr);
     assert!(!shown.contains("planted-password-7f3a"), "{shown}");
 
     let key_path = dir.path().join("team.key");
@@ -41,32 +42,20 @@ fn writes_an_encrypted_key_and_its_public_key() {
     assert_eq!(key.public_key_pem().unwrap(), public);
 
     // A second run does not overwrite without --force.
-    let again = Command::new(BIN)
-        .args(["generate-key-pair", "--output-key-prefix"])
-        .arg(&prefix)
-        .env("COSIGN_PASSWORD", "x")
-        .output()
-        .unwrap();
-    assert_eq!(again.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let again = generate_key_pair(&prefix, Some("x"));
+    assert_exit_with_message(&again, 2, "already exists");
 }
 
 #[test]
 fn refuses_without_a_password_source() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .args(["generate-key-pair", "--output-key-prefix"])
-        .arg(dir.path().join("k"))
-        .env_remove("COSIGN_PASSWORD")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("COSIGN_PASSWORD"));
+    let r = generate_key_pair(&dir.path().join("k"), None);
+    assert_exit_with_message(&r, 2, "COSIGN_PASSWORD");
     assert!(!dir.path().join("k.key").exists());
 }
 
 /// Runs `kibaverify` on a pseudo-terminal (util-linux `script`), typing `lines` at its prompts.
-fn on_terminal(dir: &std::path::Path, args: &str, lines: &[&str]) -> std::process::Output {
+fn on_terminal(dir: &Path, args: &str, lines: &[&str]) -> std::process::Output {
     let mut typed = String::from("sleep 1");
     for line in lines {
         // Each answer waits for its prompt: the prompt turns echo off and may discard earlier typeahead.

@@ -6,99 +6,37 @@
 //! OIDC token is planted and searched for in every output.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::Command;
-
+use kibaship_oci::Reference;
 use kibaship_oci::manifest::{ImageManifest, OCI_MANIFEST};
-use kibaship_oci::{ClientConfig, Reference, RegistryClient};
-use kibaship_testsupport::fixtures::push_fixture_images;
 use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
-use kibaship_testsupport::sigstore::{SigstoreOptions, TestSigstore};
 
 mod support;
-use support::{BIN, assert_code, cosign, run_logged as run};
+use support::{
+    KeylessStack, WITH_REKOR_V1, assert_code, block_on, registry_client, run_logged as run,
+    signature_tag_manifest,
+};
 
 const EMAIL: &str = "tekton-legacy@kibaship.test";
 const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
 
-fn kibaverify(dir: &Path, reg: &TestRegistry, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.current_dir(dir)
-        .env_remove("SIGSTORE_ID_TOKEN")
-        .env("DOCKER_CONFIG", dir.join("no-docker-config"))
-        .args(args)
-        .args(["--insecure-registry", &reg.host()]);
-    c
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn registry_client(reg: &TestRegistry) -> RegistryClient {
-    RegistryClient::new(ClientConfig {
-        insecure_registries: vec![reg.host()],
-        use_docker_config: false,
-        ..ClientConfig::default()
-    })
-    .unwrap()
-}
-
 /// The `.sig` manifest of `image_by_digest` (`registry/repo@sha256:...`).
 fn sig_manifest(reg: &TestRegistry, image_by_digest: &str) -> (Reference, ImageManifest) {
-    let digest = image_by_digest.rsplit_once('@').unwrap().1;
-    let tag = Reference::parse(image_by_digest)
-        .unwrap()
-        .with_tag(&format!("{}.sig", digest.replace(':', "-")))
-        .unwrap();
-    let client = registry_client(reg);
-    let bytes = runtime()
-        .block_on(client.fetch_manifest(&tag))
-        .unwrap()
-        .bytes;
-    (tag, serde_json::from_slice(&bytes).unwrap())
+    signature_tag_manifest(&reg.host(), image_by_digest, "sig")
 }
 
 #[test]
 fn keyless_legacy_signatures_interoperate_with_cosign() {
-    let stack = TestSigstore::start_with(SigstoreOptions { rekor_v1: true }).unwrap();
-    let reg = TestRegistry::start(RegistryMode::Plain).unwrap();
-    push_fixture_images(&reg).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    let stack = KeylessStack::start(WITH_REKOR_V1, RegistryMode::Plain, EMAIL);
+    let tools = stack.tools();
+    let reg = &stack.reg;
     let host = reg.host();
-    let token = stack.mint_token(EMAIL).unwrap();
-    let token_file = dir.join("token");
-    std::fs::write(&token_file, format!("{token}\n")).unwrap();
-    let trusted_root = stack.trusted_root_path().display().to_string();
-    let signing_config = stack.signing_config_path().display().to_string();
-    let issuer = stack.issuer().to_string();
-    let rekor_v1 = stack.rekor_v1_url().unwrap().to_string();
+    let rekor_v1 = stack.sigstore.rekor_v1_url().unwrap().to_string();
     let mut t = String::new();
 
     // 1. We sign keyless in the legacy layout (Rekor v1 from the signing config), self-checked.
-    let app = format!("{host}/fixtures/app:v1");
+    let app = tools.fixture("app");
     let r = run(
-        &mut kibaverify(
-            dir,
-            &reg,
-            &[
-                "sign",
-                &app,
-                "--keyless",
-                "--layout",
-                "legacy",
-                "--signing-config",
-                &signing_config,
-                "--identity-token-file",
-                &token_file.display().to_string(),
-                "--trusted-root",
-                &trusted_root,
-            ],
-        ),
+        &mut stack.sign_keyless(&["sign", &app, "--layout", "legacy"]),
         &mut t,
     );
     assert_code(&r, 0, "kibaverify sign --keyless --layout legacy");
@@ -113,41 +51,11 @@ fn keyless_legacy_signatures_interoperate_with_cosign() {
     );
 
     let verify = |image: &str, identity: &str, t: &mut String| {
-        run(
-            &mut kibaverify(
-                dir,
-                &reg,
-                &[
-                    "verify",
-                    image,
-                    "--certificate-identity",
-                    identity,
-                    "--certificate-oidc-issuer",
-                    &issuer,
-                    "--trusted-root",
-                    &trusted_root,
-                ],
-            ),
-            t,
-        )
+        run(&mut stack.verify(&["verify", image], identity), t)
     };
     let cosign_verify = |image: &str, identity: &str, t: &mut String| {
         run(
-            &mut cosign(
-                dir,
-                &[
-                    "verify",
-                    "--new-bundle-format=false",
-                    "--trusted-root",
-                    &trusted_root,
-                    "--certificate-identity",
-                    identity,
-                    "--certificate-oidc-issuer",
-                    &issuer,
-                    "--allow-http-registry",
-                    image,
-                ],
-            ),
+            &mut stack.cosign_verify(&["verify", "--new-bundle-format=false"], identity, image),
             t,
         )
     };
@@ -178,28 +86,18 @@ fn keyless_legacy_signatures_interoperate_with_cosign() {
 
     // 3. cosign signs keyless in the legacy layout against the same Fulcio and Rekor v1 -> we verify.
     let other = format!("{host}/fixtures/config-only:v1");
-    let r = run(&mut kibaverify(dir, &reg, &["digest", &other]), &mut t);
-    assert_code(&r, 0, "kibaverify digest");
-    let other_by_digest = r.stdout.trim().to_string();
+    let other_by_digest = tools.image_by_digest(&other, &mut t);
     let r = run(
-        &mut cosign(
-            dir,
+        &mut stack.cosign_sign_keyless(
             &[
-                "sign",
                 "--new-bundle-format=false",
                 "--use-signing-config=false",
-                "--trusted-root",
-                &trusted_root,
                 "--fulcio-url",
-                stack.fulcio_url(),
+                stack.sigstore.fulcio_url(),
                 "--rekor-url",
                 &rekor_v1,
-                "--identity-token",
-                &token,
-                "--allow-http-registry",
-                "--yes",
-                &other_by_digest,
             ],
+            &other_by_digest,
         ),
         &mut t,
     );
@@ -218,8 +116,8 @@ fn keyless_legacy_signatures_interoperate_with_cosign() {
     );
 
     // Both layers carry the same annotations and the same Rekor entry kind.
-    let (_, ours) = sig_manifest(&reg, &app_by_digest);
-    let (_, theirs) = sig_manifest(&reg, &other_by_digest);
+    let (_, ours) = sig_manifest(reg, &app_by_digest);
+    let (_, theirs) = sig_manifest(reg, &other_by_digest);
     let keys = |m: &ImageManifest| m.layers[0].annotations.keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&ours), keys(&theirs));
     let kind = |m: &ImageManifest| {
@@ -241,7 +139,7 @@ fn keyless_legacy_signatures_interoperate_with_cosign() {
     assert_eq!(kind(&ours), kind(&theirs));
 
     // 4. A tampered SET: both verifiers reject the layer.
-    let (tag, mut tampered) = sig_manifest(&reg, &app_by_digest);
+    let (tag, mut tampered) = sig_manifest(reg, &app_by_digest);
     let mut bundle: serde_json::Value =
         serde_json::from_str(&tampered.layers[0].annotations[BUNDLE_ANNOTATION]).unwrap();
     let set = bundle["SignedEntryTimestamp"].as_str().unwrap().to_string();
@@ -250,9 +148,8 @@ fn keyless_legacy_signatures_interoperate_with_cosign() {
     tampered.layers[0]
         .annotations
         .insert(BUNDLE_ANNOTATION.into(), bundle.to_string());
-    let client = registry_client(&reg);
-    runtime()
-        .block_on(client.push_manifest(&tag, &serde_json::to_vec(&tampered).unwrap(), OCI_MANIFEST))
+    let client = registry_client(&host);
+    block_on(client.push_manifest(&tag, &serde_json::to_vec(&tampered).unwrap(), OCI_MANIFEST))
         .unwrap();
     let r = verify(&app, EMAIL, &mut t);
     assert_code(&r, 1, "kibaverify verify with a tampered SET");
@@ -261,25 +158,21 @@ fn keyless_legacy_signatures_interoperate_with_cosign() {
     assert!(r.stderr.contains("SET"), "{}", r.stderr);
 
     // 5. --layout both: a legacy layer (Rekor v1) and a bundle referrer (Rekor v2 + TSA) in one run.
-    let both = format!("{host}/fixtures/app:v1");
+    let both = tools.fixture("app");
     let r = run(
-        &mut kibaverify(
-            dir,
-            &reg,
-            &[
-                "sign",
-                &both,
-                "--keyless",
-                "--layout",
-                "both",
-                "--signing-config",
-                &signing_config,
-                "--identity-token",
-                &token,
-                "--output",
-                "json",
-            ],
-        ),
+        &mut tools.kibaverify(&[
+            "sign",
+            &both,
+            "--keyless",
+            "--layout",
+            "both",
+            "--signing-config",
+            &stack.signing_config,
+            "--identity-token",
+            &stack.token,
+            "--output",
+            "json",
+        ]),
         &mut t,
     );
     assert_code(&r, 0, "kibaverify sign --keyless --layout both");
@@ -297,6 +190,5 @@ fn keyless_legacy_signatures_interoperate_with_cosign() {
     );
 
     // The token never appears in any output of any tool.
-    assert!(!t.contains(&token), "the OIDC token leaked into an output");
-    assert!(!t.contains(token.rsplit('.').next().unwrap()));
+    stack.assert_token_not_in(&t);
 }

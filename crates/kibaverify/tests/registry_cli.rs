@@ -4,12 +4,13 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use kibaship_testsupport::fixtures::push_fixture_images;
 use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kibaverify");
+mod support;
+use support::{BIN, Run, assert_code, assert_exit_with_message};
 
 fn skopeo_raw(reference: &str) -> Vec<u8> {
     let skopeo = std::env::var("PATH")
@@ -23,11 +24,7 @@ fn skopeo_raw(reference: &str) -> Vec<u8> {
         .arg(format!("docker://{reference}"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_code(&Run::from(out.clone()), 0, "skopeo inspect --raw");
     out.stdout
 }
 
@@ -46,7 +43,7 @@ fn sha256(bytes: &[u8]) -> String {
     )
 }
 
-fn kibaverify(args: &[&str], stdin: Option<&str>) -> Output {
+fn kibaverify(args: &[&str], stdin: Option<&str>) -> Run {
     let mut child = Command::new(BIN)
         .args(args)
         .env("DOCKER_CONFIG", "/nonexistent-kibaship-test")
@@ -58,11 +55,7 @@ fn kibaverify(args: &[&str], stdin: Option<&str>) -> Output {
     let mut input = child.stdin.take().unwrap();
     input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
     drop(input);
-    child.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    Run::from(child.wait_with_output().unwrap())
 }
 
 #[test]
@@ -80,8 +73,8 @@ fn digest_resolves_in_input_order_and_reports_each_failure() {
     let mut args: Vec<&str> = vec!["digest", "--insecure-registry", &host];
     args.extend(refs.iter().map(String::as_str));
     let out = kibaverify(&args, None);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).lines().collect::<Vec<_>>(), expected);
+    assert_code(&out, 0, "kibaverify digest");
+    assert_eq!(out.stdout.lines().collect::<Vec<_>>(), expected);
 
     // Failures: a malformed ref and an unknown tag are named with their cause; the rest still resolve.
     let missing = format!("{host}/no/such:tag");
@@ -90,12 +83,12 @@ fn digest_resolves_in_input_order_and_reports_each_failure() {
         &["digest", "--insecure-registry", &host, "--file", "-"],
         Some(&list),
     );
-    assert_eq!(out.status.code(), Some(2));
+    assert_code(&out, 2, "kibaverify digest with failing references");
     assert_eq!(
-        text(&out.stdout).lines().collect::<Vec<_>>(),
+        out.stdout.lines().collect::<Vec<_>>(),
         vec![expected[0].clone()]
     );
-    let err = text(&out.stderr);
+    let err = &out.stderr;
     assert!(
         err.contains("Not/A/Valid/Ref") && err.contains("lowercase"),
         "{err}"
@@ -131,8 +124,12 @@ fn digest_resolves_in_input_order_and_reports_each_failure() {
         ],
         None,
     );
-    assert_eq!(out.status.code(), Some(2));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_code(
+        &out,
+        2,
+        "kibaverify digest --platform with a missing reference",
+    );
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(doc[0]["reference"], index.reference.as_str());
     assert_eq!(doc[0]["digest"], arm.as_str());
     assert_eq!(doc[1]["reference"], missing.as_str());
@@ -140,8 +137,7 @@ fn digest_resolves_in_input_order_and_reports_each_failure() {
 
     // A bad --platform is a usage error.
     let out = kibaverify(&["digest", "--platform", "linux", &index.reference], None);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("linux"), "{}", text(&out.stderr));
+    assert_exit_with_message(&out, 2, "linux");
 }
 
 #[test]
@@ -172,8 +168,8 @@ fn attach_then_list_referrers_via_the_fallback_tag() {
         ],
         None,
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let artifact_digest = text(&out.stdout).trim().to_string();
+    assert_code(&out, 0, "kibaverify attach");
+    let artifact_digest = out.stdout.trim().to_string();
     assert!(
         artifact_digest.starts_with("sha256:") && artifact_digest.len() == 71,
         "{artifact_digest}"
@@ -186,17 +182,13 @@ fn attach_then_list_referrers_via_the_fallback_tag() {
     );
 
     let out = kibaverify(&["referrers", image, "--insecure-registry", &host], None);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let listing = text(&out.stdout);
+    assert_code(&out, 0, "kibaverify referrers");
+    let listing = &out.stdout;
     assert!(
         listing.contains(&artifact_digest) && listing.contains("application/spdx+json"),
         "{listing}"
     );
-    assert!(
-        text(&out.stderr).contains("fallback tag"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(out.stderr.contains("fallback tag"), "{}", out.stderr);
 
     let out = kibaverify(
         &[
@@ -211,8 +203,8 @@ fn attach_then_list_referrers_via_the_fallback_tag() {
         ],
         None,
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_code(&out, 0, "kibaverify referrers --artifact-type");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(doc["source"], "fallback-tag");
     assert_eq!(doc["referrers"].as_array().unwrap().len(), 0);
 
@@ -226,12 +218,7 @@ fn attach_then_list_referrers_via_the_fallback_tag() {
         ],
         None,
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains(&format!("{host}/no/such:tag")),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit_with_message(&out, 2, &format!("{host}/no/such:tag"));
     let out = kibaverify(
         &[
             "attach",
@@ -245,10 +232,5 @@ fn attach_then_list_referrers_via_the_fallback_tag() {
         ],
         None,
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("/nonexistent/file"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit_with_message(&out, 2, "/nonexistent/file");
 }

@@ -3,119 +3,49 @@
 //! tampering rejected by both, with the exit codes documented (0 verified, 1 not verified, 2 bad input).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use kibaship_testsupport::fixtures::push_fixture_images;
-use kibaship_testsupport::peers::peer_binary;
 use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
 
 mod support;
-use support::{BIN, Run, run_logged as run};
+use support::{
+    GITHUB_ACTIONS_ISSUER, Tools, assert_code, assert_exit_with_message, assert_not_leaked,
+    production_trusted_root, referrers_route, registry_with_fixtures, run_logged as run,
+    slsa_generator_policy,
+};
 
 /// Planted in COSIGN_PASSWORD; must never appear in any output.
 const PASSWORD: &str = "planted-Secret-pw-7f3a9c";
 
-fn kibaverify_bare(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.current_dir(dir)
-        .env("COSIGN_PASSWORD", PASSWORD)
-        .env("DOCKER_CONFIG", dir.join("no-docker-config"))
-        .args(args);
-    c
-}
-
-fn kibaverify(dir: &Path, reg: &TestRegistry, args: &[&str]) -> Command {
-    let mut c = kibaverify_bare(dir, args);
-    c.args(["--insecure-registry", &reg.host()]);
-    c
-}
-
-fn cosign(dir: &Path, args: &[&str]) -> Command {
-    let bin = peer_binary("cosign").expect("the cosign peer is not built: run `make peers`");
-    let mut c = Command::new(bin);
-    c.current_dir(dir)
-        .env("COSIGN_PASSWORD", PASSWORD)
-        .env("HOME", dir)
-        .env("DOCKER_CONFIG", dir.join("no-docker-config"))
-        .args(args);
-    c
-}
-
-fn crane(dir: &Path, args: &[&str]) -> Command {
-    let bin = peer_binary("crane").expect("the crane peer is not built: run `make peers`");
-    let mut c = Command::new(bin);
-    c.current_dir(dir)
-        .env("DOCKER_CONFIG", dir.join("no-docker-config"))
-        .args(args);
-    c
-}
-
-fn digest_of(dir: &Path, reg: &TestRegistry, image: &str, t: &mut String) -> String {
-    let r = run(&mut kibaverify(dir, reg, &["digest", image]), t);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    r.stdout.trim().rsplit('@').next().unwrap().to_string()
-}
-
-fn assert_ok(r: &Run, what: &str) {
-    assert_eq!(
-        r.code, 0,
-        "{what}\nstdout:\n{}\nstderr:\n{}",
-        r.stdout, r.stderr
-    );
+/// The digest (`sha256:...`) of `image`.
+fn digest_of(tools: &Tools<'_>, image: &str, t: &mut String) -> String {
+    let by_digest = tools.image_by_digest(image, t);
+    by_digest.rsplit('@').next().unwrap().to_string()
 }
 
 #[test]
 fn cosign_and_kibaverify_verify_each_others_signatures_and_keys() {
-    let reg = TestRegistry::start(RegistryMode::Plain).unwrap();
-    push_fixture_images(&reg).unwrap();
+    let reg = registry_with_fixtures(RegistryMode::Plain);
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    let tools = Tools::new(tmp.path(), &reg, Some(PASSWORD));
     let host = reg.host();
-    let image = |name: &str| format!("{host}/fixtures/{name}:v1");
+    let image = |name: &str| tools.fixture(name);
     let mut t = String::new();
 
     // Key pairs: ours (kibaverify generate-key-pair) and cosign's, with the same planted password.
-    let r = run(
-        &mut kibaverify_bare(dir, &["generate-key-pair", "--output-key-prefix", "ours"]),
-        &mut t,
-    );
-    assert_ok(&r, "kibaverify generate-key-pair");
-    assert_ok(
-        &run(&mut cosign(dir, &["generate-key-pair"]), &mut t),
-        "cosign generate-key-pair",
-    );
+    tools.generate_both_key_pairs(&mut t);
 
     // 1. We sign (our key) -> cosign verifies (legacy layout; cosign v3 falls back to it when no bundle
     //    referrer exists).
     let app = image("app");
-    let app_digest = digest_of(dir, &reg, &app, &mut t);
+    let app_digest = digest_of(&tools, &app, &mut t);
     let r = run(
-        &mut kibaverify(
-            dir,
-            &reg,
-            &["sign", &app, "--key", "ours.key", "-a", "team=platform"],
-        ),
+        &mut tools.kibaverify(&["sign", &app, "--key", "ours.key", "-a", "team=platform"]),
         &mut t,
     );
-    assert_ok(&r, "kibaverify sign");
+    assert_code(&r, 0, "kibaverify sign");
     assert_eq!(r.stdout.trim(), format!("{host}/fixtures/app@{app_digest}"));
     assert!(r.stderr.contains("--insecure-ignore-tlog"), "{}", r.stderr);
-    let r = run(
-        &mut cosign(
-            dir,
-            &[
-                "verify",
-                "--key",
-                "ours.pub",
-                "--insecure-ignore-tlog",
-                "--allow-http-registry",
-                &app,
-            ],
-        ),
-        &mut t,
-    );
-    assert_ok(&r, "cosign verify of our signature");
+    let r = run(&mut tools.cosign_verify_with_key("ours.pub", &app), &mut t);
+    assert_code(&r, 0, "cosign verify of our signature");
     let payloads: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
     assert_eq!(
         payloads[0]["critical"]["image"]["docker-manifest-digest"],
@@ -129,41 +59,18 @@ fn cosign_and_kibaverify_verify_each_others_signatures_and_keys() {
 
     // 2. cosign signs (its key, no tlog, legacy layout) -> we verify.
     let config_only = image("config-only");
-    let config_digest = digest_of(dir, &reg, &config_only, &mut t);
+    let config_digest = digest_of(&tools, &config_only, &mut t);
     let by_digest = format!("{host}/fixtures/config-only@{config_digest}");
     let r = run(
-        &mut cosign(
-            dir,
-            &[
-                "sign",
-                "--key",
-                "cosign.key",
-                "--tlog-upload=false",
-                "--use-signing-config=false",
-                "--new-bundle-format=false",
-                "--allow-http-registry",
-                "--yes",
-                &by_digest,
-            ],
-        ),
+        &mut tools.cosign_sign_with_key("cosign.key", true, &by_digest),
         &mut t,
     );
-    assert_ok(&r, "cosign sign");
+    assert_code(&r, 0, "cosign sign");
     let r = run(
-        &mut kibaverify(
-            dir,
-            &reg,
-            &[
-                "verify",
-                &config_only,
-                "--key",
-                "cosign.pub",
-                "--insecure-ignore-tlog",
-            ],
-        ),
+        &mut tools.verify_with_key("verify", &config_only, "cosign.pub", &[]),
         &mut t,
     );
-    assert_ok(&r, "kibaverify verify of cosign's signature");
+    assert_code(&r, 0, "kibaverify verify of cosign's signature");
     assert!(
         r.stdout
             .starts_with(&format!("VERIFIED {by_digest}: 1 of 1 signatures passed")),
@@ -173,95 +80,58 @@ fn cosign_and_kibaverify_verify_each_others_signatures_and_keys() {
 
     // 3. Keys cross over: cosign signs with our key file, we sign with cosign's.
     let multi = image("multiarch");
-    let multi_digest = digest_of(dir, &reg, &multi, &mut t);
+    let multi_digest = digest_of(&tools, &multi, &mut t);
     let r = run(
-        &mut cosign(
-            dir,
-            &[
-                "sign",
-                "--key",
-                "ours.key",
-                "--tlog-upload=false",
-                "--use-signing-config=false",
-                "--new-bundle-format=false",
-                "--allow-http-registry",
-                "--yes",
-                &format!("{host}/fixtures/multiarch@{multi_digest}"),
-            ],
+        &mut tools.cosign_sign_with_key(
+            "ours.key",
+            true,
+            &format!("{host}/fixtures/multiarch@{multi_digest}"),
         ),
         &mut t,
     );
-    assert_ok(&r, "cosign sign --key <kibaverify's key>");
+    assert_code(&r, 0, "cosign sign --key <kibaverify's key>");
     let r = run(
-        &mut kibaverify(
-            dir,
-            &reg,
-            &[
-                "verify",
-                &multi,
-                "--key",
-                "ours.pub",
-                "--insecure-ignore-tlog",
-            ],
-        ),
+        &mut tools.verify_with_key("verify", &multi, "ours.pub", &[]),
         &mut t,
     );
-    assert_ok(
+    assert_code(
         &r,
+        0,
         "kibaverify verify of cosign's signature made with our key",
     );
     let docker_app = image("docker-app");
-    assert_ok(
+    assert_code(
         &run(
-            &mut kibaverify(dir, &reg, &["sign", &docker_app, "--key", "cosign.key"]),
+            &mut tools.kibaverify(&["sign", &docker_app, "--key", "cosign.key"]),
             &mut t,
         ),
+        0,
         "kibaverify sign --key <cosign's key>",
     );
-    assert_ok(
+    assert_code(
         &run(
-            &mut cosign(
-                dir,
-                &[
-                    "verify",
-                    "--key",
-                    "cosign.pub",
-                    "--insecure-ignore-tlog",
-                    "--allow-http-registry",
-                    &docker_app,
-                ],
-            ),
+            &mut tools.cosign_verify_with_key("cosign.pub", &docker_app),
             &mut t,
         ),
+        0,
         "cosign verify of our signature made with cosign's key",
     );
 
     // 4. Re-signing appends: cosign's signature on config-only is kept next to ours, and both tools see both.
-    assert_ok(
+    assert_code(
         &run(
-            &mut kibaverify(dir, &reg, &["sign", &config_only, "--key", "ours.key"]),
+            &mut tools.kibaverify(&["sign", &config_only, "--key", "ours.key"]),
             &mut t,
         ),
+        0,
         "kibaverify sign on a cosign-signed image",
     );
     for key in ["cosign.pub", "ours.pub"] {
         let r = run(
-            &mut kibaverify(
-                dir,
-                &reg,
-                &[
-                    "verify",
-                    &config_only,
-                    "--key",
-                    key,
-                    "--insecure-ignore-tlog",
-                    "--output",
-                    "json",
-                ],
-            ),
+            &mut tools.verify_with_key("verify", &config_only, key, &["--output", "json"]),
             &mut t,
         );
-        assert_ok(&r, "kibaverify verify after appending");
+        assert_code(&r, 0, "kibaverify verify after appending");
         let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
         let sigs = report["signatures"].as_array().unwrap();
         assert_eq!(sigs.len(), 2, "{report}");
@@ -270,127 +140,58 @@ fn cosign_and_kibaverify_verify_each_others_signatures_and_keys() {
             1,
             "{report}"
         );
-        assert_ok(
-            &run(
-                &mut cosign(
-                    dir,
-                    &[
-                        "verify",
-                        "--key",
-                        key,
-                        "--insecure-ignore-tlog",
-                        "--allow-http-registry",
-                        &config_only,
-                    ],
-                ),
-                &mut t,
-            ),
+        assert_code(
+            &run(&mut tools.cosign_verify_with_key(key, &config_only), &mut t),
+            0,
             "cosign verify after appending",
         );
     }
 
     // 5. Not verified (exit 1), with the reason: wrong key; no tlog without --insecure-ignore-tlog.
     let r = run(
-        &mut kibaverify(
-            dir,
-            &reg,
-            &[
-                "verify",
-                &app,
-                "--key",
-                "cosign.pub",
-                "--insecure-ignore-tlog",
-            ],
-        ),
+        &mut tools.verify_with_key("verify", &app, "cosign.pub", &[]),
         &mut t,
     );
-    assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("FAIL")
-            && r.stderr
-                .contains("the signature does not verify with the given key"),
-        "{}",
-        r.stderr
-    );
+    assert_exit_with_message(&r, 1, "the signature does not verify with the given key");
+    assert!(r.stderr.contains("FAIL"), "{}", r.stderr);
     let r = run(
-        &mut cosign(
-            dir,
-            &[
-                "verify",
-                "--key",
-                "cosign.pub",
-                "--insecure-ignore-tlog",
-                "--allow-http-registry",
-                &app,
-            ],
-        ),
+        &mut tools.cosign_verify_with_key("cosign.pub", &app),
         &mut t,
     );
     assert_ne!(r.code, 0, "cosign accepts a wrong key?\n{}", r.stdout);
     let r = run(
-        &mut kibaverify(dir, &reg, &["verify", &app, "--key", "ours.pub"]),
+        &mut tools.kibaverify(&["verify", &app, "--key", "ours.pub"]),
         &mut t,
     );
-    assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.contains("pass --insecure-ignore-tlog"),
-        "{}",
-        r.stderr
-    );
+    assert_exit_with_message(&r, 1, "pass --insecure-ignore-tlog");
 
     // 6. Tampered tag: app's `.sig` copied byte for byte (crane) to docker-multiarch's signature tag.
     let victim = image("docker-multiarch");
-    let victim_digest = digest_of(dir, &reg, &victim, &mut t);
+    let victim_digest = digest_of(&tools, &victim, &mut t);
     let r = run(
-        &mut crane(
-            dir,
-            &[
-                "copy",
-                "--insecure",
-                &format!("{host}/fixtures/app:{}.sig", app_digest.replace(':', "-")),
-                &format!(
-                    "{host}/fixtures/docker-multiarch:{}.sig",
-                    victim_digest.replace(':', "-")
-                ),
-            ],
-        ),
+        &mut tools.crane(&[
+            "copy",
+            "--insecure",
+            &format!("{host}/fixtures/app:{}.sig", app_digest.replace(':', "-")),
+            &format!(
+                "{host}/fixtures/docker-multiarch:{}.sig",
+                victim_digest.replace(':', "-")
+            ),
+        ]),
         &mut t,
     );
-    assert_ok(&r, "crane copy of the .sig tag");
+    assert_code(&r, 0, "crane copy of the .sig tag");
     let r = run(
-        &mut kibaverify(
-            dir,
-            &reg,
-            &[
-                "verify",
-                &victim,
-                "--key",
-                "ours.pub",
-                "--insecure-ignore-tlog",
-            ],
-        ),
+        &mut tools.verify_with_key("verify", &victim, "ours.pub", &[]),
         &mut t,
     );
-    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
-    assert!(
-        r.stderr.contains(&format!(
-            "signature for another image: the payload signs {host}/fixtures/app@{app_digest}"
-        )),
-        "{}",
-        r.stderr
+    assert_exit_with_message(
+        &r,
+        1,
+        &format!("signature for another image: the payload signs {host}/fixtures/app@{app_digest}"),
     );
     let r = run(
-        &mut cosign(
-            dir,
-            &[
-                "verify",
-                "--key",
-                "ours.pub",
-                "--insecure-ignore-tlog",
-                "--allow-http-registry",
-                &victim,
-            ],
-        ),
+        &mut tools.cosign_verify_with_key("ours.pub", &victim),
         &mut t,
     );
     assert_ne!(
@@ -400,79 +201,47 @@ fn cosign_and_kibaverify_verify_each_others_signatures_and_keys() {
     );
 
     // 7. Bad input and unreachable registries exit 2; an image without signatures exits 1.
-    let mut c = kibaverify(dir, &reg, &["sign", &app, "--key", "ours.key"]);
+    let mut c = tools.kibaverify(&["sign", &app, "--key", "ours.key"]);
     c.env("COSIGN_PASSWORD", "not-the-password");
     let r = run(&mut c, &mut t);
-    assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("wrong password"), "{}", r.stderr);
+    assert_exit_with_message(&r, 2, "wrong password");
     let r = run(
-        &mut kibaverify(
-            dir,
-            &reg,
-            &[
-                "verify",
-                "127.0.0.1:9/none/x:v1",
-                "--key",
-                "ours.pub",
-                "--insecure-registry",
-                "127.0.0.1:9",
-            ],
-        ),
+        &mut tools.kibaverify(&[
+            "verify",
+            "127.0.0.1:9/none/x:v1",
+            "--key",
+            "ours.pub",
+            "--insecure-registry",
+            "127.0.0.1:9",
+        ]),
         &mut t,
     );
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_code(&r, 2, "verify against an unreachable registry");
     let r = run(
-        &mut kibaverify(dir, &reg, &["verify", &app, "--key", "missing.pub"]),
+        &mut tools.kibaverify(&["verify", &app, "--key", "missing.pub"]),
         &mut t,
     );
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_code(&r, 2, "verify with a missing key file");
     let r = run(
-        &mut kibaverify(
-            dir,
-            &reg,
-            &["sign", &app, "--key", "ours.key", "--tlog-upload=true"],
-        ),
+        &mut tools.kibaverify(&["sign", &app, "--key", "ours.key", "--tlog-upload=true"]),
         &mut t,
     );
-    assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("--tlog-upload=true is not supported"),
-        "{}",
-        r.stderr
-    );
+    assert_exit_with_message(&r, 2, "--tlog-upload=true is not supported");
     let r = run(
-        &mut kibaverify(
-            dir,
-            &reg,
-            &[
-                "verify",
-                &image("docker-multiarch").replace("docker-multiarch", "docker-app"),
-                "--certificate-identity",
-                "x",
-                "--certificate-oidc-issuer",
-                "y",
-            ],
-        ),
+        &mut tools.kibaverify(&[
+            "verify",
+            &image("docker-multiarch").replace("docker-multiarch", "docker-app"),
+            "--certificate-identity",
+            "x",
+            "--certificate-oidc-issuer",
+            "y",
+        ]),
         &mut t,
     );
-    assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("signed with a key, not a Fulcio certificate"),
-        "{}",
-        r.stderr
-    );
+    assert_exit_with_message(&r, 1, "signed with a key, not a Fulcio certificate");
 
     // 8. The password never appears in anything either tool printed.
-    assert!(!t.is_empty());
-    assert!(
-        !t.contains(PASSWORD),
-        "the planted password leaked into an output stream"
-    );
-}
-
-fn testdata() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+    assert_not_leaked(&t, PASSWORD, "the planted password");
 }
 
 #[test]
@@ -481,174 +250,57 @@ fn verify_attestation_checks_real_cosign_keyless_layouts() {
     // CLI is driven against one pushed with crane from the same OCI layout.
     let reg = TestRegistry::start(RegistryMode::Plain).unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let host = reg.host();
+    let tools = Tools::new(tmp.path(), &reg, Some(PASSWORD));
     let mut t = String::new();
-    let layout = testdata().join("slsa/gha_generic_container/v2.1.0/container_workflow_dispatch");
-    let digest = std::fs::read_to_string(layout.with_extension("digest")).unwrap();
-    let digest = digest.trim();
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let att = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["kind"] == "dev.cosignproject.cosign/atts")
-        .unwrap()["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    // crane pushes the whole layout (image index and attestation manifest) by digest; then tags.
-    let repo = format!("{host}/slsa/container");
-    let pushed_index = format!("{repo}:layout");
-    assert_ok(
-        &run(
-            &mut crane(
-                dir,
-                &[
-                    "push",
-                    "--insecure",
-                    "--index",
-                    layout.to_str().unwrap(),
-                    &pushed_index,
-                ],
-            ),
-            &mut t,
-        ),
-        "crane push layout",
-    );
-    assert_ok(
-        &run(
-            &mut crane(
-                dir,
-                &["tag", "--insecure", &format!("{repo}@{digest}"), "v1"],
-            ),
-            &mut t,
-        ),
-        "crane tag image",
-    );
-    assert_ok(
-        &run(
-            &mut crane(
-                dir,
-                &[
-                    "tag",
-                    "--insecure",
-                    &format!("{repo}@{att}"),
-                    &format!("{}.att", digest.replace(':', "-")),
-                ],
-            ),
-            &mut t,
-        ),
-        "crane tag attestation",
-    );
-    let root = testdata().join("sigstore/trusted-roots/production-trusted_root.json");
-    let root = root.to_str().unwrap();
-    let r = run(
-        &mut kibaverify(
-            dir,
-            &reg,
-            &[
-                "verify-attestation",
-                &format!("{repo}:v1"),
-                "--type",
-                "slsaprovenance",
-                "--certificate-identity-regexp",
-                "^https://github.com/slsa-framework/slsa-github-generator/",
-                "--certificate-oidc-issuer",
-                "https://token.actions.githubusercontent.com",
-                "--trusted-root",
-                root,
-            ],
-        ),
-        &mut t,
-    );
-    assert_ok(&r, "kibaverify verify-attestation");
+    let image = tools.push_slsa_layout(&mut t);
+    let root = production_trusted_root();
+    let verify_attestation = |issuer: &str, extra: &[&str], t: &mut String| {
+        let mut c = tools.kibaverify(&["verify-attestation", &image]);
+        c.args(slsa_generator_policy(issuer, &root)).args(extra);
+        run(&mut c, t)
+    };
+    let r = verify_attestation(GITHUB_ACTIONS_ISSUER, &["--type", "slsaprovenance"], &mut t);
+    assert_code(&r, 0, "kibaverify verify-attestation");
     assert!(
         r.stdout
             .contains("predicate https://slsa.dev/provenance/v0.2"),
         "{}",
         r.stdout
     );
-    let r = run(
-        &mut kibaverify(
-            dir,
-            &reg,
-            &[
-                "verify-attestation",
-                &format!("{repo}:v1"),
-                "--certificate-identity-regexp",
-                "^https://github.com/slsa-framework/slsa-github-generator/",
-                "--certificate-oidc-issuer",
-                "https://accounts.google.com",
-                "--trusted-root",
-                root,
-            ],
-        ),
-        &mut t,
-    );
-    assert_eq!(r.code, 1, "{}", r.stdout);
-    assert!(r.stderr.contains("certificate OIDC issuer"), "{}", r.stderr);
+    let r = verify_attestation("https://accounts.google.com", &[], &mut t);
+    assert_exit_with_message(&r, 1, "certificate OIDC issuer");
 }
 
 /// cosign v3's layout (a Sigstore bundle v0.3 referrer), both ways, on a registry with the referrers API and on
 /// one without (the fallback tag).
 fn bundle_layout_round_trip(mode: RegistryMode) {
-    let reg = TestRegistry::start(mode).unwrap();
-    push_fixture_images(&reg).unwrap();
+    let reg = registry_with_fixtures(mode);
     let tmp = tempfile::tempdir().unwrap();
+    let tools = Tools::new(tmp.path(), &reg, Some(PASSWORD));
     let dir = tmp.path();
     let host = reg.host();
-    let image = |name: &str| format!("{host}/fixtures/{name}:v1");
+    let image = |name: &str| tools.fixture(name);
     let mut t = String::new();
-    assert_ok(
-        &run(
-            &mut kibaverify_bare(dir, &["generate-key-pair", "--output-key-prefix", "ours"]),
-            &mut t,
-        ),
-        "kibaverify generate-key-pair",
-    );
-    assert_ok(
-        &run(&mut cosign(dir, &["generate-key-pair"]), &mut t),
-        "cosign generate-key-pair",
-    );
+    tools.generate_both_key_pairs(&mut t);
 
     // We sign (bundle referrer) -> cosign verifies; signing twice keeps both bundles.
     let app = image("app");
     for round in 0..2 {
         let r = run(
-            &mut kibaverify(
-                dir,
-                &reg,
-                &[
-                    "sign", "--layout", "bundle", &app, "--key", "ours.key", "-a", "round=x",
-                ],
-            ),
+            &mut tools.kibaverify(&[
+                "sign", "--layout", "bundle", &app, "--key", "ours.key", "-a", "round=x",
+            ]),
             &mut t,
         );
-        assert_ok(&r, "kibaverify sign --layout bundle");
-        let via = if mode == RegistryMode::Referrers {
-            "the referrers API"
-        } else {
-            "the referrers fallback tag"
-        };
-        assert!(r.stderr.contains(via), "round {round}: {}", r.stderr);
+        assert_code(&r, 0, "kibaverify sign --layout bundle");
+        assert!(
+            r.stderr.contains(referrers_route(mode)),
+            "round {round}: {}",
+            r.stderr
+        );
     }
-    let r = run(
-        &mut cosign(
-            dir,
-            &[
-                "verify",
-                "--key",
-                "ours.pub",
-                "--insecure-ignore-tlog",
-                "--allow-http-registry",
-                &app,
-            ],
-        ),
-        &mut t,
-    );
-    assert_ok(&r, "cosign verify of our bundle");
+    let r = run(&mut tools.cosign_verify_with_key("ours.pub", &app), &mut t);
+    assert_code(&r, 0, "cosign verify of our bundle");
     assert!(
         r.stdout.contains("https://sigstore.dev/cosign/sign/v1"),
         "{}",
@@ -656,22 +308,10 @@ fn bundle_layout_round_trip(mode: RegistryMode) {
     );
     assert!(r.stdout.contains("\"round\":\"x\""), "{}", r.stdout);
     let r = run(
-        &mut kibaverify(
-            dir,
-            &reg,
-            &[
-                "verify",
-                &app,
-                "--key",
-                "ours.pub",
-                "--insecure-ignore-tlog",
-                "--output",
-                "json",
-            ],
-        ),
+        &mut tools.verify_with_key("verify", &app, "ours.pub", &["--output", "json"]),
         &mut t,
     );
-    assert_ok(&r, "kibaverify verify of our bundles");
+    assert_code(&r, 0, "kibaverify verify of our bundles");
     let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let sigs = report["signatures"].as_array().unwrap();
     assert_eq!(sigs.len(), 2, "{report}");
@@ -683,41 +323,23 @@ fn bundle_layout_round_trip(mode: RegistryMode) {
 
     // cosign signs (v3 default layout, key, no log) -> we verify.
     let config_only = image("config-only");
-    let config_digest = digest_of(dir, &reg, &config_only, &mut t);
-    assert_ok(
+    let config_by_digest = format!(
+        "{host}/fixtures/config-only@{}",
+        digest_of(&tools, &config_only, &mut t)
+    );
+    assert_code(
         &run(
-            &mut cosign(
-                dir,
-                &[
-                    "sign",
-                    "--key",
-                    "cosign.key",
-                    "--tlog-upload=false",
-                    "--use-signing-config=false",
-                    "--allow-http-registry",
-                    "--yes",
-                    &format!("{host}/fixtures/config-only@{config_digest}"),
-                ],
-            ),
+            &mut tools.cosign_sign_with_key("cosign.key", false, &config_by_digest),
             &mut t,
         ),
+        0,
         "cosign sign (bundle layout)",
     );
     let r = run(
-        &mut kibaverify(
-            dir,
-            &reg,
-            &[
-                "verify",
-                &config_only,
-                "--key",
-                "cosign.pub",
-                "--insecure-ignore-tlog",
-            ],
-        ),
+        &mut tools.verify_with_key("verify", &config_only, "cosign.pub", &[]),
         &mut t,
     );
-    assert_ok(&r, "kibaverify verify of cosign's bundle");
+    assert_code(&r, 0, "kibaverify verify of cosign's bundle");
     assert!(
         r.stdout
             .contains(&format!("{host}/fixtures/config-only@sha256:")),
@@ -732,48 +354,35 @@ fn bundle_layout_round_trip(mode: RegistryMode) {
 
     // cosign attests (key, no log) in both layouts -> verify-attestation reads both, filtered by --type.
     std::fs::write(dir.join("predicate.json"), b"{\"hello\":\"world\"}").unwrap();
-    for (predicate_type, extra) in [
-        ("custom", None),
-        (
-            "https://example.com/legacy/v1",
-            Some("--new-bundle-format=false"),
-        ),
-    ] {
-        let by_digest = format!("{host}/fixtures/config-only@{config_digest}");
-        let mut args = vec![
-            "attest",
-            "--key",
-            "cosign.key",
-            "--predicate",
-            "predicate.json",
-            "--type",
-            predicate_type,
-            "--tlog-upload=false",
-            "--use-signing-config=false",
-            "--allow-http-registry",
-            "--yes",
-        ];
-        args.extend(extra);
-        args.push(&by_digest);
-        assert_ok(&run(&mut cosign(dir, &args), &mut t), "cosign attest");
+    for (predicate_type, legacy) in [("custom", false), ("https://example.com/legacy/v1", true)] {
+        assert_code(
+            &run(
+                &mut tools.cosign_attest_with_key(
+                    "predicate.json",
+                    predicate_type,
+                    legacy,
+                    &config_by_digest,
+                ),
+                &mut t,
+            ),
+            0,
+            "cosign attest",
+        );
     }
     let r = run(
-        &mut kibaverify(
-            dir,
-            &reg,
-            &[
-                "verify-attestation",
-                &config_only,
-                "--key",
-                "cosign.pub",
-                "--insecure-ignore-tlog",
-                "--output",
-                "json",
-            ],
+        &mut tools.verify_with_key(
+            "verify-attestation",
+            &config_only,
+            "cosign.pub",
+            &["--output", "json"],
         ),
         &mut t,
     );
-    assert_ok(&r, "kibaverify verify-attestation of cosign's attestations");
+    assert_code(
+        &r,
+        0,
+        "kibaverify verify-attestation of cosign's attestations",
+    );
     let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let found: Vec<(String, String)> = report["signatures"]
         .as_array()
@@ -802,79 +411,36 @@ fn bundle_layout_round_trip(mode: RegistryMode) {
         "{report}"
     );
     let r = run(
-        &mut kibaverify(
-            dir,
-            &reg,
-            &[
-                "verify-attestation",
-                &config_only,
-                "--type",
-                "slsaprovenance1",
-                "--key",
-                "cosign.pub",
-                "--insecure-ignore-tlog",
-            ],
+        &mut tools.verify_with_key(
+            "verify-attestation",
+            &config_only,
+            "cosign.pub",
+            &["--type", "slsaprovenance1"],
         ),
         &mut t,
     );
-    assert_eq!(r.code, 1, "{}", r.stdout);
-    assert!(
-        r.stderr
-            .contains("is not the requested \"https://slsa.dev/provenance/v1\""),
-        "{}",
-        r.stderr
+    assert_exit_with_message(
+        &r,
+        1,
+        "is not the requested \"https://slsa.dev/provenance/v1\"",
     );
 
     // Not verified: without --insecure-ignore-tlog; with another key.
     let r = run(
-        &mut kibaverify(dir, &reg, &["verify", &config_only, "--key", "cosign.pub"]),
+        &mut tools.kibaverify(&["verify", &config_only, "--key", "cosign.pub"]),
         &mut t,
     );
-    assert_eq!(r.code, 1, "{}", r.stdout);
-    assert!(
-        r.stderr
-            .contains("the bundle has no transparency-log entry"),
-        "{}",
-        r.stderr
-    );
+    assert_exit_with_message(&r, 1, "the bundle has no transparency-log entry");
     let r = run(
-        &mut kibaverify(
-            dir,
-            &reg,
-            &[
-                "verify",
-                &config_only,
-                "--key",
-                "ours.pub",
-                "--insecure-ignore-tlog",
-            ],
-        ),
+        &mut tools.verify_with_key("verify", &config_only, "ours.pub", &[]),
         &mut t,
     );
-    assert_eq!(r.code, 1, "{}", r.stdout);
-    assert!(
-        r.stderr
-            .contains("the signature does not verify with the given key"),
-        "{}",
-        r.stderr
-    );
+    assert_exit_with_message(&r, 1, "the signature does not verify with the given key");
 
     // Tamper: app's bundle attached (kibaverify attach) as a referrer of another image.
     let report: serde_json::Value = serde_json::from_str(
         &run(
-            &mut kibaverify(
-                dir,
-                &reg,
-                &[
-                    "verify",
-                    &app,
-                    "--key",
-                    "ours.pub",
-                    "--insecure-ignore-tlog",
-                    "--output",
-                    "json",
-                ],
-            ),
+            &mut tools.verify_with_key("verify", &app, "ours.pub", &["--output", "json"]),
             &mut t,
         )
         .stdout,
@@ -882,77 +448,46 @@ fn bundle_layout_round_trip(mode: RegistryMode) {
     .unwrap();
     let blob = report["signatures"][0]["blob"].as_str().unwrap();
     let r = run(
-        &mut crane(
-            dir,
-            &["blob", "--insecure", &format!("{host}/fixtures/app@{blob}")],
-        ),
+        &mut tools.crane(&["blob", "--insecure", &format!("{host}/fixtures/app@{blob}")]),
         &mut t,
     );
-    assert_ok(&r, "crane blob");
+    assert_code(&r, 0, "crane blob");
     std::fs::write(dir.join("bundle.json"), &r.stdout).unwrap();
     let victim = image("docker-app");
     let bundle_type = "application/vnd.dev.sigstore.bundle.v0.3+json";
-    assert_ok(
+    assert_code(
         &run(
-            &mut kibaverify(
-                dir,
-                &reg,
-                &[
-                    "attach",
-                    &victim,
-                    "--artifact-type",
-                    bundle_type,
-                    "--media-type",
-                    bundle_type,
-                    "--file",
-                    "bundle.json",
-                ],
-            ),
+            &mut tools.kibaverify(&[
+                "attach",
+                &victim,
+                "--artifact-type",
+                bundle_type,
+                "--media-type",
+                bundle_type,
+                "--file",
+                "bundle.json",
+            ]),
             &mut t,
         ),
+        0,
         "kibaverify attach of a copied bundle",
     );
     let r = run(
-        &mut kibaverify(
-            dir,
-            &reg,
-            &[
-                "verify",
-                &victim,
-                "--key",
-                "ours.pub",
-                "--insecure-ignore-tlog",
-            ],
-        ),
+        &mut tools.verify_with_key("verify", &victim, "ours.pub", &[]),
         &mut t,
     );
-    assert_eq!(r.code, 1, "{}", r.stdout);
-    assert!(
-        r.stderr
-            .contains("signed for another image: the in-toto statement's subjects are"),
-        "{}",
-        r.stderr
+    assert_exit_with_message(
+        &r,
+        1,
+        "signed for another image: the in-toto statement's subjects are",
     );
     let r = run(
-        &mut cosign(
-            dir,
-            &[
-                "verify",
-                "--key",
-                "ours.pub",
-                "--insecure-ignore-tlog",
-                "--allow-http-registry",
-                &victim,
-            ],
-        ),
+        &mut tools.cosign_verify_with_key("ours.pub", &victim),
         &mut t,
     );
     assert_ne!(r.code, 0, "cosign accepts a copied bundle?\n{}", r.stdout);
 
-    assert!(
-        !t.contains(PASSWORD),
-        "the planted password leaked into an output stream"
-    );
+    assert_not_leaked(&t, PASSWORD, "the planted password");
 }
 
 #[test]

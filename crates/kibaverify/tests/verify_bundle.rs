@@ -2,7 +2,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+mod support;
+use support::{BIN, Run, assert_code, assert_exit_with_message, run};
 
 const IDENTITY: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
 const ISSUER: &str = "https://token.actions.githubusercontent.com";
@@ -19,48 +22,42 @@ fn a_txt() -> String {
     corpus().join("a.txt").display().to_string()
 }
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kibaverify"))
-        .arg("verify-bundle")
-        .args(args)
-        .output()
-        .expect("kibaverify runs")
+/// `kibaverify verify-bundle args...`.
+fn verify_bundle(args: &[&str]) -> Run {
+    run(Command::new(BIN).arg("verify-bundle").args(args))
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+/// `kibaverify verify-bundle` of `bundle` over the corpus' `a.txt`, for a certificate of `identity` from
+/// GitHub Actions, with `extra` flags.
+fn verify_a_txt(bundle: &str, identity: &str, extra: &[&str]) -> Run {
+    let artifact = a_txt();
+    let mut args = vec![
+        "--bundle",
+        bundle,
+        "--artifact",
+        &artifact,
+        "--certificate-identity",
+        identity,
+        "--certificate-oidc-issuer",
+        ISSUER,
+    ];
+    args.extend_from_slice(extra);
+    verify_bundle(&args)
 }
 
 #[test]
 fn keyless_bundle_verifies_with_default_trusted_root() {
     let bundle = case("happy-path-v0.3", "bundle.sigstore.json");
-    let out = run(&[
-        "--bundle",
-        &bundle,
-        "--artifact",
-        &a_txt(),
-        "--certificate-identity",
-        IDENTITY,
-        "--certificate-oidc-issuer",
-        ISSUER,
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).starts_with("Verified OK"),
-        "{}",
-        text(&out.stdout)
-    );
-    assert!(
-        text(&out.stdout).contains("2024-03-19T17:26:26Z"),
-        "{}",
-        text(&out.stdout)
-    );
+    let r = verify_a_txt(&bundle, IDENTITY, &[]);
+    assert_code(&r, 0, "happy path v0.3");
+    assert!(r.stdout.starts_with("Verified OK"), "{}", r.stdout);
+    assert!(r.stdout.contains("2024-03-19T17:26:26Z"), "{}", r.stdout);
 }
 
 #[test]
 fn digest_and_regexp_flags_work_and_json_output_names_the_signer() {
     let bundle = case("happy-path-v0.1", "bundle.sigstore.json");
-    let out = run(&[
+    let r = verify_bundle(&[
         "--bundle",
         &bundle,
         "--digest",
@@ -72,8 +69,8 @@ fn digest_and_regexp_flags_work_and_json_output_names_the_signer() {
         "--output",
         "json",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_code(&r, 0, "happy path v0.1 by digest");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
     assert_eq!(v["verified"], true);
     assert_eq!(v["result"]["signer"]["issuer"], ISSUER);
     assert_eq!(
@@ -86,43 +83,21 @@ fn digest_and_regexp_flags_work_and_json_output_names_the_signer() {
 #[test]
 fn wrong_identity_exits_1_with_the_differing_field() {
     let bundle = case("happy-path-v0.3", "bundle.sigstore.json");
-    let out = run(&[
-        "--bundle",
-        &bundle,
-        "--artifact",
-        &a_txt(),
-        "--certificate-identity",
-        "someone@example.com",
-        "--certificate-oidc-issuer",
-        ISSUER,
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
+    let r = verify_a_txt(&bundle, "someone@example.com", &[]);
+    assert_exit_with_message(&r, 1, "Verification FAILED");
     assert!(
-        err.contains("Verification FAILED")
-            && err.contains("someone@example.com")
-            && err.contains(IDENTITY),
-        "{err}"
+        r.stderr.contains("someone@example.com") && r.stderr.contains(IDENTITY),
+        "{}",
+        r.stderr
     );
 }
 
 #[test]
 fn forged_bundle_exits_1_and_json_carries_the_reason() {
     let bundle = case("set-invalid-signature_fail", "bundle.sigstore.json");
-    let out = run(&[
-        "--bundle",
-        &bundle,
-        "--artifact",
-        &a_txt(),
-        "--certificate-identity",
-        IDENTITY,
-        "--certificate-oidc-issuer",
-        ISSUER,
-        "--output",
-        "json",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let r = verify_a_txt(&bundle, IDENTITY, &["--output", "json"]);
+    assert_code(&r, 1, "forged bundle");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
     assert_eq!(v["verified"], false);
     assert!(
         v["error"]
@@ -135,7 +110,7 @@ fn forged_bundle_exits_1_and_json_carries_the_reason() {
 
 #[test]
 fn managed_key_with_custom_trusted_root() {
-    let out = run(&[
+    let r = verify_bundle(&[
         "--bundle",
         &case("managed-key-and-trusted-root", "bundle.sigstore.json"),
         "--artifact",
@@ -145,13 +120,13 @@ fn managed_key_with_custom_trusted_root() {
         "--trusted-root",
         &case("managed-key-and-trusted-root", "trusted_root.json"),
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_code(&r, 0, "managed key");
 }
 
 #[test]
 fn bad_input_exits_2_naming_the_problem() {
     let bundle = case("happy-path-v0.3", "bundle.sigstore.json");
-    let out = run(&[
+    let r = verify_bundle(&[
         "--bundle",
         &bundle,
         "--digest",
@@ -161,52 +136,23 @@ fn bad_input_exits_2_naming_the_problem() {
         "--certificate-oidc-issuer",
         ISSUER,
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("--digest"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit_with_message(&r, 2, "--digest");
 
-    let out = run(&[
-        "--bundle",
+    let r = verify_a_txt(
         &case("bundle-negative-log-index_fail", "bundle.sigstore.json"),
-        "--artifact",
-        &a_txt(),
-        "--certificate-identity",
         IDENTITY,
-        "--certificate-oidc-issuer",
-        ISSUER,
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("tlogEntries[0].logIndex"),
-        "{}",
-        text(&out.stderr)
+        &[],
     );
+    assert_exit_with_message(&r, 2, "tlogEntries[0].logIndex");
 
-    let out = run(&[
-        "--bundle",
-        "/nonexistent.json",
-        "--artifact",
-        &a_txt(),
-        "--certificate-identity",
-        IDENTITY,
-        "--certificate-oidc-issuer",
-        ISSUER,
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("/nonexistent.json"),
-        "{}",
-        text(&out.stderr)
-    );
+    let r = verify_a_txt("/nonexistent.json", IDENTITY, &[]);
+    assert_exit_with_message(&r, 2, "/nonexistent.json");
 
     // Neither an identity nor a key: clap refuses (exit 2).
-    let out = run(&["--bundle", &bundle, "--artifact", &a_txt()]);
-    assert_eq!(out.status.code(), Some(2));
+    let r = verify_bundle(&["--bundle", &bundle, "--artifact", &a_txt()]);
+    assert_code(&r, 2, "neither an identity nor a key");
     // An identity without an issuer.
-    let out = run(&[
+    let r = verify_bundle(&[
         "--bundle",
         &bundle,
         "--artifact",
@@ -214,48 +160,24 @@ fn bad_input_exits_2_naming_the_problem() {
         "--certificate-identity",
         IDENTITY,
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("--certificate-oidc-issuer"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit_with_message(&r, 2, "--certificate-oidc-issuer");
 }
 
 #[test]
 fn github_workflow_claims_shared_with_verify_are_checked() {
     let bundle = case("happy-path-v0.3", "bundle.sigstore.json");
-    let with = |flag: &str, value: &str| {
-        run(&[
-            "--bundle",
-            &bundle,
-            "--artifact",
-            &a_txt(),
-            "--certificate-identity",
-            IDENTITY,
-            "--certificate-oidc-issuer",
-            ISSUER,
-            flag,
-            value,
-        ])
-    };
-    let out = with(
+    let with = |flag: &str, value: &str| verify_a_txt(&bundle, IDENTITY, &[flag, value]);
+    let r = with(
         "--certificate-github-workflow-repository",
         "sigstore-conformance/extremely-dangerous-public-oidc-beacon",
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let out = with("--certificate-github-workflow-repository", "other/repo");
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("GitHub workflow repository (1.3.6.1.4.1.57264.1.5) differs: expected \"other/repo\", found \"sigstore-conformance/extremely-dangerous-public-oidc-beacon\""),
-        "{err}"
+    assert_code(&r, 0, "the right workflow repository");
+    let r = with("--certificate-github-workflow-repository", "other/repo");
+    assert_exit_with_message(
+        &r,
+        1,
+        "GitHub workflow repository (1.3.6.1.4.1.57264.1.5) differs: expected \"other/repo\", found \"sigstore-conformance/extremely-dangerous-public-oidc-beacon\"",
     );
-    let out = with("--certificate-github-workflow-sha", "0".repeat(40).as_str());
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("GitHub workflow sha (1.3.6.1.4.1.57264.1.3)"),
-        "{}",
-        text(&out.stderr)
-    );
+    let r = with("--certificate-github-workflow-sha", "0".repeat(40).as_str());
+    assert_exit_with_message(&r, 1, "GitHub workflow sha (1.3.6.1.4.1.57264.1.3)");
 }

@@ -4,112 +4,28 @@
 //! real cosign (v3.1.3 peer) on the real registry harness.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use kibaship_testsupport::fixtures::push_fixture_images;
-use kibaship_testsupport::peers::peer_binary;
 use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
 
 mod support;
-use support::{BIN, assert_code, run};
+use support::{
+    GITHUB_ACTIONS_ISSUER, Tools, assert_code, production_trusted_root, registry_with_fixtures,
+    run, slsa_generator_policy,
+};
 
 const PASSWORD: &str = "claims-test-pw";
-
-fn kibaverify(dir: &Path, reg: &TestRegistry, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.current_dir(dir)
-        .env("COSIGN_PASSWORD", PASSWORD)
-        .env("DOCKER_CONFIG", dir.join("no-docker-config"))
-        .args(args)
-        .args(["--insecure-registry", &reg.host()]);
-    c
-}
-
-fn peer(name: &str, dir: &Path, args: &[&str]) -> Command {
-    let bin = peer_binary(name)
-        .unwrap_or_else(|_| panic!("the {name} peer is not built: run `make peers`"));
-    let mut c = Command::new(bin);
-    c.current_dir(dir)
-        .env("COSIGN_PASSWORD", PASSWORD)
-        .env("HOME", dir)
-        .env("DOCKER_CONFIG", dir.join("no-docker-config"))
-        .args(args);
-    c
-}
-
-fn testdata() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
-
-/// Pushes slsa-github-generator's saved cosign layout (image index + `.att`) and returns `repo:v1`.
-fn push_slsa_layout(dir: &Path, reg: &TestRegistry) -> String {
-    let layout = testdata().join("slsa/gha_generic_container/v2.1.0/container_workflow_dispatch");
-    let digest = std::fs::read_to_string(layout.with_extension("digest")).unwrap();
-    let digest = digest.trim();
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let att = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["kind"] == "dev.cosignproject.cosign/atts")
-        .unwrap()["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let repo = format!("{}/slsa/container", reg.host());
-    let layout = layout.to_str().unwrap();
-    for args in [
-        vec![
-            "push".to_string(),
-            "--insecure".into(),
-            "--index".into(),
-            layout.into(),
-            format!("{repo}:layout"),
-        ],
-        vec![
-            "tag".into(),
-            "--insecure".into(),
-            format!("{repo}@{digest}"),
-            "v1".into(),
-        ],
-        vec![
-            "tag".into(),
-            "--insecure".into(),
-            format!("{repo}@{att}"),
-            format!("{}.att", digest.replace(':', "-")),
-        ],
-    ] {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        assert_code(&run(&mut peer("crane", dir, &args)), 0, "crane");
-    }
-    format!("{repo}:v1")
-}
 
 #[test]
 fn github_workflow_claims_are_checked_on_real_slsa_attestations() {
     let reg = TestRegistry::start(RegistryMode::Plain).unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let image = push_slsa_layout(dir, &reg);
-    let root = testdata().join("sigstore/trusted-roots/production-trusted_root.json");
-    let root = root.to_str().unwrap();
+    let tools = Tools::new(tmp.path(), &reg, Some(PASSWORD));
+    let image = tools.push_slsa_layout(&mut String::new());
+    let root = production_trusted_root();
+    let policy = slsa_generator_policy(GITHUB_ACTIONS_ISSUER, &root);
     let verify = |claims: &[&str]| {
-        let mut args = vec![
-            "verify-attestation",
-            image.as_str(),
-            "--type",
-            "slsaprovenance",
-            "--certificate-identity-regexp",
-            "^https://github.com/slsa-framework/slsa-github-generator/",
-            "--certificate-oidc-issuer",
-            "https://token.actions.githubusercontent.com",
-            "--trusted-root",
-            root,
-        ];
-        args.extend_from_slice(claims);
-        run(&mut kibaverify(dir, &reg, &args))
+        let mut c = tools.kibaverify(&["verify-attestation", &image, "--type", "slsaprovenance"]);
+        c.args(policy).args(claims);
+        run(&mut c)
     };
 
     // The certificate's claims (read with openssl): repository slsa-framework/example-package, trigger
@@ -129,21 +45,12 @@ fn github_workflow_claims_are_checked_on_real_slsa_attestations() {
         "https://github.com/slsa-framework/example-package",
     ];
     let cosign_verify = |claims: &[&str]| {
-        let mut args = vec![
-            "verify-attestation",
-            "--type",
-            "slsaprovenance",
-            "--certificate-identity-regexp",
-            "^https://github.com/slsa-framework/slsa-github-generator/",
-            "--certificate-oidc-issuer",
-            "https://token.actions.githubusercontent.com",
-            "--trusted-root",
-            root,
-            "--allow-http-registry",
-        ];
-        args.extend_from_slice(claims);
-        args.push(image.as_str());
-        run(&mut peer("cosign", dir, &args))
+        let mut c = tools.cosign(&["verify-attestation", "--type", "slsaprovenance"]);
+        c.args(policy)
+            .arg("--allow-http-registry")
+            .args(claims)
+            .arg(&image);
+        run(&mut c)
     };
     let r = verify(&all_right[..2]);
     assert_code(&r, 0, "the right workflow repository");
@@ -198,50 +105,34 @@ fn github_workflow_claims_are_checked_on_real_slsa_attestations() {
     }
 
     // A key and a GitHub claim together are refused as bad input.
-    let r = run(&mut kibaverify(
-        dir,
-        &reg,
-        &[
-            "verify",
-            &image,
-            "--key",
-            "cosign.pub",
-            "--certificate-github-workflow-repository",
-            "o/r",
-        ],
-    ));
+    let r = run(&mut tools.kibaverify(&[
+        "verify",
+        &image,
+        "--key",
+        "cosign.pub",
+        "--certificate-github-workflow-repository",
+        "o/r",
+    ]));
     assert_code(&r, 2, "--key with a GitHub claim");
 }
 
 /// Signs `image` with `-a team=platform` in `layout`, then checks `verify -a` with kibaverify and cosign.
-fn annotations_round_trip(dir: &Path, reg: &TestRegistry, image: &str, layout: &str) {
-    let r = run(&mut kibaverify(
-        dir,
-        reg,
-        &[
-            "sign",
-            image,
-            "--key",
-            "ours.key",
-            "--layout",
-            layout,
-            "-a",
-            "team=platform",
-            "-a",
-            "tier=1",
-        ],
-    ));
+fn annotations_round_trip(tools: &Tools<'_>, image: &str, layout: &str) {
+    let r = run(&mut tools.kibaverify(&[
+        "sign",
+        image,
+        "--key",
+        "ours.key",
+        "--layout",
+        layout,
+        "-a",
+        "team=platform",
+        "-a",
+        "tier=1",
+    ]));
     assert_code(&r, 0, "kibaverify sign -a");
     let verify = |annotations: &[&str]| {
-        let mut args = vec![
-            "verify",
-            image,
-            "--key",
-            "ours.pub",
-            "--insecure-ignore-tlog",
-        ];
-        args.extend_from_slice(annotations);
-        run(&mut kibaverify(dir, reg, &args))
+        run(&mut tools.verify_with_key("verify", image, "ours.pub", annotations))
     };
     let r = verify(&["-a", "team=platform", "-a", "tier=1"]);
     assert_code(&r, 0, "verify -a with the signed pairs");
@@ -266,16 +157,9 @@ fn annotations_round_trip(dir: &Path, reg: &TestRegistry, image: &str, layout: &
     assert_code(&r, 2, "verify -a without =");
 
     let cosign_verify = |annotations: &[&str]| {
-        let mut args = vec![
-            "verify",
-            "--key",
-            "ours.pub",
-            "--insecure-ignore-tlog",
-            "--allow-http-registry",
-        ];
-        args.extend_from_slice(annotations);
-        args.push(image);
-        run(&mut peer("cosign", dir, &args))
+        let mut c = tools.cosign_verify_with_key("ours.pub", image);
+        c.args(annotations);
+        run(&mut c)
     };
     let r = cosign_verify(&["-a", "team=platform", "-a", "tier=1"]);
     assert_code(&r, 0, "cosign verify -a with the signed pairs");
@@ -298,45 +182,19 @@ fn annotations_round_trip(dir: &Path, reg: &TestRegistry, image: &str, layout: &
 
 #[test]
 fn verify_annotations_are_checked_in_both_layouts() {
-    let reg = TestRegistry::start(RegistryMode::Referrers).unwrap();
-    push_fixture_images(&reg).unwrap();
+    let reg = registry_with_fixtures(RegistryMode::Referrers);
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let r = run(Command::new(BIN)
-        .current_dir(dir)
-        .env("COSIGN_PASSWORD", PASSWORD)
-        .args(["generate-key-pair", "--output-key-prefix", "ours"]));
-    assert_code(&r, 0, "generate-key-pair");
-    let host = reg.host();
-    annotations_round_trip(dir, &reg, &format!("{host}/fixtures/app:v1"), "legacy");
-    annotations_round_trip(
-        dir,
-        &reg,
-        &format!("{host}/fixtures/config-only:v1"),
-        "bundle",
-    );
+    let tools = Tools::new(tmp.path(), &reg, Some(PASSWORD));
+    tools.generate_our_key_pair(&mut String::new());
+    annotations_round_trip(&tools, &tools.fixture("app"), "legacy");
+    annotations_round_trip(&tools, &tools.fixture("config-only"), "bundle");
 
     // Two signatures, one with the pair and one without: the image passes, the other signature is reported.
-    let image = format!("{host}/fixtures/app:v1");
-    let r = run(&mut kibaverify(
-        dir,
-        &reg,
-        &["sign", &image, "--key", "ours.key", "--layout", "legacy"],
-    ));
+    let image = tools.fixture("app");
+    let r =
+        run(&mut tools.kibaverify(&["sign", &image, "--key", "ours.key", "--layout", "legacy"]));
     assert_code(&r, 0, "second signature without annotations");
-    let r = run(&mut kibaverify(
-        dir,
-        &reg,
-        &[
-            "verify",
-            &image,
-            "--key",
-            "ours.pub",
-            "--insecure-ignore-tlog",
-            "-a",
-            "team=platform",
-        ],
-    ));
+    let r = run(&mut tools.verify_with_key("verify", &image, "ours.pub", &["-a", "team=platform"]));
     assert_code(&r, 0, "one of two signatures has the pair");
     assert!(
         r.stdout.contains("1 of 2 signatures passed"),

@@ -1,5 +1,4 @@
 //! `kibaverify attach`: push a file as a one-layer OCI 1.1 artifact whose subject is an image.
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use kibaship_oci::{Artifact, Reference, ReferrersSource};
 
-use super::digest::{OutputFormat, RegistryFlags};
+use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
 
 /// Largest file `attach` pushes (it is uploaded in one request).
 const MAX_ARTIFACT_BYTES: u64 = 256 * 1024 * 1024;
@@ -44,16 +43,7 @@ pub struct Args {
 /// Pushes the artifact and prints its digest.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reference = Reference::parse(&args.reference)?;
-    let mut annotations = BTreeMap::new();
-    for a in &args.annotations {
-        let (k, v) = a
-            .split_once('=')
-            .with_context(|| format!("annotation {a:?} is not key=value"))?;
-        if k.is_empty() {
-            anyhow::bail!("annotation {a:?} has an empty key");
-        }
-        annotations.insert(k.to_string(), v.to_string());
-    }
+    let annotations = super::sign::parse_annotations(&args.annotations)?;
     let (content, title) = read_artifact(&args.file)?;
     let artifact = Artifact {
         artifact_type: args.artifact_type.clone(),
@@ -63,10 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         annotations,
     };
     let client = args.registry.client()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = current_thread_runtime()?;
     let attached = runtime
         .block_on(client.attach_artifact(&reference, &artifact))
         .with_context(|| {

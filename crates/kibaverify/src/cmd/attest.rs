@@ -11,7 +11,8 @@ use anyhow::Context as _;
 use kibaship_cosign::attest::{self, Attestation, MAX_PREDICATE_BYTES};
 use kibaship_oci::Reference;
 
-use super::digest::{OutputFormat, RegistryFlags};
+use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
+use super::sign::{NO_TLOG_NOTE, found_through, rekor_v1_entry, rekor_v2_entry};
 use super::signer_flags::{Keyless, SignatureLayout, SignerFlags, read_bounded};
 
 /// Arguments of `kibaverify attest`.
@@ -55,13 +56,6 @@ fn read_attestation(args: &Args) -> anyhow::Result<Attestation> {
     )?)
 }
 
-fn via(source: kibaship_oci::ReferrersSource) -> &'static str {
-    match source {
-        kibaship_oci::ReferrersSource::Api => "the referrers API",
-        kibaship_oci::ReferrersSource::FallbackTag => "the referrers fallback tag",
-    }
-}
-
 /// Attests the image and prints the attested digest.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reference = Reference::parse(&args.reference)?;
@@ -78,8 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let key = args.signer.signing_key(key_path)?;
         let layout = args.layout.unwrap_or_default();
         let client = args.registry.client()?;
-        let runtime = runtime()?;
-        let note = "no transparency-log entry was made: verify with --insecure-ignore-tlog";
+        let runtime = current_thread_runtime()?;
         if layout.legacy() {
             let signed = runtime
                 .block_on(attest::attest_legacy(
@@ -92,7 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .context(what.clone())?;
             if args.output == OutputFormat::Text {
                 eprintln!(
-                    "attested {} with a {predicate_type} predicate ({} attestation(s) under {}); {note}",
+                    "attested {} with a {predicate_type} predicate ({} attestation(s) under {}); {NO_TLOG_NOTE}",
                     signed.image, signed.signatures, signed.signature_tag
                 );
             }
@@ -111,10 +104,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .context(what.clone())?;
             if args.output == OutputFormat::Text {
                 eprintln!(
-                    "attested {} with a {predicate_type} predicate (bundle {}, found through {}); {note}",
+                    "attested {} with a {predicate_type} predicate (bundle {}, found through {}); {NO_TLOG_NOTE}",
                     signed.image,
                     signed.referrer,
-                    via(signed.via)
+                    found_through(signed.via)
                 );
             }
             printed = Some(signed.image.clone());
@@ -124,14 +117,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let layout = args.layout.unwrap_or(SignatureLayout::Bundle);
         let Keyless { signer, check } = args.signer.keyless(layout, &args.registry)?;
         let client = args.registry.client()?;
-        let runtime = runtime()?;
-        let checked = |yes: bool| {
-            if yes {
-                "; verified against the trusted root before upload"
-            } else {
-                ""
-            }
-        };
+        let runtime = current_thread_runtime()?;
         if layout.legacy() {
             let signed = runtime
                 .block_on(attest::attest_legacy_keyless(
@@ -145,16 +131,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .context(what.clone())?;
             if args.output == OutputFormat::Text {
                 eprintln!(
-                    "attested {} keyless as {} (issuer {}) with a {predicate_type} predicate: {} attestation(s) under {}; Rekor v1 entry {} (log index {}, integrated {}) with its signed entry timestamp{}",
+                    "attested {} keyless as {} (issuer {}) with a {predicate_type} predicate: {} attestation(s) under {}; {}",
                     signed.signed.image,
                     signed.certificate_identity,
                     signed.certificate_oidc_issuer,
                     signed.signed.signatures,
                     signed.signed.signature_tag,
-                    signed.rekor_uuid,
-                    signed.log_index,
-                    signed.integrated_time,
-                    checked(signed.checked_against_trusted_root)
+                    rekor_v1_entry(&signed)
                 );
             }
             printed = Some(signed.signed.image.clone());
@@ -173,15 +156,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .context(what.clone())?;
             if args.output == OutputFormat::Text {
                 eprintln!(
-                    "attested {} keyless as {} (issuer {}) with a {predicate_type} predicate: bundle {}, found through {}; Rekor v2 log index {}, RFC 3161 timestamp from {}{}",
+                    "attested {} keyless as {} (issuer {}) with a {predicate_type} predicate: bundle {}, found through {}; {}",
                     signed.bundle.image,
                     signed.certificate_identity,
                     signed.certificate_oidc_issuer,
                     signed.bundle.referrer,
-                    via(signed.bundle.via),
-                    signed.log_index,
-                    signer.services().tsa_url.as_deref().unwrap_or("the TSA"),
-                    checked(signed.checked_against_trusted_root)
+                    found_through(signed.bundle.via),
+                    rekor_v2_entry(&signed, signer.services().tsa_url.as_deref())
                 );
             }
             printed = Some(signed.bundle.image.clone());
@@ -197,11 +178,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
 }

@@ -105,27 +105,15 @@ fn read_report(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
         }
         return Ok(bytes);
     }
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read report {}", path.display()))?
-        .len();
-    if size > limit {
-        bail!(
-            "report {} is {size} bytes, larger than --max-report-bytes {limit}",
-            path.display()
-        );
-    }
-    std::fs::read(path).with_context(|| format!("cannot read report {}", path.display()))
+    let mut bytes = Vec::new();
+    open_report(path, limit)?
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read report {}", path.display()))?;
+    Ok(bytes)
 }
 
-fn stream_report(
-    path: &Path,
-    limit: u64,
-    on_result: impl FnMut(&kibaship_gate::ScanResult<'_>),
-) -> anyhow::Result<kibaship_gate::stream::ReportHeader> {
-    if path == Path::new("-") {
-        let stdin = std::io::stdin().lock().take(limit);
-        return Ok(kibaship_gate::stream::read_report(stdin, on_result)?);
-    }
+/// Opens the report file, refusing one larger than `limit` bytes.
+fn open_report(path: &Path, limit: u64) -> anyhow::Result<std::fs::File> {
     let file = std::fs::File::open(path)
         .with_context(|| format!("cannot read report {}", path.display()))?;
     let size = file
@@ -138,6 +126,19 @@ fn stream_report(
             path.display()
         );
     }
+    Ok(file)
+}
+
+fn stream_report(
+    path: &Path,
+    limit: u64,
+    on_result: impl FnMut(&kibaship_gate::ScanResult<'_>),
+) -> anyhow::Result<kibaship_gate::stream::ReportHeader> {
+    if path == Path::new("-") {
+        let stdin = std::io::stdin().lock().take(limit);
+        return Ok(kibaship_gate::stream::read_report(stdin, on_result)?);
+    }
+    let file = open_report(path, limit)?;
     Ok(kibaship_gate::stream::read_report(file, on_result)?)
 }
 

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use kibaship_oci::{Reference, ReferrersSource};
 
-use super::digest::{OutputFormat, RegistryFlags};
+use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
 
 /// Arguments of `kibaverify referrers`.
 #[derive(clap::Args, Debug)]
@@ -26,10 +26,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reference = Reference::parse(&args.reference)?;
     let client = args.registry.client()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = current_thread_runtime()?;
     let referrers = runtime
         .block_on(client.list_referrers(&reference, args.artifact_type.as_deref()))
         .with_context(|| format!("cannot list the referrers of {}", args.reference))?;

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use kibaship_oci::Reference;
+use kibaship_cosign::registry::{KeylessSigned, LegacyKeylessSigned};
+use kibaship_oci::{Reference, ReferrersSource};
 
-use super::digest::{OutputFormat, RegistryFlags};
+use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
 use super::signer_flags::{Keyless, SignatureLayout, SignerFlags};
 
 /// Arguments of `kibaverify sign`.
@@ -33,7 +34,49 @@ pub struct Args {
     pub registry: RegistryFlags,
 }
 
-fn parse_annotations(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+/// What the text output says after a key signature or attestation: nothing was logged.
+pub const NO_TLOG_NOTE: &str =
+    "no transparency-log entry was made: verify with --insecure-ignore-tlog";
+
+/// Where a bundle referrer can be found, as the text output says it.
+pub fn found_through(via: ReferrersSource) -> &'static str {
+    match via {
+        ReferrersSource::Api => "the referrers API",
+        ReferrersSource::FallbackTag => "the referrers fallback tag",
+    }
+}
+
+fn checked_note(checked_against_trusted_root: bool) -> &'static str {
+    if checked_against_trusted_root {
+        "; verified against the trusted root before upload"
+    } else {
+        ""
+    }
+}
+
+/// The Rekor v1 entry of a keyless legacy signature or attestation, as the text output describes it.
+pub fn rekor_v1_entry(signed: &LegacyKeylessSigned) -> String {
+    format!(
+        "Rekor v1 entry {} (log index {}, integrated {}) with its signed entry timestamp{}",
+        signed.rekor_uuid,
+        signed.log_index,
+        signed.integrated_time,
+        checked_note(signed.checked_against_trusted_root)
+    )
+}
+
+/// The Rekor v2 entry and timestamp of a keyless bundle, as the text output describes them.
+pub fn rekor_v2_entry(signed: &KeylessSigned, tsa_url: Option<&str>) -> String {
+    format!(
+        "Rekor v2 log index {}, RFC 3161 timestamp from {}{}",
+        signed.log_index,
+        tsa_url.unwrap_or("the TSA"),
+        checked_note(signed.checked_against_trusted_root)
+    )
+}
+
+/// Parses repeated `-a key=value` flags.
+pub fn parse_annotations(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for a in raw {
         let (k, v) = a
@@ -56,10 +99,7 @@ fn run_keyless(
     let layout = args.layout.unwrap_or(SignatureLayout::Bundle);
     let Keyless { signer, check } = args.signer.keyless(layout, &args.registry)?;
     let client = args.registry.client()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = current_thread_runtime()?;
     let mut report = serde_json::Map::new();
     if layout.legacy() {
         let signed = runtime
@@ -74,20 +114,13 @@ fn run_keyless(
             .with_context(|| format!("cannot sign {} keyless", args.reference))?;
         if args.output == OutputFormat::Text {
             eprintln!(
-                "signed {} keyless as {} (issuer {}): {} signature(s) under {}; Rekor v1 entry {} (log index {}, integrated {}) with its signed entry timestamp{}",
+                "signed {} keyless as {} (issuer {}): {} signature(s) under {}; {}",
                 signed.signed.image,
                 signed.certificate_identity,
                 signed.certificate_oidc_issuer,
                 signed.signed.signatures,
                 signed.signed.signature_tag,
-                signed.rekor_uuid,
-                signed.log_index,
-                signed.integrated_time,
-                if signed.checked_against_trusted_root {
-                    "; verified against the trusted root before upload"
-                } else {
-                    ""
-                }
+                rekor_v1_entry(&signed)
             );
             println!("{}", signed.signed.image);
         }
@@ -105,23 +138,14 @@ fn run_keyless(
             ))
             .with_context(|| format!("cannot sign {} keyless", args.reference))?;
         if args.output == OutputFormat::Text {
-            let via = match signed.bundle.via {
-                kibaship_oci::ReferrersSource::Api => "the referrers API",
-                kibaship_oci::ReferrersSource::FallbackTag => "the referrers fallback tag",
-            };
             eprintln!(
-                "signed {} keyless as {} (issuer {}): bundle {}, found through {via}; Rekor v2 log index {}, RFC 3161 timestamp from {}{}",
+                "signed {} keyless as {} (issuer {}): bundle {}, found through {}; {}",
                 signed.bundle.image,
                 signed.certificate_identity,
                 signed.certificate_oidc_issuer,
                 signed.bundle.referrer,
-                signed.log_index,
-                signer.services().tsa_url.as_deref().unwrap_or("the TSA"),
-                if signed.checked_against_trusted_root {
-                    "; verified against the trusted root before upload"
-                } else {
-                    ""
-                }
+                found_through(signed.bundle.via),
+                rekor_v2_entry(&signed, signer.services().tsa_url.as_deref())
             );
             if layout == SignatureLayout::Bundle {
                 println!("{}", signed.bundle.image);
@@ -146,12 +170,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let key = args.signer.signing_key(key_path)?;
     let layout = args.layout.unwrap_or_default();
     let client = args.registry.client()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = current_thread_runtime()?;
     let mut report = serde_json::Map::new();
-    let note = "no transparency-log entry was made: verify with --insecure-ignore-tlog";
     if layout.legacy() {
         let signed = runtime
             .block_on(kibaship_cosign::sign_legacy(
@@ -164,7 +184,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot sign {}", args.reference))?;
         if args.output == OutputFormat::Text {
             eprintln!(
-                "signed {} ({} signature(s) under {}); {note}",
+                "signed {} ({} signature(s) under {}); {NO_TLOG_NOTE}",
                 signed.image, signed.signatures, signed.signature_tag
             );
             println!("{}", signed.image);
@@ -182,13 +202,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ))
             .with_context(|| format!("cannot sign {}", args.reference))?;
         if args.output == OutputFormat::Text {
-            let via = match signed.via {
-                kibaship_oci::ReferrersSource::Api => "the referrers API",
-                kibaship_oci::ReferrersSource::FallbackTag => "the referrers fallback tag",
-            };
             eprintln!(
-                "signed {} (bundle {}, found through {via}); {note}",
-                signed.image, signed.referrer
+                "signed {} (bundle {}, found through {}); {NO_TLOG_NOTE}",
+                signed.image,
+                signed.referrer,
+                found_through(signed.via)
             );
             if layout == SignatureLayout::Bundle {
                 println!("{}", signed.image);

@@ -12,7 +12,7 @@ use kibaship_cosign::{ImageReport, LayerKind, VerifyOptions};
 use kibaship_oci::Reference;
 use kibaship_sigstore::{CertificateIdentity, IdentityPolicy, PublicKey, TrustedRoot, Verifier};
 
-use super::digest::{OutputFormat, RegistryFlags};
+use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
 use super::identity_flags::{GithubClaimFlags, matcher};
 
 /// Largest key or trusted-root file read.
@@ -164,10 +164,7 @@ pub fn verify_and_report(
     let options = flags.options(predicate_type, annotations)?;
     let signature_repository = signature_repository_from_env()?;
     let client = flags.registry.client()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = current_thread_runtime()?;
     let report = runtime
         .block_on(kibaship_cosign::verify_image(
             &client,
