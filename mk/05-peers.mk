@@ -5,9 +5,10 @@
 # See docs/peers.md.
 
 # docker-registry: the tag-fallback registry; skopeo: registry digests; runc: BuildKit's OCI worker;
-# etcd-server: kube-apiserver's store; mariadb-server: Trillian's store (Rekor v1); curl/jq/python3/openssl: the smoke scripts.
+# etcd-server: kube-apiserver's store; mariadb-server: Trillian's store (Rekor v1); curl/jq/python3/openssl: the smoke scripts;
+# iproute2: ss, with which the TSA and Rekor v1 smoke tests check that nothing listens beyond loopback.
 # The Go toolchain itself (>= 1.26; Debian 12's golang-go is too old) must already be on the machine.
-APT_PACKAGES += docker-registry skopeo runc etcd-server curl jq python3 openssl mariadb-server
+APT_PACKAGES += docker-registry skopeo runc etcd-server curl jq python3 openssl mariadb-server iproute2
 # sigstore-python: the independent verifier of the keyless smoke test's bundle.
 PY_TOOLS += sigstore==4.5.1
 TEST_EXTRA += peers-smoke

@@ -7,9 +7,22 @@
 # bundle annotation = SET + entry), verified by `cosign verify --trusted-root` (SCT and SET checked); a wrong
 # identity and a tampered SET are rejected; rekor-cli reads the entry back by log index. Also a `dsse` entry
 # posted directly to `POST /api/v1/log/entries`.
-# Note: rekor-server v1.5.5 always tries to serve metrics on :2112 (no flag) and ignores a failure to bind.
+# rekor-server is our build (scripts/peers/rekor) of upstream's v1.5.5 library: the REST API only, none of the
+# :2112 metrics listener upstream's serve command always tries on all interfaces. Nothing here listens beyond 127.0.0.1.
 # shellcheck source=scripts/peers/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# Fails unless every TCP socket the background process LABEL listens on is on loopback (ss, from iproute2),
+# and it listens on at least one.
+assert_loopback_only() {
+  local label="$1" pid="${_smoke_pid_of[$1]}" sockets outside
+  command -v ss >/dev/null || fail "ss is not installed (Debian package iproute2; run \`make deps\`)"
+  sockets="$(ss -Hltnp | grep -F "pid=$pid," | awk '{ print $4 }')"
+  [ -n "$sockets" ] || fail "$label (pid $pid) listens on no TCP socket"
+  outside="$(grep -Ev '^(127\.[0-9.]+|\[::1\]|\[::ffff:127\.[0-9.]+\]):[0-9]+$' <<<"$sockets" || true)"
+  [ -z "$outside" ] || fail "$label listens outside loopback: $(tr '\n' ' ' <<<"$outside")"
+  step "$label listens on loopback only: $(tr '\n' ' ' <<<"$sockets")"
+}
 
 cosign="$(peer_bin cosign)"
 fulcio="$(peer_bin fulcio)"
@@ -74,6 +87,7 @@ start_bg rekor-server "$rekor_server" serve --rekor_server.address=127.0.0.1 --p
   --trillian_log_server.tlog_id="$tree_id" \
   --enabled_api_endpoints=getLogInfo,getPublicKey,getLogProof,createLogEntry,getLogEntryByIndex,getLogEntryByUUID
 wait_http "$rekor_url/api/v1/log" rekor-server
+assert_loopback_only rekor-server
 curl -sS -f -o rekor.pub "$rekor_url/api/v1/log/publicKey" || fail "GET Rekor's public key failed"
 grep -q 'BEGIN PUBLIC KEY' rekor.pub || fail "Rekor's public key is not PEM: $(head -c 200 rekor.pub)"
 

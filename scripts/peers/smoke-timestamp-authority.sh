@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
-# timestamp-authority: Sigstore's RFC 3161 TSA (timestamp-server) with its in-memory signer on loopback.
+# timestamp-authority: Sigstore's RFC 3161 TSA (timestamp-server) with its in-memory signer on loopback. The binary is
+# our build (scripts/peers/timestamp-authority) of upstream's v2.1.5 library: the REST API only, none of the :2112
+# metrics listener upstream's serve command always opens on all interfaces; checked below with ss.
 # Fetch its certificate chain, ask for a timestamp over a file with `openssl ts -query`, and verify the reply
 # with `openssl ts -verify` against that chain (root as the only trust anchor). A reply for other data must
 # not verify.
 # shellcheck source=scripts/peers/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# Fails unless every TCP socket the background process LABEL listens on is on loopback (ss, from iproute2),
+# and it listens on at least one.
+assert_loopback_only() {
+  local label="$1" pid="${_smoke_pid_of[$1]}" sockets outside
+  command -v ss >/dev/null || fail "ss is not installed (Debian package iproute2; run \`make deps\`)"
+  sockets="$(ss -Hltnp | grep -F "pid=$pid," | awk '{ print $4 }')"
+  [ -n "$sockets" ] || fail "$label (pid $pid) listens on no TCP socket"
+  outside="$(grep -Ev '^(127\.[0-9.]+|\[::1\]|\[::ffff:127\.[0-9.]+\]):[0-9]+$' <<<"$sockets" || true)"
+  [ -z "$outside" ] || fail "$label listens outside loopback: $(tr '\n' ' ' <<<"$outside")"
+  step "$label listens on loopback only: $(tr '\n' ' ' <<<"$sockets")"
+}
 
 tsa="$(peer_bin timestamp-authority)"
 port="$(free_port)"
@@ -12,6 +26,7 @@ start_bg timestamp-server "$tsa" serve --host 127.0.0.1 --port "$port" --timesta
   --disable-ntp-monitoring
 base="http://127.0.0.1:$port"
 wait_http "$base/ping" timestamp-server
+assert_loopback_only timestamp-server
 cd "$SMOKE_WORK" || fail "cannot enter $SMOKE_WORK"
 
 curl -sS -f -o chain.pem "$base/api/v1/timestamp/certchain" || fail "GET /api/v1/timestamp/certchain failed"

@@ -15,7 +15,9 @@
 //! `cosign signing-config create`, and a `client_trust_config.json` for sigstore-python (whose models require a
 //! CA `commonName`, which Fulcio's ephemeral CA does not have: it is filled from the organization).
 //!
-//! Every service listens on 127.0.0.1 and is stopped when the [`TestSigstore`] is dropped.
+//! Every service listens on 127.0.0.1 and is stopped when the [`TestSigstore`] is dropped, with one exception:
+//! Fulcio v1.8.8 serves Prometheus metrics on `:<metrics-port>` (all interfaces; no flag binds it elsewhere), on a
+//! free port here. The TSA and Rekor v1 are our loopback-only builds of upstream's libraries (docs/peers.md).
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,8 +30,6 @@ use crate::process::{self, SupervisedProcess};
 
 /// How long a started service may take to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long to wait for another test's timestamp-server to release port 2112.
-const TSA_PORT_WAIT: Duration = Duration::from_secs(300);
 /// `start-time` of every service in the trusted root and signing config.
 const START_TIME: &str = "2020-01-01T00:00:00Z";
 /// The Rekor v2 log's origin (checkpoint name): the host of its URL, as sigstore-go requires.
@@ -144,10 +144,22 @@ fn wait_http(
     }
 }
 
-/// Whether timestamp-server's log says its fixed metrics port 2112 was taken.
-fn metrics_port_taken(log: &Path) -> bool {
-    let tail = process::log_tail(log);
-    tail.contains(":2112") && tail.contains("address already in use")
+/// Refuses a cached upstream build of a peer whose `serve` opens listeners beyond loopback (timestamp-server,
+/// rekor-server): ours answer `version` with "kibaship loopback build". A machine whose peer cache predates our
+/// builds gets them from `make peers`.
+fn require_loopback_build(peer: &str, binary: &Path) -> Result<(), HarnessError> {
+    let out = run(binary, &["version"], None)?;
+    if String::from_utf8_lossy(&out).contains("kibaship loopback build") {
+        return Ok(());
+    }
+    Err(HarnessError::PeerUnavailable {
+        name: peer.into(),
+        reason: format!(
+            "{} is upstream's build, which also listens on :2112 (all interfaces); run `make peers` to \
+             rebuild it from scripts/peers/ (docs/peers.md)",
+            binary.display()
+        ),
+    })
 }
 
 /// GET `http://host/path`, 200 only.
@@ -180,6 +192,7 @@ impl TestSigstore {
         let cosign = crate::peers::peer_binary("cosign")?;
         let fulcio = crate::peers::peer_binary("fulcio")?;
         let tsa = crate::peers::peer_binary("timestamp-authority")?;
+        require_loopback_build("timestamp-authority", &tsa)?;
         let rekor = crate::peers::peer_binary("rekor-tiles")?;
         let tesseract = crate::peers::peer_binary("tesseract")?;
         let python = process::find_tool("python3", "apt-get install python3")?;
@@ -336,52 +349,30 @@ impl TestSigstore {
         )?;
         processes.push(p);
 
-        // Timestamp authority. timestamp-server v2.1.5 always serves its metrics on :2112 (all interfaces, no flag
-        // to move it), so only one runs per machine at a time: while another holds that port, wait for it.
+        // Timestamp authority: our build of timestamp-server (scripts/peers/timestamp-authority) serves only the
+        // REST API on its loopback port (upstream's always adds a metrics listener on :2112, all interfaces), so
+        // every TestSigstore runs its own.
         let tsa_port = free_port()?;
         let tsa_host = format!("127.0.0.1:{tsa_port}");
         let tsa_url = format!("http://{tsa_host}/api/v1/timestamp");
         let log = d.join("timestamp-server.log");
-        let waited = Instant::now();
-        loop {
-            let _ = std::fs::remove_file(&log);
-            let mut p = SupervisedProcess::spawn(
-                "timestamp-server",
-                &tsa,
-                &[
-                    "serve".into(),
-                    "--host".into(),
-                    "127.0.0.1".into(),
-                    "--port".into(),
-                    tsa_port.to_string(),
-                    "--timestamp-signer".into(),
-                    "memory".into(),
-                    "--disable-ntp-monitoring".into(),
-                ],
-                &log,
-            )?;
-            match wait_http(&mut p, "timestamp-server", &tsa_host, "/ping", &log) {
-                // The metrics listener may fail just after /ping answers: make sure it is still up.
-                Ok(()) => {
-                    thread::sleep(Duration::from_millis(300));
-                    match p.check_running() {
-                        Ok(()) => {
-                            processes.push(p);
-                            break;
-                        }
-                        Err(e) if !metrics_port_taken(&log) || waited.elapsed() > TSA_PORT_WAIT => {
-                            return Err(e);
-                        }
-                        Err(_) => {}
-                    }
-                }
-                Err(e) if !metrics_port_taken(&log) => return Err(e),
-                Err(e) if waited.elapsed() > TSA_PORT_WAIT => return Err(e),
-                Err(_) => {}
-            }
-            drop(p);
-            thread::sleep(Duration::from_millis(250));
-        }
+        let mut p = SupervisedProcess::spawn(
+            "timestamp-server",
+            &tsa,
+            &[
+                "serve".into(),
+                "--host".into(),
+                "127.0.0.1".into(),
+                "--port".into(),
+                tsa_port.to_string(),
+                "--timestamp-signer".into(),
+                "memory".into(),
+                "--disable-ntp-monitoring".into(),
+            ],
+            &log,
+        )?;
+        wait_http(&mut p, "timestamp-server", &tsa_host, "/ping", &log)?;
+        processes.push(p);
         let tsa_chain = fetch(&tsa_host, "/api/v1/timestamp/certchain")?;
         write(&d.join("tsa-chain.pem"), &tsa_chain)?;
 
@@ -656,6 +647,7 @@ fn start_rekor_v1(
     processes: &mut Vec<SupervisedProcess>,
 ) -> Result<String, HarnessError> {
     let rekor = crate::peers::peer_binary("rekor-server")?;
+    require_loopback_build("rekor", &rekor)?;
     let log_server = crate::peers::peer_binary("trillian_log_server")?;
     let log_signer = crate::peers::peer_binary("trillian_log_signer")?;
     let createtree = crate::peers::peer_binary("createtree")?;
@@ -787,7 +779,8 @@ fn start_rekor_v1(
         })?
         .to_string();
 
-    // Rekor v1 (metrics on :2112 are attempted and silently skipped when taken; no flag moves them).
+    // Rekor v1: our build (scripts/peers/rekor) serves only the REST API, on loopback (upstream's serve command
+    // also tries a metrics listener on :2112, all interfaces).
     let rekor_port = free_port()?;
     let rekor_host = format!("127.0.0.1:{rekor_port}");
     let log = d.join("rekor-v1.log");
