@@ -67,6 +67,23 @@ pub enum KeyError {
     /// Key generation or signing failed inside the crypto library.
     #[error("crypto operation failed: {0}")]
     Crypto(&'static str),
+    /// The key file is encrypted and no password was given.
+    #[error("the private key is encrypted and no password was given")]
+    PasswordRequired,
+    /// The key file is larger than any key file.
+    #[error("the key file is {size} bytes, larger than any key file ({MAX_KEY_FILE_BYTES} bytes)")]
+    TooLarge {
+        /// Its size.
+        size: u64,
+    },
+}
+
+/// Largest private-key file read: callers refuse larger files before reading them.
+pub const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+/// Whether `pem_text` holds an encrypted cosign key (and so needs a password), as cosign decides it.
+pub fn is_encrypted_key_file(pem_text: &[u8]) -> bool {
+    String::from_utf8_lossy(pem_text).contains("-----BEGIN ENCRYPTED ")
 }
 
 /// The scrypt + secretbox envelope inside an encrypted cosign key (field names as cosign writes them).
@@ -199,6 +216,23 @@ impl SigningKey {
         let json = serde_json::to_vec(&envelope)
             .map_err(|_| KeyError::Crypto("encoding the key envelope"))?;
         Ok(pem::encode(SIGSTORE_PRIVATE_KEY_LABEL, &json))
+    }
+
+    /// Reads a private-key file as cosign does: an encrypted cosign key with `password` (which may be empty;
+    /// [`KeyError::PasswordRequired`] without one), any other PEM key as [`SigningKey::from_pem`] reads it. Files
+    /// over [`MAX_KEY_FILE_BYTES`] are refused.
+    pub fn from_key_file(pem_text: &[u8], password: Option<&[u8]>) -> Result<Self, KeyError> {
+        if pem_text.len() as u64 > MAX_KEY_FILE_BYTES {
+            return Err(KeyError::TooLarge {
+                size: pem_text.len() as u64,
+            });
+        }
+        if is_encrypted_key_file(pem_text) {
+            let password = password.ok_or(KeyError::PasswordRequired)?;
+            Self::from_encrypted_pem(pem_text, password)
+        } else {
+            Self::from_pem(pem_text)
+        }
     }
 
     /// Reads a plain PEM private key as `cosign import-key-pair` does: PKCS#8, SEC1 EC or PKCS#1 RSA.
@@ -402,4 +436,42 @@ fn wrap_pkcs1_in_pkcs8(pkcs1: &[u8]) -> Zeroizing<Vec<u8>> {
     body.extend(der::encode(der::TAG_SEQUENCE, &algorithm));
     body.extend(der::encode(der::TAG_OCTET_STRING, pkcs1));
     Zeroizing::new(der::encode(der::TAG_SEQUENCE, &body))
+}
+
+#[cfg(test)]
+mod key_file_tests {
+    use super::*;
+
+    #[test]
+    fn from_key_file_reads_encrypted_and_plain_keys_and_names_what_is_missing() {
+        let key = SigningKey::generate().expect("generate");
+        let encrypted = key.to_encrypted_pem(b"pw").expect("encrypt");
+        assert!(is_encrypted_key_file(encrypted.as_bytes()));
+        let loaded =
+            SigningKey::from_key_file(encrypted.as_bytes(), Some(b"pw")).expect("right password");
+        assert_eq!(
+            loaded.public_key_pem().expect("pem"),
+            key.public_key_pem().expect("pem")
+        );
+        assert!(matches!(
+            SigningKey::from_key_file(encrypted.as_bytes(), None),
+            Err(KeyError::PasswordRequired)
+        ));
+        assert!(matches!(
+            SigningKey::from_key_file(encrypted.as_bytes(), Some(b"wrong")),
+            Err(KeyError::Decrypt)
+        ));
+        let plain = pem::encode("PRIVATE KEY", &key.pkcs8);
+        assert!(!is_encrypted_key_file(plain.as_bytes()));
+        let loaded = SigningKey::from_key_file(plain.as_bytes(), None).expect("plain key");
+        assert_eq!(
+            loaded.public_key_pem().expect("pem"),
+            key.public_key_pem().expect("pem")
+        );
+        let huge = vec![b'A'; MAX_KEY_FILE_BYTES as usize + 1];
+        assert!(matches!(
+            SigningKey::from_key_file(&huge, Some(b"pw")),
+            Err(KeyError::TooLarge { .. })
+        ));
+    }
 }

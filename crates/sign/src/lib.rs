@@ -10,5 +10,5 @@
 pub mod keys;
 pub mod payload;
 
-pub use keys::{KeyError, SigningKey};
+pub use keys::{KeyError, MAX_KEY_FILE_BYTES, SigningKey, is_encrypted_key_file};
 pub use payload::{PayloadError, SimpleSigningPayload};

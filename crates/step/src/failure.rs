@@ -1,7 +1,7 @@
 //! Failure kinds of a step and the exit codes they map to.
 //!
 //! A Tekton step reports one integer, so each kind of failure gets its own exit code (sysexits-style), and the
-//! message printed on stderr starts with the kind, e.g. `kibaship-step: registry error (retryable): ...`.
+//! message printed on stderr starts with the kind, e.g. `kibaship-step: registry or service error (retryable): ...`.
 
 use std::fmt;
 
@@ -14,10 +14,13 @@ pub enum FailureKind {
     Plan,
     /// `buildctl build` failed (compile error in the app, frontend error, push refused inside BuildKit).
     Build,
-    /// Talking to the registry failed (network, 5xx, 429, auth): retrying may help.
+    /// Talking to the registry or a Sigstore service failed (network, 5xx, 429, auth): retrying may help.
     Registry,
     /// The results could not be written (Tekton's size budget, unwritable path).
     Results,
+    /// Signing was refused: a service turned the request down (credentials, a rejected token) or the signature
+    /// made did not verify against the trusted root, so nothing was uploaded. Retrying unchanged will not help.
+    Refused,
 }
 
 impl FailureKind {
@@ -29,6 +32,7 @@ impl FailureKind {
             FailureKind::Build => 70,         // EX_SOFTWARE
             FailureKind::Results => 73,       // EX_CANTCREAT
             FailureKind::Registry => 75,      // EX_TEMPFAIL
+            FailureKind::Refused => 77,       // EX_NOPERM
         }
     }
 
@@ -38,12 +42,13 @@ impl FailureKind {
     }
 
     /// All kinds, for documentation tables and tests.
-    pub const ALL: [FailureKind; 5] = [
+    pub const ALL: [FailureKind; 6] = [
         FailureKind::BadParameters,
         FailureKind::Plan,
         FailureKind::Build,
         FailureKind::Registry,
         FailureKind::Results,
+        FailureKind::Refused,
     ];
 }
 
@@ -53,8 +58,9 @@ impl fmt::Display for FailureKind {
             FailureKind::BadParameters => "bad parameters",
             FailureKind::Plan => "plan error",
             FailureKind::Build => "build error",
-            FailureKind::Registry => "registry error (retryable)",
+            FailureKind::Registry => "registry or service error (retryable)",
             FailureKind::Results => "results error",
+            FailureKind::Refused => "signing refused",
         };
         f.write_str(s)
     }
@@ -78,6 +84,12 @@ mod tests {
         assert_eq!(codes.len(), FailureKind::ALL.len());
         // 0 is success, 1 and 2 are what panics and clap/anyhow use: none of ours may collide.
         assert!(codes.iter().all(|c| *c > 2));
+        // Only failures talking to the registry or a Sigstore service may go away on a retry.
+        let retryable: Vec<FailureKind> = FailureKind::ALL
+            .into_iter()
+            .filter(|k| k.retryable())
+            .collect();
+        assert_eq!(retryable, vec![FailureKind::Registry]);
         assert!(FailureKind::Registry.retryable());
         assert!(!FailureKind::Build.retryable());
     }

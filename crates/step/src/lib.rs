@@ -1,4 +1,4 @@
-//! Tekton step driver for the railpack-prepare and railpack-build tasks.
+//! Tekton step driver for the railpack-prepare, railpack-build and kibaship-sign tasks.
 //!
 //! The library holds the logic; `kibaship-step` (src/main.rs) is its command line. Modules:
 //! - [`secrets`]: the design's `secrets-hash`, byte-identical to its shell recipe, and secret-name checks;
@@ -8,7 +8,7 @@
 //! - [`buildctl`]: the `buildctl build` argv and its metadata file;
 //! - [`registry`]: the registry operations the build needs ([`registry::ManifestStore`]);
 //! - [`results`]: Tekton results within Tekton's size budget;
-//! - [`prepare`], [`build`]: the two steps;
+//! - [`prepare`], [`build`]: the two build steps; [`sign`]: the sign task's step;
 //! - [`failure`], [`error`]: failure kinds and exit codes.
 
 pub mod build;
@@ -23,6 +23,7 @@ pub mod prepare;
 pub mod registry;
 pub mod results;
 pub mod secrets;
+pub mod sign;
 pub mod workspace;
 
 pub use error::StepError;

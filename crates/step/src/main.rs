@@ -10,7 +10,9 @@ use kibaship_step::build::{BuildOutcome, BuildRequest, BuildResultPaths, run_bui
 use kibaship_step::oci_store::OciManifestStore;
 use kibaship_step::prepare::{PrepareRequest, run_prepare};
 use kibaship_step::secrets::secrets_hash;
+use kibaship_step::sign::{SignError, SignInputs, load_signer, sign_image, write_results};
 use kibaship_step::{Classify, FailureKind, StepError};
+use zeroize::Zeroizing;
 
 /// Tekton step driver for the railpack-prepare and railpack-build tasks.
 #[derive(Parser)]
@@ -39,6 +41,55 @@ enum Command {
     Prepare(PrepareArgs),
     /// Build and push the image with `buildctl` (or reuse an earlier identical build) and write the results.
     Build(Box<BuildArgs>),
+    /// Sign the built image by digest, with a cosign key or keyless, and write the results.
+    Sign(Box<SignArgs>),
+}
+
+/// `kibaship-step sign`: every value may be an empty string, meaning "not set" (Tekton cannot omit an argument).
+#[derive(Args)]
+struct SignArgs {
+    /// The build's image result (registry/repository:tag); only its repository is used.
+    #[arg(long, default_value = "")]
+    image: String,
+    /// The build's digest result (sha256:<hex>): what is signed.
+    #[arg(long, default_value = "")]
+    digest: String,
+    /// `key` or `keyless`.
+    #[arg(long, default_value = "")]
+    mode: String,
+    /// `legacy`, `bundle` or `both`; empty: legacy with a key, bundle keyless.
+    #[arg(long, default_value = "")]
+    layout: String,
+    /// Key mode: the cosign private key file (password from COSIGN_PASSWORD).
+    #[arg(long, default_value = "")]
+    key_file: String,
+    /// Keyless: the OIDC identity token file (a projected service-account token with audience sigstore).
+    #[arg(long, default_value = "")]
+    identity_token_file: String,
+    /// Keyless: the Sigstore signing config (v0.2 JSON) naming Fulcio, Rekor and the TSA.
+    #[arg(long, default_value = "")]
+    signing_config: String,
+    /// Keyless, optional: verify each signature against this trusted_root.json before uploading it.
+    #[arg(long, default_value = "")]
+    trusted_root: String,
+    /// A `key=value` annotation signed into the payload. Repeatable; empty values are ignored.
+    #[arg(long = "annotation", num_args = 0..)]
+    annotations: Vec<String>,
+    /// Repository the signatures go to instead of the image's (cosign's COSIGN_REPOSITORY).
+    #[arg(long, default_value = "")]
+    signature_repository: String,
+    /// Talk to the registry over plain HTTP (`true`/`false`; local test registries only).
+    #[arg(long, default_value = "false", action = clap::ArgAction::Set)]
+    insecure_registry: String,
+    /// Extra CA bundle (PEM) for the registry and the Sigstore services; empty: system roots only.
+    #[arg(long, default_value = "")]
+    registry_ca_file: String,
+    /// File for the signatures result (one line per signature written).
+    #[arg(long)]
+    signatures_result: Option<PathBuf>,
+    /// File for the signedDigest result.
+    #[arg(long)]
+    signed_digest_result: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -168,23 +219,26 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let mut msg = format!("kibaship-step: {}: {e}", e.kind());
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                msg.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            eprintln!("{msg}");
-            ExitCode::from(e.exit_code())
+    // The sign step has its own failure kinds (a refusal is not a build failure).
+    let failed = match cli.command {
+        Command::Sign(a) => sign(*a)
+            .err()
+            .map(|e| (e.kind().to_string(), error_chain(&e), e.exit_code())),
+        command => run(command)
+            .err()
+            .map(|e| (e.kind().to_string(), error_chain(&e), e.exit_code())),
+    };
+    match failed {
+        None => ExitCode::SUCCESS,
+        Some((kind, message, code)) => {
+            eprintln!("kibaship-step: {kind}: {message}");
+            ExitCode::from(code)
         }
     }
 }
 
-fn run(cli: Cli) -> Result<(), StepError> {
-    match cli.command {
+fn run(command: Command) -> Result<(), StepError> {
+    match command {
         Command::SecretsHash { secrets_dir } => {
             let hash = secrets_hash(&secrets_dir)?.unwrap_or_default();
             println!("{hash}");
@@ -210,7 +264,94 @@ fn run(cli: Cli) -> Result<(), StepError> {
             Ok(())
         }
         Command::Build(a) => build(*a),
+        Command::Sign(a) => Err(StepError::BadParameter(format!(
+            "internal: sign is run by main, not here ({} given)",
+            a.image
+        ))),
     }
+}
+
+/// `e` and its sources, joined with `: `.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
+}
+
+fn sign(a: SignArgs) -> Result<(), SignError> {
+    let bad = |m: String| SignError::Parameter(m);
+    let plan = SignInputs {
+        image: a.image,
+        digest: a.digest,
+        mode: a.mode,
+        layout: a.layout,
+        key_file: a.key_file,
+        identity_token_file: a.identity_token_file,
+        signing_config: a.signing_config,
+        trusted_root: a.trusted_root,
+        annotations: a.annotations,
+        signature_repository: a.signature_repository,
+    }
+    .plan()?;
+    let insecure = match a.insecure_registry.trim() {
+        "true" => true,
+        "false" | "" => false,
+        other => {
+            return Err(bad(format!(
+                "--insecure-registry {other:?} is not true or false"
+            )));
+        }
+    };
+    let ca_file = Some(a.registry_ca_file.trim())
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from);
+    // COSIGN_PASSWORD comes from an optional secretKeyRef: unset when the Secret has no password.
+    let password = std::env::var("COSIGN_PASSWORD").ok().map(Zeroizing::new);
+    let signer = load_signer(&plan, password, ca_file.as_deref())?;
+    let mut insecure_registries = Vec::new();
+    if insecure {
+        insecure_registries.push(plan.target.registry().to_string());
+        if let Some(r) = &plan.signature_repository {
+            insecure_registries.push(r.registry().to_string());
+        }
+    }
+    let client = RegistryClient::new(ClientConfig {
+        insecure_registries,
+        ca_file,
+        ..ClientConfig::default()
+    })
+    .map_err(|e| bad(format!("registry client: {e}")))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| bad(format!("cannot start the async runtime: {e}")))?;
+    let report = runtime.block_on(sign_image(&client, &plan, &signer))?;
+    write_results(
+        &report,
+        a.signatures_result.as_deref(),
+        a.signed_digest_result.as_deref(),
+    )?;
+    for s in &report.signatures {
+        match &s.identity {
+            Some((identity, issuer)) => eprintln!(
+                "kibaship-step: signed {} keyless as {identity} (issuer {issuer}): {} {}",
+                report.image, s.layout, s.location
+            ),
+            None => eprintln!(
+                "kibaship-step: signed {} with the key: {} {} (no transparency-log entry: verify with --insecure-ignore-tlog)",
+                report.image, s.layout, s.location
+            ),
+        }
+    }
+    println!("signedDigest={}", report.digest);
+    for s in &report.signatures {
+        println!("signature={}", s.location);
+    }
+    Ok(())
 }
 
 fn install(dest: &std::path::Path) -> Result<(), StepError> {

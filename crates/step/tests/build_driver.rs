@@ -521,7 +521,7 @@ fn failure_kinds_have_their_exit_codes() {
     let fx = Fixture::new("secrets_1.snap.json");
     fx.plant_secrets();
     let down = fx.build(&proxy.host(), &names, &[], &[]);
-    check(&down, 75, "registry error (retryable)", "503");
+    check(&down, 75, "registry or service error (retryable)", "503");
     assert!(proxy.requests_seen() > 0);
     assert_eq!(
         fx.record().len(),
@@ -608,7 +608,7 @@ fn credentials_come_from_docker_config() {
     let denied = tls_build(&fx, &host, &ca, "other", &env);
     assert_eq!(denied.status.code(), Some(75), "{}", stderr(&denied));
     assert!(
-        stderr(&denied).contains("registry error"),
+        stderr(&denied).contains("registry or service error (retryable)"),
         "{}",
         stderr(&denied)
     );

@@ -28,8 +28,8 @@ fn load_all() -> Vec<(String, Value)> {
         .collect();
     files.sort();
     assert!(
-        files.len() >= 3,
-        "tasks/ must hold the two Tasks and the Pipeline"
+        files.len() >= 4,
+        "tasks/ must hold the three Tasks and the Pipeline"
     );
     for f in files {
         let text = std::fs::read_to_string(&f).expect("read");
@@ -230,20 +230,30 @@ fn containers(t: &Value, key: &str) -> Vec<Value> {
 #[test]
 fn steps_call_the_driver_with_flags_it_has() {
     let docs = load_all();
-    for (task_name, sub) in [("railpack-prepare", "prepare"), ("railpack-build", "build")] {
+    // Steps that run in another tool's image (railpack, BuildKit) get the driver from a first install step; the
+    // sign step runs in the driver's own image.
+    for (task_name, sub, driver) in [
+        ("railpack-prepare", "prepare", "/kibaship/bin/kibaship-step"),
+        ("railpack-build", "build", "/kibaship/bin/kibaship-step"),
+        ("kibaship-sign", "sign", "/usr/local/bin/kibaship-step"),
+    ] {
         let t = task(&docs, task_name);
         let known = flags_of(sub);
         let steps = containers(t, "steps");
+        let installs = steps[0]["name"] == "install-driver";
         assert_eq!(
-            steps[0]["name"], "install-driver",
-            "{task_name}: the first step installs the driver"
+            installs,
+            driver == "/kibaship/bin/kibaship-step",
+            "{task_name}: the driver is installed by a first step exactly when the step runs it from /kibaship/bin"
         );
-        assert_eq!(steps[0]["args"][0], "install");
+        if installs {
+            assert_eq!(steps[0]["args"][0], "install");
+        }
         let step = steps
             .iter()
             .find(|st| st["args"][0] == sub)
             .unwrap_or_else(|| panic!("{task_name}: no {sub} step"));
-        assert_eq!(step["command"][0], "/kibaship/bin/kibaship-step");
+        assert_eq!(step["command"][0], driver);
         for arg in step["args"].as_sequence().expect("args") {
             let a = arg.as_str().expect("string arg");
             if a.starts_with("--") {
@@ -436,7 +446,7 @@ fn the_pipeline_wires_clone_prepare_build() {
     let ptasks = names(pipeline, &["spec", "tasks"]);
     assert_eq!(
         ptasks.keys().cloned().collect::<Vec<_>>(),
-        ["build", "clone", "prepare"]
+        ["build", "clone", "prepare", "sign"]
     );
     assert_eq!(ptasks["prepare"]["runAfter"][0], "clone");
     assert_eq!(ptasks["build"]["runAfter"][0], "prepare");
@@ -473,7 +483,7 @@ fn the_pipeline_wires_clone_prepare_build() {
             }
         }
     }
-    for tname in ["prepare", "build"] {
+    for tname in ["prepare", "build", "sign"] {
         let pt = &ptasks[tname];
         let t = task(&docs, pt["taskRef"]["name"].as_str().expect("taskRef.name"));
         let declared = names(t, &["spec", "params"]);

@@ -9,13 +9,11 @@ use anyhow::{Context as _, bail};
 use kibaship_cosign::identity_token::{IdentityToken, MAX_TOKEN_BYTES};
 use kibaship_cosign::keyless::{KeylessSigner, now_unix};
 use kibaship_cosign::signing_config::{RekorLogs, SigningServices};
-use kibaship_sign::SigningKey;
+use kibaship_sign::{MAX_KEY_FILE_BYTES, SigningKey, is_encrypted_key_file};
 use kibaship_sigstore::{TrustedRoot, Verifier};
 
 use super::digest::RegistryFlags;
 
-/// Largest key file read.
-const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 /// Largest signing config or trusted root read.
 const MAX_CONFIG_FILE_BYTES: u64 = 4 * 1024 * 1024;
 /// How long one request to Fulcio, Rekor or the TSA may take (Rekor v2 batches entries: at least 10 s).
@@ -284,27 +282,19 @@ impl SignerFlags {
 }
 
 /// Loads a private key as cosign does: encrypted cosign/sigstore keys with COSIGN_PASSWORD (or a terminal
-/// prompt), plain PEM as is.
+/// prompt), plain PEM as is (the rules of [`SigningKey::from_key_file`]).
 pub fn load_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot read key {}", path.display()))?;
-    if meta.len() > MAX_KEY_FILE_BYTES {
-        bail!(
-            "key {} is {} bytes, larger than any key file ({MAX_KEY_FILE_BYTES} bytes)",
-            path.display(),
-            meta.len()
-        );
-    }
-    let pem = std::fs::read(path).with_context(|| format!("cannot read key {}", path.display()))?;
-    let encrypted = String::from_utf8_lossy(&pem).contains("-----BEGIN ENCRYPTED ");
-    if encrypted {
+    let pem = read_bounded(path, "key", MAX_KEY_FILE_BYTES)?;
+    let password = if is_encrypted_key_file(&pem) {
         let shown = path.display().to_string();
-        let password = crate::password::cosign_password(PasswordFor::ExistingKey(&shown))?;
-        SigningKey::from_encrypted_pem(&pem, password.as_bytes())
-            .with_context(|| format!("cannot load key {}", path.display()))
+        Some(crate::password::cosign_password(PasswordFor::ExistingKey(
+            &shown,
+        ))?)
     } else {
-        SigningKey::from_pem(&pem).with_context(|| format!("cannot load key {}", path.display()))
-    }
+        None
+    };
+    SigningKey::from_key_file(&pem, password.as_ref().map(|p| p.as_bytes()))
+        .with_context(|| format!("cannot load key {}", path.display()))
 }
 
 /// Reads the file `path` (a `what`), refusing one larger than `max` before reading it.
