@@ -19,6 +19,7 @@ mod http;
 mod loopback;
 pub mod peers;
 mod pki;
+mod ports;
 mod process;
 pub mod registry;
 pub mod sigstore;

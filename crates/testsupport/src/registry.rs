@@ -10,7 +10,6 @@
 use std::fmt;
 use std::fs;
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::str::FromStr;
@@ -24,6 +23,7 @@ use base64::engine::general_purpose::STANDARD;
 use crate::HarnessError;
 use crate::http;
 use crate::pki::TestPki;
+use crate::ports::free_port;
 use crate::process::{self, SupervisedProcess};
 use crate::tokenserver::{TokenServer, TokenServerConfig};
 
@@ -206,16 +206,6 @@ fn token_server_config(pki: &TestPki, credentials: &(String, String)) -> TokenSe
             pki.server_key_der.clone(),
         )),
     }
-}
-
-/// Picks a port the kernel considers free right now (a race remains; callers retry on bind failure).
-fn free_port() -> Result<u16, HarnessError> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").map_err(|e| HarnessError::io("finding a free port", e))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| HarnessError::io("finding a free port", e))
 }
 
 /// Writes docker-registry's config.yml and returns the command line that serves it.

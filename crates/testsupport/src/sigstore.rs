@@ -18,7 +18,6 @@
 //! Every service listens on 127.0.0.1 and is stopped when the [`TestSigstore`] is dropped, with one exception:
 //! Fulcio v1.8.8 serves Prometheus metrics on `:<metrics-port>` (all interfaces; no flag binds it elsewhere), on a
 //! free port here. The TSA and Rekor v1 are our loopback-only builds of upstream's libraries (docs/peers.md).
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
@@ -26,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::HarnessError;
 use crate::http;
+use crate::ports::free_port;
 use crate::process::{self, SupervisedProcess};
 
 /// How long a started service may take to answer.
@@ -55,15 +55,6 @@ pub struct TestSigstore {
     tsa_url: String,
     ct_url: String,
     dir: tempfile::TempDir,
-}
-
-fn free_port() -> Result<u16, HarnessError> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").map_err(|e| HarnessError::io("finding a free port", e))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| HarnessError::io("finding a free port", e))
 }
 
 fn repo_root() -> PathBuf {
