@@ -12,7 +12,8 @@ pub struct PathGlob {
 impl PathGlob {
     /// Parses and validates a pattern; the error says what is malformed.
     pub fn parse(pattern: &str) -> Result<PathGlob, String> {
-        let expanded = expand_braces(pattern)?;
+        let mut expanded = Vec::new();
+        expand_braces(pattern, pattern, 0, &mut expanded)?;
         let mut alternatives = Vec::with_capacity(expanded.len());
         for alternative in expanded {
             let segments: Vec<String> = alternative.split('/').map(str::to_owned).collect();
@@ -35,16 +36,42 @@ impl PathGlob {
 
     /// Whether `path` matches.
     pub fn matches(&self, path: &str) -> bool {
-        let segments: Vec<&str> = path.split('/').collect();
+        let segments: Vec<Vec<char>> = path.split('/').map(|s| s.chars().collect()).collect();
         self.alternatives.iter().any(|pattern| {
-            let pattern: Vec<&str> = pattern.iter().map(String::as_str).collect();
-            match_segments(&pattern, &segments)
+            let pattern: Vec<Option<Vec<Token>>> = pattern
+                .iter()
+                .map(|segment| (segment != "**").then(|| tokens(segment)))
+                .collect();
+            // `**` (None) spans any number of segments; any other pattern segment matches one.
+            wildcard_match(&pattern, &segments, Option::is_none, |pattern, segment| {
+                pattern
+                    .as_deref()
+                    .is_some_and(|pattern| match_segment(pattern, segment))
+            })
         })
     }
 }
 
-fn expand_braces(pattern: &str) -> Result<Vec<String>, String> {
+/// Most alternatives one pattern may expand to (`{a,b}{c,d}` is 4): a pattern of many groups
+/// would otherwise expand exponentially.
+const MAX_ALTERNATIVES: usize = 1024;
+/// Most `{...}` groups (nested or in a row) one pattern may have: each is one level of expansion.
+const MAX_BRACE_GROUPS: usize = 32;
+
+/// Appends the brace expansions of `pattern` (a partly expanded form of `original`) to `out`.
+fn expand_braces(
+    original: &str,
+    pattern: &str,
+    depth: usize,
+    out: &mut Vec<String>,
+) -> Result<(), String> {
+    if depth > MAX_BRACE_GROUPS {
+        return Err(format!(
+            "path pattern `{original}` has more than {MAX_BRACE_GROUPS} `{{...}}` groups"
+        ));
+    }
     let chars: Vec<char> = pattern.chars().collect();
+    let nesting = depth;
     let mut depth = 0usize;
     let mut open = None;
     let mut commas = Vec::new();
@@ -69,15 +96,15 @@ fn expand_braces(pattern: &str) -> Result<Vec<String>, String> {
                     let mut bounds = vec![start];
                     bounds.extend(commas.iter().copied());
                     bounds.push(i);
-                    let mut out = Vec::new();
                     for pair in bounds.windows(2) {
                         if let [from, to] = *pair {
                             let middle: String =
                                 chars.iter().skip(from + 1).take(to - from - 1).collect();
-                            out.extend(expand_braces(&format!("{prefix}{middle}{suffix}"))?);
+                            let alternative = format!("{prefix}{middle}{suffix}");
+                            expand_braces(original, &alternative, nesting + 1, out)?;
                         }
                     }
-                    return Ok(out);
+                    return Ok(());
                 }
             }
             _ => {}
@@ -87,7 +114,13 @@ fn expand_braces(pattern: &str) -> Result<Vec<String>, String> {
     if depth > 0 {
         return Err(format!("path pattern `{pattern}` has an unclosed `{{`"));
     }
-    Ok(vec![pattern.to_owned()])
+    if out.len() >= MAX_ALTERNATIVES {
+        return Err(format!(
+            "path pattern `{original}` expands to more than {MAX_ALTERNATIVES} alternatives"
+        ));
+    }
+    out.push(pattern.to_owned());
+    Ok(())
 }
 
 fn validate_segment(segment: &str) -> Result<(), String> {
@@ -117,70 +150,124 @@ fn validate_segment(segment: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn match_segments(pattern: &[&str], path: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => path.is_empty(),
-        Some((&"**", rest)) => {
-            (0..=path.len()).any(|skip| path.get(skip..).is_some_and(|p| match_segments(rest, p)))
-        }
-        Some((first, rest)) => match path.split_first() {
-            Some((segment, path_rest)) => {
-                let p: Vec<char> = first.chars().collect();
-                let s: Vec<char> = segment.chars().collect();
-                match_segment(&p, &s) && match_segments(rest, path_rest)
-            }
-            None => false,
-        },
-    }
+/// One element of a segment pattern.
+#[derive(Debug)]
+enum Token {
+    /// `*`: any run of characters.
+    Star,
+    /// `?`: any one character.
+    Any,
+    /// `[...]` / `[!...]`: one character in (or not in) the class.
+    Class { negated: bool, class: Vec<char> },
+    /// An unclosed class: matches nothing.
+    Never,
+    /// A literal (or `\`-escaped) character.
+    Literal(char),
 }
 
-fn match_segment(pattern: &[char], text: &[char]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some(('*', rest)) => {
-            (0..=text.len()).any(|skip| text.get(skip..).is_some_and(|t| match_segment(rest, t)))
-        }
-        Some(('?', rest)) => text
-            .split_first()
-            .is_some_and(|(_, t)| match_segment(rest, t)),
-        Some(('[', rest)) => {
-            let Some((&c, text_rest)) = text.split_first() else {
-                return false;
-            };
-            let (negated, body) = match rest.split_first() {
-                Some(('!' | '^', body)) => (true, body),
-                _ => (false, rest),
-            };
-            // The class ends at the first `]` that is not its first character.
-            let Some(end) = body.iter().skip(1).position(|&b| b == ']').map(|p| p + 1) else {
-                return false;
-            };
-            let class = body.get(..end).unwrap_or_default();
-            let mut hit = false;
-            let mut i = 0;
-            while let Some(&low) = class.get(i) {
-                if class.get(i + 1) == Some(&'-') {
-                    if let Some(&high) = class.get(i + 2) {
-                        hit |= low <= c && c <= high;
-                        i += 3;
-                        continue;
-                    }
+/// Reads a segment pattern into tokens: a class ends at the first `]` that is not its first
+/// character, `\` escapes the next character.
+fn tokens(segment: &str) -> Vec<Token> {
+    let chars: Vec<char> = segment.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        i += 1;
+        match c {
+            '*' => out.push(Token::Star),
+            '?' => out.push(Token::Any),
+            '\\' => match chars.get(i) {
+                Some(&escaped) => {
+                    out.push(Token::Literal(escaped));
+                    i += 1;
                 }
-                hit |= low == c;
-                i += 1;
+                None => out.push(Token::Never),
+            },
+            '[' => {
+                let rest = chars.get(i..).unwrap_or_default();
+                let (negated, body) = match rest.split_first() {
+                    Some((&('!' | '^'), body)) => (true, body),
+                    _ => (false, rest),
+                };
+                let Some(end) = body.iter().skip(1).position(|&b| b == ']').map(|p| p + 1) else {
+                    out.push(Token::Never);
+                    break;
+                };
+                let class = body.get(..end).unwrap_or_default().to_vec();
+                out.push(Token::Class { negated, class });
+                i += (rest.len() - body.len()) + end + 1;
             }
-            hit != negated && match_segment(body.get(end + 1..).unwrap_or_default(), text_rest)
+            literal => out.push(Token::Literal(literal)),
         }
-        Some(('\\', rest)) => match (rest.split_first(), text.split_first()) {
-            (Some((p, pattern_rest)), Some((t, text_rest))) => {
-                p == t && match_segment(pattern_rest, text_rest)
-            }
-            _ => false,
-        },
-        Some((p, rest)) => text
-            .split_first()
-            .is_some_and(|(t, text_rest)| p == t && match_segment(rest, text_rest)),
     }
+    out
+}
+
+fn class_contains(class: &[char], c: char) -> bool {
+    let mut hit = false;
+    let mut i = 0;
+    while let Some(&low) = class.get(i) {
+        if class.get(i + 1) == Some(&'-') {
+            if let Some(&high) = class.get(i + 2) {
+                hit |= low <= c && c <= high;
+                i += 3;
+                continue;
+            }
+        }
+        hit |= low == c;
+        i += 1;
+    }
+    hit
+}
+
+fn match_segment(pattern: &[Token], text: &[char]) -> bool {
+    wildcard_match(
+        pattern,
+        text,
+        |token| matches!(token, Token::Star),
+        |token, &c| match token {
+            Token::Any => true,
+            Token::Literal(l) => *l == c,
+            Token::Class { negated, class } => class_contains(class, c) != *negated,
+            Token::Star | Token::Never => false,
+        },
+    )
+}
+
+/// Matches `text` against `pattern`, where a star element matches any run of text elements and
+/// every other element matches exactly one. Greedy with one backtrack point (the last star), so
+/// the cost is at most `pattern.len() * text.len()` steps, however many stars there are.
+fn wildcard_match<P, T>(
+    pattern: &[P],
+    text: &[T],
+    is_star: impl Fn(&P) -> bool,
+    matches_one: impl Fn(&P, &T) -> bool,
+) -> bool {
+    let (mut p, mut t) = (0, 0);
+    // After a star: the pattern position following it and the text position it now extends to.
+    let mut backtrack: Option<(usize, usize)> = None;
+    while let Some(item) = text.get(t) {
+        match pattern.get(p) {
+            Some(element) if is_star(element) => {
+                p += 1;
+                backtrack = Some((p, t));
+            }
+            Some(element) if matches_one(element, item) => {
+                p += 1;
+                t += 1;
+            }
+            _ => match backtrack {
+                // Let the last star swallow one more element and retry from just after it.
+                Some((after_star, star_end)) => {
+                    p = after_star;
+                    t = star_end + 1;
+                    backtrack = Some((after_star, t));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern.get(p..).unwrap_or_default().iter().all(is_star)
 }
 
 #[cfg(test)]
