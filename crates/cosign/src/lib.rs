@@ -24,6 +24,7 @@ pub mod registry;
 pub mod rekor_v1;
 pub mod rekor_v2;
 mod service_http;
+pub mod sign_image;
 pub mod signing_config;
 pub mod tsa;
 
@@ -34,3 +35,4 @@ pub use registry::{
     SignedBundle, SignedImage, sign_bundle, sign_bundle_keyless, sign_legacy, sign_legacy_keyless,
     verify_image,
 };
+pub use sign_image::{ImageSigner, LayoutSignError, Layouts, Signed, sign_image};

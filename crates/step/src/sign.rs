@@ -12,6 +12,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kibaship_cosign::ImageSigner;
 use kibaship_cosign::identity_token::{IdentityToken, MAX_TOKEN_BYTES, TokenError};
 use kibaship_cosign::keyless::{KeylessError, KeylessSigner, now_unix};
 use kibaship_cosign::registry::CosignError;
@@ -157,36 +158,8 @@ pub enum SignMode {
 }
 
 /// Where the signatures go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignLayout {
-    /// cosign's `sha256-<hex>.sig` tag (what cosign v2 and policy-controller read).
-    Legacy,
-    /// A Sigstore bundle v0.3 as an OCI referrer (cosign v3's default).
-    Bundle,
-    /// Both.
-    Both,
-}
-
-impl SignLayout {
-    /// Whether the legacy tag is written.
-    pub fn legacy(self) -> bool {
-        matches!(self, SignLayout::Legacy | SignLayout::Both)
-    }
-
-    /// Whether a bundle referrer is written.
-    pub fn bundle(self) -> bool {
-        matches!(self, SignLayout::Bundle | SignLayout::Both)
-    }
-
-    /// The Rekor logs keyless signing in this layout needs: v1 (its SET) for the legacy tag, v2 for bundles.
-    fn rekor_logs(self) -> RekorLogs {
-        match self {
-            SignLayout::Legacy => RekorLogs::V1,
-            SignLayout::Bundle => RekorLogs::V2,
-            SignLayout::Both => RekorLogs::Both,
-        }
-    }
-}
+/// Which layouts the step writes (kibaship-cosign's: legacy tag, bundle referrer, or both).
+pub use kibaship_cosign::Layouts as SignLayout;
 
 /// The step's inputs as Tekton passes them: every string may be empty, meaning "not set".
 #[derive(Debug, Clone, Default)]
@@ -542,91 +515,36 @@ pub async fn sign_image(
     signer: &Signer,
 ) -> Result<SignReport, SignError> {
     let target = &plan.target;
-    let repo = plan.signature_repository.as_ref();
-    let fail = |layout: &'static str| {
-        move |source| SignError::Sign {
-            image: target.to_string(),
-            layout,
-            source: Box::new(source),
-        }
+    let image_signer = match signer {
+        Signer::Key(key) => ImageSigner::Key(key),
+        Signer::Keyless { signer, check } => ImageSigner::Keyless {
+            signer,
+            check: check.as_deref(),
+        },
     };
-    let mut signatures = Vec::new();
-    if plan.layout.legacy() {
-        let written = match signer {
-            Signer::Key(key) => {
-                let s = kibaship_cosign::sign_legacy(
-                    client,
-                    target,
-                    repo,
-                    key,
-                    plan.annotations.clone(),
-                )
-                .await
-                .map_err(fail("legacy"))?;
-                WrittenSignature {
-                    layout: "legacy",
-                    location: s.signature_tag,
-                    identity: None,
-                }
-            }
-            Signer::Keyless { signer, check } => {
-                let s = kibaship_cosign::sign_legacy_keyless(
-                    client,
-                    target,
-                    repo,
-                    signer,
-                    plan.annotations.clone(),
-                    check.as_deref(),
-                )
-                .await
-                .map_err(fail("legacy"))?;
-                WrittenSignature {
-                    layout: "legacy",
-                    location: s.signed.signature_tag,
-                    identity: Some((s.certificate_identity, s.certificate_oidc_issuer)),
-                }
-            }
-        };
-        signatures.push(written);
-    }
-    if plan.layout.bundle() {
-        let written = match signer {
-            Signer::Key(key) => {
-                let s = kibaship_cosign::sign_bundle(
-                    client,
-                    target,
-                    repo,
-                    key,
-                    plan.annotations.clone(),
-                )
-                .await
-                .map_err(fail("bundle"))?;
-                WrittenSignature {
-                    layout: "bundle",
-                    location: s.referrer,
-                    identity: None,
-                }
-            }
-            Signer::Keyless { signer, check } => {
-                let s = kibaship_cosign::sign_bundle_keyless(
-                    client,
-                    target,
-                    repo,
-                    signer,
-                    plan.annotations.clone(),
-                    check.as_deref(),
-                )
-                .await
-                .map_err(fail("bundle"))?;
-                WrittenSignature {
-                    layout: "bundle",
-                    location: s.bundle.referrer,
-                    identity: Some((s.certificate_identity, s.certificate_oidc_issuer)),
-                }
-            }
-        };
-        signatures.push(written);
-    }
+    let signatures = kibaship_cosign::sign_image(
+        client,
+        target,
+        plan.signature_repository.as_ref(),
+        image_signer,
+        plan.layout,
+        &plan.annotations,
+    )
+    .await
+    .map_err(|e| SignError::Sign {
+        image: target.to_string(),
+        layout: e.layout,
+        source: Box::new(e.source),
+    })?
+    .iter()
+    .map(|signed| WrittenSignature {
+        layout: signed.layout(),
+        location: signed.location().to_string(),
+        identity: signed
+            .certificate_identity()
+            .map(|(identity, issuer)| (identity.to_string(), issuer.to_string())),
+    })
+    .collect();
     let digest = target
         .digest()
         .map(ToString::to_string)

@@ -8,10 +8,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use kibaship_cosign::registry::{KeylessSigned, LegacyKeylessSigned};
+use kibaship_cosign::{ImageSigner, Signed};
 use kibaship_oci::{Reference, ReferrersSource};
 
 use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
-use super::signer_flags::{Keyless, SignatureLayout, SignerFlags};
+use super::signer_flags::{SignatureLayout, SignerFlags};
 
 /// Arguments of `kibaverify sign`.
 #[derive(clap::Args, Debug)]
@@ -90,68 +91,53 @@ pub fn parse_annotations(raw: &[String]) -> anyhow::Result<BTreeMap<String, Stri
     Ok(out)
 }
 
-fn run_keyless(
-    args: &Args,
-    reference: &Reference,
-    signature_repository: Option<Reference>,
-    annotations: BTreeMap<String, String>,
-) -> anyhow::Result<ExitCode> {
-    let layout = args.layout.unwrap_or(SignatureLayout::Bundle);
-    let Keyless { signer, check } = args.signer.keyless(layout, &args.registry)?;
+/// Signs the image and prints the signed digest.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let reference = Reference::parse(&args.reference)?;
+    let annotations = parse_annotations(&args.annotations)?;
+    let signature_repository = super::verify::signature_repository_from_env()?;
+    let key;
+    let keyless;
+    let (layout, signer, how) = match args.signer.key_path() {
+        Some(key_path) => {
+            key = args.signer.signing_key(key_path)?;
+            (args.layout.unwrap_or_default(), ImageSigner::Key(&key), "")
+        }
+        None => {
+            let layout = args.layout.unwrap_or(SignatureLayout::Bundle);
+            keyless = args.signer.keyless(layout, &args.registry)?;
+            (
+                layout,
+                ImageSigner::Keyless {
+                    signer: &keyless.signer,
+                    check: keyless.check.as_ref(),
+                },
+                " keyless",
+            )
+        }
+    };
     let client = args.registry.client()?;
     let runtime = current_thread_runtime()?;
+    let written = runtime
+        .block_on(kibaship_cosign::sign_image(
+            &client,
+            &reference,
+            signature_repository.as_ref(),
+            signer,
+            layout.layouts(),
+            &annotations,
+        ))
+        .with_context(|| format!("cannot sign {}{how}", args.reference))?;
     let mut report = serde_json::Map::new();
-    if layout.legacy() {
-        let signed = runtime
-            .block_on(kibaship_cosign::sign_legacy_keyless(
-                &client,
-                reference,
-                signature_repository.as_ref(),
-                &signer,
-                annotations.clone(),
-                check.as_ref(),
-            ))
-            .with_context(|| format!("cannot sign {} keyless", args.reference))?;
+    for signed in &written {
         if args.output == OutputFormat::Text {
-            eprintln!(
-                "signed {} keyless as {} (issuer {}): {} signature(s) under {}; {}",
-                signed.signed.image,
-                signed.certificate_identity,
-                signed.certificate_oidc_issuer,
-                signed.signed.signatures,
-                signed.signed.signature_tag,
-                rekor_v1_entry(&signed)
-            );
-            println!("{}", signed.signed.image);
-        }
-        report.insert("legacy".into(), serde_json::to_value(&signed)?);
-    }
-    if layout.bundle() {
-        let signed = runtime
-            .block_on(kibaship_cosign::sign_bundle_keyless(
-                &client,
-                reference,
-                signature_repository.as_ref(),
-                &signer,
-                annotations,
-                check.as_ref(),
-            ))
-            .with_context(|| format!("cannot sign {} keyless", args.reference))?;
-        if args.output == OutputFormat::Text {
-            eprintln!(
-                "signed {} keyless as {} (issuer {}): bundle {}, found through {}; {}",
-                signed.bundle.image,
-                signed.certificate_identity,
-                signed.certificate_oidc_issuer,
-                signed.bundle.referrer,
-                found_through(signed.bundle.via),
-                rekor_v2_entry(&signed, signer.services().tsa_url.as_deref())
-            );
-            if layout == SignatureLayout::Bundle {
-                println!("{}", signed.bundle.image);
+            eprintln!("{}", describe(signed, signer));
+            // The signed reference once, whatever the layouts.
+            if signed.layout() == "legacy" || !layout.legacy() {
+                println!("{}", signed.image());
             }
         }
-        report.insert("bundle".into(), serde_json::to_value(&signed)?);
+        report.insert(signed.layout().into(), serde_json::to_value(signed)?);
     }
     if args.output == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -159,63 +145,42 @@ fn run_keyless(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Signs the image and prints the signed digest.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let reference = Reference::parse(&args.reference)?;
-    let annotations = parse_annotations(&args.annotations)?;
-    let signature_repository = super::verify::signature_repository_from_env()?;
-    let Some(key_path) = args.signer.key_path() else {
-        return run_keyless(&args, &reference, signature_repository, annotations);
-    };
-    let key = args.signer.signing_key(key_path)?;
-    let layout = args.layout.unwrap_or_default();
-    let client = args.registry.client()?;
-    let runtime = current_thread_runtime()?;
-    let mut report = serde_json::Map::new();
-    if layout.legacy() {
-        let signed = runtime
-            .block_on(kibaship_cosign::sign_legacy(
-                &client,
-                &reference,
-                signature_repository.as_ref(),
-                &key,
-                annotations.clone(),
-            ))
-            .with_context(|| format!("cannot sign {}", args.reference))?;
-        if args.output == OutputFormat::Text {
-            eprintln!(
-                "signed {} ({} signature(s) under {}); {NO_TLOG_NOTE}",
-                signed.image, signed.signatures, signed.signature_tag
-            );
-            println!("{}", signed.image);
+/// What one signature written looks like on stderr.
+fn describe(signed: &Signed, signer: ImageSigner<'_>) -> String {
+    match signed {
+        Signed::Legacy(s) => format!(
+            "signed {} ({} signature(s) under {}); {NO_TLOG_NOTE}",
+            s.image, s.signatures, s.signature_tag
+        ),
+        Signed::Bundle(s) => format!(
+            "signed {} (bundle {}, found through {}); {NO_TLOG_NOTE}",
+            s.image,
+            s.referrer,
+            found_through(s.via)
+        ),
+        Signed::LegacyKeyless(s) => format!(
+            "signed {} keyless as {} (issuer {}): {} signature(s) under {}; {}",
+            s.signed.image,
+            s.certificate_identity,
+            s.certificate_oidc_issuer,
+            s.signed.signatures,
+            s.signed.signature_tag,
+            rekor_v1_entry(s)
+        ),
+        Signed::BundleKeyless(s) => {
+            let tsa = match signer {
+                ImageSigner::Keyless { signer, .. } => signer.services().tsa_url.as_deref(),
+                ImageSigner::Key(_) => None,
+            };
+            format!(
+                "signed {} keyless as {} (issuer {}): bundle {}, found through {}; {}",
+                s.bundle.image,
+                s.certificate_identity,
+                s.certificate_oidc_issuer,
+                s.bundle.referrer,
+                found_through(s.bundle.via),
+                rekor_v2_entry(s, tsa)
+            )
         }
-        report.insert("legacy".into(), serde_json::to_value(&signed)?);
     }
-    if layout.bundle() {
-        let signed = runtime
-            .block_on(kibaship_cosign::sign_bundle(
-                &client,
-                &reference,
-                signature_repository.as_ref(),
-                &key,
-                annotations,
-            ))
-            .with_context(|| format!("cannot sign {}", args.reference))?;
-        if args.output == OutputFormat::Text {
-            eprintln!(
-                "signed {} (bundle {}, found through {}); {NO_TLOG_NOTE}",
-                signed.image,
-                signed.referrer,
-                found_through(signed.via)
-            );
-            if layout == SignatureLayout::Bundle {
-                println!("{}", signed.image);
-            }
-        }
-        report.insert("bundle".into(), serde_json::to_value(&signed)?);
-    }
-    if args.output == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    }
-    Ok(ExitCode::SUCCESS)
 }

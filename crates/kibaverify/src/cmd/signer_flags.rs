@@ -6,6 +6,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+use kibaship_cosign::Layouts;
 use kibaship_cosign::identity_token::{IdentityToken, MAX_TOKEN_BYTES};
 use kibaship_cosign::keyless::{KeylessSigner, now_unix};
 use kibaship_cosign::signing_config::{RekorLogs, SigningServices};
@@ -33,23 +34,23 @@ pub enum SignatureLayout {
 }
 
 impl SignatureLayout {
+    /// The layouts kibaship-cosign writes for this flag value.
+    pub fn layouts(self) -> Layouts {
+        match self {
+            SignatureLayout::Legacy => Layouts::Legacy,
+            SignatureLayout::Bundle => Layouts::Bundle,
+            SignatureLayout::Both => Layouts::Both,
+        }
+    }
+
     /// Whether the legacy tag is written.
     pub fn legacy(self) -> bool {
-        matches!(self, SignatureLayout::Legacy | SignatureLayout::Both)
+        self.layouts().legacy()
     }
 
     /// Whether a bundle referrer is written.
     pub fn bundle(self) -> bool {
-        matches!(self, SignatureLayout::Bundle | SignatureLayout::Both)
-    }
-
-    /// The Rekor logs keyless signing in this layout needs: v1 (its SET) for the legacy tag, v2 for bundles.
-    fn rekor_logs(self) -> RekorLogs {
-        match self {
-            SignatureLayout::Bundle => RekorLogs::V2,
-            SignatureLayout::Legacy => RekorLogs::V1,
-            SignatureLayout::Both => RekorLogs::Both,
-        }
+        self.layouts().bundle()
     }
 }
 
@@ -144,7 +145,7 @@ impl SignerFlags {
             );
         }
         let token = self.identity_token()?;
-        let services = self.signing_services(layout.rekor_logs())?;
+        let services = self.signing_services(layout.layouts().rekor_logs())?;
         let check = match &self.trusted_root {
             Some(p) => Some(Verifier::new(
                 TrustedRoot::from_json(&read_bounded(p, "trusted root", MAX_CONFIG_FILE_BYTES)?)
