@@ -32,6 +32,7 @@ use crate::legacy::{DSSE_MEDIA_TYPE, LayerKind, MAX_PAYLOAD_BYTES, SignatureLaye
 use crate::registry::{
     self, CosignError, KeylessSigned, LegacyKeylessSigned, SignedBundle, SignedImage,
 };
+use crate::sign_image::{ImageSigner, LayoutSignError, Layouts, Signed};
 
 /// The statement type cosign v3.1.3 writes for `cosign attest` (both layouts).
 pub const STATEMENT_TYPE_V01: &str = "https://in-toto.io/Statement/v0.1";
@@ -372,6 +373,71 @@ pub async fn attest_bundle_keyless(
         check,
     )
     .await
+}
+
+/// Attests `reference` (a tag is resolved; the digest is attested) with `signer` in each of `layouts`, legacy first,
+/// keeping the attestations already there: the same dispatch as [`crate::sign_image`], for attestations. Stops at
+/// the first layout that fails.
+pub async fn attest_image(
+    client: &RegistryClient,
+    reference: &Reference,
+    signature_repository: Option<&Reference>,
+    signer: ImageSigner<'_>,
+    layouts: Layouts,
+    attestation: &Attestation,
+) -> Result<Vec<Signed>, LayoutSignError> {
+    let mut written = Vec::new();
+    if layouts.legacy() {
+        let fail = |source| LayoutSignError {
+            layout: "legacy",
+            source,
+        };
+        written.push(match signer {
+            ImageSigner::Key(key) => Signed::Legacy(
+                attest_legacy(client, reference, signature_repository, key, attestation)
+                    .await
+                    .map_err(fail)?,
+            ),
+            ImageSigner::Keyless { signer, check } => Signed::LegacyKeyless(
+                attest_legacy_keyless(
+                    client,
+                    reference,
+                    signature_repository,
+                    signer,
+                    attestation,
+                    check,
+                )
+                .await
+                .map_err(fail)?,
+            ),
+        });
+    }
+    if layouts.bundle() {
+        let fail = |source| LayoutSignError {
+            layout: "bundle",
+            source,
+        };
+        written.push(match signer {
+            ImageSigner::Key(key) => Signed::Bundle(
+                attest_bundle(client, reference, signature_repository, key, attestation)
+                    .await
+                    .map_err(fail)?,
+            ),
+            ImageSigner::Keyless { signer, check } => Signed::BundleKeyless(
+                attest_bundle_keyless(
+                    client,
+                    reference,
+                    signature_repository,
+                    signer,
+                    attestation,
+                    check,
+                )
+                .await
+                .map_err(fail)?,
+            ),
+        });
+    }
+    Ok(written)
 }
 
 #[cfg(test)]

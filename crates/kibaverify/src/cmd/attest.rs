@@ -9,11 +9,12 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use kibaship_cosign::attest::{self, Attestation, MAX_PREDICATE_BYTES};
+use kibaship_cosign::{ImageSigner, Signed};
 use kibaship_oci::Reference;
 
 use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
 use super::sign::{NO_TLOG_NOTE, found_through, rekor_v1_entry, rekor_v2_entry};
-use super::signer_flags::{Keyless, SignatureLayout, SignerFlags, read_bounded};
+use super::signer_flags::{SignatureLayout, SignerFlags, read_bounded};
 
 /// Arguments of `kibaverify attest`.
 #[derive(clap::Args, Debug)]
@@ -61,121 +62,94 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reference = Reference::parse(&args.reference)?;
     let attestation = read_attestation(&args)?;
     let signature_repository = super::verify::signature_repository_from_env()?;
-    let store = signature_repository.as_ref();
-    let what = format!("cannot attest {}", args.reference);
     let predicate_type = attestation.predicate_type().to_string();
+    let key;
+    let keyless;
+    let (layout, signer, how) = match args.signer.key_path() {
+        Some(key_path) => {
+            key = args.signer.signing_key(key_path)?;
+            (args.layout.unwrap_or_default(), ImageSigner::Key(&key), "")
+        }
+        None => {
+            let layout = args.layout.unwrap_or(SignatureLayout::Bundle);
+            keyless = args.signer.keyless(layout, &args.registry)?;
+            (
+                layout,
+                ImageSigner::Keyless {
+                    signer: &keyless.signer,
+                    check: keyless.check.as_ref(),
+                },
+                " keyless",
+            )
+        }
+    };
+    let client = args.registry.client()?;
+    let runtime = current_thread_runtime()?;
+    let written = runtime
+        .block_on(attest::attest_image(
+            &client,
+            &reference,
+            signature_repository.as_ref(),
+            signer,
+            layout.layouts(),
+            &attestation,
+        ))
+        .with_context(|| format!("cannot attest {}{how}", args.reference))?;
     let mut report = serde_json::Map::new();
     report.insert("predicateType".into(), predicate_type.clone().into());
-    let mut printed = None;
-
-    if let Some(key_path) = args.signer.key_path() {
-        let key = args.signer.signing_key(key_path)?;
-        let layout = args.layout.unwrap_or_default();
-        let client = args.registry.client()?;
-        let runtime = current_thread_runtime()?;
-        if layout.legacy() {
-            let signed = runtime
-                .block_on(attest::attest_legacy(
-                    &client,
-                    &reference,
-                    store,
-                    &key,
-                    &attestation,
-                ))
-                .context(what.clone())?;
-            if args.output == OutputFormat::Text {
-                eprintln!(
-                    "attested {} with a {predicate_type} predicate ({} attestation(s) under {}); {NO_TLOG_NOTE}",
-                    signed.image, signed.signatures, signed.signature_tag
-                );
-            }
-            printed = Some(signed.image.clone());
-            report.insert("legacy".into(), serde_json::to_value(&signed)?);
+    for signed in &written {
+        if args.output == OutputFormat::Text {
+            eprintln!("{}", describe(signed, signer, &predicate_type));
         }
-        if layout.bundle() {
-            let signed = runtime
-                .block_on(attest::attest_bundle(
-                    &client,
-                    &reference,
-                    store,
-                    &key,
-                    &attestation,
-                ))
-                .context(what.clone())?;
-            if args.output == OutputFormat::Text {
-                eprintln!(
-                    "attested {} with a {predicate_type} predicate (bundle {}, found through {}); {NO_TLOG_NOTE}",
-                    signed.image,
-                    signed.referrer,
-                    found_through(signed.via)
-                );
-            }
-            printed = Some(signed.image.clone());
-            report.insert("bundle".into(), serde_json::to_value(&signed)?);
-        }
-    } else {
-        let layout = args.layout.unwrap_or(SignatureLayout::Bundle);
-        let Keyless { signer, check } = args.signer.keyless(layout, &args.registry)?;
-        let client = args.registry.client()?;
-        let runtime = current_thread_runtime()?;
-        if layout.legacy() {
-            let signed = runtime
-                .block_on(attest::attest_legacy_keyless(
-                    &client,
-                    &reference,
-                    store,
-                    &signer,
-                    &attestation,
-                    check.as_ref(),
-                ))
-                .context(what.clone())?;
-            if args.output == OutputFormat::Text {
-                eprintln!(
-                    "attested {} keyless as {} (issuer {}) with a {predicate_type} predicate: {} attestation(s) under {}; {}",
-                    signed.signed.image,
-                    signed.certificate_identity,
-                    signed.certificate_oidc_issuer,
-                    signed.signed.signatures,
-                    signed.signed.signature_tag,
-                    rekor_v1_entry(&signed)
-                );
-            }
-            printed = Some(signed.signed.image.clone());
-            report.insert("legacy".into(), serde_json::to_value(&signed)?);
-        }
-        if layout.bundle() {
-            let signed = runtime
-                .block_on(attest::attest_bundle_keyless(
-                    &client,
-                    &reference,
-                    store,
-                    &signer,
-                    &attestation,
-                    check.as_ref(),
-                ))
-                .context(what.clone())?;
-            if args.output == OutputFormat::Text {
-                eprintln!(
-                    "attested {} keyless as {} (issuer {}) with a {predicate_type} predicate: bundle {}, found through {}; {}",
-                    signed.bundle.image,
-                    signed.certificate_identity,
-                    signed.certificate_oidc_issuer,
-                    signed.bundle.referrer,
-                    found_through(signed.bundle.via),
-                    rekor_v2_entry(&signed, signer.services().tsa_url.as_deref())
-                );
-            }
-            printed = Some(signed.bundle.image.clone());
-            report.insert("bundle".into(), serde_json::to_value(&signed)?);
-        }
+        report.insert(signed.layout().into(), serde_json::to_value(signed)?);
     }
     match args.output {
         OutputFormat::Text => {
-            if let Some(image) = printed {
-                println!("{image}");
+            if let Some(signed) = written.last() {
+                println!("{}", signed.image());
             }
         }
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What one attestation written looks like on stderr.
+fn describe(signed: &Signed, signer: ImageSigner<'_>, predicate_type: &str) -> String {
+    match signed {
+        Signed::Legacy(s) => format!(
+            "attested {} with a {predicate_type} predicate ({} attestation(s) under {}); {NO_TLOG_NOTE}",
+            s.image, s.signatures, s.signature_tag
+        ),
+        Signed::Bundle(s) => format!(
+            "attested {} with a {predicate_type} predicate (bundle {}, found through {}); {NO_TLOG_NOTE}",
+            s.image,
+            s.referrer,
+            found_through(s.via)
+        ),
+        Signed::LegacyKeyless(s) => format!(
+            "attested {} keyless as {} (issuer {}) with a {predicate_type} predicate: {} attestation(s) under {}; {}",
+            s.signed.image,
+            s.certificate_identity,
+            s.certificate_oidc_issuer,
+            s.signed.signatures,
+            s.signed.signature_tag,
+            rekor_v1_entry(s)
+        ),
+        Signed::BundleKeyless(s) => {
+            let tsa = match signer {
+                ImageSigner::Keyless { signer, .. } => signer.services().tsa_url.as_deref(),
+                ImageSigner::Key(_) => None,
+            };
+            format!(
+                "attested {} keyless as {} (issuer {}) with a {predicate_type} predicate: bundle {}, found through {}; {}",
+                s.bundle.image,
+                s.certificate_identity,
+                s.certificate_oidc_issuer,
+                s.bundle.referrer,
+                found_through(s.bundle.via),
+                rekor_v2_entry(s, tsa)
+            )
+        }
+    }
 }

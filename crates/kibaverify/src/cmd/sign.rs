@@ -133,7 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if args.output == OutputFormat::Text {
             eprintln!("{}", describe(signed, signer));
             // The signed reference once, whatever the layouts.
-            if signed.layout() == "legacy" || !layout.legacy() {
+            if signed.layout() == "legacy" || !layout.layouts().legacy() {
                 println!("{}", signed.image());
             }
         }

@@ -42,16 +42,6 @@ impl SignatureLayout {
             SignatureLayout::Both => Layouts::Both,
         }
     }
-
-    /// Whether the legacy tag is written.
-    pub fn legacy(self) -> bool {
-        self.layouts().legacy()
-    }
-
-    /// Whether a bundle referrer is written.
-    pub fn bundle(self) -> bool {
-        self.layouts().bundle()
-    }
 }
 
 /// Who signs: `--key`, or `--keyless` with its services and token.
