@@ -35,4 +35,4 @@ pub use registry::{
     SignedBundle, SignedImage, sign_bundle, sign_bundle_keyless, sign_legacy, sign_legacy_keyless,
     verify_image,
 };
-pub use sign_image::{ImageSigner, LayoutSignError, Layouts, Signed, sign_image};
+pub use sign_image::{ImageSigner, LayoutSignError, Layouts, LoadedSigner, Signed, sign_image};

@@ -61,6 +61,48 @@ pub enum ImageSigner<'a> {
     },
 }
 
+impl ImageSigner<'_> {
+    /// Keyless: the timestamp authority the signer uses, if any.
+    pub fn tsa_url(&self) -> Option<&str> {
+        match self {
+            ImageSigner::Keyless { signer, .. } => signer.services().tsa_url.as_deref(),
+            ImageSigner::Key(_) => None,
+        }
+    }
+}
+
+/// A signer as loaded from its inputs (key file, or token + services + optional trusted root); lend it out with
+/// [`LoadedSigner::as_image_signer`].
+pub enum LoadedSigner {
+    /// A cosign key.
+    Key(SigningKey),
+    /// Keyless, with the trusted root to check each signature against before upload.
+    Keyless {
+        /// The signer (token, services).
+        signer: Box<KeylessSigner>,
+        /// The self-check before upload.
+        check: Option<Box<Verifier>>,
+    },
+}
+
+impl LoadedSigner {
+    /// The signer to pass to [`sign_image`] or [`crate::attest::attest_image`].
+    pub fn as_image_signer(&self) -> ImageSigner<'_> {
+        match self {
+            LoadedSigner::Key(key) => ImageSigner::Key(key),
+            LoadedSigner::Keyless { signer, check } => ImageSigner::Keyless {
+                signer,
+                check: check.as_deref(),
+            },
+        }
+    }
+
+    /// Whether it signs keyless.
+    pub fn is_keyless(&self) -> bool {
+        matches!(self, LoadedSigner::Keyless { .. })
+    }
+}
+
 /// What signing in one layout wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]

@@ -12,7 +12,6 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kibaship_cosign::ImageSigner;
 use kibaship_cosign::identity_token::{IdentityToken, MAX_TOKEN_BYTES, TokenError};
 use kibaship_cosign::keyless::{KeylessError, KeylessSigner, now_unix};
 use kibaship_cosign::registry::CosignError;
@@ -346,15 +345,7 @@ pub fn parse_annotations(raw: &[String]) -> Result<BTreeMap<String, String>, Sig
 }
 
 /// The signer a plan needs, loaded.
-pub enum Signer {
-    /// A cosign key.
-    Key(SigningKey),
-    /// Keyless, with the trusted root to check each signature against before upload.
-    Keyless {
-        signer: Box<KeylessSigner>,
-        check: Option<Box<Verifier>>,
-    },
-}
+pub use kibaship_cosign::LoadedSigner as Signer;
 
 /// Reads `path` (a `what`), refusing a file larger than `max` before and while reading it.
 pub fn read_bounded(path: &Path, what: &'static str, max: u64) -> Result<Vec<u8>, SignError> {
@@ -515,18 +506,11 @@ pub async fn sign_image(
     signer: &Signer,
 ) -> Result<SignReport, SignError> {
     let target = &plan.target;
-    let image_signer = match signer {
-        Signer::Key(key) => ImageSigner::Key(key),
-        Signer::Keyless { signer, check } => ImageSigner::Keyless {
-            signer,
-            check: check.as_deref(),
-        },
-    };
     let signatures = kibaship_cosign::sign_image(
         client,
         target,
         plan.signature_repository.as_ref(),
-        image_signer,
+        signer.as_image_signer(),
         plan.layout,
         &plan.annotations,
     )

@@ -63,26 +63,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let attestation = read_attestation(&args)?;
     let signature_repository = super::verify::signature_repository_from_env()?;
     let predicate_type = attestation.predicate_type().to_string();
-    let key;
-    let keyless;
-    let (layout, signer, how) = match args.signer.key_path() {
-        Some(key_path) => {
-            key = args.signer.signing_key(key_path)?;
-            (args.layout.unwrap_or_default(), ImageSigner::Key(&key), "")
-        }
-        None => {
-            let layout = args.layout.unwrap_or(SignatureLayout::Bundle);
-            keyless = args.signer.keyless(layout, &args.registry)?;
-            (
-                layout,
-                ImageSigner::Keyless {
-                    signer: &keyless.signer,
-                    check: keyless.check.as_ref(),
-                },
-                " keyless",
-            )
-        }
-    };
+    let (layout, loaded) = args.signer.load(args.layout, &args.registry)?;
+    let signer = loaded.as_image_signer();
+    let how = if loaded.is_keyless() { " keyless" } else { "" };
     let client = args.registry.client()?;
     let runtime = current_thread_runtime()?;
     let written = runtime
@@ -137,10 +120,7 @@ fn describe(signed: &Signed, signer: ImageSigner<'_>, predicate_type: &str) -> S
             rekor_v1_entry(s)
         ),
         Signed::BundleKeyless(s) => {
-            let tsa = match signer {
-                ImageSigner::Keyless { signer, .. } => signer.services().tsa_url.as_deref(),
-                ImageSigner::Key(_) => None,
-            };
+            let tsa = signer.tsa_url();
             format!(
                 "attested {} keyless as {} (issuer {}) with a {predicate_type} predicate: bundle {}, found through {}; {}",
                 s.bundle.image,

@@ -96,26 +96,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reference = Reference::parse(&args.reference)?;
     let annotations = parse_annotations(&args.annotations)?;
     let signature_repository = super::verify::signature_repository_from_env()?;
-    let key;
-    let keyless;
-    let (layout, signer, how) = match args.signer.key_path() {
-        Some(key_path) => {
-            key = args.signer.signing_key(key_path)?;
-            (args.layout.unwrap_or_default(), ImageSigner::Key(&key), "")
-        }
-        None => {
-            let layout = args.layout.unwrap_or(SignatureLayout::Bundle);
-            keyless = args.signer.keyless(layout, &args.registry)?;
-            (
-                layout,
-                ImageSigner::Keyless {
-                    signer: &keyless.signer,
-                    check: keyless.check.as_ref(),
-                },
-                " keyless",
-            )
-        }
-    };
+    let (layout, loaded) = args.signer.load(args.layout, &args.registry)?;
+    let signer = loaded.as_image_signer();
+    let how = if loaded.is_keyless() { " keyless" } else { "" };
     let client = args.registry.client()?;
     let runtime = current_thread_runtime()?;
     let written = runtime
@@ -168,10 +151,7 @@ fn describe(signed: &Signed, signer: ImageSigner<'_>) -> String {
             rekor_v1_entry(s)
         ),
         Signed::BundleKeyless(s) => {
-            let tsa = match signer {
-                ImageSigner::Keyless { signer, .. } => signer.services().tsa_url.as_deref(),
-                ImageSigner::Key(_) => None,
-            };
+            let tsa = signer.tsa_url();
             format!(
                 "signed {} keyless as {} (issuer {}): bundle {}, found through {}; {}",
                 s.bundle.image,

@@ -6,10 +6,10 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use kibaship_cosign::Layouts;
 use kibaship_cosign::identity_token::{IdentityToken, MAX_TOKEN_BYTES};
 use kibaship_cosign::keyless::{KeylessSigner, now_unix};
 use kibaship_cosign::signing_config::{RekorLogs, SigningServices};
+use kibaship_cosign::{Layouts, LoadedSigner};
 use kibaship_sign::{MAX_KEY_FILE_BYTES, SigningKey, is_encrypted_key_file};
 use kibaship_sigstore::{TrustedRoot, Verifier};
 
@@ -107,6 +107,32 @@ pub struct Keyless {
 }
 
 impl SignerFlags {
+    /// The signer the flags describe and the layout it writes (`layout`, else `legacy` with a key and `bundle`
+    /// keyless): the key, or the keyless signer.
+    pub fn load(
+        &self,
+        layout: Option<SignatureLayout>,
+        registry: &RegistryFlags,
+    ) -> anyhow::Result<(SignatureLayout, LoadedSigner)> {
+        Ok(match self.key_path() {
+            Some(key_path) => (
+                layout.unwrap_or_default(),
+                LoadedSigner::Key(self.signing_key(key_path)?),
+            ),
+            None => {
+                let layout = layout.unwrap_or(SignatureLayout::Bundle);
+                let Keyless { signer, check } = self.keyless(layout, registry)?;
+                (
+                    layout,
+                    LoadedSigner::Keyless {
+                        signer: Box::new(signer),
+                        check: check.map(Box::new),
+                    },
+                )
+            }
+        })
+    }
+
     /// The key file, when signing with a key (not keyless).
     pub fn key_path(&self) -> Option<&Path> {
         self.key.as_deref().filter(|_| !self.keyless)
