@@ -631,6 +631,32 @@ fn find_mariadbd() -> Result<PathBuf, HarnessError> {
     })
 }
 
+/// Creates a MariaDB data directory in `d/mariadb` (root without a password, no test database) and returns
+/// the `--tmpdir=` argument the server must run with. Each instance has its own tmpdir (`d/mariadb-tmp`):
+/// with the default /tmp, parallel bootstraps name their internal temporary tables alike and one removes
+/// the other's ("Could not remove temporary table '/tmp/#sql-temptable-…'", then "Unknown table
+/// 'mysql.tmp_user_sys'": 2 of 8 parallel bootstraps failed so here).
+fn install_mariadb(d: &Path, user: &str) -> Result<String, HarnessError> {
+    let install_db = process::find_tool("mariadb-install-db", "apt-get install mariadb-server")?;
+    let tmp = d.join("mariadb-tmp");
+    std::fs::create_dir_all(&tmp)
+        .map_err(|e| HarnessError::io(format!("creating {}", tmp.display()), e))?;
+    let tmpdir_arg = format!("--tmpdir={}", path_str(&tmp));
+    run(
+        &install_db,
+        &[
+            "--no-defaults",
+            &format!("--datadir={}", path_str(&d.join("mariadb"))),
+            &tmpdir_arg,
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            &format!("--user={user}"),
+        ],
+        None,
+    )?;
+    Ok(tmpdir_arg)
+}
+
 /// Starts MariaDB (data in `d/mariadb`, TCP on loopback, no grant tables), Trillian's log server and signer on
 /// it, a tree, and Rekor v1 on that tree; writes Rekor's public key to `d/rekor-v1.pub`. Returns Rekor's URL.
 fn start_rekor_v1(
@@ -643,24 +669,13 @@ fn start_rekor_v1(
     let log_signer = crate::peers::peer_binary("trillian_log_signer")?;
     let createtree = crate::peers::peer_binary("createtree")?;
     let mariadbd = find_mariadbd()?;
-    let install_db = process::find_tool("mariadb-install-db", "apt-get install mariadb-server")?;
     let client = process::find_tool("mariadb", "apt-get install mariadb-server")?;
     let schema = trillian_schema()?;
     let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
 
     // MariaDB.
     let data = d.join("mariadb");
-    run(
-        &install_db,
-        &[
-            "--no-defaults",
-            &format!("--datadir={}", path_str(&data)),
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db",
-            &format!("--user={user}"),
-        ],
-        None,
-    )?;
+    let tmpdir_arg = install_mariadb(d, &user)?;
     let db_port = free_port()?;
     let log = d.join("mariadbd.log");
     let mut p = SupervisedProcess::spawn(
@@ -670,6 +685,7 @@ fn start_rekor_v1(
             "--no-defaults".into(),
             format!("--datadir={}", path_str(&data)),
             format!("--socket={}", path_str(&d.join("mariadb.sock"))),
+            tmpdir_arg.clone(),
             format!("--port={db_port}"),
             "--bind-address=127.0.0.1".into(),
             format!("--user={user}"),
@@ -862,4 +878,41 @@ fn write_client_trust_config(
         "signingConfig": config,
     });
     write(out, trust.to_string().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parallel MariaDB bootstraps, as parallel Rekor v1 tests start them, all succeed: each has its own
+    /// tmpdir. With the shared /tmp, 2 of 8 failed here ("Unknown table 'mysql.tmp_user_sys'").
+    #[test]
+    fn parallel_mariadb_bootstraps_do_not_share_temporary_tables() {
+        if process::find_tool("mariadb-install-db", "apt-get install mariadb-server").is_err() {
+            panic!("mariadb-install-db is not installed: run `make deps`");
+        }
+        let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+        let dirs: Vec<_> = (0..8)
+            .map(|_| tempfile::tempdir().expect("tempdir"))
+            .collect();
+        let results: Vec<Result<String, HarnessError>> = thread::scope(|s| {
+            let handles: Vec<_> = dirs
+                .iter()
+                .map(|d| s.spawn(|| install_mariadb(d.path(), &user)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("bootstrap thread"))
+                .collect()
+        });
+        for (d, r) in dirs.iter().zip(results) {
+            let arg = r.unwrap_or_else(|e| panic!("bootstrap in {}: {e}", d.path().display()));
+            assert_eq!(
+                arg,
+                format!("--tmpdir={}", d.path().join("mariadb-tmp").display())
+            );
+            let grants = d.path().join("mariadb/mysql/global_priv.frm");
+            assert!(grants.exists(), "no grant tables: {}", grants.display());
+        }
+    }
 }
