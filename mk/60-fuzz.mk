@@ -22,3 +22,25 @@ fuzz-tools:
 fuzz: deps-apt fuzz-tools
 	bash fuzz/seeds.sh
 	PATH="$(CARGO_TOOLS)/bin:$$PATH" FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh $(FUZZ_TARGETS)
+
+# Property tests with fresh seeds (not part of `make test`, which runs them on the fixed seed of
+# .cargo/config.toml so that CI is reproducible). Each round draws a new PROPTEST_RNG_SEED and prints it:
+# a failure is replayed with `PROPTEST_RNG_SEED=<seed> cargo test -p <crate> --test <target>`, and tests
+# that persist failures write the minimal case under proptest-regressions/, to be committed.
+PROPTEST_ROUNDS ?= 5
+PROPTEST_SUITES := kibaship-oci:bad_input kibaship-oci:lib kibaship-gate:bad_input kibaship-gate:glob_robustness \
+  kibaship-sigstore:bad_input kibaship-sigstore:parser_robustness kibaship-sign:bad_input \
+  kibaship-cosign:bad_input kibaship-step:bad_input kibaship-step:secrets_hash_shell
+
+.PHONY: proptest-explore
+proptest-explore:
+	@for round in $$(seq 1 $(PROPTEST_ROUNDS)); do \
+	  seed=$$(od -An -N4 -tu4 /dev/urandom | tr -d ' '); \
+	  echo "proptest-explore: round $$round, PROPTEST_RNG_SEED=$$seed"; \
+	  for suite in $(PROPTEST_SUITES); do \
+	    pkg=$${suite%%:*}; target=$${suite#*:}; \
+	    if [ "$$target" = lib ]; then sel=(--lib); else sel=(--test "$$target"); fi; \
+	    PROPTEST_RNG_SEED=$$seed $(CARGO) test --locked -q -p "$$pkg" "$${sel[@]}" \
+	      || { echo "proptest-explore: $$pkg $$target failed with PROPTEST_RNG_SEED=$$seed"; exit 1; }; \
+	  done; \
+	done
