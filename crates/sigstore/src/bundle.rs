@@ -302,18 +302,35 @@ struct RawDsseSig {
     keyid: Option<String>,
 }
 
+/// A required protobuf `bytes` field. The proto3 JSON mapping omits empty bytes, so absent and `""` are the same
+/// value: empty, which no required field of a bundle may be.
 fn b64(value: Option<&String>, path: &str) -> Result<Vec<u8>, BundleError> {
-    let v = value.ok_or_else(|| field(path, "missing"))?;
-    STANDARD
-        .decode(v)
-        .map_err(|e| field(path, format!("invalid base64: {e}")))
+    let bytes = STANDARD
+        .decode(value.map_or("", String::as_str))
+        .map_err(|e| field(path, format!("invalid base64: {e}")))?;
+    if bytes.is_empty() {
+        return Err(field(path, MISSING));
+    }
+    Ok(bytes)
 }
 
-/// Reads a protobuf-JSON int64 (a string or a number); it must be non-negative.
-fn int64(value: Option<&Value>, path: &str, required: bool) -> Result<u64, BundleError> {
+/// A required protobuf `string` field (absent and `""` are both the empty default).
+fn required_str(value: Option<&String>, path: &str) -> Result<String, BundleError> {
+    match value {
+        Some(s) if !s.is_empty() => Ok(s.clone()),
+        _ => Err(field(path, MISSING)),
+    }
+}
+
+/// The reason for a required field that is absent or holds its protobuf default (empty).
+const MISSING: &str = "missing or empty";
+
+/// Reads a protobuf-JSON int64 (a string or a number); it must be non-negative. Absent or `null` is 0: the
+/// proto3 JSON mapping omits a scalar field that holds its default value, so the first entry of a fresh log (index
+/// 0) comes without `logIndex`, even though the protobuf-specs mark the field REQUIRED.
+fn int64(value: Option<&Value>, path: &str) -> Result<u64, BundleError> {
     let parsed = match value {
-        None | Some(Value::Null) if !required => return Ok(0),
-        None | Some(Value::Null) => return Err(field(path, "missing")),
+        None | Some(Value::Null) => return Ok(0),
         Some(Value::String(s)) => s
             .parse::<i64>()
             .map_err(|_| field(path, format!("not an integer: {s:?}")))?,
@@ -337,9 +354,6 @@ pub(crate) fn hash_from_proto(name: &str) -> Option<HashAlgorithm> {
 
 fn parse_cert(b: &RawBytes, path: &str) -> Result<Certificate, BundleError> {
     let der_bytes = b64(b.raw_bytes.as_ref(), &format!("{path}.rawBytes"))?;
-    if der_bytes.is_empty() {
-        return Err(field(format!("{path}.rawBytes"), "empty certificate"));
-    }
     Certificate::from_der(&der_bytes).map_err(|source| BundleError::Certificate {
         field: format!("{path}.rawBytes"),
         source,
@@ -353,9 +367,7 @@ impl Bundle {
             return Err(BundleError::TooLarge(json.len()));
         }
         let raw: RawBundle = serde_json::from_slice(json)?;
-        let media_type = raw
-            .media_type
-            .ok_or_else(|| field("mediaType", "missing"))?;
+        let media_type = required_str(raw.media_type.as_ref(), "mediaType")?;
         let version = match media_type.as_str() {
             "application/vnd.dev.sigstore.bundle+json;version=0.1" => BundleVersion::V0_1,
             "application/vnd.dev.sigstore.bundle+json;version=0.2" => BundleVersion::V0_2,
@@ -444,28 +456,20 @@ impl Bundle {
         let mut tlog_entries = Vec::with_capacity(vm.tlog_entries.len());
         for (i, e) in vm.tlog_entries.iter().enumerate() {
             let p = format!("verificationMaterial.tlogEntries[{i}]");
-            let log_index = int64(e.log_index.as_ref(), &format!("{p}.logIndex"), true)?;
-            let log_id = b64(
-                e.log_id.as_ref().and_then(|l| l.key_id.as_ref()),
-                &format!("{p}.logId.keyId"),
-            )?;
+            let log_index = int64(e.log_index.as_ref(), &format!("{p}.logIndex"))?;
+            let log_id = e
+                .log_id
+                .as_ref()
+                .ok_or_else(|| field(format!("{p}.logId"), "missing"))?;
+            let log_id = b64(log_id.key_id.as_ref(), &format!("{p}.logId.keyId"))?;
             let kv = e
                 .kind_version
                 .as_ref()
                 .ok_or_else(|| field(format!("{p}.kindVersion"), "missing"))?;
-            let kind = kv
-                .kind
-                .clone()
-                .ok_or_else(|| field(format!("{p}.kindVersion.kind"), "missing"))?;
-            let kversion = kv
-                .version
-                .clone()
-                .ok_or_else(|| field(format!("{p}.kindVersion.version"), "missing"))?;
-            let integrated_time = int64(
-                e.integrated_time.as_ref(),
-                &format!("{p}.integratedTime"),
-                false,
-            )?;
+            let kind = required_str(kv.kind.as_ref(), &format!("{p}.kindVersion.kind"))?;
+            let kversion = required_str(kv.version.as_ref(), &format!("{p}.kindVersion.version"))?;
+            let integrated_time =
+                int64(e.integrated_time.as_ref(), &format!("{p}.integratedTime"))?;
             let integrated_time = i64::try_from(integrated_time)
                 .map_err(|_| field(format!("{p}.integratedTime"), "out of range"))?;
             let inclusion_promise = match &e.inclusion_promise {
@@ -496,17 +500,42 @@ impl Bundle {
                     if root_hash.len() != 32 {
                         return Err(field(format!("{pp}.rootHash"), "must be 32 bytes"));
                     }
-                    let checkpoint = pr.checkpoint.as_ref().and_then(|c| c.envelope.clone());
-                    if checkpoint.is_none() && version >= BundleVersion::V0_2 {
+                    let proof_index = int64(pr.log_index.as_ref(), &format!("{pp}.logIndex"))?;
+                    let tree_size = int64(pr.tree_size.as_ref(), &format!("{pp}.treeSize"))?;
+                    if tree_size <= proof_index {
                         return Err(field(
-                            format!("{pp}.checkpoint.envelope"),
-                            "bundle v0.2 and later require a signed checkpoint",
+                            format!("{pp}.treeSize"),
+                            format!(
+                                "must be greater than the proof's logIndex {proof_index}, found {}",
+                                if pr.tree_size.is_none() {
+                                    "none (0)".to_string()
+                                } else {
+                                    tree_size.to_string()
+                                }
+                            ),
+                        ));
+                    }
+                    // `checkpoint` is a message: absent means unset; `{}` holds the empty envelope.
+                    let checkpoint = pr
+                        .checkpoint
+                        .as_ref()
+                        .and_then(|c| c.envelope.clone())
+                        .filter(|e| !e.is_empty());
+                    if checkpoint.is_none() && version >= BundleVersion::V0_2 {
+                        let what = if pr.checkpoint.is_none() {
+                            format!("{pp}.checkpoint")
+                        } else {
+                            format!("{pp}.checkpoint.envelope")
+                        };
+                        return Err(field(
+                            what,
+                            "missing or empty: bundle v0.2 and later require a signed checkpoint",
                         ));
                     }
                     Some(InclusionProof {
-                        log_index: int64(pr.log_index.as_ref(), &format!("{pp}.logIndex"), true)?,
+                        log_index: proof_index,
                         root_hash,
-                        tree_size: int64(pr.tree_size.as_ref(), &format!("{pp}.treeSize"), true)?,
+                        tree_size,
                         hashes,
                         checkpoint,
                     })
@@ -566,12 +595,12 @@ impl Bundle {
         let content = match (raw.message_signature, raw.dsse_envelope) {
             (Some(ms), None) => {
                 let signature = b64(ms.signature.as_ref(), "messageSignature.signature")?;
-                if signature.is_empty() {
-                    return Err(field("messageSignature.signature", "empty signature"));
-                }
                 let digest = match ms.message_digest {
                     Some(d) => {
-                        let alg_name = d.algorithm.unwrap_or_default();
+                        let alg_name = required_str(
+                            d.algorithm.as_ref(),
+                            "messageSignature.messageDigest.algorithm",
+                        )?;
                         let alg = hash_from_proto(&alg_name).ok_or_else(|| {
                             field(
                                 "messageSignature.messageDigest.algorithm",
@@ -606,14 +635,12 @@ impl Bundle {
                     d.signatures[0].sig.as_ref(),
                     "dsseEnvelope.signatures[0].sig",
                 )?;
-                if signature.is_empty() {
-                    return Err(field("dsseEnvelope.signatures[0].sig", "empty signature"));
-                }
                 Content::Dsse(DsseEnvelope {
                     payload: b64(d.payload.as_ref(), "dsseEnvelope.payload")?,
-                    payload_type: d
-                        .payload_type
-                        .ok_or_else(|| field("dsseEnvelope.payloadType", "missing"))?,
+                    payload_type: required_str(
+                        d.payload_type.as_ref(),
+                        "dsseEnvelope.payloadType",
+                    )?,
                     signature,
                 })
             }

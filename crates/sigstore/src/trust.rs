@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
-use crate::keys::PublicKey;
+use crate::keys::{KeyKind, PublicKey};
 use crate::x509::Certificate;
 
 const MEDIA_TYPES: [&str; 3] = [
@@ -111,10 +111,10 @@ struct RawRoot {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawLog {
-    #[serde(default)]
-    base_url: String,
-    public_key: RawKey,
-    log_id: RawLogId,
+    base_url: Option<String>,
+    hash_algorithm: Option<String>,
+    public_key: Option<RawKey>,
+    log_id: Option<RawLogId>,
 }
 
 #[derive(Deserialize)]
@@ -128,7 +128,7 @@ struct RawKey {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawLogId {
-    key_id: String,
+    key_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -140,9 +140,8 @@ struct RawValidity {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawAuthority {
-    #[serde(default)]
-    uri: String,
-    cert_chain: RawChain,
+    uri: Option<String>,
+    cert_chain: Option<RawChain>,
     valid_for: Option<RawValidity>,
 }
 
@@ -155,8 +154,11 @@ struct RawChain {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawBytes {
-    raw_bytes: String,
+    raw_bytes: Option<String>,
 }
+
+/// The reason for a required field that is absent or holds its protobuf default (empty, `*_UNSPECIFIED`).
+const MISSING: &str = "missing or empty";
 
 /// Parses an RFC 3339 time to unix seconds.
 pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
@@ -165,25 +167,71 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
         .map(|t| t.unix_timestamp())
 }
 
+/// A required `TimeRange`: the message and its `start` must be present (a window without a start is not "valid
+/// since forever": the trusted root is malformed); `end` is optional (open-ended).
 fn validity(v: Option<&RawValidity>, field: &str) -> Result<Validity, TrustedRootError> {
-    let Some(v) = v else {
-        return Ok(Validity::default());
+    let v = v.ok_or_else(|| field_err(field, "missing"))?;
+    let conv = |s: &str, which: &str| -> Result<i64, TrustedRootError> {
+        parse_rfc3339(s).ok_or_else(|| {
+            field_err(
+                format!("{field}.{which}"),
+                format!("not an RFC 3339 time: {s:?}"),
+            )
+        })
     };
-    let conv = |s: &Option<String>, which: &str| -> Result<Option<i64>, TrustedRootError> {
-        s.as_deref()
-            .map(|s| {
-                parse_rfc3339(s).ok_or_else(|| {
-                    field_err(
-                        format!("{field}.{which}"),
-                        format!("not an RFC 3339 time: {s:?}"),
-                    )
-                })
-            })
-            .transpose()
+    let start = match v.start.as_deref() {
+        Some(s) => conv(s, "start")?,
+        None => return Err(field_err(format!("{field}.start"), "missing")),
     };
+    let end = v.end.as_deref().map(|s| conv(s, "end")).transpose()?;
+    if end.is_some_and(|e| e < start) {
+        return Err(field_err(format!("{field}.end"), "before `start`"));
+    }
     Ok(Validity {
-        start: conv(&v.start, "start")?,
-        end: conv(&v.end, "end")?,
+        start: Some(start),
+        end,
+    })
+}
+
+/// A required protobuf `bytes` field (absent and `""` are both empty).
+fn required_b64(value: Option<&String>, field: &str) -> Result<Vec<u8>, TrustedRootError> {
+    let bytes = STANDARD
+        .decode(value.map_or("", String::as_str))
+        .map_err(|e| field_err(field, format!("bad base64: {e}")))?;
+    if bytes.is_empty() {
+        return Err(field_err(field, MISSING));
+    }
+    Ok(bytes)
+}
+
+/// How a log key is encoded, the kind it must be, and whether RSA signs with PSS; `Err` names why the key
+/// details are not usable here (the log is then skipped: it can verify nothing).
+fn key_details(details: &str) -> Result<(bool, KeyKind), &'static str> {
+    // (PKCS#1 RSAPublicKey instead of SubjectPublicKeyInfo, kind)
+    Ok(match details {
+        "PKCS1_RSA_PKCS1V5" => (true, KeyKind::RsaPkcs1),
+        "PKCS1_RSA_PSS" => (true, KeyKind::RsaPss),
+        "PKIX_RSA_PKCS1V5"
+        | "PKIX_RSA_PKCS1V15_2048_SHA256"
+        | "PKIX_RSA_PKCS1V15_3072_SHA256"
+        | "PKIX_RSA_PKCS1V15_4096_SHA256" => (false, KeyKind::RsaPkcs1),
+        "PKIX_RSA_PSS"
+        | "PKIX_RSA_PSS_2048_SHA256"
+        | "PKIX_RSA_PSS_3072_SHA256"
+        | "PKIX_RSA_PSS_4096_SHA256" => (false, KeyKind::RsaPss),
+        "PKIX_ECDSA_P256_SHA_256" | "PKIX_ECDSA_P256_HMAC_SHA_256" => (false, KeyKind::EcdsaP256),
+        "PKIX_ECDSA_P384_SHA_384" => (false, KeyKind::EcdsaP384),
+        "PKIX_ED25519" => (false, KeyKind::Ed25519),
+        "PKIX_ECDSA_P384_SHA_256"
+        | "PKIX_ECDSA_P521_SHA_256"
+        | "PKIX_ECDSA_P521_SHA_512"
+        | "PKIX_ED25519_PH"
+        | "LMS_SHA256"
+        | "LMOTS_SHA256"
+        | "ML_DSA_44"
+        | "ML_DSA_65"
+        | "ML_DSA_87" => return Err("key type not supported"),
+        _ => return Err("unknown key details"),
     })
 }
 
@@ -193,18 +241,22 @@ fn host_of(url: &str) -> String {
 }
 
 impl TrustedRoot {
-    /// Parses `trusted_root.json`.
+    /// Parses `trusted_root.json`. Every field the Sigstore protobuf-specs require for verification must be there
+    /// (the error names its path, e.g. `tlogs[0].publicKey.validFor.start: missing`): a log's `hashAlgorithm`,
+    /// `logId.keyId`, `publicKey` with `rawBytes`, `keyDetails` and `validFor.start`; an authority's `certChain`
+    /// (at least one certificate, each with `rawBytes`) and `validFor.start`. A well-formed entry we cannot use
+    /// (another hash or key algorithm, a certificate we do not parse) is skipped and listed in `skipped`.
     pub fn from_json(json: &[u8]) -> Result<Self, TrustedRootError> {
         let raw: RawRoot = serde_json::from_slice(json)?;
         match raw.media_type.as_deref() {
             Some(m) if MEDIA_TYPES.contains(&m) => {}
+            Some("") | None => return Err(field_err("mediaType", MISSING)),
             Some(m) => {
                 return Err(field_err(
                     "mediaType",
                     format!("unsupported trusted root media type {m:?}"),
                 ));
             }
-            None => return Err(field_err("mediaType", "missing")),
         }
         let mut root = TrustedRoot::default();
         for (kind, list, out) in [
@@ -213,39 +265,8 @@ impl TrustedRoot {
         ] {
             for (i, log) in list.iter().enumerate() {
                 let path = format!("{kind}[{i}]");
-                let log_id = STANDARD.decode(&log.log_id.key_id).map_err(|e| {
-                    field_err(format!("{path}.logId.keyId"), format!("bad base64: {e}"))
-                })?;
-                let validity = validity(
-                    log.public_key.valid_for.as_ref(),
-                    &format!("{path}.publicKey.validFor"),
-                )?;
-                let Some(raw_bytes) = &log.public_key.raw_bytes else {
-                    root.skipped.push(format!("{path}: no public key"));
-                    continue;
-                };
-                let key_der = STANDARD.decode(raw_bytes).map_err(|e| {
-                    field_err(
-                        format!("{path}.publicKey.rawBytes"),
-                        format!("bad base64: {e}"),
-                    )
-                })?;
-                let details = log.public_key.key_details.as_deref().unwrap_or("");
-                let pss = details.contains("PSS");
-                let key = if details.starts_with("PKCS1_") {
-                    PublicKey::from_pkcs1_rsa(&key_der, pss)
-                } else {
-                    PublicKey::from_spki(&key_der, pss)
-                };
-                match key {
-                    Ok(key) => out.push(TrustedLog {
-                        base_url: log.base_url.clone(),
-                        name: host_of(&log.base_url),
-                        log_id,
-                        key,
-                        validity,
-                    }),
-                    Err(e) => root.skipped.push(format!("{path}: {e}")),
+                if let Some(log) = parse_log(log, &path, &mut root.skipped)? {
+                    out.push(log);
                 }
             }
         }
@@ -263,41 +284,8 @@ impl TrustedRoot {
         ] {
             for (i, ca) in list.iter().enumerate() {
                 let path = format!("{kind}[{i}]");
-                let validity = validity(ca.valid_for.as_ref(), &format!("{path}.validFor"))?;
-                let mut chain = Vec::new();
-                let mut usable = true;
-                for (j, c) in ca.cert_chain.certificates.iter().enumerate() {
-                    let der_bytes = STANDARD.decode(&c.raw_bytes).map_err(|e| {
-                        field_err(
-                            format!("{path}.certChain.certificates[{j}].rawBytes"),
-                            format!("bad base64: {e}"),
-                        )
-                    })?;
-                    match Certificate::from_der(&der_bytes) {
-                        Ok(cert) => chain.push(cert),
-                        Err(e) => {
-                            root.skipped
-                                .push(format!("{path}.certChain.certificates[{j}]: {e}"));
-                            usable = false;
-                        }
-                    }
-                }
-                // The listed chain must hold together: each certificate issued by the next.
-                if usable && !chain.windows(2).all(|w| w[0].is_signed_by(&w[1])) {
-                    root.skipped.push(format!(
-                        "{path}: certificate chain signatures do not verify"
-                    ));
-                    usable = false;
-                }
-                if usable && !chain.is_empty() {
-                    out.push(TrustedAuthority {
-                        uri: ca.uri.clone(),
-                        chain,
-                        validity,
-                    });
-                } else if chain.is_empty() && usable {
-                    root.skipped
-                        .push(format!("{path}: empty certificate chain"));
+                if let Some(ca) = parse_authority(ca, &path, &mut root.skipped)? {
+                    out.push(ca);
                 }
             }
         }
@@ -311,6 +299,135 @@ impl TrustedRoot {
     pub(crate) fn ctlog_by_id(&self, id: &[u8]) -> Option<&TrustedLog> {
         self.ctlogs.iter().find(|l| l.log_id == id)
     }
+}
+
+/// One `TransparencyLogInstance`; `None` when well-formed but unusable here (the reason is pushed to `skipped`).
+fn parse_log(
+    log: &RawLog,
+    path: &str,
+    skipped: &mut Vec<String>,
+) -> Result<Option<TrustedLog>, TrustedRootError> {
+    let hash = log.hash_algorithm.as_deref().unwrap_or("");
+    let log_id = log
+        .log_id
+        .as_ref()
+        .ok_or_else(|| field_err(format!("{path}.logId"), "missing"))?;
+    let log_id = required_b64(log_id.key_id.as_ref(), &format!("{path}.logId.keyId"))?;
+    let key = log
+        .public_key
+        .as_ref()
+        .ok_or_else(|| field_err(format!("{path}.publicKey"), "missing"))?;
+    let key_der = required_b64(
+        key.raw_bytes.as_ref(),
+        &format!("{path}.publicKey.rawBytes"),
+    )?;
+    let details = match key.key_details.as_deref() {
+        None | Some("") | Some("PUBLIC_KEY_DETAILS_UNSPECIFIED") => {
+            return Err(field_err(format!("{path}.publicKey.keyDetails"), MISSING));
+        }
+        Some(d) => d,
+    };
+    let validity = validity(
+        key.valid_for.as_ref(),
+        &format!("{path}.publicKey.validFor"),
+    )?;
+    match hash {
+        "SHA2_256" => {}
+        "" | "HASH_ALGORITHM_UNSPECIFIED" => {
+            return Err(field_err(format!("{path}.hashAlgorithm"), MISSING));
+        }
+        other => {
+            skipped.push(format!(
+                "{path}: Merkle tree hash {other:?} is not supported (SHA2_256 only)"
+            ));
+            return Ok(None);
+        }
+    }
+    let (pkcs1, kind) = match key_details(details) {
+        Ok(k) => k,
+        Err(why) => {
+            skipped.push(format!("{path}: publicKey.keyDetails {details:?}: {why}"));
+            return Ok(None);
+        }
+    };
+    let pss = kind == KeyKind::RsaPss;
+    let key = if pkcs1 {
+        PublicKey::from_pkcs1_rsa(&key_der, pss)
+    } else {
+        PublicKey::from_spki(&key_der, pss)
+    };
+    let key = match key {
+        Ok(key) => key,
+        Err(e) => {
+            skipped.push(format!("{path}: {e}"));
+            return Ok(None);
+        }
+    };
+    if key.kind() != kind {
+        return Err(field_err(
+            format!("{path}.publicKey.keyDetails"),
+            format!(
+                "{details} does not describe the key in `rawBytes` ({:?})",
+                key.kind()
+            ),
+        ));
+    }
+    let base_url = log.base_url.clone().unwrap_or_default();
+    Ok(Some(TrustedLog {
+        name: host_of(&base_url),
+        base_url,
+        log_id,
+        key,
+        validity,
+    }))
+}
+
+/// One `CertificateAuthority` (Fulcio or TSA); `None` when its chain is unusable here (pushed to `skipped`).
+fn parse_authority(
+    ca: &RawAuthority,
+    path: &str,
+    skipped: &mut Vec<String>,
+) -> Result<Option<TrustedAuthority>, TrustedRootError> {
+    let chain_raw = ca
+        .cert_chain
+        .as_ref()
+        .ok_or_else(|| field_err(format!("{path}.certChain"), "missing"))?;
+    if chain_raw.certificates.is_empty() {
+        return Err(field_err(
+            format!("{path}.certChain.certificates"),
+            "empty certificate chain",
+        ));
+    }
+    let validity = validity(ca.valid_for.as_ref(), &format!("{path}.validFor"))?;
+    let mut ders = Vec::with_capacity(chain_raw.certificates.len());
+    for (j, c) in chain_raw.certificates.iter().enumerate() {
+        ders.push(required_b64(
+            c.raw_bytes.as_ref(),
+            &format!("{path}.certChain.certificates[{j}].rawBytes"),
+        )?);
+    }
+    let mut chain = Vec::with_capacity(ders.len());
+    for (j, der_bytes) in ders.iter().enumerate() {
+        match Certificate::from_der(der_bytes) {
+            Ok(cert) => chain.push(cert),
+            Err(e) => {
+                skipped.push(format!("{path}.certChain.certificates[{j}]: {e}"));
+                return Ok(None);
+            }
+        }
+    }
+    // The listed chain must hold together: each certificate issued by the next.
+    if !chain.windows(2).all(|w| w[0].is_signed_by(&w[1])) {
+        skipped.push(format!(
+            "{path}: certificate chain signatures do not verify"
+        ));
+        return Ok(None);
+    }
+    Ok(Some(TrustedAuthority {
+        uri: ca.uri.clone().unwrap_or_default(),
+        chain,
+        validity,
+    }))
 }
 
 /// The Sigstore public-good `trusted_root.json` as shipped in the sigstore 4.5.1 wheel: the
