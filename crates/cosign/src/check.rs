@@ -88,13 +88,47 @@ pub struct Accepted {
     pub notes: Vec<String>,
 }
 
-/// Why a layer was not accepted, in words that name the failed check.
+/// Why a layer was not accepted, in words that name the failed check, and what the user could do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Rejected(pub String);
+#[error("{message}")]
+pub struct Rejected {
+    /// The failed check, in words.
+    pub message: String,
+    /// What would make it pass, when that is a choice of the user's and not a fault of the signature.
+    pub hint: Option<Hint>,
+}
+
+/// What a user can do about a rejected signature. Data, not text: the library does not know the front end's
+/// flag or parameter names, so each front end renders a hint in its own terms (kibaverify: cosign's flags;
+/// the Tekton step: its Task parameters). Serialized as a stable kebab-case code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hint {
+    /// The signature verifies with the key but has no transparency-log proof: accept that explicitly
+    /// (cosign's `--insecure-ignore-tlog`).
+    AcceptWithoutTransparencyLog,
+    /// The layer is keyless (it carries a certificate): verify it with a certificate identity and issuer.
+    VerifyWithCertificateIdentity,
+    /// The layer was signed with a key, not a Fulcio certificate: verify it with that public key.
+    VerifyWithKey,
+}
+
+/// `Accepted::transparency_log` when the policy accepts signatures without transparency-log proof.
+const NOT_CHECKED: &str =
+    "not checked (accepted without transparency-log proof, as the policy allows)";
 
 fn reject(msg: impl Into<String>) -> Rejected {
-    Rejected(msg.into())
+    Rejected {
+        message: msg.into(),
+        hint: None,
+    }
+}
+
+fn reject_with(msg: impl Into<String>, hint: Hint) -> Rejected {
+    Rejected {
+        message: msg.into(),
+        hint: Some(hint),
+    }
 }
 
 /// The image a signature must be for.
@@ -309,22 +343,26 @@ fn check_signed(
                 } => key.verify(&pae(payload_type, payload), signature),
             };
             if !ok {
-                return Err(reject(if layer.certificate_pem.is_some() {
-                    "the signature does not verify with the given key (this layer is keyless: it carries a certificate; verify it with --certificate-identity and --certificate-oidc-issuer)"
+                return Err(if layer.certificate_pem.is_some() {
+                    reject_with(
+                        "the signature does not verify with the given key (this layer is keyless: it carries a certificate)",
+                        Hint::VerifyWithCertificateIdentity,
+                    )
                 } else {
-                    "the signature does not verify with the given key"
-                }));
+                    reject("the signature does not verify with the given key")
+                });
             }
             let signer = format!("the given {:?} key", key.kind());
             match (&layer.rekor_bundle, options.ignore_tlog) {
                 (_, true) => Ok(Accepted {
                     signer,
-                    transparency_log: "not checked (--insecure-ignore-tlog)".into(),
+                    transparency_log: NOT_CHECKED.into(),
                     predicate_type: None,
                     notes: Vec::new(),
                 }),
-                (None, false) => Err(reject(
-                    "signed with the given key, but there is no Rekor bundle to prove the transparency-log entry (signed with --tlog-upload=false?); pass --insecure-ignore-tlog to accept it without one",
+                (None, false) => Err(reject_with(
+                    "signed with the given key, but there is no Rekor bundle to prove the transparency-log entry (signed without uploading to a log?)",
+                    Hint::AcceptWithoutTransparencyLog,
                 )),
                 (Some(rekor), false) => {
                     let result = verify_as_bundle(layer, rekor, content, options)?;
@@ -334,8 +372,9 @@ fn check_signed(
         }
         IdentityPolicy::Certificate(_) => {
             if layer.certificate_pem.is_none() {
-                return Err(reject(
-                    "signed with a key, not a Fulcio certificate: verify it with --key",
+                return Err(reject_with(
+                    "signed with a key, not a Fulcio certificate",
+                    Hint::VerifyWithKey,
                 ));
             }
             let Some(rekor) = &layer.rekor_bundle else {
@@ -591,13 +630,14 @@ pub fn check_referrer_bundle(
             return Err(reject("the signature does not verify with the given key"));
         }
         if !options.ignore_tlog {
-            return Err(reject(
-                "signed with the given key, but the bundle has no transparency-log entry (signed without upload?); pass --insecure-ignore-tlog to accept it without one",
+            return Err(reject_with(
+                "signed with the given key, but the bundle has no transparency-log entry (signed without uploading to a log?)",
+                Hint::AcceptWithoutTransparencyLog,
             ));
         }
         Accepted {
             signer: format!("the given {:?} key", key.kind()),
-            transparency_log: "not checked (--insecure-ignore-tlog)".into(),
+            transparency_log: NOT_CHECKED.into(),
             predicate_type: None,
             notes: Vec::new(),
         }
@@ -642,7 +682,7 @@ mod tests {
         assert!(check_annotations(&wanted, Some(&all), "p").is_ok());
         let err = check_annotations(&wanted, Some(&signed(r#"{"team":"payments"}"#)), "p")
             .unwrap_err()
-            .0;
+            .message;
         assert!(
             err.contains("team is \"payments\", not \"platform\""),
             "{err}"
@@ -654,11 +694,11 @@ mod tests {
             "p",
         )
         .unwrap_err()
-        .0;
+        .message;
         assert!(err.contains("tier is 1, not the string \"1\""), "{err}");
         let err = check_annotations(&wanted, None, "the payload")
             .unwrap_err()
-            .0;
+            .message;
         assert!(
             err.contains("(signed annotations in the payload: none)"),
             "{err}"

@@ -74,21 +74,20 @@ pub enum KeylessError {
     /// The ephemeral key failed.
     #[error("ephemeral key: {0}")]
     Key(#[from] kibaship_sign::KeyError),
-    /// No Rekor log of the version the layout needs was given.
+    /// No Rekor log of the version the layout needs was given. (The message names no flag: kibaverify and the
+    /// Tekton step each say how to give one in their own terms.)
     #[error(
-        "no Rekor v{version} log: {why} (--rekor{flag}-url, or rekorTlogUrls with majorApiVersion {version} in the signing config)"
+        "no Rekor v{version} log: {why} (name one, or list one with majorApiVersion {version} in the signing config's rekorTlogUrls)"
     )]
     NoRekorLog {
         /// 1 or 2.
         version: u8,
-        /// `-v1` or ``.
-        flag: &'static str,
         /// Why that version is needed.
         why: &'static str,
     },
     /// No timestamp authority was given.
     #[error(
-        "no timestamp authority: Rekor v2 entries carry no signed time, so keyless signing needs a TSA (--tsa-url or tsaUrls in the signing config)"
+        "no timestamp authority: Rekor v2 entries carry no signed time, so keyless signing needs a TSA (name one, or list one in the signing config's tsaUrls)"
     )]
     NoTimestampAuthority,
 }
@@ -199,7 +198,6 @@ impl KeylessSigner {
             .as_deref()
             .ok_or(KeylessError::NoRekorLog {
                 version: 2,
-                flag: "",
                 why: "bundle-layout signatures are logged in Rekor v2",
             })
     }
@@ -210,7 +208,6 @@ impl KeylessSigner {
             .as_deref()
             .ok_or(KeylessError::NoRekorLog {
                 version: 1,
-                flag: "-v1",
                 why: "legacy-layout signatures carry a Rekor v1 signed entry timestamp",
             })
     }

@@ -15,7 +15,7 @@ use kibaship_sigstore::{
 use serde::Serialize;
 
 use crate::bundle_layout::{self, BUNDLE_MEDIA_TYPE_PREFIX, BUNDLE_V03_MEDIA_TYPE};
-use crate::check::{self, Accepted, BundleKind, Subject, VerifyOptions};
+use crate::check::{self, Accepted, BundleKind, Hint, Rejected, Subject, VerifyOptions};
 use crate::keyless::{KeylessError, KeylessSigner, LegacyKeylessSignature};
 use crate::legacy::{
     self, ATTESTATION_TAG_SUFFIX, LayerKind, MAX_LAYERS, SIGNATURE_TAG_SUFFIX, SignatureLayer,
@@ -725,6 +725,9 @@ pub struct SignatureOutcome {
     /// Why it failed (when not).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What the user could do about the failure (a stable code; each front end words it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<Hint>,
 }
 
 impl SignatureOutcome {
@@ -743,6 +746,20 @@ impl SignatureOutcome {
             verified: false,
             accepted: None,
             reason: Some(reason),
+            hint: None,
+        }
+    }
+
+    fn rejected(
+        layout: Layout,
+        location: &str,
+        layer: Option<usize>,
+        blob: Option<&Digest>,
+        rejected: Rejected,
+    ) -> Self {
+        SignatureOutcome {
+            hint: rejected.hint,
+            ..Self::failed(layout, location, layer, blob, rejected.message)
         }
     }
 }
@@ -889,8 +906,15 @@ async fn verify_legacy(
                 verified: true,
                 accepted: Some(accepted),
                 reason: None,
+                hint: None,
             },
-            Err(rejected) => failed(rejected.0),
+            Err(rejected) => SignatureOutcome::rejected(
+                Layout::LegacyTag,
+                &location,
+                Some(layer.index),
+                Some(blob),
+                rejected,
+            ),
         });
     }
     Ok(())
@@ -1019,8 +1043,15 @@ async fn verify_referrers(
                 verified: true,
                 accepted: Some(accepted),
                 reason: None,
+                hint: None,
             }),
-            Err(rejected) => out.push(failed(rejected.0, Some(&layer.digest))),
+            Err(rejected) => out.push(SignatureOutcome::rejected(
+                Layout::BundleReferrer,
+                &location,
+                None,
+                Some(&layer.digest),
+                rejected,
+            )),
         }
     }
     Ok(())

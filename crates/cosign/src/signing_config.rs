@@ -135,14 +135,14 @@ impl SigningServices {
         let rekor_v1 = select(&raw.rekor_tlog_urls, 1, now);
         if rekor_v2.is_none() && matches!(needs, RekorLogs::V2 | RekorLogs::Both) {
             return Err(SigningConfigError::NoService(if rekor_v1.is_some() {
-                "it offers only Rekor v1 logs; the bundle layout is logged in Rekor v2 (give --rekor-url of a Rekor v2 log, or sign --layout legacy, which uses Rekor v1)".into()
+                "it offers only Rekor v1 logs; the bundle layout is logged in Rekor v2 (name a Rekor v2 log, or sign in the legacy layout, which uses Rekor v1)".into()
             } else {
                 "no Rekor log (rekorTlogUrls) with API version 2 is valid now".into()
             }));
         }
         if rekor_v1.is_none() && matches!(needs, RekorLogs::V1 | RekorLogs::Both) {
             return Err(SigningConfigError::NoService(
-                "no Rekor v1 log (rekorTlogUrls with API version 1) is valid now; the legacy layout needs one for its signed entry timestamp (give --rekor-v1-url)".into(),
+                "no Rekor v1 log (rekorTlogUrls with API version 1) is valid now; the legacy layout needs one for its signed entry timestamp (name one)".into(),
             ));
         }
         let base = |s: &RawService| s.url.trim_end_matches('/').to_string();
