@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod input;
 mod password;
+mod terminal;
 
 #[derive(Parser)]
 #[command(name = "kibaverify", version, about)]
@@ -59,7 +61,11 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("kibaverify: error: {err:#}");
+            // Messages can carry registry- or file-supplied text: control characters are escaped.
+            eprintln!(
+                "kibaverify: error: {}",
+                terminal::Escaped(&format!("{err:#}"))
+            );
             ExitCode::from(2)
         }
     }

@@ -164,6 +164,27 @@ fn cosign_and_kibaverify_verify_each_others_signatures_and_keys() {
         &mut t,
     );
     assert_exit_with_message(&r, 1, "pass --insecure-ignore-tlog");
+    // The JSON carries the hint as a stable code, without any front end's flag names.
+    let r = run(
+        &mut tools.kibaverify(&["verify", &app, "--key", "ours.pub", "--output", "json"]),
+        &mut t,
+    );
+    assert_code(
+        &r,
+        1,
+        "kibaverify verify --output json without a transparency log",
+    );
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let failed = report["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["hint"] == "accept-without-transparency-log")
+        .unwrap_or_else(|| panic!("no hint in {report}"));
+    assert!(
+        !failed["reason"].as_str().unwrap().contains("--"),
+        "{failed}"
+    );
 
     // 6. Tampered tag: app's `.sig` copied byte for byte (crane) to docker-multiarch's signature tag.
     let victim = image("docker-multiarch");

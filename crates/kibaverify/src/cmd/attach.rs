@@ -1,12 +1,13 @@
 //! `kibaverify attach`: push a file as a one-layer OCI 1.1 artifact whose subject is an image.
-use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use kibaship_oci::{Artifact, Reference, ReferrersSource};
 
 use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
+use crate::input::read_bounded_or_stdin;
+use crate::terminal::print_line;
 
 /// Largest file `attach` pushes (it is uploaded in one request).
 const MAX_ARTIFACT_BYTES: u64 = 256 * 1024 * 1024;
@@ -74,7 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 reference.name(),
                 attached.subject.digest
             );
-            println!("{}", attached.manifest.digest);
+            print_line(attached.manifest.digest)?;
         }
         OutputFormat::Json => {
             let doc = serde_json::json!({
@@ -83,33 +84,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "subject": attached.subject,
                 "via": attached.via,
             });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            print_line(serde_json::to_string_pretty(&doc)?)?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_artifact(file: &PathBuf) -> anyhow::Result<(Vec<u8>, Option<String>)> {
-    let mut content = Vec::new();
-    if file.as_os_str() == "-" {
-        std::io::stdin()
-            .lock()
-            .take(MAX_ARTIFACT_BYTES + 1)
-            .read_to_end(&mut content)
-            .context("reading stdin")?;
-    } else {
-        let f =
-            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-        f.take(MAX_ARTIFACT_BYTES + 1)
-            .read_to_end(&mut content)
-            .with_context(|| format!("reading {}", file.display()))?;
-    }
-    if content.len() as u64 > MAX_ARTIFACT_BYTES {
-        anyhow::bail!(
-            "{} is larger than the {MAX_ARTIFACT_BYTES}-byte limit for attached artifacts",
-            file.display()
-        );
-    }
+fn read_artifact(file: &Path) -> anyhow::Result<(Vec<u8>, Option<String>)> {
+    let content = read_bounded_or_stdin(file, "artifact", MAX_ARTIFACT_BYTES)?;
     let title = (file.as_os_str() != "-")
         .then(|| file.file_name().map(|n| n.to_string_lossy().into_owned()))
         .flatten();

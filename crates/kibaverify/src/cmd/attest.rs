@@ -14,7 +14,9 @@ use kibaship_oci::Reference;
 
 use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
 use super::sign::{NO_TLOG_NOTE, found_through, rekor_v1_entry, rekor_v2_entry};
-use super::signer_flags::{SignatureLayout, SignerFlags, read_bounded};
+use super::signer_flags::{SignatureLayout, SignerFlags};
+use crate::input::read_bounded;
+use crate::terminal::print_line;
 
 /// Arguments of `kibaverify attest`.
 #[derive(clap::Args, Debug)]
@@ -89,10 +91,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.output {
         OutputFormat::Text => {
             if let Some(signed) = written.last() {
-                println!("{}", signed.image());
+                print_line(signed.image())?;
             }
         }
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Json => print_line(serde_json::to_string_pretty(&report)?)?,
     }
     Ok(ExitCode::SUCCESS)
 }

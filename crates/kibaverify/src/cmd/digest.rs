@@ -1,11 +1,13 @@
 //! `kibaverify digest`: resolve many image references to digests concurrently, in one process.
-use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use kibaship_oci::{ClientConfig, Platform, Reference, RegistryClient};
+
+use crate::input::read_bounded_or_stdin;
+use crate::terminal::{Escaped, Stdout};
 
 /// Registry connection flags shared by `digest`, `referrers` and `attach`.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -130,8 +132,7 @@ async fn resolve_all(
             })
         })
         .collect();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = Stdout::lock();
     let mut outcomes = Vec::new();
     let mut failures = 0usize;
     for handle in handles {
@@ -147,11 +148,15 @@ async fn resolve_all(
                         .split('@')
                         .next()
                         .unwrap_or(&outcome.reference);
-                    writeln!(out, "{name}@{digest}")?;
+                    out.line(format_args!("{}@{digest}", Escaped(name)))?;
                 }
                 (None, Some(error)) => {
                     out.flush()?;
-                    eprintln!("kibaverify: {}: {error}", outcome.reference);
+                    eprintln!(
+                        "kibaverify: {}: {}",
+                        Escaped(&outcome.reference),
+                        Escaped(&error.to_string())
+                    );
                 }
                 (None, None) => {}
             }
@@ -160,8 +165,7 @@ async fn resolve_all(
         }
     }
     if args.output == OutputFormat::Json {
-        serde_json::to_writer_pretty(&mut out, &outcomes)?;
-        writeln!(out)?;
+        out.line(serde_json::to_string_pretty(&outcomes)?)?;
     }
     out.flush()?;
     Ok(if failures == 0 {
@@ -206,23 +210,18 @@ async fn resolve_one(
     }
 }
 
-fn read_reference_list(file: &PathBuf) -> anyhow::Result<Vec<String>> {
-    let lines: Vec<String> = if file.as_os_str() == "-" {
-        std::io::stdin()
-            .lock()
-            .lines()
-            .collect::<Result<_, _>>()
-            .context("reading references from stdin")?
-    } else {
-        let f =
-            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-        std::io::BufReader::new(f)
-            .lines()
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("reading {}", file.display()))?
-    };
+/// A list of references: one a line, `#` comments; at most 64 MiB.
+fn read_reference_list(file: &Path) -> anyhow::Result<Vec<String>> {
+    let bytes = read_bounded_or_stdin(file, "reference list", 64 * 1024 * 1024)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "reference list {} is not UTF-8 text: {}",
+            file.display(),
+            e.utf8_error()
+        )
+    })?;
+    let lines = text.lines();
     Ok(lines
-        .into_iter()
         .map(|l| l.trim().to_string())
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect())

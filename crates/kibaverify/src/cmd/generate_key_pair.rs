@@ -3,6 +3,7 @@ use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::terminal::print_line;
 use anyhow::Context as _;
 use kibaship_sign::SigningKey;
 
@@ -43,7 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if stderr.is_terminal() {
         let _ = writeln!(stderr, "Private key written to {}", key_path.display());
     }
-    println!("{}", pub_path.display());
+    print_line(pub_path.display())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,6 +5,7 @@ use anyhow::Context as _;
 use kibaship_oci::{Reference, ReferrersSource};
 
 use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
+use crate::terminal::{Escaped, Stdout, print_line};
 
 /// Arguments of `kibaverify referrers`.
 #[derive(clap::Args, Debug)]
@@ -41,15 +42,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "{} referrer(s) of {subject} (via {source})",
                 referrers.descriptors.len()
             );
+            let mut out = Stdout::lock();
             for d in &referrers.descriptors {
-                println!(
+                out.line(format_args!(
                     "{}\t{}\t{}\t{}",
                     d.digest,
-                    d.artifact_type.as_deref().unwrap_or("-"),
-                    d.media_type,
+                    Escaped(d.artifact_type.as_deref().unwrap_or("-")),
+                    Escaped(&d.media_type),
                     d.size
-                );
+                ))?;
             }
+            out.flush()?;
         }
         OutputFormat::Json => {
             let doc = serde_json::json!({
@@ -57,7 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "source": referrers.source,
                 "referrers": referrers.descriptors,
             });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            print_line(serde_json::to_string_pretty(&doc)?)?;
         }
     }
     Ok(ExitCode::SUCCESS)

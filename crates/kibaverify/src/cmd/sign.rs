@@ -13,6 +13,7 @@ use kibaship_oci::{Reference, ReferrersSource};
 
 use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
 use super::signer_flags::{SignatureLayout, SignerFlags};
+use crate::terminal::print_line;
 
 /// Arguments of `kibaverify sign`.
 #[derive(clap::Args, Debug)]
@@ -117,13 +118,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("{}", describe(signed, signer));
             // The signed reference once, whatever the layouts.
             if signed.layout() == "legacy" || !layout.layouts().legacy() {
-                println!("{}", signed.image());
+                print_line(signed.image())?;
             }
         }
         report.insert(signed.layout().into(), serde_json::to_value(signed)?);
     }
     if args.output == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        print_line(serde_json::to_string_pretty(&report)?)?;
     }
     Ok(ExitCode::SUCCESS)
 }

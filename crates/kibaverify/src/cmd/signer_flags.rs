@@ -2,7 +2,6 @@
 //! and Fulcio, Rekor and a TSA from a signing config or flags), where (the layout), and loading all of it with
 //! bounded reads and errors that never contain the key password or the token.
 use crate::password::PasswordFor;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -14,9 +13,9 @@ use kibaship_sign::{MAX_KEY_FILE_BYTES, SigningKey, is_encrypted_key_file};
 use kibaship_sigstore::{TrustedRoot, Verifier};
 
 use super::digest::RegistryFlags;
+use crate::input::{MAX_CONFIG_FILE_BYTES, read_bounded};
 
 /// Largest signing config or trusted root read.
-const MAX_CONFIG_FILE_BYTES: u64 = 4 * 1024 * 1024;
 /// How long one request to Fulcio, Rekor or the TSA may take (Rekor v2 batches entries: at least 10 s).
 const SERVICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -312,28 +311,4 @@ pub fn load_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
     };
     SigningKey::from_key_file(&pem, password.as_ref().map(|p| p.as_bytes()))
         .with_context(|| format!("cannot load key {}", path.display()))
-}
-
-/// Reads the file `path` (a `what`), refusing one larger than `max` before reading it.
-pub fn read_bounded(path: &Path, what: &str, max: u64) -> anyhow::Result<Vec<u8>> {
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {what} {}", path.display()))?;
-    if meta.len() > max {
-        bail!(
-            "{what} {} is {} bytes, more than the {max} accepted",
-            path.display(),
-            meta.len()
-        );
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(max.saturating_add(1)).read_to_end(&mut bytes))
-        .with_context(|| format!("cannot read {what} {}", path.display()))?;
-    if bytes.len() as u64 > max {
-        bail!(
-            "{what} {} grew past the {max} bytes accepted while being read",
-            path.display()
-        );
-    }
-    Ok(bytes)
 }

@@ -8,15 +8,14 @@ use std::process::ExitCode;
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, bail};
-use kibaship_cosign::{ImageReport, LayerKind, VerifyOptions};
+use kibaship_cosign::{Hint, ImageReport, LayerKind, VerifyOptions};
 use kibaship_oci::Reference;
 use kibaship_sigstore::{CertificateIdentity, IdentityPolicy, PublicKey, TrustedRoot, Verifier};
 
 use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
 use super::identity_flags::{GithubClaimFlags, matcher};
-
-/// Largest key or trusted-root file read.
-const MAX_POLICY_FILE_BYTES: u64 = 4 * 1024 * 1024;
+use crate::input::{MAX_CONFIG_FILE_BYTES, read_bounded};
+use crate::terminal::{Escaped, Stdout, print_line};
 
 /// Who must have signed, and how strictly: shared by `verify` and `verify-attestation`.
 #[derive(clap::Args, Debug)]
@@ -96,18 +95,6 @@ pub fn parse_annotation(s: &str) -> Result<(String, String), String> {
     }
 }
 
-fn read_bounded(path: &PathBuf, what: &str) -> anyhow::Result<Vec<u8>> {
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {what} {}", path.display()))?;
-    if meta.len() > MAX_POLICY_FILE_BYTES {
-        bail!(
-            "{what} {} is larger than {MAX_POLICY_FILE_BYTES} bytes",
-            path.display()
-        );
-    }
-    std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
-}
-
 impl VerifyFlags {
     /// The verification options these flags describe.
     pub fn options(
@@ -116,8 +103,12 @@ impl VerifyFlags {
         annotations: BTreeMap<String, String>,
     ) -> anyhow::Result<VerifyOptions> {
         let identity = if let Some(key) = &self.key {
-            let pem = String::from_utf8(read_bounded(key, "public key")?)
-                .context("--key is not PEM text")?;
+            let pem = String::from_utf8(read_bounded(
+                key,
+                "public key",
+                kibaship_sign::MAX_KEY_FILE_BYTES,
+            )?)
+            .context("--key is not PEM text")?;
             IdentityPolicy::Key(
                 PublicKey::from_pem(&pem)
                     .with_context(|| format!("cannot load public key {}", key.display()))?,
@@ -138,8 +129,10 @@ impl VerifyFlags {
             })
         };
         let root = match &self.trusted_root {
-            Some(p) => TrustedRoot::from_json(&read_bounded(p, "trusted root")?)
-                .with_context(|| format!("invalid trusted root {}", p.display()))?,
+            Some(p) => {
+                TrustedRoot::from_json(&read_bounded(p, "trusted root", MAX_CONFIG_FILE_BYTES)?)
+                    .with_context(|| format!("invalid trusted root {}", p.display()))?
+            }
             None => TrustedRoot::public_good().context("embedded public-good trusted root")?,
         };
         Ok(VerifyOptions {
@@ -175,8 +168,10 @@ pub fn verify_and_report(
         ))
         .with_context(|| format!("cannot verify {reference}"))?;
     match flags.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        OutputFormat::Text => print_text(&report),
+        OutputFormat::Json => {
+            print_line(serde_json::to_string_pretty(&report)?).context("cannot write to stdout")?
+        }
+        OutputFormat::Text => print_text(&report).context("cannot write to stdout")?,
     }
     Ok(if report.verified {
         ExitCode::SUCCESS
@@ -185,62 +180,87 @@ pub fn verify_and_report(
     })
 }
 
-fn print_text(report: &ImageReport) {
+/// A library hint in kibaverify's (cosign's) flag names.
+fn hint_text(hint: Hint) -> &'static str {
+    match hint {
+        Hint::AcceptWithoutTransparencyLog => {
+            "pass --insecure-ignore-tlog to accept it without transparency-log proof"
+        }
+        Hint::VerifyWithCertificateIdentity => {
+            "verify it with --certificate-identity and --certificate-oidc-issuer"
+        }
+        Hint::VerifyWithKey => "verify it with --key",
+    }
+}
+
+/// A verified image's report goes to stdout; a failed one to stderr. Text from the registry, the
+/// certificates and the bundles is escaped (see `terminal`).
+fn print_text(report: &ImageReport) -> std::io::Result<()> {
     let passed = report.signatures.iter().filter(|s| s.verified).count();
     let what = report.kind;
+    let image = Escaped(&report.image);
     if report.signatures.is_empty() {
         eprintln!(
-            "NOT VERIFIED {}: no {what} found (looked for Sigstore bundle referrers and cosign's legacy tag)",
-            report.image
+            "NOT VERIFIED {image}: no {what} found (looked for Sigstore bundle referrers and cosign's legacy tag)"
         );
-        return;
+        return Ok(());
     }
+    let mut lines = Vec::with_capacity(report.signatures.len() + 1);
     if report.verified {
-        println!(
-            "VERIFIED {}: {passed} of {} {what} passed",
-            report.image,
+        lines.push(format!(
+            "VERIFIED {image}: {passed} of {} {what} passed",
             report.signatures.len()
-        );
+        ));
     } else {
-        eprintln!(
-            "NOT VERIFIED {}: none of {} {what} passed",
-            report.image,
+        lines.push(format!(
+            "NOT VERIFIED {image}: none of {} {what} passed",
             report.signatures.len()
-        );
+        ));
     }
     for s in &report.signatures {
         let place = match s.layer {
-            Some(i) => format!("{} layer {i}", s.location),
-            None => s.location.clone(),
+            Some(i) => format!("{} layer {i}", Escaped(&s.location)),
+            None => Escaped(&s.location).to_string(),
         };
         match (&s.accepted, &s.reason) {
             (Some(a), _) => {
-                let mut line = format!("  ok   {place}: signed by {}", a.signer);
+                let mut line = format!("  ok   {place}: signed by {}", Escaped(&a.signer));
                 if let Some(pt) = &a.predicate_type {
-                    line.push_str(&format!("; predicate {pt}"));
+                    line.push_str(&format!("; predicate {}", Escaped(pt)));
                 }
-                line.push_str(&format!("; transparency log: {}", a.transparency_log));
+                line.push_str(&format!(
+                    "; transparency log: {}",
+                    Escaped(&a.transparency_log)
+                ));
                 for n in &a.notes {
-                    line.push_str(&format!("; note: {n}"));
+                    line.push_str(&format!("; note: {}", Escaped(n)));
                 }
-                if report.verified {
-                    println!("{line}");
-                } else {
-                    eprintln!("{line}");
-                }
+                lines.push(line);
             }
             (None, reason) => {
-                let line = format!(
+                let mut line = format!(
                     "  FAIL {place}: {}",
-                    reason.as_deref().unwrap_or("not verified")
+                    Escaped(reason.as_deref().unwrap_or("not verified"))
                 );
-                if report.verified {
-                    println!("{line}");
-                } else {
-                    eprintln!("{line}");
+                if let Some(hint) = s.hint {
+                    line.push_str("; ");
+                    line.push_str(hint_text(hint));
                 }
+                lines.push(line);
             }
         }
+    }
+    if report.verified {
+        let mut out = Stdout::lock();
+        for line in lines {
+            out.line(line)?;
+        }
+        out.flush()
+    } else {
+        for line in lines {
+            eprintln!("{line}");
+        }
+        Ok(())
     }
 }
 

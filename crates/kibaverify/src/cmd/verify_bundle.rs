@@ -11,6 +11,11 @@ use kibaship_sigstore::{
     parse_digest,
 };
 
+use crate::input::{MAX_CONFIG_FILE_BYTES, read_bounded};
+use crate::terminal::{Escaped, print_line};
+
+/// Blobs verified with `--artifact` are hashed in memory.
+const MAX_BLOB_FILE_BYTES: u64 = 1024 * 1024 * 1024;
 use super::identity_flags::{GithubClaimFlags, matcher};
 
 /// How results are printed.
@@ -61,22 +66,10 @@ pub struct Args {
     pub output: Output,
 }
 
-fn read(path: &PathBuf, what: &str) -> anyhow::Result<Vec<u8>> {
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {what} {}", path.display()))?;
-    if what != "artifact" && meta.len() > kibaship_sigstore::MAX_BUNDLE_BYTES as u64 {
-        bail!(
-            "{what} {} is larger than {} bytes",
-            path.display(),
-            kibaship_sigstore::MAX_BUNDLE_BYTES
-        );
-    }
-    std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
-}
-
 fn identity_policy(args: &Args) -> anyhow::Result<IdentityPolicy> {
     if let Some(key) = &args.key {
-        let pem = String::from_utf8(read(key, "key")?).context("--key is not PEM text")?;
+        let pem = String::from_utf8(read_bounded(key, "key", kibaship_sign::MAX_KEY_FILE_BYTES)?)
+            .context("--key is not PEM text")?;
         let key = PublicKey::from_pem(&pem).with_context(|| {
             format!(
                 "cannot load public key {}",
@@ -108,19 +101,22 @@ fn identity_policy(args: &Args) -> anyhow::Result<IdentityPolicy> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let policy = identity_policy(&args)?;
     let root = match &args.trusted_root {
-        Some(p) => TrustedRoot::from_json(&read(p, "trusted root")?)
+        Some(p) => TrustedRoot::from_json(&read_bounded(p, "trusted root", MAX_CONFIG_FILE_BYTES)?)
             .with_context(|| format!("invalid trusted root {}", p.display()))?,
         None => TrustedRoot::public_good().context("embedded public-good trusted root")?,
     };
     let verifier = Verifier::new(root);
-    let bundle = Bundle::from_json(&read(&args.bundle, "bundle")?)
-        .with_context(|| format!("invalid bundle {}", args.bundle.display()))?;
+    let bundle = Bundle::from_json(&read_bounded(
+        &args.bundle,
+        "bundle",
+        kibaship_sigstore::MAX_BUNDLE_BYTES as u64,
+    )?)
+    .with_context(|| format!("invalid bundle {}", args.bundle.display()))?;
     let artifact_bytes;
     let digest;
     let artifact = match (&args.artifact, &args.digest) {
         (Some(path), None) => {
-            artifact_bytes = std::fs::read(path)
-                .with_context(|| format!("cannot read artifact {}", path.display()))?;
+            artifact_bytes = read_bounded(path, "artifact", MAX_BLOB_FILE_BYTES)?;
             ArtifactPolicy::Bytes(&artifact_bytes)
         }
         (None, Some(d)) => {
@@ -140,10 +136,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match outcome {
         Ok(result) => {
             match args.output {
-                Output::Json => println!(
-                    "{}",
-                    serde_json::json!({ "verified": true, "bundle": args.bundle.display().to_string(), "result": result })
-                ),
+                Output::Json => print_line(
+                    serde_json::json!({ "verified": true, "bundle": args.bundle.display().to_string(), "result": result }),
+                )?,
                 Output::Text => {
                     let who = result.signer.to_string();
                     let times = result
@@ -161,23 +156,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         })
                         .collect::<Vec<_>>()
                         .join(", ");
-                    println!(
-                        "Verified OK: {} signed by {who}; signing time {times}",
-                        args.bundle.display()
-                    );
+                    print_line(format_args!(
+                        "Verified OK: {} signed by {}; signing time {times}",
+                        args.bundle.display(),
+                        Escaped(&who)
+                    ))?;
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
             match args.output {
-                Output::Json => println!(
-                    "{}",
-                    serde_json::json!({ "verified": false, "bundle": args.bundle.display().to_string(), "error": err.to_string() })
-                ),
+                Output::Json => print_line(
+                    serde_json::json!({ "verified": false, "bundle": args.bundle.display().to_string(), "error": err.to_string() }),
+                )?,
                 Output::Text => eprintln!(
-                    "Verification FAILED for {}: {err}. The bundle was checked offline against the trusted root; nothing from it is trusted.",
-                    args.bundle.display()
+                    "Verification FAILED for {}: {}. The bundle was checked offline against the trusted root; nothing from it is trusted.",
+                    args.bundle.display(),
+                    Escaped(&err)
                 ),
             }
             Ok(ExitCode::from(1))
