@@ -33,6 +33,7 @@ help:
 	@echo "make test   - lint and run every test (what CI runs)"
 	@echo "make bench  - benchmarks beside their peers"
 	@echo "make peers  - build the pinned Go peers into $(KIBASHIP_CACHE)/peers"
+	@echo "make fuzz / make proptest-explore - exploration with fresh inputs and seeds (not in make test)"
 
 deps: deps-apt deps-py deps-npm
 
@@ -71,6 +72,7 @@ build:
 
 lint:
 	$(CARGO) fmt --all -- --check
+	bash scripts/check-crypto-stack.sh
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 test-rust:
