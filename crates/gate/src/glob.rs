@@ -12,8 +12,16 @@ pub struct PathGlob {
 impl PathGlob {
     /// Parses and validates a pattern; the error says what is malformed.
     pub fn parse(pattern: &str) -> Result<PathGlob, String> {
+        PathGlob::parse_within(pattern, &mut PatternBudget::per_file())
+    }
+
+    /// [`PathGlob::parse`], charging each alternative to `budget` (shared by one file's patterns).
+    pub(crate) fn parse_within(
+        pattern: &str,
+        budget: &mut PatternBudget,
+    ) -> Result<PathGlob, String> {
         let mut expanded = Vec::new();
-        expand_braces(pattern, pattern, 0, &mut expanded)?;
+        expand_braces(pattern, pattern, 0, &mut expanded, budget)?;
         let mut alternatives = Vec::with_capacity(expanded.len());
         for alternative in expanded {
             let segments: Vec<String> = alternative.split('/').map(str::to_owned).collect();
@@ -55,6 +63,29 @@ impl PathGlob {
 /// Most alternatives one pattern may expand to (`{a,b}{c,d}` is 4): a pattern of many groups
 /// would otherwise expand exponentially.
 const MAX_ALTERNATIVES: usize = 1024;
+/// Most alternatives all path patterns of one policy or ignore file may expand to together: the
+/// per-pattern bound alone lets a file of many patterns (or YAML aliases repeating one exception)
+/// expand to millions.
+pub const MAX_PATTERNS_PER_FILE: usize = 100_000;
+
+/// What is left of one file's [`MAX_PATTERNS_PER_FILE`].
+#[derive(Debug)]
+pub(crate) struct PatternBudget {
+    left: usize,
+    /// Set once a pattern was refused because the file's total went over.
+    pub(crate) exhausted: bool,
+}
+
+impl PatternBudget {
+    /// A fresh budget for one file.
+    pub(crate) fn per_file() -> PatternBudget {
+        PatternBudget {
+            left: MAX_PATTERNS_PER_FILE,
+            exhausted: false,
+        }
+    }
+}
+
 /// Most `{...}` groups (nested or in a row) one pattern may have: each is one level of expansion.
 const MAX_BRACE_GROUPS: usize = 32;
 
@@ -64,6 +95,7 @@ fn expand_braces(
     pattern: &str,
     depth: usize,
     out: &mut Vec<String>,
+    budget: &mut PatternBudget,
 ) -> Result<(), String> {
     if depth > MAX_BRACE_GROUPS {
         return Err(format!(
@@ -101,7 +133,7 @@ fn expand_braces(
                             let middle: String =
                                 chars.iter().skip(from + 1).take(to - from - 1).collect();
                             let alternative = format!("{prefix}{middle}{suffix}");
-                            expand_braces(original, &alternative, nesting + 1, out)?;
+                            expand_braces(original, &alternative, nesting + 1, out, budget)?;
                         }
                     }
                     return Ok(());
@@ -119,6 +151,14 @@ fn expand_braces(
             "path pattern `{original}` expands to more than {MAX_ALTERNATIVES} alternatives"
         ));
     }
+    let Some(left) = budget.left.checked_sub(1) else {
+        budget.exhausted = true;
+        return Err(format!(
+            "path pattern `{original}`: the file's path patterns expand to more than \
+             {MAX_PATTERNS_PER_FILE} alternatives in total"
+        ));
+    };
+    budget.left = left;
     out.push(pattern.to_owned());
     Ok(())
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::error::GateError;
 use crate::exception::{Exception, ExceptionOrigin, Kinds, parse_expiry};
-use crate::glob::PathGlob;
+use crate::glob::{MAX_PATTERNS_PER_FILE, PathGlob, PatternBudget};
 use crate::purl::PackageUrl;
 
 /// Exceptions read from one ignore file, and what was dropped from it.
@@ -90,6 +90,7 @@ impl IgnoreFile {
                 error,
             })?;
         let mut out = IgnoreFile::default();
+        let mut budget = PatternBudget::per_file();
         for key in raw.unknown.keys() {
             out.warnings
                 .push(format!("{file}: unknown top-level key `{key}` ignored"));
@@ -122,13 +123,21 @@ impl IgnoreFile {
                     .id
                     .filter(|id| !id.trim().is_empty())
                     .ok_or_else(|| fail("`id` is missing or empty".to_owned()))?;
-                let paths = entry
-                    .paths
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|p| PathGlob::parse(p))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(fail)?;
+                let patterns = entry.paths.unwrap_or_default();
+                let mut paths = Vec::with_capacity(patterns.len());
+                for pattern in &patterns {
+                    match PathGlob::parse_within(pattern, &mut budget) {
+                        Ok(glob) => paths.push(glob),
+                        Err(_) if budget.exhausted => {
+                            return Err(GateError::PatternBudget {
+                                file: file.to_owned(),
+                                location,
+                                limit: MAX_PATTERNS_PER_FILE,
+                            });
+                        }
+                        Err(message) => return Err(fail(message)),
+                    }
+                }
                 let purl_texts = entry.purls.unwrap_or_default();
                 if !purls_allowed && !purl_texts.is_empty() {
                     out.warnings.push(format!(

@@ -13,7 +13,8 @@
 //!   [`attestation::vuln_statement`] wraps the report in an in-toto statement with the cosign
 //!   vulnerability predicate.
 //!
-//! Nothing here does I/O: the caller reads files and passes bytes and the current time.
+//! Nothing here does I/O but [`read_bounded`] (the policy and ignore files, size-capped): the
+//! caller passes report bytes (or a reader) and the current time.
 //!
 //! ```
 //! use kibaship_gate::{IgnoreFile, Policy, Report, TrivyGate};
@@ -36,6 +37,7 @@ mod exception;
 mod gate;
 mod glob;
 mod ignorefile;
+mod input;
 mod policy;
 mod purl;
 pub mod render;
@@ -50,8 +52,9 @@ pub use gate::{
     Counts, Evaluation, ExceptionOutcome, ExceptionState, Finding, FindingKind, Outcome, Rule,
     RuleHit, TrivyGate, Verdict,
 };
-pub use glob::PathGlob;
+pub use glob::{MAX_PATTERNS_PER_FILE, PathGlob};
 pub use ignorefile::IgnoreFile;
+pub use input::{MAX_INPUT_FILE_BYTES, read_bounded};
 pub use policy::{ExpiredExceptions, KindRule, Policy};
 pub use purl::PackageUrl;
 pub use report::{

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::error::GateError;
 use crate::exception::{Exception, ExceptionOrigin, Kinds, parse_expiry};
-use crate::glob::PathGlob;
+use crate::glob::{MAX_PATTERNS_PER_FILE, PathGlob, PatternBudget};
 use crate::purl::PackageUrl;
 use crate::severity::Severity;
 
@@ -186,8 +186,9 @@ impl Policy {
             ));
         }
         let mut exceptions = Vec::with_capacity(raw.exceptions.len());
+        let mut budget = PatternBudget::per_file();
         for (index, raw) in raw.exceptions.into_iter().enumerate() {
-            exceptions.push(policy_exception(index, raw, file)?);
+            exceptions.push(policy_exception(index, raw, file, &mut budget)?);
         }
         Ok(Policy {
             exceptions,
@@ -232,7 +233,12 @@ impl Policy {
     }
 }
 
-fn policy_exception(index: usize, raw: RawException, file: &str) -> Result<Exception, GateError> {
+fn policy_exception(
+    index: usize,
+    raw: RawException,
+    file: &str,
+    budget: &mut PatternBudget,
+) -> Result<Exception, GateError> {
     let fail = |message: String| GateError::PolicyException {
         index,
         id: raw.id.clone(),
@@ -246,12 +252,20 @@ fn policy_exception(index: usize, raw: RawException, file: &str) -> Result<Excep
             "`reason` is empty: say why the finding is accepted".to_owned(),
         ));
     }
-    let paths = raw
-        .paths
-        .iter()
-        .map(|p| PathGlob::parse(p))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(fail)?;
+    let mut paths = Vec::with_capacity(raw.paths.len());
+    for pattern in &raw.paths {
+        match PathGlob::parse_within(pattern, budget) {
+            Ok(glob) => paths.push(glob),
+            Err(_) if budget.exhausted => {
+                return Err(GateError::PatternBudget {
+                    file: file.to_owned(),
+                    location: format!("exceptions[{index}]"),
+                    limit: MAX_PATTERNS_PER_FILE,
+                });
+            }
+            Err(message) => return Err(fail(message)),
+        }
+    }
     let purls = raw
         .purls
         .iter()

@@ -89,8 +89,10 @@ pub struct Args {
     pub max_report_bytes: u64,
 }
 
+/// Reads a policy or ignore file, refusing one above the gate's cap before parsing it.
 fn read_text(path: &Path, what: &str) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
+    kibaship_gate::read_bounded(path, kibaship_gate::MAX_INPUT_FILE_BYTES)
+        .with_context(|| format!("{what} {}", path.display()))
 }
 
 fn read_report(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
