@@ -9,6 +9,7 @@
 pub mod bound;
 mod bundle;
 pub mod der;
+mod goregex;
 mod keys;
 pub mod pem;
 mod policy;
@@ -24,6 +25,7 @@ pub use bundle::{
     SignerMaterial, TlogEntry, pae,
 };
 pub use der::DerError;
+pub use goregex::{GoRegex, RegexError};
 pub use keys::{HashAlgorithm, KeyError, KeyKind, PublicKey};
 pub use pem::{PemBlock, PemError};
 pub use policy::{CertificateIdentity, GithubClaims, IdentityPolicy, Matcher, PolicyMismatch};

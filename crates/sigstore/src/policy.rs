@@ -1,23 +1,25 @@
 //! Identity policy: who must have signed (certificate identity and issuer, GitHub Actions
 //! claims), or which managed key.
 
+use crate::goregex::{GoRegex, RegexError};
 use crate::keys::PublicKey;
 use crate::x509::{Certificate, SubjectAltName};
 
-/// An exact string or a regular expression (matched like cosign: unanchored unless the
-/// pattern anchors itself).
+/// An exact string or a regular expression in Go's `regexp` (RE2) syntax, as cosign takes it, matched like cosign
+/// (`MatchString`: unanchored unless the pattern anchors itself).
 #[derive(Debug, Clone)]
 pub enum Matcher {
     /// Equal to this string.
     Exact(String),
-    /// Matches this regular expression.
-    Regex(regex::Regex),
+    /// Matches this regular expression (Go syntax, see [`GoRegex`]).
+    Regex(GoRegex),
 }
 
 impl Matcher {
-    /// A regex matcher; the error names the bad pattern.
-    pub fn regex(pattern: &str) -> Result<Self, regex::Error> {
-        regex::Regex::new(pattern).map(Matcher::Regex)
+    /// A regex matcher from a pattern in Go's `regexp` syntax; the error names the pattern and the construct Go
+    /// refuses (or that has no equivalent here).
+    pub fn regex(pattern: &str) -> Result<Self, RegexError> {
+        GoRegex::new(pattern).map(Matcher::Regex)
     }
 
     /// Whether `value` matches.
@@ -28,7 +30,7 @@ impl Matcher {
         }
     }
 
-    /// How the expectation reads in messages.
+    /// How the expectation reads in messages (a regex as the user wrote it).
     pub fn describe(&self) -> String {
         match self {
             Matcher::Exact(s) => format!("{s:?}"),

@@ -62,7 +62,8 @@ impl GithubClaimFlags {
     }
 }
 
-/// The matcher an exact flag or its `-regexp` twin describes; exactly one must be given.
+/// The matcher an exact flag or its `-regexp` twin describes; exactly one must be given. A `-regexp` is in Go's
+/// `regexp` (RE2) syntax and matches unanchored, as cosign's does (`\Q...\E`, ASCII-only `\d \w \s \b`, ...).
 pub fn matcher(
     exact: Option<&String>,
     regex: Option<&String>,
@@ -71,7 +72,7 @@ pub fn matcher(
     match (exact, regex) {
         (Some(e), None) => Ok(Matcher::Exact(e.clone())),
         (None, Some(r)) => Matcher::regex(r)
-            .with_context(|| format!("--{flag}-regexp is not a valid regular expression")),
+            .with_context(|| format!("--{flag}-regexp is not a valid Go (RE2) regular expression")),
         _ => bail!("one of --{flag} or --{flag}-regexp is required"),
     }
 }
