@@ -1,6 +1,8 @@
 //! Errors: every one names what was wrong and where. All of them mean "bad input" (exit 2).
 use thiserror::Error;
 
+use crate::yaml::YamlError;
+
 /// Why a report, policy or ignore file could not be used.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -61,9 +63,15 @@ pub enum GateError {
         "trivy report has no `SchemaVersion`: not a trivy `--format json` report (SchemaVersion 2)"
     )]
     MissingSchemaVersion,
-    /// The policy is not valid YAML, has an unknown key or a value of the wrong type.
-    #[error("gate policy: {0}")]
-    PolicySyntax(serde_yaml::Error),
+    /// The policy is not valid YAML, has an unknown key or a value of the wrong type, or goes
+    /// over a YAML limit (aliases, depth, nodes).
+    #[error("gate policy {file}: {error}")]
+    PolicySyntax {
+        /// The policy file, as the caller named it.
+        file: String,
+        /// The YAML error (with line and column).
+        error: YamlError,
+    },
     /// The policy parsed but says something impossible or unsafe.
     #[error("gate policy: {0}")]
     PolicyInvalid(String),
@@ -93,7 +101,7 @@ pub enum GateError {
         /// The file, as the caller named it.
         file: String,
         /// The YAML error (with line and column).
-        error: serde_yaml::Error,
+        error: YamlError,
     },
     /// The policy requires an expiry date on every exception and one has none.
     #[error(

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 use crate::error::GateError;
 use crate::exception::{Exception, ExceptionOrigin, Kinds, parse_expiry};
@@ -85,7 +86,7 @@ impl IgnoreFile {
     /// Reads the `.trivyignore.yaml` format.
     pub fn parse_yaml(file: &str, text: &str) -> Result<IgnoreFile, GateError> {
         let raw: RawIgnoreYaml =
-            serde_yaml::from_str(text).map_err(|error| GateError::IgnoreFileSyntax {
+            crate::yaml::from_str(text).map_err(|error| GateError::IgnoreFileSyntax {
                 file: file.to_owned(),
                 error,
             })?;
@@ -198,7 +199,7 @@ struct RawIgnoreYaml {
     #[serde(default)]
     licenses: Option<Vec<RawIgnoreEntry>>,
     #[serde(flatten)]
-    unknown: BTreeMap<String, serde_yaml::Value>,
+    unknown: BTreeMap<String, IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -214,5 +215,5 @@ struct RawIgnoreEntry {
     #[serde(default)]
     statement: Option<String>,
     #[serde(flatten)]
-    unknown: BTreeMap<String, serde_yaml::Value>,
+    unknown: BTreeMap<String, IgnoredAny>,
 }

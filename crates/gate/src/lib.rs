@@ -45,6 +45,7 @@ mod report;
 mod severity;
 pub mod stream;
 mod text;
+mod yaml;
 
 pub use error::GateError;
 pub use exception::{Exception, ExceptionOrigin, Kinds};
@@ -63,3 +64,6 @@ pub use report::{
 };
 pub use severity::{Severity, SeverityCounts};
 pub use text::Text;
+pub use yaml::{
+    MAX_YAML_ALIASES, MAX_YAML_DEPTH, MAX_YAML_NODES, MAX_YAML_REPLAYED_EVENTS, YamlError,
+};

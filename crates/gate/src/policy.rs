@@ -133,7 +133,11 @@ impl Policy {
     /// Unknown keys, wrong types and missing required keys are errors naming the key, line and
     /// column; a policy without any rule that could fail the gate is refused.
     pub fn from_yaml(text: &str, file: &str) -> Result<Policy, GateError> {
-        let raw: RawPolicy = serde_yaml::from_str(text).map_err(GateError::PolicySyntax)?;
+        let raw: RawPolicy =
+            crate::yaml::from_str(text).map_err(|error| GateError::PolicySyntax {
+                file: file.to_owned(),
+                error,
+            })?;
         if raw.version != 1 {
             return Err(GateError::PolicyInvalid(format!(
                 "`version: {}` is not supported; this gate reads `version: 1`",
