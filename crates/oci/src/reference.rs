@@ -40,6 +40,9 @@ pub enum ReferenceErrorKind {
     /// The registry host or port is malformed.
     #[error("invalid registry host {0:?}")]
     InvalidDomain(String),
+    /// The registry port is not a number from 0 to 65535 (distribution's grammar accepts any digits).
+    #[error("invalid registry port in {0:?}: a port is a number from 0 to 65535")]
+    InvalidPort(String),
     /// A path component is empty or malformed.
     #[error(
         "invalid repository path {0:?} (components are [a-z0-9] joined by '.', '_', '__' or dashes)"
@@ -115,6 +118,9 @@ impl Reference {
         }
         if !domain_ok(&domain) {
             return Err(err(ReferenceErrorKind::InvalidDomain(domain)));
+        }
+        if !port_in_range(&domain) {
+            return Err(err(ReferenceErrorKind::InvalidPort(domain)));
         }
         if !path.split('/').all(path_component_ok) {
             return Err(err(ReferenceErrorKind::InvalidPath(path.to_string())));
@@ -277,6 +283,18 @@ fn domain_ok(domain: &str) -> bool {
         None => !host.is_empty() && host.split('.').all(domain_component_ok),
     };
     port_ok && host_ok
+}
+
+/// Whether the port of a `domain_ok` domain, if any, fits in 16 bits (no request could reach a larger one).
+fn port_in_range(domain: &str) -> bool {
+    let after_host = match domain.rfind(']') {
+        Some(end) => &domain[end + 1..],
+        None => domain,
+    };
+    match after_host.split_once(':') {
+        Some((_, port)) => port.parse::<u16>().is_ok(),
+        None => true,
+    }
 }
 
 fn domain_component_ok(c: &str) -> bool {

@@ -222,7 +222,30 @@ fn table() -> Vec<(String, Expect)> {
             "[zz]:5000/foo".into(),
             Err(|k| matches!(k, ReferenceErrorKind::InvalidDomain(_))),
         ),
+        // distribution accepts any digits as a port; no request can reach one above 65535.
+        (
+            "127.0.0.1:65536/foo".into(),
+            Err(|k| matches!(k, ReferenceErrorKind::InvalidPort(_))),
+        ),
+        (
+            "localhost:99999999999999999999999/foo:v1".into(),
+            Err(|k| matches!(k, ReferenceErrorKind::InvalidPort(_))),
+        ),
+        (
+            "[::1]:70000/foo".into(),
+            Err(|k| matches!(k, ReferenceErrorKind::InvalidPort(_))),
+        ),
+        ("127.0.0.1:65535/foo".into(), Ok("127.0.0.1:65535/foo")),
     ]
+}
+
+#[test]
+fn a_port_above_65535_is_refused_naming_the_host() {
+    let err = Reference::parse("registry.example:70000/app:v1").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid image reference \"registry.example:70000/app:v1\": invalid registry port in \"registry.example:70000\": a port is a number from 0 to 65535"
+    );
 }
 
 #[test]
