@@ -173,11 +173,22 @@ impl DockerConfig {
 
     /// Parses config JSON.
     pub fn from_json(bytes: &[u8]) -> Result<DockerConfig, CredentialError> {
-        // serde_json's error names line and column, never the value.
+        // Only the kind of error and where: serde_json's own message quotes a value of the wrong type
+        // (`invalid type: string "<the password>"`), and the values here are secrets.
         let file: ConfigFile =
             serde_json::from_slice(bytes).map_err(|e| CredentialError::Config {
                 path: PathBuf::from("<config.json>"),
-                detail: e.to_string(),
+                detail: format!(
+                    "{} at line {}, column {}",
+                    match e.classify() {
+                        serde_json::error::Category::Syntax => "not valid JSON",
+                        serde_json::error::Category::Eof => "JSON that ends early",
+                        serde_json::error::Category::Data => "a value of the wrong type",
+                        serde_json::error::Category::Io => "unreadable",
+                    },
+                    e.line(),
+                    e.column()
+                ),
             })?;
         Ok(DockerConfig { file })
     }

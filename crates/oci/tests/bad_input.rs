@@ -7,7 +7,25 @@ use kibaship_oci::credentials::{CredentialError, DockerConfig};
 use kibaship_oci::{Digest, ImageIndex, ImageManifest, Platform, Reference};
 use proptest::prelude::*;
 
-const CONFIG: &str = r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dXNlcjpwYXNz"},"localhost:5000":{"username":"u","password":"p"}},"credHelpers":{"ghcr.io":"gh"}}"#;
+// The secrets are random-looking 24-character tokens that no error message can contain by chance (a short one such
+// as "user:pass" is also part of the message "`auth` does not decode to user:password"). The first `auth` is
+// base64 of `Zq7hK3pWx9Lm2Rt8Vb4Nc6Yd:Hs5Jf1Qa9Ek3Tu7Wo2Ip4Gz8`.
+const CONFIG: &str = r#"{"auths":{"https://index.docker.io/v1/":{"auth":"WnE3aEszcFd4OUxtMlJ0OFZiNE5jNllkOkhzNUpmMVFhOUVrM1R1N1dvMklwNEd6OA=="},"localhost:5000":{"username":"Rk4Lp8Qs2Vw6Xy1Za3Bc5De7","password":"Xc3Vn8Bm1Kl6Pj4Rh9Ty2Ue5"}},"credHelpers":{"ghcr.io":"gh"}}"#;
+/// What no message may hold: the passwords, the usernames they pair with, and the encoded `auth`.
+const SECRETS: [&str; 5] = [
+    "Hs5Jf1Qa9Ek3Tu7Wo2Ip4Gz8",
+    "Xc3Vn8Bm1Kl6Pj4Rh9Ty2Ue5",
+    "Zq7hK3pWx9Lm2Rt8Vb4Nc6Yd",
+    "Rk4Lp8Qs2Vw6Xy1Za3Bc5De7",
+    "WnE3aEszcFd4OUxtMlJ0OFZiNE5jNllkOkhzNUpmMVFhOUVrM1R1N1dvMklwNEd6OA",
+];
+
+/// The first secret that `text` holds a 10-character piece of (a mutation may have altered the secret around it).
+fn leaked_secret(text: &str) -> Option<&'static str> {
+    SECRETS
+        .into_iter()
+        .find(|secret| (0..=secret.len() - 10).any(|at| text.contains(&secret[at..at + 10])))
+}
 const CHALLENGE: &str = r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull""#;
 
 /// A real input with one byte replaced, one byte removed or cut short.
@@ -90,12 +108,19 @@ proptest! {
 
     #[test]
     fn mutated_docker_configs_never_leak_the_secret(bytes in mutated(CONFIG)) {
-        let Ok(config) = DockerConfig::from_json(&bytes) else { return Ok(()) };
+        let config = match DockerConfig::from_json(&bytes) {
+            Ok(config) => config,
+            Err(e) => {
+                prop_assert!(leaked_secret(&e.to_string()).is_none(), "secret {:?} in {e}", leaked_secret(&e.to_string()));
+                return Ok(());
+            }
+        };
         for registry in ["docker.io", "localhost:5000", "ghcr.io"] {
             if let Err(e) = config.source_for(registry) {
                 let text = e.to_string();
                 prop_assert!(text.starts_with("docker config entry "), "{text}");
-                prop_assert!(!text.contains("user:pass") && !text.contains("dXNlcjpwYXNz"), "secret in {text}");
+                prop_assert!(leaked_secret(&text).is_none(), "secret {:?} in {text}", leaked_secret(&text));
+                prop_assert!(leaked_secret(&format!("{e:?}")).is_none(), "secret in {e:?}");
             }
         }
     }
@@ -126,4 +151,21 @@ fn a_bad_auth_entry_names_its_key_not_its_value() {
         "{err}"
     );
     assert!(!err.contains("secret"), "{err}");
+}
+
+#[test]
+fn a_secret_of_the_wrong_json_type_is_not_quoted() {
+    for json in [
+        r#"{"auths":"Hs5Jf1Qa9Ek3Tu7Wo2Ip4Gz8"}"#,
+        r#"{"auths":{"r.example":"Hs5Jf1Qa9Ek3Tu7Wo2Ip4Gz8"}}"#,
+        r#"{"auths":{"r.example":{"auth":["Hs5Jf1Qa9Ek3Tu7Wo2Ip4Gz8"]}}}"#,
+    ] {
+        let err = DockerConfig::from_json(json.as_bytes())
+            .err()
+            .unwrap_or_else(|| panic!("{json} should be refused"))
+            .to_string();
+        assert!(err.starts_with("docker config <config.json>: "), "{err}");
+        assert!(err.contains("line 1, column"), "{err}");
+        assert_eq!(leaked_secret(&err), None, "{err}");
+    }
 }
