@@ -25,11 +25,19 @@ use crate::manifest::{
 use crate::reference::Reference;
 use crate::retry::{RetryPolicy, is_retryable_status, parse_retry_after};
 
+/// Default [`ClientConfig::attempt_timeout`]: 2 minutes for one request and its whole response.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Default limit for a manifest or index body: 4 MiB (distribution's own limit).
 pub const DEFAULT_MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 const ERROR_BODY_LIMIT: u64 = 64 * 1024;
 const TOKEN_RESPONSE_LIMIT: u64 = 1024 * 1024;
+/// Most bytes reserved up front for a body, whatever its `Content-Length` says.
+const PREALLOCATE_LIMIT: u64 = 1024 * 1024;
 const MAX_PAGES: usize = 10_000;
+/// Redirects followed per request; one more is a final error (a loop does not get better on retry).
+const MAX_REDIRECTS: usize = 5;
+/// Longest a cached bearer token is used, whatever `expires_in` the token service announced.
+const MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 60 * 60;
 
 /// How a [`RegistryClient`] behaves. `Default` is what the CLI uses without flags.
 #[derive(Debug, Clone)]
@@ -58,6 +66,15 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Longest wait for the next bytes of a response.
     pub read_timeout: Duration,
+    /// Longest one attempt may take, from connecting to the last byte of the response: a body that trickles
+    /// in, a byte at a time, ends here (and the attempt may be retried).
+    pub attempt_timeout: Duration,
+    /// The client's overall budget, counted from [`RegistryClient::new`]: no registry operation of this client
+    /// (waits for a permit, token fetches, attempts, retries and their backoff) runs past it, and one that
+    /// would fails with [`Error::Timeout`]. `None`: no overall deadline. A command-line program sets it from
+    /// `--timeout`; a server handling many requests keeps `None` here and bounds each request with
+    /// [`RegistryClient::with_timeout`].
+    pub timeout: Option<Duration>,
     /// `User-Agent`.
     pub user_agent: String,
 }
@@ -77,6 +94,8 @@ impl Default for ClientConfig {
             manifest_cache_entries: 1024,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            timeout: None,
             user_agent: concat!("kibaship/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
@@ -86,6 +105,31 @@ impl Default for ClientConfig {
 #[derive(Clone)]
 pub struct RegistryClient {
     inner: Arc<Inner>,
+    deadline: Option<Deadline>,
+}
+
+/// When the client's budget runs out, and how long it was (for messages).
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    budget: Duration,
+}
+
+impl Deadline {
+    /// `budget` from now; `None` when that is beyond what an `Instant` can hold (no deadline, in effect).
+    fn after(budget: Duration) -> Option<Deadline> {
+        Instant::now()
+            .checked_add(budget)
+            .map(|at| Deadline { at, budget })
+    }
+}
+
+/// Why a bounded wait ended early.
+enum Expired {
+    /// The attempt's own timeout.
+    Attempt,
+    /// The client's overall deadline.
+    Deadline(Deadline),
 }
 
 struct Inner {
@@ -106,6 +150,17 @@ pub(crate) struct RegistryState {
     credential: OnceCell<Option<Credential>>,
     token_fetch: tokio::sync::Mutex<()>,
     pub(crate) referrers_api: RwLock<HashMap<String, bool>>,
+}
+
+impl RegistryState {
+    /// `path` (`/v2/...`) on this registry as an absolute URL; an absolute URL as is.
+    pub(crate) fn absolute_url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base_url)
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -188,6 +243,8 @@ impl Fetched {
 enum AttemptError {
     Retryable(String),
     Fatal(Error),
+    /// The overall deadline ran out during the attempt.
+    Deadline(Deadline),
 }
 
 /// The outcome of [`RegistryClient::resolve_digest`].
@@ -243,7 +300,7 @@ impl RegistryClient {
             .read_timeout(config.read_timeout)
             .tcp_nodelay(true)
             .user_agent(config.user_agent.clone())
-            .redirect(reqwest::redirect::Policy::limited(5));
+            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS));
         if let Some(path) = &config.ca_file {
             let pem = std::fs::read(path)
                 .map_err(|e| Error::Config(format!("CA file {}: {e}", path.display())))?;
@@ -272,7 +329,9 @@ impl RegistryClient {
             }
             (None, true) => DockerConfig::load_default()?,
         };
+        let deadline = config.timeout.and_then(Deadline::after);
         Ok(RegistryClient {
+            deadline,
             inner: Arc::new(Inner {
                 http,
                 config,
@@ -287,6 +346,41 @@ impl RegistryClient {
     /// The configuration in use.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// A clone (same connection pool, caches and tokens) whose operations all end within `timeout` from now,
+    /// or at this client's own deadline if that comes first: what a server sets from one request's budget
+    /// (an admission webhook's timeout, say). Past it, operations fail with [`Error::Timeout`].
+    pub fn with_timeout(&self, timeout: Duration) -> RegistryClient {
+        let wanted = Deadline::after(timeout);
+        let deadline = match (self.deadline, wanted) {
+            (Some(own), Some(new)) if own.at <= new.at => Some(own),
+            (own, None) => own,
+            (_, new) => new,
+        };
+        RegistryClient {
+            inner: Arc::clone(&self.inner),
+            deadline,
+        }
+    }
+
+    /// Runs `work` within `attempt` and the overall deadline, whichever ends first.
+    async fn bounded<T>(
+        &self,
+        attempt: Duration,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, Expired> {
+        let attempt_end = Instant::now().checked_add(attempt);
+        match self.deadline {
+            Some(d) if attempt_end.is_none_or(|end| d.at <= end) => {
+                tokio::time::timeout_at(d.at.into(), work)
+                    .await
+                    .map_err(|_| Expired::Deadline(d))
+            }
+            _ => tokio::time::timeout(attempt, work)
+                .await
+                .map_err(|_| Expired::Attempt),
+        }
     }
 
     pub(crate) fn registry(&self, reference: &Reference) -> Arc<RegistryState> {
@@ -751,7 +845,9 @@ impl RegistryClient {
             page_size.max(1)
         );
         let mut tags = Vec::new();
+        let mut visited = std::collections::HashSet::new();
         for _ in 0..MAX_PAGES {
+            visited.insert(reg.absolute_url(&path));
             let fetched = self
                 .fetch_listing_page(
                     &reg,
@@ -770,6 +866,16 @@ impl RegistryClient {
                 })?;
             tags.extend(page.tags.unwrap_or_default());
             match self.next_page(&reg, &fetched)? {
+                Some(next) if visited.contains(&reg.absolute_url(&next)) => {
+                    return Err(Error::Protocol {
+                        registry: reg.name.clone(),
+                        what: format!("tag list of {}", repository.name()),
+                        detail: format!(
+                            "its Link header points back to a page already read ({}): a loop",
+                            reg.absolute_url(&next)
+                        ),
+                    });
+                }
                 Some(next) => path = next,
                 None => return Ok(tags),
             }
@@ -844,17 +950,34 @@ impl RegistryClient {
         reg: &RegistryState,
         req: &Request<'_>,
     ) -> Result<Fetched, Error> {
+        let Some(deadline) = self.deadline else {
+            return self.execute_within(reg, req, &mut None).await;
+        };
+        if Instant::now() >= deadline.at {
+            return Err(timeout_error(reg, req, deadline, None));
+        }
+        // The deadline also bounds the waits between attempts: for a permit, credentials and tokens.
+        let mut last = None;
+        let outcome =
+            tokio::time::timeout_at(deadline.at.into(), self.execute_within(reg, req, &mut last))
+                .await;
+        outcome.unwrap_or_else(|_| Err(timeout_error(reg, req, deadline, last)))
+    }
+
+    /// [`Self::execute`] without the outer deadline; `last` keeps the cause of the last failed attempt.
+    async fn execute_within(
+        &self,
+        reg: &RegistryState,
+        req: &Request<'_>,
+        last_cause: &mut Option<String>,
+    ) -> Result<Fetched, Error> {
         let _permit = reg
             .permits
             .acquire()
             .await
             .map_err(|_| Error::Config("registry limiter closed".into()))?;
         let policy = &self.inner.config.retry;
-        let url = if req.path.starts_with("http://") || req.path.starts_with("https://") {
-            req.path.clone()
-        } else {
-            format!("{}{}", reg.base_url, req.path)
-        };
+        let url = reg.absolute_url(&req.path);
         let path_for_errors = url.strip_prefix(&reg.base_url).unwrap_or(&url).to_string();
         let started = Instant::now();
         let mut attempts = 0u32;
@@ -898,10 +1021,16 @@ impl RegistryClient {
                 }
                 Ok(f) => return Ok(f),
                 Err(AttemptError::Fatal(e)) => return Err(e),
+                Err(AttemptError::Deadline(d)) => {
+                    return Err(timeout_error(reg, req, d, last_cause.take()));
+                }
                 Err(AttemptError::Retryable(cause)) => (cause, None),
             };
+            *last_cause = Some(last.clone());
             let delay = policy.delay(attempts, retry_after);
-            if attempts >= policy.max_attempts || started.elapsed() + delay > policy.max_total {
+            if attempts >= policy.max_attempts
+                || started.elapsed().saturating_add(delay) > policy.max_total
+            {
                 return Err(Error::RetriesExhausted {
                     registry: reg.name.clone(),
                     method: req.method.to_string(),
@@ -911,11 +1040,42 @@ impl RegistryClient {
                     last,
                 });
             }
+            // No sleep past the deadline: if the next attempt could not start before it, stop now.
+            if let Some(d) = self.deadline {
+                if Instant::now()
+                    .checked_add(delay)
+                    .is_none_or(|next| next >= d.at)
+                {
+                    return Err(timeout_error(reg, req, d, Some(last)));
+                }
+            }
             tokio::time::sleep(delay).await;
         }
     }
 
+    /// One request and its whole response, within the attempt timeout and the overall deadline.
     async fn attempt(
+        &self,
+        reg: &RegistryState,
+        url: &str,
+        req: &Request<'_>,
+        auth: Option<&str>,
+    ) -> Result<Fetched, AttemptError> {
+        let limit = self.inner.config.attempt_timeout;
+        match self
+            .bounded(limit, self.attempt_unbounded(reg, url, req, auth))
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(Expired::Attempt) => Err(AttemptError::Retryable(format!(
+                "no complete response within {} (the attempt timeout)",
+                crate::duration::format_duration(limit)
+            ))),
+            Err(Expired::Deadline(d)) => Err(AttemptError::Deadline(d)),
+        }
+    }
+
+    async fn attempt_unbounded(
         &self,
         reg: &RegistryState,
         url: &str,
@@ -937,13 +1097,25 @@ impl RegistryClient {
         }
         let mut resp = builder.send().await.map_err(|e| {
             let cause = cause_chain(&e);
-            if is_tls_verification_failure(&cause) {
+            let fatal = |cause: String| {
                 AttemptError::Fatal(Error::Transport {
                     registry: reg.name.clone(),
                     method: req.method.to_string(),
                     path: url.strip_prefix(&reg.base_url).unwrap_or(url).to_string(),
-                    cause: format!("{cause} (pass the registry's CA bundle with --ca-file)"),
+                    cause,
                 })
+            };
+            // Retrying cannot help these: the same request would fail the same way.
+            if is_tls_verification_failure(&cause) {
+                fatal(format!(
+                    "{cause} (pass the registry's CA bundle with --ca-file)"
+                ))
+            } else if e.is_redirect() {
+                fatal(format!(
+                    "{cause} (more than {MAX_REDIRECTS} redirects: a redirect loop?)"
+                ))
+            } else if e.is_builder() {
+                fatal(format!("the request cannot be built: {cause}"))
             } else {
                 AttemptError::Retryable(cause)
             }
@@ -1138,6 +1310,12 @@ impl RegistryClient {
         };
         let credential = self.credential(reg).await?;
         if let Some(Credential::RegistryToken(token)) = &credential {
+            if !is_header_safe(token) {
+                return Err(fail(
+                    "the configured registry token holds characters an HTTP header cannot carry"
+                        .into(),
+                ));
+            }
             self.store_token(reg, scope, token.clone(), None);
             return Ok(token.clone());
         }
@@ -1183,16 +1361,38 @@ impl RegistryClient {
                 builder
             }
         };
-        let mut resp = request.send().await.map_err(|e| fail(cause_chain(&e)))?;
-        let status = resp.status().as_u16();
-        let body = match read_limited(&mut resp, TOKEN_RESPONSE_LIMIT).await {
-            Ok(b) => b,
-            Err(ReadError::TooLarge(_)) => {
-                return Err(fail(format!(
+        let exchange = async {
+            let mut resp = request.send().await.map_err(|e| fail(cause_chain(&e)))?;
+            let status = resp.status().as_u16();
+            match read_limited(&mut resp, TOKEN_RESPONSE_LIMIT).await {
+                Ok(body) => Ok((status, body)),
+                Err(ReadError::TooLarge(_)) => Err(fail(format!(
                     "response larger than {TOKEN_RESPONSE_LIMIT} bytes"
+                ))),
+                Err(ReadError::Transport(c)) => Err(fail(c)),
+            }
+        };
+        let limit = self.inner.config.attempt_timeout;
+        let (status, body) = match self.bounded(limit, exchange).await {
+            Ok(outcome) => outcome?,
+            Err(Expired::Attempt) => {
+                return Err(fail(format!(
+                    "no complete answer within {} (the attempt timeout)",
+                    crate::duration::format_duration(limit)
                 )));
             }
-            Err(ReadError::Transport(c)) => return Err(fail(c)),
+            Err(Expired::Deadline(d)) => {
+                return Err(Error::Timeout {
+                    registry: reg.name.clone(),
+                    operation: format!(
+                        "fetching a token for {} from {}",
+                        reg.name,
+                        strip_query(realm)
+                    ),
+                    after: d.budget,
+                    last: None,
+                });
+            }
         };
         if !(200..300).contains(&status) {
             let why = if status == 401 || status == 403 {
@@ -1208,8 +1408,9 @@ impl RegistryClient {
             token: Option<String>,
             #[serde(default)]
             access_token: Option<String>,
+            /// Any JSON number (or nothing): a negative, fractional or huge value must not fail the parse.
             #[serde(default)]
-            expires_in: Option<u64>,
+            expires_in: Option<serde_json::Value>,
         }
         let parsed: TokenResponse =
             serde_json::from_slice(&body).map_err(|_| fail("response is not token JSON".into()))?;
@@ -1218,7 +1419,14 @@ impl RegistryClient {
             .filter(|t| !t.is_empty())
             .or(parsed.access_token.filter(|t| !t.is_empty()))
             .ok_or_else(|| fail("response has neither `token` nor `access_token`".into()))?;
-        self.store_token(reg, scope, token.clone(), parsed.expires_in);
+        if !is_header_safe(&token) {
+            return Err(fail(
+                "the token holds characters an HTTP header cannot carry (CR, LF or other controls)"
+                    .into(),
+            ));
+        }
+        let expires_in = parsed.expires_in.as_ref().and_then(token_lifetime_secs);
+        self.store_token(reg, scope, token.clone(), expires_in);
         Ok(token)
     }
 
@@ -1229,14 +1437,55 @@ impl RegistryClient {
         value: String,
         expires_in: Option<u64>,
     ) {
-        // Docker's token spec: 60 s when unspecified. Refresh a little early.
-        let lifetime = Duration::from_secs(expires_in.unwrap_or(60).max(1));
-        let expires = Instant::now() + lifetime.mul_f64(0.9);
+        // Docker's token spec: 60 s when unspecified. The registry's number is clamped to a day (a token service
+        // can send anything, e.g. u64::MAX, and `Instant + Duration` panics on overflow). Refresh a little early.
+        let secs = expires_in.unwrap_or(60).clamp(1, MAX_TOKEN_LIFETIME_SECS);
+        let lifetime = Duration::from_secs(secs - secs / 10);
+        let now = Instant::now();
+        let expires = now.checked_add(lifetime).unwrap_or(now);
         write_lock(&self.inner.tokens).insert(
             (reg.name.clone(), scope.to_string()),
             CachedToken { value, expires },
         );
     }
+}
+
+/// The error of a request whose deadline ran out: the budget, and what was under way where.
+fn timeout_error(
+    reg: &RegistryState,
+    req: &Request<'_>,
+    deadline: Deadline,
+    last: Option<String>,
+) -> Error {
+    let (verb, preposition) = match req.method {
+        Method::GET => ("fetching", "from"),
+        Method::HEAD => ("looking up", "at"),
+        Method::PUT | Method::POST | Method::PATCH => ("pushing", "to"),
+        _ => ("requesting", "at"),
+    };
+    Error::Timeout {
+        registry: reg.name.clone(),
+        operation: format!("{verb} {} {preposition} {}", req.what, reg.name),
+        after: deadline.budget,
+        last,
+    }
+}
+
+/// `expires_in` of a token response in whole seconds: a non-negative integer, a fractional number rounded down,
+/// anything else (negative, a string, `null`) as absent.
+fn token_lifetime_secs(value: &serde_json::Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            // `as` saturates at u64::MAX for floats, so this cannot overflow.
+            .map(|f| f as u64)
+    })
+}
+
+/// Whether `value` can go into an `Authorization` header as is (visible ASCII and spaces, as a bearer token).
+fn is_header_safe(value: &str) -> bool {
+    header::HeaderValue::from_str(&format!("Bearer {value}")).is_ok()
 }
 
 fn scope_for(repository: &str, push: bool) -> String {
@@ -1367,11 +1616,20 @@ async fn read_limited(resp: &mut reqwest::Response, limit: u64) -> Result<Vec<u8
             return Err(ReadError::TooLarge(Some(len)));
         }
     }
-    let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0).min(limit) as usize);
+    // Content-Length comes from the network and `limit` may be a descriptor's size: reserve at most a little,
+    // and let the vector grow with the bytes that really arrive.
+    let reserve = resp
+        .content_length()
+        .unwrap_or(0)
+        .min(limit)
+        .min(PREALLOCATE_LIMIT);
+    let mut body = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
-                if body.len() as u64 + chunk.len() as u64 > limit {
+                let total =
+                    u64::try_from(body.len().saturating_add(chunk.len())).unwrap_or(u64::MAX);
+                if total > limit {
                     return Err(ReadError::TooLarge(None));
                 }
                 body.extend_from_slice(&chunk);

@@ -107,6 +107,19 @@ pub enum Error {
         /// The last failure.
         last: String,
     },
+    /// The deadline ran out: the client's overall budget ([`crate::ClientConfig::timeout`],
+    /// [`crate::RegistryClient::with_timeout`]). Nothing is retried past it.
+    #[error("timed out after {} {operation}{}", crate::duration::format_duration(*after), last.as_ref().map(|l| format!(" (last failed attempt: {l})")).unwrap_or_default())]
+    Timeout {
+        /// The registry.
+        registry: String,
+        /// What was under way, naming the registry: `fetching manifest 127.0.0.1:5000/app:v1 from 127.0.0.1:5000`.
+        operation: String,
+        /// The budget that ran out.
+        after: std::time::Duration,
+        /// The cause of the last failed attempt, when retries were cut short by the deadline.
+        last: Option<String>,
+    },
     /// A response that breaks the protocol (bad JSON, missing header, foreign Link).
     #[error("registry {registry} sent an invalid {what}: {detail}")]
     Protocol {
@@ -159,5 +172,10 @@ impl Error {
     /// Whether this is a not-found answer.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. })
+    }
+
+    /// Whether the client's deadline ran out ([`Error::Timeout`]).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
     }
 }

@@ -24,6 +24,7 @@ pub mod challenge;
 mod client;
 pub mod credentials;
 pub mod digest;
+pub mod duration;
 mod error;
 pub mod manifest;
 pub mod reference;
@@ -38,5 +39,8 @@ pub use digest::Digest;
 pub use error::Error;
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, Platform};
 pub use reference::{Reference, ReferenceError};
-pub use referrers::{Artifact, Attached, Referrers, ReferrersSource, filter_by_artifact_type};
+pub use referrers::{
+    Artifact, Attached, MAX_REFERRERS, MAX_REFERRERS_BYTES, Referrers, ReferrersSource,
+    filter_by_artifact_type,
+};
 pub use retry::RetryPolicy;

@@ -14,6 +14,10 @@ use crate::manifest::{
 use crate::reference::Reference;
 
 const MAX_REFERRER_PAGES: usize = 1000;
+/// Most descriptors one referrers listing may hold, across all its pages (before filtering by artifact type).
+pub const MAX_REFERRERS: usize = 10_000;
+/// Most bytes of referrers pages read for one listing, across all its pages.
+pub const MAX_REFERRERS_BYTES: u64 = 16 * 1024 * 1024;
 const FALLBACK_WRITE_ATTEMPTS: usize = 3;
 
 /// Where a referrers listing came from.
@@ -105,6 +109,16 @@ impl RegistryClient {
             .fallback_index(subject, &digest)
             .await?
             .unwrap_or_else(ImageIndex::empty_oci);
+        if index.manifests.len() > MAX_REFERRERS {
+            return Err(Error::Protocol {
+                registry: reg.name.clone(),
+                what: format!("referrers fallback index of {}@{digest}", subject.name()),
+                detail: format!(
+                    "it holds {} descriptors, more than the limit of {MAX_REFERRERS}",
+                    index.manifests.len()
+                ),
+            });
+        }
         let descriptors = filter_by_artifact_type(index.manifests, artifact_type);
         Ok(Referrers {
             subject: digest,
@@ -125,7 +139,18 @@ impl RegistryClient {
             path.push_str(&format!("?artifactType={}", encode_query_value(t)));
         }
         let mut all = Vec::new();
+        let mut received = 0usize;
+        let mut bytes = 0u64;
+        let mut visited = std::collections::HashSet::new();
+        let listing = || format!("referrers listing of {}@{digest}", subject.name());
+        let over = |detail: String| Error::Protocol {
+            registry: reg.name.clone(),
+            what: listing(),
+            detail,
+        };
         for page in 0..MAX_REFERRER_PAGES {
+            // Pages are compared as absolute URLs, whichever form the registry's Link used.
+            visited.insert(reg.absolute_url(&path));
             let fetched = self
                 .fetch_listing_page(
                     &reg,
@@ -159,7 +184,19 @@ impl RegistryClient {
                     ),
                 });
             }
+            bytes = bytes.saturating_add(u64::try_from(fetched.body.len()).unwrap_or(u64::MAX));
+            if bytes > MAX_REFERRERS_BYTES {
+                return Err(over(format!(
+                    "its pages hold more than {MAX_REFERRERS_BYTES} bytes, the limit for one listing"
+                )));
+            }
             let index = parse_index(&reg.name, &fetched, "referrers index")?;
+            received = received.saturating_add(index.manifests.len());
+            if received > MAX_REFERRERS {
+                return Err(over(format!(
+                    "it holds more than {MAX_REFERRERS} descriptors, the limit for one listing"
+                )));
+            }
             let filtered_by_registry = fetched
                 .header("oci-filters-applied")
                 .is_some_and(|v| v.split(',').any(|f| f.trim() == "artifactType"));
@@ -170,6 +207,12 @@ impl RegistryClient {
             };
             all.extend(manifests);
             match self.next_page(&reg, &fetched)? {
+                Some(next) if visited.contains(&reg.absolute_url(&next)) => {
+                    return Err(over(format!(
+                        "its Link header points back to a page already read ({}): a loop",
+                        reg.absolute_url(&next)
+                    )));
+                }
                 Some(next) => path = next,
                 None => return Ok(Probe::Api(all)),
             }

@@ -77,9 +77,15 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     );
     let at = time::PrimitiveDateTime::parse(value, &format)
         .ok()?
-        .assume_utc();
-    let at: SystemTime = at.into();
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+        .assume_utc()
+        .unix_timestamp();
+    // In whole seconds and i64, so that no date (year 1 to 9999) can overflow `SystemTime` arithmetic.
+    let now = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let ahead = u64::try_from(at.saturating_sub(now)).unwrap_or(0);
+    Some(Duration::from_secs(ahead))
 }
 
 static JITTER_STATE: AtomicU64 = AtomicU64::new(0);
@@ -144,6 +150,22 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+        // The extremes a server can send: no overflow, and the policy caps the wait.
+        let far = parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now).unwrap();
+        assert!(far > Duration::from_secs(8000 * 365 * 86_400), "{far:?}");
+        assert_eq!(
+            parse_retry_after("Mon, 01 Jan 0001 00:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_retry_after("18446744073709551615", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(parse_retry_after("18446744073709551616", now), None);
+        assert_eq!(
+            RetryPolicy::default().delay(1, Some(Duration::from_secs(u64::MAX))),
+            RetryPolicy::default().max_retry_after
+        );
         assert_eq!(parse_retry_after("-1", now), None);
         let p = RetryPolicy::default();
         assert_eq!(

@@ -144,3 +144,55 @@ async fn not_found_is_final() {
     );
     assert_eq!(proxy.requests_seen(), 1, "a 404 is not retried");
 }
+
+#[tokio::test]
+async fn a_trickling_registry_ends_at_the_deadline_naming_host_and_operation() {
+    let s = setup();
+    // The real registry's answers, 3 bytes every 250 ms: a manifest would take minutes, and no pause comes
+    // near the 30 s idle-read timeout, so only the deadline can end the wait.
+    let proxy = FaultProxy::start_persistent(
+        &s.reg.host(),
+        Fault::Trickle {
+            bytes: 3,
+            every_ms: 250,
+        },
+    )
+    .unwrap();
+    let mut config = client_through(&proxy).config().clone();
+    config.timeout = Some(Duration::from_secs(2));
+    let client = RegistryClient::new(config).unwrap();
+    let by_digest = via(&proxy, &s.repo_tag).with_digest(s.expected.clone());
+    let err = client.fetch_manifest(&by_digest).await.unwrap_err();
+    let text = err.to_string();
+    eprintln!("{text}");
+    match &err {
+        kibaship_oci::Error::Timeout {
+            registry,
+            operation,
+            after,
+            ..
+        } => {
+            assert_eq!(registry, &proxy.host());
+            assert_eq!(
+                operation,
+                &format!("fetching manifest {by_digest} from {}", proxy.host())
+            );
+            assert_eq!(*after, Duration::from_secs(2));
+        }
+        other => panic!("expected Timeout, got {other}"),
+    }
+    assert!(
+        text.starts_with("timed out after 2s fetching manifest "),
+        "{text}"
+    );
+    // The client's budget is spent: the next operation (a blob read, as of a `.sig` layer) fails at once
+    // with the same kind of error, naming its own operation.
+    let err = client
+        .fetch_blob(&by_digest, &s.expected, 1 << 20)
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_timeout() && err.to_string().contains("fetching blob "),
+        "{err}"
+    );
+}

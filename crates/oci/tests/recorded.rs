@@ -433,6 +433,14 @@ struct TokenRegistry {
 }
 
 fn token_registry(check: impl Fn(&Seen) -> bool + Send + Sync + 'static) -> TokenRegistry {
+    token_registry_expiring(check, "300")
+}
+
+/// [`token_registry`] whose token responses carry `"expires_in": <expires_in>` (raw JSON).
+fn token_registry_expiring(
+    check: impl Fn(&Seen) -> bool + Send + Sync + 'static,
+    expires_in: &'static str,
+) -> TokenRegistry {
     let generation = Arc::new(AtomicUsize::new(1));
     let host_cell: Arc<std::sync::OnceLock<String>> = Arc::new(std::sync::OnceLock::new());
     let (g, h) = (generation.clone(), host_cell.clone());
@@ -456,7 +464,7 @@ fn token_registry(check: impl Fn(&Seen) -> bool + Send + Sync + 'static) -> Toke
             return Reply::json(
                 200,
                 &format!(
-                    r#"{{"access_token":"tok-{}","expires_in":300}}"#,
+                    r#"{{"access_token":"tok-{}","expires_in":{expires_in}}}"#,
                     g.load(Ordering::SeqCst)
                 ),
             );
@@ -691,4 +699,421 @@ async fn an_empty_api_answer_is_final_and_no_fallback_tag_is_read() {
         (ReferrersSource::Api, 0)
     );
     assert_eq!(server.count("GET", "/v2/rec/app/manifests/"), 0);
+}
+
+// ---------- numbers from the network never overflow ----------
+
+#[tokio::test]
+async fn any_expires_in_a_token_service_sends_is_clamped() {
+    // u64::MAX once made `Instant + Duration` panic (the process aborted); the others must not fail the parse.
+    for expires_in in [
+        "18446744073709551615",
+        "1e300",
+        "-1",
+        "0",
+        "2.5",
+        "\"soon\"",
+        "null",
+    ] {
+        let reg = token_registry_expiring(|_| true, expires_in);
+        let host = reg.server.host();
+        let client = client_for(&host);
+        let r = tagged_ref(&host);
+        for _ in 0..2 {
+            client
+                .resolve_digest(&r, None)
+                .await
+                .unwrap_or_else(|e| panic!("expires_in {expires_in}: {e}"));
+        }
+        if expires_in.starts_with('1') {
+            assert_eq!(
+                reg.server.count("GET", "/token"),
+                1,
+                "expires_in {expires_in}: a long-lived token is cached"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_huge_retry_after_does_not_overflow_the_retry_clock() {
+    // The answer takes over a second to arrive (75-odd bytes, 15 ms apart), so that the elapsed time has whole
+    // seconds to add to the server's u64::MAX seconds.
+    let server = ReplayServer::start(|_| {
+        Reply::new(429)
+            .header("Retry-After", "18446744073709551615")
+            .trickle(Duration::from_millis(15))
+    });
+    let mut config = config_for(&server.host());
+    // A caller that honours any Retry-After: the wait is then the server's number as is.
+    config.retry.max_retry_after = Duration::MAX;
+    let client = RegistryClient::new(config).unwrap();
+    let err = client
+        .resolve_digest(&tagged_ref(&server.host()), None)
+        .await
+        .unwrap_err();
+    assert_retries_exhausted(
+        &err,
+        1,
+        &server.host(),
+        &["HTTP 429"],
+        "Retry-After: u64::MAX",
+    );
+    assert_eq!(
+        server.count("HEAD", "/v2/"),
+        1,
+        "no retry starts past max_total"
+    );
+}
+
+#[tokio::test]
+async fn a_huge_content_length_is_not_allocated_up_front() {
+    // A blob read with a caller limit of u64::MAX (e.g. a descriptor's size): the announced length must not be
+    // reserved before the bytes arrive (1e15 bytes made the allocation abort the process).
+    let server = ReplayServer::start(|_| {
+        Reply::new(200)
+            .header("Content-Length", "1000000000000000")
+            .body("only a few bytes")
+    });
+    let mut config = config_for(&server.host());
+    config.retry = RetryPolicy::none();
+    config.read_timeout = Duration::from_millis(300);
+    let client = RegistryClient::new(config).unwrap();
+    let digest = Digest::sha256_of(b"x");
+    let err = client
+        .fetch_blob(&tagged_ref(&server.host()), &digest, u64::MAX)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains(&server.host()), "{err}");
+}
+
+// ---------- errors that cannot succeed on retry ----------
+
+#[tokio::test]
+async fn a_redirect_loop_is_one_final_attempt() {
+    let server = ReplayServer::start(|req| Reply::new(302).header("Location", req.path()));
+    let client = client_for(&server.host());
+    let err = client
+        .fetch_manifest(&tagged_ref(&server.host()))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Transport { .. }), "{text}");
+    assert!(
+        text.contains(&server.host()) && text.contains("redirect"),
+        "{text}"
+    );
+    // One attempt: the first request and the 5 redirects it followed, not 4 attempts of 6.
+    assert_eq!(server.count("GET", "/v2/a/b/manifests/v1"), 6);
+}
+
+#[tokio::test]
+async fn a_token_with_crlf_is_refused_once_never_sent_nor_retried() {
+    let host_cell: Arc<std::sync::OnceLock<String>> = Arc::new(std::sync::OnceLock::new());
+    let h = host_cell.clone();
+    let server = ReplayServer::start(move |req| {
+        if req.path() == "/token" {
+            return Reply::json(
+                200,
+                r#"{"token":"tok\r\nX-Injected: yes","expires_in":300}"#,
+            );
+        }
+        let host = h.get().cloned().unwrap_or_default();
+        Reply::json(401, r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#).header(
+            "WWW-Authenticate",
+            &format!(r#"Bearer realm="http://{host}/token",service="replay""#),
+        )
+    });
+    host_cell.set(server.host()).unwrap();
+    let client = client_for(&server.host());
+    let err = client
+        .resolve_digest(&tagged_ref(&server.host()), None)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::TokenService { .. }), "{text}");
+    assert!(
+        text.contains("CR, LF") && !text.contains("X-Injected"),
+        "{text}"
+    );
+    assert_eq!(server.count("GET", "/token"), 1, "no retry");
+    assert_eq!(server.count("HEAD", "/v2/"), 1, "the token is never sent");
+}
+
+// ---------- referrers pagination is bounded ----------
+
+/// A referrers API whose page `n` (`?page=n`) holds `per_page` descriptors, each with `padding` bytes of
+/// annotation, and links to page `next(n)`.
+fn paging_referrers_server(
+    per_page: usize,
+    padding: usize,
+    next: impl Fn(usize) -> usize + Send + Sync + 'static,
+) -> ReplayServer {
+    ReplayServer::start(move |req| {
+        if !req.path().contains("/referrers/") {
+            return Reply::new(404);
+        }
+        let n: usize = req
+            .target
+            .split("page=")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        let manifests: Vec<_> = (0..per_page)
+            .map(|i| {
+                serde_json::json!({
+                    "mediaType": OCI_MANIFEST,
+                    "digest": format!("sha256:{:064x}", n * per_page + i),
+                    "size": 100,
+                    "artifactType": "application/x-test",
+                    "annotations": {"pad": "p".repeat(padding)},
+                })
+            })
+            .collect();
+        let body =
+            serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
+        Reply::new(200)
+            .header("Content-Type", OCI_INDEX)
+            .header(
+                "Link",
+                &format!("<{}?page={}>; rel=\"next\"", req.path(), next(n)),
+            )
+            .body(serde_json::to_vec(&body).unwrap())
+    })
+}
+
+async fn referrers_error(server: &ReplayServer) -> String {
+    let err = client_for(&server.host())
+        .list_referrers(&subject_ref(&server.host()), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Protocol { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&server.host()) && text.contains("referrers listing of"),
+        "{text}"
+    );
+    text
+}
+
+#[tokio::test]
+async fn a_referrers_link_back_to_its_own_page_stops_the_listing() {
+    let server = paging_referrers_server(3, 0, |n| n);
+    let text = referrers_error(&server).await;
+    assert!(text.contains("a loop") && text.contains("page=0"), "{text}");
+    assert_eq!(
+        server.count("GET", "/v2/rec/app/referrers/"),
+        2,
+        "page 0, then ?page=0 once"
+    );
+}
+
+#[tokio::test]
+async fn referrers_pages_are_capped_in_descriptors() {
+    let server = paging_referrers_server(1000, 0, |n| n + 1);
+    let text = referrers_error(&server).await;
+    assert!(
+        text.contains(&format!(
+            "more than {} descriptors",
+            kibaship_oci::MAX_REFERRERS
+        )),
+        "{text}"
+    );
+    assert_eq!(server.count("GET", "/v2/rec/app/referrers/"), 11);
+}
+
+#[tokio::test]
+async fn referrers_pages_are_capped_in_bytes() {
+    // One descriptor of 3 MiB per page: within the 4 MiB page limit, 6 pages pass 16 MiB.
+    let server = paging_referrers_server(1, 3 * 1024 * 1024, |n| n + 1);
+    let text = referrers_error(&server).await;
+    assert!(
+        text.contains(&format!(
+            "more than {} bytes",
+            kibaship_oci::MAX_REFERRERS_BYTES
+        )),
+        "{text}"
+    );
+    assert_eq!(server.count("GET", "/v2/rec/app/referrers/"), 6);
+}
+
+#[tokio::test]
+async fn a_tag_list_link_back_to_a_page_already_read_stops_the_listing() {
+    let server = ReplayServer::start(|req| {
+        Reply::json(200, r#"{"tags":["a"]}"#).header(
+            "Link",
+            &format!("<{}?n=1&last=a>; rel=\"next\"", req.path()),
+        )
+    });
+    let client = client_for(&server.host());
+    let r = Reference::parse(&format!("{}/a/b", server.host())).unwrap();
+    let err = client.list_tags_paged(&r, 1).await.unwrap_err();
+    assert!(err.to_string().contains("a loop"), "{err}");
+    assert_eq!(server.count("GET", "/v2/a/b/tags/list"), 2);
+}
+
+// ---------- deadlines ----------
+
+/// `err` is the deadline's [`Error::Timeout`] at `host`, its operation starting with `operation`.
+fn assert_timeout(err: &Error, host: &str, operation: &str, after: Duration) {
+    match err {
+        Error::Timeout {
+            registry,
+            operation: op,
+            after: budget,
+            ..
+        } => {
+            assert_eq!(registry, host, "{err}");
+            assert!(op.starts_with(operation), "{err}");
+            assert!(op.contains(host), "the operation names the registry: {err}");
+            assert_eq!(*budget, after, "{err}");
+        }
+        other => panic!("expected Timeout, got {other}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "timed out after {} {operation}",
+            kibaship_oci::duration::format_duration(after)
+        )),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_trickling_manifest_ends_at_the_client_deadline() {
+    // 2 bytes a second: the answer would take minutes, and no gap reaches the 30 s idle-read timeout.
+    let server = ReplayServer::start(|_| {
+        Reply::new(200)
+            .header("Content-Type", OCI_MANIFEST)
+            .body(vec![b' '; 400])
+            .trickle(Duration::from_millis(500))
+    });
+    let mut config = config_for(&server.host());
+    config.timeout = Some(Duration::from_secs(2));
+    let client = RegistryClient::new(config).unwrap();
+    let r = tagged_ref(&server.host());
+    let err = client.fetch_manifest(&r).await.unwrap_err();
+    assert_timeout(
+        &err,
+        &server.host(),
+        &format!("fetching manifest {r} from"),
+        Duration::from_secs(2),
+    );
+    assert!(err.is_timeout());
+}
+
+#[tokio::test]
+async fn with_timeout_bounds_one_request_of_a_shared_client() {
+    let server = ReplayServer::start(|_| {
+        Reply::new(200)
+            .header(
+                "Docker-Content-Digest",
+                &format!("sha256:{}", "4".repeat(64)),
+            )
+            .trickle(Duration::from_millis(500))
+    });
+    // A long-lived client with no overall deadline (a webhook's), bounded per request.
+    let client = client_for(&server.host());
+    let r = tagged_ref(&server.host());
+    let err = client
+        .with_timeout(Duration::from_millis(1500))
+        .resolve_digest(&r, None)
+        .await
+        .unwrap_err();
+    assert_timeout(
+        &err,
+        &server.host(),
+        &format!("looking up manifest {r} at"),
+        Duration::from_millis(1500),
+    );
+}
+
+#[tokio::test]
+async fn a_trickling_token_service_ends_at_the_deadline() {
+    let host_cell: Arc<std::sync::OnceLock<String>> = Arc::new(std::sync::OnceLock::new());
+    let h = host_cell.clone();
+    let server = ReplayServer::start(move |req| {
+        if req.path() == "/token" {
+            return Reply::json(200, r#"{"token":"abc","expires_in":300}"#)
+                .trickle(Duration::from_millis(500));
+        }
+        let host = h.get().cloned().unwrap_or_default();
+        Reply::json(401, r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#).header(
+            "WWW-Authenticate",
+            &format!(r#"Bearer realm="http://{host}/token",service="replay""#),
+        )
+    });
+    host_cell.set(server.host()).unwrap();
+    let mut config = config_for(&server.host());
+    config.timeout = Some(Duration::from_secs(2));
+    let client = RegistryClient::new(config).unwrap();
+    let err = client
+        .resolve_digest(&tagged_ref(&server.host()), None)
+        .await
+        .unwrap_err();
+    assert_timeout(
+        &err,
+        &server.host(),
+        &format!("fetching a token for {}", server.host()),
+        Duration::from_secs(2),
+    );
+    assert!(err.to_string().contains("/token"), "{err}");
+}
+
+#[tokio::test]
+async fn a_trickling_attempt_ends_at_the_attempt_timeout_and_is_retried() {
+    let server = ReplayServer::start(|_| {
+        Reply::new(200)
+            .header("Content-Type", OCI_MANIFEST)
+            .body(vec![b' '; 400])
+            .trickle(Duration::from_millis(500))
+    });
+    let mut config = config_for(&server.host());
+    config.attempt_timeout = Duration::from_secs(1);
+    config.retry.max_attempts = 2;
+    let client = RegistryClient::new(config).unwrap();
+    let err = client
+        .fetch_manifest(&tagged_ref(&server.host()))
+        .await
+        .unwrap_err();
+    assert_retries_exhausted(
+        &err,
+        2,
+        &server.host(),
+        &["no complete response within 1s (the attempt timeout)"],
+        "trickle",
+    );
+    assert_eq!(server.count("GET", "/v2/a/b/manifests/v1"), 2);
+}
+
+#[tokio::test]
+async fn backoff_does_not_outlast_the_deadline() {
+    // The registry asks for 30 s between attempts; the budget is 1 s: one attempt, then a Timeout that keeps
+    // the registry's answer as the last cause (the retry would only start after the deadline).
+    let server = ReplayServer::start(|_| {
+        Reply::json(
+            503,
+            r#"{"errors":[{"code":"UNAVAILABLE","message":"busy"}]}"#,
+        )
+        .header("Retry-After", "30")
+    });
+    let mut config = config_for(&server.host());
+    config.retry.max_retry_after = Duration::from_secs(30);
+    config.retry.max_total = Duration::from_secs(120);
+    config.timeout = Some(Duration::from_secs(1));
+    let client = RegistryClient::new(config).unwrap();
+    let r = tagged_ref(&server.host());
+    let err = client.fetch_manifest(&r).await.unwrap_err();
+    assert_timeout(
+        &err,
+        &server.host(),
+        &format!("fetching manifest {r} from"),
+        Duration::from_secs(1),
+    );
+    assert!(
+        matches!(&err, Error::Timeout { last: Some(last), .. } if last.contains("HTTP 503")),
+        "{err}"
+    );
+    assert_eq!(server.count("GET", "/v2/a/b/manifests/v1"), 1);
 }

@@ -49,6 +49,15 @@ pub enum Fault {
     /// Forward the request; send the head (with the full `Content-Length`) and only half the body, then close.
     /// A response without a body is cut in the middle of its head.
     TruncatedBody,
+    /// Forward the request, then send the whole response (head and body) `bytes` bytes at a time with a pause
+    /// of `every_ms` before each piece: a registry that never stalls long enough for an idle-read timeout but
+    /// would take minutes to finish.
+    Trickle {
+        /// Bytes per piece (at least 1).
+        bytes: usize,
+        /// The pause before each piece, in milliseconds.
+        every_ms: u64,
+    },
     /// Answer `404 Not Found` with a registry-style error body; the registry is not asked.
     NotFound,
     /// Forward the request and relay the response unchanged.
@@ -265,6 +274,21 @@ fn serve_connection(client: TcpStream, shared: &Shared) {
                 }
                 None => false,
             },
+            Fault::Trickle { bytes, every_ms } => match forward(shared, &head, &body) {
+                Some(response) => {
+                    let mut wire = response.head_bytes(response.body.len());
+                    if !head.start_line.starts_with("HEAD ") {
+                        wire.extend_from_slice(&response.body);
+                    }
+                    trickle(
+                        &mut writer,
+                        &wire,
+                        bytes.max(1),
+                        Duration::from_millis(every_ms),
+                    )
+                }
+                None => false,
+            },
             Fault::TruncatedBody => {
                 if let Some(response) = forward(shared, &head, &body) {
                     let head_bytes = response.head_bytes(response.body.len());
@@ -315,6 +339,21 @@ fn write_slowly(writer: &mut TcpStream, response: &Prepared, delay: Duration) ->
     let piece = response.body.len().div_ceil(4);
     for chunk in response.body.chunks(piece.max(1)) {
         thread::sleep(delay);
+        if writer
+            .write_all(chunk)
+            .and_then(|()| writer.flush())
+            .is_err()
+        {
+            return false;
+        }
+    }
+    true
+}
+
+/// Writes `wire` `piece` bytes at a time, pausing `every` before each; stops when the client goes away.
+fn trickle(writer: &mut TcpStream, wire: &[u8], piece: usize, every: Duration) -> bool {
+    for chunk in wire.chunks(piece) {
+        thread::sleep(every);
         if writer
             .write_all(chunk)
             .and_then(|()| writer.flush())

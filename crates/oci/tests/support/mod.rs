@@ -40,6 +40,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Send the answer one byte at a time, pausing this long before each (a hostile, trickling server).
+    pub trickle: Option<std::time::Duration>,
 }
 
 impl Reply {
@@ -48,7 +50,13 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            trickle: None,
         }
+    }
+    /// Sends this answer one byte every `every` (never stalling long enough for an idle-read timeout).
+    pub fn trickle(mut self, every: std::time::Duration) -> Reply {
+        self.trickle = Some(every);
+        self
     }
     pub fn header(mut self, k: &str, v: &str) -> Reply {
         self.headers.push((k.to_string(), v.to_string()));
@@ -239,8 +247,20 @@ fn serve_connection(conn: TcpStream, seen: &Mutex<Vec<Seen>>, handler: &Handler)
         if method != "HEAD" {
             bytes.extend_from_slice(&reply.body);
         }
-        if writer.write_all(&bytes).is_err() {
-            return;
+        match reply.trickle {
+            None => {
+                if writer.write_all(&bytes).is_err() {
+                    return;
+                }
+            }
+            Some(every) => {
+                for byte in bytes {
+                    thread::sleep(every);
+                    if writer.write_all(&[byte]).is_err() {
+                        return;
+                    }
+                }
+            }
         }
     }
 }
