@@ -234,3 +234,57 @@ fn attach_then_list_referrers_via_the_fallback_tag() {
     );
     assert_exit_with_message(&out, 2, "/nonexistent/file");
 }
+
+#[test]
+fn registry_commands_end_at_timeout_with_exit_2_naming_host_and_operation() {
+    use kibaship_testsupport::faultproxy::{Fault, FaultProxy};
+    let reg = TestRegistry::start(RegistryMode::Plain).unwrap();
+    let fixtures = push_fixture_images(&reg).unwrap();
+    // Every answer of the real registry, 3 bytes every 250 ms: minutes per answer, no pause near the 30 s
+    // idle-read timeout; only --timeout can end the command.
+    let proxy = FaultProxy::start_persistent(
+        &reg.host(),
+        Fault::Trickle {
+            bytes: 3,
+            every_ms: 250,
+        },
+    )
+    .unwrap();
+    let host = proxy.host();
+    let image = format!("{host}/{}:{}", fixtures[0].repository, fixtures[0].tag);
+    let keys = tempfile::tempdir().unwrap();
+    let prefix = keys.path().join("cosign");
+    let made = Command::new(BIN)
+        .args(["generate-key-pair", "--output-key-prefix"])
+        .arg(&prefix)
+        .env("COSIGN_PASSWORD", "")
+        .output()
+        .unwrap();
+    assert_code(&Run::from(made), 0, "generate-key-pair");
+    let public_key = prefix.with_extension("pub").display().to_string();
+    let commands: [&[&str]; 3] = [
+        &["digest"],
+        &["referrers"],
+        &["verify", "--key", &public_key],
+    ];
+    for command in commands {
+        let mut args = command.to_vec();
+        args.extend([
+            image.as_str(),
+            "--insecure-registry",
+            &host,
+            "--timeout",
+            "1s",
+        ]);
+        let out = kibaverify(&args, None);
+        assert_exit_with_message(
+            &out,
+            2,
+            &format!("timed out after 1s looking up manifest {image} at {host}"),
+        );
+    }
+    // cosign's duration syntax; anything else is refused before any request.
+    let out = kibaverify(&["digest", &image, "--timeout", "3 minutes"], None);
+    assert_exit_with_message(&out, 2, "invalid duration \"3 minutes\"");
+    assert!(out.stderr.contains("--timeout"), "{}", out.stderr);
+}

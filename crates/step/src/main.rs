@@ -3,8 +3,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use kibaship_oci::duration::parse_duration;
 use kibaship_oci::{ClientConfig, RegistryClient};
 use kibaship_step::build::{BuildOutcome, BuildRequest, BuildResultPaths, run_build};
 use kibaship_step::oci_store::OciManifestStore;
@@ -45,6 +47,9 @@ enum Command {
     Sign(Box<SignArgs>),
 }
 
+/// The registry budget of `sign` when `--timeout` is empty (cosign's default).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(180);
+
 /// `kibaship-step sign`: every value may be an empty string, meaning "not set" (Tekton cannot omit an argument).
 #[derive(Args)]
 struct SignArgs {
@@ -84,6 +89,9 @@ struct SignArgs {
     /// Extra CA bundle (PEM) for the registry and the Sigstore services; empty: system roots only.
     #[arg(long, default_value = "")]
     registry_ca_file: String,
+    /// Give up on the registry after this long, retries included (30s, 3m, 1m30s; 0: no limit); empty: 3m.
+    #[arg(long, default_value = "")]
+    timeout: String,
     /// File for the signatures result (one line per signature written).
     #[arg(long)]
     signatures_result: Option<PathBuf>,
@@ -183,6 +191,10 @@ struct BuildArgs {
     /// Extra CA bundle (PEM) for the registry.
     #[arg(long)]
     registry_ca_file: Option<PathBuf>,
+    /// Give up on one registry operation (a lookup or a tag push) after this long, retries included (30s, 3m,
+    /// 1m30s; 0: no limit). The build itself is not bounded by it.
+    #[arg(long, default_value = "3m", value_parser = parse_duration)]
+    timeout: Duration,
     /// Where buildctl writes its metadata file.
     #[arg(long, default_value = "/tmp/buildctl-metadata.json")]
     metadata_file: PathBuf,
@@ -319,9 +331,14 @@ fn sign(a: SignArgs) -> Result<(), SignError> {
             insecure_registries.push(r.registry().to_string());
         }
     }
+    let timeout = match a.timeout.trim() {
+        "" => DEFAULT_TIMEOUT,
+        text => parse_duration(text).map_err(|e| bad(format!("--timeout: {e}")))?,
+    };
     let client = RegistryClient::new(ClientConfig {
         insecure_registries,
         ca_file,
+        timeout: (!timeout.is_zero()).then_some(timeout),
         ..ClientConfig::default()
     })
     .map_err(|e| bad(format!("registry client: {e}")))?;
@@ -432,7 +449,7 @@ fn build(a: BuildArgs) -> Result<(), StepError> {
         .enable_all()
         .build()
         .map_err(|e| StepError::BadParameter(format!("cannot start the async runtime: {e}")))?;
-    let store = OciManifestStore::new(client);
+    let store = OciManifestStore::new(client).with_timeout(a.timeout);
     let report = runtime.block_on(run_build(&req, &store, &mut std::io::stderr()))?;
     let outcome = match report.outcome {
         BuildOutcome::Built => "built",

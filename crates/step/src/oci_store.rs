@@ -1,5 +1,7 @@
 //! [`ManifestStore`] over `kibaship-oci`'s [`RegistryClient`].
 
+use std::time::Duration;
+
 use kibaship_oci::{Reference, RegistryClient};
 
 use crate::image::ImageName;
@@ -9,12 +11,30 @@ use crate::registry::{FetchedManifest, ManifestStore, RegistryError};
 #[derive(Clone)]
 pub struct OciManifestStore {
     client: RegistryClient,
+    timeout: Option<Duration>,
 }
 
 impl OciManifestStore {
     /// Wraps a client.
     pub fn new(client: RegistryClient) -> OciManifestStore {
-        OciManifestStore { client }
+        OciManifestStore {
+            client,
+            timeout: None,
+        }
+    }
+
+    /// Bounds each operation (resolve, fetch, tag push) by `timeout`, retries included; zero: no bound.
+    pub fn with_timeout(mut self, timeout: Duration) -> OciManifestStore {
+        self.timeout = (!timeout.is_zero()).then_some(timeout);
+        self
+    }
+
+    /// The client for one operation: with its own deadline when a timeout is set.
+    fn client(&self) -> RegistryClient {
+        match self.timeout {
+            Some(t) => self.client.with_timeout(t),
+            None => self.client.clone(),
+        }
     }
 }
 
@@ -53,7 +73,7 @@ impl ManifestStore for OciManifestStore {
         reference_text: &str,
     ) -> Result<Option<String>, RegistryError> {
         let r = reference(image, reference_text)?;
-        match self.client.resolve_digest(&r, None).await {
+        match self.client().resolve_digest(&r, None).await {
             Ok(resolved) => Ok(Some(resolved.digest.to_string())),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(request_error(&r, e)),
@@ -66,7 +86,7 @@ impl ManifestStore for OciManifestStore {
         reference_text: &str,
     ) -> Result<Option<FetchedManifest>, RegistryError> {
         let r = reference(image, reference_text)?;
-        match self.client.fetch_manifest_if_exists(&r).await {
+        match self.client().fetch_manifest_if_exists(&r).await {
             Ok(Some(m)) => Ok(Some(FetchedManifest {
                 media_type: m.media_type,
                 bytes: m.bytes,
@@ -85,7 +105,7 @@ impl ManifestStore for OciManifestStore {
     ) -> Result<(), RegistryError> {
         let r = reference(image, tag)?;
         let pushed = self
-            .client
+            .client()
             .push_manifest(&r, &manifest.bytes, &manifest.media_type)
             .await
             .map_err(|e| request_error(&r, e))?;

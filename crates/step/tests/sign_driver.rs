@@ -1011,3 +1011,50 @@ fn keyless_both_layouts_log_in_rekor_v1_and_v2_and_verify() {
         "the OIDC token's signature",
     );
 }
+
+#[test]
+fn a_trickling_registry_ends_the_sign_step_at_its_timeout() {
+    use kibaship_testsupport::faultproxy::{Fault, FaultProxy};
+    let reg = registry();
+    let digest = digest_of(&reg.host(), &format!("{}/fixtures/app:v1", reg.host()));
+    // Every registry answer 3 bytes every 250 ms: minutes each, never idle long enough for a read timeout.
+    let proxy = FaultProxy::start_persistent(
+        &reg.host(),
+        Fault::Trickle {
+            bytes: 3,
+            every_ms: 250,
+        },
+    )
+    .unwrap();
+    let host = proxy.host();
+    let mut pod = Pod::new();
+    plant_key(&pod);
+    let key_file = pod
+        .at("/kibaship/signing-key/cosign.key")
+        .display()
+        .to_string();
+    let image = format!("{host}/fixtures/app:v1");
+    let sign_args = |timeout: &str| {
+        args(&[
+            "--image",
+            &image,
+            "--digest",
+            &digest,
+            "--mode",
+            "key",
+            "--layout",
+            "legacy",
+            "--key-file",
+            &key_file,
+            "--insecure-registry",
+            "true",
+            "--timeout",
+            timeout,
+        ])
+    };
+    let run = pod.sign(&sign_args("1s"), &[("COSIGN_PASSWORD", PASSWORD)]);
+    assert_fails(&run, 75, "timed out after 1s ");
+    assert!(run.stderr.contains(&host), "{}", run.stderr);
+    let run = pod.sign(&sign_args("soon"), &[("COSIGN_PASSWORD", PASSWORD)]);
+    assert_fails(&run, 64, "--timeout: invalid duration \"soon\"");
+}

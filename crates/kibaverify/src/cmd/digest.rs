@@ -18,14 +18,19 @@ pub struct RegistryFlags {
     /// PEM bundle of CA certificates trusted in addition to the system roots.
     #[arg(long = "ca-file", value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
+    /// Give up on the registry after this long, retries included (as cosign: 30s, 3m, 1m30s; 0: no limit).
+    #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = kibaship_oci::duration::parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 impl RegistryFlags {
-    /// The client configuration these flags describe (credentials from docker `config.json`).
+    /// The client configuration these flags describe (credentials from docker `config.json`); the
+    /// `--timeout` budget starts when the client is built.
     pub fn client_config(&self) -> ClientConfig {
         ClientConfig {
             insecure_registries: self.insecure_registries.clone(),
             ca_file: self.ca_file.clone(),
+            timeout: (!self.timeout.is_zero()).then_some(self.timeout),
             ..ClientConfig::default()
         }
     }
