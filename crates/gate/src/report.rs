@@ -289,6 +289,10 @@ impl<'a> Report<'a> {
             Some(b'[') => return Err(GateError::LegacyArrayReport),
             _ => {}
         }
+        // serde_json checks UTF-8 only in the strings it keeps; skipped fields are checked here.
+        if let Err(error) = std::str::from_utf8(bytes) {
+            return Err(crate::stream::invalid_utf8(error.valid_up_to() as u64));
+        }
         let report: Report<'a> = serde_json::from_slice(bytes).map_err(GateError::ReportSyntax)?;
         match report.schema_version {
             Some(2) => Ok(report),

@@ -2,7 +2,9 @@
 //!
 //! Memory is bounded by the largest single result (not the report), and every byte of the
 //! document is still validated: each result and each other top-level value is parsed by
-//! serde_json, and the top-level punctuation here. A report of any size is read once.
+//! serde_json, the top-level punctuation here, and every byte is checked to be UTF-8 as it is
+//! read (serde_json checks UTF-8 only in the strings it keeps, not in skipped fields). A report
+//! of any size is read once.
 use std::io::Read;
 
 use serde::de::IgnoredAny;
@@ -39,6 +41,19 @@ struct Buffer<R> {
     eof: bool,
     /// Bytes dropped from the front of `data` so far (for absolute offsets in errors).
     dropped: u64,
+    /// `data[..checked]` is known to be UTF-8; `data[checked..end]` is at most the first bytes
+    /// of a character whose rest has not been read yet.
+    checked: usize,
+}
+
+/// The error for a report that is not UTF-8 at byte `offset`.
+pub(crate) fn invalid_utf8(offset: u64) -> GateError {
+    GateError::ReportStructure {
+        offset,
+        message: "invalid UTF-8 (JSON is UTF-8; every byte of the report is checked, also in \
+                  fields the gate skips)"
+            .to_owned(),
+    }
 }
 
 impl<R: Read> Buffer<R> {
@@ -59,6 +74,7 @@ impl<R: Read> Buffer<R> {
             self.data.copy_within(self.start..self.end, 0);
             self.dropped += self.start as u64;
             self.end -= self.start;
+            self.checked = self.checked.saturating_sub(self.start);
             self.start = 0;
         }
         let want = self.chunk.max(self.end);
@@ -79,7 +95,26 @@ impl<R: Read> Buffer<R> {
                 Err(e) => return Err(GateError::ReportRead(e)),
             }
         }
+        self.check_utf8()?;
         Ok(self.end > old)
+    }
+
+    /// Checks the bytes read since the last check; a character cut by the end of the read is
+    /// checked with the next one (or is an error at the end of the input).
+    fn check_utf8(&mut self) -> Result<(), GateError> {
+        let unchecked = self.data.get(self.checked..self.end).unwrap_or_default();
+        match std::str::from_utf8(unchecked) {
+            Ok(_) => self.checked = self.end,
+            Err(error) if error.error_len().is_none() && !self.eof => {
+                self.checked += error.valid_up_to();
+            }
+            Err(error) => {
+                return Err(invalid_utf8(
+                    self.dropped + (self.checked + error.valid_up_to()) as u64,
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Skips whitespace; returns the next byte (not consumed), or `None` at end of input.
@@ -218,6 +253,7 @@ pub fn read_report_in_chunks<R: Read>(
         end: 0,
         eof: false,
         dropped: 0,
+        checked: 0,
     };
     let mut header = ReportHeader::default();
     match buffer.peek()? {
