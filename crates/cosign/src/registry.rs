@@ -878,6 +878,13 @@ async fn verify_legacy(
         };
         let payload = match client.fetch_blob(image, blob, layer.descriptor.size).await {
             Ok(p) => p,
+            // Out of time is not a verdict on this signature: the whole verification stops (exit 2, not 1).
+            Err(e) if e.is_timeout() => {
+                return Err(registry_error(format!(
+                    "reading {location} layer {}",
+                    layer.index
+                ))(e));
+            }
             Err(e) => {
                 out.push(failed(format!("cannot read the payload: {e}")));
                 continue;
@@ -960,6 +967,9 @@ async fn verify_referrers(
         }
         let manifest = match client.fetch_manifest(&manifest_ref).await {
             Ok(m) => m,
+            Err(e) if e.is_timeout() => {
+                return Err(registry_error(format!("reading {location}"))(e));
+            }
             Err(e) => {
                 out.push(failed(
                     format!("cannot read the referrer manifest: {e}"),
@@ -1025,6 +1035,11 @@ async fn verify_referrers(
         }
         let bytes = match client.fetch_blob(image, &layer.digest, layer.size).await {
             Ok(b) => b,
+            Err(e) if e.is_timeout() => {
+                return Err(registry_error(format!("reading the bundle of {location}"))(
+                    e,
+                ));
+            }
             Err(e) => {
                 out.push(failed(
                     format!("cannot read the bundle: {e}"),

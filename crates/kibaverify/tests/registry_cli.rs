@@ -288,3 +288,69 @@ fn registry_commands_end_at_timeout_with_exit_2_naming_host_and_operation() {
     assert_exit_with_message(&out, 2, "invalid duration \"3 minutes\"");
     assert!(out.stderr.contains("--timeout"), "{}", out.stderr);
 }
+
+#[test]
+fn verify_exits_2_when_reading_a_signature_runs_out_of_time() {
+    use kibaship_testsupport::faultproxy::{Fault, FaultProxy};
+    let reg = TestRegistry::start(RegistryMode::Plain).unwrap();
+    let fixtures = push_fixture_images(&reg).unwrap();
+    let repo_tag = format!("{}:{}", fixtures[0].repository, fixtures[0].tag);
+    let keys = tempfile::tempdir().unwrap();
+    let prefix = keys.path().join("cosign");
+    let with_password = |args: &[&str]| {
+        Run::from(
+            Command::new(BIN)
+                .args(args)
+                .env("COSIGN_PASSWORD", "")
+                .env("DOCKER_CONFIG", "/nonexistent-kibaship-test")
+                .output()
+                .unwrap(),
+        )
+    };
+    let prefix_text = prefix.display().to_string();
+    let made = with_password(&["generate-key-pair", "--output-key-prefix", &prefix_text]);
+    assert_code(&made, 0, "generate-key-pair");
+    let (private, public) = (
+        prefix.with_extension("key").display().to_string(),
+        prefix.with_extension("pub").display().to_string(),
+    );
+    let direct = format!("{}/{repo_tag}", reg.host());
+    let host = reg.host();
+    let signed = with_password(&[
+        "sign",
+        &direct,
+        "--key",
+        &private,
+        "--insecure-registry",
+        &host,
+    ]);
+    assert_code(&signed, 0, "kibaverify sign");
+    // Manifests pass; the signature's payload blob trickles, 3 bytes every 250 ms.
+    let proxy = FaultProxy::start_for_paths(
+        &reg.host(),
+        "/blobs/",
+        Fault::Trickle {
+            bytes: 3,
+            every_ms: 250,
+        },
+    )
+    .unwrap();
+    let image = format!("{}/{repo_tag}", proxy.host());
+    let out = kibaverify(
+        &[
+            "verify",
+            &image,
+            "--key",
+            &public,
+            "--insecure-ignore-tlog",
+            "--insecure-registry",
+            &proxy.host(),
+            "--timeout",
+            "2s",
+        ],
+        None,
+    );
+    // Out of time is not "not verified" (1): the command could not finish (2), and says where it stopped.
+    assert_exit_with_message(&out, 2, "timed out after 2s fetching blob ");
+    assert!(out.stderr.contains(&proxy.host()), "{}", out.stderr);
+}

@@ -68,11 +68,19 @@ struct Shared {
     upstream: String,
     script: Mutex<VecDeque<Fault>>,
     persistent: Option<Fault>,
+    /// Only requests whose target contains this are faulted; the others pass.
+    only: Option<String>,
     seen: AtomicUsize,
 }
 
 impl Shared {
-    fn next_fault(&self) -> Fault {
+    fn next_fault(&self, head: &Head) -> Fault {
+        if let Some(only) = &self.only {
+            let target = head.start_line.split_whitespace().nth(1).unwrap_or("");
+            if !target.contains(only.as_str()) {
+                return Fault::Pass;
+            }
+        }
         if let Some(fault) = &self.persistent {
             return fault.clone();
         }
@@ -105,23 +113,40 @@ impl FaultProxy {
     /// Proxies to `upstream_host` ("127.0.0.1:PORT", plain HTTP), applying `script` to requests in order;
     /// after the script runs out, requests pass.
     pub fn start(upstream_host: &str, script: Vec<Fault>) -> Result<FaultProxy, HarnessError> {
-        Self::launch(upstream_host, script.into(), None)
+        Self::launch(upstream_host, script.into(), None, None)
     }
 
     /// Proxies to `upstream_host`, applying `fault` to every request.
     pub fn start_persistent(upstream_host: &str, fault: Fault) -> Result<FaultProxy, HarnessError> {
-        Self::launch(upstream_host, VecDeque::new(), Some(fault))
+        Self::launch(upstream_host, VecDeque::new(), Some(fault), None)
+    }
+
+    /// Proxies to `upstream_host`, applying `fault` to every request whose target contains `path_part`
+    /// (`/blobs/`, say) and passing the others.
+    pub fn start_for_paths(
+        upstream_host: &str,
+        path_part: &str,
+        fault: Fault,
+    ) -> Result<FaultProxy, HarnessError> {
+        Self::launch(
+            upstream_host,
+            VecDeque::new(),
+            Some(fault),
+            Some(path_part.to_string()),
+        )
     }
 
     fn launch(
         upstream: &str,
         script: VecDeque<Fault>,
         persistent: Option<Fault>,
+        only: Option<String>,
     ) -> Result<FaultProxy, HarnessError> {
         let shared = Arc::new(Shared {
             upstream: upstream.to_string(),
             script: Mutex::new(script),
             persistent,
+            only,
             seen: AtomicUsize::new(0),
         });
         let serve_shared = Arc::clone(&shared);
@@ -214,7 +239,7 @@ fn serve_connection(client: TcpStream, shared: &Shared) {
         let close_requested = head
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let fault = shared.next_fault();
+        let fault = shared.next_fault(&head);
         let keep_open = match fault {
             Fault::TooManyRequests { retry_after_secs } => write_all(
                 &mut writer,
