@@ -8,9 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
-mod input;
 mod password;
-mod terminal;
 
 #[derive(Parser)]
 #[command(name = "kibaverify", version, about)]
@@ -64,7 +62,7 @@ fn main() -> ExitCode {
             // Messages can carry registry- or file-supplied text: control characters are escaped.
             eprintln!(
                 "kibaverify: error: {}",
-                terminal::Escaped(&format!("{err:#}"))
+                kibaship_cli::terminal::Escaped(&format!("{err:#}"))
             );
             ExitCode::from(2)
         }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use kibaship_cli::terminal::{Escaped, print_line};
 use kibaship_oci::duration::parse_duration;
 use kibaship_oci::{ClientConfig, RegistryClient};
 use kibaship_step::build::{BuildOutcome, BuildRequest, BuildResultPaths, run_build};
@@ -243,9 +244,18 @@ fn main() -> ExitCode {
     match failed {
         None => ExitCode::SUCCESS,
         Some((kind, message, code)) => {
-            eprintln!("kibaship-step: {kind}: {message}");
+            // Messages can carry registry- or file-supplied text: control characters are escaped.
+            eprintln!("kibaship-step: {kind}: {}", Escaped(&message));
             ExitCode::from(code)
         }
+    }
+}
+
+/// Writes a line of the step's report to stdout. The results that Tekton reads are files; stdout is for the log,
+/// so a closed stdout ends nothing and another write failure is only reported.
+fn say(line: impl std::fmt::Display) {
+    if let Err(e) = print_line(line) {
+        eprintln!("kibaship-step: cannot write to stdout: {e}");
     }
 }
 
@@ -253,7 +263,7 @@ fn run(command: Command) -> Result<(), StepError> {
     match command {
         Command::SecretsHash { secrets_dir } => {
             let hash = secrets_hash(&secrets_dir)?.unwrap_or_default();
-            println!("{hash}");
+            say(format_args!("{hash}"));
             Ok(())
         }
         Command::Install { dest } => install(&dest),
@@ -270,9 +280,9 @@ fn run(command: Command) -> Result<(), StepError> {
                 },
                 &mut std::io::stderr(),
             )?;
-            println!("planPath={}", report.plan_file.display());
-            println!("infoPath={}", report.info_file.display());
-            println!("planDigest={}", report.plan_digest);
+            say(format_args!("planPath={}", report.plan_file.display()));
+            say(format_args!("infoPath={}", report.info_file.display()));
+            say(format_args!("planDigest={}", report.plan_digest));
             Ok(())
         }
         Command::Build(a) => build(*a),
@@ -364,9 +374,9 @@ fn sign(a: SignArgs) -> Result<(), SignError> {
             ),
         }
     }
-    println!("signedDigest={}", report.digest);
+    say(format_args!("signedDigest={}", report.digest));
     for s in &report.signatures {
-        println!("signature={}", s.location);
+        say(format_args!("signature={}", s.location));
     }
     Ok(())
 }
@@ -455,11 +465,14 @@ fn build(a: BuildArgs) -> Result<(), StepError> {
         BuildOutcome::Built => "built",
         BuildOutcome::Reused => "reused",
     };
-    println!("outcome={outcome}");
-    println!("image={}", report.image);
-    println!("digest={}", report.digest);
-    println!("sbomRef={}", report.sbom_ref.unwrap_or_default());
-    println!("buildKey={}", report.build_key.as_str());
-    println!("buildDuration={:.3}s", report.duration_secs);
+    say(format_args!("outcome={outcome}"));
+    say(format_args!("image={}", report.image));
+    say(format_args!("digest={}", report.digest));
+    say(format_args!(
+        "sbomRef={}",
+        report.sbom_ref.unwrap_or_default()
+    ));
+    say(format_args!("buildKey={}", report.build_key.as_str()));
+    say(format_args!("buildDuration={:.3}s", report.duration_secs));
     Ok(())
 }

@@ -8,10 +8,10 @@
 //! swap the image that gets signed.
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kibaship_cli::input::InputError;
 use kibaship_cosign::identity_token::{IdentityToken, MAX_TOKEN_BYTES, TokenError};
 use kibaship_cosign::keyless::{KeylessError, KeylessSigner, now_unix};
 use kibaship_cosign::registry::CosignError;
@@ -347,22 +347,16 @@ pub fn parse_annotations(raw: &[String]) -> Result<BTreeMap<String, String>, Sig
 /// The signer a plan needs, loaded.
 pub use kibaship_cosign::LoadedSigner as Signer;
 
-/// Reads `path` (a `what`), refusing a file larger than `max` before and while reading it.
+/// Reads `path` (a `what`) with the command lines' one bounded reader (`kibaship_cli::input`).
 pub fn read_bounded(path: &Path, what: &'static str, max: u64) -> Result<Vec<u8>, SignError> {
-    let fail = |reason: String| SignError::ReadInput {
+    kibaship_cli::input::read_bounded(path, what, max).map_err(|e| SignError::ReadInput {
         what,
         path: path.to_path_buf(),
-        reason,
-    };
-    let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
-    let mut bytes = Vec::new();
-    file.take(max.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(e.to_string()))?;
-    if bytes.len() as u64 > max {
-        return Err(fail(format!("larger than the {max} bytes accepted")));
-    }
-    Ok(bytes)
+        reason: match e {
+            InputError::Read { cause, .. } => cause.to_string(),
+            InputError::TooLarge { limit, .. } => format!("larger than the {limit} bytes accepted"),
+        },
+    })
 }
 
 /// Loads the key (with `password`, COSIGN_PASSWORD's value) or the keyless signer of `plan`. `ca_file` is an

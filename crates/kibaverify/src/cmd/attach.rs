@@ -6,8 +6,8 @@ use anyhow::Context as _;
 use kibaship_oci::{Artifact, Reference, ReferrersSource};
 
 use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
-use crate::input::read_bounded_or_stdin;
-use crate::terminal::print_line;
+use kibaship_cli::input::read_bounded_or_stdin;
+use kibaship_cli::terminal::print_line;
 
 /// Largest file `attach` pushes (it is uploaded in one request).
 const MAX_ARTIFACT_BYTES: u64 = 256 * 1024 * 1024;

@@ -15,8 +15,8 @@ use kibaship_oci::Reference;
 use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
 use super::sign::{NO_TLOG_NOTE, found_through, rekor_v1_entry, rekor_v2_entry};
 use super::signer_flags::{SignatureLayout, SignerFlags};
-use crate::input::read_bounded;
-use crate::terminal::print_line;
+use kibaship_cli::input::read_bounded;
+use kibaship_cli::terminal::print_line;
 
 /// Arguments of `kibaverify attest`.
 #[derive(clap::Args, Debug)]

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use kibaship_oci::{ClientConfig, Platform, Reference, RegistryClient};
 
-use crate::input::read_bounded_or_stdin;
-use crate::terminal::{Escaped, Stdout};
+use kibaship_cli::input::read_bounded_or_stdin;
+use kibaship_cli::terminal::{Escaped, Stdout};
 
 /// Registry connection flags shared by `digest`, `referrers` and `attach`.
 #[derive(clap::Args, Debug, Clone, Default)]

@@ -3,8 +3,8 @@ use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::terminal::print_line;
 use anyhow::Context as _;
+use kibaship_cli::terminal::print_line;
 use kibaship_sign::SigningKey;
 
 /// Writes `<prefix>.key` (PEM `ENCRYPTED SIGSTORE PRIVATE KEY`, scrypt N=2^16) and `<prefix>.pub`.

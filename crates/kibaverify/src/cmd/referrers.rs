@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use kibaship_oci::{Reference, ReferrersSource};
 
 use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
-use crate::terminal::{Escaped, Stdout, print_line};
+use kibaship_cli::terminal::{Escaped, Stdout, print_line};
 
 /// Arguments of `kibaverify referrers`.
 #[derive(clap::Args, Debug)]

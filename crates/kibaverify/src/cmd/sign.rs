@@ -13,7 +13,7 @@ use kibaship_oci::{Reference, ReferrersSource};
 
 use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
 use super::signer_flags::{SignatureLayout, SignerFlags};
-use crate::terminal::print_line;
+use kibaship_cli::terminal::print_line;
 
 /// Arguments of `kibaverify sign`.
 #[derive(clap::Args, Debug)]

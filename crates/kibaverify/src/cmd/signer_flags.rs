@@ -13,7 +13,7 @@ use kibaship_sign::{MAX_KEY_FILE_BYTES, SigningKey, is_encrypted_key_file};
 use kibaship_sigstore::{TrustedRoot, Verifier};
 
 use super::digest::RegistryFlags;
-use crate::input::{MAX_CONFIG_FILE_BYTES, read_bounded};
+use kibaship_cli::input::{MAX_CONFIG_FILE_BYTES, read_bounded};
 
 /// Largest signing config or trusted root read.
 /// How long one request to Fulcio, Rekor or the TSA may take (Rekor v2 batches entries: at least 10 s).

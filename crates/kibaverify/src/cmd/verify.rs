@@ -14,8 +14,8 @@ use kibaship_sigstore::{CertificateIdentity, IdentityPolicy, PublicKey, TrustedR
 
 use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
 use super::identity_flags::{GithubClaimFlags, matcher};
-use crate::input::{MAX_CONFIG_FILE_BYTES, read_bounded};
-use crate::terminal::{Escaped, Stdout, print_line};
+use kibaship_cli::input::{MAX_CONFIG_FILE_BYTES, read_bounded};
+use kibaship_cli::terminal::{Escaped, Stdout, print_line};
 
 /// Who must have signed, and how strictly: shared by `verify` and `verify-attestation`.
 #[derive(clap::Args, Debug)]

@@ -11,8 +11,8 @@ use kibaship_sigstore::{
     parse_digest,
 };
 
-use crate::input::{MAX_CONFIG_FILE_BYTES, read_bounded};
-use crate::terminal::{Escaped, print_line};
+use kibaship_cli::input::{MAX_CONFIG_FILE_BYTES, read_bounded};
+use kibaship_cli::terminal::{Escaped, print_line};
 
 /// Blobs verified with `--artifact` are hashed in memory.
 const MAX_BLOB_FILE_BYTES: u64 = 1024 * 1024 * 1024;

@@ -1,45 +1,74 @@
-//! The one way kibaverify reads a file named on its command line: bounded.
+//! The one way kibaship's command lines read a file the user names: bounded.
 //!
 //! The size is checked while reading, never only from metadata: `/dev/zero`, a FIFO or a file that grows
 //! reports a size that says nothing about what a read returns. `-` reads standard input where a command
 //! allows it.
 use std::io::Read;
-use std::path::Path;
-
-use anyhow::{Context as _, bail};
+use std::path::{Path, PathBuf};
 
 /// Trusted roots, signing configs, CA bundles, annotation policies. (Keys: `kibaship_sign::MAX_KEY_FILE_BYTES`;
 /// bundles: `kibaship_sigstore::MAX_BUNDLE_BYTES`.)
 pub const MAX_CONFIG_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Reads `path` (a `what`, named in errors), refusing more than `max` bytes.
-pub fn read_bounded(path: &Path, what: &str, max: u64) -> anyhow::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(max.saturating_add(1)).read_to_end(&mut bytes))
-        .with_context(|| format!("cannot read {what} {}", path.display()))?;
-    if bytes.len() as u64 > max {
-        bail!(
-            "{what} {} is larger than the {max} bytes accepted",
-            path.display()
-        );
-    }
-    Ok(bytes)
+/// A file input that could not be read, or was larger than accepted. The message names the input and the file.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// Opening or reading failed.
+    #[error("cannot read {what} {}: {cause}", path.display())]
+    Read {
+        what: String,
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    /// More bytes than `limit` (checked while reading, not from metadata).
+    #[error("{what} {} is larger than the {limit} bytes accepted", path.display())]
+    TooLarge {
+        what: String,
+        path: PathBuf,
+        limit: u64,
+    },
 }
 
-/// As [`read_bounded`], with `-` meaning standard input.
-pub fn read_bounded_or_stdin(path: &Path, what: &str, max: u64) -> anyhow::Result<Vec<u8>> {
+/// Reads `path` (a `what`, named in errors), refusing more than `max` bytes.
+pub fn read_bounded(path: &Path, what: &str, max: u64) -> Result<Vec<u8>, InputError> {
+    let opened = std::fs::File::open(path);
+    read_all(
+        opened.map(|f| f.take(max.saturating_add(1))),
+        path,
+        what,
+        max,
+    )
+}
+
+/// As [`read_bounded`], with `-` meaning standard input (named `stdin` in errors).
+pub fn read_bounded_or_stdin(path: &Path, what: &str, max: u64) -> Result<Vec<u8>, InputError> {
     if path.as_os_str() != "-" {
         return read_bounded(path, what, max);
     }
+    let stdin = std::io::stdin().lock().take(max.saturating_add(1));
+    read_all(Ok(stdin), Path::new("stdin"), what, max)
+}
+
+fn read_all<R: Read>(
+    reader: std::io::Result<R>,
+    path: &Path,
+    what: &str,
+    max: u64,
+) -> Result<Vec<u8>, InputError> {
     let mut bytes = Vec::new();
-    std::io::stdin()
-        .lock()
-        .take(max.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {what} from stdin"))?;
+    reader
+        .and_then(|mut r| r.read_to_end(&mut bytes))
+        .map_err(|cause| InputError::Read {
+            what: what.to_string(),
+            path: path.to_path_buf(),
+            cause,
+        })?;
     if bytes.len() as u64 > max {
-        bail!("{what} on stdin is larger than the {max} bytes accepted");
+        return Err(InputError::TooLarge {
+            what: what.to_string(),
+            path: path.to_path_buf(),
+            limit: max,
+        });
     }
     Ok(bytes)
 }

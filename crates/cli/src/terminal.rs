@@ -1,4 +1,4 @@
-//! What kibaverify writes for people: standard output that a closed reader ends quietly, and text from
+//! What kibaship's command lines write for people: standard output that a closed reader ends quietly, and text from
 //! registries, certificates and bundles with its control characters escaped.
 //!
 //! Registry-supplied text (artifact and media types, annotations, error bodies, certificate names) can
