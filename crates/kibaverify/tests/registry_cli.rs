@@ -346,11 +346,12 @@ fn verify_exits_2_when_reading_a_signature_runs_out_of_time() {
             "--insecure-registry",
             &proxy.host(),
             "--timeout",
-            "2s",
+            // ample for the quick manifest reads before it; the payload alone would take ~45 s
+            "5s",
         ],
         None,
     );
     // Out of time is not "not verified" (1): the command could not finish (2), and says where it stopped.
-    assert_exit_with_message(&out, 2, "timed out after 2s fetching blob ");
+    assert_exit_with_message(&out, 2, "timed out after 5s fetching blob ");
     assert!(out.stderr.contains(&proxy.host()), "{}", out.stderr);
 }

@@ -1046,7 +1046,8 @@ async fn a_trickling_token_service_ends_at_the_deadline() {
     });
     host_cell.set(server.host()).unwrap();
     let mut config = config_for(&server.host());
-    config.timeout = Some(Duration::from_secs(2));
+    // The budget leaves the first (quick) 401 ample time, so that the token request is what it cuts.
+    config.timeout = Some(Duration::from_secs(5));
     let client = RegistryClient::new(config).unwrap();
     let err = client
         .resolve_digest(&tagged_ref(&server.host()), None)
@@ -1056,7 +1057,7 @@ async fn a_trickling_token_service_ends_at_the_deadline() {
         &err,
         &server.host(),
         &format!("fetching a token for {}", server.host()),
-        Duration::from_secs(2),
+        Duration::from_secs(5),
     );
     assert!(err.to_string().contains("/token"), "{err}");
 }
@@ -1089,7 +1090,7 @@ async fn a_trickling_attempt_ends_at_the_attempt_timeout_and_is_retried() {
 
 #[tokio::test]
 async fn backoff_does_not_outlast_the_deadline() {
-    // The registry asks for 30 s between attempts; the budget is 1 s: one attempt, then a Timeout that keeps
+    // The registry asks for 30 s between attempts; the budget is 5 s: one attempt, then a Timeout that keeps
     // the registry's answer as the last cause (the retry would only start after the deadline).
     let server = ReplayServer::start(|_| {
         Reply::json(
@@ -1101,7 +1102,7 @@ async fn backoff_does_not_outlast_the_deadline() {
     let mut config = config_for(&server.host());
     config.retry.max_retry_after = Duration::from_secs(30);
     config.retry.max_total = Duration::from_secs(120);
-    config.timeout = Some(Duration::from_secs(1));
+    config.timeout = Some(Duration::from_secs(5));
     let client = RegistryClient::new(config).unwrap();
     let r = tagged_ref(&server.host());
     let err = client.fetch_manifest(&r).await.unwrap_err();
@@ -1109,7 +1110,7 @@ async fn backoff_does_not_outlast_the_deadline() {
         &err,
         &server.host(),
         &format!("fetching manifest {r} from"),
-        Duration::from_secs(1),
+        Duration::from_secs(5),
     );
     assert!(
         matches!(&err, Error::Timeout { last: Some(last), .. } if last.contains("HTTP 503")),
