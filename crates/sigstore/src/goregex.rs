@@ -10,6 +10,8 @@
 //!   (Rust reads `\<` and `\>` as word boundaries);
 //! - `[`, `&`, `~` and `-` inside a class are literals in Go (Rust nests classes and has `&&`, `--`, `~~`), and `{`
 //!   that does not start a valid repeat is a literal `{` in Go;
+//! - a repetition right after a flag group (`a(?i)*`) repeats the atom before it, as in Go; capture names are
+//!   dropped (only whether a pattern matches counts, and Go allows a name twice);
 //! - what Go refuses is refused, naming the construct: `\C` (any byte), backreferences, lookaround, `\Z`, flags
 //!   other than `i m s U`, nested repetition operators (`a**`, `a*??`), repeat counts above 1000 (also nested:
 //!   their product), `\p{gc=L}`-style properties, unknown escapes.
@@ -114,6 +116,15 @@ struct Translator<'a> {
     weights: Vec<u32>,
     /// Weight of the last atom (a group's inner weight, else 1).
     last_weight: u32,
+    /// Per open group: where it starts in `out`.
+    group_starts: Vec<usize>,
+    /// Where the last atom (and its repetitions) starts in `out`.
+    atom_start: usize,
+    /// Flag groups `(?i)` not yet written: in Go a repetition right after one applies to the atom before it
+    /// (`a(?i)*` is `a*` then `i`), which the regex crate refuses; they are written before the next other token.
+    pending_flags: String,
+    /// Whether a flag group came since the last atom or repetition (Go then starts a new repetition: `a*(?i)*`).
+    after_flags: bool,
 }
 
 /// Translates Go `regexp` syntax into the `regex` crate's syntax with the same meaning.
@@ -126,6 +137,10 @@ pub(crate) fn translate(pattern: &str) -> Result<String, RegexError> {
         after: After::Nothing,
         weights: vec![1],
         last_weight: 1,
+        group_starts: Vec::new(),
+        atom_start: 0,
+        pending_flags: String::new(),
+        after_flags: false,
     };
     t.run()?;
     Ok(t.out)
@@ -176,14 +191,56 @@ impl Translator<'_> {
     }
 
     fn atom(&mut self, text: &str) {
+        self.atom_start = self.out.len();
         self.out.push_str(text);
         self.after = After::Atom;
         self.last_weight = 1;
     }
 
+    fn push_group(&mut self, text: &str) {
+        self.group_starts.push(self.out.len());
+        self.out.push_str(text);
+        self.weights.push(1);
+        self.after = After::Nothing;
+    }
+
+    /// Whether a flag group without a body, `(?i)` or `(?i-s)`, starts at the cursor.
+    fn at_bare_flag_group(&self) -> bool {
+        if self.peek(0) != Some('(') || self.peek(1) != Some('?') {
+            return false;
+        }
+        let mut k = 2;
+        while let Some(c) = self.peek(k) {
+            match c {
+                'i' | 'm' | 's' | 'U' | '-' => k += 1,
+                ')' => return true,
+                _ => return false,
+            }
+        }
+        false
+    }
+
+    fn flush_flags(&mut self) {
+        self.out.push_str(&std::mem::take(&mut self.pending_flags));
+        self.after_flags = false;
+    }
+
     fn run(&mut self) -> Result<(), RegexError> {
         while let Some(c) = self.peek(0) {
             let start = self.i;
+            let repetition =
+                matches!(c, '*' | '+' | '?') || (c == '{' && self.repeat_count().is_some());
+            if !repetition && !self.at_bare_flag_group() {
+                self.flush_flags();
+            } else if self.after_flags {
+                // Go: a repetition after a flag group repeats the atom before it, even an already repeated one.
+                self.after_flags = false;
+                if matches!(self.after, After::Repeat | After::Lazy) {
+                    self.out.insert_str(self.atom_start, "(?:");
+                    self.out.push(')');
+                    self.after = After::Atom;
+                }
+            }
             match c {
                 '\\' => self.escape()?,
                 '[' => {
@@ -193,8 +250,9 @@ impl Translator<'_> {
                 '(' => self.open_group()?,
                 ')' => {
                     self.i += 1;
-                    self.out.push(')');
                     // An unbalanced `)` is left to the regex crate, which refuses it as Go does.
+                    self.atom_start = self.group_starts.pop().unwrap_or(self.out.len());
+                    self.out.push(')');
                     let inner = if self.weights.len() > 1 {
                         self.weights.pop().unwrap_or(1)
                     } else {
@@ -281,6 +339,7 @@ impl Translator<'_> {
                         _ => literal(c),
                     };
                     if c == '^' || c == '$' {
+                        self.atom_start = self.out.len();
                         self.out.push_str(&lit);
                         self.after = After::Atom;
                         self.last_weight = 1;
@@ -297,6 +356,7 @@ impl Translator<'_> {
                 }
             }
         }
+        self.flush_flags();
         Ok(())
     }
 
@@ -334,9 +394,7 @@ impl Translator<'_> {
         let start = self.i;
         if self.peek(1) != Some('?') {
             self.i += 1;
-            self.out.push('(');
-            self.weights.push(1);
-            self.after = After::Nothing;
+            self.push_group("(");
             return Ok(());
         }
         // Named groups: (?P<name>re), (?<name>re).
@@ -361,11 +419,9 @@ impl Translator<'_> {
                     "a capture name must be letters, digits or `_` (Go's regexp)",
                 ));
             }
-            let name = self.text(from, j).to_string();
-            self.out.push_str(&format!("(?P<{name}>"));
+            // Only whether it matches counts: the name is dropped (Go allows a name twice, the regex crate not).
+            self.push_group("(");
             self.i = j + 1;
-            self.weights.push(1);
-            self.after = After::Nothing;
             return Ok(());
         }
         // Flags: (?flags) or (?flags:re), flags from `i m s U` with at most one `-`.
@@ -390,11 +446,12 @@ impl Translator<'_> {
                     }
                     let flags = normalize_flags(self.text(self.i + 2, j));
                     if c == ':' {
-                        self.out.push_str(&format!("(?{flags}:"));
-                        self.weights.push(1);
-                        self.after = After::Nothing;
-                    } else if !flags.is_empty() {
-                        self.out.push_str(&format!("(?{flags})"));
+                        self.push_group(&format!("(?{flags}:"));
+                    } else {
+                        if !flags.is_empty() {
+                            self.pending_flags.push_str(&format!("(?{flags})"));
+                        }
+                        self.after_flags = true;
                     }
                     self.i = j + 1;
                     return Ok(());
@@ -456,6 +513,7 @@ impl Translator<'_> {
             }
             'A' | 'z' => {
                 self.i += 2;
+                self.atom_start = self.out.len();
                 self.out.push('\\');
                 self.out.push(c);
                 self.after = After::Atom;
@@ -465,6 +523,7 @@ impl Translator<'_> {
             'b' | 'B' => {
                 // Go's word boundaries are ASCII-only.
                 self.i += 2;
+                self.atom_start = self.out.len();
                 self.out.push_str(&format!("(?-u:\\{c})"));
                 self.after = After::Atom;
                 self.last_weight = 1;
@@ -774,8 +833,10 @@ mod tests {
             (r"a{,2}", r"a\{,2\}"),
             (r"[a&&b~~c-]", r"[a\&\&b\~\~c\-]"),
             (r"[[]", r"[\[]"),
-            (r"(?P<n>a)(?<m>b)(?)c", r"(?P<n>a)(?P<m>b)c"),
+            (r"(?P<n>a)(?<n>b)(?)c", r"(a)(b)c"),
             (r"(?ii-i)(?i-ss:a)(?s-i)", r"(?-i)(?i-s:a)(?s-i)"),
+            (r"a(?i)*b", r"a*(?i)b"),
+            (r"(ab)+(?i)?(?s)*c", r"(?:(?:(ab)+)?)*(?i)(?s)c"),
             (r"\p{^Greek}\P{^Han}[\p{^L}]", r"\P{Greek}\p{Han}[\P{L}]"),
         ] {
             assert_eq!(translate(go).unwrap(), rust, "{go}");

@@ -1,6 +1,7 @@
 //! Identity and issuer regexes in Go's `regexp` syntax (as cosign compiles them) decide like Go: for each pattern of
 //! `testdata/sigstore/go-regexp/expected.json` (made by Go 1.26's `regexp.Compile` + `MatchString`, see
-//! `main.go` there), we accept exactly the patterns Go accepts, and match exactly the inputs Go matches.
+//! `main.go` there; and `random.json`, random patterns), we accept exactly the patterns Go accepts, and match
+//! exactly the inputs Go matches.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
 
 use std::path::Path;
@@ -17,14 +18,32 @@ struct Expected {
     nomatch: Vec<String>,
 }
 
+fn cases(file: &str) -> Vec<Expected> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/sigstore/go-regexp")
+        .join(file);
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 #[test]
 fn go_regexp_syntax_and_matches() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/sigstore/go-regexp/expected.json");
-    let cases: Vec<Expected> = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    assert!(cases.len() > 150);
+    let written = cases("expected.json");
+    assert!(written.len() > 150);
+    differences_from_go(&written);
+}
+
+/// 800 random patterns over atoms, classes, escapes, groups, flags and repetitions (`random_patterns.py`), each
+/// with 31 inputs, as Go decided them.
+#[test]
+fn random_patterns_decide_as_go() {
+    let random = cases("random.json");
+    assert_eq!(random.len(), 800);
+    differences_from_go(&random);
+}
+
+fn differences_from_go(cases: &[Expected]) {
     let mut wrong = Vec::new();
-    for case in &cases {
+    for case in cases {
         match (Matcher::regex(&case.pattern), case.valid) {
             (Ok(m), true) => {
                 for input in &case.r#match {
@@ -78,5 +97,20 @@ fn refusals_name_the_construct_and_why() {
             text.contains(construct) && text.contains(why),
             "{pattern}: {text}"
         );
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// Any pattern over regex-heavy characters compiles or is refused with an error naming it; never a panic.
+    #[test]
+    fn arbitrary_patterns_compile_or_are_refused(pattern in r"[\\\[\]{}()^$.|*+?:=!<>PpQEC0-9a-zA-Z,#&~ _-]{0,24}") {
+        match Matcher::regex(&pattern) {
+            Ok(m) => {
+                let _ = m.matches("https://github.com/org/repo@refs/heads/main");
+            }
+            Err(e) => proptest::prop_assert!(e.to_string().contains(&format!("{pattern:?}")), "{e}"),
+        }
     }
 }
