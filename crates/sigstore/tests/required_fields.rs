@@ -617,3 +617,55 @@ fn a_log_key_validity_without_start_is_a_malformed_root() {
         );
     }
 }
+
+/// Key details must describe the key; a well-formed log we cannot use (another Merkle hash, a key type we do not
+/// verify) is skipped, listed, and verifies nothing.
+#[test]
+fn log_key_details_and_hash_algorithm() {
+    let root: Value = serde_json::from_slice(
+        &std::fs::read(testdata().join("sigstore/trusted-roots/production-trusted_root.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        root["tlogs"][0]["publicKey"]["keyDetails"],
+        "PKIX_ECDSA_P256_SHA_256"
+    );
+    let mut wrong = root.clone();
+    wrong["tlogs"][0]["publicKey"]["keyDetails"] = "PKIX_ED25519".into();
+    assert_eq!(
+        root_field_error(&wrong),
+        Ok("tlogs[0].publicKey.keyDetails".to_string())
+    );
+    let mut reversed = root.clone();
+    reversed["tlogs"][0]["publicKey"]["validFor"]["end"] = "2001-01-01T00:00:00Z".into();
+    assert_eq!(
+        root_field_error(&reversed),
+        Ok("tlogs[0].publicKey.validFor.end".to_string())
+    );
+    for (field, value, skipped) in [
+        ("hashAlgorithm", "SHA2_384", "Merkle tree hash"),
+        ("keyDetails", "ML_DSA_65", "not supported"),
+        ("keyDetails", "PKIX_FUTURE_ALGORITHM", "unknown key details"),
+    ] {
+        let mut v = root.clone();
+        if field == "hashAlgorithm" {
+            v["tlogs"][0][field] = value.into();
+        } else {
+            v["tlogs"][0]["publicKey"][field] = value.into();
+        }
+        let parsed = TrustedRoot::from_json(v.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            parsed.tlogs.len() + 1,
+            root["tlogs"].as_array().unwrap().len()
+        );
+        assert!(
+            parsed
+                .skipped
+                .iter()
+                .any(|s| s.starts_with("tlogs[0]") && s.contains(skipped)),
+            "{:?}",
+            parsed.skipped
+        );
+    }
+}
