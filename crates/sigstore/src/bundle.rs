@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::keys::HashAlgorithm;
+use crate::protojson::{HASH_ALGORITHMS, enum_name};
 use crate::x509::{Certificate, CertificateError};
 
 /// Largest bundle accepted, in bytes.
@@ -177,7 +178,7 @@ struct RawMaterial {
     certificate: Option<RawBytes>,
     x509_certificate_chain: Option<RawChain>,
     public_key: Option<RawKeyId>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::protojson::null_as_empty")]
     tlog_entries: Vec<RawEntry>,
     timestamp_verification_data: Option<RawTsData>,
 }
@@ -192,7 +193,7 @@ struct RawBytes {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawChain {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::protojson::null_as_empty")]
     certificates: Vec<RawBytes>,
 }
 
@@ -206,7 +207,7 @@ struct RawKeyId {
 #[serde(rename_all = "camelCase")]
 #[serde(deny_unknown_fields)]
 struct RawTsData {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::protojson::null_as_empty")]
     rfc3161_timestamps: Vec<RawTimestamp>,
 }
 
@@ -258,7 +259,7 @@ struct RawProof {
     log_index: Option<Value>,
     root_hash: Option<String>,
     tree_size: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::protojson::null_as_empty")]
     hashes: Vec<String>,
     checkpoint: Option<RawCheckpoint>,
 }
@@ -280,7 +281,7 @@ struct RawMessageSignature {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDigest {
-    algorithm: Option<String>,
+    algorithm: Option<Value>,
     digest: Option<String>,
 }
 
@@ -290,7 +291,7 @@ struct RawDigest {
 struct RawDsse {
     payload: Option<String>,
     payload_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::protojson::null_as_empty")]
     signatures: Vec<RawDsseSig>,
 }
 
@@ -597,8 +598,10 @@ impl Bundle {
                 let signature = b64(ms.signature.as_ref(), "messageSignature.signature")?;
                 let digest = match ms.message_digest {
                     Some(d) => {
+                        let alg_name = enum_name(d.algorithm.as_ref(), HASH_ALGORITHMS)
+                            .map_err(|e| field("messageSignature.messageDigest.algorithm", e))?;
                         let alg_name = required_str(
-                            d.algorithm.as_ref(),
+                            Some(&alg_name),
                             "messageSignature.messageDigest.algorithm",
                         )?;
                         let alg = hash_from_proto(&alg_name).ok_or_else(|| {

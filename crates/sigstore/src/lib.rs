@@ -13,6 +13,7 @@ mod goregex;
 mod keys;
 pub mod pem;
 mod policy;
+mod protojson;
 mod rekor;
 mod sct;
 mod trust;

@@ -4,8 +4,10 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::keys::{KeyKind, PublicKey};
+use crate::protojson::{HASH_ALGORITHMS, PUBLIC_KEY_DETAILS, enum_name};
 use crate::x509::Certificate;
 
 const MEDIA_TYPES: [&str; 3] = [
@@ -98,13 +100,13 @@ pub struct TrustedRoot {
 #[serde(rename_all = "camelCase")]
 struct RawRoot {
     media_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::protojson::null_as_empty")]
     tlogs: Vec<RawLog>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::protojson::null_as_empty")]
     certificate_authorities: Vec<RawAuthority>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::protojson::null_as_empty")]
     ctlogs: Vec<RawLog>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::protojson::null_as_empty")]
     timestamp_authorities: Vec<RawAuthority>,
 }
 
@@ -112,7 +114,7 @@ struct RawRoot {
 #[serde(rename_all = "camelCase")]
 struct RawLog {
     base_url: Option<String>,
-    hash_algorithm: Option<String>,
+    hash_algorithm: Option<Value>,
     public_key: Option<RawKey>,
     log_id: Option<RawLogId>,
 }
@@ -121,7 +123,7 @@ struct RawLog {
 #[serde(rename_all = "camelCase")]
 struct RawKey {
     raw_bytes: Option<String>,
-    key_details: Option<String>,
+    key_details: Option<Value>,
     valid_for: Option<RawValidity>,
 }
 
@@ -147,7 +149,7 @@ struct RawAuthority {
 
 #[derive(Deserialize)]
 struct RawChain {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::protojson::null_as_empty")]
     certificates: Vec<RawBytes>,
 }
 
@@ -307,7 +309,8 @@ fn parse_log(
     path: &str,
     skipped: &mut Vec<String>,
 ) -> Result<Option<TrustedLog>, TrustedRootError> {
-    let hash = log.hash_algorithm.as_deref().unwrap_or("");
+    let hash = enum_name(log.hash_algorithm.as_ref(), HASH_ALGORITHMS)
+        .map_err(|e| field_err(format!("{path}.hashAlgorithm"), e))?;
     let log_id = log
         .log_id
         .as_ref()
@@ -321,19 +324,19 @@ fn parse_log(
         key.raw_bytes.as_ref(),
         &format!("{path}.publicKey.rawBytes"),
     )?;
-    let details = match key.key_details.as_deref() {
-        None | Some("") | Some("PUBLIC_KEY_DETAILS_UNSPECIFIED") => {
-            return Err(field_err(format!("{path}.publicKey.keyDetails"), MISSING));
-        }
-        Some(d) => d,
-    };
+    let details = enum_name(key.key_details.as_ref(), PUBLIC_KEY_DETAILS)
+        .map_err(|e| field_err(format!("{path}.publicKey.keyDetails"), e))?;
+    if details.is_empty() {
+        return Err(field_err(format!("{path}.publicKey.keyDetails"), MISSING));
+    }
+    let details = details.as_str();
     let validity = validity(
         key.valid_for.as_ref(),
         &format!("{path}.publicKey.validFor"),
     )?;
-    match hash {
+    match hash.as_str() {
         "SHA2_256" => {}
-        "" | "HASH_ALGORITHM_UNSPECIFIED" => {
+        "" => {
             return Err(field_err(format!("{path}.hashAlgorithm"), MISSING));
         }
         other => {

@@ -669,3 +669,58 @@ fn log_key_details_and_hash_algorithm() {
         );
     }
 }
+
+/// The proto3 JSON mapping's other spellings decide the same: enums as numbers, `null` for an empty list.
+#[test]
+fn enum_numbers_and_null_lists_read_as_protojson_does() {
+    let root_path = testdata().join("sigstore/trusted-roots/production-trusted_root.json");
+    let mut root: Value = serde_json::from_slice(&std::fs::read(&root_path).unwrap()).unwrap();
+    let expected = TrustedRoot::from_json(root.to_string().as_bytes()).unwrap();
+    for kind in ["tlogs", "ctlogs"] {
+        for log in root[kind].as_array_mut().unwrap() {
+            assert_eq!(log["hashAlgorithm"], "SHA2_256");
+            log["hashAlgorithm"] = 1.into();
+            let number = match log["publicKey"]["keyDetails"].as_str().unwrap() {
+                "PKIX_ECDSA_P256_SHA_256" => 5,
+                "PKIX_ED25519" => 7,
+                "PKCS1_RSA_PKCS1V5" => 1,
+                other => panic!("{other}"),
+            };
+            log["publicKey"]["keyDetails"] = number.into();
+        }
+    }
+    root["timestampAuthorities"] = Value::Null;
+    let numbered = TrustedRoot::from_json(root.to_string().as_bytes()).unwrap();
+    assert_eq!(numbered.tlogs.len(), expected.tlogs.len());
+    assert_eq!(numbered.ctlogs.len(), expected.ctlogs.len());
+    assert!(numbered.skipped.is_empty(), "{:?}", numbered.skipped);
+    root["tlogs"][0]["hashAlgorithm"] = 42.into();
+    assert_eq!(
+        root_field_error(&root),
+        Ok("tlogs[0].hashAlgorithm".to_string())
+    );
+
+    let cases = real_bundles();
+    let case = cases.iter().find(|c| c.name == "happy-path-v0.3").unwrap();
+    let mut bundle = case.bundle.clone();
+    assert_eq!(
+        bundle["messageSignature"]["messageDigest"]["algorithm"],
+        "SHA2_256"
+    );
+    bundle["messageSignature"]["messageDigest"]["algorithm"] = 1.into();
+    case.verifies(&bundle).unwrap();
+    bundle["messageSignature"]["messageDigest"]["algorithm"] = 0.into();
+    assert_eq!(
+        bundle_field_error(&bundle),
+        Ok("messageSignature.messageDigest.algorithm".to_string())
+    );
+    // Entry 0 of a fresh Rekor v2 log has no proof hashes: `null` reads as the empty list.
+    if let Some(case) = cases
+        .iter()
+        .find(|c| c.name == "cosign-fresh-log/rekor-v2-keyless")
+    {
+        let mut bundle = case.bundle.clone();
+        bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["hashes"] = Value::Null;
+        case.verifies(&bundle).unwrap();
+    }
+}
