@@ -498,9 +498,8 @@ impl Translator<'_> {
                 let text: String = self.chars[from..j].iter().map(|&(_, c)| c).collect();
                 self.i = (j + 2).min(self.chars.len());
                 // Like Go, each rune is a literal: a following operator applies to the last one only.
-                if !text.is_empty() {
-                    let escaped: String = text.chars().map(literal).collect();
-                    self.atom(&escaped);
+                for ch in text.chars() {
+                    self.atom(&literal(ch));
                 }
                 return Ok(());
             }
@@ -836,6 +835,7 @@ mod tests {
             (r"(?P<n>a)(?<n>b)(?)c", r"(a)(b)c"),
             (r"(?ii-i)(?i-ss:a)(?s-i)", r"(?-i)(?i-s:a)(?s-i)"),
             (r"a(?i)*b", r"a*(?i)b"),
+            (r"\Qab\E*(?i)*", r"a(?:b*)*(?i)"),
             (r"(ab)+(?i)?(?s)*c", r"(?:(?:(ab)+)?)*(?i)(?s)c"),
             (r"\p{^Greek}\P{^Han}[\p{^L}]", r"\P{Greek}\p{Han}[\P{L}]"),
         ] {
