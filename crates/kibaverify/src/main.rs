@@ -42,6 +42,16 @@ enum Command {
     VerifyAttestation(cmd::verify_attestation::Args),
 }
 
+/// What the user can do about a registry error, in kibaverify's flags (the library names none).
+fn registry_hint(error: &(dyn std::error::Error + 'static)) -> &'static str {
+    match kibaship_oci::Error::find_in(error) {
+        Some(e) if e.is_untrusted_certificate() => {
+            " (pass the registry's CA bundle with --ca-file)"
+        }
+        _ => "",
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -61,8 +71,9 @@ fn main() -> ExitCode {
         Err(err) => {
             // Messages can carry registry- or file-supplied text: control characters are escaped.
             eprintln!(
-                "kibaverify: error: {}",
-                kibaship_cli::terminal::Escaped(&format!("{err:#}"))
+                "kibaverify: error: {}{}",
+                kibaship_cli::terminal::Escaped(&format!("{err:#}")),
+                registry_hint(err.as_ref())
             );
             ExitCode::from(2)
         }

@@ -165,3 +165,25 @@ fn registry_text_with_control_characters_is_escaped_in_text_and_exact_in_json() 
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(doc["referrers"][0]["artifactType"], forged);
 }
+
+#[test]
+fn an_untrusted_registry_certificate_is_explained_with_kibaverifys_flag() {
+    let reg = TestRegistry::start(RegistryMode::BasicTls).unwrap();
+    let image = format!("{}/fixtures/app:v1", reg.host());
+    // The CA is not given: the library says the certificate is not trusted, the CLI says how to trust it.
+    let r = run(Command::new(BIN)
+        .args(["digest", &image])
+        .env("DOCKER_CONFIG", "/nonexistent-kibaship-test"));
+    assert_code(
+        &r,
+        2,
+        "kibaverify digest against a registry whose CA is not given",
+    );
+    assert!(
+        r.stderr.contains("TLS certificate is not trusted")
+            && r.stderr
+                .contains("(pass the registry's CA bundle with --ca-file)"),
+        "{}",
+        r.stderr
+    );
+}

@@ -1107,9 +1107,12 @@ impl RegistryClient {
             };
             // Retrying cannot help these: the same request would fail the same way.
             if is_tls_verification_failure(&cause) {
-                fatal(format!(
-                    "{cause} (pass the registry's CA bundle with --ca-file)"
-                ))
+                AttemptError::Fatal(Error::UntrustedCertificate {
+                    registry: reg.name.clone(),
+                    method: req.method.to_string(),
+                    path: url.strip_prefix(&reg.base_url).unwrap_or(url).to_string(),
+                    cause,
+                })
             } else if e.is_redirect() {
                 fatal(format!(
                     "{cause} (more than {MAX_REDIRECTS} redirects: a redirect loop?)"

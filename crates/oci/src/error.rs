@@ -89,6 +89,19 @@ pub enum Error {
         /// The cause chain.
         cause: String,
     },
+    /// The registry's TLS certificate does not chain to a trusted CA. Not retried. The message names no flag:
+    /// each front end says how to give the CA bundle ([`Error::is_untrusted_certificate`]).
+    #[error("registry {registry}: {method} {path}: its TLS certificate is not trusted: {cause}")]
+    UntrustedCertificate {
+        /// The registry.
+        registry: String,
+        /// HTTP method.
+        method: String,
+        /// Request path.
+        path: String,
+        /// The cause chain.
+        cause: String,
+    },
     /// Retries ran out (attempts or time).
     #[error(
         "registry {registry}: {method} {path} failed after {attempts} attempts in {elapsed_ms} ms; last cause: {last}"
@@ -169,9 +182,28 @@ pub enum Error {
 }
 
 impl Error {
+    /// The registry error in `error`'s source chain (itself included), for front ends that word hints in their
+    /// own terms.
+    pub fn find_in<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a Error> {
+        let mut next = Some(error);
+        while let Some(e) = next {
+            if let Some(found) = e.downcast_ref::<Error>() {
+                return Some(found);
+            }
+            next = e.source();
+        }
+        None
+    }
+
     /// Whether this is a not-found answer.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. })
+    }
+
+    /// Whether the registry's TLS certificate is not trusted ([`Error::UntrustedCertificate`]): the user can pass
+    /// the registry's CA bundle.
+    pub fn is_untrusted_certificate(&self) -> bool {
+        matches!(self, Error::UntrustedCertificate { .. })
     }
 
     /// Whether the client's deadline ran out ([`Error::Timeout`]).

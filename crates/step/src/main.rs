@@ -294,12 +294,16 @@ fn run(command: Command) -> Result<(), StepError> {
 }
 
 /// `e` and its sources, joined with `: `.
-fn error_chain(e: &dyn std::error::Error) -> String {
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut msg = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
         msg.push_str(&format!(": {s}"));
         source = s.source();
+    }
+    // What the user can do about it, in the step's own flags (the library names none).
+    if kibaship_oci::Error::find_in(e).is_some_and(kibaship_oci::Error::is_untrusted_certificate) {
+        msg.push_str(" (give the registry's CA bundle with --registry-ca-file)");
     }
     msg
 }

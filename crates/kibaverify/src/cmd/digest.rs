@@ -210,7 +210,7 @@ async fn resolve_one(
             normalized: Some(reference.to_string()),
             digest: None,
             media_type: None,
-            error: Some(e.to_string()),
+            error: Some(format!("{e}{}", crate::registry_hint(&e))),
         },
     }
 }
