@@ -12,7 +12,8 @@ use base64::engine::general_purpose::STANDARD;
 use kibaship_oci::Digest;
 use kibaship_sign::SimpleSigningPayload;
 use kibaship_sigstore::{
-    ArtifactPolicy, Bundle, HashAlgorithm, IdentityPolicy, VerificationResult, Verifier, pae, pem,
+    ArtifactPolicy, Bundle, HashAlgorithm, IdentityPolicy, VerificationResult, Verifier,
+    VerifyError, pae, pem,
 };
 use serde::Serialize;
 
@@ -61,14 +62,17 @@ pub fn check_annotations(
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(reject(format!(
-            "annotations: {} (signed annotations in {place}: {})",
-            problems.join("; "),
-            match found {
-                Some(f) if !f.is_empty() => serde_json::Value::Object(f.clone()).to_string(),
-                _ => "none".to_string(),
-            }
-        )))
+        Err(reject(
+            ReasonCode::WrongAnnotations,
+            format!(
+                "annotations: {} (signed annotations in {place}: {})",
+                problems.join("; "),
+                match found {
+                    Some(f) if !f.is_empty() => serde_json::Value::Object(f.clone()).to_string(),
+                    _ => "none".to_string(),
+                }
+            ),
+        ))
     }
 }
 
@@ -88,14 +92,92 @@ pub struct Accepted {
     pub notes: Vec<String>,
 }
 
-/// Why a layer was not accepted, in words that name the failed check, and what the user could do about it.
+/// Why a signature, an attestation or an image was not accepted, as a stable kebab-case code. The JSON output
+/// of `kibaverify verify`, its text output and (coming) admission denials all carry the same codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReasonCode {
+    /// No signature (or attestation) was found at all.
+    Unsigned,
+    /// The signature does not verify with the policy's key, or was made with another kind of key material.
+    WrongKey,
+    /// The certificate's identity (SAN, issuer, a GitHub claim) is not the one the policy names.
+    WrongIdentity,
+    /// The signature, payload or bundle is malformed or does not verify.
+    BadSignature,
+    /// The signature is for another image (a signature copied from elsewhere).
+    DigestMismatch,
+    /// No transparency-log entry or timestamp proves when it was signed, or that proof does not verify.
+    NoTransparencyProof,
+    /// The certificate, or the CA that issued it, was not valid at the verified signing time.
+    CertificateNotValidAtSigningTime,
+    /// The certificate does not chain to a trusted CA (or its certificate transparency proof fails).
+    UntrustedRoot,
+    /// The signed annotations are not the ones the policy requires.
+    WrongAnnotations,
+    /// An attestation of the required predicate type is missing.
+    AttestationMissing,
+    /// An attestation's predicate fails a check of the policy.
+    AttestationPredicateFailed,
+    /// Not checked: more signatures than are checked for one image.
+    NotChecked,
+    /// The registry could not be read.
+    RegistryUnreachable,
+    /// The registry did not answer within the time allowed.
+    Timeout,
+}
+
+impl ReasonCode {
+    /// The code as it appears in JSON and messages (`wrong-key`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::Unsigned => "unsigned",
+            ReasonCode::WrongKey => "wrong-key",
+            ReasonCode::WrongIdentity => "wrong-identity",
+            ReasonCode::BadSignature => "bad-signature",
+            ReasonCode::DigestMismatch => "digest-mismatch",
+            ReasonCode::NoTransparencyProof => "no-transparency-proof",
+            ReasonCode::CertificateNotValidAtSigningTime => "certificate-not-valid-at-signing-time",
+            ReasonCode::UntrustedRoot => "untrusted-root",
+            ReasonCode::WrongAnnotations => "wrong-annotations",
+            ReasonCode::AttestationMissing => "attestation-missing",
+            ReasonCode::AttestationPredicateFailed => "attestation-predicate-failed",
+            ReasonCode::NotChecked => "not-checked",
+            ReasonCode::RegistryUnreachable => "registry-unreachable",
+            ReasonCode::Timeout => "timeout",
+        }
+    }
+}
+
+impl std::fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which identity claim differed from the policy, what the policy wanted and what the certificate holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdentityMismatch {
+    /// The claim (`subject alternative name`, `issuer`, a GitHub workflow claim).
+    pub claim: String,
+    /// What the policy wanted.
+    pub wanted: String,
+    /// What the certificate holds.
+    pub got: String,
+}
+
+/// Why a layer was not accepted: its code, the failed check in words, and what the user could do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Rejected {
+    /// The reason as a stable code.
+    pub code: ReasonCode,
     /// The failed check, in words.
     pub message: String,
     /// What would make it pass, when that is a choice of the user's and not a fault of the signature.
     pub hint: Option<Hint>,
+    /// For `wrong-identity`: which claim, wanted, got.
+    pub mismatch: Option<IdentityMismatch>,
 }
 
 /// What a user can do about a rejected signature. Data, not text: the library does not know the front end's
@@ -117,17 +199,51 @@ pub enum Hint {
 const NOT_CHECKED: &str =
     "not checked (accepted without transparency-log proof, as the policy allows)";
 
-fn reject(msg: impl Into<String>) -> Rejected {
+fn reject(code: ReasonCode, msg: impl Into<String>) -> Rejected {
     Rejected {
+        code,
         message: msg.into(),
         hint: None,
+        mismatch: None,
     }
 }
 
-fn reject_with(msg: impl Into<String>, hint: Hint) -> Rejected {
+fn reject_with(code: ReasonCode, msg: impl Into<String>, hint: Hint) -> Rejected {
     Rejected {
-        message: msg.into(),
         hint: Some(hint),
+        ..reject(code, msg)
+    }
+}
+
+/// The reason code of a failed bundle verification, for a policy of a key or of a certificate identity.
+fn rejected_by_verifier(error: VerifyError, identity: &IdentityPolicy) -> Rejected {
+    let by_key = matches!(identity, IdentityPolicy::Key(_));
+    let code = match &error {
+        VerifyError::KeyMaterial(_) if by_key => ReasonCode::WrongKey,
+        VerifyError::KeyMaterial(_) => ReasonCode::WrongIdentity,
+        VerifyError::Artifact(_) => ReasonCode::DigestMismatch,
+        VerifyError::Signature(_) if by_key => ReasonCode::WrongKey,
+        VerifyError::Signature(_) => ReasonCode::BadSignature,
+        VerifyError::TransparencyLog { .. }
+        | VerifyError::Timestamp { .. }
+        | VerifyError::NoVerifiedTime { .. } => ReasonCode::NoTransparencyProof,
+        VerifyError::CertificateNotValidAtSigningTime(_) => {
+            ReasonCode::CertificateNotValidAtSigningTime
+        }
+        VerifyError::Certificate(_) | VerifyError::Sct(_) => ReasonCode::UntrustedRoot,
+        VerifyError::Policy(_) => ReasonCode::WrongIdentity,
+    };
+    let mismatch = match &error {
+        VerifyError::Policy(m) => Some(IdentityMismatch {
+            claim: m.field.to_string(),
+            wanted: m.expected.clone(),
+            got: m.found.clone(),
+        }),
+        _ => None,
+    };
+    Rejected {
+        mismatch,
+        ..reject(code, error.to_string())
     }
 }
 
@@ -147,14 +263,18 @@ pub fn check_signature_layer(
     subject: Subject<'_>,
     options: &VerifyOptions,
 ) -> Result<Accepted, Rejected> {
-    let parsed = SimpleSigningPayload::parse(payload).map_err(|e| reject(e.to_string()))?;
+    let parsed = SimpleSigningPayload::parse(payload)
+        .map_err(|e| reject(ReasonCode::BadSignature, e.to_string()))?;
     let signed_digest = &parsed.critical.image.docker_manifest_digest;
     let signed_repo = &parsed.critical.identity.docker_reference;
     if *signed_digest != subject.digest.to_string() {
-        return Err(reject(format!(
-            "signature for another image: the payload signs {signed_repo}@{signed_digest}, not {}@{}",
-            subject.repository, subject.digest
-        )));
+        return Err(reject(
+            ReasonCode::DigestMismatch,
+            format!(
+                "signature for another image: the payload signs {signed_repo}@{signed_digest}, not {}@{}",
+                subject.repository, subject.digest
+            ),
+        ));
     }
     let mut notes = Vec::new();
     if signed_repo != subject.repository {
@@ -206,26 +326,37 @@ pub fn check_attestation_layer(
     subject: Subject<'_>,
     options: &VerifyOptions,
 ) -> Result<Accepted, Rejected> {
-    let env: Envelope = serde_json::from_slice(envelope)
-        .map_err(|e| reject(format!("the layer is not a DSSE envelope: {e}")))?;
+    let env: Envelope = serde_json::from_slice(envelope).map_err(|e| {
+        reject(
+            ReasonCode::BadSignature,
+            format!("the layer is not a DSSE envelope: {e}"),
+        )
+    })?;
     let statement = in_toto_payload(&env)?;
     let predicate_type = statement_matches(&statement, subject)?;
     if let Some(wanted) = &options.predicate_type {
         if *wanted != predicate_type {
-            return Err(reject(format!(
-                "predicate type {predicate_type:?} is not the requested {wanted:?}"
-            )));
+            return Err(reject(
+                ReasonCode::AttestationMissing,
+                format!("predicate type {predicate_type:?} is not the requested {wanted:?}"),
+            ));
         }
     }
     let [sig] = env.signatures.as_slice() else {
-        return Err(reject(format!(
-            "the DSSE envelope has {} signatures; cosign writes exactly one",
-            env.signatures.len()
-        )));
+        return Err(reject(
+            ReasonCode::BadSignature,
+            format!(
+                "the DSSE envelope has {} signatures; cosign writes exactly one",
+                env.signatures.len()
+            ),
+        ));
     };
-    let signature = STANDARD
-        .decode(sig.sig.as_bytes())
-        .map_err(|e| reject(format!("DSSE signature is not base64: {e}")))?;
+    let signature = STANDARD.decode(sig.sig.as_bytes()).map_err(|e| {
+        reject(
+            ReasonCode::BadSignature,
+            format!("DSSE signature is not base64: {e}"),
+        )
+    })?;
     let signed = SignedContent::Dsse {
         payload_type: &env.payload_type,
         payload: &statement,
@@ -239,13 +370,18 @@ pub fn check_attestation_layer(
 
 /// Checks that an in-toto statement (v0.1 or v1) names the image digest as a subject; returns its predicate type.
 pub fn statement_matches(statement: &[u8], subject: Subject<'_>) -> Result<String, Rejected> {
-    let v: serde_json::Value = serde_json::from_slice(statement)
-        .map_err(|e| reject(format!("the in-toto statement is not JSON: {e}")))?;
+    let v: serde_json::Value = serde_json::from_slice(statement).map_err(|e| {
+        reject(
+            ReasonCode::BadSignature,
+            format!("the in-toto statement is not JSON: {e}"),
+        )
+    })?;
     let kind = v.get("_type").and_then(|t| t.as_str()).unwrap_or("");
     if kind != "https://in-toto.io/Statement/v0.1" && kind != "https://in-toto.io/Statement/v1" {
-        return Err(reject(format!(
-            "unsupported in-toto statement type {kind:?}"
-        )));
+        return Err(reject(
+            ReasonCode::BadSignature,
+            format!("unsupported in-toto statement type {kind:?}"),
+        ));
     }
     let alg = subject.digest.algorithm().name();
     let wanted = subject.digest.hex();
@@ -271,15 +407,18 @@ pub fn statement_matches(statement: &[u8], subject: Subject<'_>) -> Result<Strin
             seen.push(format!("{alg}:{value}"));
         }
     }
-    Err(reject(format!(
-        "signed for another image: the in-toto statement's subjects are {}, not {}",
-        if seen.is_empty() {
-            "none".to_string()
-        } else {
-            seen.join(", ")
-        },
-        subject.digest
-    )))
+    Err(reject(
+        ReasonCode::DigestMismatch,
+        format!(
+            "signed for another image: the in-toto statement's subjects are {}, not {}",
+            if seen.is_empty() {
+                "none".to_string()
+            } else {
+                seen.join(", ")
+            },
+            subject.digest
+        ),
+    ))
 }
 
 /// The `annotations` of the in-toto subject that is the image digest (`None` when it has none).
@@ -345,11 +484,15 @@ fn check_signed(
             if !ok {
                 return Err(if layer.certificate_pem.is_some() {
                     reject_with(
+                        ReasonCode::WrongKey,
                         "the signature does not verify with the given key (this layer is keyless: it carries a certificate)",
                         Hint::VerifyWithCertificateIdentity,
                     )
                 } else {
-                    reject("the signature does not verify with the given key")
+                    reject(
+                        ReasonCode::WrongKey,
+                        "the signature does not verify with the given key",
+                    )
                 });
             }
             let signer = format!("the given {:?} key", key.kind());
@@ -361,6 +504,7 @@ fn check_signed(
                     notes: Vec::new(),
                 }),
                 (None, false) => Err(reject_with(
+                    ReasonCode::NoTransparencyProof,
                     "signed with the given key, but there is no Rekor bundle to prove the transparency-log entry (signed without uploading to a log?)",
                     Hint::AcceptWithoutTransparencyLog,
                 )),
@@ -373,12 +517,14 @@ fn check_signed(
         IdentityPolicy::Certificate(_) => {
             if layer.certificate_pem.is_none() {
                 return Err(reject_with(
+                    ReasonCode::WrongIdentity,
                     "signed with a key, not a Fulcio certificate",
                     Hint::VerifyWithKey,
                 ));
             }
             let Some(rekor) = &layer.rekor_bundle else {
                 return Err(reject(
+                    ReasonCode::NoTransparencyProof,
                     "keyless signature without a Rekor bundle annotation: checking it would need an online Rekor lookup, which kibaverify does not do",
                 ));
             };
@@ -421,9 +567,10 @@ fn verify_as_bundle(
 ) -> Result<VerificationResult, Rejected> {
     let json = legacy_bundle_json(layer, rekor, content)?;
     let bundle = Bundle::from_json(&json).map_err(|e| {
-        reject(format!(
-            "the layer's material does not form a valid Sigstore bundle: {e}"
-        ))
+        reject(
+            ReasonCode::BadSignature,
+            format!("the layer's material does not form a valid Sigstore bundle: {e}"),
+        )
     })?;
     let verified = match content {
         SignedContent::Message { payload, .. } => {
@@ -437,8 +584,12 @@ fn verify_as_bundle(
                 "sha512" => HashAlgorithm::Sha512,
                 _ => HashAlgorithm::Sha256,
             };
-            let bytes = hex::decode(image_digest.hex())
-                .map_err(|e| reject(format!("image digest is not hex: {e}")))?;
+            let bytes = hex::decode(image_digest.hex()).map_err(|e| {
+                reject(
+                    ReasonCode::BadSignature,
+                    format!("image digest is not hex: {e}"),
+                )
+            })?;
             options.verifier.verify(
                 &bundle,
                 ArtifactPolicy::Digest {
@@ -449,7 +600,7 @@ fn verify_as_bundle(
             )
         }
     };
-    verified.map_err(|e| reject(e.to_string()))
+    verified.map_err(|e| rejected_by_verifier(e, &options.identity))
 }
 
 /// The Sigstore bundle v0.1 equivalent to a legacy layer: its leaf certificate (or, key-based, a key hint), the
@@ -462,22 +613,36 @@ pub fn legacy_bundle_json(
 ) -> Result<Vec<u8>, Rejected> {
     let body = STANDARD
         .decode(rekor.payload.body.as_bytes())
-        .map_err(|e| reject(format!("Rekor bundle body is not base64: {e}")))?;
-    let body_json: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| reject(format!("Rekor bundle body is not JSON: {e}")))?;
+        .map_err(|e| {
+            reject(
+                ReasonCode::NoTransparencyProof,
+                format!("Rekor bundle body is not base64: {e}"),
+            )
+        })?;
+    let body_json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+        reject(
+            ReasonCode::NoTransparencyProof,
+            format!("Rekor bundle body is not JSON: {e}"),
+        )
+    })?;
     let kind = body_json.get("kind").and_then(|k| k.as_str()).unwrap_or("");
     let version = body_json
         .get("apiVersion")
         .and_then(|k| k.as_str())
         .unwrap_or("");
-    let log_id = hex::decode(&rekor.payload.log_id)
-        .map_err(|e| reject(format!("Rekor bundle logID is not hex: {e}")))?;
+    let log_id = hex::decode(&rekor.payload.log_id).map_err(|e| {
+        reject(
+            ReasonCode::NoTransparencyProof,
+            format!("Rekor bundle logID is not hex: {e}"),
+        )
+    })?;
     let material_signer = match &layer.certificate_pem {
         Some(pem) => {
             let der = pem::decode(pem, "CERTIFICATE").map_err(|e| {
-                reject(format!(
-                    "the certificate annotation is not a PEM certificate: {e}"
-                ))
+                reject(
+                    ReasonCode::BadSignature,
+                    format!("the certificate annotation is not a PEM certificate: {e}"),
+                )
             })?;
             serde_json::json!({"x509CertificateChain": {"certificates": [{"rawBytes": STANDARD.encode(der)}]}})
         }
@@ -519,7 +684,12 @@ pub fn legacy_bundle_json(
             });
         }
     }
-    serde_json::to_vec(&bundle).map_err(|e| reject(format!("serialising the bundle: {e}")))
+    serde_json::to_vec(&bundle).map_err(|e| {
+        reject(
+            ReasonCode::BadSignature,
+            format!("serialising the bundle: {e}"),
+        )
+    })
 }
 
 /// Which kind of referrer bundle is being looked for.
@@ -552,21 +722,30 @@ pub fn check_referrer_bundle(
     kind: BundleKind,
     options: &VerifyOptions,
 ) -> Result<Option<Accepted>, Rejected> {
-    let raw: ReferrerBundle = serde_json::from_slice(json)
-        .map_err(|e| reject(format!("the bundle is not JSON of a Sigstore bundle: {e}")))?;
+    let raw: ReferrerBundle = serde_json::from_slice(json).map_err(|e| {
+        reject(
+            ReasonCode::BadSignature,
+            format!("the bundle is not JSON of a Sigstore bundle: {e}"),
+        )
+    })?;
     let media_type = raw.media_type.as_deref().unwrap_or("");
     if !crate::bundle_layout::is_referrer_bundle_media_type(media_type) {
-        return Err(reject(format!(
-            "bundle media type {media_type:?} is not a Sigstore bundle v0.3"
-        )));
+        return Err(reject(
+            ReasonCode::BadSignature,
+            format!("bundle media type {media_type:?} is not a Sigstore bundle v0.3"),
+        ));
     }
     if raw.message_signature.is_some() {
         return Err(reject(
+            ReasonCode::BadSignature,
             "the bundle holds a message signature, not the DSSE envelope cosign signs images with",
         ));
     }
     let Some(env) = raw.dsse_envelope else {
-        return Err(reject("the bundle has no DSSE envelope"));
+        return Err(reject(
+            ReasonCode::BadSignature,
+            "the bundle has no DSSE envelope",
+        ));
     };
     let statement = in_toto_payload(&env)?;
     let predicate_type = statement_matches(&statement, subject)?;
@@ -577,9 +756,10 @@ pub fn check_referrer_bundle(
     if kind == BundleKind::Attestation {
         if let Some(wanted) = &options.predicate_type {
             if *wanted != predicate_type {
-                return Err(reject(format!(
-                    "predicate type {predicate_type:?} is not the requested {wanted:?}"
-                )));
+                return Err(reject(
+                    ReasonCode::AttestationMissing,
+                    format!("predicate type {predicate_type:?} is not the requested {wanted:?}"),
+                ));
             }
         }
     }
@@ -590,10 +770,18 @@ pub fn check_referrer_bundle(
         .and_then(|t| t.as_array())
         .is_some_and(|t| !t.is_empty());
     let mut accepted = if has_tlog {
-        let bundle =
-            Bundle::from_json(json).map_err(|e| reject(format!("invalid Sigstore bundle: {e}")))?;
-        let bytes = hex::decode(subject.digest.hex())
-            .map_err(|e| reject(format!("image digest is not hex: {e}")))?;
+        let bundle = Bundle::from_json(json).map_err(|e| {
+            reject(
+                ReasonCode::BadSignature,
+                format!("invalid Sigstore bundle: {e}"),
+            )
+        })?;
+        let bytes = hex::decode(subject.digest.hex()).map_err(|e| {
+            reject(
+                ReasonCode::BadSignature,
+                format!("image digest is not hex: {e}"),
+            )
+        })?;
         let algorithm = match subject.digest.algorithm().name() {
             "sha384" => HashAlgorithm::Sha384,
             "sha512" => HashAlgorithm::Sha512,
@@ -609,28 +797,39 @@ pub fn check_referrer_bundle(
                 },
                 &options.identity,
             )
-            .map_err(|e| reject(e.to_string()))?;
+            .map_err(|e| rejected_by_verifier(e, &options.identity))?;
         accepted_from(result.signer.to_string(), &result)
     } else {
         let IdentityPolicy::Key(key) = &options.identity else {
             return Err(reject(
+                ReasonCode::NoTransparencyProof,
                 "the bundle has no transparency-log entry, so a keyless certificate cannot be dated: not verifiable",
             ));
         };
         let [sig] = env.signatures.as_slice() else {
-            return Err(reject(format!(
-                "the DSSE envelope has {} signatures; cosign writes exactly one",
-                env.signatures.len()
-            )));
+            return Err(reject(
+                ReasonCode::BadSignature,
+                format!(
+                    "the DSSE envelope has {} signatures; cosign writes exactly one",
+                    env.signatures.len()
+                ),
+            ));
         };
-        let signature = STANDARD
-            .decode(sig.sig.as_bytes())
-            .map_err(|e| reject(format!("DSSE signature is not base64: {e}")))?;
+        let signature = STANDARD.decode(sig.sig.as_bytes()).map_err(|e| {
+            reject(
+                ReasonCode::BadSignature,
+                format!("DSSE signature is not base64: {e}"),
+            )
+        })?;
         if !key.verify(&pae(&env.payload_type, &statement), &signature) {
-            return Err(reject("the signature does not verify with the given key"));
+            return Err(reject(
+                ReasonCode::WrongKey,
+                "the signature does not verify with the given key",
+            ));
         }
         if !options.ignore_tlog {
             return Err(reject_with(
+                ReasonCode::NoTransparencyProof,
                 "signed with the given key, but the bundle has no transparency-log entry (signed without uploading to a log?)",
                 Hint::AcceptWithoutTransparencyLog,
             ));
@@ -654,14 +853,20 @@ pub fn check_referrer_bundle(
 /// The in-toto statement a DSSE envelope carries: its payload type must be in-toto's, its payload base64.
 fn in_toto_payload(env: &Envelope) -> Result<Vec<u8>, Rejected> {
     if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(reject(format!(
-            "DSSE payload type {:?} is not {IN_TOTO_PAYLOAD_TYPE:?}",
-            env.payload_type
-        )));
+        return Err(reject(
+            ReasonCode::BadSignature,
+            format!(
+                "DSSE payload type {:?} is not {IN_TOTO_PAYLOAD_TYPE:?}",
+                env.payload_type
+            ),
+        ));
     }
-    STANDARD
-        .decode(env.payload.as_bytes())
-        .map_err(|e| reject(format!("DSSE payload is not base64: {e}")))
+    STANDARD.decode(env.payload.as_bytes()).map_err(|e| {
+        reject(
+            ReasonCode::BadSignature,
+            format!("DSSE payload is not base64: {e}"),
+        )
+    })
 }
 
 #[cfg(test)]

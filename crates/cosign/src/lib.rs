@@ -28,7 +28,7 @@ pub mod sign_image;
 pub mod signing_config;
 pub mod tsa;
 
-pub use check::{Accepted, Hint, Rejected, VerifyOptions};
+pub use check::{Accepted, Hint, IdentityMismatch, ReasonCode, Rejected, VerifyOptions};
 pub use legacy::{LayerKind, LayoutError, RekorBundle, SignatureLayer};
 pub use registry::{
     CosignError, ImageReport, KeylessSigned, Layout, LegacyKeylessSigned, SignatureOutcome,

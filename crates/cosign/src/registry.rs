@@ -15,7 +15,10 @@ use kibaship_sigstore::{
 use serde::Serialize;
 
 use crate::bundle_layout::{self, BUNDLE_MEDIA_TYPE_PREFIX, BUNDLE_V03_MEDIA_TYPE};
-use crate::check::{self, Accepted, BundleKind, Hint, Rejected, Subject, VerifyOptions};
+use crate::check::{
+    self, Accepted, BundleKind, Hint, IdentityMismatch, ReasonCode, Rejected, Subject,
+    VerifyOptions,
+};
 use crate::keyless::{KeylessError, KeylessSigner, LegacyKeylessSignature};
 use crate::legacy::{
     self, ATTESTATION_TAG_SUFFIX, LayerKind, MAX_LAYERS, SIGNATURE_TAG_SUFFIX, SignatureLayer,
@@ -91,6 +94,20 @@ fn legacy_payload(
         annotations,
     )?
     .to_bytes())
+}
+
+impl CosignError {
+    /// The reason code of an error that stopped a verification: `timeout` or `registry-unreachable` for the
+    /// registry; `None` for errors that are not about the image (signing, keys, configuration).
+    pub fn code(&self) -> Option<ReasonCode> {
+        match self {
+            CosignError::Registry { source, .. } if source.is_timeout() => {
+                Some(ReasonCode::Timeout)
+            }
+            CosignError::Registry { .. } => Some(ReasonCode::RegistryUnreachable),
+            _ => None,
+        }
+    }
 }
 
 fn registry_error(what: impl Into<String>) -> impl FnOnce(kibaship_oci::Error) -> CosignError {
@@ -725,9 +742,15 @@ pub struct SignatureOutcome {
     /// Why it failed (when not).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Why it failed, as a stable code (when not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<ReasonCode>,
     /// What the user could do about the failure (a stable code; each front end words it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<Hint>,
+    /// For `wrong-identity`: which claim, what was wanted, what the certificate holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mismatch: Option<IdentityMismatch>,
 }
 
 impl SignatureOutcome {
@@ -736,6 +759,7 @@ impl SignatureOutcome {
         location: &str,
         layer: Option<usize>,
         blob: Option<&Digest>,
+        code: ReasonCode,
         reason: String,
     ) -> Self {
         SignatureOutcome {
@@ -746,7 +770,30 @@ impl SignatureOutcome {
             verified: false,
             accepted: None,
             reason: Some(reason),
+            code: Some(code),
             hint: None,
+            mismatch: None,
+        }
+    }
+
+    fn accepted(
+        layout: Layout,
+        location: &str,
+        layer: Option<usize>,
+        blob: &Digest,
+        accepted: Accepted,
+    ) -> Self {
+        SignatureOutcome {
+            layout,
+            location: location.to_string(),
+            layer,
+            blob: Some(blob.to_string()),
+            verified: true,
+            accepted: Some(accepted),
+            reason: None,
+            code: None,
+            hint: None,
+            mismatch: None,
         }
     }
 
@@ -759,7 +806,15 @@ impl SignatureOutcome {
     ) -> Self {
         SignatureOutcome {
             hint: rejected.hint,
-            ..Self::failed(layout, location, layer, blob, rejected.message)
+            mismatch: rejected.mismatch,
+            ..Self::failed(
+                layout,
+                location,
+                layer,
+                blob,
+                rejected.code,
+                rejected.message,
+            )
         }
     }
 }
@@ -778,6 +833,10 @@ pub struct ImageReport {
     pub kind: &'static str,
     /// At least one signature passed.
     pub verified: bool,
+    /// Why the image is not verified (absent when it is): `unsigned` (`attestation-missing` for attestations)
+    /// when nothing was found, else the code of the first signature found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<ReasonCode>,
     /// Every signature found, in the order read.
     pub signatures: Vec<SignatureOutcome>,
 }
@@ -807,6 +866,12 @@ pub async fn verify_image(
     verify_referrers(client, &store, kind, subject, options, &mut signatures).await?;
     verify_legacy(client, &store, kind, subject, options, &mut signatures).await?;
     let verified = signatures.iter().any(|s| s.verified);
+    let code = match (verified, signatures.first(), kind) {
+        (true, _, _) => None,
+        (false, None, LayerKind::Signature) => Some(ReasonCode::Unsigned),
+        (false, None, LayerKind::Attestation) => Some(ReasonCode::AttestationMissing),
+        (false, Some(first), _) => first.code,
+    };
     Ok(ImageReport {
         reference: reference.to_string(),
         image: image.to_string(),
@@ -816,6 +881,7 @@ pub async fn verify_image(
             LayerKind::Attestation => "attestations",
         },
         verified,
+        code,
         signatures,
     })
 }
@@ -846,6 +912,7 @@ async fn verify_legacy(
                 &location,
                 None,
                 None,
+                ReasonCode::BadSignature,
                 e.to_string(),
             ));
             return Ok(());
@@ -860,6 +927,7 @@ async fn verify_legacy(
                 &location,
                 None,
                 None,
+                ReasonCode::BadSignature,
                 e.to_string(),
             ));
             return Ok(());
@@ -867,12 +935,13 @@ async fn verify_legacy(
     };
     for layer in &layers {
         let blob = &layer.descriptor.digest;
-        let failed = |reason: String| {
+        let failed = |code: ReasonCode, reason: String| {
             SignatureOutcome::failed(
                 Layout::LegacyTag,
                 &location,
                 Some(layer.index),
                 Some(blob),
+                code,
                 reason,
             )
         };
@@ -886,16 +955,22 @@ async fn verify_legacy(
                 ))(e));
             }
             Err(e) => {
-                out.push(failed(format!("cannot read the payload: {e}")));
+                out.push(failed(
+                    ReasonCode::RegistryUnreachable,
+                    format!("cannot read the payload: {e}"),
+                ));
                 continue;
             }
         };
         if payload.len() as u64 != layer.descriptor.size {
-            out.push(failed(format!(
-                "the payload is {} bytes, the manifest says {}",
-                payload.len(),
-                layer.descriptor.size
-            )));
+            out.push(failed(
+                ReasonCode::BadSignature,
+                format!(
+                    "the payload is {} bytes, the manifest says {}",
+                    payload.len(),
+                    layer.descriptor.size
+                ),
+            ));
             continue;
         }
         let checked = match kind {
@@ -905,16 +980,13 @@ async fn verify_legacy(
             }
         };
         out.push(match checked {
-            Ok(accepted) => SignatureOutcome {
-                layout: Layout::LegacyTag,
-                location: location.clone(),
-                layer: Some(layer.index),
-                blob: Some(blob.to_string()),
-                verified: true,
-                accepted: Some(accepted),
-                reason: None,
-                hint: None,
-            },
+            Ok(accepted) => SignatureOutcome::accepted(
+                Layout::LegacyTag,
+                &location,
+                Some(layer.index),
+                blob,
+                accepted,
+            ),
             Err(rejected) => SignatureOutcome::rejected(
                 Layout::LegacyTag,
                 &location,
@@ -955,11 +1027,12 @@ async fn verify_referrers(
     for (n, descriptor) in candidates.iter().enumerate() {
         let manifest_ref = image.with_digest(descriptor.digest.clone());
         let location = manifest_ref.to_string();
-        let failed = |reason: String, blob: Option<&Digest>| {
-            SignatureOutcome::failed(Layout::BundleReferrer, &location, None, blob, reason)
+        let failed = |code: ReasonCode, reason: String, blob: Option<&Digest>| {
+            SignatureOutcome::failed(Layout::BundleReferrer, &location, None, blob, code, reason)
         };
         if n >= MAX_REFERRERS_CHECKED {
             out.push(failed(
+                ReasonCode::NotChecked,
                 format!("not checked: more than {MAX_REFERRERS_CHECKED} bundle referrers"),
                 None,
             ));
@@ -972,6 +1045,7 @@ async fn verify_referrers(
             }
             Err(e) => {
                 out.push(failed(
+                    ReasonCode::RegistryUnreachable,
                     format!("cannot read the referrer manifest: {e}"),
                     None,
                 ));
@@ -980,13 +1054,18 @@ async fn verify_referrers(
         };
         let Ok(parsed) = serde_json::from_slice::<ImageManifest>(&manifest.bytes) else {
             if descriptor.artifact_type.is_some() {
-                out.push(failed("the referrer is not an image manifest".into(), None));
+                out.push(failed(
+                    ReasonCode::BadSignature,
+                    "the referrer is not an image manifest".into(),
+                    None,
+                ));
             }
             continue;
         };
         let [layer] = parsed.layers.as_slice() else {
             if descriptor.artifact_type.is_some() {
                 out.push(failed(
+                    ReasonCode::BadSignature,
                     format!(
                         "a bundle referrer must have exactly one layer, this one has {}",
                         parsed.layers.len()
@@ -999,6 +1078,7 @@ async fn verify_referrers(
         if !bundle_layout::is_referrer_bundle_media_type(&layer.media_type) {
             if descriptor.artifact_type.is_some() {
                 out.push(failed(
+                    ReasonCode::BadSignature,
                     format!(
                         "layer media type {:?} is not a Sigstore bundle v0.3",
                         layer.media_type
@@ -1010,6 +1090,7 @@ async fn verify_referrers(
         }
         if parsed.subject.as_ref().map(|s| &s.digest) != Some(subject.digest) {
             out.push(failed(
+                ReasonCode::DigestMismatch,
                 format!(
                     "the referrer's subject is {}, not the image {}",
                     parsed
@@ -1024,6 +1105,7 @@ async fn verify_referrers(
         }
         if layer.size > kibaship_sigstore::MAX_BUNDLE_BYTES as u64 {
             out.push(failed(
+                ReasonCode::BadSignature,
                 format!(
                     "the bundle is {} bytes, more than the {} accepted",
                     layer.size,
@@ -1042,6 +1124,7 @@ async fn verify_referrers(
             }
             Err(e) => {
                 out.push(failed(
+                    ReasonCode::RegistryUnreachable,
                     format!("cannot read the bundle: {e}"),
                     Some(&layer.digest),
                 ));
@@ -1050,16 +1133,13 @@ async fn verify_referrers(
         };
         match check::check_referrer_bundle(&bytes, subject, bundle_kind, options) {
             Ok(None) => {}
-            Ok(Some(accepted)) => out.push(SignatureOutcome {
-                layout: Layout::BundleReferrer,
-                location: location.clone(),
-                layer: None,
-                blob: Some(layer.digest.to_string()),
-                verified: true,
-                accepted: Some(accepted),
-                reason: None,
-                hint: None,
-            }),
+            Ok(Some(accepted)) => out.push(SignatureOutcome::accepted(
+                Layout::BundleReferrer,
+                &location,
+                None,
+                &layer.digest,
+                accepted,
+            )),
             Err(rejected) => out.push(SignatureOutcome::rejected(
                 Layout::BundleReferrer,
                 &location,

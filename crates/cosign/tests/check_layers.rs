@@ -6,7 +6,7 @@ mod support;
 use base64::Engine as _;
 use kibaship_cosign::check::{self, BundleKind, Subject};
 use kibaship_cosign::legacy::{self, LayerKind};
-use kibaship_cosign::{Hint, SignatureLayer, VerifyOptions};
+use kibaship_cosign::{Hint, ReasonCode, SignatureLayer, VerifyOptions};
 use kibaship_oci::{Descriptor, Digest};
 use kibaship_sigstore::{
     CertificateIdentity, IdentityPolicy, Matcher, PublicKey, TrustedRoot, Verifier,
@@ -89,10 +89,12 @@ fn key_signed_simple_signing_layer() {
         err.message,
         "the signature does not verify with the given key"
     );
+    assert_eq!(err.code, ReasonCode::WrongKey);
 
     let err = check_with_key(subject, "cosign.pub", false).unwrap_err();
     // The library names no flag: the hint is data that each front end words in its own terms.
     assert_eq!(err.hint, Some(Hint::AcceptWithoutTransparencyLog), "{err}");
+    assert_eq!(err.code, ReasonCode::NoTransparencyProof, "{err}");
     assert!(!err.message.contains("--"), "{err}");
 
     // The same signature checked for another digest, or under another repository name.
@@ -110,6 +112,7 @@ fn key_signed_simple_signing_layer() {
         "{}",
         err.message
     );
+    assert_eq!(err.code, ReasonCode::DigestMismatch, "{err}");
     let moved_subject = Subject {
         digest: &digest,
         repository: "mirror.example/copy",
@@ -251,6 +254,16 @@ fn cosign_v3_bundle_attestation_verifies_as_a_referrer() {
         "{}",
         err.message
     );
+    // Which claim, what was wanted, what the certificate holds: data, not only words.
+    assert_eq!(err.code, ReasonCode::WrongIdentity, "{err}");
+    let mismatch = err
+        .mismatch
+        .as_ref()
+        .expect("a wrong-identity reason names the claim");
+    // As the policy describes them: an exact value is quoted, a pattern is shown as `matching /…/`.
+    assert_eq!(mismatch.wanted, "\"someone@else.example\"");
+    assert!(mismatch.got.contains("cody@soyland.com"), "{mismatch:?}");
+    assert!(mismatch.claim.contains("subject alternative name"), "{mismatch:?}");
     let err = check_bundle(
         subject,
         BundleKind::Attestation,
@@ -263,6 +276,7 @@ fn cosign_v3_bundle_attestation_verifies_as_a_referrer() {
         "{}",
         err.message
     );
+    assert_eq!(err.code, ReasonCode::AttestationMissing, "{err}");
     let other =
         Digest::parse("sha256:1111111111111111111111111111111111111111111111111111111111111111")
             .unwrap();
@@ -277,4 +291,5 @@ fn cosign_v3_bundle_attestation_verifies_as_a_referrer() {
         "{}",
         err.message
     );
+    assert_eq!(err.code, ReasonCode::DigestMismatch, "{err}");
 }

@@ -33,6 +33,13 @@ fn cosign_and_kibaverify_verify_each_others_signatures_and_keys() {
     // Key pairs: ours (kibaverify generate-key-pair) and cosign's, with the same planted password.
     tools.generate_both_key_pairs(&mut t);
 
+    // 0. Nobody has signed anything yet: not verified, with the code `unsigned`.
+    let r = run(
+        &mut tools.verify_with_key("verify", &image("docker-multiarch"), "ours.pub", &[]),
+        &mut t,
+    );
+    assert_exit_with_message(&r, 1, "unsigned: no signatures found");
+
     // 1. We sign (our key) -> cosign verifies (legacy layout; cosign v3 falls back to it when no bundle
     //    referrer exists).
     let app = image("app");
@@ -154,6 +161,7 @@ fn cosign_and_kibaverify_verify_each_others_signatures_and_keys() {
     );
     assert_exit_with_message(&r, 1, "the signature does not verify with the given key");
     assert!(r.stderr.contains("FAIL"), "{}", r.stderr);
+    assert!(r.stderr.contains(": wrong-key: "), "{}", r.stderr);
     let r = run(
         &mut tools.cosign_verify_with_key("cosign.pub", &app),
         &mut t,
@@ -181,6 +189,8 @@ fn cosign_and_kibaverify_verify_each_others_signatures_and_keys() {
         .iter()
         .find(|s| s["hint"] == "accept-without-transparency-log")
         .unwrap_or_else(|| panic!("no hint in {report}"));
+    assert_eq!(failed["code"], "no-transparency-proof", "{failed}");
+    assert_eq!(report["code"], "no-transparency-proof", "{report}");
     assert!(
         !failed["reason"].as_str().unwrap().contains("--"),
         "{failed}"
@@ -211,6 +221,7 @@ fn cosign_and_kibaverify_verify_each_others_signatures_and_keys() {
         1,
         &format!("signature for another image: the payload signs {host}/fixtures/app@{app_digest}"),
     );
+    assert!(r.stderr.contains(": digest-mismatch: "), "{}", r.stderr);
     let r = run(
         &mut tools.cosign_verify_with_key("ours.pub", &victim),
         &mut t,
@@ -237,7 +248,7 @@ fn cosign_and_kibaverify_verify_each_others_signatures_and_keys() {
         ]),
         &mut t,
     );
-    assert_code(&r, 2, "verify against an unreachable registry");
+    assert_exit_with_message(&r, 2, "(registry-unreachable)");
     let r = run(
         &mut tools.kibaverify(&["verify", &app, "--key", "missing.pub"]),
         &mut t,
@@ -260,6 +271,7 @@ fn cosign_and_kibaverify_verify_each_others_signatures_and_keys() {
         &mut t,
     );
     assert_exit_with_message(&r, 1, "signed with a key, not a Fulcio certificate");
+    assert!(r.stderr.contains(": wrong-identity: "), "{}", r.stderr);
 
     // 8. The password never appears in anything either tool printed.
     assert_not_leaked(&t, PASSWORD, "the planted password");

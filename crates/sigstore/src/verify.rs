@@ -67,6 +67,9 @@ pub enum VerifyError {
     /// The certificate does not chain to a trusted Fulcio CA at the signing time, or breaks a rule.
     #[error("certificate: {0}")]
     Certificate(String),
+    /// The certificate (or the CA that issued it) was not valid at the verified signing time.
+    #[error("certificate: {0}")]
+    CertificateNotValidAtSigningTime(String),
     /// No valid embedded SCT.
     #[error("certificate transparency: {0}")]
     Sct(String),
@@ -528,7 +531,7 @@ impl Verifier {
         }
         for t in times {
             if !leaf.valid_at(t.time) {
-                return Err(VerifyError::Certificate(format!(
+                return Err(VerifyError::CertificateNotValidAtSigningTime(format!(
                     "verified time {} ({}) is outside the certificate's validity {}..{}",
                     t.time, t.source, leaf.not_before, leaf.not_after
                 )));
@@ -550,11 +553,13 @@ impl Verifier {
                 return Ok(ca);
             }
         }
-        Err(VerifyError::Certificate(if issued_by_trusted {
-            "the issuing Fulcio CA is not valid (in the trusted root or by its certificates) at the signing time".into()
+        Err(if issued_by_trusted {
+            VerifyError::CertificateNotValidAtSigningTime(
+                "the issuing Fulcio CA is not valid (in the trusted root or by its certificates) at the signing time".into(),
+            )
         } else {
-            "the certificate does not chain to a trusted Fulcio CA".into()
-        }))
+            VerifyError::Certificate("the certificate does not chain to a trusted Fulcio CA".into())
+        })
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use kibaship_sigstore::{
     ArtifactPolicy, Bundle, CertificateIdentity, IdentityPolicy, PublicKey, TrustedRoot, Verifier,
+    VerifyError,
 };
 
 const DEFAULT_IDENTITY: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
@@ -21,6 +22,11 @@ fn read_trimmed(p: &Path) -> Option<String> {
 
 /// Runs one case; `Ok` means it verified, `Err` holds the reason it did not.
 fn run_case(dir: &Path) -> Result<(), String> {
+    verify_case(dir)?.map_err(|e| e.to_string())
+}
+
+/// Runs one case: the outer error is a case that could not be set up or loaded, the inner one the verifier's.
+fn verify_case(dir: &Path) -> Result<Result<(), VerifyError>, String> {
     let root_path = if dir.join("trusted_root.json").exists() {
         dir.join("trusted_root.json")
     } else {
@@ -47,10 +53,29 @@ fn run_case(dir: &Path) -> Result<(), String> {
     let bundle_bytes =
         std::fs::read(dir.join("bundle.sigstore.json")).map_err(|e| e.to_string())?;
     let bundle = Bundle::from_json(&bundle_bytes).map_err(|e| format!("load: {e}"))?;
-    verifier
+    Ok(verifier
         .verify(&bundle, ArtifactPolicy::Bytes(&artifact), &policy)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map(|_| ()))
+}
+
+/// The verifier tells a certificate that was not valid at the signing time (its own variant) from one that does
+/// not chain to a trusted CA (`Certificate`): callers (kibaship-cosign's reason codes) depend on the difference.
+#[test]
+fn certificate_failures_say_whether_it_was_the_time_or_the_chain() {
+    let corpus = testdata().join("conformance");
+    for case in [
+        "intoto-expired-certificate_fail",
+        "intoto-set-outside-signing-cert-validity_fail",
+    ] {
+        let outcome = verify_case(&corpus.join(case)).unwrap();
+        assert!(
+            matches!(
+                outcome,
+                Err(VerifyError::CertificateNotValidAtSigningTime(_))
+            ),
+            "{case}: {outcome:?}"
+        );
+    }
 }
 
 #[test]

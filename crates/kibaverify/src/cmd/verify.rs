@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, bail};
-use kibaship_cosign::{Hint, ImageReport, LayerKind, VerifyOptions};
+use kibaship_cosign::{Hint, ImageReport, LayerKind, ReasonCode, VerifyOptions};
 use kibaship_oci::Reference;
 use kibaship_sigstore::{CertificateIdentity, IdentityPolicy, PublicKey, TrustedRoot, Verifier};
 
@@ -166,7 +166,10 @@ pub fn verify_and_report(
             kind,
             &options,
         ))
-        .with_context(|| format!("cannot verify {reference}"))?;
+        .map_err(|e| {
+            let code = e.code().map_or(String::new(), |c| format!(" ({c})"));
+            anyhow::Error::new(e).context(format!("cannot verify {reference}{code}"))
+        })?;
     match flags.output {
         OutputFormat::Json => {
             print_line(serde_json::to_string_pretty(&report)?).context("cannot write to stdout")?
@@ -201,7 +204,8 @@ fn print_text(report: &ImageReport) -> std::io::Result<()> {
     let image = Escaped(&report.image);
     if report.signatures.is_empty() {
         eprintln!(
-            "NOT VERIFIED {image}: no {what} found (looked for Sigstore bundle referrers and cosign's legacy tag)"
+            "NOT VERIFIED {image}: {}: no {what} found (looked for Sigstore bundle referrers and cosign's legacy tag)",
+            report.code.map_or("unsigned", ReasonCode::as_str)
         );
         return Ok(());
     }
@@ -216,6 +220,7 @@ fn print_text(report: &ImageReport) -> std::io::Result<()> {
             "NOT VERIFIED {image}: none of {} {what} passed",
             report.signatures.len()
         ));
+        // Each FAIL line below starts with its code.
     }
     for s in &report.signatures {
         let place = match s.layer {
@@ -239,7 +244,8 @@ fn print_text(report: &ImageReport) -> std::io::Result<()> {
             }
             (None, reason) => {
                 let mut line = format!(
-                    "  FAIL {place}: {}",
+                    "  FAIL {place}: {}: {}",
+                    s.code.map_or("not-verified", ReasonCode::as_str),
                     Escaped(reason.as_deref().unwrap_or("not verified"))
                 );
                 if let Some(hint) = s.hint {
