@@ -11,7 +11,7 @@ use kibaship_sigstore::{
 use serde_json::Value;
 
 /// The logs cosign signed on (each `<log>-keyless` is entry 0, `<log>-keyed` entry 1).
-const LOGS: &[&str] = &["rekor-v2"];
+const LOGS: &[&str] = &["rekor-v2", "rekor-v1"];
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/sigstore/cosign-fresh-log")
