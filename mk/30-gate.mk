@@ -1,8 +1,8 @@
 # Vulnerability gate (issue 3): crates/gate, `kibaverify gate`.
 # The Rust tests (crates/gate/tests/corpus.rs) shell out to jq (independent counts), python3
 # (JUnit XML parsing) and check-jsonschema (SARIF 2.1.0 schema validation): they fail, never
-# skip, when one is missing.
-APT_PACKAGES += jq python3
+# skip, when one is missing. make bench-gate measures peak memory with /usr/bin/time (apt: time).
+APT_PACKAGES += jq python3 time
 PY_TOOLS += check-jsonschema==0.39.0
 TEST_EXTRA += test-gate-cli
 BENCH_TARGETS += bench-gate

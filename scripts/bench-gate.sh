@@ -57,17 +57,37 @@ done
 t_ours=$(best "${ours_times[@]}"); t_jq=$(best "${jq_times[@]}")
 echo "runs: $RUNS each, interleaved; best shown (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
 
+# Peak memory (max RSS, /usr/bin/time): streaming, and with --attestation-out (the report held
+# once and embedded in the statement).
+rss_mb() {
+  /usr/bin/time -f %M -o "$DIR/rss" "$@" > /dev/null 2>&1 || true
+  python3 -c "import sys; print(f'{int(open(sys.argv[1]).read().split()[-1]) / 1000:.0f}')" "$DIR/rss"
+}
+if [ -x /usr/bin/time ]; then
+  rss_stream=$(rss_mb "$BIN" gate --report "$BIG" --policy "$POLICY" --format json)
+  rss_attest=$(rss_mb "$BIN" gate --report "$BIG" --policy "$POLICY" --format json \
+    --image "bench/replicated@sha256:$(printf '%064d' 0)" --attestation-out "$DIR/attestation.json")
+  rm -f "$DIR/attestation.json"
+else
+  echo "bench-gate: /usr/bin/time missing (apt-get install time): no memory figures" >&2
+  rss_stream=""; rss_attest=""
+fi
+
 ours_counts=$(jq -c '.counts.reported' "$DIR/ours.json")
 jq_counts=$(jq -c '.' "$DIR/jq.json")
-python3 - "$SIZE" "$t_ours" "$t_jq" "$ours_counts" "$jq_counts" <<'PY'
+python3 - "$SIZE" "$t_ours" "$t_jq" "$ours_counts" "$jq_counts" "$rss_stream" "$rss_attest" <<'PY'
 import json, sys
 size, ours_s, jq_s = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
 ours, theirs = json.loads(sys.argv[4]), json.loads(sys.argv[5])
+rss_stream, rss_attest = sys.argv[6], sys.argv[7]
 mb = size / 1e6
 print(f"report: {mb:.1f} MB (real trivy results replicated)")
 print(f"kibaverify gate: {ours_s:7.3f} s  {mb/ours_s:8.1f} MB/s  counts {ours}")
 print(f"jq (counts)    : {jq_s:7.3f} s  {mb/jq_s:8.1f} MB/s  counts {theirs}")
 print(f"ratio jq/kibaverify: {jq_s/ours_s:.1f}x")
+if rss_stream and rss_attest:
+    print(f"peak RSS: streaming {rss_stream} MB; with --attestation-out {rss_attest} MB "
+          f"({int(rss_attest) / mb:.2f}x the report)")
 if ours != theirs:
     print("bench-gate: counts differ between kibaverify and jq", file=sys.stderr)
     sys.exit(1)

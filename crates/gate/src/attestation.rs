@@ -13,6 +13,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::error::GateError;
 use crate::report::Report;
+use crate::stream::ReportHeader;
 
 /// The in-toto statement type.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
@@ -131,7 +132,8 @@ struct ScanMetadata {
 
 /// Builds the statement (JSON bytes) for `image` over the report `report_bytes` (already parsed
 /// as `report`). Scan times come from the report's `CreatedAt` (trivy writes one time for
-/// both), else `now`.
+/// both), else `now`. The statement is about as large as the report; to write it without a
+/// second copy in memory use [`write_vuln_statement`].
 pub fn vuln_statement(
     image: &PinnedImage,
     report_bytes: &[u8],
@@ -139,15 +141,59 @@ pub fn vuln_statement(
     scanner: &ScannerInfo,
     now: OffsetDateTime,
 ) -> Result<Vec<u8>, GateError> {
+    let mut out = Vec::with_capacity(report_bytes.len().saturating_add(1024));
+    let facts = ReportFacts {
+        trivy_version: report.trivy.as_ref().and_then(|t| t.version.as_deref()),
+        created_at: report.created_at.as_deref(),
+    };
+    write_statement(&mut out, image, report_bytes, facts, scanner, now)?;
+    Ok(out)
+}
+
+/// Writes the statement for `image` over `report_bytes` to `out`, taking the trivy version and
+/// scan time from the streaming reader's `header` (see [`crate::stream::read_report`]).
+///
+/// The report is embedded byte for byte straight from `report_bytes` into `out` (no copy of it
+/// is built in memory), so with a buffered file as `out` the memory used is the report bytes
+/// the caller holds plus a few kilobytes.
+pub fn write_vuln_statement<W: std::io::Write>(
+    out: W,
+    image: &PinnedImage,
+    report_bytes: &[u8],
+    header: &ReportHeader,
+    scanner: &ScannerInfo,
+    now: OffsetDateTime,
+) -> Result<(), GateError> {
+    let facts = ReportFacts {
+        trivy_version: header.trivy_version.as_deref(),
+        created_at: header.created_at.as_deref(),
+    };
+    write_statement(out, image, report_bytes, facts, scanner, now)
+}
+
+/// What the statement takes from the report besides its bytes.
+#[derive(Clone, Copy)]
+struct ReportFacts<'r> {
+    trivy_version: Option<&'r str>,
+    created_at: Option<&'r str>,
+}
+
+fn write_statement<W: std::io::Write>(
+    out: W,
+    image: &PinnedImage,
+    report_bytes: &[u8],
+    report: ReportFacts<'_>,
+    scanner: &ScannerInfo,
+    now: OffsetDateTime,
+) -> Result<(), GateError> {
     let raw: &RawValue = serde_json::from_slice(report_bytes).map_err(GateError::Attestation)?;
     let version = scanner
         .version
         .as_deref()
-        .or(report.trivy.as_ref().and_then(|t| t.version.as_deref()))
+        .or(report.trivy_version)
         .unwrap_or("unknown");
     let scanned_at = report
         .created_at
-        .as_deref()
         .and_then(|text| OffsetDateTime::parse(text, &Rfc3339).ok())
         .unwrap_or(now);
     let scanned_at = scanned_at
@@ -185,5 +231,5 @@ pub fn vuln_statement(
             },
         },
     };
-    serde_json::to_vec(&statement).map_err(GateError::Attestation)
+    serde_json::to_writer(out, &statement).map_err(GateError::Attestation)
 }

@@ -10,8 +10,8 @@
 //!   [`Verdict`]: pass/fail, the rule that failed each finding, counts before and after
 //!   exceptions, and which exceptions applied, expired or matched nothing.
 //! * [`render`] turns a verdict into a terminal table, JSON, JUnit XML or SARIF 2.1.0, and
-//!   [`attestation::vuln_statement`] wraps the report in an in-toto statement with the cosign
-//!   vulnerability predicate.
+//!   [`attestation::vuln_statement`] (or [`attestation::write_vuln_statement`], into a writer)
+//!   wraps the report in an in-toto statement with the cosign vulnerability predicate.
 //!
 //! Nothing here does I/O but [`read_bounded`] (the policy and ignore files, size-capped): the
 //! caller passes report bytes (or a reader) and the current time.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kibaship_gate::attestation::{PinnedImage, ScannerInfo, vuln_statement};
+use kibaship_gate::attestation::{PinnedImage, ScannerInfo, vuln_statement, write_vuln_statement};
 use kibaship_gate::{
     ExceptionState, GateError, IgnoreFile, Outcome, Policy, Report, Rule, Severity, SeverityCounts,
     TrivyGate, render,
@@ -744,6 +744,41 @@ fn attestation_is_an_in_toto_statement_with_the_cosign_vuln_predicate() {
         &format!("@sha256:{digest}"),
     ] {
         assert!(PinnedImage::parse(bad).is_err(), "{bad}");
+    }
+}
+
+/// The statement written from the streaming reader's header into a writer is the same statement,
+/// byte for byte, as the one built from the whole-document parse: the CLI writes it that way so
+/// the report is held once, not also as a statement copy.
+#[test]
+fn attestation_written_while_streaming_equals_the_in_memory_statement() {
+    let image = PinnedImage::parse(&format!(
+        "registry.local/team/app@sha256:{}",
+        "b".repeat(64)
+    ))
+    .expect("pinned");
+    for (name, scanner) in [
+        ("alpine-310.json.golden", ScannerInfo::default()),
+        (
+            "centos-7.json.golden",
+            ScannerInfo {
+                version: Some("0.60.0".to_owned()),
+                ..ScannerInfo::default()
+            },
+        ),
+    ] {
+        let bytes = read(name);
+        let report = Report::from_slice(&bytes).expect("report");
+        let in_memory = vuln_statement(&image, &bytes, &report, &scanner, NOW).expect("statement");
+        let header = kibaship_gate::stream::read_report(bytes.as_slice(), |_| {}).expect("streams");
+        let mut written = Vec::new();
+        write_vuln_statement(&mut written, &image, &bytes, &header, &scanner, NOW)
+            .expect("written");
+        assert_eq!(
+            String::from_utf8(written).expect("utf-8"),
+            String::from_utf8(in_memory).expect("utf-8"),
+            "{name}"
+        );
     }
 }
 

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use kibaship_gate::attestation::{PinnedImage, ScannerInfo, vuln_statement};
-use kibaship_gate::{IgnoreFile, Policy, Report, TrivyGate, render};
+use kibaship_gate::attestation::{PinnedImage, ScannerInfo, write_vuln_statement};
+use kibaship_gate::{GateError, IgnoreFile, Policy, TrivyGate, render};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -92,7 +92,7 @@ pub struct Args {
 /// Reads a policy or ignore file, refusing one above the gate's cap before parsing it.
 fn read_text(path: &Path, what: &str) -> anyhow::Result<String> {
     kibaship_gate::read_bounded(path, kibaship_gate::MAX_INPUT_FILE_BYTES)
-        .with_context(|| format!("{what} {}", path.display()))
+        .with_context(|| format!("reading the {what}"))
 }
 
 fn read_report(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
@@ -156,8 +156,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => OffsetDateTime::now_utc(),
     };
     let policy_name = args.policy.display().to_string();
-    let policy = Policy::from_yaml(&read_text(&args.policy, "policy")?, &policy_name)
-        .with_context(|| format!("policy {policy_name}"))?;
+    let policy =
+        Policy::from_yaml(&read_text(&args.policy, "policy")?, &policy_name).map_err(|error| {
+            // A YAML error names the file itself; the others get it here.
+            match error {
+                GateError::PolicySyntax { .. } => anyhow::Error::from(error),
+                other => anyhow::Error::from(other).context(format!("policy {policy_name}")),
+            }
+        })?;
     let mut ignore_files = Vec::new();
     for path in &args.ignorefiles {
         let name = path.display().to_string();
@@ -166,25 +172,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let image = args.image.as_deref().map(PinnedImage::parse).transpose()?;
     let gate = TrivyGate::new(policy, ignore_files, now)?;
 
-    // With an attestation the report is embedded byte for byte, so it is held in memory;
-    // otherwise it is streamed one result at a time (memory bounded by the largest result).
+    // With an attestation the report is embedded byte for byte, so it is held in memory (once:
+    // the gate streams over those bytes and the statement is written from them straight to the
+    // file); otherwise it is streamed from the file one result at a time (memory bounded by the
+    // largest result).
     let mut held: Option<Vec<u8>> = None;
-    let verdict = if args.attestation_out.is_some() {
+    let mut evaluation = gate.start();
+    let header = if args.attestation_out.is_some() {
         let bytes = held.insert(read_report(&args.report, args.max_report_bytes)?);
-        let report = Report::from_slice(bytes)
-            .with_context(|| format!("report {}", args.report.display()))?;
-        gate.evaluate(&report)
+        kibaship_gate::stream::read_report(bytes.as_slice(), |result| evaluation.add_result(result))
+            .with_context(|| format!("report {}", args.report.display()))?
     } else {
-        let mut evaluation = gate.start();
-        let header = stream_report(&args.report, args.max_report_bytes, |result| {
+        stream_report(&args.report, args.max_report_bytes, |result| {
             evaluation.add_result(result)
         })
-        .with_context(|| format!("report {}", args.report.display()))?;
-        evaluation.finish(
-            header.artifact_name.as_deref(),
-            header.artifact_type.as_deref(),
-        )
+        .with_context(|| format!("report {}", args.report.display()))?
     };
+    let verdict = evaluation.finish(
+        header.artifact_name.as_deref(),
+        header.artifact_type.as_deref(),
+    );
 
     let colour = match args.colour {
         Colour::Always => true,
@@ -226,15 +233,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         write_to(path, render::verdict_sarif(&verdict)?.as_bytes())?;
     }
     if let (Some(path), Some(image), Some(bytes)) = (&args.attestation_out, &image, &held) {
-        let report = Report::from_slice(bytes)?;
         let scanner = ScannerInfo {
             version: args.scanner_version.clone(),
             db_uri: args.db_uri.clone(),
             db_version: args.db_version.clone(),
             invocation_uri: None,
         };
-        let statement = vuln_statement(image, bytes, &report, &scanner, now)?;
-        write_to(path, &statement)?;
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        write_vuln_statement(&mut out, image, bytes, &header, &scanner, now)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        out.flush()
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(if verdict.passed {
         ExitCode::SUCCESS
