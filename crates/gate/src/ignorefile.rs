@@ -29,7 +29,9 @@ pub struct IgnoreFile {
 impl IgnoreFile {
     /// Reads `text` as `.trivyignore.yaml` when `file` ends in `.yaml`/`.yml`, else as
     /// `.trivyignore` (trivy decides the same way).
+    /// A text above [`crate::MAX_INPUT_FILE_BYTES`] is refused before it is parsed.
     pub fn parse(file: &str, text: &str) -> Result<IgnoreFile, GateError> {
+        crate::input::check_size(text, file)?;
         if file.ends_with(".yaml") || file.ends_with(".yml") {
             IgnoreFile::parse_yaml(file, text)
         } else {

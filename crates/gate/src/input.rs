@@ -36,3 +36,15 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<String, GateError> {
         offset: error.utf8_error().valid_up_to(),
     })
 }
+
+/// Refuses a policy or ignore file text above [`MAX_INPUT_FILE_BYTES`] (for callers that read
+/// it some other way than [`read_bounded`]).
+pub(crate) fn check_size(text: &str, file: &str) -> Result<(), GateError> {
+    if text.len() as u64 > MAX_INPUT_FILE_BYTES {
+        return Err(GateError::InputTooLarge {
+            file: file.to_owned(),
+            limit: MAX_INPUT_FILE_BYTES,
+        });
+    }
+    Ok(())
+}

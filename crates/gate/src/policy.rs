@@ -132,7 +132,9 @@ impl Policy {
     ///
     /// Unknown keys, wrong types and missing required keys are errors naming the key, line and
     /// column; a policy without any rule that could fail the gate is refused.
+    /// A text above [`crate::MAX_INPUT_FILE_BYTES`] is refused before it is parsed.
     pub fn from_yaml(text: &str, file: &str) -> Result<Policy, GateError> {
+        crate::input::check_size(text, file)?;
         let raw: RawPolicy =
             crate::yaml::from_str(text).map_err(|error| GateError::PolicySyntax {
                 file: file.to_owned(),

@@ -4,7 +4,9 @@
 
 use std::io::Write;
 
-use kibaship_gate::{GateError, IgnoreFile, MAX_PATTERNS_PER_FILE, Policy, read_bounded};
+use kibaship_gate::{
+    GateError, IgnoreFile, MAX_INPUT_FILE_BYTES, MAX_PATTERNS_PER_FILE, Policy, read_bounded,
+};
 
 #[test]
 fn read_bounded_refuses_a_file_over_the_limit_naming_it() {
@@ -91,4 +93,28 @@ fn ignore_file_patterns_are_bounded_per_file() {
             .starts_with(".trivyignore.yaml: vulnerabilities[97]"),
         "{err}"
     );
+}
+
+/// The parsers refuse a text above the cap too, whoever read it.
+#[test]
+fn parsers_refuse_a_text_over_the_cap_before_parsing() {
+    let mut text = String::from("version: 1\nfail-on-severity: high\n");
+    let padding = usize::try_from(MAX_INPUT_FILE_BYTES).unwrap() + 1 - text.len();
+    text.push_str(&"#".repeat(padding));
+    let err = Policy::from_yaml(&text, "policy.yaml").unwrap_err();
+    assert!(matches!(err, GateError::InputTooLarge { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("policy.yaml is larger than 4194304 bytes"),
+        "{err}"
+    );
+    for name in [".trivyignore", ".trivyignore.yaml"] {
+        let err = IgnoreFile::parse(name, &text).unwrap_err();
+        assert!(
+            matches!(err, GateError::InputTooLarge { .. }),
+            "{name}: {err:?}"
+        );
+    }
+    text.pop();
+    assert!(Policy::from_yaml(&text, "policy.yaml").is_ok());
 }
