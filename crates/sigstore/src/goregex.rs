@@ -14,7 +14,8 @@
 //!   dropped (only whether a pattern matches counts, and Go allows a name twice);
 //! - what Go refuses is refused, naming the construct: `\C` (any byte), backreferences, lookaround, `\Z`, flags
 //!   other than `i m s U`, nested repetition operators (`a**`, `a*??`), repeat counts above 1000 (also nested:
-//!   their product), `\p{gc=L}`-style properties, unknown escapes.
+//!   their product), Unicode class names Go does not know (`\p{gc=L}`, `\p{Alphabetic}`, `\p{Old_Italic}`),
+//!   unknown escapes.
 
 use std::fmt;
 
@@ -561,11 +562,13 @@ impl Translator<'_> {
                 }
                 let name = self.text(from, j).to_string();
                 let bare = name.strip_prefix('^').unwrap_or(&name);
-                if bare.is_empty() || bare.contains(['=', ':']) {
+                let canonical = canonical_class_name(bare);
+                if GO_UNICODE_CLASSES.binary_search(&canonical.as_str()).is_err() {
                     return Err(self.refuse(
                         start,
                         j + 1,
-                        "not a Unicode class name Go's regexp accepts (category or script names only, no `name=value`)",
+                        "not a Unicode class Go's regexp knows (its category and script names, e.g. `L`, `Lu`, \
+                         `Letter`, `Greek`, `Han`; no `name=value` and no binary properties)",
                     ));
                 }
                 self.i = j + 1;
@@ -575,11 +578,19 @@ impl Translator<'_> {
                     ('p', true) => 'P',
                     (_, true) => 'p',
                 };
-                Ok(format!("\\{sign}{{{bare}}}"))
+                Ok(unicode_class(sign, &canonical))
             }
-            Some(c) if c.is_ascii_alphabetic() => {
+            Some(c) if c != '{' => {
+                let canonical = canonical_class_name(c.encode_utf8(&mut [0; 4]));
+                if GO_UNICODE_CLASSES.binary_search(&canonical.as_str()).is_err() {
+                    return Err(self.refuse(
+                        start,
+                        start + 3,
+                        "not a one-letter Unicode class Go's regexp knows (`C`, `L`, `M`, `N`, `P`, `S`, `Z`)",
+                    ));
+                }
                 self.i += 3;
-                Ok(format!("\\{sign}{c}"))
+                Ok(unicode_class(sign, &canonical))
             }
             _ => Err(self.refuse(
                 start,
@@ -777,6 +788,237 @@ impl Translator<'_> {
         }
     }
 }
+
+/// A Go Unicode class for the regex crate. Surrogates (`Cs`) match nothing in UTF-8 text, which the regex crate
+/// refuses to write as `\p{Cs}`: an empty class (and its negation, any character).
+fn unicode_class(sign: char, canonical: &str) -> String {
+    match (canonical, sign) {
+        ("Cs" | "Surrogate", 'p') => "[^\\x{0}-\\x{10FFFF}]".into(),
+        ("Cs" | "Surrogate", _) => "[\\x{0}-\\x{10FFFF}]".into(),
+        _ => format!("\\{sign}{{{canonical}}}"),
+    }
+}
+
+/// A Unicode class name as Go 1.26 looks it up: `_`, `-` and spaces dropped, the first letter upper case, the rest
+/// lower case (`greek` and `GREEK` are `Greek`).
+fn canonical_class_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars().filter(|c| !matches!(c, '_' | '-' | ' ')) {
+        if out.is_empty() {
+            out.push(c.to_ascii_uppercase());
+        } else {
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+/// The Unicode class names Go 1.26's `regexp` accepts, in canonical form (sorted): its `unicode.Categories`,
+/// `unicode.Scripts` (those without `_`: Go drops it from the name looked up, so `Old_Italic` is refused),
+/// `unicode.CategoryAliases`, `Any`, `Assigned`, `ASCII` and `LC`. Generated with Go (see
+/// `testdata/sigstore/go-regexp/unicode_names.go`).
+const GO_UNICODE_CLASSES: &[&str] = &[
+    "Adlam",
+    "Ahom",
+    "Any",
+    "Arabic",
+    "Armenian",
+    "Ascii",
+    "Assigned",
+    "Avestan",
+    "Balinese",
+    "Bamum",
+    "Batak",
+    "Bengali",
+    "Bhaiksuki",
+    "Bopomofo",
+    "Brahmi",
+    "Braille",
+    "Buginese",
+    "Buhid",
+    "C",
+    "Carian",
+    "Casedletter",
+    "Cc",
+    "Cf",
+    "Chakma",
+    "Cham",
+    "Cherokee",
+    "Chorasmian",
+    "Closepunctuation",
+    "Cn",
+    "Cntrl",
+    "Co",
+    "Combiningmark",
+    "Common",
+    "Connectorpunctuation",
+    "Control",
+    "Coptic",
+    "Cs",
+    "Cuneiform",
+    "Currencysymbol",
+    "Cypriot",
+    "Cyrillic",
+    "Dashpunctuation",
+    "Decimalnumber",
+    "Deseret",
+    "Devanagari",
+    "Digit",
+    "Dogra",
+    "Duployan",
+    "Elbasan",
+    "Elymaic",
+    "Enclosingmark",
+    "Ethiopic",
+    "Finalpunctuation",
+    "Format",
+    "Georgian",
+    "Glagolitic",
+    "Gothic",
+    "Grantha",
+    "Greek",
+    "Gujarati",
+    "Gurmukhi",
+    "Han",
+    "Hangul",
+    "Hanunoo",
+    "Hatran",
+    "Hebrew",
+    "Hiragana",
+    "Inherited",
+    "Initialpunctuation",
+    "Javanese",
+    "Kaithi",
+    "Kannada",
+    "Katakana",
+    "Kawi",
+    "Kharoshthi",
+    "Khmer",
+    "Khojki",
+    "Khudawadi",
+    "L",
+    "Lao",
+    "Latin",
+    "Lc",
+    "Lepcha",
+    "Letter",
+    "Letternumber",
+    "Limbu",
+    "Lineseparator",
+    "Lisu",
+    "Ll",
+    "Lm",
+    "Lo",
+    "Lowercaseletter",
+    "Lt",
+    "Lu",
+    "Lycian",
+    "Lydian",
+    "M",
+    "Mahajani",
+    "Makasar",
+    "Malayalam",
+    "Mandaic",
+    "Manichaean",
+    "Marchen",
+    "Mark",
+    "Mathsymbol",
+    "Mc",
+    "Me",
+    "Medefaidrin",
+    "Miao",
+    "Mn",
+    "Modi",
+    "Modifierletter",
+    "Modifiersymbol",
+    "Mongolian",
+    "Mro",
+    "Multani",
+    "Myanmar",
+    "N",
+    "Nabataean",
+    "Nandinagari",
+    "Nd",
+    "Newa",
+    "Nko",
+    "Nl",
+    "No",
+    "Nonspacingmark",
+    "Number",
+    "Nushu",
+    "Ogham",
+    "Openpunctuation",
+    "Oriya",
+    "Osage",
+    "Osmanya",
+    "Other",
+    "Otherletter",
+    "Othernumber",
+    "Otherpunctuation",
+    "Othersymbol",
+    "P",
+    "Palmyrene",
+    "Paragraphseparator",
+    "Pc",
+    "Pd",
+    "Pe",
+    "Pf",
+    "Phoenician",
+    "Pi",
+    "Po",
+    "Privateuse",
+    "Ps",
+    "Punct",
+    "Punctuation",
+    "Rejang",
+    "Runic",
+    "S",
+    "Samaritan",
+    "Saurashtra",
+    "Sc",
+    "Separator",
+    "Sharada",
+    "Shavian",
+    "Siddham",
+    "Sinhala",
+    "Sk",
+    "Sm",
+    "So",
+    "Sogdian",
+    "Soyombo",
+    "Spaceseparator",
+    "Spacingmark",
+    "Sundanese",
+    "Surrogate",
+    "Symbol",
+    "Syriac",
+    "Tagalog",
+    "Tagbanwa",
+    "Takri",
+    "Tamil",
+    "Tangsa",
+    "Tangut",
+    "Telugu",
+    "Thaana",
+    "Thai",
+    "Tibetan",
+    "Tifinagh",
+    "Tirhuta",
+    "Titlecaseletter",
+    "Toto",
+    "Ugaritic",
+    "Unassigned",
+    "Uppercaseletter",
+    "Vai",
+    "Vithkuqi",
+    "Wancho",
+    "Yezidi",
+    "Yi",
+    "Z",
+    "Zl",
+    "Zp",
+    "Zs",
+];
 
 /// Go applies flags left to right (`(?i-i)` clears `i`, `(?ii)` is `i`); the regex crate refuses repeated flags:
 /// the net effect, as `set-cleared`.

@@ -32,6 +32,15 @@ fn go_regexp_syntax_and_matches() {
     differences_from_go(&written);
 }
 
+/// Every Unicode category, script and alias name Go knows, as `\p{Name}` and (canonical) `\P{Name}`, over 19
+/// characters of different categories and scripts (`unicode_names.go cases`): Go refuses script names with `_`.
+#[test]
+fn unicode_class_names_decide_as_go() {
+    let names = cases("unicode_names.json");
+    assert_eq!(names.len(), 447);
+    differences_from_go(&names);
+}
+
 /// 800 random patterns over atoms, classes, escapes, groups, flags and repetitions (`random_patterns.py`), each
 /// with 31 inputs, as Go decided them.
 #[test]
