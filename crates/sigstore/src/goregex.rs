@@ -369,7 +369,8 @@ impl Translator<'_> {
             while self.chars.get(*j).is_some_and(|(_, c)| c.is_ascii_digit()) {
                 *j += 1;
             }
-            if *j == from {
+            // Go reads no number with a leading zero: `a{01}` is literal text.
+            if *j == from || (*j - from >= 2 && self.chars[from].1 == '0') {
                 return None;
             }
             // Go refuses counts above 1000; anything longer than 8 digits saturates (refused below).
@@ -1072,6 +1073,7 @@ mod tests {
             (r"\12\0\101", r"\x{A}\x{0}A"),
             (r"\<a\>", r"<a>"),
             (r"a{,2}", r"a\{,2\}"),
+            (r"a{01}", r"a\{01\}"),
             (r"[a&&b~~c-]", r"[a\&\&b\~\~c\-]"),
             (r"[[]", r"[\[]"),
             (r"(?P<n>a)(?<n>b)(?)c", r"(a)(b)c"),
