@@ -44,13 +44,13 @@ pub struct Args {
     /// Expected certificate identity (SAN: email, URI or username), exact.
     #[arg(long, value_name = "IDENTITY")]
     pub certificate_identity: Option<String>,
-    /// Expected certificate identity as a regular expression (unanchored, as in cosign).
+    /// Expected certificate identity as a Go (RE2) regular expression, unanchored, as in cosign.
     #[arg(long, value_name = "REGEX", conflicts_with = "certificate_identity")]
     pub certificate_identity_regexp: Option<String>,
     /// Expected OIDC issuer, exact.
     #[arg(long, value_name = "URL")]
     pub certificate_oidc_issuer: Option<String>,
-    /// Expected OIDC issuer as a regular expression.
+    /// Expected OIDC issuer as a Go (RE2) regular expression, unanchored, as in cosign.
     #[arg(long, value_name = "REGEX", conflicts_with = "certificate_oidc_issuer")]
     pub certificate_oidc_issuer_regexp: Option<String>,
     #[command(flatten)]
