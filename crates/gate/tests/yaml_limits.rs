@@ -110,3 +110,26 @@ fn more_than_one_document_is_refused() {
     let message = policy_error(&format!("{HEAD}---\n{HEAD}")).to_string();
     assert!(message.contains("policy.yaml"), "{message}");
 }
+
+/// String fields keep plain scalars as written, whatever YAML 1.1 would make of them.
+#[test]
+fn plain_scalars_in_string_fields_stay_strings() {
+    let policy = Policy::from_yaml(
+        &format!("{HEAD}exceptions:\n  - id: 0440\n    owner: off\n    reason: yes\n    expires: 2027-01-31\n"),
+        "policy.yaml",
+    )
+    .unwrap();
+    let exception = policy.exceptions.first().unwrap();
+    assert_eq!(exception.id, "0440");
+    assert_eq!(exception.owner.as_deref(), Some("off"));
+    assert_eq!(exception.reason.as_deref(), Some("yes"));
+    assert_eq!(exception.expires_text.as_deref(), Some("2027-01-31"));
+    let ignore = IgnoreFile::parse(
+        ".trivyignore.yaml",
+        "vulnerabilities:\n  - id: NO\n    statement: 1e3\n",
+    )
+    .unwrap();
+    let exception = ignore.exceptions.first().unwrap();
+    assert_eq!(exception.id, "NO");
+    assert_eq!(exception.reason.as_deref(), Some("1e3"));
+}
