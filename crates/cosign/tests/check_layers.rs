@@ -263,7 +263,10 @@ fn cosign_v3_bundle_attestation_verifies_as_a_referrer() {
     // As the policy describes them: an exact value is quoted, a pattern is shown as `matching /…/`.
     assert_eq!(mismatch.wanted, "\"someone@else.example\"");
     assert!(mismatch.got.contains("cody@soyland.com"), "{mismatch:?}");
-    assert!(mismatch.claim.contains("subject alternative name"), "{mismatch:?}");
+    assert!(
+        mismatch.claim.contains("subject alternative name"),
+        "{mismatch:?}"
+    );
     let err = check_bundle(
         subject,
         BundleKind::Attestation,
