@@ -409,7 +409,7 @@ fn bad_input_exits_2_naming_the_problem_and_never_shows_secrets() {
         ),
         (
             attest("huge.json", "custom", &key),
-            "predicate huge.json is 8388609 bytes, more than the 8388608 accepted",
+            "predicate huge.json is larger than the 8388608 bytes accepted",
         ),
         (
             attest("missing.json", "custom", &key),
