@@ -20,6 +20,13 @@ pub enum InputError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    /// A text input that is not UTF-8.
+    #[error("{what} {}: byte {offset}: not valid UTF-8", path.display())]
+    NotUtf8 {
+        what: String,
+        path: PathBuf,
+        offset: usize,
+    },
     /// More bytes than `limit` (checked while reading, not from metadata).
     #[error("{what} {} is larger than the {limit} bytes accepted", path.display())]
     TooLarge {
@@ -38,6 +45,15 @@ pub fn read_bounded(path: &Path, what: &str, max: u64) -> Result<Vec<u8>, InputE
         what,
         max,
     )
+}
+
+/// As [`read_bounded`], for a text file: UTF-8, or an error naming the first invalid byte.
+pub fn read_text_bounded(path: &Path, what: &str, max: u64) -> Result<String, InputError> {
+    String::from_utf8(read_bounded(path, what, max)?).map_err(|e| InputError::NotUtf8 {
+        what: what.to_string(),
+        path: path.to_path_buf(),
+        offset: e.utf8_error().valid_up_to(),
+    })
 }
 
 /// As [`read_bounded`], with `-` meaning standard input (named `stdin` in errors).
@@ -101,5 +117,22 @@ mod tests {
         assert!(err.to_string().contains("trusted root"), "{err}");
         let err = read_bounded(&dir.path().join("missing"), "policy", 9).expect_err("missing");
         assert!(err.to_string().starts_with("cannot read policy "), "{err}");
+    }
+
+    #[test]
+    fn a_text_file_that_is_not_utf8_is_refused_naming_the_byte() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("policy.yaml");
+        std::fs::write(&path, b"version: 1\n\xff\n").expect("write");
+        let err = read_text_bounded(&path, "policy", 100).expect_err("not UTF-8");
+        assert_eq!(
+            err.to_string(),
+            format!("policy {}: byte 11: not valid UTF-8", path.display())
+        );
+        std::fs::write(&path, b"version: 1\n").expect("write");
+        assert_eq!(
+            read_text_bounded(&path, "policy", 100).expect("text"),
+            "version: 1\n"
+        );
     }
 }

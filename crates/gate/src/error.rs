@@ -144,14 +144,6 @@ pub enum GateError {
     /// The report bytes could not be embedded in the attestation.
     #[error("attestation: {0}")]
     Attestation(serde_json::Error),
-    /// A policy or ignore file could not be read.
-    #[error("cannot read {file}: {error}")]
-    InputRead {
-        /// The file.
-        file: String,
-        /// Why.
-        error: std::io::Error,
-    },
     /// A policy or ignore file is larger than the cap.
     #[error(
         "{file} is larger than {limit} bytes, the most the gate reads from a policy or ignore file"
@@ -161,14 +153,6 @@ pub enum GateError {
         file: String,
         /// The cap in bytes.
         limit: u64,
-    },
-    /// A policy or ignore file is not UTF-8.
-    #[error("{file}: byte {offset}: not valid UTF-8")]
-    InputNotUtf8 {
-        /// The file.
-        file: String,
-        /// Offset of the first invalid byte.
-        offset: usize,
     },
     /// The path patterns of one policy or ignore file expand to too many alternatives in total.
     #[error(

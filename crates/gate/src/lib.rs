@@ -13,8 +13,9 @@
 //!   [`attestation::vuln_statement`] (or [`attestation::write_vuln_statement`], into a writer)
 //!   wraps the report in an in-toto statement with the cosign vulnerability predicate.
 //!
-//! Nothing here does I/O but [`read_bounded`] (the policy and ignore files, size-capped): the
-//! caller passes report bytes (or a reader) and the current time.
+//! Nothing here opens files: the caller passes the policy and ignore texts (at most
+//! [`MAX_INPUT_FILE_BYTES`], read with `kibaship_cli::input` by the command line), report bytes (or
+//! a reader) and the current time.
 //!
 //! ```
 //! use kibaship_gate::{IgnoreFile, Policy, Report, TrivyGate};
@@ -55,7 +56,7 @@ pub use gate::{
 };
 pub use glob::{MAX_PATTERNS_PER_FILE, PathGlob};
 pub use ignorefile::IgnoreFile;
-pub use input::{MAX_INPUT_FILE_BYTES, read_bounded};
+pub use input::MAX_INPUT_FILE_BYTES;
 pub use policy::{ExpiredExceptions, KindRule, Policy};
 pub use purl::PackageUrl;
 pub use report::{

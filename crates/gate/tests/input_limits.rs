@@ -2,52 +2,7 @@
 //! path-pattern alternatives one file may expand to. Each refusal names the file and the limit.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
 
-use std::io::Write;
-
-use kibaship_gate::{
-    GateError, IgnoreFile, MAX_INPUT_FILE_BYTES, MAX_PATTERNS_PER_FILE, Policy, read_bounded,
-};
-
-#[test]
-fn read_bounded_refuses_a_file_over_the_limit_naming_it() {
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    file.write_all(&[b'#'; 101]).unwrap();
-    let name = file.path().display().to_string();
-    let err = read_bounded(file.path(), 100).unwrap_err();
-    assert!(
-        matches!(err, GateError::InputTooLarge { limit: 100, .. }),
-        "{err:?}"
-    );
-    let message = err.to_string();
-    assert!(
-        message.contains(&name) && message.contains("100 bytes"),
-        "{message}"
-    );
-    assert_eq!(read_bounded(file.path(), 101).unwrap().len(), 101);
-}
-
-#[test]
-fn read_bounded_stops_reading_an_endless_input() {
-    // /dev/zero never ends: only `limit + 1` bytes are read before the refusal.
-    let err = read_bounded(std::path::Path::new("/dev/zero"), 1 << 20).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("/dev/zero is larger than 1048576 bytes"),
-        "{err}"
-    );
-}
-
-#[test]
-fn read_bounded_names_missing_and_non_utf8_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let missing = dir.path().join("policy.yaml");
-    let err = read_bounded(&missing, 100).unwrap_err();
-    assert!(err.to_string().contains("policy.yaml"), "{err}");
-    let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, b"version: 1\n\xff\n").unwrap();
-    let err = read_bounded(&bad, 100).unwrap_err().to_string();
-    assert!(err.contains("bad.yaml: byte 11: not valid UTF-8"), "{err}");
-}
+use kibaship_gate::{GateError, IgnoreFile, MAX_INPUT_FILE_BYTES, MAX_PATTERNS_PER_FILE, Policy};
 
 /// `{a,b}` ten times: 1,024 alternatives, the most one pattern may have.
 fn widest_pattern() -> String {

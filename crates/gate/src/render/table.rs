@@ -1,6 +1,8 @@
 //! The terminal table: what failed and why, counts, and the state of every exception.
 use std::fmt::Write as _;
 
+use kibaship_cli::terminal::Escaped;
+
 use crate::gate::{ExceptionState, Verdict};
 use crate::severity::Severity;
 
@@ -31,8 +33,10 @@ impl Style {
     }
 }
 
+/// A cell: report text (package names and versions come from the scanned image, so from whoever built it) with
+/// control characters escaped, so that no escape code reaches the terminal, clipped to [`MAX_CELL`].
 fn clip(text: &str) -> String {
-    let text = text.replace(['\n', '\r', '\t'], " ");
+    let text = Escaped(text).to_string();
     if text.chars().count() <= MAX_CELL {
         text
     } else {
@@ -101,7 +105,7 @@ pub fn verdict_table(verdict: &Verdict<'_>, colour: bool) -> String {
         .artifact_name
         .as_deref()
         .unwrap_or("(unnamed artifact)");
-    let _ = writeln!(out, "gate: {word}  {artifact}");
+    let _ = writeln!(out, "gate: {word}  {}", Escaped(artifact));
     for rule in &verdict.rules {
         let _ = writeln!(out, "  rule: {rule}");
     }
@@ -198,7 +202,12 @@ pub fn verdict_table(verdict: &Verdict<'_>, colour: bool) -> String {
         write_rows(&mut out, &style, &rows, &[]);
     }
     for warning in &verdict.warnings {
-        let _ = writeln!(out, "{}: {warning}", style.paint("33", "warning"));
+        let _ = writeln!(
+            out,
+            "{}: {}",
+            style.paint("33", "warning"),
+            Escaped(&warning.to_string())
+        );
     }
     out
 }

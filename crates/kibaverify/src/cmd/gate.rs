@@ -91,8 +91,11 @@ pub struct Args {
 
 /// Reads a policy or ignore file, refusing one above the gate's cap before parsing it.
 fn read_text(path: &Path, what: &str) -> anyhow::Result<String> {
-    kibaship_gate::read_bounded(path, kibaship_gate::MAX_INPUT_FILE_BYTES)
-        .with_context(|| format!("reading the {what}"))
+    Ok(kibaship_cli::input::read_text_bounded(
+        path,
+        what,
+        kibaship_gate::MAX_INPUT_FILE_BYTES,
+    )?)
 }
 
 fn read_report(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
