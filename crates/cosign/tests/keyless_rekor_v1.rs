@@ -96,12 +96,22 @@ async fn keyless_legacy_signature_carries_a_rekor_v1_set_and_verifies() {
         serde_json::from_slice(&STANDARD.decode(&bundle.payload.body).unwrap()).unwrap();
     assert_eq!(body["kind"], "hashedrekord");
     assert_eq!(body["apiVersion"], "0.0.1");
-    // The trusted root's second log is this one: its key ID is the entry's logID.
+    // The trusted root's log at Rekor v1's URL (found by URL: the root's order of logs is not ours to fix)
+    // has the entry's logID as its key ID.
     let root: serde_json::Value =
         serde_json::from_slice(&std::fs::read(stack.trusted_root_path()).unwrap()).unwrap();
+    let v1_url = stack.rekor_v1_url().unwrap();
+    let v1_log = root["tlogs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["baseUrl"].as_str() == Some(v1_url))
+        .unwrap_or_else(|| panic!("no log at {v1_url} in {}", root["tlogs"]));
     assert_eq!(
-        root["tlogs"][1]["logId"]["keyId"],
-        STANDARD.encode(hex::decode(&bundle.payload.log_id).unwrap())
+        v1_log["logId"]["keyId"],
+        STANDARD.encode(hex::decode(&bundle.payload.log_id).unwrap()),
+        "{}",
+        root["tlogs"]
     );
 
     // Our verifier accepts it (the SET checked), for the right identity only.

@@ -4,9 +4,11 @@
 //! outgoing connection on the machine takes its local port: between our probe and the child's bind, a client
 //! connection anywhere can take it ("address already in use"), and the more services run in parallel the likelier
 //! that is. So ports are drawn at random from below the ephemeral range, where only listeners live, and probed.
+use std::collections::BTreeSet;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::net::TcpListener;
+use std::sync::Mutex;
 
 use crate::HarnessError;
 
@@ -29,15 +31,22 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
-/// A port on 127.0.0.1 that was free when probed, outside the ephemeral range when the machine leaves room below
-/// it (a race with other listeners remains, made rare by the random draw).
+/// Ports this process has handed out: a port is given once, so that two stacks started by parallel tests of one
+/// test binary never both plan to bind it (the probe alone cannot see a port another thread is about to bind).
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A port on 127.0.0.1 that was free when probed and not handed out before by this process, outside the ephemeral
+/// range when the machine leaves room below it (a race with other processes' listeners remains, made rare by the
+/// random draw).
 pub(crate) fn free_port() -> Result<u16, HarnessError> {
     let high = ephemeral_start();
     if high > LOWEST + 1_000 {
         let span = u64::from(high - LOWEST);
         for _ in 0..DRAWS {
             let port = LOWEST + u16::try_from(random_u64() % span).unwrap_or(0);
-            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+            if !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                handed_out.insert(port);
                 return Ok(port);
             }
         }
