@@ -6,6 +6,7 @@
 //! Sigstore bundle v0.1 they are equivalent to and checked by [`kibaship_sigstore::Verifier`], so there is one
 //! implementation of certificate chains, SCTs, SETs and identity policies.
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -29,8 +30,11 @@ const BUNDLE_V01_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle+json;ve
 pub struct VerifyOptions {
     /// Who must have signed: a public key, or a certificate identity and issuer.
     pub identity: IdentityPolicy,
-    /// Checks certificates and Rekor entries (the trusted root).
-    pub verifier: Verifier,
+    /// Checks certificates and Rekor entries (the trusted root, parsed once and shared).
+    pub verifier: Arc<Verifier>,
+    /// The clock (unix seconds) the checks run at: given, never read here, so that a verification is
+    /// reproducible and an admission webhook decides at the time of the request.
+    pub now: i64,
     /// Accept signatures without transparency-log proof (cosign's `--insecure-ignore-tlog`). Key-based only:
     /// keyless signatures still need the log's signed timestamp to date their short-lived certificate.
     pub ignore_tlog: bool,
@@ -573,11 +577,12 @@ fn verify_as_bundle(
         )
     })?;
     let verified = match content {
-        SignedContent::Message { payload, .. } => {
-            options
-                .verifier
-                .verify(&bundle, ArtifactPolicy::Bytes(payload), &options.identity)
-        }
+        SignedContent::Message { payload, .. } => options.verifier.verify_at(
+            &bundle,
+            ArtifactPolicy::Bytes(payload),
+            &options.identity,
+            options.now,
+        ),
         SignedContent::Dsse { image_digest, .. } => {
             let algorithm = match image_digest.algorithm().name() {
                 "sha384" => HashAlgorithm::Sha384,
@@ -590,13 +595,14 @@ fn verify_as_bundle(
                     format!("image digest is not hex: {e}"),
                 )
             })?;
-            options.verifier.verify(
+            options.verifier.verify_at(
                 &bundle,
                 ArtifactPolicy::Digest {
                     algorithm,
                     digest: &bytes,
                 },
                 &options.identity,
+                options.now,
             )
         }
     };
@@ -789,13 +795,14 @@ pub fn check_referrer_bundle(
         };
         let result = options
             .verifier
-            .verify(
+            .verify_at(
                 &bundle,
                 ArtifactPolicy::Digest {
                     algorithm,
                     digest: &bytes,
                 },
                 &options.identity,
+                options.now,
             )
             .map_err(|e| rejected_by_verifier(e, &options.identity))?;
         accepted_from(result.signer.to_string(), &result)

@@ -11,13 +11,17 @@
 //!   RFC 3161 timestamp) into a Sigstore bundle v0.3, over the clients [`fulcio`], [`rekor_v2`] and [`tsa`]
 //!   (async, reqwest), with services from a [`signing_config`] and the token read by [`identity_token`].
 //! - [`rekor_v1`]: the Rekor v1 client whose signed entry timestamps keyless legacy layers carry.
-//! - [`registry`]: signing and verifying images in a registry (async, over `kibaship-oci`'s client).
+//! - [`registry`]: signing images in a registry, and reading their signatures (async, over `kibaship-oci`'s
+//!   client).
+//! - [`ImageVerifier`]: the one verification API. `verify(reference, policy, now)` returns a [`Verdict`] whose
+//!   `Verified` side only the verifier can construct.
 
 pub mod attest;
 pub mod bundle_layout;
 pub mod check;
 pub mod fulcio;
 pub mod identity_token;
+mod image_verifier;
 pub mod keyless;
 pub mod legacy;
 pub mod registry;
@@ -29,10 +33,13 @@ pub mod signing_config;
 pub mod tsa;
 
 pub use check::{Accepted, Hint, IdentityMismatch, ReasonCode, Rejected, VerifyOptions};
+pub use image_verifier::{
+    ImagePolicy, ImagePolicyBuilder, ImagePolicyError, ImageVerifier, NotVerified, Verdict,
+    VerifiedImage,
+};
 pub use legacy::{LayerKind, LayoutError, RekorBundle, SignatureLayer};
 pub use registry::{
     CosignError, ImageReport, KeylessSigned, Layout, LegacyKeylessSigned, SignatureOutcome,
     SignedBundle, SignedImage, sign_bundle, sign_bundle_keyless, sign_legacy, sign_legacy_keyless,
-    verify_image,
 };
 pub use sign_image::{ImageSigner, LayoutSignError, Layouts, LoadedSigner, Signed, sign_image};

@@ -841,30 +841,31 @@ pub struct ImageReport {
     pub signatures: Vec<SignatureOutcome>,
 }
 
-/// Verifies the signatures (`LayerKind::Signature`) or attestations (`LayerKind::Attestation`) of `reference`,
-/// looking for them beside the image or, with `signature_repository` (cosign's `COSIGN_REPOSITORY`), under the
-/// image's digest in that repository (legacy tags and bundle referrers alike).
-/// Registry failures that prevent reading the image are errors; everything wrong with a signature is reported
-/// in its outcome.
-pub async fn verify_image(
+/// Reads and checks the signatures (`LayerKind::Signature`) or attestations (`LayerKind::Attestation`) of the
+/// image pinned to `digest`, beside it or, with `signature_repository` (cosign's `COSIGN_REPOSITORY`), under its
+/// digest in that repository (legacy tags and bundle referrers alike). A signature passes when one of `checks`
+/// (one per authority of the policy) accepts it. Registry failures that prevent reading are errors; everything
+/// wrong with a signature is reported in its outcome. Only [`crate::ImageVerifier`] calls this.
+pub(crate) async fn check_image(
     client: &RegistryClient,
     reference: &Reference,
+    pinned: (&Digest, &Reference),
     signature_repository: Option<&Reference>,
     kind: LayerKind,
-    options: &VerifyOptions,
+    checks: &[VerifyOptions],
 ) -> Result<ImageReport, CosignError> {
-    let (digest, image) = pin_to_digest(client, reference).await?;
+    let (digest, image) = pinned;
     let repository = reference.ggcr_repository();
     let subject = Subject {
-        digest: &digest,
+        digest,
         repository: &repository,
     };
     // Signatures sit beside the image, or (cosign's COSIGN_REPOSITORY) under the same digest in another repository.
     let store =
         signature_repository.map_or_else(|| image.clone(), |r| r.with_digest(digest.clone()));
     let mut signatures = Vec::new();
-    verify_referrers(client, &store, kind, subject, options, &mut signatures).await?;
-    verify_legacy(client, &store, kind, subject, options, &mut signatures).await?;
+    verify_referrers(client, &store, kind, subject, checks, &mut signatures).await?;
+    verify_legacy(client, &store, kind, subject, checks, &mut signatures).await?;
     let verified = signatures.iter().any(|s| s.verified);
     let code = match (verified, signatures.first(), kind) {
         (true, _, _) => None,
@@ -886,12 +887,42 @@ pub async fn verify_image(
     })
 }
 
+/// Resolves `reference` to the digest that is verified, and the image by that digest.
+pub(crate) async fn pin(
+    client: &RegistryClient,
+    reference: &Reference,
+) -> Result<(Digest, Reference), CosignError> {
+    pin_to_digest(client, reference).await
+}
+
+/// The first check (authority) that accepts, else the first one's reason.
+fn first_accepting<T>(
+    checks: &[VerifyOptions],
+    check: impl Fn(&VerifyOptions) -> Result<T, Rejected>,
+) -> Result<T, Rejected> {
+    let mut first_refusal = None;
+    for options in checks {
+        match check(options) {
+            Ok(accepted) => return Ok(accepted),
+            Err(rejected) => {
+                first_refusal.get_or_insert(rejected);
+            }
+        }
+    }
+    Err(first_refusal.unwrap_or_else(|| Rejected {
+        code: ReasonCode::NotChecked,
+        message: "the policy names no authority to check against".into(),
+        hint: None,
+        mismatch: None,
+    }))
+}
+
 async fn verify_legacy(
     client: &RegistryClient,
     image: &Reference,
     kind: LayerKind,
     subject: Subject<'_>,
-    options: &VerifyOptions,
+    checks: &[VerifyOptions],
     out: &mut Vec<SignatureOutcome>,
 ) -> Result<(), CosignError> {
     let suffix = match kind {
@@ -973,12 +1004,12 @@ async fn verify_legacy(
             ));
             continue;
         }
-        let checked = match kind {
+        let checked = first_accepting(checks, |options| match kind {
             LayerKind::Signature => check::check_signature_layer(layer, &payload, subject, options),
             LayerKind::Attestation => {
                 check::check_attestation_layer(layer, &payload, subject, options)
             }
-        };
+        });
         out.push(match checked {
             Ok(accepted) => SignatureOutcome::accepted(
                 Layout::LegacyTag,
@@ -1004,7 +1035,7 @@ async fn verify_referrers(
     image: &Reference,
     kind: LayerKind,
     subject: Subject<'_>,
-    options: &VerifyOptions,
+    checks: &[VerifyOptions],
     out: &mut Vec<SignatureOutcome>,
 ) -> Result<(), CosignError> {
     let referrers = client
@@ -1131,7 +1162,9 @@ async fn verify_referrers(
                 continue;
             }
         };
-        match check::check_referrer_bundle(&bytes, subject, bundle_kind, options) {
+        match first_accepting(checks, |options| {
+            check::check_referrer_bundle(&bytes, subject, bundle_kind, options)
+        }) {
             Ok(None) => {}
             Ok(Some(accepted)) => out.push(SignatureOutcome::accepted(
                 Layout::BundleReferrer,

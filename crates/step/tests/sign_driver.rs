@@ -1,6 +1,6 @@
 //! `kibaship-step sign` end to end against real registries (docker-registry from the test harness) and a real
 //! private Sigstore on loopback (`kibaship_testsupport::sigstore`): key signatures in both layouts and keyless
-//! bundles, each checked by the real cosign v3.1.3 (peer) and by `kibaship_cosign::registry::verify_image`; bad
+//! bundles, each checked by the real cosign v3.1.3 (peer) and by `kibaship_cosign::ImageVerifier`; bad
 //! input with its exit code and message; the key password and the OIDC token planted and searched for in every
 //! output. Two of the runs take their argv from the sign step of tasks/kibaship-sign.yaml, with the `$(...)`
 //! variables replaced as Tekton would and the Task's volume mounts rebased under a temporary directory, so the
@@ -11,10 +11,11 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 
-use kibaship_cosign::VerifyOptions;
-use kibaship_cosign::legacy::LayerKind;
-use kibaship_cosign::registry::{ImageReport, Layout, verify_image};
+use kibaship_cosign::keyless::now_unix;
+use kibaship_cosign::registry::{ImageReport, Layout};
+use kibaship_cosign::{ImagePolicy, ImageVerifier, VerifyOptions};
 use kibaship_oci::{ClientConfig, Reference, RegistryClient};
 use kibaship_sign::SigningKey;
 use kibaship_sigstore::{CertificateIdentity, IdentityPolicy, PublicKey, TrustedRoot, Verifier};
@@ -226,7 +227,8 @@ fn plant_key(pod: &Pod) -> (SigningKey, PathBuf) {
 fn key_options(key: &SigningKey, annotations: &[(&str, &str)]) -> VerifyOptions {
     VerifyOptions {
         identity: IdentityPolicy::Key(PublicKey::from_pem(&key.public_key_pem().unwrap()).unwrap()),
-        verifier: production_root(),
+        verifier: Arc::new(production_root()),
+        now: now_unix(),
         ignore_tlog: true,
         predicate_type: None,
         annotations: annotations
@@ -237,14 +239,30 @@ fn key_options(key: &SigningKey, annotations: &[(&str, &str)]) -> VerifyOptions 
 }
 
 fn verify(host: &str, image: &str, options: &VerifyOptions) -> ImageReport {
-    block_on(verify_image(
-        &client(host),
-        &Reference::parse(image).unwrap(),
-        None,
-        LayerKind::Signature,
-        options,
-    ))
-    .unwrap()
+    verify_in(host, &Reference::parse(image).unwrap(), None, options)
+}
+
+/// The image's signatures through the one verification API, with the policy `options` describe, read beside the
+/// image or in `signature_repository`.
+fn verify_in(
+    host: &str,
+    image: &Reference,
+    signature_repository: Option<&Reference>,
+    options: &VerifyOptions,
+) -> ImageReport {
+    let mut policy = ImagePolicy::builder()
+        .authority(options.identity.clone())
+        .accept_without_transparency_log(options.ignore_tlog)
+        .annotations(options.annotations.clone());
+    if let Some(repository) = signature_repository {
+        policy = policy.signature_repository(repository.clone());
+    }
+    let verifier = ImageVerifier::with_verifier(client(host), Arc::clone(&options.verifier));
+    block_on(verifier.verify(image, &policy.build().unwrap(), options.now))
+        .unwrap()
+        .signatures()
+        .cloned()
+        .unwrap()
 }
 
 /// The layouts of the signatures that verified.
@@ -531,17 +549,8 @@ fn key_mode_each_layout_is_verified_by_cosign_and_kibaship() {
         format!("{store}:{}.sig", digest.replace(':', "-"))
     );
     let image = Reference::parse(&format!("{host}/fixtures/multiarch@{digest}")).unwrap();
-    let elsewhere = |repo: Option<&Reference>| {
-        block_on(verify_image(
-            &client(&host),
-            &image,
-            repo,
-            LayerKind::Signature,
-            &key_options(&key, &[]),
-        ))
-        .unwrap()
-        .verified
-    };
+    let elsewhere =
+        |repo: Option<&Reference>| verify_in(&host, &image, repo, &key_options(&key, &[])).verified;
     assert!(elsewhere(Some(&Reference::parse(&store).unwrap())));
     assert!(
         !elsewhere(None),
@@ -680,7 +689,8 @@ fn keyless_through_the_task_args_is_verified_by_cosign_and_kibaship() {
     let root_json = fs::read(sigstore.trusted_root_path()).unwrap();
     let options = |email: &str| VerifyOptions {
         identity: IdentityPolicy::Certificate(CertificateIdentity::exact(email, sigstore.issuer())),
-        verifier: Verifier::new(TrustedRoot::from_json(&root_json).unwrap()),
+        verifier: Arc::new(Verifier::new(TrustedRoot::from_json(&root_json).unwrap())),
+        now: now_unix(),
         ignore_tlog: false,
         predicate_type: None,
         annotations: BTreeMap::from([("pipeline".to_string(), "railpack".to_string())]),
@@ -975,7 +985,8 @@ fn keyless_both_layouts_log_in_rekor_v1_and_v2_and_verify() {
                 EMAIL,
                 sigstore.issuer(),
             )),
-            verifier: Verifier::new(TrustedRoot::from_json(&root_json).unwrap()),
+            verifier: Arc::new(Verifier::new(TrustedRoot::from_json(&root_json).unwrap())),
+            now: now_unix(),
             ignore_tlog: false,
             predicate_type: None,
             annotations: BTreeMap::new(),

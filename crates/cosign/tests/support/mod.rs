@@ -3,12 +3,13 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use kibaship_cosign::identity_token::IdentityToken;
 use kibaship_cosign::keyless::{KeylessSigner, now_unix};
 use kibaship_cosign::legacy::{self, LayerKind};
 use kibaship_cosign::signing_config::SigningServices;
-use kibaship_cosign::{ImageReport, VerifyOptions, verify_image};
+use kibaship_cosign::{ImagePolicy, ImageReport, ImageVerifier, VerifyOptions};
 use kibaship_oci::{ClientConfig, Descriptor, Digest, Reference, RegistryClient};
 use kibaship_sigstore::{IdentityPolicy, TrustedRoot, Verifier};
 use kibaship_testsupport::registry::TestRegistry;
@@ -74,7 +75,8 @@ pub fn simple_signing_layer(payload: &[u8], signature_b64: &str) -> Descriptor {
 pub fn verify_options_for(identity: IdentityPolicy, verifier: Verifier) -> VerifyOptions {
     VerifyOptions {
         identity,
-        verifier,
+        verifier: Arc::new(verifier),
+        now: now_unix(),
         ignore_tlog: false,
         predicate_type: None,
         annotations: Default::default(),
@@ -105,9 +107,27 @@ pub async fn image_report(
     kind: LayerKind,
     options: &VerifyOptions,
 ) -> ImageReport {
-    verify_image(client, image, None, kind, options)
+    // Through the one verification API, with the policy these options describe.
+    let mut policy = ImagePolicy::builder()
+        .authority(options.identity.clone())
+        .accept_without_transparency_log(options.ignore_tlog)
+        .annotations(options.annotations.clone());
+    if kind == LayerKind::Attestation {
+        policy = policy
+            .signature_not_required()
+            .require_attestation(options.predicate_type.clone());
+    }
+    let verifier = ImageVerifier::with_verifier(client.clone(), Arc::clone(&options.verifier));
+    let verdict = verifier
+        .verify(image, &policy.build().unwrap(), options.now)
         .await
-        .unwrap()
+        .unwrap();
+    match kind {
+        LayerKind::Signature => verdict.signatures(),
+        LayerKind::Attestation => verdict.attestations(),
+    }
+    .cloned()
+    .unwrap()
 }
 
 /// The image's signatures (`.sig` tag or bundle referrers), verified with `options`.

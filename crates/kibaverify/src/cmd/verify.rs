@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, bail};
-use kibaship_cosign::{Hint, ImageReport, LayerKind, ReasonCode, VerifyOptions};
+use kibaship_cosign::{Hint, ImagePolicy, ImageReport, ImageVerifier, LayerKind, ReasonCode};
 use kibaship_oci::Reference;
-use kibaship_sigstore::{CertificateIdentity, IdentityPolicy, PublicKey, TrustedRoot, Verifier};
+use kibaship_sigstore::{CertificateIdentity, TrustedRoot};
 
 use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
 use super::identity_flags::{GithubClaimFlags, matcher};
@@ -96,25 +96,21 @@ pub fn parse_annotation(s: &str) -> Result<(String, String), String> {
 }
 
 impl VerifyFlags {
-    /// The verification options these flags describe.
-    pub fn options(
+    /// The policy these flags describe (one authority: the key or the certificate identity) and the trusted root.
+    pub fn policy(
         &self,
+        kind: LayerKind,
         predicate_type: Option<String>,
         annotations: BTreeMap<String, String>,
-    ) -> anyhow::Result<VerifyOptions> {
-        let identity = if let Some(key) = &self.key {
-            let pem = String::from_utf8(read_bounded(
-                key,
-                "public key",
-                kibaship_sign::MAX_KEY_FILE_BYTES,
-            )?)
-            .context("--key is not PEM text")?;
-            IdentityPolicy::Key(
-                PublicKey::from_pem(&pem)
-                    .with_context(|| format!("cannot load public key {}", key.display()))?,
-            )
+    ) -> anyhow::Result<(ImagePolicy, TrustedRoot)> {
+        let mut builder = ImagePolicy::builder();
+        if let Some(key) = &self.key {
+            let pem = read_bounded(key, "public key", kibaship_sign::MAX_KEY_FILE_BYTES)?;
+            builder = builder
+                .key_pem(&pem)
+                .with_context(|| format!("cannot load public key {}", key.display()))?;
         } else {
-            IdentityPolicy::Certificate(CertificateIdentity {
+            builder = builder.keyless(CertificateIdentity {
                 san: matcher(
                     self.certificate_identity.as_ref(),
                     self.certificate_identity_regexp.as_ref(),
@@ -126,8 +122,19 @@ impl VerifyFlags {
                     "certificate-oidc-issuer",
                 )?,
                 github: self.github.github_claims(),
-            })
-        };
+            });
+        }
+        builder = builder
+            .accept_without_transparency_log(self.insecure_ignore_tlog)
+            .annotations(annotations);
+        if kind == LayerKind::Attestation {
+            builder = builder
+                .signature_not_required()
+                .require_attestation(predicate_type);
+        }
+        if let Some(repository) = signature_repository_from_env()? {
+            builder = builder.signature_repository(repository);
+        }
         let root = match &self.trusted_root {
             Some(p) => {
                 TrustedRoot::from_json(&read_bounded(p, "trusted root", MAX_CONFIG_FILE_BYTES)?)
@@ -135,13 +142,7 @@ impl VerifyFlags {
             }
             None => TrustedRoot::public_good().context("embedded public-good trusted root")?,
         };
-        Ok(VerifyOptions {
-            identity,
-            verifier: Verifier::new(root),
-            ignore_tlog: self.insecure_ignore_tlog,
-            predicate_type,
-            annotations,
-        })
+        Ok((builder.build()?, root))
     }
 }
 
@@ -154,29 +155,28 @@ pub fn verify_and_report(
     annotations: BTreeMap<String, String>,
 ) -> anyhow::Result<ExitCode> {
     let parsed = Reference::parse(reference)?;
-    let options = flags.options(predicate_type, annotations)?;
-    let signature_repository = signature_repository_from_env()?;
-    let client = flags.registry.client()?;
+    let (policy, root) = flags.policy(kind, predicate_type, annotations)?;
+    let verifier = ImageVerifier::new(flags.registry.client()?, root);
     let runtime = current_thread_runtime()?;
-    let report = runtime
-        .block_on(kibaship_cosign::verify_image(
-            &client,
-            &parsed,
-            signature_repository.as_ref(),
-            kind,
-            &options,
-        ))
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let verdict = runtime
+        .block_on(verifier.verify(&parsed, &policy, now))
         .map_err(|e| {
             let code = e.code().map_or(String::new(), |c| format!(" ({c})"));
             anyhow::Error::new(e).context(format!("cannot verify {reference}{code}"))
         })?;
+    let report = match kind {
+        LayerKind::Signature => verdict.signatures(),
+        LayerKind::Attestation => verdict.attestations(),
+    }
+    .context("internal: the verdict lacks the report the policy asked for")?;
     match flags.output {
         OutputFormat::Json => {
-            print_line(serde_json::to_string_pretty(&report)?).context("cannot write to stdout")?
+            print_line(serde_json::to_string_pretty(report)?).context("cannot write to stdout")?
         }
-        OutputFormat::Text => print_text(&report).context("cannot write to stdout")?,
+        OutputFormat::Text => print_text(report).context("cannot write to stdout")?,
     }
-    Ok(if report.verified {
+    Ok(if verdict.is_verified() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -1,0 +1,392 @@
+//! The one verification API: [`ImageVerifier::verify`] reads an image's signatures and attestations (both cosign
+//! layouts) and returns a [`Verdict`]. `kibaverify verify`, `verify-attestation` and (coming) the admission
+//! webhook call it; nothing else discovers or checks signatures.
+//!
+//! A [`Verdict::Verified`] is a proof: its [`VerifiedImage`] has private fields and no public constructor, so
+//! only this module can make one, and only after the policy was satisfied:
+//!
+//! ```compile_fail
+//! // An outside crate cannot forge a verified image.
+//! fn forge(image: kibaship_oci::Reference, digest: kibaship_oci::Digest) -> kibaship_cosign::VerifiedImage {
+//!     kibaship_cosign::VerifiedImage { image, digest, signatures: None, attestations: None }
+//! }
+//! ```
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kibaship_oci::{Digest, Reference, RegistryClient};
+use kibaship_sigstore::{CertificateIdentity, IdentityPolicy, PublicKey, TrustedRoot, Verifier};
+
+use crate::check::{ReasonCode, VerifyOptions};
+use crate::legacy::LayerKind;
+use crate::registry::{self, CosignError, ImageReport};
+
+/// What a policy was built from is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ImagePolicyError {
+    /// A public key that does not parse.
+    #[error("authority {index}: the public key does not parse: {reason}")]
+    Key {
+        /// Position of the authority in the policy.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// Nothing could ever verify.
+    #[error("the policy names no authority (public key or certificate identity)")]
+    NoAuthority,
+    /// Nothing is required.
+    #[error("the policy requires neither a signature nor an attestation")]
+    NothingRequired,
+}
+
+/// What an image must carry to be verified. Built from bytes and values (keys as PEM text, identities, predicate
+/// types), never from files or flags, so the CLI, the Tekton steps and the webhook build the same thing.
+#[derive(Debug, Clone)]
+pub struct ImagePolicy {
+    authorities: Vec<IdentityPolicy>,
+    signature_required: bool,
+    attestations: Vec<Option<String>>,
+    annotations: BTreeMap<String, String>,
+    accept_without_transparency_log: bool,
+    signature_repository: Option<Reference>,
+}
+
+/// Builds an [`ImagePolicy`].
+#[derive(Debug, Default)]
+pub struct ImagePolicyBuilder {
+    authorities: Vec<IdentityPolicy>,
+    signature_not_required: bool,
+    attestations: Vec<Option<String>>,
+    annotations: BTreeMap<String, String>,
+    accept_without_transparency_log: bool,
+    signature_repository: Option<Reference>,
+}
+
+impl ImagePolicy {
+    /// A policy to build: add at least one authority; a signature is required unless said otherwise.
+    pub fn builder() -> ImagePolicyBuilder {
+        ImagePolicyBuilder::default()
+    }
+}
+
+impl ImagePolicyBuilder {
+    /// Accept signatures made with this public key (PEM `PUBLIC KEY` text, e.g. `cosign.pub`).
+    pub fn key_pem(mut self, pem: &[u8]) -> Result<Self, ImagePolicyError> {
+        let index = self.authorities.len();
+        let text = std::str::from_utf8(pem).map_err(|_| ImagePolicyError::Key {
+            index,
+            reason: "not PEM text (not UTF-8)".into(),
+        })?;
+        let key = PublicKey::from_pem(text).map_err(|e| ImagePolicyError::Key {
+            index,
+            reason: e.to_string(),
+        })?;
+        self.authorities.push(IdentityPolicy::Key(key));
+        Ok(self)
+    }
+
+    /// Accept signatures made with this (already parsed) public key.
+    pub fn key(mut self, key: PublicKey) -> Self {
+        self.authorities.push(IdentityPolicy::Key(key));
+        self
+    }
+
+    /// Accept signatures this identity policy (a key or a certificate identity) accepts.
+    pub fn authority(mut self, identity: IdentityPolicy) -> Self {
+        self.authorities.push(identity);
+        self
+    }
+
+    /// Accept keyless signatures whose Fulcio certificate proves this identity.
+    pub fn keyless(mut self, identity: CertificateIdentity) -> Self {
+        self.authorities.push(IdentityPolicy::Certificate(identity));
+        self
+    }
+
+    /// Also require an attestation of this in-toto predicate type (`None`: of any type).
+    pub fn require_attestation(mut self, predicate_type: Option<String>) -> Self {
+        self.attestations.push(predicate_type);
+        self
+    }
+
+    /// Require no image signature (only the attestations asked for), as `cosign verify-attestation` does.
+    pub fn signature_not_required(mut self) -> Self {
+        self.signature_not_required = true;
+        self
+    }
+
+    /// Signed annotations every accepted signature must carry (cosign's `verify -a`).
+    pub fn annotations(mut self, annotations: BTreeMap<String, String>) -> Self {
+        self.annotations = annotations;
+        self
+    }
+
+    /// Accept key-based signatures without transparency-log proof (cosign's `--insecure-ignore-tlog`).
+    pub fn accept_without_transparency_log(mut self, accept: bool) -> Self {
+        self.accept_without_transparency_log = accept;
+        self
+    }
+
+    /// Read signatures from this repository instead of the image's (cosign's `COSIGN_REPOSITORY`).
+    pub fn signature_repository(mut self, repository: Reference) -> Self {
+        self.signature_repository = Some(repository);
+        self
+    }
+
+    /// The policy, if it can ever be satisfied.
+    pub fn build(self) -> Result<ImagePolicy, ImagePolicyError> {
+        if self.authorities.is_empty() {
+            return Err(ImagePolicyError::NoAuthority);
+        }
+        if self.signature_not_required && self.attestations.is_empty() {
+            return Err(ImagePolicyError::NothingRequired);
+        }
+        Ok(ImagePolicy {
+            authorities: self.authorities,
+            signature_required: !self.signature_not_required,
+            attestations: self.attestations,
+            annotations: self.annotations,
+            accept_without_transparency_log: self.accept_without_transparency_log,
+            signature_repository: self.signature_repository,
+        })
+    }
+}
+
+/// Verifies images against policies. Cheap to clone: the registry client and the trust material (parsed once)
+/// are shared.
+#[derive(Clone)]
+pub struct ImageVerifier {
+    client: RegistryClient,
+    verifier: Arc<Verifier>,
+}
+
+impl std::fmt::Debug for ImageVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageVerifier").finish_non_exhaustive()
+    }
+}
+
+/// An image that satisfied its policy: only [`ImageVerifier::verify`] makes one.
+#[derive(Debug, Clone)]
+pub struct VerifiedImage {
+    image: Reference,
+    digest: Digest,
+    signatures: Option<ImageReport>,
+    attestations: Option<ImageReport>,
+}
+
+/// An image that did not satisfy its policy, with the reason and everything that was found.
+#[derive(Debug, Clone)]
+pub struct NotVerified {
+    /// The image, by digest.
+    pub image: Reference,
+    /// Its digest.
+    pub digest: Digest,
+    /// Why, as a stable code: the signatures' reason when they failed, else `attestation-missing`.
+    pub code: ReasonCode,
+    /// The signatures found and their outcomes (when the policy requires a signature).
+    pub signatures: Option<ImageReport>,
+    /// The attestations found and their outcomes (when the policy requires any).
+    pub attestations: Option<ImageReport>,
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// The policy is satisfied: a proof only the verifier can make.
+    Verified(VerifiedImage),
+    /// It is not, and why.
+    NotVerified(NotVerified),
+}
+
+impl VerifiedImage {
+    /// The image, by digest: what was verified and what should run.
+    pub fn image(&self) -> &Reference {
+        &self.image
+    }
+
+    /// The digest that was verified.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// The signatures found and their outcomes (when the policy requires a signature).
+    pub fn signatures(&self) -> Option<&ImageReport> {
+        self.signatures.as_ref()
+    }
+
+    /// The attestations found and their outcomes (when the policy requires any).
+    pub fn attestations(&self) -> Option<&ImageReport> {
+        self.attestations.as_ref()
+    }
+}
+
+impl Verdict {
+    /// Whether the policy is satisfied.
+    pub fn is_verified(&self) -> bool {
+        matches!(self, Verdict::Verified(_))
+    }
+
+    /// The signatures found (when the policy requires a signature).
+    pub fn signatures(&self) -> Option<&ImageReport> {
+        match self {
+            Verdict::Verified(v) => v.signatures.as_ref(),
+            Verdict::NotVerified(n) => n.signatures.as_ref(),
+        }
+    }
+
+    /// The attestations found (when the policy requires any).
+    pub fn attestations(&self) -> Option<&ImageReport> {
+        match self {
+            Verdict::Verified(v) => v.attestations.as_ref(),
+            Verdict::NotVerified(n) => n.attestations.as_ref(),
+        }
+    }
+
+    /// Why the image is not verified (`None` when it is).
+    pub fn code(&self) -> Option<ReasonCode> {
+        match self {
+            Verdict::Verified(_) => None,
+            Verdict::NotVerified(n) => Some(n.code),
+        }
+    }
+}
+
+impl ImageVerifier {
+    /// A verifier that reads registries with `client` and trusts `trusted_root` (parsed once, here).
+    pub fn new(client: RegistryClient, trusted_root: TrustedRoot) -> Self {
+        Self::with_verifier(client, Arc::new(Verifier::new(trusted_root)))
+    }
+
+    /// As [`ImageVerifier::new`], sharing an already built bundle verifier.
+    pub fn with_verifier(client: RegistryClient, verifier: Arc<Verifier>) -> Self {
+        ImageVerifier { client, verifier }
+    }
+
+    /// Verifies `reference` against `policy` at `now` (unix seconds). The tag, if any, is resolved once and the
+    /// digest is what every signature must name. Errors are failures to read the image at all (`code()` says
+    /// `registry-unreachable` or `timeout`); everything wrong with a signature is in the verdict.
+    pub async fn verify(
+        &self,
+        reference: &Reference,
+        policy: &ImagePolicy,
+        now: i64,
+    ) -> Result<Verdict, CosignError> {
+        let (digest, image) = registry::pin(&self.client, reference).await?;
+        let pinned = (&digest, &image);
+        let repository = policy.signature_repository.as_ref();
+        let signatures = if policy.signature_required {
+            let checks = self.checks(policy, None, now);
+            Some(
+                registry::check_image(
+                    &self.client,
+                    reference,
+                    pinned,
+                    repository,
+                    LayerKind::Signature,
+                    &checks,
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+        let attestations = if policy.attestations.is_empty() {
+            None
+        } else {
+            // One required type is asked for by type, so that others are reported as not it; several are
+            // read once and each looked for among the accepted.
+            let asked = match policy.attestations.as_slice() {
+                [only] => only.clone(),
+                _ => None,
+            };
+            let checks = self.checks(policy, asked, now);
+            Some(
+                registry::check_image(
+                    &self.client,
+                    reference,
+                    pinned,
+                    repository,
+                    LayerKind::Attestation,
+                    &checks,
+                )
+                .await?,
+            )
+        };
+        let code = Self::unmet(policy, signatures.as_ref(), attestations.as_ref());
+        Ok(match code {
+            None => Verdict::Verified(VerifiedImage {
+                image,
+                digest,
+                signatures,
+                attestations,
+            }),
+            Some(code) => Verdict::NotVerified(NotVerified {
+                image,
+                digest,
+                code,
+                signatures,
+                attestations,
+            }),
+        })
+    }
+
+    /// One set of checks per authority of the policy.
+    fn checks(
+        &self,
+        policy: &ImagePolicy,
+        predicate_type: Option<String>,
+        now: i64,
+    ) -> Vec<VerifyOptions> {
+        policy
+            .authorities
+            .iter()
+            .map(|identity| VerifyOptions {
+                identity: identity.clone(),
+                verifier: Arc::clone(&self.verifier),
+                now,
+                ignore_tlog: policy.accept_without_transparency_log,
+                predicate_type: predicate_type.clone(),
+                annotations: policy.annotations.clone(),
+            })
+            .collect()
+    }
+
+    /// The first requirement of `policy` that what was found does not meet.
+    fn unmet(
+        policy: &ImagePolicy,
+        signatures: Option<&ImageReport>,
+        attestations: Option<&ImageReport>,
+    ) -> Option<ReasonCode> {
+        if let Some(report) = signatures {
+            if !report.verified {
+                return Some(report.code.unwrap_or(ReasonCode::Unsigned));
+            }
+        }
+        let report = attestations?;
+        for wanted in &policy.attestations {
+            let found = report.signatures.iter().any(|s| {
+                s.verified
+                    && match wanted {
+                        None => true,
+                        Some(t) => {
+                            s.accepted
+                                .as_ref()
+                                .and_then(|a| a.predicate_type.as_deref())
+                                == Some(t.as_str())
+                        }
+                    }
+            });
+            if !found {
+                // Nothing of that type verified: the attestations' own reason when there is exactly one kind asked
+                // for and all failed, else `attestation-missing`.
+                return Some(match (&policy.attestations[..], report.code) {
+                    ([_], Some(code)) => code,
+                    _ => ReasonCode::AttestationMissing,
+                });
+            }
+        }
+        None
+    }
+}
