@@ -346,21 +346,7 @@ pub fn check_attestation_layer(
             ));
         }
     }
-    let [sig] = env.signatures.as_slice() else {
-        return Err(reject(
-            ReasonCode::BadSignature,
-            format!(
-                "the DSSE envelope has {} signatures; cosign writes exactly one",
-                env.signatures.len()
-            ),
-        ));
-    };
-    let signature = STANDARD.decode(sig.sig.as_bytes()).map_err(|e| {
-        reject(
-            ReasonCode::BadSignature,
-            format!("DSSE signature is not base64: {e}"),
-        )
-    })?;
+    let signature = only_signature(&env)?;
     let signed = SignedContent::Dsse {
         payload_type: &env.payload_type,
         payload: &statement,
@@ -813,21 +799,7 @@ pub fn check_referrer_bundle(
                 "the bundle has no transparency-log entry, so a keyless certificate cannot be dated: not verifiable",
             ));
         };
-        let [sig] = env.signatures.as_slice() else {
-            return Err(reject(
-                ReasonCode::BadSignature,
-                format!(
-                    "the DSSE envelope has {} signatures; cosign writes exactly one",
-                    env.signatures.len()
-                ),
-            ));
-        };
-        let signature = STANDARD.decode(sig.sig.as_bytes()).map_err(|e| {
-            reject(
-                ReasonCode::BadSignature,
-                format!("DSSE signature is not base64: {e}"),
-            )
-        })?;
+        let signature = only_signature(&env)?;
         if !key.verify(&pae(&env.payload_type, &statement), &signature) {
             return Err(reject(
                 ReasonCode::WrongKey,
@@ -855,6 +827,25 @@ pub fn check_referrer_bundle(
         check_annotations(&options.annotations, found.as_ref(), "the in-toto subject")?;
     }
     Ok(Some(accepted))
+}
+
+/// The one signature of a DSSE envelope (cosign writes exactly one), decoded.
+fn only_signature(env: &Envelope) -> Result<Vec<u8>, Rejected> {
+    let [sig] = env.signatures.as_slice() else {
+        return Err(reject(
+            ReasonCode::BadSignature,
+            format!(
+                "the DSSE envelope has {} signatures; cosign writes exactly one",
+                env.signatures.len()
+            ),
+        ));
+    };
+    STANDARD.decode(sig.sig.as_bytes()).map_err(|e| {
+        reject(
+            ReasonCode::BadSignature,
+            format!("DSSE signature is not base64: {e}"),
+        )
+    })
 }
 
 /// The in-toto statement a DSSE envelope carries: its payload type must be in-toto's, its payload base64.

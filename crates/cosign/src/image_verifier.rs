@@ -53,27 +53,31 @@ pub struct ImagePolicy {
 }
 
 /// Builds an [`ImagePolicy`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ImagePolicyBuilder {
-    authorities: Vec<IdentityPolicy>,
-    signature_not_required: bool,
-    attestations: Vec<Option<String>>,
-    annotations: BTreeMap<String, String>,
-    accept_without_transparency_log: bool,
-    signature_repository: Option<Reference>,
+    policy: ImagePolicy,
 }
 
 impl ImagePolicy {
     /// A policy to build: add at least one authority; a signature is required unless said otherwise.
     pub fn builder() -> ImagePolicyBuilder {
-        ImagePolicyBuilder::default()
+        ImagePolicyBuilder {
+            policy: ImagePolicy {
+                authorities: Vec::new(),
+                signature_required: true,
+                attestations: Vec::new(),
+                annotations: BTreeMap::new(),
+                accept_without_transparency_log: false,
+                signature_repository: None,
+            },
+        }
     }
 }
 
 impl ImagePolicyBuilder {
     /// Accept signatures made with this public key (PEM `PUBLIC KEY` text, e.g. `cosign.pub`).
     pub fn key_pem(mut self, pem: &[u8]) -> Result<Self, ImagePolicyError> {
-        let index = self.authorities.len();
+        let index = self.policy.authorities.len();
         let text = std::str::from_utf8(pem).map_err(|_| ImagePolicyError::Key {
             index,
             reason: "not PEM text (not UTF-8)".into(),
@@ -82,74 +86,69 @@ impl ImagePolicyBuilder {
             index,
             reason: e.to_string(),
         })?;
-        self.authorities.push(IdentityPolicy::Key(key));
+        self.policy.authorities.push(IdentityPolicy::Key(key));
         Ok(self)
     }
 
     /// Accept signatures made with this (already parsed) public key.
     pub fn key(mut self, key: PublicKey) -> Self {
-        self.authorities.push(IdentityPolicy::Key(key));
+        self.policy.authorities.push(IdentityPolicy::Key(key));
         self
     }
 
     /// Accept signatures this identity policy (a key or a certificate identity) accepts.
     pub fn authority(mut self, identity: IdentityPolicy) -> Self {
-        self.authorities.push(identity);
+        self.policy.authorities.push(identity);
         self
     }
 
     /// Accept keyless signatures whose Fulcio certificate proves this identity.
     pub fn keyless(mut self, identity: CertificateIdentity) -> Self {
-        self.authorities.push(IdentityPolicy::Certificate(identity));
+        self.policy
+            .authorities
+            .push(IdentityPolicy::Certificate(identity));
         self
     }
 
     /// Also require an attestation of this in-toto predicate type (`None`: of any type).
     pub fn require_attestation(mut self, predicate_type: Option<String>) -> Self {
-        self.attestations.push(predicate_type);
+        self.policy.attestations.push(predicate_type);
         self
     }
 
     /// Require no image signature (only the attestations asked for), as `cosign verify-attestation` does.
     pub fn signature_not_required(mut self) -> Self {
-        self.signature_not_required = true;
+        self.policy.signature_required = false;
         self
     }
 
     /// Signed annotations every accepted signature must carry (cosign's `verify -a`).
     pub fn annotations(mut self, annotations: BTreeMap<String, String>) -> Self {
-        self.annotations = annotations;
+        self.policy.annotations = annotations;
         self
     }
 
     /// Accept key-based signatures without transparency-log proof (cosign's `--insecure-ignore-tlog`).
     pub fn accept_without_transparency_log(mut self, accept: bool) -> Self {
-        self.accept_without_transparency_log = accept;
+        self.policy.accept_without_transparency_log = accept;
         self
     }
 
     /// Read signatures from this repository instead of the image's (cosign's `COSIGN_REPOSITORY`).
     pub fn signature_repository(mut self, repository: Reference) -> Self {
-        self.signature_repository = Some(repository);
+        self.policy.signature_repository = Some(repository);
         self
     }
 
     /// The policy, if it can ever be satisfied.
     pub fn build(self) -> Result<ImagePolicy, ImagePolicyError> {
-        if self.authorities.is_empty() {
+        if self.policy.authorities.is_empty() {
             return Err(ImagePolicyError::NoAuthority);
         }
-        if self.signature_not_required && self.attestations.is_empty() {
+        if !self.policy.signature_required && self.policy.attestations.is_empty() {
             return Err(ImagePolicyError::NothingRequired);
         }
-        Ok(ImagePolicy {
-            authorities: self.authorities,
-            signature_required: !self.signature_not_required,
-            attestations: self.attestations,
-            annotations: self.annotations,
-            accept_without_transparency_log: self.accept_without_transparency_log,
-            signature_repository: self.signature_repository,
-        })
+        Ok(self.policy)
     }
 }
 

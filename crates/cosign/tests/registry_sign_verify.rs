@@ -7,8 +7,12 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use kibaship_cosign::keyless::now_unix;
 use kibaship_cosign::legacy::{self, LayerKind};
-use kibaship_cosign::{Hint, ReasonCode, VerifyOptions, sign_legacy};
+use kibaship_cosign::{
+    Hint, ImagePolicy, ImagePolicyError, ImageVerifier, ReasonCode, Verdict, VerifyOptions,
+    sign_legacy,
+};
 use kibaship_oci::manifest::{ImageIndex, ImageManifest, OCI_MANIFEST, is_index_media_type};
 use kibaship_oci::{Descriptor, Digest, Reference, RegistryClient};
 use kibaship_sign::SigningKey;
@@ -97,6 +101,52 @@ async fn signs_appends_and_rejects_tampering() {
             reg.host()
         )
     );
+
+    // A policy of several authorities accepts a signature that any one of them accepts (here the second); with
+    // none that fits, the verdict is not verified and says why with the first authority's reason.
+    let stranger = SigningKey::generate().unwrap();
+    let pem = |k: &SigningKey| k.public_key_pem().unwrap();
+    let verifier = ImageVerifier::new(client.clone(), production_root());
+    let policy = |keys: &[&SigningKey]| {
+        keys.iter()
+            .fold(ImagePolicy::builder(), |b, k| {
+                b.key_pem(pem(k).as_bytes()).unwrap()
+            })
+            .accept_without_transparency_log(true)
+            .build()
+            .unwrap()
+    };
+    let verdict = verifier
+        .verify(&app, &policy(&[&stranger, &key]), now_unix())
+        .await
+        .unwrap();
+    let Verdict::Verified(verified) = &verdict else {
+        panic!("{verdict:?}");
+    };
+    assert_eq!(verified.digest(), &digest);
+    assert_eq!(verified.image(), &app.with_digest(digest.clone()));
+    let verdict = verifier
+        .verify(&app, &policy(&[&stranger]), now_unix())
+        .await
+        .unwrap();
+    assert_eq!(verdict.code(), Some(ReasonCode::WrongKey), "{verdict:?}");
+    // A policy that could never pass is refused when built.
+    assert!(matches!(
+        ImagePolicy::builder().build(),
+        Err(ImagePolicyError::NoAuthority)
+    ));
+    assert!(matches!(
+        ImagePolicy::builder()
+            .key_pem(pem(&key).as_bytes())
+            .unwrap()
+            .signature_not_required()
+            .build(),
+        Err(ImagePolicyError::NothingRequired)
+    ));
+    assert!(matches!(
+        ImagePolicy::builder().key_pem(b"not a key"),
+        Err(ImagePolicyError::Key { index: 0, .. })
+    ));
 
     // Verified with the key when the missing log entry is explicitly accepted; refused otherwise.
     let ok = verify_signatures(&client, &app, &key_options(&key, true)).await;
