@@ -23,7 +23,7 @@ use kibaship_testsupport::fixtures::push_fixture_images;
 use kibaship_testsupport::peers::peer_binary;
 use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
 use kibaship_testsupport::sigstore::{SigstoreOptions, TestSigstore};
-use serde_yaml::Value;
+use serde_json::Value;
 
 /// Planted: must never appear in any output.
 const PASSWORD: &str = "pl4nted-cosign-password-7f3a";
@@ -279,12 +279,12 @@ fn verified_layouts(report: &ImageReport) -> Vec<Layout> {
 
 fn task() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tasks/kibaship-sign.yaml");
-    serde_yaml::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+    serde_saphyr::from_str(&fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn sign_step(task: &Value) -> Value {
     task["spec"]["steps"]
-        .as_sequence()
+        .as_array()
         .unwrap()
         .iter()
         .find(|s| s["name"] == "sign")
@@ -300,7 +300,7 @@ fn task_args(pod: &Pod, params: &BTreeMap<&str, Vec<&str>>) -> Vec<String> {
     let step = sign_step(&task);
     assert_eq!(step["command"][0], "/usr/local/bin/kibaship-step");
     let declared: BTreeMap<String, Value> = task["spec"]["params"]
-        .as_sequence()
+        .as_array()
         .unwrap()
         .iter()
         .map(|p| (p["name"].as_str().unwrap().to_string(), p.clone()))
@@ -317,7 +317,7 @@ fn task_args(pod: &Pod, params: &BTreeMap<&str, Vec<&str>>) -> Vec<String> {
             .unwrap_or_else(|| panic!("undeclared param {name}"))["default"];
         match default {
             Value::String(s) => vec![s.clone()],
-            Value::Sequence(items) => items
+            Value::Array(items) => items
                 .iter()
                 .map(|i| i.as_str().unwrap().to_string())
                 .collect(),
@@ -325,12 +325,12 @@ fn task_args(pod: &Pod, params: &BTreeMap<&str, Vec<&str>>) -> Vec<String> {
         }
     };
     let mounts: Vec<String> = step["volumeMounts"]
-        .as_sequence()
+        .as_array()
         .unwrap()
         .iter()
         .map(|m| m["mountPath"].as_str().unwrap().to_string())
         .collect();
-    let raw = step["args"].as_sequence().unwrap();
+    let raw = step["args"].as_array().unwrap();
     assert_eq!(raw[0], "sign");
     let var = regex::Regex::new(r"\$\(([^)]*)\)").unwrap();
     let mut out = Vec::new();
@@ -373,7 +373,7 @@ fn task_args(pod: &Pod, params: &BTreeMap<&str, Vec<&str>>) -> Vec<String> {
 fn task_env_contract() {
     let task = task();
     let step = sign_step(&task);
-    let env = step["env"].as_sequence().unwrap();
+    let env = step["env"].as_array().unwrap();
     let password = env
         .iter()
         .find(|e| e["name"] == "COSIGN_PASSWORD")
@@ -382,13 +382,13 @@ fn task_env_contract() {
     assert_eq!(key_ref["name"], "$(params.signingKeySecret)");
     assert_eq!(key_ref["key"], "cosign.password");
     assert_eq!(key_ref["optional"], Value::Bool(true));
-    let template_env = task["spec"]["stepTemplate"]["env"].as_sequence().unwrap();
+    let template_env = task["spec"]["stepTemplate"]["env"].as_array().unwrap();
     assert!(
         template_env
             .iter()
             .any(|e| e["name"] == "DOCKER_CONFIG" && e["value"] == "/kibaship/docker-config")
     );
-    let volumes = task["spec"]["volumes"].as_sequence().unwrap();
+    let volumes = task["spec"]["volumes"].as_array().unwrap();
     let token = volumes
         .iter()
         .find(|v| v["name"] == "sigstore-token")

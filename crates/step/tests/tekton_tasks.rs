@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use regex::Regex;
-use serde_yaml::Value;
+use serde_json::Value;
 
 fn tasks_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tasks")
@@ -33,9 +33,9 @@ fn load_all() -> Vec<(String, Value)> {
     );
     for f in files {
         let text = std::fs::read_to_string(&f).expect("read");
-        for de in serde_yaml::Deserializer::from_str(&text) {
-            let v = <Value as serde::Deserialize>::deserialize(de)
-                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let documents: Vec<Value> =
+            serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        for v in documents {
             if !v.is_null() {
                 docs.push((
                     f.file_name().expect("name").to_string_lossy().into_owned(),
@@ -53,7 +53,7 @@ fn s<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
 
 fn names(v: &Value, path: &[&str]) -> BTreeMap<String, Value> {
     s(v, path)
-        .and_then(Value::as_sequence)
+        .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .map(|item| {
@@ -68,9 +68,9 @@ fn names(v: &Value, path: &[&str]) -> BTreeMap<String, Value> {
 fn strings(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::String(x) => out.push(x.clone()),
-        Value::Sequence(seq) => seq.iter().for_each(|i| strings(i, out)),
-        Value::Mapping(m) => m.iter().for_each(|(k, v)| {
-            strings(k, out);
+        Value::Array(seq) => seq.iter().for_each(|i| strings(i, out)),
+        Value::Object(m) => m.iter().for_each(|(k, v)| {
+            out.push(k.clone());
             strings(v, out)
         }),
         _ => {}
@@ -171,7 +171,8 @@ fn every_reference_in_every_task_is_declared() {
 #[test]
 fn the_reference_check_catches_mistakes() {
     let docs = load_all();
-    let good = serde_yaml::to_string(task(&docs, "railpack-build")).expect("yaml");
+    // As JSON (which is YAML too): mutated as text, read back exactly.
+    let good = serde_json::to_string_pretty(task(&docs, "railpack-build")).expect("json");
     for (from, to, needle) in [
         (
             "$(params.cacheKey)",
@@ -200,7 +201,7 @@ fn the_reference_check_catches_mistakes() {
         ),
     ] {
         assert!(good.contains(from), "{from} not in the build task");
-        let bad: Value = serde_yaml::from_str(&good.replacen(from, to, 1)).expect("yaml");
+        let bad: Value = serde_json::from_str(&good.replacen(from, to, 1)).expect("json");
         let problems = check_task_references(&bad).join("\n");
         assert!(
             problems.contains(needle),
@@ -222,7 +223,7 @@ fn flags_of(subcommand: &str) -> BTreeSet<String> {
 
 fn containers(t: &Value, key: &str) -> Vec<Value> {
     s(t, &["spec", key])
-        .and_then(Value::as_sequence)
+        .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default()
 }
@@ -254,7 +255,7 @@ fn steps_call_the_driver_with_flags_it_has() {
             .find(|st| st["args"][0] == sub)
             .unwrap_or_else(|| panic!("{task_name}: no {sub} step"));
         assert_eq!(step["command"][0], driver);
-        for arg in step["args"].as_sequence().expect("args") {
+        for arg in step["args"].as_array().expect("args") {
             let a = arg.as_str().expect("string arg");
             if a.starts_with("--") {
                 assert!(
@@ -329,7 +330,7 @@ fn tasks_have_what_the_design_lists() {
             .as_str()
             .is_some_and(|d| d.starts_with("moby/buildkit:") && d.ends_with("-rootless"))
     );
-    assert!(bk["args"].as_sequence().expect("args").iter().any(|a| {
+    assert!(bk["args"].as_array().expect("args").iter().any(|a| {
         a.as_str()
             .is_some_and(|a| a.starts_with("tcp://") && a.ends_with(":1234"))
     }));
@@ -400,7 +401,7 @@ fn containers_are_restricted_and_bounded() {
             );
             assert!(
                 sc("capabilities")["drop"]
-                    .as_sequence()
+                    .as_array()
                     .is_some_and(|d| d.iter().any(|c| c == "ALL")),
                 "{name}/{sn}"
             );
@@ -423,7 +424,7 @@ fn containers_are_restricted_and_bounded() {
                     );
                 }
             }
-            for m in c["volumeMounts"].as_sequence().into_iter().flatten() {
+            for m in c["volumeMounts"].as_array().into_iter().flatten() {
                 let vn = m["name"].as_str().expect("mount name");
                 assert!(
                     volumes.contains_key(vn),
@@ -524,7 +525,7 @@ fn the_pipeline_wires_clone_prepare_build() {
     }
     assert!(
         ptasks["build"]["params"]
-            .as_sequence()
+            .as_array()
             .expect("params")
             .iter()
             .any(|p| p["name"] == "imageRepository"
