@@ -446,6 +446,10 @@ impl TestSigstore {
         ]);
         let root_refs: Vec<&str> = root_args.iter().map(String::as_str).collect();
         run(&cosign, &root_refs, None)?;
+        let log_order: Vec<&str> = std::iter::once(rekor_url.as_str())
+            .chain(rekor_v1_url.as_deref())
+            .collect();
+        order_transparency_logs(&trusted_root, &log_order)?;
         let mut config_args = vec![
             "signing-config".to_string(),
             "create".into(),
@@ -835,6 +839,38 @@ impl Drop for TestSigstore {
             p.stop();
         }
     }
+}
+
+/// Puts the trusted root's `tlogs` in the order of `urls` (their `baseUrl`s). `cosign trusted-root create` keeps
+/// the logs in a Go map keyed by log ID, so its output order changes from run to run; tests and tools that read
+/// "the first log" need the order the stack documents (Rekor v2, then Rekor v1).
+fn order_transparency_logs(trusted_root: &Path, urls: &[&str]) -> Result<(), HarnessError> {
+    let invalid = |what: String| {
+        HarnessError::io(
+            format!("ordering the logs of {}", trusted_root.display()),
+            std::io::Error::new(std::io::ErrorKind::InvalidData, what),
+        )
+    };
+    let bytes = std::fs::read(trusted_root)
+        .map_err(|e| HarnessError::io(format!("reading {}", trusted_root.display()), e))?;
+    let mut root: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+    let tlogs = root
+        .get_mut("tlogs")
+        .and_then(|t| t.as_array_mut())
+        .ok_or_else(|| invalid("no tlogs".into()))?;
+    let position = |log: &serde_json::Value| {
+        let url = log.get("baseUrl").and_then(|u| u.as_str()).unwrap_or("");
+        urls.iter().position(|u| *u == url).unwrap_or(usize::MAX)
+    };
+    if tlogs.iter().any(|log| position(log) == usize::MAX) || tlogs.len() != urls.len() {
+        return Err(invalid(format!(
+            "expected the logs {urls:?}, found {tlogs:?}"
+        )));
+    }
+    tlogs.sort_by_key(position);
+    let text = serde_json::to_vec_pretty(&root).map_err(|e| invalid(e.to_string()))?;
+    write(trusted_root, &text)
 }
 
 /// sigstore-python's ClientTrustConfig: the trusted root (each CA subject given a `commonName`, filled from its
