@@ -273,21 +273,21 @@ impl ImageVerifier {
         now: i64,
     ) -> Result<Verdict, CosignError> {
         let (digest, image) = registry::pin(&self.client, reference).await?;
-        let pinned = (&digest, &image);
-        let repository = policy.signature_repository.as_ref();
-        let signatures = if policy.signature_required {
-            let checks = self.checks(policy, None, now);
-            Some(
-                registry::check_image(
-                    &self.client,
-                    reference,
-                    pinned,
-                    repository,
-                    LayerKind::Signature,
-                    &checks,
-                )
-                .await?,
+        let read = async |kind: LayerKind, predicate_type: Option<String>| {
+            let checks = self.checks(policy, predicate_type, now);
+            let repository = policy.signature_repository.as_ref();
+            registry::check_image(
+                &self.client,
+                reference,
+                (&digest, &image),
+                repository,
+                kind,
+                &checks,
             )
+            .await
+        };
+        let signatures = if policy.signature_required {
+            Some(read(LayerKind::Signature, None).await?)
         } else {
             None
         };
@@ -300,18 +300,7 @@ impl ImageVerifier {
                 [only] => only.clone(),
                 _ => None,
             };
-            let checks = self.checks(policy, asked, now);
-            Some(
-                registry::check_image(
-                    &self.client,
-                    reference,
-                    pinned,
-                    repository,
-                    LayerKind::Attestation,
-                    &checks,
-                )
-                .await?,
-            )
+            Some(read(LayerKind::Attestation, asked).await?)
         };
         let code = Self::unmet(policy, signatures.as_ref(), attestations.as_ref());
         Ok(match code {

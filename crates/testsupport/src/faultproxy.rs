@@ -362,17 +362,7 @@ fn write_slowly(writer: &mut TcpStream, response: &Prepared, delay: Duration) ->
         return false;
     }
     let piece = response.body.len().div_ceil(4);
-    for chunk in response.body.chunks(piece.max(1)) {
-        thread::sleep(delay);
-        if writer
-            .write_all(chunk)
-            .and_then(|()| writer.flush())
-            .is_err()
-        {
-            return false;
-        }
-    }
-    true
+    trickle(writer, &response.body, piece.max(1), delay)
 }
 
 /// Writes `wire` `piece` bytes at a time, pausing `every` before each; stops when the client goes away.
