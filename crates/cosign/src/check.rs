@@ -13,12 +13,13 @@ use base64::engine::general_purpose::STANDARD;
 use kibaship_oci::Digest;
 use kibaship_sign::SimpleSigningPayload;
 use kibaship_sigstore::{
-    ArtifactPolicy, Bundle, HashAlgorithm, IdentityPolicy, VerificationResult, Verifier,
+    ArtifactPolicy, Bundle, Content, HashAlgorithm, IdentityPolicy, VerificationResult, Verifier,
     VerifyError, pae, pem,
 };
 use serde::Serialize;
 
 use crate::legacy::{RekorBundle, SignatureLayer};
+use crate::predicate::PredicateFailure;
 
 /// Payload type of the DSSE envelopes cosign attests with.
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
@@ -182,6 +183,8 @@ pub struct Rejected {
     pub hint: Option<Hint>,
     /// For `wrong-identity`: which claim, wanted, got.
     pub mismatch: Option<IdentityMismatch>,
+    /// For `attestation-predicate-failed`: which check of the predicate failed, wanted, got.
+    pub predicate_failure: Option<Box<PredicateFailure>>,
 }
 
 /// What a user can do about a rejected signature. Data, not text: the library does not know the front end's
@@ -209,6 +212,21 @@ fn reject(code: ReasonCode, msg: impl Into<String>) -> Rejected {
         message: msg.into(),
         hint: None,
         mismatch: None,
+        predicate_failure: None,
+    }
+}
+
+/// A verified attestation (signed by `signer`) whose predicate failed a check of the policy.
+pub(crate) fn predicate_failed(signer: &str, failure: PredicateFailure) -> Rejected {
+    Rejected {
+        predicate_failure: Some(Box::new(failure.clone())),
+        ..reject(
+            ReasonCode::AttestationPredicateFailed,
+            format!(
+                "signed by {signer}, but its predicate fails a check: {} is {}, wanted {}",
+                failure.path, failure.got, failure.wanted
+            ),
+        )
     }
 }
 
@@ -330,6 +348,17 @@ pub fn check_attestation_layer(
     subject: Subject<'_>,
     options: &VerifyOptions,
 ) -> Result<Accepted, Rejected> {
+    verify_attestation_layer(layer, envelope, subject, options).map(|(accepted, _)| accepted)
+}
+
+/// As [`check_attestation_layer`], also returning the in-toto statement whose signature was verified (the DSSE
+/// payload), for the policy's predicate checks.
+pub(crate) fn verify_attestation_layer(
+    layer: &SignatureLayer,
+    envelope: &[u8],
+    subject: Subject<'_>,
+    options: &VerifyOptions,
+) -> Result<(Accepted, Vec<u8>), Rejected> {
     let env: Envelope = serde_json::from_slice(envelope).map_err(|e| {
         reject(
             ReasonCode::BadSignature,
@@ -355,7 +384,7 @@ pub fn check_attestation_layer(
     };
     let mut accepted = check_signed(layer, &signed, options)?;
     accepted.predicate_type = Some(predicate_type);
-    Ok(accepted)
+    Ok((accepted, statement))
 }
 
 /// Checks that an in-toto statement (v0.1 or v1) names the image digest as a subject; returns its predicate type.
@@ -714,6 +743,17 @@ pub fn check_referrer_bundle(
     kind: BundleKind,
     options: &VerifyOptions,
 ) -> Result<Option<Accepted>, Rejected> {
+    verify_referrer_bundle(json, subject, kind, options).map(|v| v.map(|(accepted, _)| accepted))
+}
+
+/// As [`check_referrer_bundle`], also returning the in-toto statement whose signature was verified (the DSSE
+/// payload of the bundle the verifier accepted), for the policy's predicate checks.
+pub(crate) fn verify_referrer_bundle(
+    json: &[u8],
+    subject: Subject<'_>,
+    kind: BundleKind,
+    options: &VerifyOptions,
+) -> Result<Option<(Accepted, Vec<u8>)>, Rejected> {
     let raw: ReferrerBundle = serde_json::from_slice(json).map_err(|e| {
         reject(
             ReasonCode::BadSignature,
@@ -761,7 +801,7 @@ pub fn check_referrer_bundle(
         .and_then(|m| m.get("tlogEntries"))
         .and_then(|t| t.as_array())
         .is_some_and(|t| !t.is_empty());
-    let mut accepted = if has_tlog {
+    let (mut accepted, verified_statement) = if has_tlog {
         let bundle = Bundle::from_json(json).map_err(|e| {
             reject(
                 ReasonCode::BadSignature,
@@ -791,7 +831,17 @@ pub fn check_referrer_bundle(
                 options.now,
             )
             .map_err(|e| rejected_by_verifier(e, &options.identity))?;
-        accepted_from(result.signer.to_string(), &result)
+        // What the verifier checked is the bundle's own parse of the envelope: read the statement from there.
+        let Content::Dsse(envelope) = bundle.content else {
+            return Err(reject(
+                ReasonCode::BadSignature,
+                "the bundle holds a message signature, not the DSSE envelope cosign signs images with",
+            ));
+        };
+        (
+            accepted_from(result.signer.to_string(), &result),
+            envelope.payload,
+        )
     } else {
         let IdentityPolicy::Key(key) = &options.identity else {
             return Err(reject(
@@ -813,20 +863,23 @@ pub fn check_referrer_bundle(
                 Hint::AcceptWithoutTransparencyLog,
             ));
         }
-        Accepted {
-            signer: format!("the given {:?} key", key.kind()),
-            transparency_log: NOT_CHECKED.into(),
-            predicate_type: None,
-            notes: Vec::new(),
-        }
+        (
+            Accepted {
+                signer: format!("the given {:?} key", key.kind()),
+                transparency_log: NOT_CHECKED.into(),
+                predicate_type: None,
+                notes: Vec::new(),
+            },
+            statement,
+        )
     };
     if kind == BundleKind::Attestation {
         accepted.predicate_type = Some(predicate_type);
     } else if !options.annotations.is_empty() {
-        let found = subject_annotations(&statement, subject);
+        let found = subject_annotations(&verified_statement, subject);
         check_annotations(&options.annotations, found.as_ref(), "the in-toto subject")?;
     }
-    Ok(Some(accepted))
+    Ok(Some((accepted, verified_statement)))
 }
 
 /// The one signature of a DSSE envelope (cosign writes exactly one), decoded.

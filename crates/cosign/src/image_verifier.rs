@@ -19,6 +19,9 @@ use kibaship_sigstore::{CertificateIdentity, IdentityPolicy, PublicKey, TrustedR
 
 use crate::check::{ReasonCode, VerifyOptions};
 use crate::legacy::LayerKind;
+use crate::predicate::{
+    CompiledCheck, PointerError, PredicateCheck, PredicateChecks, PredicateFailure,
+};
 use crate::registry::{self, CosignError, ImageReport};
 
 /// What a policy was built from is unusable.
@@ -38,6 +41,17 @@ pub enum ImagePolicyError {
     /// Nothing is required.
     #[error("the policy requires neither a signature nor an attestation")]
     NothingRequired,
+    /// A predicate check's path is not an RFC 6901 JSON pointer.
+    #[error("predicate check {path:?} of {predicate_type}: {source}")]
+    PredicatePath {
+        /// The predicate type the check is for.
+        predicate_type: String,
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        #[source]
+        source: PointerError,
+    },
 }
 
 /// What an image must carry to be verified. Built from bytes and values (keys as PEM text, identities, predicate
@@ -46,7 +60,10 @@ pub enum ImagePolicyError {
 pub struct ImagePolicy {
     authorities: Vec<IdentityPolicy>,
     signature_required: bool,
+    /// Required predicate types (`None`: any), each once, in the order first asked for.
     attestations: Vec<Option<String>>,
+    /// What the predicates of those types must hold.
+    predicate_checks: PredicateChecks,
     annotations: BTreeMap<String, String>,
     accept_without_transparency_log: bool,
     signature_repository: Option<Reference>,
@@ -56,6 +73,8 @@ pub struct ImagePolicy {
 #[derive(Debug)]
 pub struct ImagePolicyBuilder {
     policy: ImagePolicy,
+    /// The first unusable predicate check, reported by `build`.
+    error: Option<ImagePolicyError>,
 }
 
 impl ImagePolicy {
@@ -66,10 +85,12 @@ impl ImagePolicy {
                 authorities: Vec::new(),
                 signature_required: true,
                 attestations: Vec::new(),
+                predicate_checks: PredicateChecks::default(),
                 annotations: BTreeMap::new(),
                 accept_without_transparency_log: false,
                 signature_repository: None,
             },
+            error: None,
         }
     }
 }
@@ -110,9 +131,46 @@ impl ImagePolicyBuilder {
         self
     }
 
-    /// Also require an attestation of this in-toto predicate type (`None`: of any type).
+    /// Also require an attestation of this in-toto predicate type (`None`: of any type). The same as
+    /// [`ImagePolicyBuilder::require_attestation_checked`] with no checks.
     pub fn require_attestation(mut self, predicate_type: Option<String>) -> Self {
-        self.policy.attestations.push(predicate_type);
+        if !self.policy.attestations.contains(&predicate_type) {
+            self.policy.attestations.push(predicate_type);
+        }
+        self
+    }
+
+    /// Also require an attestation of this in-toto predicate type whose verified predicate passes every one of
+    /// `checks` (at least one attestation of the type must pass them all). A type required more than once is one
+    /// requirement: its checks add up, and one attestation must pass them all. When attestations of the type
+    /// verified but none passes, the verdict's code is `attestation-predicate-failed` and
+    /// [`NotVerified::predicate_failure`] names the check. A path that is not an RFC 6901 JSON pointer makes
+    /// [`ImagePolicyBuilder::build`] fail.
+    pub fn require_attestation_checked(
+        mut self,
+        predicate_type: String,
+        checks: Vec<PredicateCheck>,
+    ) -> Self {
+        self = self.require_attestation(Some(predicate_type.clone()));
+        let mut compiled = Vec::with_capacity(checks.len());
+        for check in checks {
+            match CompiledCheck::new(check.clone()) {
+                Ok(c) => compiled.push(c),
+                Err(source) => {
+                    self.error.get_or_insert(ImagePolicyError::PredicatePath {
+                        predicate_type: predicate_type.clone(),
+                        path: check.path,
+                        source,
+                    });
+                }
+            }
+        }
+        self.policy
+            .predicate_checks
+            .by_type
+            .entry(predicate_type)
+            .or_default()
+            .extend(compiled);
         self
     }
 
@@ -142,6 +200,9 @@ impl ImagePolicyBuilder {
 
     /// The policy, if it can ever be satisfied.
     pub fn build(self) -> Result<ImagePolicy, ImagePolicyError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
         if self.policy.authorities.is_empty() {
             return Err(ImagePolicyError::NoAuthority);
         }
@@ -182,8 +243,13 @@ pub struct NotVerified {
     pub image: Reference,
     /// Its digest.
     pub digest: Digest,
-    /// Why, as a stable code: the signatures' reason when they failed, else `attestation-missing`.
+    /// Why, as a stable code: the signatures' reason when they failed; `attestation-predicate-failed` when
+    /// attestations of a required type verified but none passed its predicate checks; else the attestations'
+    /// reason or `attestation-missing`.
     pub code: ReasonCode,
+    /// For `attestation-predicate-failed`: the check a verified attestation of the unmet type failed (the first
+    /// such attestation found), what was wanted and what its predicate holds.
+    pub predicate_failure: Option<PredicateFailure>,
     /// The signatures found and their outcomes (when the policy requires a signature).
     pub signatures: Option<ImageReport>,
     /// The attestations found and their outcomes (when the policy requires any).
@@ -283,6 +349,7 @@ impl ImageVerifier {
                 repository,
                 kind,
                 &checks,
+                &policy.predicate_checks,
             )
             .await
         };
@@ -302,18 +369,19 @@ impl ImageVerifier {
             };
             Some(read(LayerKind::Attestation, asked).await?)
         };
-        let code = Self::unmet(policy, signatures.as_ref(), attestations.as_ref());
-        Ok(match code {
+        let unmet = Self::unmet(policy, signatures.as_ref(), attestations.as_ref());
+        Ok(match unmet {
             None => Verdict::Verified(VerifiedImage {
                 image,
                 digest,
                 signatures,
                 attestations,
             }),
-            Some(code) => Verdict::NotVerified(NotVerified {
+            Some((code, predicate_failure)) => Verdict::NotVerified(NotVerified {
                 image,
                 digest,
                 code,
+                predicate_failure,
                 signatures,
                 attestations,
             }),
@@ -341,15 +409,16 @@ impl ImageVerifier {
             .collect()
     }
 
-    /// The first requirement of `policy` that what was found does not meet.
+    /// The first requirement of `policy` that what was found does not meet, with the predicate check that failed
+    /// when that is why.
     fn unmet(
         policy: &ImagePolicy,
         signatures: Option<&ImageReport>,
         attestations: Option<&ImageReport>,
-    ) -> Option<ReasonCode> {
+    ) -> Option<(ReasonCode, Option<PredicateFailure>)> {
         if let Some(report) = signatures {
             if !report.verified {
-                return Some(report.code.unwrap_or(ReasonCode::Unsigned));
+                return Some((report.code.unwrap_or(ReasonCode::Unsigned), None));
             }
         }
         let report = attestations?;
@@ -367,12 +436,25 @@ impl ImageVerifier {
                     }
             });
             if !found {
+                // Attestations of that type verified, but their predicates failed its checks: say which check.
+                let failed = report.signatures.iter().find_map(|s| {
+                    s.predicate_failure
+                        .as_ref()
+                        .filter(|f| wanted.as_deref().is_none_or(|t| f.predicate_type == t))
+                });
+                if let Some(failure) = failed {
+                    return Some((
+                        ReasonCode::AttestationPredicateFailed,
+                        Some(failure.clone()),
+                    ));
+                }
                 // Nothing of that type verified: the attestations' own reason when there is exactly one kind asked
                 // for and all failed, else `attestation-missing`.
-                return Some(match (&policy.attestations[..], report.code) {
+                let code = match (&policy.attestations[..], report.code) {
                     ([_], Some(code)) => code,
                     _ => ReasonCode::AttestationMissing,
-                });
+                };
+                return Some((code, None));
             }
         }
         None

@@ -13,6 +13,8 @@
 //! - [`rekor_v1`]: the Rekor v1 client whose signed entry timestamps keyless legacy layers carry.
 //! - [`registry`]: signing images in a registry, and reading their signatures (async, over `kibaship-oci`'s
 //!   client).
+//! - [`predicate`]: checks of attestations' in-toto predicates ([`PredicateCheck`]: a JSON pointer and a
+//!   [`PredicateCondition`]) that a policy may require.
 //! - [`ImageVerifier`]: the one verification API. `verify(reference, policy, now)` returns a [`Verdict`] whose
 //!   `Verified` side only the verifier can construct.
 
@@ -24,6 +26,7 @@ pub mod identity_token;
 mod image_verifier;
 pub mod keyless;
 pub mod legacy;
+pub mod predicate;
 pub mod registry;
 pub mod rekor_v1;
 pub mod rekor_v2;
@@ -38,6 +41,7 @@ pub use image_verifier::{
     VerifiedImage,
 };
 pub use legacy::{LayerKind, LayoutError, RekorBundle, SignatureLayer};
+pub use predicate::{PointerError, PredicateCheck, PredicateCondition, PredicateFailure};
 pub use registry::{
     CosignError, ImageReport, KeylessSigned, Layout, LegacyKeylessSigned, SignatureOutcome,
     SignedBundle, SignedImage, sign_bundle, sign_bundle_keyless, sign_legacy, sign_legacy_keyless,

@@ -23,6 +23,7 @@ use crate::keyless::{KeylessError, KeylessSigner, LegacyKeylessSignature};
 use crate::legacy::{
     self, ATTESTATION_TAG_SUFFIX, LayerKind, MAX_LAYERS, SIGNATURE_TAG_SUFFIX, SignatureLayer,
 };
+use crate::predicate::{PredicateChecks, PredicateFailure};
 
 /// Why signing or verification could not run at all (as opposed to a signature that did not verify).
 #[derive(Debug, thiserror::Error)]
@@ -751,6 +752,9 @@ pub struct SignatureOutcome {
     /// For `wrong-identity`: which claim, what was wanted, what the certificate holds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mismatch: Option<IdentityMismatch>,
+    /// For `attestation-predicate-failed`: which check of the predicate failed, what was wanted, what was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicate_failure: Option<PredicateFailure>,
 }
 
 impl SignatureOutcome {
@@ -773,6 +777,7 @@ impl SignatureOutcome {
             code: Some(code),
             hint: None,
             mismatch: None,
+            predicate_failure: None,
         }
     }
 
@@ -794,6 +799,7 @@ impl SignatureOutcome {
             code: None,
             hint: None,
             mismatch: None,
+            predicate_failure: None,
         }
     }
 
@@ -807,6 +813,7 @@ impl SignatureOutcome {
         SignatureOutcome {
             hint: rejected.hint,
             mismatch: rejected.mismatch,
+            predicate_failure: rejected.predicate_failure.map(|f| *f),
             ..Self::failed(
                 layout,
                 location,
@@ -844,7 +851,8 @@ pub struct ImageReport {
 /// Reads and checks the signatures (`LayerKind::Signature`) or attestations (`LayerKind::Attestation`) of the
 /// image pinned to `digest`, beside it or, with `signature_repository` (cosign's `COSIGN_REPOSITORY`), under its
 /// digest in that repository (legacy tags and bundle referrers alike). A signature passes when one of `checks`
-/// (one per authority of the policy) accepts it. Registry failures that prevent reading are errors; everything
+/// (one per authority of the policy) accepts it and, for an attestation, its verified predicate passes the
+/// policy's `predicates` checks for its type. Registry failures that prevent reading are errors; everything
 /// wrong with a signature is reported in its outcome. Only [`crate::ImageVerifier`] calls this.
 pub(crate) async fn check_image(
     client: &RegistryClient,
@@ -853,6 +861,7 @@ pub(crate) async fn check_image(
     signature_repository: Option<&Reference>,
     kind: LayerKind,
     checks: &[VerifyOptions],
+    predicates: &PredicateChecks,
 ) -> Result<ImageReport, CosignError> {
     let (digest, image) = pinned;
     let repository = reference.ggcr_repository();
@@ -864,6 +873,7 @@ pub(crate) async fn check_image(
     let store =
         signature_repository.map_or_else(|| image.clone(), |r| r.with_digest(digest.clone()));
     let mut signatures = Vec::new();
+    let checks = Checks { checks, predicates };
     verify_referrers(client, &store, kind, subject, checks, &mut signatures).await?;
     verify_legacy(client, &store, kind, subject, checks, &mut signatures).await?;
     let verified = signatures.iter().any(|s| s.verified);
@@ -895,6 +905,27 @@ pub(crate) async fn pin(
     pin_to_digest(client, reference).await
 }
 
+/// What each signature is checked against: one set of checks per authority, and the predicate checks.
+#[derive(Clone, Copy)]
+struct Checks<'a> {
+    checks: &'a [VerifyOptions],
+    predicates: &'a PredicateChecks,
+}
+
+/// An accepted attestation whose verified `statement` fails the predicate checks of its type is rejected.
+fn check_predicate(
+    predicates: &PredicateChecks,
+    (accepted, statement): (Accepted, Vec<u8>),
+) -> Result<Accepted, Rejected> {
+    match &accepted.predicate_type {
+        Some(predicate_type) => match predicates.evaluate(predicate_type, &statement) {
+            Ok(()) => Ok(accepted),
+            Err(failure) => Err(check::predicate_failed(&accepted.signer, failure)),
+        },
+        None => Ok(accepted),
+    }
+}
+
 /// The first check (authority) that accepts, else the first one's reason.
 fn first_accepting<T>(
     checks: &[VerifyOptions],
@@ -914,6 +945,7 @@ fn first_accepting<T>(
         message: "the policy names no authority to check against".into(),
         hint: None,
         mismatch: None,
+        predicate_failure: None,
     }))
 }
 
@@ -922,7 +954,7 @@ async fn verify_legacy(
     image: &Reference,
     kind: LayerKind,
     subject: Subject<'_>,
-    checks: &[VerifyOptions],
+    checks: Checks<'_>,
     out: &mut Vec<SignatureOutcome>,
 ) -> Result<(), CosignError> {
     let suffix = match kind {
@@ -1004,12 +1036,15 @@ async fn verify_legacy(
             ));
             continue;
         }
-        let checked = first_accepting(checks, |options| match kind {
-            LayerKind::Signature => check::check_signature_layer(layer, &payload, subject, options),
-            LayerKind::Attestation => {
-                check::check_attestation_layer(layer, &payload, subject, options)
-            }
-        });
+        let checked = match kind {
+            LayerKind::Signature => first_accepting(checks.checks, |options| {
+                check::check_signature_layer(layer, &payload, subject, options)
+            }),
+            LayerKind::Attestation => first_accepting(checks.checks, |options| {
+                check::verify_attestation_layer(layer, &payload, subject, options)
+            })
+            .and_then(|verified| check_predicate(checks.predicates, verified)),
+        };
         out.push(match checked {
             Ok(accepted) => SignatureOutcome::accepted(
                 Layout::LegacyTag,
@@ -1035,7 +1070,7 @@ async fn verify_referrers(
     image: &Reference,
     kind: LayerKind,
     subject: Subject<'_>,
-    checks: &[VerifyOptions],
+    checks: Checks<'_>,
     out: &mut Vec<SignatureOutcome>,
 ) -> Result<(), CosignError> {
     let referrers = client
@@ -1162,9 +1197,18 @@ async fn verify_referrers(
                 continue;
             }
         };
-        match first_accepting(checks, |options| {
-            check::check_referrer_bundle(&bytes, subject, bundle_kind, options)
-        }) {
+        let checked = first_accepting(checks.checks, |options| {
+            check::verify_referrer_bundle(&bytes, subject, bundle_kind, options)
+        })
+        .and_then(|verified| {
+            verified
+                .map(|verified| match bundle_kind {
+                    BundleKind::Attestation => check_predicate(checks.predicates, verified),
+                    BundleKind::Signature => Ok(verified.0),
+                })
+                .transpose()
+        });
+        match checked {
             Ok(None) => {}
             Ok(Some(accepted)) => out.push(SignatureOutcome::accepted(
                 Layout::BundleReferrer,
