@@ -7,6 +7,8 @@
 //! - [`faultproxy`]: a fault-injecting HTTP proxy (429 + Retry-After, 503, resets, slow or truncated bodies).
 //! - [`fixtures`]: fixture images built without a Docker engine and pushed to a test registry.
 //! - [`sigstore`]: a private Sigstore (OIDC issuer, Fulcio, CT log, TSA, Rekor v2, optionally Rekor v1) from the Go peers.
+//! - [`kube`]: a real kube-apiserver (the `kube-apiserver` peer) on Debian's etcd, with `kubectl`, for webhook
+//!   and manifest tests.
 //! - [`peers`]: where the pinned Go-built peers (cosign, crane, oras, ...) live in the cache.
 //!
 //! Everything here is blocking and runs its own threads and processes, so it works from `#[test]` and from
@@ -16,6 +18,7 @@ mod error;
 pub mod faultproxy;
 pub mod fixtures;
 mod http;
+pub mod kube;
 mod loopback;
 pub mod peers;
 mod pki;
