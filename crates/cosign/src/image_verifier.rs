@@ -56,17 +56,18 @@ pub enum ImagePolicyError {
 
 /// What an image must carry to be verified. Built from bytes and values (keys as PEM text, identities, predicate
 /// types), never from files or flags, so the CLI, the Tekton steps and the webhook build the same thing.
+/// [`ImagePolicy::fingerprint`] identifies it (for caches of verification facts).
 #[derive(Debug, Clone)]
 pub struct ImagePolicy {
-    authorities: Vec<IdentityPolicy>,
-    signature_required: bool,
+    pub(crate) authorities: Vec<IdentityPolicy>,
+    pub(crate) signature_required: bool,
     /// Required predicate types (`None`: any), each once, in the order first asked for.
-    attestations: Vec<Option<String>>,
+    pub(crate) attestations: Vec<Option<String>>,
     /// What the predicates of those types must hold.
-    predicate_checks: PredicateChecks,
-    annotations: BTreeMap<String, String>,
-    accept_without_transparency_log: bool,
-    signature_repository: Option<Reference>,
+    pub(crate) predicate_checks: PredicateChecks,
+    pub(crate) annotations: BTreeMap<String, String>,
+    pub(crate) accept_without_transparency_log: bool,
+    pub(crate) signature_repository: Option<Reference>,
 }
 
 /// Builds an [`ImagePolicy`].

@@ -21,6 +21,7 @@
 pub mod attest;
 pub mod bundle_layout;
 pub mod check;
+mod fingerprint;
 pub mod fulcio;
 pub mod identity_token;
 mod image_verifier;
