@@ -40,6 +40,8 @@ enum Command {
     Verify(cmd::verify::Args),
     /// Verify an image's attestations in the registry (both layouts).
     VerifyAttestation(cmd::verify_attestation::Args),
+    /// Admission policies: `policy check FILE...` validates them as the webhook loads them.
+    Policy(cmd::policy::Args),
 }
 
 /// What the user can do about a registry error, in kibaverify's flags (the library names none).
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Attest(args) => cmd::attest::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::VerifyAttestation(args) => cmd::verify_attestation::run(args),
+        Command::Policy(args) => cmd::policy::run(args),
     };
     match outcome {
         Ok(code) => code,

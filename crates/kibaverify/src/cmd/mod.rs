@@ -5,6 +5,7 @@ pub mod digest;
 pub mod gate;
 pub mod generate_key_pair;
 pub mod identity_flags;
+pub mod policy;
 pub mod referrers;
 pub mod sign;
 pub mod signer_flags;
