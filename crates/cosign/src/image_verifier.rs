@@ -418,29 +418,25 @@ impl ImageVerifier {
         attestations: Option<&ImageReport>,
     ) -> Option<(ReasonCode, Option<PredicateFailure>)> {
         if let Some(report) = signatures {
-            if !report.verified {
-                return Some((report.code.unwrap_or(ReasonCode::Unsigned), None));
+            if !report.verified() {
+                return Some((report.code().unwrap_or(ReasonCode::Unsigned), None));
             }
         }
         let report = attestations?;
         for wanted in &policy.attestations {
-            let found = report.signatures.iter().any(|s| {
-                s.verified
-                    && match wanted {
-                        None => true,
-                        Some(t) => {
-                            s.accepted
-                                .as_ref()
-                                .and_then(|a| a.predicate_type.as_deref())
-                                == Some(t.as_str())
-                        }
-                    }
-            });
+            let found = report
+                .signatures
+                .iter()
+                .any(|s| match (s.accepted(), wanted) {
+                    (None, _) => false,
+                    (Some(_), None) => true,
+                    (Some(a), Some(t)) => a.predicate_type.as_deref() == Some(t.as_str()),
+                });
             if !found {
                 // Attestations of that type verified, but their predicates failed its checks: say which check.
                 let failed = report.signatures.iter().find_map(|s| {
-                    s.predicate_failure
-                        .as_ref()
+                    s.rejected()
+                        .and_then(|r| r.predicate_failure.as_deref())
                         .filter(|f| wanted.as_deref().is_none_or(|t| f.predicate_type == t))
                 });
                 if let Some(failure) = failed {
@@ -451,7 +447,7 @@ impl ImageVerifier {
                 }
                 // Nothing of that type verified: the attestations' own reason when there is exactly one kind asked
                 // for and all failed, else `attestation-missing`.
-                let code = match (&policy.attestations[..], report.code) {
+                let code = match (&policy.attestations[..], report.code()) {
                     ([_], Some(code)) => code,
                     _ => ReasonCode::AttestationMissing,
                 };

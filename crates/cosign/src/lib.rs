@@ -44,7 +44,8 @@ pub use image_verifier::{
 pub use legacy::{LayerKind, LayoutError, RekorBundle, SignatureLayer};
 pub use predicate::{PointerError, PredicateCheck, PredicateCondition, PredicateFailure};
 pub use registry::{
-    CosignError, ImageReport, KeylessSigned, Layout, LegacyKeylessSigned, SignatureOutcome,
-    SignedBundle, SignedImage, sign_bundle, sign_bundle_keyless, sign_legacy, sign_legacy_keyless,
+    CosignError, ImageReport, KeylessSigned, Layout, LegacyKeylessSigned, Outcome,
+    SignatureOutcome, SignedBundle, SignedImage, sign_bundle, sign_bundle_keyless, sign_legacy,
+    sign_legacy_keyless,
 };
 pub use sign_image::{ImageSigner, LayoutSignError, Layouts, LoadedSigner, Signed, sign_image};

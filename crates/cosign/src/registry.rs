@@ -721,43 +721,123 @@ pub enum Layout {
     BundleReferrer,
 }
 
-/// The outcome for one signature (or attestation).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// Whether one signature (or attestation) was accepted, and what passed or why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It passed every check: who signed, what vouches for the time, the predicate type.
+    Accepted(Accepted),
+    /// It did not: the code, the failed check in words, a hint, and for some codes what differed.
+    Rejected(Rejected),
+}
+
+/// The outcome for one signature (or attestation), and where it was found.
+///
+/// Serialized as it always was (`kibaverify verify --output json`): the location fields, `verified`, then the
+/// accepted fields (`signer`, `transparencyLog`, `predicateType`, `notes`) or `reason`, `code`, `hint`,
+/// `mismatch` and `predicateFailure`, each only when present.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureOutcome {
     /// Which layout it was read from.
     pub layout: Layout,
     /// The tag or manifest it sits in.
     pub location: String,
     /// Layer position in that manifest (legacy layout).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub layer: Option<usize>,
     /// Digest of the payload (or bundle) blob.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub blob: Option<String>,
-    /// Whether it passed.
-    pub verified: bool,
-    /// What passed (when verified).
+    /// Accepted or rejected.
+    pub outcome: Outcome,
+}
+
+/// How a [`SignatureOutcome`] is written in JSON (the shape `kibaverify verify --output json` always had).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SignatureOutcomeJson<'a> {
+    layout: Layout,
+    location: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layer: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blob: Option<&'a str>,
+    verified: bool,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub accepted: Option<Accepted>,
-    /// Why it failed (when not).
+    accepted: Option<&'a Accepted>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Why it failed, as a stable code (when not).
+    reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<ReasonCode>,
-    /// What the user could do about the failure (a stable code; each front end words it).
+    code: Option<ReasonCode>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint: Option<Hint>,
-    /// For `wrong-identity`: which claim, what was wanted, what the certificate holds.
+    hint: Option<Hint>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mismatch: Option<IdentityMismatch>,
-    /// For `attestation-predicate-failed`: which check of the predicate failed, what was wanted, what was found.
+    mismatch: Option<&'a IdentityMismatch>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub predicate_failure: Option<PredicateFailure>,
+    predicate_failure: Option<&'a PredicateFailure>,
+}
+
+impl Serialize for SignatureOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let rejected = self.rejected();
+        SignatureOutcomeJson {
+            layout: self.layout,
+            location: &self.location,
+            layer: self.layer,
+            blob: self.blob.as_deref(),
+            verified: self.verified(),
+            accepted: self.accepted(),
+            reason: rejected.map(|r| r.message.as_str()),
+            code: rejected.map(|r| r.code),
+            hint: rejected.and_then(|r| r.hint),
+            mismatch: rejected.and_then(|r| r.mismatch.as_ref()),
+            predicate_failure: rejected.and_then(|r| r.predicate_failure.as_deref()),
+        }
+        .serialize(serializer)
+    }
 }
 
 impl SignatureOutcome {
+    /// Whether it was accepted.
+    pub fn verified(&self) -> bool {
+        matches!(self.outcome, Outcome::Accepted(_))
+    }
+
+    /// What passed, when it was accepted.
+    pub fn accepted(&self) -> Option<&Accepted> {
+        match &self.outcome {
+            Outcome::Accepted(a) => Some(a),
+            Outcome::Rejected(_) => None,
+        }
+    }
+
+    /// Why not, when it was rejected.
+    pub fn rejected(&self) -> Option<&Rejected> {
+        match &self.outcome {
+            Outcome::Accepted(_) => None,
+            Outcome::Rejected(r) => Some(r),
+        }
+    }
+
+    /// Why not, as a stable code (`None` when accepted).
+    pub fn code(&self) -> Option<ReasonCode> {
+        self.rejected().map(|r| r.code)
+    }
+
+    fn new(
+        layout: Layout,
+        location: &str,
+        layer: Option<usize>,
+        blob: Option<&Digest>,
+        outcome: Outcome,
+    ) -> Self {
+        SignatureOutcome {
+            layout,
+            location: location.to_string(),
+            layer,
+            blob: blob.map(ToString::to_string),
+            outcome,
+        }
+    }
+
+    /// Rejected for a reason found before any check of the signature ran (the store misbehaving).
     fn failed(
         layout: Layout,
         location: &str,
@@ -766,69 +846,37 @@ impl SignatureOutcome {
         code: ReasonCode,
         reason: String,
     ) -> Self {
-        SignatureOutcome {
-            layout,
-            location: location.to_string(),
-            layer,
-            blob: blob.map(ToString::to_string),
-            verified: false,
-            accepted: None,
-            reason: Some(reason),
-            code: Some(code),
+        let rejected = Rejected {
+            code,
+            message: reason,
             hint: None,
             mismatch: None,
             predicate_failure: None,
-        }
+        };
+        Self::new(layout, location, layer, blob, Outcome::Rejected(rejected))
     }
 
-    fn accepted(
+    /// Accepted or rejected by the checks.
+    fn checked(
         layout: Layout,
         location: &str,
         layer: Option<usize>,
         blob: &Digest,
-        accepted: Accepted,
+        checked: Result<Accepted, Rejected>,
     ) -> Self {
-        SignatureOutcome {
-            layout,
-            location: location.to_string(),
-            layer,
-            blob: Some(blob.to_string()),
-            verified: true,
-            accepted: Some(accepted),
-            reason: None,
-            code: None,
-            hint: None,
-            mismatch: None,
-            predicate_failure: None,
-        }
-    }
-
-    fn rejected(
-        layout: Layout,
-        location: &str,
-        layer: Option<usize>,
-        blob: Option<&Digest>,
-        rejected: Rejected,
-    ) -> Self {
-        SignatureOutcome {
-            hint: rejected.hint,
-            mismatch: rejected.mismatch,
-            predicate_failure: rejected.predicate_failure.map(|f| *f),
-            ..Self::failed(
-                layout,
-                location,
-                layer,
-                blob,
-                rejected.code,
-                rejected.message,
-            )
-        }
+        let outcome = match checked {
+            Ok(accepted) => Outcome::Accepted(accepted),
+            Err(rejected) => Outcome::Rejected(rejected),
+        };
+        Self::new(layout, location, layer, Some(blob), outcome)
     }
 }
 
-/// What verifying an image found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// What verifying an image found. Whether it is verified, and why not, follow from the outcomes.
+///
+/// Serialized with `reference`, `image`, `digest`, `kind`, `verified`, `code` (when not verified) and
+/// `signatures`, as `kibaverify verify --output json` always wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageReport {
     /// The reference as given.
     pub reference: String,
@@ -836,16 +884,66 @@ pub struct ImageReport {
     pub image: String,
     /// The manifest digest the reference resolved to.
     pub digest: String,
-    /// `signatures` or `attestations`.
-    pub kind: &'static str,
-    /// At least one signature passed.
-    pub verified: bool,
-    /// Why the image is not verified (absent when it is): `unsigned` (`attestation-missing` for attestations)
-    /// when nothing was found, else the code of the first signature found.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<ReasonCode>,
+    /// Signatures or attestations.
+    layer_kind: LayerKind,
     /// Every signature found, in the order read.
     pub signatures: Vec<SignatureOutcome>,
+}
+
+impl ImageReport {
+    /// `signatures` or `attestations`.
+    pub fn kind(&self) -> &'static str {
+        match self.layer_kind {
+            LayerKind::Signature => "signatures",
+            LayerKind::Attestation => "attestations",
+        }
+    }
+
+    /// Whether at least one signature passed.
+    pub fn verified(&self) -> bool {
+        self.signatures.iter().any(SignatureOutcome::verified)
+    }
+
+    /// Why the image is not verified (`None` when it is): `unsigned` (`attestation-missing` for attestations)
+    /// when nothing was found, else the code of the first signature found.
+    pub fn code(&self) -> Option<ReasonCode> {
+        if self.verified() {
+            return None;
+        }
+        match (self.signatures.first(), self.layer_kind) {
+            (Some(first), _) => first.code(),
+            (None, LayerKind::Signature) => Some(ReasonCode::Unsigned),
+            (None, LayerKind::Attestation) => Some(ReasonCode::AttestationMissing),
+        }
+    }
+}
+
+/// How an [`ImageReport`] is written in JSON.
+#[derive(Serialize)]
+struct ImageReportJson<'a> {
+    reference: &'a str,
+    image: &'a str,
+    digest: &'a str,
+    kind: &'static str,
+    verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<ReasonCode>,
+    signatures: &'a [SignatureOutcome],
+}
+
+impl Serialize for ImageReport {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ImageReportJson {
+            reference: &self.reference,
+            image: &self.image,
+            digest: &self.digest,
+            kind: self.kind(),
+            verified: self.verified(),
+            code: self.code(),
+            signatures: &self.signatures,
+        }
+        .serialize(serializer)
+    }
 }
 
 /// Reads and checks the signatures (`LayerKind::Signature`) or attestations (`LayerKind::Attestation`) of the
@@ -876,23 +974,11 @@ pub(crate) async fn check_image(
     let checks = Checks { checks, predicates };
     verify_referrers(client, &store, kind, subject, checks, &mut signatures).await?;
     verify_legacy(client, &store, kind, subject, checks, &mut signatures).await?;
-    let verified = signatures.iter().any(|s| s.verified);
-    let code = match (verified, signatures.first(), kind) {
-        (true, _, _) => None,
-        (false, None, LayerKind::Signature) => Some(ReasonCode::Unsigned),
-        (false, None, LayerKind::Attestation) => Some(ReasonCode::AttestationMissing),
-        (false, Some(first), _) => first.code,
-    };
     Ok(ImageReport {
         reference: reference.to_string(),
         image: image.to_string(),
         digest: digest.to_string(),
-        kind: match kind {
-            LayerKind::Signature => "signatures",
-            LayerKind::Attestation => "attestations",
-        },
-        verified,
-        code,
+        layer_kind: kind,
         signatures,
     })
 }
@@ -1045,22 +1131,13 @@ async fn verify_legacy(
             })
             .and_then(|verified| check_predicate(checks.predicates, verified)),
         };
-        out.push(match checked {
-            Ok(accepted) => SignatureOutcome::accepted(
-                Layout::LegacyTag,
-                &location,
-                Some(layer.index),
-                blob,
-                accepted,
-            ),
-            Err(rejected) => SignatureOutcome::rejected(
-                Layout::LegacyTag,
-                &location,
-                Some(layer.index),
-                Some(blob),
-                rejected,
-            ),
-        });
+        out.push(SignatureOutcome::checked(
+            Layout::LegacyTag,
+            &location,
+            Some(layer.index),
+            blob,
+            checked,
+        ));
     }
     Ok(())
 }
@@ -1208,23 +1285,248 @@ async fn verify_referrers(
                 })
                 .transpose()
         });
-        match checked {
-            Ok(None) => {}
-            Ok(Some(accepted)) => out.push(SignatureOutcome::accepted(
+        if let Some(checked) = checked.transpose() {
+            out.push(SignatureOutcome::checked(
                 Layout::BundleReferrer,
                 &location,
                 None,
                 &layer.digest,
-                accepted,
-            )),
-            Err(rejected) => out.push(SignatureOutcome::rejected(
-                Layout::BundleReferrer,
-                &location,
-                None,
-                Some(&layer.digest),
-                rejected,
-            )),
+                checked,
+            ));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The outcome as it was before it became an enum (a derived `Serialize` of the flat struct): the JSON of
+    /// `kibaverify verify --output json` must stay byte for byte what this wrote.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct FlatOutcome {
+        layout: Layout,
+        location: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        layer: Option<usize>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        blob: Option<String>,
+        verified: bool,
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        accepted: Option<Accepted>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<ReasonCode>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hint: Option<Hint>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mismatch: Option<IdentityMismatch>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        predicate_failure: Option<PredicateFailure>,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct FlatReport {
+        reference: String,
+        image: String,
+        digest: String,
+        kind: &'static str,
+        verified: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<ReasonCode>,
+        signatures: Vec<FlatOutcome>,
+    }
+
+    fn flat(o: &SignatureOutcome) -> FlatOutcome {
+        let rejected = o.rejected();
+        FlatOutcome {
+            layout: o.layout,
+            location: o.location.clone(),
+            layer: o.layer,
+            blob: o.blob.clone(),
+            verified: o.verified(),
+            accepted: o.accepted().cloned(),
+            reason: rejected.map(|r| r.message.clone()),
+            code: rejected.map(|r| r.code),
+            hint: rejected.and_then(|r| r.hint),
+            mismatch: rejected.and_then(|r| r.mismatch.clone()),
+            predicate_failure: rejected.and_then(|r| r.predicate_failure.as_deref().cloned()),
+        }
+    }
+
+    fn digest() -> Digest {
+        Digest::sha256_of(b"payload")
+    }
+
+    fn outcomes() -> Vec<SignatureOutcome> {
+        let accepted = |predicate_type: Option<&str>, notes: Vec<String>| Accepted {
+            signer: "the given EcdsaP256 key".into(),
+            transparency_log:
+                "rekor.example entry 7 (hashedrekord), signed entry timestamp verified".into(),
+            predicate_type: predicate_type.map(str::to_string),
+            notes,
+        };
+        let rejected =
+            |code, hint, mismatch, predicate_failure: Option<PredicateFailure>| Rejected {
+                code,
+                message: "the \"reason\"\n in words".into(),
+                hint,
+                mismatch,
+                predicate_failure: predicate_failure.map(Box::new),
+            };
+        let d = digest();
+        vec![
+            SignatureOutcome::checked(
+                Layout::LegacyTag,
+                "r/app:sha256-1.sig",
+                Some(0),
+                &d,
+                Ok(accepted(None, vec![])),
+            ),
+            SignatureOutcome::checked(
+                Layout::BundleReferrer,
+                "r/app@sha256:2",
+                None,
+                &d,
+                Ok(accepted(
+                    Some("https://slsa.dev/provenance/v1"),
+                    vec!["a note".into()],
+                )),
+            ),
+            SignatureOutcome::checked(
+                Layout::LegacyTag,
+                "r/app:sha256-1.sig",
+                Some(3),
+                &d,
+                Err(rejected(
+                    ReasonCode::NoTransparencyProof,
+                    Some(Hint::AcceptWithoutTransparencyLog),
+                    None,
+                    None,
+                )),
+            ),
+            SignatureOutcome::checked(
+                Layout::BundleReferrer,
+                "r/app@sha256:3",
+                None,
+                &d,
+                Err(rejected(
+                    ReasonCode::WrongIdentity,
+                    None,
+                    Some(IdentityMismatch {
+                        claim: "issuer".into(),
+                        wanted: "a".into(),
+                        got: "b".into(),
+                    }),
+                    None,
+                )),
+            ),
+            SignatureOutcome::checked(
+                Layout::LegacyTag,
+                "r/app:sha256-1.att",
+                Some(1),
+                &d,
+                Err(rejected(
+                    ReasonCode::AttestationPredicateFailed,
+                    None,
+                    None,
+                    Some(PredicateFailure {
+                        predicate_type: "https://slsa.dev/provenance/v1".into(),
+                        path: "/builder/id".into(),
+                        wanted: "equal to \"x\"".into(),
+                        got: "absent".into(),
+                    }),
+                )),
+            ),
+            SignatureOutcome::failed(
+                Layout::LegacyTag,
+                "r/app:sha256-1.sig",
+                None,
+                None,
+                ReasonCode::BadSignature,
+                "manifest too large".into(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn outcomes_serialize_as_the_flat_struct_did() {
+        for o in outcomes() {
+            assert_eq!(
+                serde_json::to_string_pretty(&o).unwrap(),
+                serde_json::to_string_pretty(&flat(&o)).unwrap()
+            );
+        }
+        // The shape itself, for one accepted and one rejected outcome.
+        let all = outcomes();
+        let blob = digest().to_string();
+        assert_eq!(
+            serde_json::to_string(&all[1]).unwrap(),
+            format!(
+                r#"{{"layout":"bundle-referrer","location":"r/app@sha256:2","blob":"{blob}","verified":true,"signer":"the given EcdsaP256 key","transparencyLog":"rekor.example entry 7 (hashedrekord), signed entry timestamp verified","predicateType":"https://slsa.dev/provenance/v1","notes":["a note"]}}"#
+            )
+        );
+        assert_eq!(
+            serde_json::to_string(&all[2]).unwrap(),
+            format!(
+                r#"{{"layout":"legacy-tag","location":"r/app:sha256-1.sig","layer":3,"blob":"{blob}","verified":false,"reason":"the \"reason\"\n in words","code":"no-transparency-proof","hint":"accept-without-transparency-log"}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn reports_derive_verified_and_code_from_their_outcomes() {
+        let report = |kind, signatures: Vec<SignatureOutcome>| ImageReport {
+            reference: "r/app:v1".into(),
+            image: "r/app@sha256:1".into(),
+            digest: "sha256:1".into(),
+            layer_kind: kind,
+            signatures,
+        };
+        let all = outcomes();
+        let cases = [
+            (
+                report(LayerKind::Signature, vec![]),
+                false,
+                Some(ReasonCode::Unsigned),
+            ),
+            (
+                report(LayerKind::Attestation, vec![]),
+                false,
+                Some(ReasonCode::AttestationMissing),
+            ),
+            (report(LayerKind::Signature, all.clone()), true, None),
+            (
+                report(LayerKind::Signature, all[2..].to_vec()),
+                false,
+                Some(ReasonCode::NoTransparencyProof),
+            ),
+            (
+                report(LayerKind::Attestation, all[4..].to_vec()),
+                false,
+                Some(ReasonCode::AttestationPredicateFailed),
+            ),
+        ];
+        for (r, verified, code) in cases {
+            assert_eq!((r.verified(), r.code()), (verified, code), "{r:#?}");
+            let flat_report = FlatReport {
+                reference: r.reference.clone(),
+                image: r.image.clone(),
+                digest: r.digest.clone(),
+                kind: r.kind(),
+                verified,
+                code,
+                signatures: r.signatures.iter().map(flat).collect(),
+            };
+            assert_eq!(
+                serde_json::to_string_pretty(&r).unwrap(),
+                serde_json::to_string_pretty(&flat_report).unwrap()
+            );
+        }
+    }
 }

@@ -116,10 +116,10 @@ async fn keyless_legacy_signature_carries_a_rekor_v1_set_and_verifies() {
 
     // Our verifier accepts it (the SET checked), for the right identity only.
     let report = verify_signatures(&client, &app, &options(&stack, EMAIL)).await;
-    assert!(report.verified, "{report:#?}");
+    assert!(report.verified(), "{report:#?}");
     assert_eq!(report.signatures.len(), 1);
     assert_eq!(report.signatures[0].layout, Layout::LegacyTag);
-    let accepted = report.signatures[0].accepted.as_ref().unwrap();
+    let accepted = report.signatures[0].accepted().unwrap();
     assert!(
         accepted.transparency_log.contains("signed entry timestamp"),
         "{accepted:?}"
@@ -130,7 +130,7 @@ async fn keyless_legacy_signature_carries_a_rekor_v1_set_and_verifies() {
         &options(&stack, "someone-else@kibaship.test"),
     )
     .await;
-    assert!(!wrong.verified);
+    assert!(!wrong.verified());
 
     // Re-signing appends.
     let again = sign_legacy_keyless(&client, &app, None, &signer, BTreeMap::new(), None)
@@ -156,8 +156,8 @@ async fn keyless_legacy_signature_carries_a_rekor_v1_set_and_verifies() {
         .await
         .unwrap();
     let report = verify_signatures(&client, &app, &options(&stack, EMAIL)).await;
-    assert!(!report.verified, "{report:#?}");
-    let reason = report.signatures[0].reason.clone().unwrap();
+    assert!(!report.verified(), "{report:#?}");
+    let reason = report.signatures[0].rejected().unwrap().message.clone();
     assert!(
         reason.to_lowercase().contains("signed entry timestamp") || reason.contains("SET"),
         "{reason}"

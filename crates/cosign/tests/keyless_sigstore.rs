@@ -93,9 +93,9 @@ async fn keyless_image_signature_round_trips_through_the_registry() {
 
     let options = |identity| verify_options_for(identity, stack_verifier(&stack));
     let report = verify_signatures(&client, &app, &options(identity(&stack, EMAIL))).await;
-    assert!(report.verified, "{report:#?}");
+    assert!(report.verified(), "{report:#?}");
     assert_eq!(report.signatures.len(), 1);
-    let accepted = report.signatures[0].accepted.as_ref().unwrap();
+    let accepted = report.signatures[0].accepted().unwrap();
     assert!(accepted.signer.contains(EMAIL), "{accepted:?}");
 
     let wrong = verify_signatures(
@@ -104,8 +104,8 @@ async fn keyless_image_signature_round_trips_through_the_registry() {
         &options(identity(&stack, "someone-else@kibaship.test")),
     )
     .await;
-    assert!(!wrong.verified);
-    let reason = wrong.signatures[0].reason.clone().unwrap();
+    assert!(!wrong.verified());
+    let reason = wrong.signatures[0].rejected().unwrap().message.clone();
     assert!(reason.contains("someone-else@kibaship.test"), "{reason}");
 
     let foreign_issuer = verify_signatures(
@@ -117,7 +117,7 @@ async fn keyless_image_signature_round_trips_through_the_registry() {
         ))),
     )
     .await;
-    assert!(!foreign_issuer.verified);
+    assert!(!foreign_issuer.verified());
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use kibaship_cosign::attest::{Attestation, attest_image};
 use kibaship_cosign::keyless::now_unix;
 use kibaship_cosign::{
     ImagePolicy, ImagePolicyError, ImageSigner, ImageVerifier, Layouts, PointerError,
-    PredicateCheck, PredicateCondition, PredicateFailure, ReasonCode, Verdict,
+    PredicateCheck, PredicateCondition, PredicateFailure, ReasonCode, SignatureOutcome, Verdict,
 };
 use kibaship_sign::SigningKey;
 use kibaship_sigstore::GoRegex;
@@ -37,6 +37,11 @@ fn provenance(builder: &str) -> Attestation {
         time::OffsetDateTime::now_utc(),
     )
     .unwrap()
+}
+
+/// The predicate check an outcome failed, if any.
+fn failure(outcome: &SignatureOutcome) -> Option<&PredicateFailure> {
+    outcome.rejected()?.predicate_failure.as_deref()
 }
 
 fn check(path: &str, condition: PredicateCondition) -> PredicateCheck {
@@ -118,7 +123,7 @@ async fn slsa_predicates_pass_and_fail_checks_naming_the_field() {
         report
             .signatures
             .iter()
-            .all(|s| s.verified && s.predicate_failure.is_none())
+            .all(|s| s.verified() && failure(s).is_none())
     );
 
     // The builder is not the trusted one: not verified, code attestation-predicate-failed, naming the check.
@@ -136,13 +141,13 @@ async fn slsa_predicates_pass_and_fail_checks_naming_the_field() {
     };
     assert_eq!(not.predicate_failure.as_ref(), Some(&expected));
     let report = not.attestations.as_ref().unwrap();
-    assert!(!report.verified);
-    assert_eq!(report.code, Some(ReasonCode::AttestationPredicateFailed));
+    assert!(!report.verified());
+    assert_eq!(report.code(), Some(ReasonCode::AttestationPredicateFailed));
     for s in &report.signatures {
-        assert!(!s.verified);
-        assert_eq!(s.code, Some(ReasonCode::AttestationPredicateFailed));
-        assert_eq!(s.predicate_failure.as_ref(), Some(&expected));
-        let reason = s.reason.as_deref().unwrap();
+        assert!(!s.verified());
+        assert_eq!(s.code(), Some(ReasonCode::AttestationPredicateFailed));
+        assert_eq!(failure(s), Some(&expected));
+        let reason = s.rejected().unwrap().message.as_str();
         assert!(reason.starts_with("signed by the given"), "{reason}");
         assert!(
             reason.contains("/runDetails/builder/id is \"https://github.com/someone/"),
@@ -167,9 +172,9 @@ async fn slsa_predicates_pass_and_fail_checks_naming_the_field() {
     let Verdict::NotVerified(not) = &verdict else {
         panic!("{verdict:#?}");
     };
-    let failure = not.predicate_failure.as_ref().unwrap();
+    let absent = not.predicate_failure.as_ref().unwrap();
     assert_eq!(
-        (failure.wanted.as_str(), failure.got.as_str()),
+        (absent.wanted.as_str(), absent.got.as_str()),
         ("present", "absent")
     );
 
@@ -182,12 +187,7 @@ async fn slsa_predicates_pass_and_fail_checks_naming_the_field() {
     assert_eq!(not.code, ReasonCode::WrongKey);
     assert!(not.predicate_failure.is_none());
     let report = not.attestations.as_ref().unwrap();
-    assert!(
-        report
-            .signatures
-            .iter()
-            .all(|s| s.predicate_failure.is_none())
-    );
+    assert!(report.signatures.iter().all(|s| failure(s).is_none()));
 
     // Provenance from the trusted builder is added: one attestation of the type passes, so the image does, and
     // the others are reported as failing the check.
@@ -206,12 +206,12 @@ async fn slsa_predicates_pass_and_fail_checks_naming_the_field() {
     let verdict = verify(&policy(&key, vec![trusted_builder()])).await;
     assert!(verdict.is_verified(), "{verdict:#?}");
     let report = verdict.attestations().unwrap();
-    assert_eq!(report.signatures.iter().filter(|s| s.verified).count(), 2);
+    assert_eq!(report.signatures.iter().filter(|s| s.verified()).count(), 2);
     assert_eq!(
         report
             .signatures
             .iter()
-            .filter(|s| s.code == Some(ReasonCode::AttestationPredicateFailed))
+            .filter(|s| s.code() == Some(ReasonCode::AttestationPredicateFailed))
             .count(),
         2
     );

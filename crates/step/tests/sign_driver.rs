@@ -270,7 +270,7 @@ fn verified_layouts(report: &ImageReport) -> Vec<Layout> {
     report
         .signatures
         .iter()
-        .filter(|s| s.verified)
+        .filter(|s| s.verified())
         .map(|s| s.layout)
         .collect()
 }
@@ -494,7 +494,7 @@ fn key_mode_each_layout_is_verified_by_cosign_and_kibaship() {
         );
         assert_eq!(verified_layouts(&report), vec![want], "{report:?}");
         let wrong_key = SigningKey::generate().unwrap();
-        assert!(!verify(&host, &by_digest, &key_options(&wrong_key, &[])).verified);
+        assert!(!verify(&host, &by_digest, &key_options(&wrong_key, &[])).verified());
 
         // The real cosign v3.1.3.
         let r = pod.cosign(&[
@@ -549,8 +549,9 @@ fn key_mode_each_layout_is_verified_by_cosign_and_kibaship() {
         format!("{store}:{}.sig", digest.replace(':', "-"))
     );
     let image = Reference::parse(&format!("{host}/fixtures/multiarch@{digest}")).unwrap();
-    let elsewhere =
-        |repo: Option<&Reference>| verify_in(&host, &image, repo, &key_options(&key, &[])).verified;
+    let elsewhere = |repo: Option<&Reference>| {
+        verify_in(&host, &image, repo, &key_options(&key, &[])).verified()
+    };
     assert!(elsewhere(Some(&Reference::parse(&store).unwrap())));
     assert!(
         !elsewhere(None),
@@ -701,7 +702,7 @@ fn keyless_through_the_task_args_is_verified_by_cosign_and_kibaship() {
         vec![Layout::BundleReferrer],
         "{report:?}"
     );
-    assert!(!verify(&host, &by_digest, &options("someone-else@kibaship.test")).verified);
+    assert!(!verify(&host, &by_digest, &options("someone-else@kibaship.test")).verified());
     let trusted_root = sigstore.trusted_root_path().display().to_string();
     let cosign_verify = |pod: &mut Pod, identity: &str| {
         pod.cosign(&[

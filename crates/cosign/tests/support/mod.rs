@@ -157,12 +157,12 @@ pub fn reasons(report: &ImageReport) -> Vec<String> {
     report
         .signatures
         .iter()
-        .filter_map(|s| s.reason.clone())
+        .filter_map(|s| s.rejected().map(|r| r.message.clone()))
         .collect()
 }
 
 /// The report is not verified and its first reason contains `needle`.
 pub fn assert_refused_with(report: &ImageReport, needle: &str) {
-    assert!(!report.verified);
+    assert!(!report.verified());
     assert!(reasons(report)[0].contains(needle), "{:?}", reasons(report));
 }

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, bail};
-use kibaship_cosign::{Hint, ImagePolicy, ImageReport, ImageVerifier, LayerKind, ReasonCode};
+use kibaship_cosign::{
+    Hint, ImagePolicy, ImageReport, ImageVerifier, LayerKind, Outcome, ReasonCode,
+};
 use kibaship_oci::Reference;
 use kibaship_sigstore::{CertificateIdentity, TrustedRoot};
 
@@ -199,18 +201,19 @@ fn hint_text(hint: Hint) -> &'static str {
 /// A verified image's report goes to stdout; a failed one to stderr. Text from the registry, the
 /// certificates and the bundles is escaped (see `terminal`).
 fn print_text(report: &ImageReport) -> std::io::Result<()> {
-    let passed = report.signatures.iter().filter(|s| s.verified).count();
-    let what = report.kind;
+    let passed = report.signatures.iter().filter(|s| s.verified()).count();
+    let what = report.kind();
+    let verified = report.verified();
     let image = Escaped(&report.image);
     if report.signatures.is_empty() {
         eprintln!(
             "NOT VERIFIED {image}: {}: no {what} found (looked for Sigstore bundle referrers and cosign's legacy tag)",
-            report.code.map_or("unsigned", ReasonCode::as_str)
+            report.code().map_or("unsigned", ReasonCode::as_str)
         );
         return Ok(());
     }
     let mut lines = Vec::with_capacity(report.signatures.len() + 1);
-    if report.verified {
+    if verified {
         lines.push(format!(
             "VERIFIED {image}: {passed} of {} {what} passed",
             report.signatures.len()
@@ -227,8 +230,8 @@ fn print_text(report: &ImageReport) -> std::io::Result<()> {
             Some(i) => format!("{} layer {i}", Escaped(&s.location)),
             None => Escaped(&s.location).to_string(),
         };
-        match (&s.accepted, &s.reason) {
-            (Some(a), _) => {
+        match &s.outcome {
+            Outcome::Accepted(a) => {
                 let mut line = format!("  ok   {place}: signed by {}", Escaped(&a.signer));
                 if let Some(pt) = &a.predicate_type {
                     line.push_str(&format!("; predicate {}", Escaped(pt)));
@@ -242,13 +245,13 @@ fn print_text(report: &ImageReport) -> std::io::Result<()> {
                 }
                 lines.push(line);
             }
-            (None, reason) => {
+            Outcome::Rejected(r) => {
                 let mut line = format!(
                     "  FAIL {place}: {}: {}",
-                    s.code.map_or("not-verified", ReasonCode::as_str),
-                    Escaped(reason.as_deref().unwrap_or("not verified"))
+                    r.code.as_str(),
+                    Escaped(&r.message)
                 );
-                if let Some(hint) = s.hint {
+                if let Some(hint) = r.hint {
                     line.push_str("; ");
                     line.push_str(hint_text(hint));
                 }
@@ -256,7 +259,7 @@ fn print_text(report: &ImageReport) -> std::io::Result<()> {
             }
         }
     }
-    if report.verified {
+    if verified {
         let mut out = Stdout::lock();
         for line in lines {
             out.line(line)?;
