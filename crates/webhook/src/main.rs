@@ -1,1 +1,143 @@
-fn main() {}
+//! `kibaship-webhook serve`: the admission webhook. Thin: flags in, [`kibaship_webhook::start`], logs out.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use kibaship_oci::ClientConfig;
+use kibaship_oci::duration::parse_duration;
+use kibaship_webhook::ServerConfig;
+
+/// Admission webhook: only verified images into the namespaces the policy selects.
+#[derive(Parser, Debug)]
+#[command(name = "kibaship-webhook", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve /validate and /mutate over HTTPS, and /metrics over HTTP.
+    Serve(Serve),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(clap::Args, Debug)]
+struct Serve {
+    /// HTTPS address: /validate, /mutate, /healthz, /readyz.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    listen: SocketAddr,
+    /// Plain-HTTP address: /metrics, /healthz, /readyz.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    metrics_listen: SocketAddr,
+    /// PEM certificate chain to serve (reloaded when it changes).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: PathBuf,
+    /// PEM private key of the certificate (reloaded when it changes).
+    #[arg(long, value_name = "FILE")]
+    tls_key: PathBuf,
+    /// Admission policy (YAML; reloaded when it changes; see docs/policy.md).
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+    /// trusted_root.json: Fulcio CAs, Rekor and CT keys, TSAs (reloaded when it changes; never fetched).
+    #[arg(long, value_name = "FILE")]
+    trusted_root: PathBuf,
+    /// Longest one AdmissionReview may take; keep it below the webhook configuration's timeoutSeconds.
+    #[arg(long, default_value = "8s", value_parser = parse_duration)]
+    budget: Duration,
+    /// Verification facts cached, at most.
+    #[arg(long, default_value_t = 10_000)]
+    cache_entries: usize,
+    /// How long a verification fact is cached.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    cache_ttl: Duration,
+    /// How often the policy, trusted root and certificate files are checked for changes.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    reload_interval: Duration,
+    /// Registry (host:port) reached over plain HTTP (repeatable).
+    #[arg(long, value_name = "HOST:PORT")]
+    insecure_registry: Vec<String>,
+    /// PEM bundle trusted for registries in addition to the system roots.
+    #[arg(long, value_name = "FILE")]
+    registry_ca_file: Option<PathBuf>,
+    /// Directory holding a docker config.json with registry credentials (default: none is read).
+    #[arg(long, value_name = "DIR")]
+    docker_config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Json)]
+    log_format: LogFormat,
+}
+
+fn main() -> anyhow::Result<()> {
+    let Command::Serve(args) = Cli::parse().command;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match args.log_format {
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_current_span(false)
+            .init(),
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+    }
+    let registry = ClientConfig {
+        insecure_registries: args.insecure_registry.clone(),
+        ca_file: args.registry_ca_file.clone(),
+        use_docker_config: args.docker_config.is_some(),
+        docker_config_dir: args.docker_config.clone(),
+        ..ClientConfig::default()
+    };
+    let config = ServerConfig {
+        listen: args.listen,
+        metrics_listen: Some(args.metrics_listen),
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        policy: args.policy,
+        trusted_root: args.trusted_root,
+        budget: args.budget,
+        cache_entries: args.cache_entries,
+        cache_ttl: args.cache_ttl,
+        reload_interval: args.reload_interval,
+        registry,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let running = kibaship_webhook::start(config).await?;
+        tracing::info!(addr = %running.addr, metrics = ?running.metrics_addr, ready = running.state.is_ready(), "serving");
+        shutdown_signal().await;
+        tracing::info!("stopping");
+        running.stop();
+        anyhow::Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

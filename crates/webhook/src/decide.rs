@@ -1,0 +1,452 @@
+//! The admission decision for one AdmissionReview: which images the policy selects, their verification facts
+//! (cached, coalesced, within the request's budget), and the answer. Policy selection, modes and exceptions are
+//! applied on every request; only verification facts are cached.
+//!
+//! No path allows an image the policy selects except a [`Verdict::Verified`] proof (for each selecting policy)
+//! or an unexpired exception; every failure to reach a verdict (registry down, timeout, a verification that
+//! panicked) denies under an `enforce` policy.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kibaship_admission::{Decision, ImagePatch, Review};
+use kibaship_cosign::{ImageVerifier, Verdict};
+use kibaship_oci::{Reference, RegistryClient};
+use kibaship_policy::{ExceptionMatch, Mode, NamespaceInfo, PolicySet};
+use kibaship_sigstore::Verifier;
+
+use crate::facts::{FactCache, FactError, FactKey};
+use crate::metrics::{CacheLabels, Metrics};
+use crate::summary::not_verified_detail;
+
+/// Which endpoint is answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/validate`: judge, deny or warn.
+    Validate,
+    /// `/mutate`: pin verified tags to their digests; never denies (validation does).
+    Mutate,
+}
+
+impl Endpoint {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Validate => "validate",
+            Endpoint::Mutate => "mutate",
+        }
+    }
+}
+
+/// The trust material in use: the bundle verifier (parsed once from `trusted_root.json`), the file's hash, and
+/// the registry client.
+#[derive(Clone)]
+pub struct Trust {
+    /// The Sigstore verifier over the trusted root.
+    pub verifier: Arc<Verifier>,
+    /// SHA-256 of the trusted root file (part of every fact's key).
+    pub hash: [u8; 32],
+    /// Reads registries (no overall deadline: each verification gets the budget).
+    pub client: RegistryClient,
+}
+
+impl std::fmt::Debug for Trust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trust")
+            .field("hash", &hex::encode(self.hash))
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one request needs: the loaded policy and trust, the cache, metrics and the budget.
+#[derive(Debug, Clone)]
+pub struct Judge {
+    /// The policy in force.
+    pub policy: Arc<PolicySet>,
+    /// The trust material in force.
+    pub trust: Arc<Trust>,
+    /// Verification facts.
+    pub cache: Arc<FactCache>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Longest a request may take before its pending images are denied with `timeout`.
+    pub budget: Duration,
+}
+
+/// One image failing one policy.
+#[derive(Debug, Clone)]
+struct Failure {
+    site: usize,
+    policy: String,
+    mode: Mode,
+    code: String,
+    detail: String,
+}
+
+/// The decision and what the log line should say about it.
+#[derive(Debug)]
+pub struct Judgement {
+    /// The answer.
+    pub decision: Decision,
+    /// The result label: `allowed`, `warned` or `denied`.
+    pub result: &'static str,
+    /// The code for metrics and logs: the first failure's code, else why it was allowed.
+    pub code: String,
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Printable, bounded text of a user-controlled string for messages.
+fn shown(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().take(200) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if text.chars().count() > 200 {
+        out.push('…');
+    }
+    out
+}
+
+impl Judge {
+    /// Decides `review` at `now` (unix seconds) for `endpoint`.
+    pub async fn decide(&self, review: &Review, endpoint: Endpoint, now: i64) -> Judgement {
+        let deadline = tokio::time::Instant::now() + self.budget;
+        let namespace = NamespaceInfo::without_labels(&review.namespace);
+        let mut warnings = Vec::new();
+        let mut failures = Vec::new();
+        let mut patches = Vec::new();
+        let mut allowed_by = "not-selected";
+        let mut audit = std::collections::BTreeMap::new();
+
+        // What each image needs.
+        let mut checks = Vec::new();
+        for (site_index, site) in review.images.iter().enumerate() {
+            let selected = self.policy.select(&namespace, &site.image);
+            if selected.is_empty() {
+                continue;
+            }
+            let expired = match self
+                .policy
+                .exception_for(&review.namespace, &site.image, now)
+            {
+                ExceptionMatch::Active(exception) => {
+                    if endpoint == Endpoint::Validate {
+                        warnings.push(format!(
+                            "kibaship: image \"{}\" admitted unverified by an exception of {} (until {}): {}",
+                            shown(&site.image),
+                            shown(exception.owner()),
+                            exception.expires_rfc3339(),
+                            shown(exception.reason()),
+                        ));
+                    }
+                    allowed_by = "exception";
+                    continue;
+                }
+                ExceptionMatch::Expired(exception) => Some(format!(
+                    " (the exception of {} expired at {})",
+                    shown(exception.owner()),
+                    exception.expires_rfc3339()
+                )),
+                ExceptionMatch::None => None,
+            };
+            let reference = match Reference::parse(&site.image) {
+                Ok(r) => r,
+                Err(e) => {
+                    for policy in &selected {
+                        failures.push(Failure {
+                            site: site_index,
+                            policy: policy.name().to_string(),
+                            mode: policy.mode(),
+                            code: "bad-reference".into(),
+                            detail: format!("not an image reference: {}", shown(&e.to_string())),
+                        });
+                    }
+                    continue;
+                }
+            };
+            checks.push((site_index, reference, selected, expired));
+        }
+
+        // Tags resolve once per request (never cached: a tag can move); digests are what facts are keyed by.
+        let mut pending = Vec::new();
+        for (site_index, reference, selected, expired) in checks {
+            let pinned = match reference.digest() {
+                Some(digest) => Ok(reference.with_digest(digest.clone())),
+                None => self.resolve(&reference, deadline).await,
+            };
+            for policy in selected {
+                let requirements = policy.image_policy().fingerprint();
+                match &pinned {
+                    Ok(pinned) => pending.push((
+                        site_index,
+                        policy.name().to_string(),
+                        policy.mode(),
+                        expired.clone(),
+                        pinned.clone(),
+                        self.fact(
+                            pinned.clone(),
+                            requirements,
+                            policy.image_policy().clone(),
+                            now,
+                            deadline,
+                        ),
+                    )),
+                    Err(e) => failures.push(Failure {
+                        site: site_index,
+                        policy: policy.name().to_string(),
+                        mode: policy.mode(),
+                        code: e.code.to_string(),
+                        detail: format!("{}{}", e.message, expired.clone().unwrap_or_default()),
+                    }),
+                }
+            }
+        }
+
+        // Verify concurrently; each within the request's deadline.
+        let (meta, futures): (Vec<_>, Vec<_>) = pending
+            .into_iter()
+            .map(|(s, p, m, x, pinned, f)| ((s, p, m, x, pinned), f))
+            .unzip();
+        let results = futures::future::join_all(futures).await;
+        let mut verified_sites: Vec<Option<(bool, Reference)>> = vec![None; review.images.len()];
+        for ((site, policy, mode, expired, pinned), result) in meta.into_iter().zip(results) {
+            let entry = verified_sites.get_mut(site).and_then(|slot| {
+                if slot.is_none() {
+                    *slot = Some((true, pinned.clone()));
+                }
+                slot.as_mut()
+            });
+            match result {
+                Ok(verdict) => match &*verdict {
+                    Verdict::Verified(_) => {
+                        allowed_by = "verified";
+                    }
+                    Verdict::NotVerified(n) => {
+                        if let Some(e) = entry {
+                            e.0 = false;
+                        }
+                        failures.push(Failure {
+                            site,
+                            policy,
+                            mode,
+                            code: n.code.as_str().to_string(),
+                            detail: format!(
+                                "{}{}",
+                                not_verified_detail(n),
+                                expired.unwrap_or_default()
+                            ),
+                        });
+                    }
+                },
+                Err(e) => {
+                    if let Some(e) = entry {
+                        e.0 = false;
+                    }
+                    failures.push(Failure {
+                        site,
+                        policy,
+                        mode,
+                        code: e.code.to_string(),
+                        detail: format!("{}{}", e.message, expired.unwrap_or_default()),
+                    });
+                }
+            }
+        }
+
+        // Pin verified tags (mutate).
+        if endpoint == Endpoint::Mutate {
+            for (site, verified) in verified_sites.iter().enumerate() {
+                let (Some((true, pinned)), Some(image_site)) = (verified, review.images.get(site))
+                else {
+                    continue;
+                };
+                if image_site.image.contains('@') {
+                    continue;
+                }
+                if let Some(digest) = pinned.digest() {
+                    patches.push(ImagePatch {
+                        pointer: image_site.pointer.clone(),
+                        image: format!("{}@{}", image_site.image, digest),
+                    });
+                }
+            }
+            let code = if patches.is_empty() {
+                "not-pinned"
+            } else {
+                "pinned"
+            };
+            return Judgement {
+                decision: Decision {
+                    allowed: true,
+                    code: None,
+                    message: String::new(),
+                    warnings: Vec::new(),
+                    patch: patches,
+                    audit_annotations: Default::default(),
+                },
+                result: "allowed",
+                code: code.to_string(),
+            };
+        }
+
+        let describe = |f: &Failure| {
+            let site = review.images.get(f.site);
+            format!(
+                "image \"{}\" ({} \"{}\"): policy \"{}\": {}: {}",
+                site.map(|s| shown(&s.image)).unwrap_or_default(),
+                site.map(|s| s.role.as_str()).unwrap_or("container"),
+                site.map(|s| shown(&s.container)).unwrap_or_default(),
+                shown(&f.policy),
+                f.code,
+                f.detail
+            )
+        };
+        let denials: Vec<&Failure> = failures
+            .iter()
+            .filter(|f| f.mode == Mode::Enforce)
+            .collect();
+        for f in failures.iter().filter(|f| f.mode == Mode::Warn) {
+            warnings.push(format!("kibaship (warn): {}", describe(f)));
+        }
+        for (n, f) in failures
+            .iter()
+            .filter(|f| f.mode == Mode::Audit)
+            .enumerate()
+        {
+            audit.insert(format!("kibaship.io/audit-{n}"), describe(f));
+        }
+        if let Some(first) = denials.first() {
+            let message = format!(
+                "kibaship: denied: {}",
+                denials
+                    .iter()
+                    .map(|f| describe(f))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            return Judgement {
+                decision: Decision {
+                    allowed: false,
+                    code: Some(first.code.clone()),
+                    message,
+                    warnings,
+                    patch: Vec::new(),
+                    audit_annotations: audit,
+                },
+                result: "denied",
+                code: first.code.clone(),
+            };
+        }
+        let (result, code) = match failures.first() {
+            Some(f) if f.mode == Mode::Warn => ("warned", f.code.clone()),
+            Some(f) => ("allowed", f.code.clone()),
+            None => ("allowed", allowed_by.to_string()),
+        };
+        Judgement {
+            decision: Decision {
+                allowed: true,
+                code: None,
+                message: String::new(),
+                warnings,
+                patch: Vec::new(),
+                audit_annotations: audit,
+            },
+            result,
+            code,
+        }
+    }
+
+    /// The digest `reference`'s tag names now.
+    async fn resolve(
+        &self,
+        reference: &Reference,
+        deadline: tokio::time::Instant,
+    ) -> Result<Reference, FactError> {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let client = self.trust.client.with_timeout(remaining);
+        match tokio::time::timeout_at(deadline, client.resolve_digest(reference, None)).await {
+            Ok(Ok(resolved)) => Ok(reference.with_digest(resolved.digest)),
+            Ok(Err(e)) => Err(FactError {
+                code: if e.is_timeout() {
+                    "timeout"
+                } else {
+                    "registry-unreachable"
+                },
+                message: format!("resolving the tag: {e}"),
+            }),
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    fn timed_out(&self) -> FactError {
+        FactError {
+            code: "timeout",
+            message: format!(
+                "no verdict within the webhook's budget of {} ms",
+                self.budget.as_millis()
+            ),
+        }
+    }
+
+    /// The verification fact for `pinned` under `policy`, from the cache or a (shared) verification, within
+    /// the deadline.
+    fn fact(
+        &self,
+        pinned: Reference,
+        requirements: [u8; 32],
+        policy: kibaship_cosign::ImagePolicy,
+        now: i64,
+        deadline: tokio::time::Instant,
+    ) -> impl std::future::Future<Output = Result<Arc<Verdict>, FactError>> + Send + 'static {
+        let key = FactKey {
+            image: pinned.to_string(),
+            trust_root: self.trust.hash,
+            requirements,
+        };
+        let cache = Arc::clone(&self.cache);
+        let metrics = Arc::clone(&self.metrics);
+        let verifier = ImageVerifier::with_verifier(
+            self.trust.client.with_timeout(self.budget),
+            Arc::clone(&self.trust.verifier),
+        );
+        let timed_out = self.timed_out();
+        async move {
+            let verify_metrics = Arc::clone(&metrics);
+            let verify = async move {
+                verify_metrics.verifications.inc();
+                let started = Instant::now();
+                let result = verifier.verify(&pinned, &policy, now).await;
+                verify_metrics
+                    .verify_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                result
+                    .map(Arc::new)
+                    .map_err(|e| FactError::from_reason(e.code(), e.to_string()))
+            };
+            match tokio::time::timeout_at(deadline, cache.get_or_verify(key, verify)).await {
+                Ok((result, lookup)) => {
+                    metrics
+                        .cache
+                        .get_or_create(&CacheLabels {
+                            result: lookup.as_str(),
+                        })
+                        .inc();
+                    metrics
+                        .cache_entries
+                        .set(i64::try_from(cache.len()).unwrap_or(i64::MAX));
+                    result
+                }
+                Err(_) => Err(timed_out),
+            }
+        }
+    }
+}
