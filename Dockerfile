@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# kibaship image: `kibaverify` (CLI, gates, verification) and `kibaship-step` (Tekton step driver).
+# kibaship image: `kibaverify` (CLI, gates, verification), `kibaship-step` (Tekton step driver) and
+# `kibaship-webhook` (the admission webhook; deploy/ runs it with `command: [kibaship-webhook, serve, ...]`).
 #
 # Multi-stage: build with the Rust toolchain, run on distroless static (no shell, no libc, no package manager)
 # as non-root. Both binaries are linked statically (glibc static-pie): the railpack Tasks copy kibaship-step
@@ -20,14 +21,15 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     case "$TARGETARCH" in amd64) triple=x86_64-unknown-linux-gnu ;; arm64) triple=aarch64-unknown-linux-gnu ;; \
       *) echo "unsupported TARGETARCH $TARGETARCH" >&2; exit 1 ;; esac \
  && RUSTFLAGS='-C target-feature=+crt-static' \
-    cargo build --release --locked --target "$triple" -p kibaverify -p kibaship-step \
+    cargo build --release --locked --target "$triple" -p kibaverify -p kibaship-step -p kibaship-webhook \
  && install -D -m 0755 "target/$triple/release/kibaverify" /out/kibaverify \
- && install -D -m 0755 "target/$triple/release/kibaship-step" /out/kibaship-step
+ && install -D -m 0755 "target/$triple/release/kibaship-step" /out/kibaship-step \
+ && install -D -m 0755 "target/$triple/release/kibaship-webhook" /out/kibaship-webhook
 
 FROM gcr.io/distroless/static-debian12:nonroot
 LABEL org.opencontainers.image.title="kibaship" \
-      org.opencontainers.image.description="kibaverify and kibaship-step" \
+      org.opencontainers.image.description="kibaverify, kibaship-step and kibaship-webhook" \
       org.opencontainers.image.licenses="Apache-2.0"
-COPY --from=build /out/kibaverify /out/kibaship-step /usr/local/bin/
+COPY --from=build /out/kibaverify /out/kibaship-step /out/kibaship-webhook /usr/local/bin/
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/kibaverify"]

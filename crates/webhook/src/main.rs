@@ -70,6 +70,10 @@ struct Serve {
     /// Directory holding a docker config.json with registry credentials (default: none is read).
     #[arg(long, value_name = "DIR")]
     docker_config: Option<PathBuf>,
+    /// After SIGTERM, keep serving this long before stopping: the API server stops sending requests once the
+    /// Pod's endpoint is removed, which takes a moment.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    shutdown_delay: Duration,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     log_format: LogFormat,
@@ -94,6 +98,7 @@ fn main() -> anyhow::Result<()> {
         docker_config_dir: args.docker_config.clone(),
         ..ClientConfig::default()
     };
+    let shutdown_delay = args.shutdown_delay;
     let config = ServerConfig {
         listen: args.listen,
         metrics_listen: Some(args.metrics_listen),
@@ -113,9 +118,14 @@ fn main() -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let running = kibaship_webhook::start(config).await?;
-        tracing::info!(addr = %running.addr, metrics = ?running.metrics_addr, ready = running.state.is_ready(), "serving");
+        let metrics = running
+            .metrics_addr
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::info!(addr = %running.addr, metrics = %metrics, ready = running.state.is_ready(), "serving");
         shutdown_signal().await;
-        tracing::info!("stopping");
+        tracing::info!(delay = ?shutdown_delay, "stopping after the shutdown delay");
+        tokio::time::sleep(shutdown_delay).await;
         running.stop();
         anyhow::Ok(())
     })
