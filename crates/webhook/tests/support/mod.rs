@@ -186,14 +186,18 @@ impl World {
     /// One policy over this registry's fixtures signed with `cosign.pub`, in `mode`; `namespaces` is the
     /// policy's `namespaces:` block (indented four spaces) or empty.
     pub fn policy_entry(&self, name: &str, mode: &str, namespaces: &str) -> String {
+        self.policy_entry_for(&self.host, name, mode, namespaces)
+    }
+
+    /// As [`World::policy_entry`], for the fixtures as reached through `host` (a proxy in front of the registry).
+    pub fn policy_entry_for(&self, host: &str, name: &str, mode: &str, namespaces: &str) -> String {
         let key = std::fs::read_to_string(self.path("cosign.pub")).unwrap();
         let key = key
             .lines()
             .map(|l| format!("          {l}\n"))
             .collect::<String>();
         format!(
-            "  - name: {name}\n    mode: {mode}\n{namespaces}    images: [\"{host}/fixtures/**\"]\n    transparencyLog: optional\n    authorities:\n      - name: release-key\n        key: |\n{key}",
-            host = self.host
+            "  - name: {name}\n    mode: {mode}\n{namespaces}    images: [\"{host}/fixtures/**\"]\n    transparencyLog: optional\n    authorities:\n      - name: release-key\n        key: |\n{key}"
         )
     }
 
@@ -218,6 +222,11 @@ impl World {
     }
 
     pub async fn start(&self, budget: Duration) -> Running {
+        self.start_with_registry(budget, &self.host).await
+    }
+
+    /// As [`World::start`], reaching `registry_host` over plain HTTP (a proxy in front of the registry).
+    pub async fn start_with_registry(&self, budget: Duration, registry_host: &str) -> Running {
         kibaship_webhook::start(ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -230,7 +239,7 @@ impl World {
             cache_ttl: Duration::from_secs(600),
             reload_interval: Duration::from_millis(100),
             registry: ClientConfig {
-                insecure_registries: vec![self.host.clone()],
+                insecure_registries: vec![registry_host.to_string()],
                 use_docker_config: false,
                 ..ClientConfig::default()
             },
