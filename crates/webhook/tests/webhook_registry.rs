@@ -281,3 +281,61 @@ async fn bad_requests_are_refused_never_allowed() {
     assert_eq!(answer["response"]["allowed"], false, "{answer}");
     assert_eq!(answer["response"]["uid"], "k");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_registry_without_the_referrers_api_and_signatures_made_by_kibaship() {
+    // Debian's docker-registry: no referrers API, so cosign v3 bundles sit under the `sha256-<hex>` tag fallback.
+    let world = World::new_in(kibaship_testsupport::registry::RegistryMode::Plain);
+    world.write_policy(&world.policy("enforce", ""));
+    // Signed by kibaship's own signer, in both layouts, with the same cosign key.
+    let key = kibaship_sign::SigningKey::from_key_file(
+        &std::fs::read(world.path("cosign.key")).unwrap(),
+        Some(PASSWORD.as_bytes()),
+    )
+    .unwrap();
+    let client = kibaship_oci::RegistryClient::new(kibaship_oci::ClientConfig {
+        insecure_registries: vec![world.host.clone()],
+        use_docker_config: false,
+        ..kibaship_oci::ClientConfig::default()
+    })
+    .unwrap();
+    let image = kibaship_oci::Reference::parse(&world.unsigned).unwrap();
+    let digest = client.resolve_digest(&image, None).await.unwrap().digest;
+    let signed = kibaship_cosign::sign_image(
+        &client,
+        &image.with_digest(digest),
+        None,
+        kibaship_cosign::ImageSigner::Key(&key),
+        kibaship_cosign::Layouts::Both,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(signed.len(), 2);
+
+    let running = world.start(Duration::from_secs(20)).await;
+    let http = client_for_world(&world);
+    for (image, allowed) in [
+        (&world.signed_bundle, true),
+        (&world.signed_legacy, true),
+        (&world.unsigned, true),
+        (&world.wrong_key, false),
+    ] {
+        let review = post(
+            &http,
+            &running,
+            "/validate",
+            &pod_review("p", "prod", &[image]),
+        )
+        .await;
+        assert_eq!(
+            response_of(&review)["allowed"],
+            allowed,
+            "{image}: {review}"
+        );
+    }
+}
+
+fn client_for_world(world: &World) -> reqwest::Client {
+    client(&world.ca_pem)
+}

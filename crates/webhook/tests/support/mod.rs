@@ -116,10 +116,19 @@ impl World {
         Self::with_certificate(serving_certificate("kibaship-webhook-test"))
     }
 
+    /// As [`World::new`] on a registry of `mode`.
+    pub fn new_in(mode: RegistryMode) -> World {
+        Self::build(mode, serving_certificate("kibaship-webhook-test"))
+    }
+
     /// As [`World::new`], serving `(ca_pem, cert_pem, key_pem)`.
     pub fn with_certificate(certificate: (String, String, String)) -> World {
+        Self::build(RegistryMode::Referrers, certificate)
+    }
+
+    fn build(mode: RegistryMode, certificate: (String, String, String)) -> World {
         let dir = tempfile::tempdir().unwrap();
-        let registry = TestRegistry::start(RegistryMode::Referrers).unwrap();
+        let registry = TestRegistry::start(mode).unwrap();
         push_fixture_images(&registry).unwrap();
         let host = registry.host();
         let d = dir.path();
