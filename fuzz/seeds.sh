@@ -119,4 +119,16 @@ text step_params "NODE_ENV=production"
 text step_params "0123456789abcdef0123456789abcdef01234567"
 text step_params $'registry.example:5000\nteam/app\nv1'
 
+# AdmissionReviews: recorded from kube-apiserver; kubewarden's requests and kubernetes/api's round-trip objects
+# (every field filled) wrapped into reviews; the round-trip reviews themselves (refused: unknown operation).
+add admission_review "$td"/admission/recorded/*.json "$td"/admission/k8s-api-roundtrip/admission.k8s.io.*.json
+for f in "$td"/admission/kubewarden/*.json; do
+  text admission_review "$(jq -c '{apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", request: .}' "$f")"
+done
+for f in "$td"/admission/k8s-api-roundtrip/{core,apps,batch}.v1.*.json; do
+  text admission_review "$(jq -c '{apiVersion: "admission.k8s.io/v1beta1", kind: "AdmissionReview", request: {uid: "u",
+    kind: {group: (.apiVersion | if test("/") then split("/")[0] else "" end), version: (.apiVersion | split("/") | last),
+      kind: .kind}, operation: "CREATE", object: .}}' "$f")"
+done
+
 echo "seeds: $(find "$corpus" -type f | wc -l) files in $(ls "$corpus" | wc -l) corpora"
