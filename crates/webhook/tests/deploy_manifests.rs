@@ -16,7 +16,7 @@ use kibaship_testsupport::kube::{KubeApiServer, WEBHOOK_PAUSE, WEBHOOK_TRIES, wa
 use serde_json::{Value, json};
 
 const NAMESPACE: &str = "kibaship-system";
-const IMAGE: &str = "ghcr.io/kibaship/kibaship-webhook:0.1.0";
+const IMAGE: &str = "ghcr.io/kibaship/kibaship:0.1.0";
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
@@ -687,14 +687,14 @@ fn overlays_and_the_component_render_and_pass_the_dry_run() {
     fs::write(
         dir.join("kustomization.yaml"),
         "resources:\n  - ../base\ncomponents:\n  - ../components/priority-class\nimages:\n  \
-         - name: ghcr.io/kibaship/kibaship-webhook\n    newName: registry.example/kibaship-webhook\n    newTag: 0.2.0\n",
+         - name: ghcr.io/kibaship/kibaship\n    newName: registry.example/kibaship\n    newTag: 0.2.0\n",
     )
     .unwrap();
     let objects = render(&api, &dir);
     let pod = &find(&objects, "Deployment", "kibaship-webhook")["spec"]["template"]["spec"];
     assert_eq!(
         pod["containers"][0]["image"],
-        "registry.example/kibaship-webhook:0.2.0"
+        "registry.example/kibaship:0.2.0"
     );
     let class = find(
         &objects,
@@ -978,4 +978,14 @@ fn applied_webhook_configurations_fail_closed_in_selected_namespaces_only() {
         )
     });
     assert!(validated.contains("/validate?timeout=10s"), "{validated}");
+}
+
+/// The policy and trusted root the base ships load as the webhook loads them (the same functions).
+#[test]
+fn the_shipped_policy_and_trusted_root_load() {
+    let base = deploy_dir().join("base");
+    let (policy, _) = kibaship_webhook::reload::load_policy(&base.join("policy.yaml")).unwrap();
+    assert_eq!(policy.policies().len(), 1);
+    assert_eq!(policy.policies()[0].mode(), kibaship_policy::Mode::Enforce);
+    kibaship_webhook::reload::load_trust(&base.join("trusted_root.json")).unwrap();
 }
