@@ -106,6 +106,39 @@ impl Default for ClientConfig {
 pub struct RegistryClient {
     inner: Arc<Inner>,
     deadline: Option<Deadline>,
+    /// Credentials of this clone only (a Pod's pull secrets), checked before the client's own.
+    overlay: Option<Arc<HashMap<String, Credential>>>,
+}
+
+/// Which credential a cached bearer token was fetched with: `None` for the client's own (configuration or docker
+/// config, the same for every clone), else a SHA-256 over the overlay credential, so a token fetched with one
+/// tenant's credential is never reused for another's request.
+type CredentialKey = Option<[u8; 32]>;
+
+fn credential_key(credential: &Credential) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hasher.update((bytes.len() as u64).to_be_bytes());
+        hasher.update(bytes);
+    };
+    match credential {
+        Credential::Basic { username, password } => {
+            field(b"basic");
+            field(username.as_bytes());
+            field(password.as_bytes());
+        }
+        Credential::IdentityToken { username, token } => {
+            field(b"identity-token");
+            field(username.as_bytes());
+            field(token.as_bytes());
+        }
+        Credential::RegistryToken(token) => {
+            field(b"registry-token");
+            field(token.as_bytes());
+        }
+    }
+    hasher.finalize().into()
 }
 
 /// When the client's budget runs out, and how long it was (for messages).
@@ -137,7 +170,7 @@ struct Inner {
     config: ClientConfig,
     docker_config: Option<DockerConfig>,
     registries: RwLock<HashMap<String, Arc<RegistryState>>>,
-    tokens: RwLock<HashMap<(String, String), CachedToken>>,
+    tokens: RwLock<HashMap<(String, String, CredentialKey), CachedToken>>,
     manifests_by_digest: RwLock<HashMap<String, Arc<Manifest>>>,
 }
 
@@ -332,6 +365,7 @@ impl RegistryClient {
         let deadline = config.timeout.and_then(Deadline::after);
         Ok(RegistryClient {
             deadline,
+            overlay: None,
             inner: Arc::new(Inner {
                 http,
                 config,
@@ -361,7 +395,33 @@ impl RegistryClient {
         RegistryClient {
             inner: Arc::clone(&self.inner),
             deadline,
+            overlay: self.overlay.clone(),
         }
+    }
+
+    /// A clone (same connection pool and caches) that uses `credentials` (by registry, as [`Reference::registry`]
+    /// names it) before the client's own: what an admission webhook does with a Pod's pull secrets. Bearer
+    /// tokens fetched with these credentials are cached for them only. Keeps this client's deadline.
+    pub fn with_credentials(&self, credentials: HashMap<String, Credential>) -> RegistryClient {
+        RegistryClient {
+            inner: Arc::clone(&self.inner),
+            deadline: self.deadline,
+            overlay: (!credentials.is_empty()).then(|| Arc::new(credentials)),
+        }
+    }
+
+    /// The overlay credential for `registry`, if this clone has one.
+    fn overlay_credential(&self, registry: &str) -> Option<&Credential> {
+        self.overlay.as_ref().and_then(|o| o.get(registry))
+    }
+
+    /// The token cache key of `scope` on `reg` for this clone.
+    fn token_key(&self, reg: &RegistryState, scope: &str) -> (String, String, CredentialKey) {
+        (
+            reg.name.clone(),
+            scope.to_string(),
+            self.overlay_credential(&reg.name).map(credential_key),
+        )
     }
 
     /// Runs `work` within `attempt` and the overall deadline, whichever ends first.
@@ -1252,8 +1312,8 @@ impl RegistryClient {
                 // Drop the cached token only if it is the one the registry just refused: concurrent requests
                 // that were refused while another fetched a fresh token then reuse that one.
                 if let Some(refused) = sent_auth.and_then(|a| a.strip_prefix("Bearer ")) {
+                    let key = self.token_key(reg, &scope);
                     let mut tokens = write_lock(&self.inner.tokens);
-                    let key = (reg.name.clone(), scope.clone());
                     if tokens.get(&key).is_some_and(|t| t.value == refused) {
                         tokens.remove(&key);
                     }
@@ -1266,6 +1326,9 @@ impl RegistryClient {
     }
 
     async fn credential(&self, reg: &RegistryState) -> Result<Option<Credential>, Error> {
+        if let Some(c) = self.overlay_credential(&reg.name) {
+            return Ok(Some(c.clone()));
+        }
         reg.credential
             .get_or_try_init(|| async {
                 if let Some(c) = self.inner.config.credentials.get(&reg.name) {
@@ -1288,9 +1351,10 @@ impl RegistryClient {
     }
 
     fn cached_token(&self, reg: &RegistryState, scope: &str) -> Option<String> {
+        let key = self.token_key(reg, scope);
         let tokens = read_lock(&self.inner.tokens);
         tokens
-            .get(&(reg.name.clone(), scope.to_string()))
+            .get(&key)
             .filter(|t| t.expires > Instant::now())
             .map(|t| t.value.clone())
     }
@@ -1446,10 +1510,8 @@ impl RegistryClient {
         let lifetime = Duration::from_secs(secs - secs / 10);
         let now = Instant::now();
         let expires = now.checked_add(lifetime).unwrap_or(now);
-        write_lock(&self.inner.tokens).insert(
-            (reg.name.clone(), scope.to_string()),
-            CachedToken { value, expires },
-        );
+        let key = self.token_key(reg, scope);
+        write_lock(&self.inner.tokens).insert(key, CachedToken { value, expires });
     }
 }
 

@@ -488,3 +488,54 @@ async fn referrers_fallback_is_written_and_read_and_skopeo_agrees() {
         2
     );
 }
+
+/// `with_credentials`: a clone with a Pod's pull secret reads what the client alone may not, the client stays
+/// without, and a token fetched with the clone's credential is never reused by the client or another clone.
+#[tokio::test]
+async fn per_request_credentials_are_used_by_their_clone_only() {
+    for mode in [RegistryMode::BasicTls, RegistryMode::TokenTls] {
+        let reg = TestRegistry::start(mode).unwrap();
+        let fixtures = push_fixture_images(&reg).unwrap();
+        let r = Reference::parse(&fixtures[0].reference).unwrap();
+        let (username, password) = reg.credentials().unwrap();
+        let anonymous = RegistryClient::new(config_without_credentials(&reg)).unwrap();
+        let with_secret = anonymous.with_credentials(HashMap::from([(
+            reg.host(),
+            Credential::Basic {
+                username: username.clone(),
+                password,
+            },
+        )]));
+        with_secret
+            .with_timeout(Duration::from_secs(30))
+            .resolve_digest(&r, None)
+            .await
+            .unwrap_or_else(|e| panic!("{mode:?}: with the pull secret: {e}"));
+        // Another tenant's wrong secret, and the client itself, are still refused.
+        let wrong = anonymous.with_credentials(HashMap::from([(
+            reg.host(),
+            Credential::Basic {
+                username,
+                password: "not-the-password".into(),
+            },
+        )]));
+        for (who, client) in [("wrong secret", &wrong), ("no secret", &anonymous)] {
+            let e = client.resolve_digest(&r, None).await.unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.contains("denied")
+                    || text.contains("rejected")
+                    || text.contains("credentials"),
+                "{mode:?}: {who}: {text}"
+            );
+        }
+        // The clone with the right secret still reads, with the token it was issued (none is fetched anew).
+        let before = reg.tokens_issued();
+        with_secret.resolve_digest(&r, None).await.unwrap();
+        assert_eq!(
+            reg.tokens_issued(),
+            before,
+            "{mode:?}: the clone's token is reused"
+        );
+    }
+}
