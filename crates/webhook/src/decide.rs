@@ -8,11 +8,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
+use futures::future::{BoxFuture, Shared};
 use kibaship_admission::{Decision, ImagePatch, Review};
 use kibaship_cosign::{ImageVerifier, Verdict};
 use kibaship_oci::{Reference, RegistryClient};
 use kibaship_policy::{ExceptionMatch, Mode, NamespaceInfo, PolicySet};
 use kibaship_sigstore::Verifier;
+
+use crate::kube_api::{KubeApi, PullCredentials};
 
 use crate::facts::{FactCache, FactError, FactKey};
 use crate::metrics::{CacheLabels, Metrics};
@@ -70,7 +74,12 @@ pub struct Judge {
     pub metrics: Arc<Metrics>,
     /// Longest a request may take before its pending images are denied with `timeout`.
     pub budget: Duration,
+    /// The Kubernetes API (namespace labels, pull secrets), when configured.
+    pub kube: Option<KubeApi>,
 }
+
+/// The registry credentials of one request's Pod, fetched once and only if a registry must be read.
+type PullCredentialsFuture = Shared<BoxFuture<'static, Arc<PullCredentials>>>;
 
 /// One image failing one policy.
 #[derive(Debug, Clone)]
@@ -120,7 +129,12 @@ impl Judge {
     /// Decides `review` at `now` (unix seconds) for `endpoint`.
     pub async fn decide(&self, review: &Review, endpoint: Endpoint, now: i64) -> Judgement {
         let deadline = tokio::time::Instant::now() + self.budget;
-        let namespace = NamespaceInfo::without_labels(&review.namespace);
+        let labels = self.namespace_labels(&review.namespace, deadline).await;
+        let namespace = match &labels {
+            Some(labels) => NamespaceInfo::new(&review.namespace, labels),
+            None => NamespaceInfo::without_labels(&review.namespace),
+        };
+        let credentials = self.pull_credentials(review, deadline);
         let mut warnings = Vec::new();
         let mut failures = Vec::new();
         let mut patches = Vec::new();
@@ -181,7 +195,7 @@ impl Judge {
         for (site_index, reference, selected, expired) in checks {
             let pinned = match reference.digest() {
                 Some(digest) => Ok(reference.with_digest(digest.clone())),
-                None => self.resolve(&reference, deadline).await,
+                None => self.resolve(&reference, &credentials, deadline).await,
             };
             for policy in selected {
                 let requirements = policy.image_policy().fingerprint();
@@ -196,6 +210,7 @@ impl Judge {
                             pinned.clone(),
                             requirements,
                             policy.image_policy().clone(),
+                            credentials.clone(),
                             now,
                             deadline,
                         ),
@@ -365,14 +380,102 @@ impl Judge {
         }
     }
 
+    /// The namespace's labels when a policy selects by label and the Kubernetes API is configured; `None` (unknown:
+    /// label selectors then select, failing closed) otherwise or when the lookup fails.
+    async fn namespace_labels(
+        &self,
+        namespace: &str,
+        deadline: tokio::time::Instant,
+    ) -> Option<Arc<std::collections::BTreeMap<String, String>>> {
+        if !self.policy.needs_namespace_labels() {
+            return None;
+        }
+        let kube = self.kube.as_ref()?;
+        match tokio::time::timeout_at(deadline, kube.namespace_labels(namespace)).await {
+            Ok(Ok(labels)) => Some(labels),
+            Ok(Err(e)) => {
+                tracing::warn!(namespace, code = e.code(), error = %e, "namespace labels unknown: label selectors apply");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(
+                    namespace,
+                    "namespace labels unknown (budget spent): label selectors apply"
+                );
+                None
+            }
+        }
+    }
+
+    /// The Pod's registry credentials (its imagePullSecrets, else its service account's), fetched when first
+    /// awaited; empty without a Kubernetes API or when they cannot be read (then only the webhook's own apply).
+    fn pull_credentials(
+        &self,
+        review: &Review,
+        deadline: tokio::time::Instant,
+    ) -> Option<PullCredentialsFuture> {
+        let kube = self.kube.clone()?;
+        let namespace = review.namespace.clone();
+        let secrets = review.pull_secrets.clone();
+        // The kubelet uses the service account's pull secrets only when the Pod names none.
+        let service_account = secrets.is_empty().then(|| {
+            review
+                .service_account
+                .clone()
+                .unwrap_or_else(|| "default".into())
+        });
+        Some(
+            async move {
+                let fetched = tokio::time::timeout_at(
+                    deadline,
+                    kube.pull_credentials(&namespace, &secrets, service_account.as_deref()),
+                )
+                .await;
+                match fetched {
+                    Ok(Ok(credentials)) => {
+                        for note in credentials.notes() {
+                            tracing::info!(namespace = %namespace, note = %note, "pull credentials");
+                        }
+                        Arc::new(credentials)
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(namespace = %namespace, code = e.code(), error = %e, "pull secrets not read: only the webhook's own registry credentials apply");
+                        Arc::new(PullCredentials::default())
+                    }
+                    Err(_) => Arc::new(PullCredentials::default()),
+                }
+            }
+            .boxed()
+            .shared(),
+        )
+    }
+
+    /// The registry client for one request: the shared one, with the Pod's pull credentials for `registry`.
+    async fn client_for(
+        base: &RegistryClient,
+        credentials: &Option<PullCredentialsFuture>,
+        registry: &str,
+    ) -> RegistryClient {
+        match credentials {
+            Some(credentials) => {
+                let credentials = credentials.clone().await;
+                base.with_credentials(credentials.credentials_for([registry]))
+            }
+            None => base.clone(),
+        }
+    }
+
     /// The digest `reference`'s tag names now.
     async fn resolve(
         &self,
         reference: &Reference,
+        credentials: &Option<PullCredentialsFuture>,
         deadline: tokio::time::Instant,
     ) -> Result<Reference, FactError> {
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let client = self.trust.client.with_timeout(remaining);
+        let client = Self::client_for(&self.trust.client, credentials, reference.registry())
+            .await
+            .with_timeout(remaining);
         match tokio::time::timeout_at(deadline, client.resolve_digest(reference, None)).await {
             Ok(Ok(resolved)) => Ok(reference.with_digest(resolved.digest)),
             Ok(Err(e)) => Err(FactError {
@@ -404,6 +507,7 @@ impl Judge {
         pinned: Reference,
         requirements: [u8; 32],
         policy: kibaship_cosign::ImagePolicy,
+        credentials: Option<PullCredentialsFuture>,
         now: i64,
         deadline: tokio::time::Instant,
     ) -> impl std::future::Future<Output = Result<Arc<Verdict>, FactError>> + Send + 'static {
@@ -414,14 +518,18 @@ impl Judge {
         };
         let cache = Arc::clone(&self.cache);
         let metrics = Arc::clone(&self.metrics);
-        let verifier = ImageVerifier::with_verifier(
-            self.trust.client.with_timeout(self.budget),
-            Arc::clone(&self.trust.verifier),
-        );
+        let client = self.trust.client.clone();
+        let budget = self.budget;
+        let trust_verifier = Arc::clone(&self.trust.verifier);
         let timed_out = self.timed_out();
         async move {
             let verify_metrics = Arc::clone(&metrics);
             let verify = async move {
+                // Only a miss reads the registry, and only then are the Pod's pull secrets fetched.
+                let client = Self::client_for(&client, &credentials, pinned.registry())
+                    .await
+                    .with_timeout(budget);
+                let verifier = ImageVerifier::with_verifier(client, trust_verifier);
                 verify_metrics.verifications.inc();
                 let started = Instant::now();
                 let result = verifier.verify(&pinned, &policy, now).await;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use kibaship_oci::ClientConfig;
 use kibaship_oci::duration::parse_duration;
 use kibaship_webhook::ServerConfig;
+use kibaship_webhook::kube_api::KubeApiConfig;
 
 /// Admission webhook: only verified images into the namespaces the policy selects.
 #[derive(Parser, Debug)]
@@ -70,6 +71,20 @@ struct Serve {
     /// Directory holding a docker config.json with registry credentials (default: none is read).
     #[arg(long, value_name = "DIR")]
     docker_config: Option<PathBuf>,
+    /// Kubernetes API server URL for namespace labels and Pods' pull secrets (out of cluster; with
+    /// --kube-api-token-file and --kube-api-ca-file). In a cluster the service account is used without flags.
+    #[arg(long, value_name = "URL", requires_all = ["kube_api_token_file", "kube_api_ca_file"], conflicts_with = "no_kube_api")]
+    kube_api_url: Option<String>,
+    /// Bearer token file for --kube-api-url (re-read when it changes).
+    #[arg(long, value_name = "FILE", requires = "kube_api_url")]
+    kube_api_token_file: Option<PathBuf>,
+    /// CA bundle of the API server for --kube-api-url.
+    #[arg(long, value_name = "FILE", requires = "kube_api_url")]
+    kube_api_ca_file: Option<PathBuf>,
+    /// Do not read the Kubernetes API: namespace labels are unknown (label selectors then apply everywhere) and
+    /// only the webhook's own registry credentials are used.
+    #[arg(long)]
+    no_kube_api: bool,
     /// After SIGTERM, keep serving this long before stopping: the API server stops sending requests once the
     /// Pod's endpoint is removed, which takes a moment.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
@@ -98,6 +113,20 @@ fn main() -> anyhow::Result<()> {
         docker_config_dir: args.docker_config.clone(),
         ..ClientConfig::default()
     };
+    let kube_api = match (
+        &args.kube_api_url,
+        &args.kube_api_token_file,
+        &args.kube_api_ca_file,
+    ) {
+        _ if args.no_kube_api => None,
+        (Some(url), Some(token), Some(ca)) => Some(KubeApiConfig::new(url.clone(), token, ca)),
+        // In a cluster (the service account's files and the API's address are there): use it.
+        _ if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => Some(
+            KubeApiConfig::in_cluster()
+                .context("reading the in-cluster Kubernetes API configuration")?,
+        ),
+        _ => None,
+    };
     let shutdown_delay = args.shutdown_delay;
     let config = ServerConfig {
         listen: args.listen,
@@ -111,6 +140,7 @@ fn main() -> anyhow::Result<()> {
         cache_ttl: args.cache_ttl,
         reload_interval: args.reload_interval,
         registry,
+        kube_api,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

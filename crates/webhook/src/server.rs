@@ -41,6 +41,9 @@ pub enum StartError {
     /// The registry client could not be built.
     #[error("registry client: {0}")]
     Registry(#[from] kibaship_oci::Error),
+    /// The Kubernetes API client could not be built.
+    #[error("Kubernetes API client: {0}")]
+    KubeApi(#[from] crate::kube_api::KubeApiError),
     /// A listener could not be bound.
     #[error("listening on {addr}: {source}")]
     Bind {
@@ -92,7 +95,11 @@ pub async fn start(config: ServerConfig) -> Result<Running, StartError> {
     let certificate = Arc::new(ReloadingCertificate::new(key));
     let tls = Arc::new(server_config(Arc::clone(&certificate))?);
     let client = RegistryClient::new(config.registry.clone())?;
-    let state = Arc::new(State::new(&config, certificate, client));
+    let kube = match &config.kube_api {
+        Some(kube) => Some(crate::kube_api::KubeApi::new(kube.clone())?),
+        None => None,
+    };
+    let state = Arc::new(State::new(&config, certificate, client, kube));
     let mut seen = Seen::with_tls(tls_hash);
     reload_changed(&state, &config, &mut seen);
 

@@ -37,6 +37,9 @@ pub struct ServerConfig {
     pub reload_interval: Duration,
     /// How registries are read.
     pub registry: ClientConfig,
+    /// The Kubernetes API, for namespace labels and Pods' pull secrets (`None`: labels are unknown, so policies
+    /// that select namespaces by label apply everywhere, and only the webhook's own registry credentials are used).
+    pub kube_api: Option<crate::kube_api::KubeApiConfig>,
 }
 
 /// Shared state of a running webhook.
@@ -53,6 +56,8 @@ pub struct State {
     pub client: RegistryClient,
     /// The request budget.
     pub budget: Duration,
+    /// The Kubernetes API client, when configured.
+    pub kube: Option<crate::kube_api::KubeApi>,
 }
 
 impl std::fmt::Debug for State {
@@ -71,8 +76,10 @@ impl State {
         config: &ServerConfig,
         certificate: Arc<ReloadingCertificate>,
         client: RegistryClient,
+        kube: Option<crate::kube_api::KubeApi>,
     ) -> Self {
         State {
+            kube,
             policy: RwLock::new(None),
             trust: RwLock::new(None),
             cache: FactCache::new(config.cache_entries, config.cache_ttl),
@@ -116,6 +123,7 @@ impl State {
             cache: Arc::clone(&self.cache),
             metrics: Arc::clone(&self.metrics),
             budget: self.budget,
+            kube: self.kube.clone(),
         })
     }
 }

@@ -236,6 +236,16 @@ impl World {
 
     /// As [`World::start`], reaching `registry_host` over plain HTTP (a proxy in front of the registry).
     pub async fn start_with_registry(&self, budget: Duration, registry_host: &str) -> Running {
+        self.start_with(budget, registry_host, None).await
+    }
+
+    /// As [`World::start_with_registry`], reading namespace labels and pull secrets through `kube_api`.
+    pub async fn start_with(
+        &self,
+        budget: Duration,
+        registry_host: &str,
+        kube_api: Option<kibaship_webhook::kube_api::KubeApiConfig>,
+    ) -> Running {
         kibaship_webhook::start(ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -252,6 +262,7 @@ impl World {
                 use_docker_config: false,
                 ..ClientConfig::default()
             },
+            kube_api,
         })
         .await
         .unwrap()
