@@ -85,7 +85,7 @@ endif
 test: deps lint test-rust $(TEST_EXTRA)
 
 demo: deps
-	$(CARGO) build --release --locked -p kibaverify -p kibaship-step
+	$(CARGO) build --release --locked -p kibaverify -p kibaship-step -p kibaship-webhook
 	bash scripts/demo.sh
 
 bench: deps $(BENCH_TARGETS)
