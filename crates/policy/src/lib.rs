@@ -35,12 +35,14 @@
 //! ```
 #![deny(missing_docs)]
 
+mod answer;
 mod error;
 mod glob;
 mod model;
 mod parse;
 mod yaml;
 
+pub use answer::Answer;
 pub use error::{PolicyError, PolicyErrorCode, PolicyErrors};
 pub use glob::MAX_GLOB_LEN;
 pub use model::{Exception, ExceptionMatch, Mode, NamespaceInfo, Policy, PolicySet};

@@ -13,7 +13,7 @@ use futures::future::{BoxFuture, Shared};
 use kibaship_admission::{Decision, ImagePatch, Review};
 use kibaship_cosign::{ImageVerifier, Verdict};
 use kibaship_oci::{Reference, RegistryClient};
-use kibaship_policy::{ExceptionMatch, Mode, NamespaceInfo, PolicySet};
+use kibaship_policy::{Answer, ExceptionMatch, Mode, NamespaceInfo, PolicySet};
 use kibaship_sigstore::Verifier;
 
 use crate::kube_api::{KubeApi, PullCredentials};
@@ -233,6 +233,7 @@ impl Judge {
             .unzip();
         let results = futures::future::join_all(futures).await;
         let mut verified_sites: Vec<Option<(bool, Reference)>> = vec![None; review.images.len()];
+        let mut satisfied: Vec<Vec<(Mode, bool)>> = vec![Vec::new(); review.images.len()];
         for ((site, policy, mode, expired, pinned), result) in meta.into_iter().zip(results) {
             let entry = verified_sites.get_mut(site).and_then(|slot| {
                 if slot.is_none() {
@@ -244,6 +245,9 @@ impl Judge {
                 Ok(verdict) => match &*verdict {
                     Verdict::Verified(_) => {
                         allowed_by = "verified";
+                        if let Some(judged) = satisfied.get_mut(site) {
+                            judged.push((mode, true));
+                        }
                     }
                     Verdict::NotVerified(n) => {
                         if let Some(e) = entry {
@@ -325,10 +329,23 @@ impl Judge {
                 f.detail
             )
         };
-        let denials: Vec<&Failure> = failures
-            .iter()
-            .filter(|f| f.mode == Mode::Enforce)
-            .collect();
+        // The answer per image, by the rules `kibaverify verify --policy` applies too.
+        for f in &failures {
+            if let Some(judged) = satisfied.get_mut(f.site) {
+                judged.push((f.mode, false));
+            }
+        }
+        let denied = satisfied.iter().any(|judged| {
+            Answer::for_image(judged.iter().copied(), &ExceptionMatch::None) == Answer::Deny
+        });
+        let denials: Vec<&Failure> = if denied {
+            failures
+                .iter()
+                .filter(|f| f.mode == Mode::Enforce)
+                .collect()
+        } else {
+            Vec::new()
+        };
         for f in failures.iter().filter(|f| f.mode == Mode::Warn) {
             warnings.push(format!("kibaship (warn): {}", describe(f)));
         }

@@ -16,7 +16,7 @@ use kibaship_cosign::{
 };
 use kibaship_oci::{Digest, Reference};
 use kibaship_policy::{
-    Exception, ExceptionMatch, MAX_POLICY_BYTES, Mode, NamespaceInfo, Policy, PolicySet,
+    Answer, Exception, ExceptionMatch, MAX_POLICY_BYTES, Mode, NamespaceInfo, Policy, PolicySet,
 };
 use kibaship_sigstore::{CertificateIdentity, TrustedRoot};
 
@@ -380,40 +380,12 @@ fn is_namespace_name(name: &str) -> bool {
         && name.ends_with(alphanumeric)
 }
 
-/// The webhook's answer for an image, as `kibaverify verify --policy` reports it.
-#[derive(serde::Serialize, Debug, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-enum Answer {
-    /// Every selected policy verified the image (or only `audit` policies failed, which the webhook only logs).
-    Admit,
-    /// A `warn` policy failed and no `enforce` policy did: admitted, with a warning to the client.
-    AdmitWithWarning,
-    /// An `enforce` policy failed.
-    Deny,
-    /// No policy selects the image in that namespace: the webhook does not check it.
-    NotSelected,
-    /// An unexpired exception covers the image: the selected policies are skipped.
-    Exception,
-}
-
-impl Answer {
-    fn as_str(self) -> &'static str {
-        match self {
-            Answer::Admit => "admit",
-            Answer::AdmitWithWarning => "admit-with-warning",
-            Answer::Deny => "deny",
-            Answer::NotSelected => "not-selected",
-            Answer::Exception => "exception",
-        }
-    }
-
-    /// 1 for `deny`, else 0.
-    fn exit_code(self) -> ExitCode {
-        if self == Answer::Deny {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        }
+/// 1 for `deny`, else 0.
+fn answer_exit_code(answer: Answer) -> ExitCode {
+    if answer == Answer::Deny {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -430,27 +402,12 @@ impl Judged<'_> {
     }
 }
 
-/// The answer the webhook gives, from the judged policies (the webhook's rules: any `enforce` failure denies,
-/// a `warn` failure warns, `audit` failures are only logged).
+/// The answer the webhook gives, from the judged policies: the rules of [`Answer::for_image`], shared with it.
 fn answer(judged: &[Judged<'_>], exception: ExceptionMatch<'_>) -> Answer {
-    if judged.is_empty() {
-        return Answer::NotSelected;
-    }
-    if exception.is_active() {
-        return Answer::Exception;
-    }
-    let failed = |mode: Mode| {
-        judged
-            .iter()
-            .any(|j| j.policy.mode() == mode && j.code().is_some())
-    };
-    if failed(Mode::Enforce) {
-        Answer::Deny
-    } else if failed(Mode::Warn) {
-        Answer::AdmitWithWarning
-    } else {
-        Answer::Admit
-    }
+    Answer::for_image(
+        judged.iter().map(|j| (j.policy.mode(), j.code().is_none())),
+        &exception,
+    )
 }
 
 /// The digest a verdict is about.
@@ -564,7 +521,7 @@ fn verify_with_policy_file(args: &Args, file: &Path) -> anyhow::Result<ExitCode>
             .context("cannot write to stdout")?,
         OutputFormat::Text => judgement.print_text().context("cannot write to stdout")?,
     }
-    Ok(answer.exit_code())
+    Ok(answer_exit_code(answer))
 }
 
 /// Everything `verify --policy` reports.
