@@ -354,7 +354,7 @@ impl Judge {
             .filter(|f| f.mode == Mode::Audit)
             .enumerate()
         {
-            audit.insert(format!("kibaship.io/audit-{n}"), describe(f));
+            audit.insert(format!("audit-{n}"), describe(f));
         }
         if let Some(first) = denials.first() {
             let message = format!(

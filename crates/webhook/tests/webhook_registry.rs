@@ -147,6 +147,40 @@ async fn warn_mode_admits_with_a_warning_and_unselected_namespaces_are_admitted(
         "{review}"
     );
 
+    // Audit mode: admitted, no warning, the failure recorded as an audit annotation.
+    world.write_policy(&world.policy("audit", ""));
+    let mut audited = None;
+    for _ in 0..100 {
+        let review = post(
+            &http,
+            &running,
+            "/validate",
+            &pod_review("a", "prod", &[&world.unsigned]),
+        )
+        .await;
+        if response_of(&review).get("auditAnnotations").is_some() {
+            audited = Some(review);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let review = audited.expect("the audit policy never took effect");
+    let response = response_of(&review);
+    assert_eq!(response["allowed"], true, "{review}");
+    assert!(
+        response
+            .get("warnings")
+            .is_none_or(|w| w.as_array().is_some_and(|w| w.is_empty())),
+        "{review}"
+    );
+    assert!(
+        response["auditAnnotations"]["audit-0"]
+            .as_str()
+            .unwrap()
+            .contains(": unsigned: "),
+        "{review}"
+    );
+
     // Only namespace prod is selected: dev is admitted unverified; prod is not.
     world.write_policy(&world.policy("enforce", "    namespaces:\n      names: [\"prod\"]\n"));
     let mut reloaded = false;
