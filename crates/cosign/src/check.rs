@@ -126,6 +126,10 @@ pub enum ReasonCode {
     AttestationPredicateFailed,
     /// Not checked: more signatures than are checked for one image.
     NotChecked,
+    /// The image (its tag or digest) is not in the registry.
+    ImageNotFound,
+    /// The registry refused the credentials (or asked for some and none were given).
+    RegistryDenied,
     /// The registry could not be read.
     RegistryUnreachable,
     /// The registry did not answer within the time allowed.
@@ -148,6 +152,8 @@ impl ReasonCode {
             ReasonCode::AttestationMissing => "attestation-missing",
             ReasonCode::AttestationPredicateFailed => "attestation-predicate-failed",
             ReasonCode::NotChecked => "not-checked",
+            ReasonCode::ImageNotFound => "image-not-found",
+            ReasonCode::RegistryDenied => "registry-denied",
             ReasonCode::RegistryUnreachable => "registry-unreachable",
             ReasonCode::Timeout => "timeout",
         }

@@ -38,6 +38,15 @@ pub enum CosignError {
         #[source]
         source: kibaship_oci::Error,
     },
+    /// The image to verify is not in the registry (its tag or digest is unknown there).
+    #[error("resolving {reference}: {source}")]
+    ImageNotFound {
+        /// The image as given.
+        reference: String,
+        /// The registry's not-found answer.
+        #[source]
+        source: kibaship_oci::Error,
+    },
     /// A reference could not be formed.
     #[error(transparent)]
     Reference(#[from] kibaship_oci::ReferenceError),
@@ -98,13 +107,19 @@ fn legacy_payload(
 }
 
 impl CosignError {
-    /// The reason code of an error that stopped a verification: `timeout` or `registry-unreachable` for the
-    /// registry; `None` for errors that are not about the image (signing, keys, configuration).
+    /// The reason code of an error that stopped a verification: `image-not-found`, `registry-denied`,
+    /// `timeout` or `registry-unreachable`; `None` for errors that are not about the image (signing, keys,
+    /// configuration).
     pub fn code(&self) -> Option<ReasonCode> {
         match self {
+            CosignError::ImageNotFound { .. } => Some(ReasonCode::ImageNotFound),
             CosignError::Registry { source, .. } if source.is_timeout() => {
                 Some(ReasonCode::Timeout)
             }
+            CosignError::Registry {
+                source: kibaship_oci::Error::Unauthorized { .. },
+                ..
+            } => Some(ReasonCode::RegistryDenied),
             CosignError::Registry { .. } => Some(ReasonCode::RegistryUnreachable),
             _ => None,
         }
@@ -988,7 +1003,15 @@ pub(crate) async fn pin(
     client: &RegistryClient,
     reference: &Reference,
 ) -> Result<(Digest, Reference), CosignError> {
-    pin_to_digest(client, reference).await
+    pin_to_digest(client, reference).await.map_err(|e| match e {
+        CosignError::Registry { source, .. } if source.is_not_found() => {
+            CosignError::ImageNotFound {
+                reference: reference.to_string(),
+                source,
+            }
+        }
+        other => other,
+    })
 }
 
 /// What each signature is checked against: one set of checks per authority, and the predicate checks.

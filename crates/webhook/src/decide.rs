@@ -498,6 +498,10 @@ impl Judge {
             Ok(Err(e)) => Err(FactError {
                 code: if e.is_timeout() {
                     "timeout"
+                } else if e.is_not_found() {
+                    "image-not-found"
+                } else if matches!(e, kibaship_oci::Error::Unauthorized { .. }) {
+                    "registry-denied"
                 } else {
                     "registry-unreachable"
                 },

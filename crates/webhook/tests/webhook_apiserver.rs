@@ -344,7 +344,7 @@ async fn the_pods_pull_secret_reaches_a_private_registry() {
         let out = api.kubectl_stdin(&["create", "-f", "-"], &pod("anonymous", "prod", &image));
         assert!(!out.status.success(), "{}", text(&out));
         assert!(
-            text(&out).contains(": registry-unreachable: "),
+            text(&out).contains(": registry-denied: "),
             "{}",
             text(&out)
         );

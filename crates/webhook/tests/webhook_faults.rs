@@ -223,3 +223,28 @@ async fn a_policy_that_does_not_load_at_start_means_not_ready_and_denials() {
     .await;
     assert_eq!(response_of(&review)["allowed"], true, "{review}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_that_do_not_resolve_are_denied_as_not_found() {
+    let world = World::new();
+    world.write_policy(&world.policy("enforce", ""));
+    let running = world.start(Duration::from_secs(10)).await;
+    let http = client_for(&world);
+    let missing_tag = format!("{}/fixtures/app:no-such-tag", world.host);
+    let missing_digest = format!("{}/fixtures/app@sha256:{}", world.host, "0".repeat(64));
+    let nonsense = format!("{}/fixtures/App:UPPER CASE", world.host);
+    for (image, code) in [
+        (&missing_tag, "image-not-found"),
+        (&missing_digest, "image-not-found"),
+        (&nonsense, "bad-reference"),
+    ] {
+        let review = post(
+            &http,
+            &running,
+            "/validate",
+            &pod_review("m", "prod", &[image]),
+        )
+        .await;
+        assert_eq!(denial_code(&review), code, "{image}: {review}");
+    }
+}
