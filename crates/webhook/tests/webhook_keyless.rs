@@ -1,7 +1,8 @@
 //! Keyless: an image signed by the real cosign with a Fulcio certificate from a private Sigstore on loopback
 //! (Fulcio, Rekor v2, CT log, TSA, OIDC issuer), the webhook trusting that Sigstore's trusted_root.json only (no
 //! TUF, nothing fetched): the right identity is admitted; another identity is refused with `wrong-identity` and
-//! the claim, wanted and got in the message.
+//! the claim, wanted and got in the message. The trusted root is hot-reloaded: denied under the public-good
+//! root, admitted once the private one is swapped in.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
