@@ -343,11 +343,7 @@ async fn the_pods_pull_secret_reaches_a_private_registry() {
         // Without the pull secret: refused, the registry would not show the signatures.
         let out = api.kubectl_stdin(&["create", "-f", "-"], &pod("anonymous", "prod", &image));
         assert!(!out.status.success(), "{}", text(&out));
-        assert!(
-            text(&out).contains(": registry-denied: "),
-            "{}",
-            text(&out)
-        );
+        assert!(text(&out).contains(": registry-denied: "), "{}", text(&out));
         // With it: admitted.
         let with_secret = pod("with-secret", "prod", &image).replace(
             "spec:\n",

@@ -29,11 +29,6 @@ async fn keyless_signatures_are_judged_by_identity() {
         .unwrap();
     let world = World::new();
     let d = world.dir.path();
-    std::fs::copy(
-        sigstore.trusted_root_path(),
-        world.path("trusted_root.json"),
-    )
-    .unwrap();
     let token = sigstore.mint_token(EMAIL).unwrap();
     let pinned = format!(
         "{}/fixtures/config-only@{}",
@@ -60,16 +55,30 @@ async fn keyless_signatures_are_judged_by_identity() {
     );
 
     world.write_policy(&keyless_policy(&world, sigstore.issuer(), EMAIL));
+    // First trusting Sigstore's public-good root only (the World's default): this Fulcio is not trusted.
     let running = world.start(Duration::from_secs(20)).await;
     let http = client(&world.ca_pem);
     let review = post(
         &http,
         &running,
         "/validate",
-        &pod_review("k", "prod", &[&world.unsigned]),
+        &pod_review("k0", "prod", &[&world.unsigned]),
     )
     .await;
-    assert_eq!(response_of(&review)["allowed"], true, "{review}");
+    assert_eq!(response_of(&review)["allowed"], false, "{review}");
+    // The private Sigstore's trusted root swapped in (as a ConfigMap update): the verdict cached under the old
+    // root's hash is not reused, and the image is admitted.
+    let tmp = world.path("trusted_root.json.new");
+    std::fs::copy(sigstore.trusted_root_path(), &tmp).unwrap();
+    std::fs::rename(&tmp, world.path("trusted_root.json")).unwrap();
+    let admitted = validate_until(
+        &http,
+        &running,
+        &pod_review("k", "prod", &[&world.unsigned]),
+        |r| r["allowed"] == true,
+    )
+    .await;
+    assert!(admitted.is_some(), "the new trusted root never took effect");
 
     // The same signature under a policy naming someone else.
     world.write_policy(&keyless_policy(
@@ -77,21 +86,13 @@ async fn keyless_signatures_are_judged_by_identity() {
         sigstore.issuer(),
         "someone-else@kibaship.test",
     ));
-    let mut denied = None;
-    for _ in 0..100 {
-        let review = post(
-            &http,
-            &running,
-            "/validate",
-            &pod_review("w", "prod", &[&world.unsigned]),
-        )
-        .await;
-        if response_of(&review)["allowed"] == false {
-            denied = Some(review);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let denied = validate_until(
+        &http,
+        &running,
+        &pod_review("w", "prod", &[&world.unsigned]),
+        |r| r["allowed"] == false,
+    )
+    .await;
     let review = denied.expect("the new policy never took effect");
     let message = response_of(&review)["status"]["message"].as_str().unwrap();
     assert!(

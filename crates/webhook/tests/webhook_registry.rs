@@ -149,21 +149,13 @@ async fn warn_mode_admits_with_a_warning_and_unselected_namespaces_are_admitted(
 
     // Audit mode: admitted, no warning, the failure recorded as an audit annotation.
     world.write_policy(&world.policy("audit", ""));
-    let mut audited = None;
-    for _ in 0..100 {
-        let review = post(
-            &http,
-            &running,
-            "/validate",
-            &pod_review("a", "prod", &[&world.unsigned]),
-        )
-        .await;
-        if response_of(&review).get("auditAnnotations").is_some() {
-            audited = Some(review);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let audited = validate_until(
+        &http,
+        &running,
+        &pod_review("a", "prod", &[&world.unsigned]),
+        |r| r.get("auditAnnotations").is_some(),
+    )
+    .await;
     let review = audited.expect("the audit policy never took effect");
     let response = response_of(&review);
     assert_eq!(response["allowed"], true, "{review}");
@@ -183,22 +175,14 @@ async fn warn_mode_admits_with_a_warning_and_unselected_namespaces_are_admitted(
 
     // Only namespace prod is selected: dev is admitted unverified; prod is not.
     world.write_policy(&world.policy("enforce", "    namespaces:\n      names: [\"prod\"]\n"));
-    let mut reloaded = false;
-    for _ in 0..100 {
-        let review = post(
-            &http,
-            &running,
-            "/validate",
-            &pod_review("n", "prod", &[&world.unsigned]),
-        )
-        .await;
-        if response_of(&review)["allowed"] == false {
-            reloaded = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(reloaded, "the new policy never took effect");
+    let reloaded = validate_until(
+        &http,
+        &running,
+        &pod_review("n", "prod", &[&world.unsigned]),
+        |r| r["allowed"] == false,
+    )
+    .await;
+    assert!(reloaded.is_some(), "the new policy never took effect");
     let review = post(
         &http,
         &running,

@@ -331,3 +331,21 @@ pub fn metrics_text(running: &Running) -> String {
         .unwrap();
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Posts `review` to `/validate` until its response satisfies `wanted` (a reloaded file takes effect at the next
+/// reload tick), at most 100 times 100 ms apart; the review that did, if any.
+pub async fn validate_until(
+    client: &reqwest::Client,
+    running: &Running,
+    review: &Value,
+    wanted: impl Fn(&Value) -> bool,
+) -> Option<Value> {
+    for _ in 0..100 {
+        let answer = post(client, running, "/validate", review).await;
+        if wanted(response_of(&answer)) {
+            return Some(answer);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
