@@ -9,11 +9,14 @@
 //! - [`sigstore`]: a private Sigstore (OIDC issuer, Fulcio, CT log, TSA, Rekor v2, optionally Rekor v1) from the Go peers.
 //! - [`kube`]: a real kube-apiserver (the `kube-apiserver` peer) on Debian's etcd, with `kubectl`, for webhook
 //!   and manifest tests.
+//! - [`cluster`]: a real one-node Kubernetes cluster (kubelet, containerd, kube-proxy, bridge CNI) that runs Pods,
+//!   one per host, torn down on every exit path.
 //! - [`peers`]: where the pinned Go-built peers (cosign, crane, oras, ...) live in the cache.
 //!
 //! Everything here is blocking and runs its own threads and processes, so it works from `#[test]` and from
 //! inside `#[tokio::test]` alike. See `docs/registry-harness.md`.
 
+pub mod cluster;
 mod error;
 pub mod faultproxy;
 pub mod fixtures;

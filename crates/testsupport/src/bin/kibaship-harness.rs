@@ -1,4 +1,5 @@
-//! `kibaship-harness`: the registry harness for shell scripts (`make demo`, `make bench`).
+//! `kibaship-harness`: the registry harness for shell scripts (`make demo`, `make bench`), and the one-node
+//! cluster (`kibaship-harness cluster up|down|run`).
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -6,9 +7,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use kibaship_testsupport::cluster::{self, TestCluster};
 use kibaship_testsupport::fixtures;
 use kibaship_testsupport::registry::{self, RegistryEndpoint, RegistryMode, TestRegistry};
 use kibaship_testsupport::sigstore::{SigstoreOptions, TestSigstore};
+use nix::sys::signal::{self, SigSet, Signal};
+use nix::unistd::Pid;
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +38,9 @@ enum Command {
     /// Run a command beside a private Sigstore (OIDC issuer, Fulcio, CT log, TSA, Rekor v2) on loopback.
     #[command(subcommand)]
     Sigstore(SigstoreCommand),
+    /// A real one-node Kubernetes cluster (one per host; needs root); see docs/cluster.md.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Serve the token server of a detached token-tls registry (started by `registry start`).
     #[command(hide = true)]
     TokenServer {
@@ -130,6 +137,24 @@ enum SigstoreCommand {
 }
 
 #[derive(Subcommand)]
+enum ClusterCommand {
+    /// Start the cluster, print `export KUBECONFIG=...` lines, and keep it up until SIGINT, SIGTERM or
+    /// `cluster down`; then tear it down.
+    Up,
+    /// Stop a cluster held by `cluster up` and remove whatever any earlier cluster left on this host.
+    Down,
+    /// Start the cluster, run COMMAND with KUBECONFIG set, tear the cluster down, exit as COMMAND did.
+    ///
+    /// COMMAND also sees `KIBASHIP_CLUSTER_REGISTRY` (the registry the node pulls from, plain HTTP) and
+    /// `KIBASHIP_CLUSTER_TOOLS_IMAGE` (busybox and kubectl).
+    Run {
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true)]
+        command: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum TagsCommand {
     /// Push one small image under COUNT distinct tags and print the references.
     Push {
@@ -204,6 +229,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 writeln!(out, "{}/{repository}:{tag}", endpoint.host)?;
             }
         }
+        Command::Cluster(command) => run_cluster(command)?,
         Command::TokenServer { state_dir } => registry::serve_detached_token_server(&state_dir)?,
         Command::Sigstore(SigstoreCommand::Run {
             identity,
@@ -252,4 +278,115 @@ fn run_beside_sigstore(
         .with_context(|| format!("running {program}"))?;
     drop(stack);
     Ok(status.code().unwrap_or(128))
+}
+
+/// The signals that end `cluster up` and interrupt `cluster run`.
+fn stop_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set
+}
+
+fn run_cluster(command: ClusterCommand) -> anyhow::Result<()> {
+    let up_pid = cluster::cluster_home()?.join("up.pid");
+    match command {
+        ClusterCommand::Down => {
+            if let Some(pid) = std::fs::read_to_string(&up_pid)
+                .ok()
+                .and_then(|t| t.trim().parse::<i32>().ok())
+            {
+                // `cluster up` tears its cluster down on SIGTERM; wait for it to exit, then sweep anyway
+                // (idempotent) in case it was killed without tearing down.
+                let _ = signal::kill(Pid::from_raw(pid), Signal::SIGTERM);
+                while kibaship_testsupport::process_alive(u32::try_from(pid).unwrap_or(0)) {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                let _ = std::fs::remove_file(&up_pid);
+            }
+            let started = std::time::Instant::now();
+            let left = cluster::sweep()?;
+            eprintln!(
+                "kibaship-harness: cluster swept in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            anyhow::ensure!(left.is_empty(), "left on the host: {left:?}");
+        }
+        ClusterCommand::Up => {
+            // Signals are taken synchronously (std::process::Command unblocks them in children).
+            let signals = stop_signals();
+            signals.thread_block()?;
+            let cluster = start_cluster()?;
+            std::fs::write(&up_pid, std::process::id().to_string())?;
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "export KUBECONFIG={}\nexport KIBASHIP_CLUSTER_REGISTRY={}\nexport KIBASHIP_CLUSTER_TOOLS_IMAGE={}",
+                cluster.kubeconfig_path().display(),
+                cluster.registry().map(|r| r.host()).unwrap_or_default(),
+                cluster.tools_image()
+            )?;
+            out.flush()?;
+            let received = signals.wait()?;
+            eprintln!("kibaship-harness: {received:?}: tearing the cluster down");
+            let took = cluster.teardown()?;
+            let _ = std::fs::remove_file(&up_pid);
+            eprintln!(
+                "kibaship-harness: cluster torn down in {:.1} s",
+                took.as_secs_f64()
+            );
+        }
+        ClusterCommand::Run { command } => {
+            let (program, args) = command.split_first().context("no command given")?;
+            let signals = stop_signals();
+            signals.thread_block()?;
+            // Ctrl-C (or SIGTERM) at any point: sweep the host, then exit 130. The sweep is serialised with the
+            // teardown the main thread may be running.
+            std::thread::spawn(move || {
+                if let Ok(received) = signals.wait() {
+                    eprintln!("kibaship-harness: {received:?}: tearing the cluster down");
+                    match cluster::sweep() {
+                        Ok(left) if left.is_empty() => {}
+                        Ok(left) => eprintln!("kibaship-harness: left on the host: {left:?}"),
+                        Err(e) => eprintln!("kibaship-harness: sweep failed: {e}"),
+                    }
+                    std::process::exit(130);
+                }
+            });
+            let cluster = start_cluster()?;
+            let status = std::process::Command::new(program)
+                .args(args)
+                .env("KUBECONFIG", cluster.kubeconfig_path())
+                .env(
+                    "KIBASHIP_CLUSTER_REGISTRY",
+                    cluster.registry().map(|r| r.host()).unwrap_or_default(),
+                )
+                .env("KIBASHIP_CLUSTER_TOOLS_IMAGE", cluster.tools_image())
+                .status()
+                .with_context(|| format!("running {program}"))?;
+            let took = cluster.teardown()?;
+            eprintln!(
+                "kibaship-harness: cluster torn down in {:.1} s",
+                took.as_secs_f64()
+            );
+            let code = status.code().unwrap_or(128);
+            if code != 0 {
+                anyhow::bail!("`{}` exited with {code}", command.join(" "));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn start_cluster() -> anyhow::Result<TestCluster> {
+    let cluster = TestCluster::start().context("starting the cluster")?;
+    let t = cluster.timings();
+    eprintln!(
+        "kibaship-harness: node Ready {:.1} s after the first daemon (start {:.1} s in all); logs in {}",
+        t.to_node_ready.as_secs_f64(),
+        t.start_total.as_secs_f64(),
+        cluster.state_dir().join("logs").display()
+    );
+    Ok(cluster)
 }

@@ -1,0 +1,1454 @@
+//! A real one-node Kubernetes cluster on this host, for tests that need Pods to run.
+//!
+//! [`TestCluster::start`] brings up, from the pinned peers (`make peers`) and Debian packages (`make deps`):
+//! etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd 2.x (runc, bridge CNI), kubelet and
+//! kube-proxy (iptables mode), and waits until the node is `Ready` and the `default` ServiceAccount exists. It
+//! also starts a plain-HTTP `docker-registry` on 127.0.0.1 (the [`crate::registry`] harness), builds two images
+//! there without a Docker engine (umoci + skopeo) and points containerd at it through a `hosts.toml`:
+//!
+//! - [`TestCluster::pause_image`]: the sandbox image, a tiny static C program that waits for a signal;
+//! - [`TestCluster::tools_image`]: Debian's static busybox (`/bin/sh`, `nc`, ...) and the `kubectl` peer.
+//!
+//! Addresses and names are fixed (the node and API server on [`NODE_IP`] held by the bridge [`NODE_BRIDGE`], Pods
+//! in [`POD_CIDR`] on [`POD_BRIDGE`], Services in [`SERVICE_CIDR`], kubelet on port 10250, cgroup root
+//! [`CGROUP_ROOT`]), so only one cluster can run per host: `start` takes an exclusive `flock` on
+//! `<cache>/cluster/lock` and waits for it. Everything the cluster writes is under `<cache>/cluster/run`
+//! ([`TestCluster::state_dir`]); its logs stay in `run/logs` after teardown.
+//!
+//! Teardown ([`TestCluster::teardown`], or Drop, also while panicking) deletes every Pod first, then stops the
+//! daemons and sweeps what they leave: container processes and shims, mounts under the state dir, the
+//! `KUBE-*`/`CNI-*` iptables chains, both bridges, the cgroup root, CNI result files, and restores
+//! `net.ipv4.ip_forward`. [`sweep`] does the sweep alone and is idempotent: `start` runs it first, so a cluster
+//! killed without teardown (SIGKILL, power loss) is cleaned by the next one. [`leftovers`] lists anything
+//! found afterwards. Needs root.
+//!
+//! ```no_run
+//! use kibaship_testsupport::cluster::TestCluster;
+//! let cluster = TestCluster::start()?;
+//! let out = cluster.kubectl_ok(&["get", "nodes"])?;
+//! assert!(out.contains("Ready"));
+//! cluster.teardown()?;
+//! # Ok::<(), kibaship_testsupport::HarnessError>(())
+//! ```
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+
+use crate::HarnessError;
+use crate::ports::free_port;
+use crate::process::{self, SupervisedProcess, find_tool};
+use crate::registry::{RegistryMode, TestRegistry};
+
+/// The node's name.
+pub const NODE_NAME: &str = "kibaship-node";
+/// The node's address, also the API server's (held by [`NODE_BRIDGE`], a bridge with no ports).
+pub const NODE_IP: &str = "10.201.0.1";
+/// The bridge that holds [`NODE_IP`].
+pub const NODE_BRIDGE: &str = "kbs-node0";
+/// The Pods' network (bridge CNI, host-local IPAM); its first address is the Pods' gateway.
+pub const POD_CIDR: &str = "10.202.0.0/24";
+/// The bridge the CNI plugin attaches Pods to.
+pub const POD_BRIDGE: &str = "kbs-cni0";
+/// ClusterIPs; the `kubernetes` Service is its first address.
+pub const SERVICE_CIDR: &str = "10.203.0.0/24";
+/// The API server's port on [`NODE_IP`].
+pub const API_PORT: u16 = 6443;
+/// kubelet's cgroup root (cgroup v1, cgroupfs driver), under every mounted hierarchy.
+pub const CGROUP_ROOT: &str = "kibaship";
+/// The CNI network's name (also the prefix of its cached results in `/var/lib/cni/results`).
+pub const CNI_NETWORK: &str = "kibaship";
+
+/// How long the cluster may take from the first daemon to node Ready (4-7 s measured here; the bound only keeps a
+/// broken start from hanging).
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long Pods may take to be deleted at teardown before the sweep kills what is left.
+const POD_DELETE_TIMEOUT: &str = "60s";
+
+/// Serialises sweeps within this process (a signal handler thread and Drop may both run one).
+static SWEEP: Mutex<()> = Mutex::new(());
+
+/// What a test or the CLI learns about the time a start or teardown took (printed, never asserted).
+#[derive(Debug, Clone, Copy)]
+pub struct Timings {
+    /// From the first daemon started to the node reporting Ready (images built and pushed before).
+    pub to_node_ready: Duration,
+    /// The whole of [`TestCluster::start`], lock wait excluded.
+    pub start_total: Duration,
+}
+
+/// A one-node cluster; torn down on drop.
+pub struct TestCluster {
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+    kubectl: PathBuf,
+    pause_image: String,
+    tools_image: String,
+    timings: Timings,
+    // Field order is drop order: processes are stopped by `shutdown` before the registry and the lock go.
+    processes: Vec<SupervisedProcess>,
+    registry: Option<TestRegistry>,
+    torn_down: bool,
+    _lock: Flock<File>,
+}
+
+impl fmt::Debug for TestCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestCluster")
+            .field("dir", &self.dir)
+            .field("kubeconfig", &self.kubeconfig)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a [`sweep`] or [`leftovers`] check found still present.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Leftovers {
+    /// Live processes started by the cluster (daemons, shims, containers), as `pid name`.
+    pub processes: Vec<String>,
+    /// Mount points under the state directory.
+    pub mounts: Vec<String>,
+    /// iptables/ip6tables chains named `KUBE-*` or `CNI-*`, as `family table chain`.
+    pub iptables_chains: Vec<String>,
+    /// [`NODE_BRIDGE`], [`POD_BRIDGE`] and veths attached to it, when present.
+    pub links: Vec<String>,
+    /// Directories under the cgroup root.
+    pub cgroups: Vec<String>,
+}
+
+impl Leftovers {
+    /// True when nothing is left.
+    pub fn is_empty(&self) -> bool {
+        self.processes.is_empty()
+            && self.mounts.is_empty()
+            && self.iptables_chains.is_empty()
+            && self.links.is_empty()
+            && self.cgroups.is_empty()
+    }
+}
+
+fn cert_err(e: rcgen::Error) -> HarnessError {
+    HarnessError::Certificates(e.to_string())
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HarnessError {
+    let what = what.into();
+    move |e| HarnessError::io(what, e)
+}
+
+fn write(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), HarnessError> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io_err(format!("creating {}", parent.display())))?;
+    }
+    fs::write(path, contents).map_err(io_err(format!("writing {}", path.display())))
+}
+
+fn write_private(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), HarnessError> {
+    write(path, contents)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+        .map_err(io_err(format!("chmod {}", path.display())))
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// `<cache>/cluster`: the lock, the state dir, the saved `ip_forward`.
+pub fn cluster_home() -> Result<PathBuf, HarnessError> {
+    let peers = crate::peers::peer_cache_dir()?;
+    Ok(peers.parent().unwrap_or(&peers).join("cluster"))
+}
+
+/// `<cache>/cluster/run`: everything a running cluster writes.
+pub fn state_dir() -> Result<PathBuf, HarnessError> {
+    Ok(cluster_home()?.join("run"))
+}
+
+/// Runs a command to completion; `Err` with its stderr when it fails.
+fn run(program: &str, args: &[&str]) -> Result<String, HarnessError> {
+    let output = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| HarnessError::Spawn {
+            command: format!("{program} {}", args.join(" ")),
+            source,
+        })?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(HarnessError::CommandFailed {
+            command: format!("{program} {}", args.join(" ")),
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// Runs a command, ignoring its outcome (best-effort cleanup).
+fn run_quiet(program: &str, args: &[&str]) {
+    let _ = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// PKI and configuration files
+
+struct Pki {
+    ca: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new() -> Result<Self, HarnessError> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "kibaship test cluster CA");
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = KeyPair::generate().map_err(cert_err)?;
+        Ok(Pki {
+            ca: CertifiedIssuer::self_signed(params, key).map_err(cert_err)?,
+        })
+    }
+
+    /// The API server's serving certificate: reachable as the node address, the `kubernetes` ClusterIP, and
+    /// its in-cluster names.
+    fn api_server_cert(&self) -> Result<(String, String), HarnessError> {
+        let sans = [
+            NODE_IP,
+            &service_ip(1),
+            "127.0.0.1",
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ];
+        let mut params =
+            CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .map_err(cert_err)?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "kube-apiserver");
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate().map_err(cert_err)?;
+        let cert = params.signed_by(&key, &self.ca).map_err(cert_err)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+}
+
+/// The `n`th address of [`SERVICE_CIDR`].
+fn service_ip(n: u8) -> String {
+    format!("10.203.0.{n}")
+}
+
+fn random_token() -> Result<String, HarnessError> {
+    let mut bytes = [0u8; 24];
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|e| HarnessError::Certificates(format!("random token: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+/// A kubeconfig (token auth) for the API server. JSON is YAML.
+fn kubeconfig_text(ca_pem: &str, user: &str, token: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{
+            "name": "kibaship",
+            "cluster": {
+                "server": format!("https://{NODE_IP}:{API_PORT}"),
+                "certificate-authority-data": STANDARD.encode(ca_pem),
+            },
+        }],
+        "users": [{ "name": user, "user": { "token": token } }],
+        "contexts": [{ "name": "kibaship", "context": { "cluster": "kibaship", "user": user } }],
+        "current-context": "kibaship",
+    })
+    .to_string()
+}
+
+/// The identities of the cluster's clients: (kubeconfig file stem, user, groups).
+const IDENTITIES: [(&str, &str, &str); 5] = [
+    ("admin", "kibaship-admin", "system:masters"),
+    ("kubelet", "system:node:kibaship-node", "system:nodes"),
+    ("controller-manager", "system:kube-controller-manager", ""),
+    ("scheduler", "system:kube-scheduler", ""),
+    ("kube-proxy", "system:kube-proxy", ""),
+];
+
+fn containerd_config(d: &Path, pause_image: &str, runc: &Path) -> String {
+    let c = d.join("containerd");
+    format!(
+        r#"version = 3
+root = "{root}"
+state = "{state}"
+disabled_plugins = ["io.containerd.nri.v1.nri"]
+
+[grpc]
+  address = "{sock}"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{opt}"
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "{pause_image}"
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = "{certs}"
+
+[plugins."io.containerd.cri.v1.runtime"]
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        BinaryName = "{runc}"
+        Root = "{runc_root}"
+        SystemdCgroup = false
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = "{cni_conf}"
+"#,
+        root = s(&c.join("root")),
+        state = s(&c.join("state")),
+        sock = s(&c.join("containerd.sock")),
+        opt = s(&c.join("opt")),
+        certs = s(&c.join("certs.d")),
+        runc = s(runc),
+        runc_root = s(&c.join("runc")),
+        cni_conf = s(&d.join("cni/net.d")),
+    )
+}
+
+fn cni_config(d: &Path) -> String {
+    serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": CNI_NETWORK,
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": POD_BRIDGE,
+                "isGateway": true,
+                "ipMasq": true,
+                "hairpinMode": true,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{ "subnet": POD_CIDR }]],
+                    "routes": [{ "dst": "0.0.0.0/0" }],
+                    "dataDir": s(&d.join("cni/ipam")),
+                },
+            },
+            { "type": "portmap", "capabilities": { "portMappings": true } },
+        ],
+    })
+    .to_string()
+}
+
+fn kubelet_config(d: &Path) -> String {
+    serde_json::json!({
+        "kind": "KubeletConfiguration",
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "address": NODE_IP,
+        "port": 10250,
+        "readOnlyPort": 0,
+        "healthzPort": 0,
+        // A test cluster: the API server reaches the kubelet (logs, exec) without a client certificate.
+        "authentication": { "anonymous": { "enabled": true }, "webhook": { "enabled": false } },
+        "authorization": { "mode": "AlwaysAllow" },
+        "tlsCertFile": s(&d.join("pki/kubelet.pem")),
+        "tlsPrivateKeyFile": s(&d.join("pki/kubelet.key")),
+        "containerRuntimeEndpoint": format!("unix://{}", s(&d.join("containerd/containerd.sock"))),
+        "cgroupDriver": "cgroupfs",
+        "cgroupRoot": format!("/{CGROUP_ROOT}"),
+        "failCgroupV1": false,
+        "failSwapOn": false,
+        // Pods never look names up through the host's resolver (there is no cluster DNS).
+        "resolvConf": "",
+        "podLogsDir": s(&d.join("pod-logs")),
+        "evictionHard": {
+            "memory.available": "1Mi",
+            "nodefs.available": "1%",
+            "nodefs.inodesFree": "1%",
+            "imagefs.available": "1%",
+        },
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
+        "serializeImagePulls": false,
+        "makeIPTablesUtilChains": true,
+        "protectKernelDefaults": false,
+        "registerNode": true,
+        "rotateCertificates": false,
+        "serverTLSBootstrap": false,
+    })
+    .to_string()
+}
+
+fn kube_proxy_config(d: &Path) -> String {
+    serde_json::json!({
+        "kind": "KubeProxyConfiguration",
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "clientConnection": { "kubeconfig": s(&d.join("kubeconfigs/kube-proxy")) },
+        "mode": "iptables",
+        "clusterCIDR": POD_CIDR,
+        "hostnameOverride": NODE_NAME,
+        "bindAddress": NODE_IP,
+        "healthzBindAddress": "127.0.0.1:10256",
+        "metricsBindAddress": "127.0.0.1:10249",
+        // Leave the host's conntrack table size alone.
+        "conntrack": { "maxPerCore": 0, "min": 0 },
+    })
+    .to_string()
+}
+
+/// The pause program: PID 1 of every sandbox; reaps children, exits on SIGINT/SIGTERM.
+const PAUSE_C: &str = r#"#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void quit(int sig) { (void)sig; _exit(0); }
+static void reap(int sig) { (void)sig; while (waitpid(-1, NULL, WNOHANG) > 0) {} }
+int main(void) {
+    signal(SIGINT, quit);
+    signal(SIGTERM, quit);
+    signal(SIGCHLD, reap);
+    for (;;) pause();
+}
+"#;
+
+// ---------------------------------------------------------------------------------------------------------
+// Images
+
+fn umoci(args: &[&str]) -> Result<(), HarnessError> {
+    let tool = find_tool("umoci", "apt-get install umoci, or run `make deps`")?;
+    run(&s(&tool), args).map(drop)
+}
+
+fn copy_file(from: &Path, to: &Path) -> Result<(), HarnessError> {
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent).map_err(io_err(format!("creating {}", parent.display())))?;
+    }
+    fs::copy(from, to).map(drop).map_err(io_err(format!(
+        "copying {} to {}",
+        from.display(),
+        to.display()
+    )))
+}
+
+/// Builds the pause and tools images into an OCI layout under `work` and pushes them to `registry`.
+fn build_and_push_images(
+    work: &Path,
+    registry: &str,
+    kubectl: &Path,
+) -> Result<(String, String), HarnessError> {
+    let cc = find_tool("cc", "apt-get install gcc libc6-dev, or run `make deps`")?;
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+        .ok_or_else(|| HarnessError::ToolMissing {
+            tool: "busybox".into(),
+            hint: "apt-get install busybox-static, or run `make deps`".into(),
+        })?;
+    let skopeo = find_tool("skopeo", "apt-get install skopeo, or run `make deps`")?;
+
+    let pause_root = work.join("pause-root");
+    write(&work.join("pause.c"), PAUSE_C)?;
+    fs::create_dir_all(&pause_root).map_err(io_err("creating the pause rootfs"))?;
+    run(
+        &s(&cc),
+        &[
+            "-static",
+            "-Os",
+            "-s",
+            "-o",
+            &s(&pause_root.join("pause")),
+            &s(&work.join("pause.c")),
+        ],
+    )?;
+
+    // busybox as /bin/sh (and every applet through `busybox APPLET`), kubectl with the libraries it links.
+    let tools_root = work.join("tools-root");
+    copy_file(busybox, &tools_root.join("bin/busybox"))?;
+    std::os::unix::fs::symlink("busybox", tools_root.join("bin/sh"))
+        .map_err(io_err("linking /bin/sh"))?;
+    copy_file(kubectl, &tools_root.join("bin/kubectl"))?;
+    for lib in linked_libraries(kubectl)? {
+        copy_file(
+            &lib,
+            &tools_root.join(lib.strip_prefix("/").unwrap_or(&lib)),
+        )?;
+    }
+    fs::create_dir_all(tools_root.join("tmp")).map_err(io_err("creating /tmp"))?;
+
+    let layout = work.join("layout");
+    let layout_s = s(&layout);
+    umoci(&["init", "--layout", &layout_s])?;
+    for (tag, root, cmd) in [
+        ("pause", &pause_root, "/pause"),
+        ("tools", &tools_root, "/bin/sh"),
+    ] {
+        let image = format!("{layout_s}:{tag}");
+        umoci(&["new", "--image", &image])?;
+        umoci(&[
+            "config",
+            "--image",
+            &image,
+            "--os",
+            "linux",
+            "--architecture",
+            "amd64",
+            "--config.cmd",
+            cmd,
+            "--config.env",
+            "PATH=/bin",
+        ])?;
+        umoci(&["insert", "--rootless", "--image", &image, &s(root), "/"])?;
+    }
+    let pause_image = format!("{registry}/kibaship/pause:1");
+    let tools_image = format!("{registry}/kibaship/tools:1");
+    for (tag, reference) in [("pause", &pause_image), ("tools", &tools_image)] {
+        run(
+            &s(&skopeo),
+            &[
+                "copy",
+                "--quiet",
+                "--dest-tls-verify=false",
+                &format!("oci:{layout_s}:{tag}"),
+                &format!("docker://{reference}"),
+            ],
+        )?;
+    }
+    Ok((pause_image, tools_image))
+}
+
+/// The shared libraries `binary` loads (absolute paths), from `ldd`; none for a static binary.
+fn linked_libraries(binary: &Path) -> Result<Vec<PathBuf>, HarnessError> {
+    let output =
+        Command::new("ldd")
+            .arg(binary)
+            .output()
+            .map_err(|source| HarnessError::Spawn {
+                command: format!("ldd {}", binary.display()),
+                source,
+            })?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    Ok(text
+        .lines()
+        .filter_map(|line| line.split_whitespace().find(|w| w.starts_with('/')))
+        .map(PathBuf::from)
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Host networking, cgroups
+
+fn setup_host(d: &Path) -> Result<(), HarnessError> {
+    let home = cluster_home()?;
+    let forward = fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+        .map_err(io_err("reading net.ipv4.ip_forward"))?;
+    let saved = home.join("ip_forward.saved");
+    if !saved.exists() {
+        write(&saved, forward.trim())?;
+    }
+    write(Path::new("/proc/sys/net/ipv4/ip_forward"), "1")?;
+    run("ip", &["link", "add", NODE_BRIDGE, "type", "bridge"])?;
+    run(
+        "ip",
+        &["addr", "add", &format!("{NODE_IP}/32"), "dev", NODE_BRIDGE],
+    )?;
+    run("ip", &["link", "set", NODE_BRIDGE, "up"])?;
+    for hierarchy in cgroup_hierarchies() {
+        let root = hierarchy.join(CGROUP_ROOT);
+        fs::create_dir_all(&root).map_err(io_err(format!("creating {}", root.display())))?;
+        if hierarchy.ends_with("cpuset") {
+            // A new cpuset cgroup has no CPUs or memory nodes until given its parent's.
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                let value = fs::read_to_string(hierarchy.join(file))
+                    .map_err(io_err(format!("reading {file}")))?;
+                write(&root.join(file), value.trim())?;
+            }
+        }
+    }
+    fs::create_dir_all(d.join("logs")).map_err(io_err("creating the log dir"))?;
+    Ok(())
+}
+
+/// The cgroup v1 hierarchies mounted under /sys/fs/cgroup (not the v2 one).
+fn cgroup_hierarchies() -> Vec<PathBuf> {
+    let Ok(mounts) = fs::read_to_string("/proc/self/mounts") else {
+        return Vec::new();
+    };
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, point, kind) = (fields.next()?, fields.next()?, fields.next()?);
+            (kind == "cgroup").then(|| PathBuf::from(point))
+        })
+        .collect()
+}
+
+/// Every directory under the cgroup root in every hierarchy, deepest first.
+fn cgroup_dirs() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        if let Ok(entries) = fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&entry.path(), out);
+                }
+            }
+        }
+        out.push(dir.to_path_buf());
+    }
+    let mut out = Vec::new();
+    for hierarchy in cgroup_hierarchies() {
+        let root = hierarchy.join(CGROUP_ROOT);
+        if root.is_dir() {
+            walk(&root, &mut out);
+        }
+    }
+    out
+}
+
+/// Pids of every process in the cgroup root (the containers).
+fn cgroup_pids() -> Vec<u32> {
+    let mut pids: Vec<u32> = cgroup_dirs()
+        .iter()
+        .filter_map(|dir| fs::read_to_string(dir.join("cgroup.procs")).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// Live processes started for the cluster: daemons (from their pid files), containerd shims (by executable),
+/// containers (by cgroup).
+fn cluster_processes(d: &Path) -> Vec<(u32, String)> {
+    let mut pids = cgroup_pids();
+    let peers_dir = crate::peers::peer_cache_dir().ok();
+    if let Ok(entries) = fs::read_dir(d.join("logs")) {
+        for entry in entries.flatten() {
+            // A pid file may outlive its process and the pid be reused: only a process still running one
+            // of the cluster's programs (a peer binary, Debian's etcd) counts.
+            if entry.path().extension().is_some_and(|e| e == "pid")
+                && let Ok(text) = fs::read_to_string(entry.path())
+                && let Ok(pid) = text.trim().parse::<u32>()
+                && let Ok(exe) = fs::read_link(format!("/proc/{pid}/exe"))
+                && (peers_dir.as_ref().is_some_and(|p| exe.starts_with(p))
+                    || exe.file_name().is_some_and(|n| n == "etcd"))
+            {
+                pids.push(pid);
+            }
+        }
+    }
+    let shim = crate::peers::peer_binary("containerd-shim-runc-v2").ok();
+    let containerd = crate::peers::peer_binary("containerd").ok();
+    if let Ok(entries) = fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Ok(exe) = fs::read_link(entry.path().join("exe"))
+                && (Some(&exe) == shim.as_ref() || Some(&exe) == containerd.as_ref())
+            {
+                pids.push(pid);
+            }
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    pids.into_iter()
+        .filter(|&p| process::process_alive(p))
+        .map(|p| {
+            let name = fs::read_to_string(format!("/proc/{p}/comm"))
+                .map(|c| c.trim().to_string())
+                .unwrap_or_default();
+            (p, name)
+        })
+        .collect()
+}
+
+/// Mount points under `d`, deepest first.
+fn mounts_under(d: &Path) -> Vec<String> {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let prefix = s(d);
+    let mut points: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .map(|p| p.replace("\\040", " "))
+        .filter(|p| p == &prefix || p.starts_with(&format!("{prefix}/")))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    points.dedup();
+    points
+}
+
+const IPTABLES: [&str; 2] = ["iptables", "ip6tables"];
+const TABLES: [&str; 4] = ["filter", "nat", "mangle", "raw"];
+
+fn ours(chain: &str) -> bool {
+    chain.starts_with("KUBE-") || chain.starts_with("CNI-")
+}
+
+fn iptables_chains() -> Vec<String> {
+    let mut found = Vec::new();
+    for family in IPTABLES {
+        for table in TABLES {
+            let Ok(rules) = run(family, &["-w", "-t", table, "-S"]) else {
+                continue;
+            };
+            for line in rules.lines() {
+                if let Some(chain) = line.strip_prefix("-N ")
+                    && ours(chain.trim())
+                {
+                    found.push(format!("{family} {table} {}", chain.trim()));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Removes every rule that jumps to a `KUBE-*`/`CNI-*` chain from the built-in chains, then those chains.
+fn remove_iptables_chains() {
+    for family in IPTABLES {
+        for table in TABLES {
+            let Ok(rules) = run(family, &["-w", "-t", table, "-S"]) else {
+                continue;
+            };
+            let mut chains = Vec::new();
+            for line in rules.lines() {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                match words.as_slice() {
+                    ["-N", chain] if ours(chain) => chains.push(chain.to_string()),
+                    ["-A", chain, rest @ ..] if !ours(chain) => {
+                        let jumps_to_ours = rest
+                            .windows(2)
+                            .any(|w| (w[0] == "-j" || w[0] == "-g") && ours(w[1]));
+                        if jumps_to_ours {
+                            // `-S` prints rules in the form `-D` accepts (quoted comments included).
+                            let delete = format!("{family} -w -t {table} -D {}", &line[3..]);
+                            run_quiet("sh", &["-c", &delete]);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for chain in &chains {
+                run_quiet(family, &["-w", "-t", table, "-F", chain]);
+            }
+            for chain in &chains {
+                run_quiet(family, &["-w", "-t", table, "-X", chain]);
+            }
+        }
+    }
+}
+
+fn cluster_links() -> Vec<String> {
+    let mut links = Vec::new();
+    for bridge in [NODE_BRIDGE, POD_BRIDGE] {
+        if Path::new("/sys/class/net").join(bridge).exists() {
+            links.push(bridge.to_string());
+            if let Ok(ports) = fs::read_dir(Path::new("/sys/class/net").join(bridge).join("brif")) {
+                links.extend(
+                    ports
+                        .flatten()
+                        .map(|p| p.file_name().to_string_lossy().into_owned()),
+                );
+            }
+        }
+    }
+    links
+}
+
+/// What the cluster left on the host (see [`Leftovers`]).
+pub fn leftovers() -> Result<Leftovers, HarnessError> {
+    let d = state_dir()?;
+    Ok(Leftovers {
+        processes: cluster_processes(&d)
+            .into_iter()
+            .map(|(p, n)| format!("{p} {n}"))
+            .collect(),
+        mounts: mounts_under(&d),
+        iptables_chains: iptables_chains(),
+        links: cluster_links(),
+        cgroups: cgroup_dirs().iter().map(|p| s(p)).collect(),
+    })
+}
+
+fn kill_all(pids: &[(u32, String)]) {
+    for &(p, _) in pids {
+        let pid = Pid::from_raw(i32::try_from(p).unwrap_or(i32::MAX));
+        let _ = signal::kill(pid, Signal::SIGKILL);
+    }
+}
+
+/// Removes everything a cluster (this one, or one killed without teardown) leaves on the host, and restores
+/// `net.ipv4.ip_forward`. Idempotent; logs under `run/logs` are kept. Returns what could not be removed.
+pub fn sweep() -> Result<Leftovers, HarnessError> {
+    let _serial = SWEEP.lock().unwrap_or_else(|e| e.into_inner());
+    let home = cluster_home()?;
+    let d = state_dir()?;
+    // Processes: daemons, shims and containers, until none is left (containers may fork while dying).
+    for _ in 0..50 {
+        let live = cluster_processes(&d);
+        if live.is_empty() {
+            break;
+        }
+        kill_all(&live);
+        thread::sleep(Duration::from_millis(100));
+    }
+    for point in mounts_under(&d) {
+        run_quiet("umount", &["--lazy", &point]);
+    }
+    remove_iptables_chains();
+    for link in cluster_links().iter().rev() {
+        run_quiet("ip", &["link", "delete", link]);
+    }
+    for dir in cgroup_dirs() {
+        let _ = fs::remove_dir(&dir);
+    }
+    if let Ok(entries) = fs::read_dir("/var/lib/cni/results") {
+        for entry in entries.flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{CNI_NETWORK}-"))
+            {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+    let saved = home.join("ip_forward.saved");
+    if let Ok(value) = fs::read_to_string(&saved) {
+        let _ = fs::write("/proc/sys/net/ipv4/ip_forward", value.trim());
+        let _ = fs::remove_file(&saved);
+    }
+    // Everything but the logs (pid files included: their processes are gone).
+    if let Ok(entries) = fs::read_dir(&d) {
+        for entry in entries.flatten() {
+            if entry.file_name() != "logs" {
+                let path = entry.path();
+                let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
+            }
+        }
+    }
+    if let Ok(entries) = fs::read_dir(d.join("logs")) {
+        for entry in entries.flatten() {
+            if entry.path().extension().is_some_and(|e| e == "pid") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+    leftovers()
+}
+
+/// Takes the host-wide cluster lock, waiting for another cluster to finish.
+fn take_lock() -> Result<Flock<File>, HarnessError> {
+    let home = cluster_home()?;
+    fs::create_dir_all(&home).map_err(io_err(format!("creating {}", home.display())))?;
+    let path = home.join("lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(format!("opening {}", path.display())))?;
+    Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, errno)| HarnessError::io(format!("locking {}", path.display()), errno.into()))
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The cluster
+
+struct Launch<'a> {
+    d: &'a Path,
+    logs: PathBuf,
+    processes: &'a mut Vec<SupervisedProcess>,
+}
+
+impl Launch<'_> {
+    fn spawn(&mut self, what: &str, program: &Path, args: &[String]) -> Result<(), HarnessError> {
+        let log = self.logs.join(format!("{what}.log"));
+        let p = SupervisedProcess::spawn(what, program, args, &log)?;
+        self.processes.push(p);
+        Ok(())
+    }
+
+    /// Fails with the exited daemon's log tail if any daemon has died.
+    fn check(&mut self) -> Result<(), HarnessError> {
+        for p in self.processes.iter_mut() {
+            p.check_running()?;
+        }
+        Ok(())
+    }
+
+    fn kubeconfig(&self, stem: &str) -> String {
+        s(&self.d.join("kubeconfigs").join(stem))
+    }
+}
+
+fn flags(pairs: &[(&str, String)]) -> Vec<String> {
+    pairs
+        .iter()
+        .map(|(flag, value)| format!("--{flag}={value}"))
+        .collect()
+}
+
+impl TestCluster {
+    /// Takes the host-wide lock, sweeps what an earlier cluster left, and starts the cluster; returns once the
+    /// node is Ready and the `default` ServiceAccount exists. Blocking; needs root.
+    pub fn start() -> Result<TestCluster, HarnessError> {
+        let lock = take_lock()?;
+        let started = Instant::now();
+        let left = sweep()?;
+        if !left.is_empty() {
+            return Err(HarnessError::State {
+                dir: state_dir()?,
+                reason: format!(
+                    "an earlier cluster left things the sweep could not remove: {left:?}"
+                ),
+            });
+        }
+        let d = state_dir()?;
+        fs::create_dir_all(d.join("logs")).map_err(io_err("creating the state dir"))?;
+        let mut processes = Vec::new();
+        let mut registry = None;
+        match Self::launch(&d, &mut processes, &mut registry, started) {
+            Ok((kubeconfig, kubectl, pause_image, tools_image, timings)) => Ok(TestCluster {
+                dir: d,
+                kubeconfig,
+                kubectl,
+                pause_image,
+                tools_image,
+                timings,
+                processes,
+                registry,
+                torn_down: false,
+                _lock: lock,
+            }),
+            Err(e) => {
+                for p in processes.iter_mut().rev() {
+                    p.stop();
+                }
+                let _ = sweep();
+                eprintln!(
+                    "cluster harness: start failed; logs in {}",
+                    d.join("logs").display()
+                );
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn launch(
+        d: &Path,
+        processes: &mut Vec<SupervisedProcess>,
+        registry_slot: &mut Option<TestRegistry>,
+        started: Instant,
+    ) -> Result<(PathBuf, PathBuf, String, String, Timings), HarnessError> {
+        let peer = crate::peers::peer_binary;
+        let (api_server, kubectl) = (peer("kube-apiserver")?, peer("kubectl")?);
+        let (kubelet, kube_proxy) = (peer("kubelet")?, peer("kube-proxy")?);
+        let (scheduler, controller_manager) =
+            (peer("kube-scheduler")?, peer("kube-controller-manager")?);
+        let containerd = peer("containerd")?;
+        let shim = peer("containerd-shim-runc-v2")?;
+        let etcd = find_tool("etcd", "apt-get install etcd-server, or run `make deps`")?;
+        let runc = find_tool("runc", "apt-get install runc, or run `make deps`")?;
+        for plugin in ["bridge", "host-local", "loopback", "portmap"] {
+            if !Path::new("/usr/lib/cni").join(plugin).is_file() {
+                return Err(HarnessError::ToolMissing {
+                    tool: format!("/usr/lib/cni/{plugin}"),
+                    hint: "apt-get install containernetworking-plugins, or run `make deps`".into(),
+                });
+            }
+        }
+        find_tool("iptables", "apt-get install iptables, or run `make deps`")?;
+
+        // The registry and the images.
+        let registry = TestRegistry::start(RegistryMode::Plain)?;
+        let registry_host = registry.host();
+        *registry_slot = Some(registry);
+        let (pause_image, tools_image) =
+            build_and_push_images(&d.join("images"), &registry_host, &kubectl)?;
+
+        // PKI, tokens, kubeconfigs, configuration files.
+        let pki = Pki::new()?;
+        let ca_pem = pki.ca.pem();
+        let (api_cert, api_key) = pki.api_server_cert()?;
+        let sa_key = KeyPair::generate().map_err(cert_err)?;
+        let pki_dir = d.join("pki");
+        write(&pki_dir.join("ca.pem"), &ca_pem)?;
+        write(&pki_dir.join("apiserver.pem"), &api_cert)?;
+        write_private(&pki_dir.join("apiserver.key"), &api_key)?;
+        // The kubelet serves with the API server's certificate (it names the node address).
+        write(&pki_dir.join("kubelet.pem"), &api_cert)?;
+        write_private(&pki_dir.join("kubelet.key"), &api_key)?;
+        write(&pki_dir.join("sa.pub"), sa_key.public_key_pem())?;
+        write_private(&pki_dir.join("sa.key"), sa_key.serialize_pem())?;
+        let mut tokens = String::new();
+        for (stem, user, groups) in IDENTITIES {
+            let token = random_token()?;
+            tokens.push_str(&format!("{token},{user},{user},\"{groups}\"\n"));
+            write_private(
+                &d.join("kubeconfigs").join(stem),
+                kubeconfig_text(&ca_pem, user, &token),
+            )?;
+        }
+        write_private(&pki_dir.join("tokens.csv"), tokens)?;
+        write(
+            &d.join("containerd/config.toml"),
+            containerd_config(d, &pause_image, &runc),
+        )?;
+        write(
+            &d.join("containerd/certs.d")
+                .join(&registry_host)
+                .join("hosts.toml"),
+            format!(
+                "server = \"http://{registry_host}\"\n\n[host.\"http://{registry_host}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+            ),
+        )?;
+        write(&d.join("cni/net.d/10-kibaship.conflist"), cni_config(d))?;
+        write(&d.join("kubelet/config.json"), kubelet_config(d))?;
+        write(&d.join("kube-proxy/config.json"), kube_proxy_config(d))?;
+
+        setup_host(d)?;
+        let cluster_start = Instant::now();
+        let mut l = Launch {
+            d,
+            logs: d.join("logs"),
+            processes,
+        };
+
+        let etcd_port = free_port()?;
+        let etcd_peer = free_port()?;
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let peer_url = format!("http://127.0.0.1:{etcd_peer}");
+        l.spawn(
+            "etcd",
+            &etcd,
+            &flags(&[
+                ("name", "kibaship".into()),
+                ("data-dir", s(&d.join("etcd"))),
+                ("listen-client-urls", etcd_url.clone()),
+                ("advertise-client-urls", etcd_url.clone()),
+                ("listen-peer-urls", peer_url.clone()),
+                ("initial-advertise-peer-urls", peer_url.clone()),
+                ("initial-cluster", format!("kibaship={peer_url}")),
+            ]),
+        )?;
+        l.spawn(
+            "kube-apiserver",
+            &api_server,
+            &flags(&[
+                ("etcd-servers", etcd_url),
+                ("bind-address", NODE_IP.into()),
+                ("advertise-address", NODE_IP.into()),
+                ("secure-port", API_PORT.to_string()),
+                ("tls-cert-file", s(&pki_dir.join("apiserver.pem"))),
+                ("tls-private-key-file", s(&pki_dir.join("apiserver.key"))),
+                ("client-ca-file", s(&pki_dir.join("ca.pem"))),
+                ("token-auth-file", s(&pki_dir.join("tokens.csv"))),
+                ("authorization-mode", "Node,RBAC".into()),
+                ("allow-privileged", "true".into()),
+                ("kubelet-preferred-address-types", "InternalIP".into()),
+                (
+                    "service-account-issuer",
+                    "https://kubernetes.default.svc".into(),
+                ),
+                ("service-account-key-file", s(&pki_dir.join("sa.pub"))),
+                (
+                    "service-account-signing-key-file",
+                    s(&pki_dir.join("sa.key")),
+                ),
+                ("service-cluster-ip-range", SERVICE_CIDR.into()),
+                ("cert-dir", s(&d.join("apiserver-certs"))),
+                ("profiling", "false".into()),
+            ]),
+        )?;
+        let admin = d.join("kubeconfigs/admin");
+        let cluster = ClusterCtl {
+            kubectl: kubectl.clone(),
+            kubeconfig: admin.clone(),
+            cache: d.join("kubectl-cache"),
+        };
+        wait_for(&mut l, "kube-apiserver /readyz", || {
+            cluster
+                .kubectl(&["get", "--raw", "/readyz"])
+                .status
+                .success()
+        })?;
+        l.spawn(
+            "kube-controller-manager",
+            &controller_manager,
+            &flags(&[
+                ("kubeconfig", l.kubeconfig("controller-manager")),
+                (
+                    "service-account-private-key-file",
+                    s(&pki_dir.join("sa.key")),
+                ),
+                ("root-ca-file", s(&pki_dir.join("ca.pem"))),
+                // Each controller with its own service account and role (system:controller:*): the
+                // controller manager's own user lacks most of their rights.
+                ("use-service-account-credentials", "true".into()),
+                ("service-cluster-ip-range", SERVICE_CIDR.into()),
+                ("leader-elect", "false".into()),
+                ("bind-address", "127.0.0.1".into()),
+                ("secure-port", "10257".into()),
+                ("cert-dir", s(&d.join("controller-manager-certs"))),
+                ("profiling", "false".into()),
+            ]),
+        )?;
+        l.spawn(
+            "kube-scheduler",
+            &scheduler,
+            &flags(&[
+                ("kubeconfig", l.kubeconfig("scheduler")),
+                ("leader-elect", "false".into()),
+                ("bind-address", "127.0.0.1".into()),
+                ("secure-port", "10259".into()),
+                ("cert-dir", s(&d.join("scheduler-certs"))),
+                ("profiling", "false".into()),
+            ]),
+        )?;
+        let shim_dir = shim.parent().unwrap_or(Path::new("/"));
+        let path = format!(
+            "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            s(shim_dir)
+        );
+        let mut containerd_args = vec![format!("PATH={path}"), s(&containerd)];
+        containerd_args.extend(["--config".to_string(), s(&d.join("containerd/config.toml"))]);
+        l.spawn("containerd", Path::new("/usr/bin/env"), &containerd_args)?;
+        let sock = d.join("containerd/containerd.sock");
+        wait_for(&mut l, "containerd's socket", || sock.exists())?;
+        l.spawn(
+            "kubelet",
+            &kubelet,
+            &flags(&[
+                ("config", s(&d.join("kubelet/config.json"))),
+                ("kubeconfig", l.kubeconfig("kubelet")),
+                ("hostname-override", NODE_NAME.into()),
+                ("node-ip", NODE_IP.into()),
+                ("root-dir", s(&d.join("kubelet/root"))),
+                ("cert-dir", s(&d.join("kubelet/certs"))),
+            ]),
+        )?;
+        l.spawn(
+            "kube-proxy",
+            &kube_proxy,
+            &flags(&[("config", s(&d.join("kube-proxy/config.json")))]),
+        )?;
+        wait_for(&mut l, "node Ready", || {
+            cluster
+                .kubectl(&[
+                    "get",
+                    "node",
+                    NODE_NAME,
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+                ])
+                .stdout
+                == b"True"
+        })?;
+        let to_node_ready = cluster_start.elapsed();
+        wait_for(&mut l, "the default ServiceAccount", || {
+            cluster
+                .kubectl(&["get", "serviceaccount", "default", "-n", "default"])
+                .status
+                .success()
+                && cluster
+                    .kubectl(&["get", "configmap", "kube-root-ca.crt", "-n", "default"])
+                    .status
+                    .success()
+        })?;
+        let timings = Timings {
+            to_node_ready,
+            start_total: started.elapsed(),
+        };
+        Ok((admin, kubectl, pause_image, tools_image, timings))
+    }
+
+    /// The admin kubeconfig (group `system:masters`, token auth), server `https://10.201.0.1:6443`.
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The state directory (`<cache>/cluster/run`); logs of every daemon are in its `logs/`.
+    pub fn state_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The registry containerd pulls from (plain HTTP on 127.0.0.1).
+    pub fn registry(&self) -> Option<&TestRegistry> {
+        self.registry.as_ref()
+    }
+
+    /// `127.0.0.1:PORT/kibaship/pause:1`, the sandbox image.
+    pub fn pause_image(&self) -> &str {
+        &self.pause_image
+    }
+
+    /// `127.0.0.1:PORT/kibaship/tools:1`: static busybox (`/bin/sh`, `/bin/busybox`) and `/bin/kubectl`.
+    pub fn tools_image(&self) -> &str {
+        &self.tools_image
+    }
+
+    /// How long the start took.
+    pub fn timings(&self) -> Timings {
+        self.timings
+    }
+
+    /// The `kubectl` peer.
+    pub fn kubectl_path(&self) -> &Path {
+        &self.kubectl
+    }
+
+    fn ctl(&self) -> ClusterCtl {
+        ClusterCtl {
+            kubectl: self.kubectl.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            cache: self.dir.join("kubectl-cache"),
+        }
+    }
+
+    /// Runs kubectl as the admin against this cluster (only it) and returns its output, whatever its status.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.ctl().kubectl(args)
+    }
+
+    /// Runs kubectl; its stdout, or [`HarnessError::CommandFailed`] with its stderr.
+    pub fn kubectl_ok(&self, args: &[&str]) -> Result<String, HarnessError> {
+        checked(args, self.kubectl(args))
+    }
+
+    /// As [`TestCluster::kubectl_ok`], with `stdin` on kubectl's standard input (`apply -f -`).
+    pub fn kubectl_stdin_ok(&self, args: &[&str], stdin: &str) -> Result<String, HarnessError> {
+        checked(args, self.ctl().kubectl_stdin(args, stdin))
+    }
+
+    /// The end of a daemon's log (`kubelet`, `containerd`, `kube-apiserver`, ...), for failure messages.
+    pub fn log_tail(&self, daemon: &str) -> String {
+        process::log_tail(&self.dir.join("logs").join(format!("{daemon}.log")))
+    }
+
+    /// Deletes every Pod, stops the daemons and sweeps the host; returns how long it took. Fails if anything
+    /// is left (see [`leftovers`]).
+    pub fn teardown(mut self) -> Result<Duration, HarnessError> {
+        let started = Instant::now();
+        let left = self.shutdown()?;
+        if left.is_empty() {
+            Ok(started.elapsed())
+        } else {
+            Err(HarnessError::State {
+                dir: self.dir.clone(),
+                reason: format!("teardown left {left:?}"),
+            })
+        }
+    }
+
+    fn shutdown(&mut self) -> Result<Leftovers, HarnessError> {
+        if self.torn_down {
+            return leftovers();
+        }
+        self.torn_down = true;
+        // Pods first, while the kubelet and containerd can still stop them properly.
+        let _ = self.kubectl(&[
+            "delete",
+            "pods",
+            "--all",
+            "--all-namespaces",
+            "--grace-period=1",
+            "--wait=true",
+            &format!("--timeout={POD_DELETE_TIMEOUT}"),
+        ]);
+        for p in self.processes.iter_mut().rev() {
+            p.stop();
+        }
+        self.processes.clear();
+        let left = sweep();
+        drop(self.registry.take());
+        left
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        match self.shutdown() {
+            Ok(left) if left.is_empty() => {}
+            Ok(left) => eprintln!("cluster harness: teardown left {left:?}"),
+            Err(e) => eprintln!("cluster harness: teardown failed: {e}"),
+        }
+        if thread::panicking() {
+            eprintln!(
+                "cluster harness: the test failed; daemon logs in {}",
+                self.dir.join("logs").display()
+            );
+        }
+    }
+}
+
+/// Polls `ready` every 100 ms until it holds, failing if a daemon exits or after [`READY_TIMEOUT`].
+fn wait_for(
+    l: &mut Launch<'_>,
+    what: &str,
+    mut ready: impl FnMut() -> bool,
+) -> Result<(), HarnessError> {
+    let started = Instant::now();
+    loop {
+        l.check()?;
+        if ready() {
+            return Ok(());
+        }
+        if started.elapsed() > READY_TIMEOUT {
+            let log = l.logs.join("kubelet.log");
+            return Err(HarnessError::NotReady {
+                what: what.to_string(),
+                url: format!("https://{NODE_IP}:{API_PORT}"),
+                waited_secs: READY_TIMEOUT.as_secs(),
+                log_tail: process::log_tail(&log),
+                log,
+            });
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct ClusterCtl {
+    kubectl: PathBuf,
+    kubeconfig: PathBuf,
+    cache: PathBuf,
+}
+
+impl ClusterCtl {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.kubectl);
+        command
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        let mut command = self.command(args);
+        command.stdin(Stdio::null());
+        command
+            .output()
+            .unwrap_or_else(|e| not_started(&self.kubectl, &e))
+    }
+
+    fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut command = self.command(args);
+        command.stdin(Stdio::piped());
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => return not_started(&self.kubectl, &e),
+        };
+        let writer = child.stdin.take().map(|mut pipe| {
+            let input = stdin.to_string();
+            thread::spawn(move || {
+                let _ = pipe.write_all(input.as_bytes());
+            })
+        });
+        let output = child
+            .wait_with_output()
+            .unwrap_or_else(|e| not_started(&self.kubectl, &e));
+        if let Some(writer) = writer {
+            let _ = writer.join();
+        }
+        output
+    }
+}
+
+fn not_started(program: &Path, e: &std::io::Error) -> Output {
+    Output {
+        status: ExitStatus::from_raw(127 << 8),
+        stdout: Vec::new(),
+        stderr: format!("could not run {}: {e}", program.display()).into_bytes(),
+    }
+}
+
+fn checked(args: &[&str], output: Output) -> Result<String, HarnessError> {
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(HarnessError::CommandFailed {
+            command: format!("kubectl {}", args.join(" ")),
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_kube_and_cni_chains_are_ours() {
+        assert!(ours("KUBE-SERVICES"));
+        assert!(ours("CNI-abc123"));
+        assert!(!ours("INPUT"));
+        assert!(!ours("DOCKER"));
+    }
+
+    #[test]
+    fn kubeconfig_points_at_the_node_address() {
+        let json: serde_json::Value =
+            serde_json::from_str(&kubeconfig_text("PEM", "u", "t")).unwrap();
+        assert_eq!(
+            json["clusters"][0]["cluster"]["server"],
+            format!("https://{NODE_IP}:{API_PORT}")
+        );
+        assert_eq!(json["users"][0]["user"]["token"], "t");
+    }
+}
