@@ -106,7 +106,7 @@ pub struct TestCluster {
     processes: Vec<SupervisedProcess>,
     registry: Option<TestRegistry>,
     torn_down: bool,
-    _lock: Flock<File>,
+    _lock: HostLock,
 }
 
 impl fmt::Debug for TestCluster {
@@ -885,6 +885,26 @@ pub fn sweep() -> Result<Leftovers, HarnessError> {
     leftovers()
 }
 
+/// The host-wide cluster lock (an exclusive `flock` on `<cache>/cluster/lock`), held until dropped. A
+/// [`TestCluster`] holds it; take it yourself to [`sweep`] or check [`leftovers`] without racing a cluster that
+/// another test is starting.
+pub struct HostLock {
+    _lock: Flock<File>,
+}
+
+impl fmt::Debug for HostLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HostLock")
+    }
+}
+
+/// Takes the host-wide cluster lock, waiting while another cluster runs.
+pub fn lock_host() -> Result<HostLock, HarnessError> {
+    Ok(HostLock {
+        _lock: take_lock()?,
+    })
+}
+
 /// Takes the host-wide cluster lock, waiting for another cluster to finish.
 fn take_lock() -> Result<Flock<File>, HarnessError> {
     let home = cluster_home()?;
@@ -941,7 +961,7 @@ impl TestCluster {
     /// Takes the host-wide lock, sweeps what an earlier cluster left, and starts the cluster; returns once the
     /// node is Ready and the `default` ServiceAccount exists. Blocking; needs root.
     pub fn start() -> Result<TestCluster, HarnessError> {
-        let lock = take_lock()?;
+        let lock = lock_host()?;
         let started = Instant::now();
         let left = sweep()?;
         if !left.is_empty() {

@@ -8,6 +8,15 @@ use std::time::Duration;
 use kibaship_testsupport::cluster::{self, TestCluster};
 use kibaship_testsupport::kube::wait_until;
 
+/// The tests of this file run one at a time: the host lock already serialises clusters, but the tests that kill
+/// or interrupt a harness inspect the host between two clusters, where another test's start would sweep or
+/// create exactly what they look at.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Tries (half a second apart) for conditions the cluster reaches asynchronously; the bound only keeps a
 /// broken cluster from hanging the test, nothing is asserted about time.
 const TRIES: u32 = 240;
@@ -51,6 +60,7 @@ fn wait_ready(cluster: &TestCluster, name: &str) {
 
 #[test]
 fn issue_19_cluster_runs_pods_and_teardown_leaves_nothing() {
+    let _serial = serial();
     let cluster = TestCluster::start().expect("cluster start");
     let timings = cluster.timings();
     eprintln!(
@@ -154,8 +164,78 @@ fn issue_19_cluster_runs_pods_and_teardown_leaves_nothing() {
     });
     assert!(reason.is_some(), "no pull error reported");
 
+    // Checked while the cluster still holds the host lock: processes, mounts, chains, bridges, cgroups.
     let took = cluster.teardown().expect("teardown leaves nothing");
     eprintln!("cluster: teardown {:.1} s", took.as_secs_f64());
+}
+
+/// `kibaship-harness cluster run` with a Pod running, in its own process group; returns once the Pod is Ready
+/// (or the command failed) with whether it was.
+fn harness_with_a_running_pod() -> (std::process::Child, bool, String) {
+    use std::io::{BufRead as _, BufReader};
+    use std::os::unix::process::CommandExt as _;
+    use std::process::{Command, Stdio};
+
+    let script = "kubectl run sleeper --image=\"$KIBASHIP_CLUSTER_TOOLS_IMAGE\" --restart=Never \
+        --command -- busybox sleep 3600 >&2 && kubectl wait --for=condition=Ready pod/sleeper --timeout=120s >&2 \
+        && echo ready && exec sleep 3600";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kibaship-harness"))
+        .args(["cluster", "run", "--", "sh", "-c", script])
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("spawn kibaship-harness");
+    let stdout = child.stdout.take().expect("stdout");
+    let first = BufReader::new(stdout).lines().next();
+    let ready = matches!(&first, Some(Ok(line)) if line == "ready");
+    (child, ready, format!("{first:?}"))
+}
+
+fn signal_group(child: &std::process::Child, signal: nix::sys::signal::Signal) {
+    let group = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::killpg(group, signal).expect("killpg");
+}
+
+/// The harness interrupted (Ctrl-C: SIGINT to its whole process group) while a Pod runs: it tears everything
+/// down and exits 130.
+#[test]
+fn issue_19_interrupted_cluster_run_leaves_nothing() {
+    let _serial = serial();
+    let (mut child, ready, first) = harness_with_a_running_pod();
+    signal_group(&child, nix::sys::signal::Signal::SIGINT);
+    let status = child.wait().expect("wait");
+    assert!(ready, "the Pod never became Ready: {first}");
+    assert_eq!(status.code(), Some(130), "{status}");
+    let _lock = cluster::lock_host().unwrap();
+    let left = cluster::leftovers().unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// The harness killed outright (SIGKILL: no teardown runs) leaves the bridges, the Pod's container and more;
+/// `kibaship-harness cluster down` (as every start does first) removes all of it.
+#[test]
+fn issue_19_killed_harness_is_swept_by_cluster_down() {
+    let _serial = serial();
+    let (mut child, ready, first) = harness_with_a_running_pod();
+    signal_group(&child, nix::sys::signal::Signal::SIGKILL);
+    let _ = child.wait();
+    assert!(ready, "the Pod never became Ready: {first}");
+    {
+        let _lock = cluster::lock_host().unwrap();
+        let left = cluster::leftovers().unwrap();
+        assert!(!left.links.is_empty(), "{left:?}");
+        assert!(!left.cgroups.is_empty(), "{left:?}");
+    }
+    let down = std::process::Command::new(env!("CARGO_BIN_EXE_kibaship-harness"))
+        .args(["cluster", "down"])
+        .output()
+        .expect("cluster down");
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    let _lock = cluster::lock_host().unwrap();
     let left = cluster::leftovers().unwrap();
     assert!(left.is_empty(), "{left:?}");
 }

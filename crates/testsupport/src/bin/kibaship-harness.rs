@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -145,7 +146,7 @@ enum ClusterCommand {
     Down,
     /// Start the cluster, run COMMAND with KUBECONFIG set, tear the cluster down, exit as COMMAND did.
     ///
-    /// COMMAND also sees `KIBASHIP_CLUSTER_REGISTRY` (the registry the node pulls from, plain HTTP) and
+    /// The `kubectl` peer is first on COMMAND's PATH. COMMAND also sees `KIBASHIP_CLUSTER_REGISTRY` (the registry the node pulls from, plain HTTP) and
     /// `KIBASHIP_CLUSTER_TOOLS_IMAGE` (busybox and kubectl).
     Run {
         /// The command and its arguments.
@@ -305,6 +306,8 @@ fn run_cluster(command: ClusterCommand) -> anyhow::Result<()> {
                 }
                 let _ = std::fs::remove_file(&up_pid);
             }
+            // Not while a test's cluster runs: wait for the host lock.
+            let _lock = cluster::lock_host()?;
             let started = std::time::Instant::now();
             let left = cluster::sweep()?;
             eprintln!(
@@ -345,6 +348,7 @@ fn run_cluster(command: ClusterCommand) -> anyhow::Result<()> {
             // teardown the main thread may be running.
             std::thread::spawn(move || {
                 if let Ok(received) = signals.wait() {
+                    INTERRUPTED.store(true, Ordering::SeqCst);
                     eprintln!("kibaship-harness: {received:?}: tearing the cluster down");
                     match cluster::sweep() {
                         Ok(left) if left.is_empty() => {}
@@ -354,29 +358,62 @@ fn run_cluster(command: ClusterCommand) -> anyhow::Result<()> {
                     std::process::exit(130);
                 }
             });
-            let cluster = start_cluster()?;
-            let status = std::process::Command::new(program)
-                .args(args)
-                .env("KUBECONFIG", cluster.kubeconfig_path())
-                .env(
-                    "KIBASHIP_CLUSTER_REGISTRY",
-                    cluster.registry().map(|r| r.host()).unwrap_or_default(),
-                )
-                .env("KIBASHIP_CLUSTER_TOOLS_IMAGE", cluster.tools_image())
-                .status()
-                .with_context(|| format!("running {program}"))?;
-            let took = cluster.teardown()?;
-            eprintln!(
-                "kibaship-harness: cluster torn down in {:.1} s",
-                took.as_secs_f64()
-            );
-            let code = status.code().unwrap_or(128);
+            let result = run_in_cluster(program, args);
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                // The signal thread sweeps and exits 130; the command's own end (it got the signal too) or a
+                // start cut short by the sweep must not exit first with another code.
+                loop {
+                    std::thread::park();
+                }
+            }
+            let code = result?;
             if code != 0 {
                 anyhow::bail!("`{}` exited with {code}", command.join(" "));
             }
         }
     }
     Ok(())
+}
+
+/// Set by `cluster run`'s signal thread once it has taken a stop signal.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Starts the cluster, runs the command beside it, tears the cluster down; returns the command's exit code.
+fn run_in_cluster(program: &str, args: &[String]) -> anyhow::Result<i32> {
+    let cluster = start_cluster()?;
+    // The `kubectl` peer first on PATH: the same version as the cluster.
+    let mut path = std::ffi::OsString::from(
+        cluster
+            .kubectl_path()
+            .parent()
+            .unwrap_or(std::path::Path::new("/")),
+    );
+    if let Some(rest) = std::env::var_os("PATH") {
+        path.push(":");
+        path.push(rest);
+    }
+    let status = std::process::Command::new(program)
+        .args(args)
+        .env("PATH", path)
+        .env("KUBECONFIG", cluster.kubeconfig_path())
+        .env(
+            "KIBASHIP_CLUSTER_REGISTRY",
+            cluster.registry().map(|r| r.host()).unwrap_or_default(),
+        )
+        .env("KIBASHIP_CLUSTER_TOOLS_IMAGE", cluster.tools_image())
+        .status()
+        .with_context(|| format!("running {program}"))?;
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        // Interrupted: the signal thread tears down (Drop would only race it).
+        std::mem::forget(cluster);
+        return Ok(130);
+    }
+    let took = cluster.teardown()?;
+    eprintln!(
+        "kibaship-harness: cluster torn down in {:.1} s",
+        took.as_secs_f64()
+    );
+    Ok(status.code().unwrap_or(128))
 }
 
 fn start_cluster() -> anyhow::Result<TestCluster> {
