@@ -552,6 +552,139 @@ fn build_and_push_images(
     Ok((pause_image, tools_image))
 }
 
+/// Tekton Pipelines' version (the `tekton-pipelines` peer) and its programs, each an image with the binary at
+/// `/ko-app/<name>` as `ko` would build it.
+pub const TEKTON_VERSION: &str = "v1.3.0";
+const TEKTON_PROGRAMS: [&str; 6] = [
+    "controller",
+    "webhook",
+    "entrypoint",
+    "nop",
+    "workingdirinit",
+    "sidecarlogresults",
+];
+/// The files of the module's `config/` that make up Tekton Pipelines itself (not the resolvers, events
+/// controller or autoscaler).
+const TEKTON_CONFIG_SKIP: [&str; 4] = ["resolvers", "events.yaml", "webhook-hpa.yaml", "dummy.go"];
+
+/// Builds one `/ko-app/<name>` image per Tekton program into an OCI layout under `work` and pushes them to
+/// `registry`; returns `ko://` path → image reference.
+fn build_and_push_tekton_images(
+    work: &Path,
+    registry: &str,
+) -> Result<Vec<(String, String)>, HarnessError> {
+    let skopeo = find_tool("skopeo", "apt-get install skopeo, or run `make deps`")?;
+    let layout = work.join("layout");
+    let layout_s = s(&layout);
+    umoci(&["init", "--layout", &layout_s])?;
+    let mut images = Vec::new();
+    for name in TEKTON_PROGRAMS {
+        let binary = crate::peers::peer_binary(name)?;
+        let root = work.join(name);
+        copy_file(&binary, &root.join("ko-app").join(name))?;
+        let image = format!("{layout_s}:{name}");
+        let entrypoint = format!("/ko-app/{name}");
+        umoci(&["new", "--image", &image])?;
+        umoci(&[
+            "config",
+            "--image",
+            &image,
+            "--os",
+            "linux",
+            "--architecture",
+            "amd64",
+            "--config.entrypoint",
+            &entrypoint,
+            "--config.env",
+            "KO_DATA_PATH=/var/run/ko",
+        ])?;
+        umoci(&["insert", "--rootless", "--image", &image, &s(&root), "/"])?;
+        let reference = format!("{registry}/tekton/{name}:{TEKTON_VERSION}");
+        run(
+            &s(&skopeo),
+            &[
+                "copy",
+                "--quiet",
+                "--dest-tls-verify=false",
+                &format!("oci:{layout_s}:{name}"),
+                &format!("docker://{reference}"),
+            ],
+        )?;
+        images.push((
+            format!("ko://github.com/tektoncd/pipeline/cmd/{name}"),
+            reference,
+        ));
+    }
+    Ok(images)
+}
+
+/// The directory of `github.com/tektoncd/pipeline@v1.3.0` in the Go module cache (downloaded by `make peers`).
+fn tekton_module_dir() -> Result<PathBuf, HarnessError> {
+    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/peers/tekton");
+    let output = Command::new("go")
+        .args([
+            "mod",
+            "download",
+            "-json",
+            &format!("github.com/tektoncd/pipeline@{TEKTON_VERSION}"),
+        ])
+        .current_dir(&module)
+        .output()
+        .map_err(|source| HarnessError::Spawn {
+            command: "go mod download -json github.com/tektoncd/pipeline".into(),
+            source,
+        })?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| HarnessError::PeerUnavailable {
+            name: "tekton-pipelines".into(),
+            reason: format!(
+                "`go mod download` gave no module directory ({e}): {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        })?;
+    json["Dir"]
+        .as_str()
+        .map(PathBuf::from)
+        .ok_or_else(|| HarnessError::PeerUnavailable {
+            name: "tekton-pipelines".into(),
+            reason: format!("`go mod download` named no directory: {json}"),
+        })
+}
+
+/// Tekton's `config/` manifests (sorted, as the release orders them), images rewritten.
+fn tekton_manifests(config: &Path, rewrites: &[(String, String)]) -> Result<String, HarnessError> {
+    fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), HarnessError> {
+        let entries = fs::read_dir(dir).map_err(io_err(format!("reading {}", dir.display())))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if TEKTON_CONFIG_SKIP.contains(&name.as_str()) {
+                continue;
+            }
+            let path = entry.path();
+            if path.is_dir() {
+                collect(&path, out)?;
+            } else if name.ends_with(".yaml") {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    collect(config, &mut files)?;
+    files.sort();
+    let mut all = String::new();
+    for file in files {
+        let mut text =
+            fs::read_to_string(&file).map_err(io_err(format!("reading {}", file.display())))?;
+        for (from, to) in rewrites {
+            text = text.replace(from.as_str(), to);
+        }
+        all.push_str("\n---\n");
+        all.push_str(&text);
+    }
+    Ok(all)
+}
+
 /// The shared libraries `binary` loads (absolute paths), from `ldd`; none for a static binary.
 fn linked_libraries(binary: &Path) -> Result<Vec<PathBuf>, HarnessError> {
     let output =
@@ -1293,6 +1426,59 @@ impl TestCluster {
     /// The end of a daemon's log (`kubelet`, `containerd`, `kube-apiserver`, ...), for failure messages.
     pub fn log_tail(&self, daemon: &str) -> String {
         process::log_tail(&self.dir.join("logs").join(format!("{daemon}.log")))
+    }
+
+    /// Installs Tekton Pipelines ([`TEKTON_VERSION`], the `tekton-pipelines` peer): its six programs as images in
+    /// the cluster's registry, its `config/` manifests with the `ko://` images (and the busybox shell image)
+    /// rewritten to them, then waits until the controller and webhook are available and the webhook admits a
+    /// Task. Returns how long it took.
+    pub fn install_tekton(&self) -> Result<Duration, HarnessError> {
+        let started = Instant::now();
+        let registry = self
+            .registry
+            .as_ref()
+            .map(TestRegistry::host)
+            .unwrap_or_default();
+        let mut rewrites =
+            build_and_push_tekton_images(&self.dir.join("tekton-images"), &registry)?;
+        let config = tekton_module_dir()?.join("config");
+        // The shell image (`-shell-image`, for `script` helpers) is pinned by digest upstream: our busybox instead.
+        let upstream = tekton_manifests(&config, &[])?;
+        let prefix = "cgr.dev/chainguard/busybox@sha256:";
+        if let Some(at) = upstream.find(prefix) {
+            let end = at + prefix.len() + 64;
+            if let Some(shell) = upstream.get(at..end) {
+                rewrites.push((shell.to_string(), self.tools_image.clone()));
+            }
+        }
+        let manifests = tekton_manifests(&config, &rewrites)?;
+        self.kubectl_stdin_ok(&["apply", "-f", "-"], &manifests)?;
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Available",
+            "deployment",
+            "--all",
+            "-n",
+            "tekton-pipelines",
+            "--timeout=300s",
+        ])?;
+        // The webhook serves once its certificate is made; until then admission of Tekton objects fails.
+        let probe = r#"{"apiVersion":"tekton.dev/v1","kind":"Task","metadata":{"name":"kibaship-probe"},"spec":{"steps":[{"name":"s","image":"busybox","script":"true"}]}}"#;
+        let mut last = String::new();
+        for _ in 0..600 {
+            match self.kubectl_stdin_ok(&["apply", "--dry-run=server", "-f", "-"], probe) {
+                Ok(_) => return Ok(started.elapsed()),
+                Err(e) => last = e.to_string(),
+            }
+            thread::sleep(Duration::from_millis(500));
+        }
+        Err(HarnessError::NotReady {
+            what: format!("Tekton's webhook (last answer: {last})"),
+            url: format!("https://{NODE_IP}:{API_PORT}"),
+            waited_secs: 300,
+            log: self.dir.join("logs/kube-apiserver.log"),
+            log_tail: self.log_tail("kube-apiserver"),
+        })
     }
 
     /// Deletes every Pod, stops the daemons and sweeps the host; returns how long it took. Fails if anything

@@ -239,3 +239,87 @@ fn issue_19_killed_harness_is_swept_by_cluster_down() {
     let left = cluster::leftovers().unwrap();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Real Tekton Pipelines on the cluster: installed from its module's manifests with our images, a two-task
+/// PipelineRun passes a result from the first task to the second and succeeds.
+#[test]
+fn issue_19_tekton_two_task_pipelinerun_passes_a_result() {
+    let _serial = serial();
+    let cluster = TestCluster::start().expect("cluster start");
+    let took = cluster.install_tekton().expect("install Tekton");
+    eprintln!("cluster: Tekton installed in {:.1} s", took.as_secs_f64());
+    let image = cluster.tools_image();
+    let run = serde_json::json!({
+        "apiVersion": "tekton.dev/v1",
+        "kind": "PipelineRun",
+        "metadata": { "name": "two-tasks" },
+        "spec": {
+            "pipelineSpec": {
+                "tasks": [
+                    {
+                        "name": "first",
+                        "taskSpec": {
+                            "results": [{ "name": "word" }],
+                            "steps": [{
+                                "name": "write",
+                                "image": image,
+                                "script": "#!/bin/sh\nprintf kibaship > $(results.word.path)\n",
+                            }],
+                        },
+                    },
+                    {
+                        "name": "second",
+                        "params": [{ "name": "word", "value": "$(tasks.first.results.word)" }],
+                        "taskSpec": {
+                            "params": [{ "name": "word" }],
+                            "results": [{ "name": "echoed" }],
+                            "steps": [{
+                                "name": "read",
+                                "image": image,
+                                "script": "#!/bin/sh\nprintf 'got-$(params.word)' > $(results.echoed.path)\n",
+                            }],
+                        },
+                    },
+                ],
+                "results": [{ "name": "final", "value": "$(tasks.second.results.echoed)" }],
+            },
+        },
+    });
+    let started = std::time::Instant::now();
+    cluster
+        .kubectl_stdin_ok(&["create", "-f", "-"], &run.to_string())
+        .unwrap();
+    let status = wait_until(TRIES, PAUSE, || {
+        cluster
+            .kubectl_ok(&[
+                "get",
+                "pipelinerun",
+                "two-tasks",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Succeeded\")].status}",
+            ])
+            .ok()
+            .filter(|s| s == "True" || s == "False")
+    });
+    let describe = || {
+        cluster
+            .kubectl_ok(&["get", "pipelinerun,taskrun,pod", "-o", "yaml"])
+            .unwrap_or_default()
+    };
+    assert_eq!(status.as_deref(), Some("True"), "{}", describe());
+    eprintln!(
+        "cluster: two-task PipelineRun succeeded in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let result = cluster
+        .kubectl_ok(&[
+            "get",
+            "pipelinerun",
+            "two-tasks",
+            "-o",
+            "jsonpath={.status.results[?(@.name==\"final\")].value}",
+        ])
+        .unwrap();
+    assert_eq!(result, "got-kibaship");
+    cluster.teardown().expect("teardown leaves nothing");
+}
