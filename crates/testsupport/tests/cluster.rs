@@ -172,6 +172,11 @@ fn issue_19_cluster_runs_pods_and_teardown_leaves_nothing() {
 /// `kibaship-harness cluster run` with a Pod running, in its own process group; returns once the Pod is Ready
 /// (or the command failed) with whether it was.
 fn harness_with_a_running_pod() -> (std::process::Child, bool, String) {
+    harness_with_a_running_pod_env(&[])
+}
+
+/// As [`harness_with_a_running_pod`], with `env` set for the harness.
+fn harness_with_a_running_pod_env(env: &[(&str, &str)]) -> (std::process::Child, bool, String) {
     use std::io::{BufRead as _, BufReader};
     use std::os::unix::process::CommandExt as _;
     use std::process::{Command, Stdio};
@@ -181,6 +186,7 @@ fn harness_with_a_running_pod() -> (std::process::Child, bool, String) {
         && echo ready && exec sleep 3600";
     let mut child = Command::new(env!("CARGO_BIN_EXE_kibaship-harness"))
         .args(["cluster", "run", "--", "sh", "-c", script])
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .process_group(0)
         .spawn()
@@ -216,18 +222,20 @@ fn issue_19_interrupted_cluster_run_leaves_nothing() {
 #[test]
 fn issue_19_killed_harness_is_swept_by_cluster_down() {
     let _serial = serial();
-    let (mut child, ready, first) = harness_with_a_running_pod();
+    // The test holds the host lock from before the harness starts until after `cluster down`, so a cluster
+    // another test process starts meanwhile cannot sweep the leftovers before they are looked at.
+    let _lock = cluster::lock_host().unwrap();
+    let held = [(cluster::LOCK_HELD_BY_PARENT, "1")];
+    let (mut child, ready, first) = harness_with_a_running_pod_env(&held);
     signal_group(&child, nix::sys::signal::Signal::SIGKILL);
     let _ = child.wait();
     assert!(ready, "the Pod never became Ready: {first}");
-    {
-        let _lock = cluster::lock_host().unwrap();
-        let left = cluster::leftovers().unwrap();
-        assert!(!left.links.is_empty(), "{left:?}");
-        assert!(!left.cgroups.is_empty(), "{left:?}");
-    }
+    let left = cluster::leftovers().unwrap();
+    assert!(!left.links.is_empty(), "{left:?}");
+    assert!(!left.cgroups.is_empty(), "{left:?}");
     let down = std::process::Command::new(env!("CARGO_BIN_EXE_kibaship-harness"))
         .args(["cluster", "down"])
+        .envs(held)
         .output()
         .expect("cluster down");
     assert!(
@@ -235,7 +243,6 @@ fn issue_19_killed_harness_is_swept_by_cluster_down() {
         "{}",
         String::from_utf8_lossy(&down.stderr)
     );
-    let _lock = cluster::lock_host().unwrap();
     let left = cluster::leftovers().unwrap();
     assert!(left.is_empty(), "{left:?}");
 }
