@@ -113,7 +113,8 @@ pub struct Policy {
     pub(crate) mode: Mode,
     pub(crate) namespaces: Option<NamespaceSelector>,
     pub(crate) images: Vec<ImageGlob>,
-    pub(crate) image_policy: ImagePolicy,
+    pub(crate) image_policy: std::sync::Arc<ImagePolicy>,
+    pub(crate) fingerprint: [u8; 32],
     pub(crate) attestation_types: Vec<String>,
     pub(crate) transparency_log_required: bool,
     pub(crate) place: Place,
@@ -133,6 +134,16 @@ impl Policy {
     /// What a selected image must carry: pass it to `kibaship_cosign::ImageVerifier::verify`.
     pub fn image_policy(&self) -> &ImagePolicy {
         &self.image_policy
+    }
+
+    /// The same, shared: what a verification running as its own task holds (no copy of keys and checks).
+    pub fn shared_image_policy(&self) -> &std::sync::Arc<ImagePolicy> {
+        &self.image_policy
+    }
+
+    /// [`ImagePolicy::fingerprint`] of [`Policy::image_policy`], computed once when the file was parsed.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
     }
 
     /// `origin:line` of the policy in its file (for messages: "denied by policy prod-signed (policy.yaml:12)").

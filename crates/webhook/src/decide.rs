@@ -198,7 +198,7 @@ impl Judge {
                 None => self.resolve(&reference, &credentials, deadline).await,
             };
             for policy in selected {
-                let requirements = policy.image_policy().fingerprint();
+                let requirements = policy.fingerprint();
                 match &pinned {
                     Ok(pinned) => pending.push((
                         site_index,
@@ -209,7 +209,7 @@ impl Judge {
                         self.fact(
                             pinned.clone(),
                             requirements,
-                            policy.image_policy().clone(),
+                            Arc::clone(policy.shared_image_policy()),
                             credentials.clone(),
                             now,
                             deadline,
@@ -241,32 +241,24 @@ impl Judge {
                 }
                 slot.as_mut()
             });
-            match result {
+            // Why this policy is not satisfied, if it is not: the verdict's code and reason, or why none came.
+            let unmet = match result {
                 Ok(verdict) => match &*verdict {
-                    Verdict::Verified(_) => {
-                        allowed_by = "verified";
-                        if let Some(judged) = satisfied.get_mut(site) {
-                            judged.push((mode, true));
-                        }
-                    }
+                    Verdict::Verified(_) => None,
                     Verdict::NotVerified(n) => {
-                        if let Some(e) = entry {
-                            e.0 = false;
-                        }
-                        failures.push(Failure {
-                            site,
-                            policy,
-                            mode,
-                            code: n.code.as_str().to_string(),
-                            detail: format!(
-                                "{}{}",
-                                not_verified_detail(n),
-                                expired.unwrap_or_default()
-                            ),
-                        });
+                        Some((n.code.as_str().to_string(), not_verified_detail(n)))
                     }
                 },
-                Err(e) => {
+                Err(e) => Some((e.code.to_string(), e.message)),
+            };
+            match unmet {
+                None => {
+                    allowed_by = "verified";
+                    if let Some(judged) = satisfied.get_mut(site) {
+                        judged.push((mode, true));
+                    }
+                }
+                Some((code, detail)) => {
                     if let Some(e) = entry {
                         e.0 = false;
                     }
@@ -274,8 +266,8 @@ impl Judge {
                         site,
                         policy,
                         mode,
-                        code: e.code.to_string(),
-                        detail: format!("{}{}", e.message, expired.unwrap_or_default()),
+                        code,
+                        detail: format!("{detail}{}", expired.unwrap_or_default()),
                     });
                 }
             }
@@ -305,12 +297,8 @@ impl Judge {
             };
             return Judgement {
                 decision: Decision {
-                    allowed: true,
-                    code: None,
-                    message: String::new(),
-                    warnings: Vec::new(),
                     patch: patches,
-                    audit_annotations: Default::default(),
+                    ..Decision::allow()
                 },
                 result: "allowed",
                 code: code.to_string(),
@@ -367,12 +355,9 @@ impl Judge {
             );
             return Judgement {
                 decision: Decision {
-                    allowed: false,
-                    code: Some(first.code.clone()),
-                    message,
                     warnings,
-                    patch: Vec::new(),
                     audit_annotations: audit,
+                    ..Decision::deny(first.code.clone(), message)
                 },
                 result: "denied",
                 code: first.code.clone(),
@@ -385,12 +370,9 @@ impl Judge {
         };
         Judgement {
             decision: Decision {
-                allowed: true,
-                code: None,
-                message: String::new(),
                 warnings,
-                patch: Vec::new(),
                 audit_annotations: audit,
+                ..Decision::allow()
             },
             result,
             code,
@@ -527,7 +509,7 @@ impl Judge {
         &self,
         pinned: Reference,
         requirements: [u8; 32],
-        policy: kibaship_cosign::ImagePolicy,
+        policy: Arc<kibaship_cosign::ImagePolicy>,
         credentials: Option<PullCredentialsFuture>,
         now: i64,
         deadline: tokio::time::Instant,

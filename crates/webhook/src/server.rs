@@ -274,22 +274,8 @@ fn count(state: &State, endpoint: Endpoint, result: &'static str, code: &str) {
 /// could be reached for.
 fn refusal(endpoint: Endpoint, code: &str, message: String) -> Decision {
     match endpoint {
-        Endpoint::Validate => Decision {
-            allowed: false,
-            code: Some(code.to_string()),
-            message: format!("kibaship: denied: {code}: {message}"),
-            warnings: Vec::new(),
-            patch: Vec::new(),
-            audit_annotations: Default::default(),
-        },
-        Endpoint::Mutate => Decision {
-            allowed: true,
-            code: None,
-            message: String::new(),
-            warnings: Vec::new(),
-            patch: Vec::new(),
-            audit_annotations: Default::default(),
-        },
+        Endpoint::Validate => Decision::deny(code, format!("kibaship: denied: {code}: {message}")),
+        Endpoint::Mutate => Decision::allow(),
     }
 }
 
