@@ -33,11 +33,9 @@
 
 use std::fmt;
 use std::fs::{self, File};
-use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
-use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -1425,12 +1423,12 @@ impl TestCluster {
 
     /// Runs kubectl; its stdout, or [`HarnessError::CommandFailed`] with its stderr.
     pub fn kubectl_ok(&self, args: &[&str]) -> Result<String, HarnessError> {
-        checked(args, self.kubectl(args))
+        crate::kube::checked(args, self.kubectl(args))
     }
 
     /// As [`TestCluster::kubectl_ok`], with `stdin` on kubectl's standard input (`apply -f -`).
     pub fn kubectl_stdin_ok(&self, args: &[&str], stdin: &str) -> Result<String, HarnessError> {
-        checked(args, self.ctl().kubectl_stdin(args, stdin))
+        crate::kube::checked(args, self.ctl().kubectl_stdin(args, stdin))
     }
 
     /// The end of a daemon's log (`kubelet`, `containerd`, `kube-apiserver`, ...), for failure messages.
@@ -1595,53 +1593,11 @@ impl ClusterCtl {
     }
 
     fn kubectl(&self, args: &[&str]) -> Output {
-        let mut command = self.command(args);
-        command.stdin(Stdio::null());
-        command
-            .output()
-            .unwrap_or_else(|e| not_started(&self.kubectl, &e))
+        crate::kube::run_kubectl(self.command(args), &self.kubectl)
     }
 
     fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut command = self.command(args);
-        command.stdin(Stdio::piped());
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(e) => return not_started(&self.kubectl, &e),
-        };
-        let writer = child.stdin.take().map(|mut pipe| {
-            let input = stdin.to_string();
-            thread::spawn(move || {
-                let _ = pipe.write_all(input.as_bytes());
-            })
-        });
-        let output = child
-            .wait_with_output()
-            .unwrap_or_else(|e| not_started(&self.kubectl, &e));
-        if let Some(writer) = writer {
-            let _ = writer.join();
-        }
-        output
-    }
-}
-
-fn not_started(program: &Path, e: &std::io::Error) -> Output {
-    Output {
-        status: ExitStatus::from_raw(127 << 8),
-        stdout: Vec::new(),
-        stderr: format!("could not run {}: {e}", program.display()).into_bytes(),
-    }
-}
-
-fn checked(args: &[&str], output: Output) -> Result<String, HarnessError> {
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(HarnessError::CommandFailed {
-            command: format!("kubectl {}", args.join(" ")),
-            status: output.status.to_string(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
+        crate::kube::run_kubectl_with_stdin(self.command(args), &self.kubectl, stdin)
     }
 }
 

@@ -547,35 +547,12 @@ impl KubeApiServer {
     /// Runs kubectl against this server (and only it) and returns its output, whatever its exit status. If
     /// kubectl cannot be started at all, the output has exit status 127 and the reason in stderr.
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        let mut command = self.kubectl_command(args);
-        command.stdin(Stdio::null());
-        command
-            .output()
-            .unwrap_or_else(|e| not_started(&self.kubectl, &e))
+        run_kubectl(self.kubectl_command(args), &self.kubectl)
     }
 
     /// As [`KubeApiServer::kubectl`], with `stdin` on its standard input (`kubectl apply -f -`).
     pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut command = self.kubectl_command(args);
-        command.stdin(Stdio::piped());
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(e) => return not_started(&self.kubectl, &e),
-        };
-        // Written from another thread: kubectl may answer before it has read everything.
-        let writer = child.stdin.take().map(|mut pipe| {
-            let input = stdin.to_string();
-            thread::spawn(move || {
-                let _ = pipe.write_all(input.as_bytes());
-            })
-        });
-        let output = child
-            .wait_with_output()
-            .unwrap_or_else(|e| not_started(&self.kubectl, &e));
-        if let Some(writer) = writer {
-            let _ = writer.join();
-        }
-        output
+        run_kubectl_with_stdin(self.kubectl_command(args), &self.kubectl, stdin)
     }
 
     /// Runs kubectl and returns its stdout, or [`HarnessError::CommandFailed`] with its stderr.
@@ -630,6 +607,37 @@ impl KubeApiServer {
     }
 }
 
+/// Runs `command` (kubectl at `program`) without input; exit status 127 and the reason in stderr if it cannot start.
+pub(crate) fn run_kubectl(mut command: Command, program: &Path) -> Output {
+    command.stdin(Stdio::null());
+    command
+        .output()
+        .unwrap_or_else(|e| not_started(program, &e))
+}
+
+/// As [`run_kubectl`], with `stdin` on its standard input, written from another thread: kubectl may answer before
+/// it has read everything.
+pub(crate) fn run_kubectl_with_stdin(mut command: Command, program: &Path, stdin: &str) -> Output {
+    command.stdin(Stdio::piped());
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => return not_started(program, &e),
+    };
+    let writer = child.stdin.take().map(|mut pipe| {
+        let input = stdin.to_string();
+        thread::spawn(move || {
+            let _ = pipe.write_all(input.as_bytes());
+        })
+    });
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|e| not_started(program, &e));
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
+    output
+}
+
 fn not_started(program: &Path, e: &std::io::Error) -> Output {
     Output {
         status: ExitStatus::from_raw(127 << 8),
@@ -638,7 +646,8 @@ fn not_started(program: &Path, e: &std::io::Error) -> Output {
     }
 }
 
-fn checked(args: &[&str], output: Output) -> Result<String, HarnessError> {
+/// kubectl's stdout when it succeeded, else [`HarnessError::CommandFailed`] with its stderr.
+pub(crate) fn checked(args: &[&str], output: Output) -> Result<String, HarnessError> {
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
