@@ -1098,6 +1098,34 @@ fn flags(pairs: &[(&str, String)]) -> Vec<String> {
         .collect()
 }
 
+/// Free space the cluster needs on its state dir's filesystem: images, container layers, logs and the
+/// registry's storage take about 1 GiB; the rest is margin for what the tests push.
+const MIN_FREE_BYTES: u64 = 3 << 30;
+
+/// Refuses to start on a nearly full disk: the kubelet would evict Pods for `ephemeral-storage` (its
+/// threshold here is 1% free), and a test would then time out waiting for a Deployment instead of saying why.
+fn check_free_space(dir: &Path) -> Result<(), HarnessError> {
+    let stat = nix::sys::statvfs::statvfs(dir).map_err(|e| HarnessError::State {
+        dir: dir.to_path_buf(),
+        reason: format!("cannot read the free space of its filesystem: {e}"),
+    })?;
+    let free = stat.blocks_available().saturating_mul(stat.fragment_size());
+    let total = stat.blocks().saturating_mul(stat.fragment_size());
+    if free < MIN_FREE_BYTES || free.saturating_mul(50) < total {
+        return Err(HarnessError::State {
+            dir: dir.to_path_buf(),
+            reason: format!(
+                "only {:.1} GiB of {:.1} GiB free on its filesystem; the cluster needs at least {} GiB and 2% \
+                 free (below 1% the kubelet evicts every Pod)",
+                free as f64 / f64::from(1u32 << 30),
+                total as f64 / f64::from(1u32 << 30),
+                MIN_FREE_BYTES >> 30
+            ),
+        });
+    }
+    Ok(())
+}
+
 impl TestCluster {
     /// Takes the host-wide lock, sweeps what an earlier cluster left, and starts the cluster; returns once the
     /// node is Ready and the `default` ServiceAccount exists. Blocking; needs root.
@@ -1115,6 +1143,7 @@ impl TestCluster {
         }
         let d = state_dir()?;
         fs::create_dir_all(d.join("logs")).map_err(io_err("creating the state dir"))?;
+        check_free_space(&d)?;
         let mut processes = Vec::new();
         let mut registry = None;
         match Self::launch(&d, &mut processes, &mut registry, started) {
@@ -1171,7 +1200,8 @@ impl TestCluster {
         find_tool("iptables", "apt-get install iptables, or run `make deps`")?;
 
         // The registry and the images.
-        let registry = TestRegistry::start(RegistryMode::Plain)?;
+        // Under the state dir, so `sweep` removes its storage when the harness was killed before drop.
+        let registry = TestRegistry::start_under(RegistryMode::Plain, d)?;
         let registry_host = registry.host();
         *registry_slot = Some(registry);
         let (pause_image, tools_image) =

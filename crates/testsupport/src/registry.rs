@@ -328,11 +328,19 @@ fn mentions_port_in_use(log: &Path) -> bool {
 }
 
 impl TestRegistry {
-    /// Starts a registry on a free port of 127.0.0.1 and waits until `GET /v2/` answers.
+    /// Starts a registry on a free port of 127.0.0.1 and waits until `GET /v2/` answers. Its work
+    /// directory (storage, config, log) is a temp dir removed on drop.
     pub fn start(mode: RegistryMode) -> Result<TestRegistry, HarnessError> {
+        Self::start_under(mode, &std::env::temp_dir())
+    }
+
+    /// As [`TestRegistry::start`], with the work directory created under `parent`: a harness whose
+    /// process may be killed before it drops the registry (the cluster) keeps it inside a directory its
+    /// own clean-up removes.
+    pub fn start_under(mode: RegistryMode, parent: &Path) -> Result<TestRegistry, HarnessError> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("kibaship-registry-{}-", mode.name()))
-            .tempdir()
+            .tempdir_in(parent)
             .map_err(|e| HarnessError::io("creating the registry's temp dir", e))?;
         let prepared = prepare(mode, dir.path())?;
         let token_server = match (mode, &prepared.pki, &prepared.credentials) {
