@@ -339,36 +339,22 @@ impl ImageVerifier {
         policy: &ImagePolicy,
         now: i64,
     ) -> Result<Verdict, CosignError> {
-        let (digest, image) = registry::pin(&self.client, reference).await?;
-        let read = async |kind: LayerKind, predicate_type: Option<String>| {
-            let checks = self.checks(policy, predicate_type, now);
-            let repository = policy.signature_repository.as_ref();
-            registry::check_image(
-                &self.client,
-                reference,
-                (&digest, &image),
-                repository,
-                kind,
-                &checks,
-                &policy.predicate_checks,
-            )
-            .await
-        };
-        let signatures = if policy.signature_required {
-            Some(read(LayerKind::Signature, None).await?)
-        } else {
-            None
-        };
-        let attestations = if policy.attestations.is_empty() {
-            None
-        } else {
-            // One required type is asked for by type, so that others are reported as not it; several are
-            // read once and each looked for among the accepted.
-            let asked = match policy.attestations.as_slice() {
-                [only] => only.clone(),
-                _ => None,
-            };
-            Some(read(LayerKind::Attestation, asked).await?)
+        // A reference by digest names what every signature must name already: its signatures and attestations
+        // are read while the image's own manifest is checked (the round trips overlap); a tag is resolved first.
+        let ((digest, image), (signatures, attestations)) = match reference.digest() {
+            Some(named) => {
+                let named_image = reference.with_digest(named.clone());
+                let (pinned, read) = tokio::join!(
+                    registry::pin(&self.client, reference),
+                    self.read(reference, (named, &named_image), policy, now)
+                );
+                (pinned?, read?)
+            }
+            None => {
+                let (digest, image) = registry::pin(&self.client, reference).await?;
+                let read = self.read(reference, (&digest, &image), policy, now).await?;
+                ((digest, image), read)
+            }
         };
         let unmet = Self::unmet(policy, signatures.as_ref(), attestations.as_ref());
         Ok(match unmet {
@@ -387,6 +373,51 @@ impl ImageVerifier {
                 attestations,
             }),
         })
+    }
+
+    /// Reads and checks the signatures and the attestations `policy` requires of the image pinned to `digest`,
+    /// both at once.
+    async fn read(
+        &self,
+        reference: &Reference,
+        (digest, image): (&Digest, &Reference),
+        policy: &ImagePolicy,
+        now: i64,
+    ) -> Result<(Option<ImageReport>, Option<ImageReport>), CosignError> {
+        let read = async |kind: LayerKind, predicate_type: Option<String>| {
+            let checks = self.checks(policy, predicate_type, now);
+            let repository = policy.signature_repository.as_ref();
+            registry::check_image(
+                &self.client,
+                reference,
+                (digest, image),
+                repository,
+                kind,
+                &checks,
+                &policy.predicate_checks,
+            )
+            .await
+        };
+        let signatures = async {
+            match policy.signature_required {
+                true => read(LayerKind::Signature, None).await.map(Some),
+                false => Ok(None),
+            }
+        };
+        let attestations = async {
+            if policy.attestations.is_empty() {
+                return Ok(None);
+            }
+            // One required type is asked for by type, so that others are reported as not it; several are
+            // read once and each looked for among the accepted.
+            let asked = match policy.attestations.as_slice() {
+                [only] => only.clone(),
+                _ => None,
+            };
+            read(LayerKind::Attestation, asked).await.map(Some)
+        };
+        let (signatures, attestations) = tokio::join!(signatures, attestations);
+        Ok((signatures?, attestations?))
     }
 
     /// One set of checks per authority of the policy.

@@ -985,10 +985,16 @@ pub(crate) async fn check_image(
     // Signatures sit beside the image, or (cosign's COSIGN_REPOSITORY) under the same digest in another repository.
     let store =
         signature_repository.map_or_else(|| image.clone(), |r| r.with_digest(digest.clone()));
-    let mut signatures = Vec::new();
     let checks = Checks { checks, predicates };
-    verify_referrers(client, &store, kind, subject, checks, &mut signatures).await?;
-    verify_legacy(client, &store, kind, subject, checks, &mut signatures).await?;
+    // Both layouts are read at once (independent round trips); bundle referrers are reported first.
+    let (mut signatures, mut legacy) = (Vec::new(), Vec::new());
+    let (referrers_read, legacy_read) = tokio::join!(
+        verify_referrers(client, &store, kind, subject, checks, &mut signatures),
+        verify_legacy(client, &store, kind, subject, checks, &mut legacy)
+    );
+    referrers_read?;
+    legacy_read?;
+    signatures.append(&mut legacy);
     Ok(ImageReport {
         reference: reference.to_string(),
         image: image.to_string(),
