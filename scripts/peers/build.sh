@@ -93,6 +93,60 @@ while read -r name version binaries here packages; do
     continue
   fi
 
+  # An npm peer (`npm:<package> sha512-<base64>`): the package's tarball at `version`, fetched with `npm pack`,
+  # must have that SHA-512 (the registry's `dist.integrity`, as package-lock.json records it); each binary is
+  # taken from the package's bin/ directory. No Go build.
+  case "$packages" in
+    npm:*)
+      npm_pkg="" integrity=""
+      for p in $packages; do
+        case "$p" in npm:*) npm_pkg="${p#npm:}" ;; sha512-*) integrity="$p" ;; esac
+      done
+      reason=""
+      [ -n "$integrity" ] || reason="no sha512-... integrity pinned after npm:$npm_pkg in tools/peers.txt"
+      [ -n "$reason" ] || command -v npm >/dev/null || reason="the 'npm' command is not on PATH"
+      start=$(date +%s)
+      if [ -z "$reason" ]; then
+        echo "peers: fetching $name $version (npm $npm_pkg@$version, integrity checked), log: $log" >&2
+        tmp="$(mktemp -d "$cache/.build-$name-XXXXXX")"
+        chmod 755 "$tmp"
+        if (cd "$tmp" && npm pack --silent "$npm_pkg@$version") >"$log" 2>&1; then
+          tgz="$(find "$tmp" -maxdepth 1 -name '*.tgz' | head -n 1)"
+          got="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
+          echo "integrity of $(basename "$tgz"): $got (pinned: $integrity)" >>"$log"
+          if [ "$got" != "$integrity" ]; then
+            reason="integrity mismatch for npm $npm_pkg@$version: got $got, tools/peers.txt pins $integrity"
+          else
+            mkdir "$tmp/.unpack"
+            tar -xzf "$tgz" -C "$tmp/.unpack" >>"$log" 2>&1 || reason="cannot unpack $tgz"
+            for b in "${bins[@]}"; do
+              [ -n "$reason" ] || [ -f "$tmp/.unpack/package/bin/$b" ] || reason="npm $npm_pkg@$version has no bin/$b"
+              [ -n "$reason" ] || install -m 755 "$tmp/.unpack/package/bin/$b" "$tmp/$b"
+            done
+            rm -rf "$tmp/.unpack" "$tgz"
+          fi
+        else
+          reason="npm pack $npm_pkg@$version failed: $(grep -v '^[[:space:]]*$' "$log" | tail -n 2 | tr '\n' ' ' | cut -c1-200)"
+        fi
+      fi
+      secs=$(( $(date +%s) - start ))
+      if [ -z "$reason" ]; then
+        echo "$secs" >"$tmp/.kibaship-built"
+        printf '%s\n' "$src_hash" >"$tmp/.kibaship-source"
+        rm -rf "$dir"; mv "$tmp" "$dir"; rm -f "$failed"
+        if [ "$here" = yes ]; then note=""; else note="built, but does not run here (here=no): see docs/peers.md"; fi
+        rows+=("$name|$version|built|$secs|$note")
+      else
+        [ -z "${tmp:-}" ] || rm -rf "$tmp"
+        echo "$reason (log: $log)" >"$failed"
+        rows+=("$name|$version|FAILED|$secs|$reason (log: $log)")
+        [ "$here" = yes ] && hard_failures=$((hard_failures + 1))
+      fi
+      tmp=""
+      continue
+      ;;
+  esac
+
   # A package list that starts with ./dir builds inside that module of this repo (its go.mod pins the
   # upstream module at `version`): `go install <packages or .>` there. Otherwise `go install pkg@version`.
   moddir=""

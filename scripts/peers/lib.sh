@@ -104,6 +104,16 @@ peer_bin() {
   printf '%s\n' "$dir/$bin"
 }
 
+# Real `railpack prepare APP_DIR [flags...]`, offline and isolated per run (a private /tmp/railpack holding the
+# `mise` peer and a seeded remote-versions cache): scripts/peers/railpack-prepare.sh, see docs/peers.md.
+# Its run directory goes under $SMOKE_WORK. Returns railpack's exit status.
+railpack_prepare() {
+  peer_bin railpack >/dev/null
+  peer_bin mise >/dev/null
+  mkdir -p "$SMOKE_WORK/railpack-runs"
+  TMPDIR="$SMOKE_WORK/railpack-runs" "$PEERS_REPO_ROOT/scripts/peers/railpack-prepare.sh" "$@"
+}
+
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }

@@ -173,6 +173,19 @@ pub fn resolve_peer_binary(
     })
 }
 
+/// The real `railpack prepare`, offline: a command running `scripts/peers/railpack-prepare.sh`, which gives each
+/// run a private `/tmp/railpack` (railpack v0.15.0's fixed mise directory) holding the `mise` peer and mise's
+/// remote-versions cache seeded from `tools/mise-remote-versions.txt` (docs/peers.md, "railpack"). Add the app
+/// directory and railpack's flags (`--plan-out`, `--info-out`, `--hide-pretty-plan`). Errors, saying to run
+/// `make peers`, when the railpack or mise peer is not built.
+pub fn railpack_prepare_command() -> Result<std::process::Command, HarnessError> {
+    peer_binary("railpack")?;
+    peer_binary("mise")?;
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/peers/railpack-prepare.sh");
+    Ok(std::process::Command::new(script))
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -297,6 +310,29 @@ railpack   v0.15.0  cli                 no   ./scripts/peers/railpack github.com
             "{err}"
         );
         fs::remove_dir_all(&cache).unwrap();
+    }
+
+    /// The real `railpack prepare` through [`railpack_prepare_command`], on the shell fixture app.
+    #[test]
+    fn railpack_prepare_plans_the_shell_fixture() {
+        let out = scratch_dir("railpack");
+        let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/railpack/apps/shell");
+        let status = railpack_prepare_command()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .arg(&app)
+            .arg("--plan-out")
+            .arg(out.join("plan.json"))
+            .arg("--info-out")
+            .arg(out.join("info.json"))
+            .arg("--hide-pretty-plan")
+            .env("TMPDIR", &out)
+            .status()
+            .unwrap();
+        assert!(status.success(), "railpack-prepare.sh: {status}");
+        let plan: serde_json::Value =
+            serde_json::from_slice(&fs::read(out.join("plan.json")).unwrap()).unwrap();
+        assert_eq!(plan["deploy"]["startCommand"], "sh start.sh", "{plan}");
+        fs::remove_dir_all(&out).unwrap();
     }
 
     /// The real list parses, and every peer marked `here=yes` is built (`make test` runs `make peers` first).

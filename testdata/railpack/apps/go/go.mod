@@ -1,0 +1,3 @@
+module example.com/kibaship-go-fixture
+
+go 1.23.4
