@@ -3,8 +3,10 @@
 //! [`TestCluster::start`] brings up, from the pinned peers (`make peers`) and Debian packages (`make deps`):
 //! etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd 2.x (runc, bridge CNI), kubelet and
 //! kube-proxy (iptables mode), and waits until the node is `Ready` and the `default` ServiceAccount exists. It
-//! also starts a plain-HTTP `docker-registry` on 127.0.0.1 (the [`crate::registry`] harness), builds two images
-//! there without a Docker engine (umoci + skopeo) and points containerd at it through a `hosts.toml`:
+//! also starts a plain-HTTP `docker-registry` on the node address [`NODE_IP`] (the [`crate::registry`] harness),
+//! builds two images there without a Docker engine (umoci + skopeo) and points containerd at it through a
+//! `hosts.toml`. The same `NODE_IP:PORT` reaches it from the host and from Pods (by their default route), so a
+//! program in a Pod reads the images the kubelet pulls:
 //!
 //! - [`TestCluster::pause_image`]: the sandbox image, a tiny static C program that waits for a signal;
 //! - [`TestCluster::tools_image`]: Debian's static busybox (`/bin/sh`, `nc`, ...) and the `kubectl` peer.
@@ -33,6 +35,7 @@
 
 use std::fmt;
 use std::fs::{self, File};
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -59,6 +62,8 @@ use crate::registry::{RegistryMode, TestRegistry};
 pub const NODE_NAME: &str = "kibaship-node";
 /// The node's address, also the API server's (held by [`NODE_BRIDGE`], a bridge with no ports).
 pub const NODE_IP: &str = "10.201.0.1";
+/// [`NODE_IP`] as an address.
+const NODE_ADDR: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 1);
 /// The bridge that holds [`NODE_IP`].
 pub const NODE_BRIDGE: &str = "kbs-node0";
 /// The Pods' network (bridge CNI, host-local IPAM); its first address is the Pods' gateway.
@@ -1199,9 +1204,14 @@ impl TestCluster {
         }
         find_tool("iptables", "apt-get install iptables, or run `make deps`")?;
 
-        // The registry and the images.
-        // Under the state dir, so `sweep` removes its storage when the harness was killed before drop.
-        let registry = TestRegistry::start_under(RegistryMode::Plain, d)?;
+        // The node's bridge and address first: the registry listens there.
+        setup_host(d)?;
+
+        // The registry and the images. On the node address, not 127.0.0.1: Pods reach it through their default
+        // route, the host (containerd, skopeo, tests) directly; loopback and the port-less bridge only, so
+        // nothing outside the host does. Under the state dir, so `sweep` removes its storage when the harness
+        // was killed before drop.
+        let registry = TestRegistry::start_with(RegistryMode::Plain, d, IpAddr::V4(NODE_ADDR))?;
         let registry_host = registry.host();
         *registry_slot = Some(registry);
         let (pause_image, tools_image) =
@@ -1247,7 +1257,6 @@ impl TestCluster {
         write(&d.join("kubelet/config.json"), kubelet_config(d))?;
         write(&d.join("kube-proxy/config.json"), kube_proxy_config(d))?;
 
-        setup_host(d)?;
         let cluster_start = Instant::now();
         let mut l = Launch {
             d,
@@ -1413,7 +1422,7 @@ impl TestCluster {
         &self.dir
     }
 
-    /// The registry containerd pulls from (plain HTTP on 127.0.0.1).
+    /// The registry containerd pulls from: plain HTTP on [`NODE_IP`], reachable from the host and from Pods.
     pub fn registry(&self) -> Option<&TestRegistry> {
         self.registry.as_ref()
     }
@@ -1641,6 +1650,11 @@ mod tests {
         assert!(ours("CNI-abc123"));
         assert!(!ours("INPUT"));
         assert!(!ours("DOCKER"));
+    }
+
+    #[test]
+    fn node_addr_is_node_ip() {
+        assert_eq!(NODE_ADDR.to_string(), NODE_IP);
     }
 
     #[test]

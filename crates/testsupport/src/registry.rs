@@ -1,4 +1,5 @@
-//! Real registries on 127.0.0.1 for tests, benchmarks and `make demo`.
+//! Real registries on 127.0.0.1 (or another local address, [`TestRegistry::start_with`]) for tests, benchmarks
+//! and `make demo`.
 //!
 //! ```no_run
 //! use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
@@ -10,6 +11,7 @@
 use std::fmt;
 use std::fs;
 use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::str::FromStr;
@@ -213,7 +215,7 @@ fn docker_registry_command(
     mode: RegistryMode,
     dir: &Path,
     prepared: &Prepared,
-    port: u16,
+    addr: SocketAddr,
     token_realm: Option<&str>,
 ) -> Result<(PathBuf, Vec<String>), HarnessError> {
     let program = process::find_tool(
@@ -227,7 +229,7 @@ fn docker_registry_command(
         "version: 0.1\n\
          log:\n  level: warn\n  accesslog:\n    disabled: true\n\
          storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n\
-         http:\n  addr: 127.0.0.1:{port}\n  secret: {secret}\n  headers:\n    X-Content-Type-Options: [nosniff]\n",
+         http:\n  addr: {addr}\n  secret: {secret}\n  headers:\n    X-Content-Type-Options: [nosniff]\n",
         storage = yaml_str(&prepared.storage_dir),
         secret = hex::encode(secret),
     );
@@ -277,14 +279,14 @@ fn yaml_str(path: &Path) -> String {
 
 fn referrers_registry_command(
     prepared: &Prepared,
-    port: u16,
+    addr: SocketAddr,
 ) -> Result<(PathBuf, Vec<String>), HarnessError> {
     let binary = referrers_registry_binary()?;
     Ok((
         binary,
         vec![
             "--address".into(),
-            format!("127.0.0.1:{port}"),
+            addr.to_string(),
             "--disk".into(),
             prepared.storage_dir.display().to_string(),
         ],
@@ -301,13 +303,39 @@ fn launch_command(
     mode: RegistryMode,
     dir: &Path,
     prepared: &Prepared,
-    port: u16,
+    addr: SocketAddr,
     token_realm: Option<&str>,
 ) -> Result<(PathBuf, Vec<String>), HarnessError> {
     match mode {
-        RegistryMode::Referrers => referrers_registry_command(prepared, port),
-        _ => docker_registry_command(mode, dir, prepared, port, token_realm),
+        RegistryMode::Referrers => referrers_registry_command(prepared, addr),
+        _ => docker_registry_command(mode, dir, prepared, addr, token_realm),
     }
+}
+
+/// A free port on 127.0.0.1 ([`free_port`]) that `ip` can bind as well: the address to hand a registry.
+fn free_addr(ip: IpAddr) -> Result<SocketAddr, HarnessError> {
+    let mut last = None;
+    for _ in 0..PORT_ATTEMPTS {
+        let addr = SocketAddr::new(ip, free_port()?);
+        if ip == IpAddr::V4(Ipv4Addr::LOCALHOST) {
+            return Ok(addr);
+        }
+        match TcpListener::bind(addr) {
+            Ok(_) => return Ok(addr),
+            // The address is not on this host (yet): no other port will do better.
+            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+                return Err(HarnessError::io(
+                    format!("binding {addr} for the registry (is {ip} an address of this host?)"),
+                    e,
+                ));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(HarnessError::io(
+        format!("finding a free port on {ip} for the registry"),
+        last.unwrap_or_else(|| std::io::ErrorKind::AddrInUse.into()),
+    ))
 }
 
 /// Outcome of one readiness probe.
@@ -338,6 +366,35 @@ impl TestRegistry {
     /// process may be killed before it drops the registry (the cluster) keeps it inside a directory its
     /// own clean-up removes.
     pub fn start_under(mode: RegistryMode, parent: &Path) -> Result<TestRegistry, HarnessError> {
+        Self::start_with(mode, parent, IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// As [`TestRegistry::start_under`], listening on `listen_ip` instead of 127.0.0.1: an address this host
+    /// already has, such as another loopback address or one on a bridge that a network namespace (the cluster's
+    /// Pods) routes to. [`TestRegistry::host`] is then `listen_ip:PORT`; the readiness probe uses it too.
+    ///
+    /// Refuses the unspecified address (`0.0.0.0`, `::`): a test registry is never reachable from outside the
+    /// host. The TLS modes serve a certificate for 127.0.0.1 and `localhost` only, so they run on 127.0.0.1 only.
+    pub fn start_with(
+        mode: RegistryMode,
+        parent: &Path,
+        listen_ip: IpAddr,
+    ) -> Result<TestRegistry, HarnessError> {
+        if listen_ip.is_unspecified() {
+            return Err(HarnessError::io(
+                format!("starting the {mode} registry on {listen_ip}"),
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "a test registry listens on one local address, never on all of them",
+                ),
+            ));
+        }
+        if mode.is_tls() && listen_ip != IpAddr::V4(Ipv4Addr::LOCALHOST) {
+            return Err(HarnessError::Tls(format!(
+                "the {mode} registry's certificate names 127.0.0.1 and localhost only; it cannot listen on \
+                 {listen_ip}"
+            )));
+        }
         let dir = tempfile::Builder::new()
             .prefix(&format!("kibaship-registry-{}-", mode.name()))
             .tempdir_in(parent)
@@ -357,10 +414,10 @@ impl TestRegistry {
         let log = dir.path().join("registry.log");
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
-            let port = free_port()?;
-            let host = format!("127.0.0.1:{port}");
+            let addr = free_addr(listen_ip)?;
+            let host = addr.to_string();
             let (program, args) =
-                launch_command(mode, dir.path(), &prepared, port, realm.as_deref())?;
+                launch_command(mode, dir.path(), &prepared, addr, realm.as_deref())?;
             let mut server =
                 SupervisedProcess::spawn(&format!("{mode} registry"), &program, &args, &log)?;
             match wait_ready(&mut server, &host, tls.as_ref(), &log) {
@@ -396,12 +453,12 @@ impl TestRegistry {
         self.mode
     }
 
-    /// "127.0.0.1:PORT".
+    /// "127.0.0.1:PORT" (the listen address of [`TestRegistry::start_with`] instead of 127.0.0.1).
     pub fn host(&self) -> String {
         self.host.clone()
     }
 
-    /// "http://127.0.0.1:PORT" or "https://127.0.0.1:PORT".
+    /// "http://HOST" or "https://HOST", HOST as in [`TestRegistry::host`].
     pub fn base_url(&self) -> String {
         let scheme = if self.pki.is_some() { "https" } else { "http" };
         format!("{scheme}://{}", self.host)
@@ -720,9 +777,9 @@ pub fn start_detached(
     };
     let log = state_dir.join("registry.log");
     for _ in 0..PORT_ATTEMPTS {
-        let port = free_port()?;
-        let host = format!("127.0.0.1:{port}");
-        let (program, args) = launch_command(mode, &state_dir, &prepared, port, realm.as_deref())?;
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), free_port()?);
+        let host = addr.to_string();
+        let (program, args) = launch_command(mode, &state_dir, &prepared, addr, realm.as_deref())?;
         let pid = process::spawn_detached(&program, &args, &log)?;
         write_pid(&state_dir.join(REGISTRY_PID), pid)?;
         let started = Instant::now();

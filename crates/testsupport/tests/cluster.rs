@@ -1,7 +1,7 @@
 //! The one-node cluster (issue 19): Pods run, logs and exec work, a Pod reaches the API with its service-account
-//! token through the `kubernetes` Service, a Service routes to a Pod, a missing image is surfaced as
-//! `ErrImagePull`, and teardown leaves nothing on the host. One cluster for all checks: it takes the host-wide
-//! lock, and starting it is the slow part.
+//! token through the `kubernetes` Service, a Pod reads the cluster's registry at the address the kubelet pulls
+//! from, a Service routes to a Pod, a missing image is surfaced as `ErrImagePull`, and teardown leaves nothing on
+//! the host. One cluster for all checks: it takes the host-wide lock, and starting it is the slow part.
 
 use std::time::Duration;
 
@@ -110,6 +110,24 @@ fn issue_19_cluster_runs_pods_and_teardown_leaves_nothing() {
         .unwrap();
     assert_eq!(out.trim(), "system:serviceaccount:default:default");
 
+    // A Pod reaches the registry at the same HOST:PORT the kubelet pulls from (the node address, not 127.0.0.1).
+    let registry = cluster.registry().expect("registry").host();
+    assert!(
+        registry.starts_with(&format!("{}:", cluster::NODE_IP)),
+        "{registry}"
+    );
+    let (registry_ip, registry_port) = registry.rsplit_once(':').unwrap();
+    let script = format!(
+        "printf 'GET /v2/ HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 5 {registry_ip} {registry_port}"
+    );
+    let out = cluster
+        .kubectl_ok(&["exec", "hello", "--", "/bin/sh", "-c", &script])
+        .unwrap();
+    assert!(
+        out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"),
+        "GET /v2/ from a Pod: {out}"
+    );
+
     // A Service routes to a Pod.
     cluster
         .kubectl_stdin_ok(
@@ -139,7 +157,6 @@ fn issue_19_cluster_runs_pods_and_teardown_leaves_nothing() {
     assert!(served.is_some(), "{}", cluster.log_tail("kube-proxy"));
 
     // An image that does not exist is surfaced as ErrImagePull (or its back-off), not a hang.
-    let registry = cluster.registry().expect("registry").host();
     cluster
         .kubectl_stdin_ok(
             &["apply", "-f", "-"],

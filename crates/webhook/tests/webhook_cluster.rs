@@ -5,10 +5,10 @@
 //! a namespace without the label runs the unsigned image; with the webhook scaled to zero a Pod in the enforced
 //! namespace is refused (failurePolicy Fail).
 //!
-//! The cluster's registry listens on 127.0.0.1 of the host only (the kubelet pulls `127.0.0.1:PORT/...` in the
-//! host's network namespace), which a Pod on the Pod network cannot reach: the test overlay runs the webhook
-//! with `hostNetwork: true` (and one replica, since both would bind the same ports) so that it resolves the same
-//! references the kubelet pulls, and the namespace's Pod Security level is lowered to `privileged` for it.
+//! The webhook runs as `deploy/` ships it: two replicas on the Pod network, `kibaship-system` enforcing the
+//! `restricted` Pod Security level. The test overlay changes only the image and adds `--insecure-registry` for
+//! the cluster's plain-HTTP registry, which listens on the node address: the webhook's Pods reach it through
+//! their default route at the same `HOST:PORT` the kubelet pulls from.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/cluster_image.rs"]
@@ -81,22 +81,9 @@ images:
     newTag: test
 patches:
   - target:
-      kind: Namespace
-      name: kibaship-system
-    patch: |-
-      - op: add
-        path: /metadata/labels/pod-security.kubernetes.io~1enforce
-        value: privileged
-  - target:
       kind: Deployment
       name: kibaship-webhook
     patch: |-
-      - op: replace
-        path: /spec/replicas
-        value: 1
-      - op: add
-        path: /spec/template/spec/hostNetwork
-        value: true
       - op: add
         path: /spec/template/spec/containers/0/args/-
         value: --insecure-registry
@@ -259,6 +246,38 @@ fn webhook_deployment_admits_signed_refuses_unsigned_and_fails_closed() {
         text(&out),
         webhook_diagnostics(&cluster)
     );
+
+    // As deploy/ ships it: restricted Pod Security, both replicas on the Pod network (not the host's).
+    let level = cluster
+        .kubectl_ok(&[
+            "get",
+            "namespace",
+            "kibaship-system",
+            "-o",
+            "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}",
+        ])
+        .unwrap();
+    assert_eq!(level, "restricted");
+    let pods = cluster
+        .kubectl_ok(&[
+            "get",
+            "pods",
+            "-n",
+            "kibaship-system",
+            "-l",
+            "app.kubernetes.io/name=kibaship-webhook",
+            "--field-selector=status.phase=Running",
+            "-o",
+            "jsonpath={range .items[*]}{.spec.hostNetwork} {.status.podIP}{\"\\n\"}{end}",
+        ])
+        .unwrap();
+    let pods: Vec<&str> = pods.lines().collect();
+    assert_eq!(pods.len(), 2, "{pods:?}\n{}", webhook_diagnostics(&cluster));
+    for pod in pods {
+        let (host_network, ip) = pod.split_once(' ').unwrap();
+        assert_ne!(host_network, "true", "{pod}");
+        assert!(ip.starts_with("10.202.0."), "not on the Pod network: {pod}");
+    }
 
     // (4) An enforced namespace and one without the label.
     cluster
