@@ -9,6 +9,10 @@
 # iproute2: ss, with which the TSA and Rekor v1 smoke tests check that nothing listens beyond loopback.
 # The Go toolchain itself (>= 1.26; Debian 12's golang-go is too old) must already be on the machine.
 APT_PACKAGES += docker-registry skopeo runc etcd-server curl jq python3 openssl mariadb-server iproute2
+# util-linux: unshare and flock, with which scripts/peers/railpack-prepare.sh gives each `railpack prepare` its
+# own /tmp/railpack. (The `mise` peer comes from npm through `npm pack`: npm must be on the machine, as for
+# NPM_TOOLS.)
+APT_PACKAGES += util-linux
 # The one-node cluster (crates/testsupport/src/cluster.rs, docs/cluster.md): the CNI plugins (bridge, host-local,
 # loopback, portmap), iptables for kube-proxy and CNI, busybox-static and a C compiler for its images (a static
 # pause program), umoci for building them.
