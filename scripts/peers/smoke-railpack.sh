@@ -16,7 +16,9 @@ apps="$PEERS_REPO_ROOT/testdata/railpack/apps"
 run mise-version "$mise" --version
 grep -q '^2025\.10\.13 linux-x64' "$SMOKE_WORK/mise-version.log" ||
   fail "mise --version: $(cat "$SMOKE_WORK/mise-version.log")"
-run railpack-help "$railpack" prepare --help
+run railpack-version "$railpack" --version
+grep -q '^railpack version 0\.15\.0$' "$SMOKE_WORK/railpack-version.log" ||
+  fail "railpack --version: $(cat "$SMOKE_WORK/railpack-version.log")"
 
 fixture_state() { (cd "$apps" && find . -print0 | LC_ALL=C sort -z | xargs -0 stat -c '%n %s %Y'); }
 fixtures_before="$(fixture_state)"
@@ -60,7 +62,7 @@ cmds='[$plan.steps[] | .commands[]? | .cmd // empty]'
 resolved() { printf '$info.resolvedPackages.%s | .resolvedVersion == "%s" and .source == "%s"' "$1" "$2" "$3"; }
 
 for app in shell static node python go; do
-  check "$app" "info.success" '$info.success == true'
+  check "$app" "info.success, railpackVersion 0.15.0" '$info.success == true and $info.railpackVersion == "0.15.0"'
   check "$app" "deploys on railpack-runtime" \
     '($plan.deploy.base.image // ($plan.deploy.base.step as $s | [$plan.steps[] | select(.name == $s) | .inputs[]?.image // empty][0]))
      | startswith("ghcr.io/railwayapp/railpack-runtime:")'
