@@ -137,6 +137,23 @@ pub enum ReasonCode {
 }
 
 impl ReasonCode {
+    /// How far a signature rejected for this reason got through the checks (0 = furthest): what a denial
+    /// names when several signatures were found and none passed.
+    pub fn closeness(self) -> u8 {
+        match self {
+            ReasonCode::AttestationPredicateFailed => 0,
+            ReasonCode::WrongAnnotations => 1,
+            ReasonCode::WrongIdentity => 2,
+            ReasonCode::DigestMismatch => 3,
+            ReasonCode::CertificateNotValidAtSigningTime => 4,
+            ReasonCode::NoTransparencyProof => 5,
+            ReasonCode::UntrustedRoot => 6,
+            ReasonCode::BadSignature => 7,
+            ReasonCode::WrongKey => 8,
+            _ => 9,
+        }
+    }
+
     /// The code as it appears in JSON and messages (`wrong-key`).
     pub fn as_str(self) -> &'static str {
         match self {

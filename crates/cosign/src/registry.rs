@@ -920,16 +920,30 @@ impl ImageReport {
     }
 
     /// Why the image is not verified (`None` when it is): `unsigned` (`attestation-missing` for attestations)
-    /// when nothing was found, else the code of the first signature found.
+    /// when nothing was found, else the code of [`ImageReport::closest_rejection`].
     pub fn code(&self) -> Option<ReasonCode> {
         if self.verified() {
             return None;
         }
-        match (self.signatures.first(), self.layer_kind) {
-            (Some(first), _) => first.code(),
+        match (self.closest_rejection(), self.layer_kind) {
+            (Some(closest), _) => Some(closest.code),
             (None, LayerKind::Signature) => Some(ReasonCode::Unsigned),
             (None, LayerKind::Attestation) => Some(ReasonCode::AttestationMissing),
         }
+    }
+
+    /// The rejection that says most about why the image is not verified: the one that got furthest through the
+    /// checks (a predicate that failed, then a valid signature by another identity, then one copied from another
+    /// image, ...; see [`ReasonCode::closeness`]), the first found among equals. It does not depend on the order
+    /// in which a registry lists referrers, and a key signature that a keyless policy cannot use does not hide
+    /// a keyless one by the wrong identity.
+    pub fn closest_rejection(&self) -> Option<&Rejected> {
+        self.signatures
+            .iter()
+            .filter_map(SignatureOutcome::rejected)
+            .enumerate()
+            .min_by_key(|(found, r)| (r.code.closeness(), *found))
+            .map(|(_, r)| r)
     }
 }
 
@@ -1332,6 +1346,62 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn report_of(codes: &[ReasonCode]) -> ImageReport {
+        ImageReport {
+            reference: "r/app:v1".into(),
+            image: "r/app@sha256:00".into(),
+            digest: "sha256:00".into(),
+            layer_kind: LayerKind::Signature,
+            signatures: codes
+                .iter()
+                .enumerate()
+                .map(|(n, code)| {
+                    SignatureOutcome::failed(
+                        Layout::BundleReferrer,
+                        &format!("r/app@sha256:{n:02}"),
+                        None,
+                        None,
+                        *code,
+                        format!("signature {n}"),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_rejection_that_got_furthest_is_named_whatever_the_listing_order() {
+        use ReasonCode::*;
+        for codes in [
+            [NoTransparencyProof, WrongIdentity, WrongKey],
+            [WrongKey, NoTransparencyProof, WrongIdentity],
+            [WrongIdentity, WrongKey, NoTransparencyProof],
+        ] {
+            let report = report_of(&codes);
+            assert_eq!(report.code(), Some(WrongIdentity), "{codes:?}");
+            assert_eq!(
+                report.closest_rejection().map(|r| r.code),
+                Some(WrongIdentity)
+            );
+        }
+        // Among equals, the first found.
+        let report = report_of(&[BadSignature, BadSignature]);
+        assert_eq!(
+            report.closest_rejection().map(|r| r.message.as_str()),
+            Some("signature 0")
+        );
+        assert_eq!(report_of(&[]).code(), Some(Unsigned));
+        // A signature copied from another image outranks a bad one, and a failed predicate everything.
+        assert_eq!(
+            report_of(&[BadSignature, DigestMismatch]).code(),
+            Some(DigestMismatch)
+        );
+        assert_eq!(
+            report_of(&[WrongIdentity, AttestationPredicateFailed]).code(),
+            Some(AttestationPredicateFailed)
+        );
+    }
+
     /// The outcome as it was before it became an enum (a derived `Serialize` of the flat struct): the JSON of
     /// `kibaverify verify --output json` must stay byte for byte what this wrote.
     #[derive(Serialize)]
@@ -1531,9 +1601,10 @@ mod tests {
             ),
             (report(LayerKind::Signature, all.clone()), true, None),
             (
-                report(LayerKind::Signature, all[2..].to_vec()),
+                // no-transparency-proof first, then wrong-identity: the one that got furthest is named.
+                report(LayerKind::Signature, all[2..4].to_vec()),
                 false,
-                Some(ReasonCode::NoTransparencyProof),
+                Some(ReasonCode::WrongIdentity),
             ),
             (
                 report(LayerKind::Attestation, all[4..].to_vec()),

@@ -23,7 +23,7 @@ pub fn not_verified_detail(not_verified: &NotVerified) -> String {
 
 fn report_detail(report: &ImageReport) -> String {
     let found = report.signatures.len();
-    let Some(first) = report.signatures.iter().find_map(|s| s.rejected()) else {
+    let Some(first) = report.closest_rejection() else {
         return if found == 0 {
             format!("no {} found for {}", report.kind(), report.digest)
         } else {
