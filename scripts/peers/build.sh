@@ -203,10 +203,15 @@ while read -r name version binaries here packages; do
 done <"$list"
 
 # The table. "seconds" is the build time: of this run for `built`, of the first (cold) build for `cached`.
-printf '%-20s %-10s %-10s %8s  %s\n' peer version status seconds reason
+vw=10 # the version column fits the longest version (trivy-db's pseudo-version)
 for row in "${rows[@]}"; do
   IFS='|' read -r n v s t r <<<"$row"
-  printf '%-20s %-10s %-10s %8s  %s\n' "$n" "$v" "$s" "$t" "$r"
+  [ "${#v}" -le "$vw" ] || vw="${#v}"
+done
+printf "%-20s %-${vw}s %-10s %8s  %s\n" peer version status seconds reason
+for row in "${rows[@]}"; do
+  IFS='|' read -r n v s t r <<<"$row"
+  printf "%-20s %-${vw}s %-10s %8s  %s\n" "$n" "$v" "$s" "$t" "$r"
 done
 if [ "$hard_failures" -gt 0 ]; then
   echo "peers: $hard_failures peer(s) marked here=yes in tools/peers.txt could not be built" >&2
