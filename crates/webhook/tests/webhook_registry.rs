@@ -311,12 +311,7 @@ async fn a_registry_without_the_referrers_api_and_signatures_made_by_kibaship() 
         Some(PASSWORD.as_bytes()),
     )
     .unwrap();
-    let client = kibaship_oci::RegistryClient::new(kibaship_oci::ClientConfig {
-        insecure_registries: vec![world.host.clone()],
-        use_docker_config: false,
-        ..kibaship_oci::ClientConfig::default()
-    })
-    .unwrap();
+    let client = world.registry_client();
     let image = kibaship_oci::Reference::parse(&world.unsigned).unwrap();
     let digest = client.resolve_digest(&image, None).await.unwrap().digest;
     let signed = kibaship_cosign::sign_image(

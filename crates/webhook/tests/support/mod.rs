@@ -269,6 +269,18 @@ impl World {
     }
 }
 
+impl World {
+    /// Our own registry client for the world's registry (plain HTTP, no docker config): to sign with kibaship.
+    pub fn registry_client(&self) -> kibaship_oci::RegistryClient {
+        kibaship_oci::RegistryClient::new(ClientConfig {
+            insecure_registries: vec![self.host.clone()],
+            use_docker_config: false,
+            ..ClientConfig::default()
+        })
+        .unwrap()
+    }
+}
+
 pub fn client(ca_pem: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
