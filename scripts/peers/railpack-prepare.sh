@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the real `railpack prepare` offline, isolated per run (docs/peers.md, "railpack: prepare offline").
 #
-# Usage: scripts/peers/railpack-prepare.sh APP_DIR [railpack prepare flags...]
+# Usage: scripts/peers/railpack-prepare.sh [prepare] APP_DIR [railpack prepare flags...]
 #   e.g. scripts/peers/railpack-prepare.sh app --plan-out plan.json --info-out info.json --hide-pretty-plan
 #
 # railpack v0.15.0 keeps mise under the constant /tmp/railpack/mise (core/mise/mise.go `InstallDir`; no flag or
@@ -35,7 +35,11 @@ fixed_dir="/tmp/railpack"
 
 die() { echo "railpack-prepare: $*" >&2; exit 2; }
 
-[ "$#" -ge 1 ] || die "usage: $0 APP_DIR [railpack prepare flags...]"
+# railpack's own command line (`railpack prepare APP_DIR ...`) works too, so this script can stand where a
+# `railpack` program is expected (`kibaship-step prepare --railpack scripts/peers/railpack-prepare.sh`). An app
+# directory named `prepare` is then given as `./prepare`.
+if [ "${1:-}" = prepare ] && [ "$#" -ge 2 ]; then shift; fi
+[ "$#" -ge 1 ] || die "usage: $0 [prepare] APP_DIR [railpack prepare flags...]"
 app="$1"; shift
 [ -d "$app" ] || die "app directory $app does not exist"
 

@@ -11,11 +11,15 @@
 //!   and manifest tests.
 //! - [`cluster`]: a real one-node Kubernetes cluster (kubelet, containerd, kube-proxy, bridge CNI) that runs Pods,
 //!   one per host, torn down on every exit path.
+//! - [`buildkit`]: a real BuildKit daemon (the `buildkit` peer) with registry mirrors, on a unix socket.
+//! - [`railpack_build`]: the images a real Railpack build pulls (frontend, base stand-ins, SBOM scanner), pushed
+//!   to a test registry that buildkitd mirrors `ghcr.io` and `docker.io` to.
 //! - [`peers`]: where the pinned Go-built peers (cosign, crane, oras, ...) live in the cache.
 //!
 //! Everything here is blocking and runs its own threads and processes, so it works from `#[test]` and from
 //! inside `#[tokio::test]` alike. See `docs/registry-harness.md`.
 
+pub mod buildkit;
 pub mod cluster;
 mod error;
 pub mod faultproxy;
@@ -27,6 +31,7 @@ pub mod peers;
 mod pki;
 mod ports;
 mod process;
+pub mod railpack_build;
 pub mod registry;
 pub mod sigstore;
 pub mod tokenserver;

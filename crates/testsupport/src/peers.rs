@@ -179,11 +179,16 @@ pub fn resolve_peer_binary(
 /// directory and railpack's flags (`--plan-out`, `--info-out`, `--hide-pretty-plan`). Errors, saying to run
 /// `make peers`, when the railpack or mise peer is not built.
 pub fn railpack_prepare_command() -> Result<std::process::Command, HarnessError> {
+    Ok(std::process::Command::new(railpack_prepare_program()?))
+}
+
+/// The path of `scripts/peers/railpack-prepare.sh` (see [`railpack_prepare_command`]), once the railpack and mise
+/// peers are built. It also takes railpack's own command line (`prepare APP_DIR ...`), so it can be given where a
+/// `railpack` program is expected: `kibaship-step prepare --railpack <this>`.
+pub fn railpack_prepare_program() -> Result<PathBuf, HarnessError> {
     peer_binary("railpack")?;
     peer_binary("mise")?;
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/peers/railpack-prepare.sh");
-    Ok(std::process::Command::new(script))
+    Ok(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/peers/railpack-prepare.sh"))
 }
 
 fn is_executable(path: &Path) -> bool {
