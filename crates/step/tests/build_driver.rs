@@ -1,12 +1,13 @@
 //! `kibaship-step build` end to end against a real local registry (docker-registry from the test harness),
 //! with `tests/buildctl-standin` in place of `buildctl`.
 //!
-//! Why a stand-in: the real `buildctl build` with Railpack's frontend pulls ghcr.io/railwayapp/railpack-frontend and
-//! the base images the plan names from the internet, which these machines cannot reach. The stand-in parses
-//! buildctl's flags strictly, records the argv, pushes a real small image index (image + BuildKit-style
-//! attestation manifest) with skopeo, and writes a metadata file like buildctl's. (Another engineer is building
-//! real BuildKit from its Go module as a peer for a `FROM scratch` build.) The digest checks below use skopeo, a
-//! client independent of ours.
+//! The real build (real `railpack prepare`, real buildkitd with Railpack's frontend, BuildKit's provenance and
+//! SBOM) is `tests/real_build.rs`. The stand-in stays here for what the real tools cannot be made to show on
+//! demand: each failure kind with its exit code (a bad plan, a RUN step that fails inside BuildKit, a registry
+//! that answers 503 to everything), credentials read from a docker config by a TLS + token registry, and
+//! buildctl's flag parsing checked strictly on every argv we emit. It records the argv, pushes a real small image index (image + BuildKit-style attestation manifest) with
+//! skopeo, and writes a metadata file like buildctl's. The digest checks below use skopeo, a client independent
+//! of ours.
 
 use std::fs;
 use std::path::{Path, PathBuf};
