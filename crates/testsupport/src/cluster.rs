@@ -54,6 +54,7 @@ use rcgen::{
 };
 
 use crate::HarnessError;
+use crate::oci_layout::{ImageSpec, OciLayout, copy_file, run_checked};
 use crate::ports::free_port;
 use crate::process::{self, SupervisedProcess, find_tool};
 use crate::registry::{RegistryMode, TestRegistry};
@@ -186,23 +187,7 @@ pub fn state_dir() -> Result<PathBuf, HarnessError> {
 
 /// Runs a command to completion; `Err` with its stderr when it fails.
 fn run(program: &str, args: &[&str]) -> Result<String, HarnessError> {
-    let output = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| HarnessError::Spawn {
-            command: format!("{program} {}", args.join(" ")),
-            source,
-        })?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(HarnessError::CommandFailed {
-            command: format!("{program} {}", args.join(" ")),
-            status: output.status.to_string(),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        })
-    }
+    run_checked(program, args)
 }
 
 /// Runs a command, ignoring its outcome (best-effort cleanup).
@@ -452,22 +437,6 @@ int main(void) {
 // ---------------------------------------------------------------------------------------------------------
 // Images
 
-fn umoci(args: &[&str]) -> Result<(), HarnessError> {
-    let tool = find_tool("umoci", "apt-get install umoci, or run `make deps`")?;
-    run(&s(&tool), args).map(drop)
-}
-
-fn copy_file(from: &Path, to: &Path) -> Result<(), HarnessError> {
-    if let Some(parent) = to.parent() {
-        fs::create_dir_all(parent).map_err(io_err(format!("creating {}", parent.display())))?;
-    }
-    fs::copy(from, to).map(drop).map_err(io_err(format!(
-        "copying {} to {}",
-        from.display(),
-        to.display()
-    )))
-}
-
 /// Builds the pause and tools images into an OCI layout under `work` and pushes them to `registry`.
 fn build_and_push_images(
     work: &Path,
@@ -483,7 +452,6 @@ fn build_and_push_images(
             tool: "busybox".into(),
             hint: "apt-get install busybox-static, or run `make deps`".into(),
         })?;
-    let skopeo = find_tool("skopeo", "apt-get install skopeo, or run `make deps`")?;
 
     let pause_root = work.join("pause-root");
     write(&work.join("pause.c"), PAUSE_C)?;
@@ -514,43 +482,22 @@ fn build_and_push_images(
     }
     fs::create_dir_all(tools_root.join("tmp")).map_err(io_err("creating /tmp"))?;
 
-    let layout = work.join("layout");
-    let layout_s = s(&layout);
-    umoci(&["init", "--layout", &layout_s])?;
+    let layout = OciLayout::init(&work.join("layout"))?;
     for (tag, root, cmd) in [
         ("pause", &pause_root, "/pause"),
         ("tools", &tools_root, "/bin/sh"),
     ] {
-        let image = format!("{layout_s}:{tag}");
-        umoci(&["new", "--image", &image])?;
-        umoci(&[
-            "config",
-            "--image",
-            &image,
-            "--os",
-            "linux",
-            "--architecture",
-            "amd64",
-            "--config.cmd",
-            cmd,
-            "--config.env",
-            "PATH=/bin",
-        ])?;
-        umoci(&["insert", "--rootless", "--image", &image, &s(root), "/"])?;
+        layout.add_image(ImageSpec {
+            tag,
+            architecture: "amd64",
+            config: &["--config.cmd", cmd, "--config.env", "PATH=/bin"],
+            content: Some((root, "/")),
+        })?;
     }
     let pause_image = format!("{registry}/kibaship/pause:1");
     let tools_image = format!("{registry}/kibaship/tools:1");
     for (tag, reference) in [("pause", &pause_image), ("tools", &tools_image)] {
-        run(
-            &s(&skopeo),
-            &[
-                "copy",
-                "--quiet",
-                "--dest-tls-verify=false",
-                &format!("oci:{layout_s}:{tag}"),
-                &format!("docker://{reference}"),
-            ],
-        )?;
+        layout.push_insecure(tag, reference)?;
     }
     Ok((pause_image, tools_image))
 }
@@ -576,43 +523,26 @@ fn build_and_push_tekton_images(
     work: &Path,
     registry: &str,
 ) -> Result<Vec<(String, String)>, HarnessError> {
-    let skopeo = find_tool("skopeo", "apt-get install skopeo, or run `make deps`")?;
-    let layout = work.join("layout");
-    let layout_s = s(&layout);
-    umoci(&["init", "--layout", &layout_s])?;
+    let layout = OciLayout::init(&work.join("layout"))?;
     let mut images = Vec::new();
     for name in TEKTON_PROGRAMS {
         let binary = crate::peers::peer_binary(name)?;
         let root = work.join(name);
         copy_file(&binary, &root.join("ko-app").join(name))?;
-        let image = format!("{layout_s}:{name}");
         let entrypoint = format!("/ko-app/{name}");
-        umoci(&["new", "--image", &image])?;
-        umoci(&[
-            "config",
-            "--image",
-            &image,
-            "--os",
-            "linux",
-            "--architecture",
-            "amd64",
-            "--config.entrypoint",
-            &entrypoint,
-            "--config.env",
-            "KO_DATA_PATH=/var/run/ko",
-        ])?;
-        umoci(&["insert", "--rootless", "--image", &image, &s(&root), "/"])?;
-        let reference = format!("{registry}/tekton/{name}:{TEKTON_VERSION}");
-        run(
-            &s(&skopeo),
-            &[
-                "copy",
-                "--quiet",
-                "--dest-tls-verify=false",
-                &format!("oci:{layout_s}:{name}"),
-                &format!("docker://{reference}"),
+        layout.add_image(ImageSpec {
+            tag: name,
+            architecture: "amd64",
+            config: &[
+                "--config.entrypoint",
+                &entrypoint,
+                "--config.env",
+                "KO_DATA_PATH=/var/run/ko",
             ],
-        )?;
+            content: Some((&root, "/")),
+        })?;
+        let reference = format!("{registry}/tekton/{name}:{TEKTON_VERSION}");
+        layout.push_insecure(name, &reference)?;
         images.push((
             format!("ko://github.com/tektoncd/pipeline/cmd/{name}"),
             reference,

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::HarnessError;
 use crate::http::HttpConnection;
+use crate::oci_layout::{ImageSpec, OciLayout};
 use crate::process::find_tool;
 use crate::registry::{RegistryEndpoint, TestRegistry};
 
@@ -345,31 +346,9 @@ fn cached_layout() -> Result<PathBuf, HarnessError> {
     }
 }
 
-fn umoci(args: &[&str]) -> Result<(), HarnessError> {
-    let tool = find_tool("umoci", "apt-get install umoci, or run `make deps`")?;
-    let output = Command::new(&tool)
-        .args(args)
-        .output()
-        .map_err(|source| HarnessError::Spawn {
-            command: format!("umoci {}", args.join(" ")),
-            source,
-        })?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(HarnessError::CommandFailed {
-            command: format!("umoci {}", args.join(" ")),
-            status: output.status.to_string(),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        })
-    }
-}
-
 fn build_layout(dir: &Path) -> Result<(), HarnessError> {
-    let layout = dir.join("layout");
-    let layout_str = layout.display().to_string();
-    let image = |tag: &str| format!("{layout_str}:{tag}");
-    umoci(&["init", "--layout", &layout_str])?;
+    let oci = OciLayout::init(&dir.join("layout"))?;
+    let layout = oci.path().to_path_buf();
 
     let content = dir.join("content");
     let write = |path: &Path, text: &str| -> Result<(), HarnessError> {
@@ -380,18 +359,12 @@ fn build_layout(dir: &Path) -> Result<(), HarnessError> {
     };
 
     // An image with no layers: just a config.
-    umoci(&["new", "--image", &image("config-only")])?;
-    umoci(&[
-        "config",
-        "--image",
-        &image("config-only"),
-        "--os",
-        "linux",
-        "--architecture",
-        "amd64",
-        "--config.label",
-        "org.kibaship.fixture=config-only",
-    ])?;
+    oci.add_image(ImageSpec {
+        tag: "config-only",
+        architecture: "amd64",
+        config: &["--config.label", "org.kibaship.fixture=config-only"],
+        content: None,
+    })?;
 
     // Small single-layer images, one per architecture.
     for arch in ["amd64", "arm64"] {
@@ -401,32 +374,15 @@ fn build_layout(dir: &Path) -> Result<(), HarnessError> {
             &src.join("hello.txt"),
             &format!("hello from the kibaship {arch} fixture\n"),
         )?;
-        umoci(&["new", "--image", &image(&tag)])?;
-        let config = vec![
-            "config".to_string(),
-            "--image".into(),
-            image(&tag),
-            "--os".into(),
-            "linux".into(),
-            "--architecture".into(),
-            arch.into(),
-            "--config.label".into(),
-            format!("org.kibaship.fixture=app-{arch}"),
-            "--config.cmd".into(),
-            "/app/hello.txt".into(),
-        ];
-        let config: Vec<&str> = config.iter().map(String::as_str).collect();
-        umoci(&config)?;
-        umoci(&[
-            "insert",
-            "--rootless",
-            "--image",
-            &image(&tag),
-            &src.display().to_string(),
-            "/app",
-        ])?;
+        let label = format!("org.kibaship.fixture=app-{arch}");
+        oci.add_image(ImageSpec {
+            tag: &tag,
+            architecture: arch,
+            config: &["--config.label", &label, "--config.cmd", "/app/hello.txt"],
+            content: Some((&src, "/app")),
+        })?;
     }
-    umoci(&["gc", "--layout", &layout_str])?;
+    oci.gc()?;
 
     // "app" is the amd64 image under a second name; "multiarch" an index over both architectures.
     let index_path = layout.join("index.json");

@@ -27,6 +27,7 @@ pub mod fixtures;
 mod http;
 pub mod kube;
 mod loopback;
+mod oci_layout;
 pub mod peers;
 mod pki;
 mod ports;

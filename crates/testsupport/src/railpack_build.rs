@@ -26,10 +26,10 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use crate::HarnessError;
 use crate::buildkit::{BuildkitdConfig, TestBuildkitd};
+use crate::oci_layout::{ImageSpec, OciLayout, copy_file, run_checked as run};
 use crate::process::find_tool;
 use crate::registry::TestRegistry;
 
@@ -126,7 +126,6 @@ pub fn push_railpack_images(registry: &str, work: &Path) -> Result<RailpackImage
             tool: "busybox".into(),
             hint: "apt-get install busybox-static, or run `make deps`".into(),
         })?;
-    let skopeo = find_tool("skopeo", "apt-get install skopeo, or run `make deps`")?;
 
     // The frontend: the railpack binary alone (static: the Railpack frontend image upstream is alpine + it).
     let frontend_root = work.join("frontend-root");
@@ -167,9 +166,7 @@ pub fn push_railpack_images(registry: &str, work: &Path) -> Result<RailpackImage
     )?;
     make_dir(&scanner_root.join("tmp"))?;
 
-    let layout = work.join("layout");
-    let layout_s = layout.display().to_string();
-    umoci(&["init", "--layout", &layout_s])?;
+    let layout = OciLayout::init(&work.join("layout"))?;
     let path_env = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     let images: [(&str, &Path, &[&str]); 4] = [
         (
@@ -206,27 +203,12 @@ pub fn push_railpack_images(registry: &str, work: &Path) -> Result<RailpackImage
         ),
     ];
     for (tag, root, config) in images {
-        let image = format!("{layout_s}:{tag}");
-        umoci(&["new", "--image", &image])?;
-        let mut args = vec![
-            "config",
-            "--image",
-            &image,
-            "--os",
-            "linux",
-            "--architecture",
-            "amd64",
-        ];
-        args.extend_from_slice(config);
-        umoci(&args)?;
-        umoci(&[
-            "insert",
-            "--rootless",
-            "--image",
-            &image,
-            &root.display().to_string(),
-            "/",
-        ])?;
+        layout.add_image(ImageSpec {
+            tag,
+            architecture: "amd64",
+            config,
+            content: Some((root, "/")),
+        })?;
     }
 
     let frontend = format!("{RAILPACK_FRONTEND_REPOSITORY}:{railpack_version}");
@@ -238,16 +220,7 @@ pub fn push_railpack_images(registry: &str, work: &Path) -> Result<RailpackImage
         ("scanner", SBOM_SCANNER_IMAGE),
     ] {
         let reference = mirror_reference(upstream, registry)?;
-        run(
-            &skopeo,
-            &[
-                "copy",
-                "--quiet",
-                "--dest-tls-verify=false",
-                &format!("oci:{layout_s}:{tag}"),
-                &format!("docker://{reference}"),
-            ],
-        )?;
+        layout.push_insecure(tag, &reference)?;
         pushed.push((upstream.to_string(), reference));
     }
     Ok(RailpackImages {
@@ -357,42 +330,8 @@ fn elf_has_interpreter(bytes: &[u8]) -> bool {
     (0..usize::from(phnum)).any(|i| u32_at(phoff + i * usize::from(phentsize)) == Some(PT_INTERP))
 }
 
-fn umoci(args: &[&str]) -> Result<(), HarnessError> {
-    let tool = find_tool("umoci", "apt-get install umoci, or run `make deps`")?;
-    run(&tool, args).map(drop)
-}
-
-/// Runs a command to completion; its stdout, or `Err` with its stderr.
-fn run(program: &Path, args: &[&str]) -> Result<String, HarnessError> {
-    let command = format!("{} {}", program.display(), args.join(" "));
-    let output = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| HarnessError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(HarnessError::CommandFailed {
-            command,
-            status: output.status.to_string(),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        })
-    }
-}
-
 fn make_dir(dir: &Path) -> Result<(), HarnessError> {
     fs::create_dir_all(dir).map_err(|e| HarnessError::io(format!("creating {}", dir.display()), e))
-}
-
-fn copy_file(from: &Path, to: &Path) -> Result<(), HarnessError> {
-    make_dir(to.parent().unwrap_or(Path::new("/")))?;
-    fs::copy(from, to)
-        .map(drop)
-        .map_err(|e| HarnessError::io(format!("copying {} to {}", from.display(), to.display()), e))
 }
 
 fn copy_executable(from: &Path, to: &Path) -> Result<(), HarnessError> {

@@ -1,0 +1,137 @@
+//! Images built without a Docker engine: an OCI layout written with umoci, pushed with skopeo. What the fixture
+//! images, the cluster's pause/tools/Tekton images and Railpack's frontend and base images are built with.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::error::HarnessError;
+use crate::process::find_tool;
+
+/// Runs `program` with `args` to completion, stdin closed; its stdout, or `Err` with its stderr.
+pub(crate) fn run_checked(
+    program: impl AsRef<OsStr>,
+    args: &[&str],
+) -> Result<String, HarnessError> {
+    let program = program.as_ref();
+    let command = format!("{} {}", program.to_string_lossy(), args.join(" "));
+    let output = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| HarnessError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(HarnessError::CommandFailed {
+            command,
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// Copies `from` to `to`, creating `to`'s parent directories.
+pub(crate) fn copy_file(from: &Path, to: &Path) -> Result<(), HarnessError> {
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent)
+            .map_err(|e| HarnessError::io(format!("creating {}", parent.display()), e))?;
+    }
+    fs::copy(from, to)
+        .map(drop)
+        .map_err(|e| HarnessError::io(format!("copying {} to {}", from.display(), to.display()), e))
+}
+
+/// One image to add to an [`OciLayout`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ImageSpec<'a> {
+    /// Its tag in the layout.
+    pub tag: &'a str,
+    /// `amd64`, `arm64`, ...
+    pub architecture: &'a str,
+    /// umoci's `config` flags (`--config.entrypoint`, `--config.cmd`, `--config.env`, `--config.label`, ...).
+    pub config: &'a [&'a str],
+    /// A directory whose contents become the image's one layer, and where they go in the image (`/`, `/app`);
+    /// `None` for an image of no layer.
+    pub content: Option<(&'a Path, &'a str)>,
+}
+
+/// An OCI image layout on disk, written with umoci.
+#[derive(Debug)]
+pub(crate) struct OciLayout {
+    path: PathBuf,
+    umoci: PathBuf,
+}
+
+impl OciLayout {
+    /// Creates an empty layout at `path`.
+    pub(crate) fn init(path: &Path) -> Result<OciLayout, HarnessError> {
+        let layout = OciLayout {
+            path: path.to_path_buf(),
+            umoci: find_tool("umoci", "apt-get install umoci, or run `make deps`")?,
+        };
+        layout.umoci(&["init", "--layout", &layout.path_str()])?;
+        Ok(layout)
+    }
+
+    /// The layout's directory.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn path_str(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn umoci(&self, args: &[&str]) -> Result<(), HarnessError> {
+        run_checked(&self.umoci, args).map(drop)
+    }
+
+    /// Adds an image for linux/`architecture` under `spec.tag`: its config, then its one layer (rootless, so
+    /// files are owned by root in the image whoever built it).
+    pub(crate) fn add_image(&self, spec: ImageSpec<'_>) -> Result<(), HarnessError> {
+        let image = format!("{}:{}", self.path_str(), spec.tag);
+        self.umoci(&["new", "--image", &image])?;
+        let mut config = vec![
+            "config",
+            "--image",
+            &image,
+            "--os",
+            "linux",
+            "--architecture",
+            spec.architecture,
+        ];
+        config.extend_from_slice(spec.config);
+        self.umoci(&config)?;
+        if let Some((dir, at)) = spec.content {
+            let dir = dir.display().to_string();
+            self.umoci(&["insert", "--rootless", "--image", &image, &dir, at])?;
+        }
+        Ok(())
+    }
+
+    /// Removes blobs no tag refers to any more.
+    pub(crate) fn gc(&self) -> Result<(), HarnessError> {
+        self.umoci(&["gc", "--layout", &self.path_str()])
+    }
+
+    /// Pushes the image tagged `tag` to `reference` (`host:port/repo:tag`) over plain HTTP, with skopeo.
+    pub(crate) fn push_insecure(&self, tag: &str, reference: &str) -> Result<(), HarnessError> {
+        let skopeo = find_tool("skopeo", "apt-get install skopeo, or run `make deps`")?;
+        run_checked(
+            &skopeo,
+            &[
+                "copy",
+                "--quiet",
+                "--dest-tls-verify=false",
+                &format!("oci:{}:{tag}", self.path_str()),
+                &format!("docker://{reference}"),
+            ],
+        )
+        .map(drop)
+    }
+}
