@@ -95,6 +95,11 @@ pub struct Accepted {
     /// Facts worth knowing that do not fail the check (e.g. signed under another repository name).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// For an attestation the verifier accepted: the in-toto statement whose signature was verified (the DSSE
+    /// payload, byte for byte), so that callers read the predicate that was verified rather than fetch it
+    /// again. Not serialized.
+    #[serde(skip)]
+    pub statement: Option<Arc<[u8]>>,
 }
 
 /// Why a signature, an attestation or an image was not accepted, as a stable kebab-case code. The JSON output
@@ -544,6 +549,7 @@ fn check_signed(
                     transparency_log: NOT_CHECKED.into(),
                     predicate_type: None,
                     notes: Vec::new(),
+                    statement: None,
                 }),
                 (None, false) => Err(reject_with(
                     ReasonCode::NoTransparencyProof,
@@ -598,6 +604,7 @@ fn accepted_from(signer: String, result: &VerificationResult) -> Accepted {
         transparency_log,
         predicate_type: result.predicate_type.clone(),
         notes: Vec::new(),
+        statement: None,
     }
 }
 
@@ -892,6 +899,7 @@ pub(crate) fn verify_referrer_bundle(
                 transparency_log: NOT_CHECKED.into(),
                 predicate_type: None,
                 notes: Vec::new(),
+                statement: None,
             },
             statement,
         )

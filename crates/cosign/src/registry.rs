@@ -1042,17 +1042,18 @@ struct Checks<'a> {
 }
 
 /// An accepted attestation whose verified `statement` fails the predicate checks of its type is rejected.
+/// An accepted one carries its verified statement ([`Accepted::statement`]).
 fn check_predicate(
     predicates: &PredicateChecks,
-    (accepted, statement): (Accepted, Vec<u8>),
+    (mut accepted, statement): (Accepted, Vec<u8>),
 ) -> Result<Accepted, Rejected> {
-    match &accepted.predicate_type {
-        Some(predicate_type) => match predicates.evaluate(predicate_type, &statement) {
-            Ok(()) => Ok(accepted),
-            Err(failure) => Err(check::predicate_failed(&accepted.signer, failure)),
-        },
-        None => Ok(accepted),
+    if let Some(predicate_type) = &accepted.predicate_type {
+        if let Err(failure) = predicates.evaluate(predicate_type, &statement) {
+            return Err(check::predicate_failed(&accepted.signer, failure));
+        }
     }
+    accepted.statement = Some(statement.into());
+    Ok(accepted)
 }
 
 /// The first check (authority) that accepts, else the first one's reason.
@@ -1469,6 +1470,8 @@ mod tests {
                 "rekor.example entry 7 (hashedrekord), signed entry timestamp verified".into(),
             predicate_type: predicate_type.map(str::to_string),
             notes,
+            // Never serialized.
+            statement: Some(std::sync::Arc::from(&b"{}"[..])),
         };
         let rejected =
             |code, hint, mismatch, predicate_failure: Option<PredicateFailure>| Rejected {
