@@ -42,6 +42,8 @@ enum Command {
     VerifyAttestation(cmd::verify_attestation::Args),
     /// Admission policies: `policy check FILE...` validates them as the webhook loads them.
     Policy(cmd::policy::Args),
+    /// SBOMs (CycloneDX, SPDX) as referrers and attestations of an image: `sbom attach|list|get`.
+    Sbom(cmd::sbom::Args),
 }
 
 /// What the user can do about a registry error, in kibaverify's flags (the library names none).
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::verify::run(args),
         Command::VerifyAttestation(args) => cmd::verify_attestation::run(args),
         Command::Policy(args) => cmd::policy::run(args),
+        Command::Sbom(args) => cmd::sbom::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -7,6 +7,7 @@ pub mod generate_key_pair;
 pub mod identity_flags;
 pub mod policy;
 pub mod referrers;
+pub mod sbom;
 pub mod sign;
 pub mod signer_flags;
 pub mod verify;

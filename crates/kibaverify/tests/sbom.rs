@@ -1,0 +1,412 @@
+//! `kibaverify sbom attach|list|get` against real registries (docker-registry without the referrers API, so the
+//! tag fallback; go-containerregistry's with it), read back by the real oras (v1.3.6 peer: `discover` sees our
+//! artifactType, `pull` gets the same bytes) and, signed with `--sign`, verified by the real cosign (v3.1.3 peer,
+//! `verify-attestation --type https://cyclonedx.org/bom`) in both layouts. `get --verify` refuses an SBOM attested
+//! with another key; bad files exit 2 naming the problem, and nothing is pushed for them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kibaship_testsupport::peers::peer_binary;
+use kibaship_testsupport::registry::RegistryMode;
+
+mod support;
+use support::{Tools, assert_code, registry_with_fixtures, run_logged as run, testdata};
+
+/// Planted in COSIGN_PASSWORD; must never appear in any output.
+const PASSWORD: &str = "planted-Sbom-pw-71c2e9";
+const CYCLONEDX: &str = "sbom/cyclonedx/examples/trivy_conda-cyclonedx.json.golden";
+const SPDX: &str = "sbom/spdx/examples/example10_spdx2.3_hello-source.spdx.json";
+
+/// Copies `testdata/<from>` into the test directory as `name`; returns its bytes.
+fn copy(dir: &Path, from: &str, name: &str) -> Vec<u8> {
+    let bytes = std::fs::read(testdata().join(from)).unwrap();
+    std::fs::write(dir.join(name), &bytes).unwrap();
+    bytes
+}
+
+fn oras(dir: &Path, args: &[&str]) -> Command {
+    let oras = peer_binary("oras").expect("the oras peer is not built: run `make peers`");
+    let mut c = Command::new(oras);
+    c.current_dir(dir)
+        .env("HOME", dir)
+        .env("DOCKER_CONFIG", dir.join("no-docker-config"))
+        .args(args);
+    c
+}
+
+fn attach_list_get_round_trip(mode: RegistryMode) {
+    let reg = registry_with_fixtures(mode);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let tools = Tools::new(dir, &reg, None);
+    let mut t = String::new();
+    let image = tools.fixture("app");
+    let cdx = copy(dir, CYCLONEDX, "bom.cdx.json");
+    let spdx = copy(dir, SPDX, "hello.spdx.json");
+
+    // attach: one of each format; stdout is the referrer's digest.
+    let mut referrers = Vec::new();
+    for (file, media_type) in [
+        ("bom.cdx.json", "application/vnd.cyclonedx+json"),
+        ("hello.spdx.json", "application/spdx+json"),
+    ] {
+        let r = run(
+            &mut tools.kibaverify(&["sbom", "attach", &image, "--file", file]),
+            &mut t,
+        );
+        assert_code(&r, 0, "kibaverify sbom attach");
+        assert!(r.stderr.contains(media_type), "{}", r.stderr);
+        let digest = r.stdout.trim().to_string();
+        assert!(digest.starts_with("sha256:"), "{}", r.stdout);
+        referrers.push((digest, media_type, file));
+    }
+    let via = match mode {
+        RegistryMode::Referrers => "referrers API",
+        _ => "fallback",
+    };
+    assert!(t.contains(via), "{t}");
+
+    // list: both, attached, with their formats and types.
+    let r = run(&mut tools.kibaverify(&["sbom", "list", &image]), &mut t);
+    assert_code(&r, 0, "kibaverify sbom list");
+    for (digest, media_type, _) in &referrers {
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.contains(digest.as_str()))
+            .unwrap_or_else(|| panic!("{digest} not listed:\n{}", r.stdout));
+        assert!(line.starts_with("attached\t"), "{line}");
+        assert!(line.ends_with(media_type), "{line}");
+    }
+    let r = run(
+        &mut tools.kibaverify(&[
+            "sbom", "list", &image, "--format", "spdx", "--output", "json",
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 0, "kibaverify sbom list --format spdx --output json");
+    let listed: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(listed["sboms"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["sboms"][0]["type"], "application/spdx+json");
+
+    // get: the bytes attached, to a file or stdout; both formats present, so --format is needed.
+    let r = run(&mut tools.kibaverify(&["sbom", "get", &image]), &mut t);
+    assert_code(&r, 2, "kibaverify sbom get without --format");
+    assert!(r.stderr.contains("--format"), "{}", r.stderr);
+    let r = run(
+        &mut tools.kibaverify(&[
+            "sbom",
+            "get",
+            &image,
+            "--format",
+            "cyclonedx",
+            "--output-file",
+            "got.cdx.json",
+        ]),
+        &mut t,
+    );
+    assert_code(
+        &r,
+        0,
+        "kibaverify sbom get --format cyclonedx --output-file",
+    );
+    assert_eq!(std::fs::read(dir.join("got.cdx.json")).unwrap(), cdx);
+    let r = run(
+        &mut tools.kibaverify(&["sbom", "get", &image, "--format", "spdx"]),
+        &mut t,
+    );
+    assert_code(&r, 0, "kibaverify sbom get --format spdx");
+    assert_eq!(r.stdout.as_bytes(), spdx.as_slice());
+
+    // oras discover sees both with our artifactType; oras pull gets the same bytes.
+    let r = run(
+        &mut oras(
+            dir,
+            &["discover", "--plain-http", "--format", "json", &image],
+        ),
+        &mut t,
+    );
+    assert_code(&r, 0, "oras discover");
+    let discovered: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let found = discovered["referrers"]
+        .as_array()
+        .or_else(|| discovered["manifests"].as_array())
+        .unwrap_or_else(|| panic!("{discovered}"));
+    let repository = image.rsplit_once(':').unwrap().0;
+    for (digest, media_type, file) in &referrers {
+        let entry = found
+            .iter()
+            .find(|d| d["digest"] == digest.as_str())
+            .unwrap_or_else(|| panic!("oras discover misses {digest}: {discovered}"));
+        assert_eq!(entry["artifactType"], *media_type, "{entry}");
+        let out = dir.join(format!("pulled-{}", &digest[7..19]));
+        let r = run(
+            &mut oras(
+                dir,
+                &[
+                    "pull",
+                    "--plain-http",
+                    "-o",
+                    out.to_str().unwrap(),
+                    &format!("{repository}@{digest}"),
+                ],
+            ),
+            &mut t,
+        );
+        assert_code(&r, 0, "oras pull");
+        let pulled: PathBuf = out.join(file);
+        assert_eq!(
+            std::fs::read(&pulled).unwrap(),
+            std::fs::read(dir.join(file)).unwrap(),
+            "oras pull of {digest}"
+        );
+    }
+}
+
+#[test]
+fn sboms_attach_list_get_and_oras_reads_them_via_the_referrers_api() {
+    attach_list_get_round_trip(RegistryMode::Referrers);
+}
+
+#[test]
+fn sboms_attach_list_get_and_oras_reads_them_via_the_fallback_tag() {
+    attach_list_get_round_trip(RegistryMode::Plain);
+}
+
+#[test]
+fn signed_sboms_verify_with_cosign_in_both_layouts_and_another_key_is_refused() {
+    let reg = registry_with_fixtures(RegistryMode::Plain);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let tools = Tools::new(dir, &reg, Some(PASSWORD));
+    let mut t = String::new();
+    let image = tools.fixture("app");
+    let cdx = copy(dir, CYCLONEDX, "bom.cdx.json");
+    tools.generate_both_key_pairs(&mut t);
+
+    let r = run(
+        &mut tools.kibaverify(&[
+            "sbom",
+            "attach",
+            &image,
+            "--file",
+            "bom.cdx.json",
+            "--sign",
+            "--key",
+            "ours.key",
+            "--layout",
+            "both",
+            "--output",
+            "json",
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 0, "kibaverify sbom attach --sign --layout both");
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(report["artifactType"], "application/vnd.cyclonedx+json");
+    assert_eq!(report["predicateType"], "https://cyclonedx.org/bom");
+    assert_eq!(
+        report["attestations"]["legacy"]["signatures"], 1,
+        "{report}"
+    );
+    assert!(report["attestations"]["bundle"].is_object(), "{report}");
+    let image_by_digest = tools.image_by_digest(&image, &mut t);
+
+    // The real cosign verifies both layouts with our public key, and prints our SBOM as the predicate.
+    for legacy in [true, false] {
+        let mut args = vec![
+            "verify-attestation",
+            "--key",
+            "ours.pub",
+            "--type",
+            "https://cyclonedx.org/bom",
+            "--insecure-ignore-tlog",
+            "--allow-http-registry",
+        ];
+        if legacy {
+            args.push("--new-bundle-format=false");
+        }
+        args.push(&image_by_digest);
+        let r = run(&mut tools.cosign(&args), &mut t);
+        assert_code(
+            &r,
+            0,
+            &format!("cosign verify-attestation (legacy: {legacy})"),
+        );
+        let statement = r
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|env| {
+                use base64::Engine as _;
+                let payload = env["payload"].as_str()?;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(payload)
+                    .ok()?;
+                serde_json::from_slice::<serde_json::Value>(&bytes).ok()
+            })
+            .find(|s| s["predicateType"] == "https://cyclonedx.org/bom")
+            .unwrap_or_else(|| panic!("no CycloneDX statement printed:\n{}", r.stdout));
+        let ours: serde_json::Value = serde_json::from_slice(&cdx).unwrap();
+        assert_eq!(statement["predicate"], ours);
+    }
+
+    // list shows the attached referrer and both attestations.
+    let r = run(&mut tools.kibaverify(&["sbom", "list", &image]), &mut t);
+    assert_code(&r, 0, "kibaverify sbom list");
+    let kinds: Vec<&str> = r
+        .stdout
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "attached").count(),
+        1,
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "attested").count(),
+        2,
+        "{}",
+        r.stdout
+    );
+
+    // get --verify with our key: the verified predicate, which is our file.
+    let r = run(
+        &mut tools.kibaverify(&[
+            "sbom",
+            "get",
+            &image,
+            "--verify",
+            "--key",
+            "ours.pub",
+            "--insecure-ignore-tlog",
+            "--output-file",
+            "verified.json",
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 0, "kibaverify sbom get --verify --key ours.pub");
+    assert!(
+        r.stderr.contains("VERIFIED cyclonedx SBOM")
+            || r.stderr.contains("VERIFIED CycloneDX SBOM"),
+        "{}",
+        r.stderr
+    );
+    let verified = std::fs::read(dir.join("verified.json")).unwrap();
+    assert_eq!(
+        verified,
+        String::from_utf8(cdx.clone()).unwrap().trim().as_bytes()
+    );
+
+    // get --verify with another key: not verified, exit 1, nothing written.
+    let r = run(
+        &mut tools.kibaverify(&[
+            "sbom",
+            "get",
+            &image,
+            "--verify",
+            "--key",
+            "cosign.pub",
+            "--insecure-ignore-tlog",
+            "--output-file",
+            "refused.json",
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 1, "kibaverify sbom get --verify --key cosign.pub");
+    assert!(r.stderr.contains("NOT VERIFIED"), "{}", r.stderr);
+    assert!(r.stderr.contains("wrong-key"), "{}", r.stderr);
+    assert!(!dir.join("refused.json").exists());
+    assert!(!t.contains(PASSWORD), "the planted password leaked");
+}
+
+#[test]
+fn bad_sboms_exit_2_naming_the_problem_and_push_nothing() {
+    let reg = registry_with_fixtures(RegistryMode::Plain);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let tools = Tools::new(dir, &reg, None);
+    let mut t = String::new();
+    let image = tools.fixture("app");
+
+    std::fs::write(
+        dir.join("not.json"),
+        b"{\"bomFormat\": \"CycloneDX\",\n  \"specVersion\": ",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("neither.json"),
+        br#"{"name": "not an SBOM", "packages": []}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("cdx-1.3.json"),
+        br#"{"bomFormat": "CycloneDX", "specVersion": "1.3", "version": 1, "components": []}"#,
+    )
+    .unwrap();
+    copy(
+        dir,
+        "sbom/cyclonedx/spec-validation/1.6/invalid-metadata-timestamp-1.6.json",
+        "bad-timestamp.json",
+    );
+    // A sparse file one byte over the limit: refused while reading, before any parsing.
+    let big = std::fs::File::create(dir.join("huge.json")).unwrap();
+    big.set_len(kibaship_sbom::MAX_SBOM_BYTES + 1).unwrap();
+    drop(big);
+
+    for (file, message) in [
+        (
+            "not.json",
+            "the SBOM is not JSON: EOF while parsing a value (line 2, column 17)",
+        ),
+        (
+            "neither.json",
+            "the document is neither CycloneDX (no \"bomFormat\" and \"specVersion\") nor SPDX (no \"spdxVersion\")",
+        ),
+        (
+            "cdx-1.3.json",
+            "CycloneDX version 1.3 is not supported (field /specVersion): supported are 1.4, 1.5, 1.6, 1.7",
+        ),
+        (
+            "bad-timestamp.json",
+            "CycloneDX 1.6 document is invalid against its official JSON schema (1 violation): at /metadata/timestamp: \"2020-04-13\" is not a \"date-time\" (schema rule /definitions/metadata/properties/timestamp/format)",
+        ),
+        ("huge.json", "134217728"),
+    ] {
+        let r = run(
+            &mut tools.kibaverify(&["sbom", "attach", &image, "--file", file]),
+            &mut t,
+        );
+        assert_code(&r, 2, &format!("kibaverify sbom attach --file {file}"));
+        assert!(r.stderr.contains(message), "{file}: {}", r.stderr);
+        assert!(r.stderr.contains(file), "{file}: {}", r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    }
+    // --sign without a signer, and a signer without --sign, are refused before anything is read or pushed.
+    let r = run(
+        &mut tools.kibaverify(&["sbom", "attach", &image, "--file", "neither.json", "--sign"]),
+        &mut t,
+    );
+    assert_code(&r, 2, "--sign without --key");
+    assert!(
+        r.stderr.contains("--sign needs --key or --keyless"),
+        "{}",
+        r.stderr
+    );
+
+    // Nothing was attached.
+    let r = run(&mut tools.kibaverify(&["referrers", &image]), &mut t);
+    assert_code(&r, 0, "kibaverify referrers");
+    assert_eq!(r.stdout.trim(), "", "{}", r.stderr);
+    let r = run(&mut tools.kibaverify(&["sbom", "get", &image]), &mut t);
+    assert_code(&r, 1, "kibaverify sbom get of an image without SBOMs");
+    assert!(
+        r.stderr.contains("no SBOM is attached to or attested on"),
+        "{}",
+        r.stderr
+    );
+}

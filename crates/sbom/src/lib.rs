@@ -1,0 +1,720 @@
+//! SBOM formats, pure (no I/O): which format a JSON document is in, whether it is valid against that format's
+//! official JSON schema, and the media and predicate types it travels under.
+//!
+//! - [`validate`] detects CycloneDX (1.4–1.7) or SPDX (2.3, and 2.2, whose documents the 2.3 schema refuses:
+//!   2.2 spells `PACKAGE_MANAGER` where 2.3 spells `PACKAGE-MANAGER`) and validates the document against the
+//!   official schema of its version,
+//!   embedded here ([`include_str!`]) and compiled once per version. CycloneDX's references to
+//!   `spdx.schema.json`, `jsf-0.82.schema.json` and `cryptography-defs.schema.json` resolve to the embedded copies;
+//!   nothing is ever fetched.
+//! - [`Format`] names the OCI `artifactType` (`application/vnd.cyclonedx+json`, `application/spdx+json`, as trivy
+//!   and oras use them) and the in-toto predicate type (`https://cyclonedx.org/bom`, `https://spdx.dev/Document`,
+//!   as cosign uses them) of each format.
+//!
+//! Every failure is an [`SbomError`] naming what was wrong and where: the JSON line and column, the field that
+//! carries the version, or for schema violations the JSON pointer of the failing value and the schema rule (the
+//! first [`MAX_REPORTED_VIOLATIONS`]). Nothing here panics on input.
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// Largest SBOM accepted, from a file or from a registry: 128 MiB. Validation holds the parsed document in
+/// memory (a few times the file's size), so this bounds memory as well as transfer.
+pub const MAX_SBOM_BYTES: u64 = 128 * 1024 * 1024;
+
+/// Schema violations reported in an [`SbomError::Invalid`] (the total is counted up to [`MAX_COUNTED_VIOLATIONS`]).
+pub const MAX_REPORTED_VIOLATIONS: usize = 5;
+
+/// Violations counted before counting stops.
+pub const MAX_COUNTED_VIOLATIONS: usize = 1000;
+
+/// Longest message kept per violation (the validator's messages quote the failing value, which may be large).
+const MAX_MESSAGE_CHARS: usize = 240;
+
+/// The SBOM formats kibaship reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// CycloneDX JSON (1.4, 1.5, 1.6, 1.7).
+    CycloneDx,
+    /// SPDX JSON (2.3 and 2.2).
+    Spdx,
+}
+
+/// CycloneDX `specVersion`s validated, oldest first.
+pub const CYCLONEDX_VERSIONS: [&str; 4] = ["1.4", "1.5", "1.6", "1.7"];
+/// SPDX `spdxVersion`s validated, each against its own schema.
+pub const SPDX_VERSIONS: [&str; 2] = ["SPDX-2.2", "SPDX-2.3"];
+
+impl Format {
+    /// Both formats.
+    pub const ALL: [Format; 2] = [Format::CycloneDx, Format::Spdx];
+
+    /// The media type used as OCI `artifactType` (and layer media type) of an attached SBOM, as trivy and oras
+    /// write it.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::CycloneDx => "application/vnd.cyclonedx+json",
+            Format::Spdx => "application/spdx+json",
+        }
+    }
+
+    /// The in-toto predicate type of an SBOM attestation, as cosign writes it (`--type cyclonedx`,
+    /// `--type spdxjson`).
+    pub fn predicate_type(self) -> &'static str {
+        match self {
+            Format::CycloneDx => "https://cyclonedx.org/bom",
+            Format::Spdx => "https://spdx.dev/Document",
+        }
+    }
+
+    /// cosign's `--type` name that embeds the document as a JSON object under [`Format::predicate_type`].
+    pub fn cosign_type_name(self) -> &'static str {
+        match self {
+            Format::CycloneDx => "cyclonedx",
+            Format::Spdx => "spdxjson",
+        }
+    }
+
+    /// The short name used on the command line (`cyclonedx`, `spdx`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::CycloneDx => "cyclonedx",
+            Format::Spdx => "spdx",
+        }
+    }
+
+    /// The format an OCI `artifactType` (or layer media type) names: the exact media type, optionally with
+    /// parameters (`application/vnd.cyclonedx+json; version=1.6`).
+    pub fn from_media_type(media_type: &str) -> Option<Format> {
+        let essence = media_type.split(';').next().unwrap_or("").trim();
+        Format::ALL
+            .into_iter()
+            .find(|f| essence.eq_ignore_ascii_case(f.media_type()))
+    }
+
+    /// The format an in-toto predicate type names: cosign's URIs, and their versioned forms
+    /// (`https://cyclonedx.org/bom/v1.6`, `https://spdx.dev/Document/v2.3`).
+    pub fn from_predicate_type(predicate_type: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| {
+            predicate_type
+                .strip_prefix(f.predicate_type())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::CycloneDx => "CycloneDX",
+            Format::Spdx => "SPDX",
+        })
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "cyclonedx" | "cdx" => Ok(Format::CycloneDx),
+            "spdx" => Ok(Format::Spdx),
+            _ => Err(format!("unknown SBOM format {s:?}: give cyclonedx or spdx")),
+        }
+    }
+}
+
+/// One way a document fails its schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// JSON pointer (RFC 6901) of the failing value in the document (`""` for the whole document).
+    pub pointer: String,
+    /// JSON pointer of the failing rule in the schema (e.g. `/properties/metadata/properties/timestamp/format`).
+    pub rule: String,
+    /// The validator's words, shortened.
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pointer = if self.pointer.is_empty() {
+            "(document)"
+        } else {
+            &self.pointer
+        };
+        write!(
+            f,
+            "at {pointer}: {} (schema rule {})",
+            self.message, self.rule
+        )
+    }
+}
+
+/// The violations of an invalid document, the first few of them, and how many there were.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violations {
+    /// The first [`MAX_REPORTED_VIOLATIONS`].
+    pub first: Vec<Violation>,
+    /// How many were found (counting stops at [`MAX_COUNTED_VIOLATIONS`]).
+    pub total: usize,
+}
+
+impl Violations {
+    /// `1 violation`, `3 violations`, `1000+ violations`.
+    pub fn count(&self) -> String {
+        let plus = if self.total >= MAX_COUNTED_VIOLATIONS {
+            "+"
+        } else {
+            ""
+        };
+        let s = if self.total == 1 { "" } else { "s" };
+        format!("{}{plus} violation{s}", self.total)
+    }
+}
+
+impl fmt::Display for Violations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, v) in self.first.iter().enumerate() {
+            if n > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{v}")?;
+        }
+        let more = self.total.saturating_sub(self.first.len());
+        if more > 0 {
+            let plus = if self.total >= MAX_COUNTED_VIOLATIONS {
+                "+"
+            } else {
+                ""
+            };
+            write!(f, "; and {more}{plus} more")?;
+        }
+        Ok(())
+    }
+}
+
+/// What is wrong with a document offered as an SBOM.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SbomError {
+    /// Larger than [`MAX_SBOM_BYTES`].
+    #[error("the SBOM is {len} bytes, more than the {max} accepted")]
+    TooLarge {
+        /// Its size.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// Not text in an encoding JSON may use (UTF-8, or UTF-16 with a byte-order mark or recognisable).
+    #[error("the SBOM is not JSON text: {0}")]
+    Encoding(String),
+    /// Not JSON.
+    #[error("the SBOM is not JSON: {reason} (line {line}, column {column})")]
+    NotJson {
+        /// The parser's words.
+        reason: String,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+    },
+    /// JSON, but not an object.
+    #[error("the SBOM must be a JSON object, found {0}")]
+    NotAnObject(&'static str),
+    /// A JSON object in neither format.
+    #[error(
+        "the document is neither CycloneDX (no \"bomFormat\" and \"specVersion\") nor SPDX (no \"spdxVersion\")"
+    )]
+    UnknownFormat,
+    /// A version of the format that is not validated here.
+    #[error(
+        "{format} version {found} is not supported (field {field}): supported are {}",
+        supported.join(", ")
+    )]
+    UnsupportedVersion {
+        /// The format.
+        format: Format,
+        /// The version found, as written (JSON text when not a string).
+        found: String,
+        /// The field that carries it (`/specVersion`, `/spdxVersion`).
+        field: &'static str,
+        /// The versions validated.
+        supported: &'static [&'static str],
+    },
+    /// Invalid against its schema.
+    #[error(
+        "{format} {schema} document is invalid against its official JSON schema ({}): {violations}",
+        violations.count()
+    )]
+    Invalid {
+        /// The format.
+        format: Format,
+        /// The document's version.
+        version: String,
+        /// The schema version it was checked against.
+        schema: &'static str,
+        /// What failed, where.
+        violations: Violations,
+    },
+    /// An embedded schema does not compile (a defect of this crate, never of the input).
+    #[error("internal: the {0} JSON schema does not compile: {1}")]
+    Schema(&'static str, String),
+}
+
+/// A document that is a valid SBOM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validated<'a> {
+    /// Its format.
+    pub format: Format,
+    /// Its version as written (`1.6`, `SPDX-2.3`).
+    pub version: String,
+    /// The schema version it was validated against (`1.6`, `2.3`).
+    pub schema: &'static str,
+    /// The document as UTF-8 JSON without a byte-order mark: the input itself when it was that already,
+    /// else its transcoding (RFC 8259 requires UTF-8 between systems; this is what is pushed and attested).
+    pub utf8: Cow<'a, [u8]>,
+}
+
+/// Detects the format of `bytes` and validates it against its official JSON schema.
+pub fn validate(bytes: &[u8]) -> Result<Validated<'_>, SbomError> {
+    if bytes.len() as u64 > MAX_SBOM_BYTES {
+        return Err(SbomError::TooLarge {
+            len: bytes.len() as u64,
+            max: MAX_SBOM_BYTES,
+        });
+    }
+    let utf8 = to_utf8(bytes)?;
+    let doc: Value = serde_json::from_slice(&utf8).map_err(|e| SbomError::NotJson {
+        reason: parser_reason(&e),
+        line: e.line(),
+        column: e.column(),
+    })?;
+    let (format, version, schema) = detect_value(&doc)?;
+    // SPDX 2.2's schema spells the external reference category `PACKAGE_MANAGER`, its specification text and the
+    // tools `PACKAGE-MANAGER` (which 2.3 made the rule): a 2.2 document valid against the 2.3 schema is accepted.
+    if std::ptr::eq(schema, &SPDX_2_2) && compiled(&SPDX_2_3)?.is_valid(&doc) {
+        return Ok(Validated {
+            format,
+            version,
+            schema: SPDX_2_3.version,
+            utf8,
+        });
+    }
+    let validator = compiled(schema)?;
+    let mut first = Vec::new();
+    let mut total = 0;
+    for error in validator.iter_errors(&doc).take(MAX_COUNTED_VIOLATIONS) {
+        total += 1;
+        if first.len() < MAX_REPORTED_VIOLATIONS {
+            first.push(Violation {
+                pointer: error.instance_path().as_str().to_string(),
+                rule: error.schema_path().as_str().to_string(),
+                message: shorten(&error.to_string()),
+            });
+        }
+    }
+    if total > 0 {
+        return Err(SbomError::Invalid {
+            format,
+            version,
+            schema: schema.version,
+            violations: Violations { first, total },
+        });
+    }
+    Ok(Validated {
+        format,
+        version,
+        schema: schema.version,
+        utf8,
+    })
+}
+
+/// The format and version of a document, without validating it against the schema.
+pub fn detect(bytes: &[u8]) -> Result<(Format, String), SbomError> {
+    if bytes.len() as u64 > MAX_SBOM_BYTES {
+        return Err(SbomError::TooLarge {
+            len: bytes.len() as u64,
+            max: MAX_SBOM_BYTES,
+        });
+    }
+    let utf8 = to_utf8(bytes)?;
+    let doc: Value = serde_json::from_slice(&utf8).map_err(|e| SbomError::NotJson {
+        reason: parser_reason(&e),
+        line: e.line(),
+        column: e.column(),
+    })?;
+    detect_value(&doc).map(|(format, version, _)| (format, version))
+}
+
+/// serde_json's message without its own " at line L column C" suffix (the error carries both).
+fn parser_reason(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+fn shorten(message: &str) -> String {
+    if message.chars().count() <= MAX_MESSAGE_CHARS {
+        return message.to_string();
+    }
+    let mut out: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
+    out.push('…');
+    out
+}
+
+/// An embedded schema.
+struct Schema {
+    /// Its version (`1.6`, `2.3`).
+    version: &'static str,
+    /// What it is called in errors.
+    name: &'static str,
+    /// Its text.
+    text: &'static str,
+    /// Whether it references CycloneDX's shared schemas.
+    cyclonedx: bool,
+    /// Compiled once, on first use.
+    compiled: &'static OnceLock<Result<jsonschema::Validator, String>>,
+}
+
+macro_rules! schema {
+    ($version:literal, $name:literal, $file:literal, $cyclonedx:literal) => {{
+        static COMPILED: OnceLock<Result<jsonschema::Validator, String>> = OnceLock::new();
+        Schema {
+            version: $version,
+            name: $name,
+            text: include_str!(concat!("../schemas/", $file)),
+            cyclonedx: $cyclonedx,
+            compiled: &COMPILED,
+        }
+    }};
+}
+
+static CYCLONEDX_1_4: Schema = schema!("1.4", "CycloneDX 1.4", "bom-1.4.schema.json", true);
+static CYCLONEDX_1_5: Schema = schema!("1.5", "CycloneDX 1.5", "bom-1.5.schema.json", true);
+static CYCLONEDX_1_6: Schema = schema!("1.6", "CycloneDX 1.6", "bom-1.6.schema.json", true);
+static CYCLONEDX_1_7: Schema = schema!("1.7", "CycloneDX 1.7", "bom-1.7.schema.json", true);
+static SPDX_2_2: Schema = schema!("2.2", "SPDX 2.2", "spdx-2.2.schema.json", false);
+static SPDX_2_3: Schema = schema!("2.3", "SPDX 2.3", "spdx-2.3.schema.json", false);
+
+/// CycloneDX's shared schemas, under the URIs its `bom-*.schema.json` reference them by.
+const CYCLONEDX_SHARED: [(&str, &str); 3] = [
+    (
+        "http://cyclonedx.org/schema/spdx.schema.json",
+        include_str!("../schemas/spdx.schema.json"),
+    ),
+    (
+        "http://cyclonedx.org/schema/jsf-0.82.schema.json",
+        include_str!("../schemas/jsf-0.82.schema.json"),
+    ),
+    (
+        "http://cyclonedx.org/schema/cryptography-defs.schema.json",
+        include_str!("../schemas/cryptography-defs.schema.json"),
+    ),
+];
+
+fn compiled(schema: &'static Schema) -> Result<&'static jsonschema::Validator, SbomError> {
+    schema
+        .compiled
+        .get_or_init(|| compile(schema))
+        .as_ref()
+        .map_err(|e| SbomError::Schema(schema.name, e.clone()))
+}
+
+fn compile(schema: &Schema) -> Result<jsonschema::Validator, String> {
+    let parse = |text: &str| serde_json::from_str::<Value>(text).map_err(|e| e.to_string());
+    let root = parse(schema.text)?;
+    let mut options = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft7)
+        .should_validate_formats(true)
+        .offline();
+    let shared = if schema.cyclonedx {
+        CYCLONEDX_SHARED
+            .iter()
+            .map(|(uri, text)| parse(text).map(|v| (*uri, v)))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        Vec::new()
+    };
+    let registry = jsonschema::Registry::new()
+        .extend(shared)
+        .and_then(|b| b.prepare())
+        .map_err(|e| e.to_string())?;
+    options = options.with_registry(&registry);
+    options.build(&root).map_err(|e| e.to_string())
+}
+
+/// The format, version and schema of a parsed document.
+fn detect_value(doc: &Value) -> Result<(Format, String, &'static Schema), SbomError> {
+    let Value::Object(map) = doc else {
+        return Err(SbomError::NotAnObject(json_kind(doc)));
+    };
+    let as_text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    // CycloneDX: `bomFormat` and `specVersion` (a wrong `bomFormat` is then the schema's to report).
+    if map.get("bomFormat").is_some_and(|f| f == "CycloneDX")
+        || (map.contains_key("bomFormat") && map.contains_key("specVersion"))
+    {
+        let Some(version) = map.get("specVersion") else {
+            return Err(SbomError::UnsupportedVersion {
+                format: Format::CycloneDx,
+                found: "(none)".into(),
+                field: "/specVersion",
+                supported: &CYCLONEDX_VERSIONS,
+            });
+        };
+        let schema = match version.as_str() {
+            Some("1.4") => &CYCLONEDX_1_4,
+            Some("1.5") => &CYCLONEDX_1_5,
+            Some("1.6") => &CYCLONEDX_1_6,
+            Some("1.7") => &CYCLONEDX_1_7,
+            _ => {
+                return Err(SbomError::UnsupportedVersion {
+                    format: Format::CycloneDx,
+                    found: as_text(version),
+                    field: "/specVersion",
+                    supported: &CYCLONEDX_VERSIONS,
+                });
+            }
+        };
+        return Ok((Format::CycloneDx, as_text(version), schema));
+    }
+    if let Some(version) = map.get("spdxVersion") {
+        return match version.as_str() {
+            Some("SPDX-2.2") => Ok((Format::Spdx, "SPDX-2.2".into(), &SPDX_2_2)),
+            Some("SPDX-2.3") => Ok((Format::Spdx, "SPDX-2.3".into(), &SPDX_2_3)),
+            _ => Err(SbomError::UnsupportedVersion {
+                format: Format::Spdx,
+                found: as_text(version),
+                field: "/spdxVersion",
+                supported: &SPDX_VERSIONS,
+            }),
+        };
+    }
+    // SPDX 3 is JSON-LD: an `@context` naming spdx.org.
+    if map
+        .get("@context")
+        .is_some_and(|c| c.to_string().contains("spdx.org/rdf/3"))
+    {
+        return Err(SbomError::UnsupportedVersion {
+            format: Format::Spdx,
+            found: "3 (JSON-LD)".into(),
+            field: "/@context",
+            supported: &SPDX_VERSIONS,
+        });
+    }
+    Err(SbomError::UnknownFormat)
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The document as UTF-8 without a byte-order mark. UTF-16 is recognised by its byte-order mark, or without
+/// one by the zero bytes of an ASCII first character (RFC 4627 §3); UTF-32 is refused.
+fn to_utf8(bytes: &[u8]) -> Result<Cow<'_, [u8]>, SbomError> {
+    if bytes.starts_with(&[0, 0, 0xFE, 0xFF]) || bytes.starts_with(&[0xFF, 0xFE, 0, 0]) {
+        return Err(SbomError::Encoding(
+            "UTF-32 is not accepted; give UTF-8".into(),
+        ));
+    }
+    if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
+        return Ok(Cow::Borrowed(rest));
+    }
+    let utf16 = match bytes {
+        [0xFF, 0xFE, rest @ ..] => Some((rest, false)),
+        [0xFE, 0xFF, rest @ ..] => Some((rest, true)),
+        [a, 0, b, 0, ..] if *a != 0 && *b != 0 => Some((bytes, false)),
+        [0, a, 0, b, ..] if *a != 0 && *b != 0 => Some((bytes, true)),
+        _ => None,
+    };
+    let Some((data, big_endian)) = utf16 else {
+        return Ok(Cow::Borrowed(bytes));
+    };
+    if data.len() % 2 != 0 {
+        return Err(SbomError::Encoding(format!(
+            "UTF-16 text of an odd number of bytes ({})",
+            data.len()
+        )));
+    }
+    let units = data.chunks_exact(2).map(|c| {
+        if big_endian {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from_le_bytes([c[0], c[1]])
+        }
+    });
+    let mut text = String::with_capacity(data.len() / 2);
+    for (n, c) in char::decode_utf16(units).enumerate() {
+        match c {
+            Ok(c) => text.push(c),
+            Err(e) => {
+                return Err(SbomError::Encoding(format!(
+                    "invalid UTF-16 at byte {}: unpaired surrogate {:#06x}",
+                    n * 2,
+                    e.unpaired_surrogate()
+                )));
+            }
+        }
+    }
+    Ok(Cow::Owned(text.into_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn every_embedded_schema_compiles() {
+        for schema in [
+            &CYCLONEDX_1_4,
+            &CYCLONEDX_1_5,
+            &CYCLONEDX_1_6,
+            &CYCLONEDX_1_7,
+            &SPDX_2_2,
+            &SPDX_2_3,
+        ] {
+            compiled(schema).unwrap();
+        }
+    }
+
+    #[test]
+    fn media_and_predicate_types_round_trip() {
+        for f in Format::ALL {
+            assert_eq!(Format::from_media_type(f.media_type()), Some(f));
+            assert_eq!(Format::from_predicate_type(f.predicate_type()), Some(f));
+            assert_eq!(f.name().parse::<Format>(), Ok(f));
+        }
+        assert_eq!(
+            Format::from_media_type("application/vnd.cyclonedx+json; version=1.6"),
+            Some(Format::CycloneDx)
+        );
+        assert_eq!(
+            Format::from_predicate_type("https://spdx.dev/Document/v2.3"),
+            Some(Format::Spdx)
+        );
+        assert_eq!(
+            Format::from_predicate_type("https://spdx.dev/Documents"),
+            None
+        );
+        assert_eq!(Format::from_media_type("application/json"), None);
+        assert_eq!(Format::CycloneDx.cosign_type_name(), "cyclonedx");
+        assert_eq!(Format::Spdx.cosign_type_name(), "spdxjson");
+    }
+
+    #[test]
+    fn utf16_with_and_without_bom_is_transcoded() {
+        let text = "{\"a\":\"é\"}";
+        let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        for input in [
+            [vec![0xFF, 0xFE], le.clone()].concat(),
+            [vec![0xFE, 0xFF], be.clone()].concat(),
+            le,
+            be,
+        ] {
+            assert_eq!(to_utf8(&input).unwrap().as_ref(), text.as_bytes());
+        }
+        assert!(matches!(
+            to_utf8(&[0xFF, 0xFE, 0x7B]),
+            Err(SbomError::Encoding(_))
+        ));
+        assert!(matches!(
+            to_utf8(&[0xFF, 0xFE, 0x00, 0xD8, 0x7B, 0x00]),
+            Err(SbomError::Encoding(_))
+        ));
+        assert_eq!(
+            to_utf8(b"\xEF\xBB\xBF{}").unwrap().as_ref(),
+            b"{}".as_slice()
+        );
+    }
+
+    #[test]
+    fn bad_input_names_what_is_wrong() {
+        let e = validate(b"{\"a\": ").unwrap_err();
+        assert!(matches!(e, SbomError::NotJson { line: 1, .. }), "{e:?}");
+        assert_eq!(
+            validate(b"[1]").unwrap_err(),
+            SbomError::NotAnObject("an array")
+        );
+        assert_eq!(
+            validate(b"{\"name\": \"x\"}").unwrap_err(),
+            SbomError::UnknownFormat
+        );
+        let e =
+            validate(br#"{"bomFormat":"CycloneDX","specVersion":"1.3","version":1}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "CycloneDX version 1.3 is not supported (field /specVersion): supported are 1.4, 1.5, 1.6, 1.7"
+        );
+        let e = validate(br#"{"bomFormat":"CycloneDX","specVersion":1.6}"#).unwrap_err();
+        assert!(
+            matches!(&e, SbomError::UnsupportedVersion { found, .. } if found == "1.6"),
+            "{e:?}"
+        );
+        let e = validate(br#"{"spdxVersion":"SPDX-2.1"}"#).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("SPDX version SPDX-2.1 is not supported"),
+            "{e}"
+        );
+        let e = validate(br#"{"@context":"https://spdx.org/rdf/3.0.1/spdx-context.jsonld"}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("3 (JSON-LD)"), "{e}");
+    }
+
+    #[test]
+    fn schema_violations_name_the_pointer_and_the_rule() {
+        let doc = br#"{"bomFormat":"CycloneDX","specVersion":"1.6","version":1,
+            "metadata":{"timestamp":"yesterday"},"components":[{"name":"x"}]}"#;
+        let e = validate(doc).unwrap_err();
+        let SbomError::Invalid {
+            format, violations, ..
+        } = &e
+        else {
+            panic!("{e:?}");
+        };
+        assert_eq!(*format, Format::CycloneDx);
+        let pointers: Vec<&str> = violations
+            .first
+            .iter()
+            .map(|v| v.pointer.as_str())
+            .collect();
+        assert!(pointers.contains(&"/metadata/timestamp"), "{e}");
+        assert!(pointers.contains(&"/components/0"), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("at /metadata/timestamp: \"yesterday\" is not a \"date-time\""),
+            "{text}"
+        );
+        assert!(text.contains("schema rule "), "{text}");
+    }
+
+    #[test]
+    fn violations_are_capped() {
+        let components: Vec<String> = (0..50).map(|_| "{\"name\":\"x\"}".to_string()).collect();
+        let doc = format!(
+            r#"{{"bomFormat":"CycloneDX","specVersion":"1.5","components":[{}]}}"#,
+            components.join(",")
+        );
+        let SbomError::Invalid { violations, .. } = validate(doc.as_bytes()).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(violations.first.len(), MAX_REPORTED_VIOLATIONS);
+        assert!(violations.total >= 50);
+        assert!(violations.to_string().contains("more"));
+    }
+}
