@@ -221,6 +221,19 @@ impl TestBuildkitd {
         self.process.as_ref().map(SupervisedProcess::server_pid)
     }
 
+    /// The supervisor's and the daemon's pids (empty once stopped).
+    pub fn process_ids(&self) -> Vec<u32> {
+        self.process
+            .as_ref()
+            .map(|p| vec![p.supervisor_pid(), p.server_pid()])
+            .unwrap_or_default()
+    }
+
+    /// The daemon's own directory (config, socket, log, root), removed on drop.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// The last lines of the daemon's log, for assertion messages.
     pub fn log_tail(&self) -> String {
         process::log_tail(&self.log)
@@ -233,14 +246,19 @@ impl Drop for TestBuildkitd {
             process.stop();
         }
         // A daemon stopped in the middle of a build can leave its executor's mounts behind.
-        for point in mounts_under(self.dir.path()) {
-            let _ = nix::mount::umount2(point.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
+        detach_mounts_under(self.dir.path());
+    }
+}
+
+/// Detaches (`umount -l`) every mount point under `dir`, deepest first.
+pub(crate) fn detach_mounts_under(dir: &Path) {
+    for point in mounts_under(dir) {
+        let _ = nix::mount::umount2(point.as_str(), nix::mount::MntFlags::MNT_DETACH);
     }
 }
 
 /// Mount points under `dir` (deepest first), from `/proc/self/mountinfo`.
-fn mounts_under(dir: &Path) -> Vec<String> {
+pub fn mounts_under(dir: &Path) -> Vec<String> {
     let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };

@@ -25,12 +25,16 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{self, SigSet, Signal};
+use nix::unistd::Pid;
 
 use crate::HarnessError;
 use crate::buildkit::{BuildkitdConfig, TestBuildkitd};
 use crate::oci_layout::{ImageSpec, OciLayout, copy_file, run_checked as run};
-use crate::process::find_tool;
+use crate::process::{find_tool, process_alive};
 use crate::registry::TestRegistry;
 
 /// BuildKit's default SBOM generator image (`attest:sbom=` without `generator=`).
@@ -241,7 +245,13 @@ impl RailpackBuildkit {
     /// Pushes the images to `registry` (a plain-HTTP [`TestRegistry`]) and starts buildkitd with it as the
     /// mirror. The images are built in a temp dir removed before this returns.
     pub fn start(registry: &TestRegistry) -> Result<RailpackBuildkit, HarnessError> {
-        let host = registry.host();
+        RailpackBuildkit::start_for(&registry.host())
+    }
+
+    /// As [`RailpackBuildkit::start`], for a plain-HTTP registry given by its address (`HOST:PORT`), such as
+    /// one started by `kibaship-harness registry start`.
+    pub fn start_for(host: &str) -> Result<RailpackBuildkit, HarnessError> {
+        let host = host.to_string();
         let work = tempfile::Builder::new()
             .prefix("kibaship-railpack-images-")
             .tempdir()
@@ -265,6 +275,250 @@ impl RailpackBuildkit {
     pub fn images(&self) -> &RailpackImages {
         &self.images
     }
+}
+
+// `kibaship-harness buildkit start|stop`: a RailpackBuildkit that outlives the command, for shell scripts.
+//
+// `start` spawns `kibaship-harness buildkit hold` detached (its own process group, pid in the state dir); the
+// holder pushes the images, starts buildkitd under the supervisor (whose lifeline the holder holds: if the
+// holder dies, buildkitd is stopped), writes the export lines, and waits for SIGTERM/SIGINT/SIGHUP, on which it
+// keeps buildkitd's log in the state dir and drops the daemon (stopped, mounts detached, its dir removed).
+// `stop` signals the holder and then sweeps whatever a killed holder left: daemon processes, mounts, the dir.
+
+const HOLDER_PID: &str = "holder.pid";
+const DAEMON_PIDS: &str = "buildkitd.pids";
+const DAEMON_DIR: &str = "buildkitd.dir";
+const EXPORTS: &str = "buildkit.env";
+const HOLDER_LOG: &str = "harness.log";
+/// The daemon's log, kept in the state dir when the daemon stops.
+pub const DETACHED_BUILDKITD_LOG: &str = "buildkitd.log";
+/// Building and pushing the images, then buildkitd's start: generous, the machine may be loaded.
+const DETACHED_START_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long the holder has to stop buildkitd (the supervisor waits 10 s) before it is killed.
+const HOLDER_STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// Starts a [`RailpackBuildkit`] for the plain-HTTP registry `registry_host` that outlives this process, with
+/// its state in `state_dir` (created if needed; must not hold a running one). `harness_exe` is run as
+/// `harness_exe buildkit hold --registry HOST --state-dir DIR`. Returns the shell lines exporting
+/// `BUILDKIT_HOST`, `KIBASHIP_BUILDCTL`, `KIBASHIP_RAILPACK_VERSION`, `KIBASHIP_RAILPACK_FRONTEND` and
+/// `KIBASHIP_BUILDKIT_LOG`, once buildkitd lists its worker.
+pub fn start_detached(
+    registry_host: &str,
+    state_dir: &Path,
+    harness_exe: &Path,
+) -> Result<String, HarnessError> {
+    fs::create_dir_all(state_dir)
+        .map_err(|e| HarnessError::io(format!("creating {}", state_dir.display()), e))?;
+    let state_dir = state_dir
+        .canonicalize()
+        .map_err(|e| HarnessError::io(format!("resolving {}", state_dir.display()), e))?;
+    if let Some(pid) = read_pid(&state_dir.join(HOLDER_PID))
+        && process_alive(pid)
+        && command_line_mentions(pid, &state_dir)
+    {
+        return Err(HarnessError::State {
+            dir: state_dir,
+            reason: format!(
+                "a buildkitd (holder pid {pid}) is already running from here; stop it first"
+            ),
+        });
+    }
+    // Whatever a holder killed earlier left behind.
+    stop_detached(&state_dir)?;
+    let log = state_dir.join(HOLDER_LOG);
+    for stale in [HOLDER_LOG, DETACHED_BUILDKITD_LOG] {
+        let _ = fs::remove_file(state_dir.join(stale));
+    }
+    let args = [
+        "buildkit".to_string(),
+        "hold".into(),
+        "--registry".into(),
+        registry_host.to_string(),
+        "--state-dir".into(),
+        state_dir.display().to_string(),
+    ];
+    let pid = crate::process::spawn_detached(harness_exe, &args, &log)?;
+    write_text(&state_dir.join(HOLDER_PID), &format!("{pid}\n"))?;
+    let started = Instant::now();
+    loop {
+        if let Ok(exports) = fs::read_to_string(state_dir.join(EXPORTS)) {
+            return Ok(exports);
+        }
+        if !process_alive(pid) {
+            let _ = stop_detached(&state_dir);
+            return Err(HarnessError::Exited {
+                what: "kibaship-harness buildkit hold".into(),
+                status: "exited before buildkitd was ready".into(),
+                log: log.clone(),
+                log_tail: crate::process::log_tail(&log),
+            });
+        }
+        if started.elapsed() > DETACHED_START_TIMEOUT {
+            let _ = stop_detached(&state_dir);
+            return Err(HarnessError::NotReady {
+                what: "buildkitd (detached)".into(),
+                url: state_dir.join(EXPORTS).display().to_string(),
+                waited_secs: DETACHED_START_TIMEOUT.as_secs(),
+                log: log.clone(),
+                log_tail: crate::process::log_tail(&log),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The holder's side of [`start_detached`] (`kibaship-harness buildkit hold`): starts the
+/// [`RailpackBuildkit`], writes the state files and the export lines, and holds it until SIGTERM, SIGINT or
+/// SIGHUP; then keeps buildkitd's log in `state_dir` and stops the daemon.
+pub fn hold_detached(registry_host: &str, state_dir: &Path) -> Result<(), HarnessError> {
+    let signal_error = |e: nix::errno::Errno| HarnessError::io("taking stop signals", e.into());
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        signals.add(s);
+    }
+    // Blocked before any child starts (children get the default mask back), taken synchronously below.
+    signals.thread_block().map_err(signal_error)?;
+    let buildkit = RailpackBuildkit::start_for(registry_host)?;
+    let daemon = buildkit.buildkitd();
+    let pids: Vec<String> = daemon.process_ids().iter().map(u32::to_string).collect();
+    write_text(
+        &state_dir.join(DAEMON_PIDS),
+        &format!("{}\n", pids.join(" ")),
+    )?;
+    write_text(
+        &state_dir.join(DAEMON_DIR),
+        &format!("{}\n", daemon.dir().display()),
+    )?;
+    let exports = format!(
+        "export BUILDKIT_HOST={}\nexport KIBASHIP_BUILDCTL={}\nexport KIBASHIP_RAILPACK_VERSION={}\n\
+         export KIBASHIP_RAILPACK_FRONTEND={}\nexport KIBASHIP_BUILDKIT_LOG={}\n",
+        shell_quote(daemon.addr()),
+        shell_quote(&daemon.buildctl_path().display().to_string()),
+        shell_quote(&buildkit.images().railpack_version),
+        shell_quote(&buildkit.images().frontend()),
+        shell_quote(&daemon.log_path().display().to_string()),
+    );
+    // Written whole, then renamed: `start` never reads half a file.
+    let partial = state_dir.join(format!("{EXPORTS}.partial"));
+    write_text(&partial, &exports)?;
+    fs::rename(&partial, state_dir.join(EXPORTS))
+        .map_err(|e| HarnessError::io(format!("renaming {}", partial.display()), e))?;
+    let received = signals.wait().map_err(signal_error)?;
+    eprintln!("kibaship-harness: {received:?}: stopping buildkitd");
+    let _ = fs::copy(daemon.log_path(), state_dir.join(DETACHED_BUILDKITD_LOG));
+    drop(buildkit);
+    for done in [DAEMON_PIDS, DAEMON_DIR, EXPORTS] {
+        let _ = fs::remove_file(state_dir.join(done));
+    }
+    Ok(())
+}
+
+/// Stops what [`start_detached`] started from `state_dir` and removes what it left: buildkitd's processes,
+/// its mounts and its directory (its log is kept in `state_dir` as [`DETACHED_BUILDKITD_LOG`]). Only
+/// processes whose command line names the state dir (the holder) or buildkitd's dir (the daemon and its
+/// supervisor) are signalled. Returns how many processes were stopped.
+pub fn stop_detached(state_dir: &Path) -> Result<usize, HarnessError> {
+    let state_dir = state_dir
+        .canonicalize()
+        .unwrap_or_else(|_| state_dir.to_path_buf());
+    let mut stopped = 0;
+    let mut stuck = Vec::new();
+    if let Some(pid) = read_pid(&state_dir.join(HOLDER_PID)) {
+        if process_alive(pid) && command_line_mentions(pid, &state_dir) {
+            let _ = signal::kill(raw_pid(pid), Signal::SIGTERM);
+            if !wait_gone(pid, HOLDER_STOP_GRACE) {
+                // Killed, its lifeline to buildkitd's supervisor closes: the sweep below does the rest.
+                let _ = signal::kill(raw_pid(pid), Signal::SIGKILL);
+            }
+            if wait_gone(pid, Duration::from_secs(5)) {
+                stopped += 1;
+            } else {
+                stuck.push(pid);
+            }
+        }
+        let _ = fs::remove_file(state_dir.join(HOLDER_PID));
+    }
+    let daemon_dir = fs::read_to_string(state_dir.join(DAEMON_DIR))
+        .ok()
+        .map(|d| PathBuf::from(d.trim()))
+        .filter(|d| {
+            d.is_absolute()
+                && d.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("kibaship-buildkitd-"))
+        });
+    if let (Some(dir), Ok(text)) = (&daemon_dir, fs::read_to_string(state_dir.join(DAEMON_PIDS))) {
+        for pid in text
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+        {
+            if wait_gone(pid, Duration::from_secs(15)) || !command_line_mentions(pid, dir) {
+                continue;
+            }
+            let _ = signal::killpg(raw_pid(pid), Signal::SIGKILL);
+            let _ = signal::kill(raw_pid(pid), Signal::SIGKILL);
+            if wait_gone(pid, Duration::from_secs(5)) {
+                stopped += 1;
+            } else {
+                stuck.push(pid);
+            }
+        }
+    }
+    if let Some(dir) = &daemon_dir
+        && dir.exists()
+    {
+        let _ = fs::copy(
+            dir.join("buildkitd.log"),
+            state_dir.join(DETACHED_BUILDKITD_LOG),
+        );
+        crate::buildkit::detach_mounts_under(dir);
+        fs::remove_dir_all(dir)
+            .map_err(|e| HarnessError::io(format!("removing {}", dir.display()), e))?;
+    }
+    for done in [DAEMON_PIDS, DAEMON_DIR, EXPORTS] {
+        let _ = fs::remove_file(state_dir.join(done));
+    }
+    if stuck.is_empty() {
+        Ok(stopped)
+    } else {
+        Err(HarnessError::State {
+            dir: state_dir,
+            reason: format!("processes {stuck:?} did not stop"),
+        })
+    }
+}
+
+fn raw_pid(pid: u32) -> Pid {
+    Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX))
+}
+
+/// Polls until `pid` is gone (or a zombie); false if it is still there after `within`.
+fn wait_gone(pid: u32, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while process_alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+fn command_line_mentions(pid: u32, dir: &Path) -> bool {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|raw| String::from_utf8_lossy(&raw).contains(&dir.display().to_string()))
+}
+
+fn read_pid(path: &Path) -> Option<u32> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn write_text(path: &Path, text: &str) -> Result<(), HarnessError> {
+    fs::write(path, text).map_err(|e| HarnessError::io(format!("writing {}", path.display()), e))
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// busybox's dpkg status entry on this host (`dpkg-query -s`), so the stand-in's package is the one copied.

@@ -1,5 +1,6 @@
-//! `kibaship-harness`: the registry harness for shell scripts (`make demo`, `make bench`), and the one-node
-//! cluster (`kibaship-harness cluster up|down|run`).
+//! `kibaship-harness`: the registry harness for shell scripts (`make demo`, `make bench`), the real Railpack
+//! build's buildkitd (`kibaship-harness buildkit start|stop`), and the one-node cluster
+//! (`kibaship-harness cluster up|down|run`).
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kibaship_testsupport::cluster::{self, TestCluster};
 use kibaship_testsupport::fixtures;
+use kibaship_testsupport::railpack_build;
 use kibaship_testsupport::registry::{self, RegistryEndpoint, RegistryMode, TestRegistry};
 use kibaship_testsupport::sigstore::{SigstoreOptions, TestSigstore};
 use nix::sys::signal::{self, SigSet, Signal};
@@ -39,6 +41,9 @@ enum Command {
     /// Run a command beside a private Sigstore (OIDC issuer, Fulcio, CT log, TSA, Rekor v2) on loopback.
     #[command(subcommand)]
     Sigstore(SigstoreCommand),
+    /// Start or stop a real buildkitd for Railpack builds offline, beside a registry (needs root).
+    #[command(subcommand)]
+    Buildkit(BuildkitCommand),
     /// A real one-node Kubernetes cluster (one per host; needs root); see docs/cluster.md.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -71,6 +76,34 @@ enum RegistryCommand {
     Hold {
         #[arg(long, default_value = "plain")]
         mode: RegistryMode,
+    },
+}
+
+#[derive(Subcommand)]
+enum BuildkitCommand {
+    /// Push Railpack's frontend, base stand-ins and SBOM scanner images to REGISTRY and start buildkitd with
+    /// REGISTRY as its mirror for ghcr.io and docker.io (and a plain-HTTP push target); prints
+    /// `export BUILDKIT_HOST=...` lines once it lists its worker, and leaves it running.
+    Start {
+        /// A plain-HTTP registry, e.g. 127.0.0.1:5000 (`registry start --mode plain`).
+        #[arg(long, env = "KIBASHIP_REGISTRY")]
+        registry: String,
+        /// Where pids, the export lines and the logs go (buildkitd's root is a temp dir recorded here).
+        #[arg(long)]
+        state_dir: PathBuf,
+    },
+    /// Stop the buildkitd started from this state directory and remove its processes, mounts and directory.
+    Stop {
+        #[arg(long)]
+        state_dir: PathBuf,
+    },
+    /// Run the buildkitd of `buildkit start` until SIGTERM, SIGINT or SIGHUP.
+    #[command(hide = true)]
+    Hold {
+        #[arg(long)]
+        registry: String,
+        #[arg(long)]
+        state_dir: PathBuf,
     },
 }
 
@@ -230,6 +263,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 writeln!(out, "{}/{repository}:{tag}", endpoint.host)?;
             }
         }
+        Command::Buildkit(BuildkitCommand::Start {
+            registry,
+            state_dir,
+        }) => {
+            let exe =
+                std::env::current_exe().context("locating kibaship-harness for the holder")?;
+            let exports = railpack_build::start_detached(&registry, &state_dir, &exe)
+                .with_context(|| {
+                    format!(
+                        "starting buildkitd for {registry} in {}",
+                        state_dir.display()
+                    )
+                })?;
+            write!(out, "{exports}")?;
+        }
+        Command::Buildkit(BuildkitCommand::Stop { state_dir }) => {
+            let stopped = railpack_build::stop_detached(&state_dir)?;
+            eprintln!(
+                "kibaship-harness: stopped {stopped} process(es) from {}",
+                state_dir.display()
+            );
+        }
+        Command::Buildkit(BuildkitCommand::Hold {
+            registry,
+            state_dir,
+        }) => railpack_build::hold_detached(&registry, &state_dir)?,
         Command::Cluster(command) => run_cluster(command)?,
         Command::TokenServer { state_dir } => registry::serve_detached_token_server(&state_dir)?,
         Command::Sigstore(SigstoreCommand::Run {
