@@ -279,18 +279,7 @@ pub struct Validated<'a> {
 
 /// Detects the format of `bytes` and validates it against its official JSON schema.
 pub fn validate(bytes: &[u8]) -> Result<Validated<'_>, SbomError> {
-    if bytes.len() as u64 > MAX_SBOM_BYTES {
-        return Err(SbomError::TooLarge {
-            len: bytes.len() as u64,
-            max: MAX_SBOM_BYTES,
-        });
-    }
-    let utf8 = to_utf8(bytes)?;
-    let doc: Value = serde_json::from_slice(&utf8).map_err(|e| SbomError::NotJson {
-        reason: parser_reason(&e),
-        line: e.line(),
-        column: e.column(),
-    })?;
+    let (utf8, doc) = parse_document(bytes)?;
     let (format, version, schema) = detect_value(&doc)?;
     // SPDX 2.2's schema spells the external reference category `PACKAGE_MANAGER`, its specification text and the
     // tools `PACKAGE-MANAGER` (which 2.3 made the rule): a 2.2 document valid against the 2.3 schema is accepted.
@@ -333,6 +322,12 @@ pub fn validate(bytes: &[u8]) -> Result<Validated<'_>, SbomError> {
 
 /// The format and version of a document, without validating it against the schema.
 pub fn detect(bytes: &[u8]) -> Result<(Format, String), SbomError> {
+    let (_, doc) = parse_document(bytes)?;
+    detect_value(&doc).map(|(format, version, _)| (format, version))
+}
+
+/// `bytes` within the size cap, as UTF-8 (transcoded from UTF-16 if need be) and parsed as JSON.
+fn parse_document(bytes: &[u8]) -> Result<(Cow<'_, [u8]>, Value), SbomError> {
     if bytes.len() as u64 > MAX_SBOM_BYTES {
         return Err(SbomError::TooLarge {
             len: bytes.len() as u64,
@@ -345,7 +340,7 @@ pub fn detect(bytes: &[u8]) -> Result<(Format, String), SbomError> {
         line: e.line(),
         column: e.column(),
     })?;
-    detect_value(&doc).map(|(format, version, _)| (format, version))
+    Ok((utf8, doc))
 }
 
 /// serde_json's message without its own " at line L column C" suffix (the error carries both).
