@@ -21,9 +21,11 @@ APT_PACKAGES += containernetworking-plugins iptables busybox-static gcc libc6-de
 PY_TOOLS += sigstore==4.5.1
 TEST_EXTRA += peers-smoke
 
-# The peers `make demo` uses (registries, cosign, the private Sigstore of demo step 65); a subset, so a fresh
-# machine's first demo does not wait for kube-apiserver and BuildKit.
-DEMO_PEERS := crane ggcr-registry cosign oras timestamp-authority fulcio tesseract rekor-tiles trillian rekor
+# The peers `make demo` uses (registries, cosign, the private Sigstore of demo step 65; buildkit, railpack, mise
+# and trivy for the real build of step 50); a subset, so a fresh machine's first demo does not wait for
+# kube-apiserver, the node daemons and Tekton.
+DEMO_PEERS := crane ggcr-registry cosign oras timestamp-authority fulcio tesseract rekor-tiles trillian rekor \
+  buildkit railpack mise trivy
 
 .PHONY: peers peers-smoke peers-demo
 

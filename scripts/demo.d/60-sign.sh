@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Demo step 60: sign a fixture image with a cosign-format key (kibaverify generate-key-pair + sign, cosign's legacy
+# Demo step 60: sign the image step 50 built (BuildKit + Railpack) with a cosign-format key (kibaverify generate-key-pair + sign, cosign's legacy
 # `.sig` layout), verify it with kibaverify and with the real cosign, then show a tampered tag (image A's `.sig`
-# copied to image B's signature tag) rejected with exit 1, then attest A with SLSA provenance and verify that with both
+# copied to a fixture image B's signature tag) rejected with exit 1, then attest A with SLSA provenance and verify that with both
 # tools. The step fails if any exit code is not the expected one.
 # Needs KIBASHIP_REGISTRY (a plain-HTTP registry started by scripts/demo.sh) and the cosign peer (make peers-demo).
 set -euo pipefail
@@ -41,9 +41,12 @@ COSIGN_PASSWORD="demo-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export COSIGN_PASSWORD
 cd "$WORK"
 
-A="$REG/fixtures/app:v1"
+# A: the image step 50 built with BuildKit and Railpack; B: a fixture image, the target of the tampering below.
+BUILT="$(realpath -m "${KIBASHIP_DEMO_DIR:-.demo}/50-build/results/image")"
+[ -s "$BUILT" ] || fail "step 50's built image is missing ($BUILT); run the demo from the start"
+A="$(cat "$BUILT")"
 B="$REG/fixtures/docker-app:v1"
-if ! "$KIBAVERIFY" digest --insecure-registry "$REG" "$A" "$B" >/dev/null 2>&1; then
+if ! "$KIBAVERIFY" digest --insecure-registry "$REG" "$B" >/dev/null 2>&1; then
   "$HARNESS" fixtures push --registry "$REG" >/dev/null || fail "pushing the fixtures"
 fi
 
@@ -69,7 +72,7 @@ digest() { "$KIBAVERIFY" digest --insecure-registry "$REG" "$1" </dev/null | sed
 A_DIGEST="$(digest "$A")"
 B_DIGEST="$(digest "$B")"
 skopeo copy --quiet --preserve-digests --src-tls-verify=false --dest-tls-verify=false \
-  "docker://$REG/fixtures/app:${A_DIGEST/:/-}.sig" "docker://$REG/fixtures/docker-app:${B_DIGEST/:/-}.sig" </dev/null ||
+  "docker://${A%:*}:${A_DIGEST/:/-}.sig" "docker://$REG/fixtures/docker-app:${B_DIGEST/:/-}.sig" </dev/null ||
   fail "skopeo could not copy the signature tag"
 expect_exit 1 "kibaverify verify B (tampered)" -- "$KIBAVERIFY" verify --insecure-registry "$REG" --key demo.pub --insecure-ignore-tlog "$B"
 grep -q "signature for another image" "$WORK/err" || fail "the rejection does not say the signature is for another image"

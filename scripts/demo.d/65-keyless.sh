@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Demo step 65: keyless signing against a private Sigstore on loopback, built from the real Go services (an OIDC
 # issuer of ours, Fulcio, TesseraCT, timestamp-authority, Rekor v2 / rekor-tiles, and Rekor v1 on Trillian +
-# MariaDB): kibaverify signs an image with a short-lived Fulcio certificate in both layouts (cosign v3's bundle
+# MariaDB): kibaverify signs the image step 50 built with a short-lived Fulcio certificate in both layouts (cosign v3's bundle
 # referrer logged in Rekor v2, and the legacy `.sig` tag with a Rekor v1 SET, which cluster verifiers still read),
 # then kibaverify and the real cosign verify both by identity; a wrong identity is refused with exit 1. The step
 # fails if any exit code is not the expected one.
@@ -40,10 +40,10 @@ expect_exit() {
   echo "   -> exit $got, as expected"
 }
 
-IMAGE="$REG/fixtures/multiarch:v1"
-if ! "$KIBAVERIFY" digest --insecure-registry "$REG" "$IMAGE" >/dev/null 2>&1; then
-  "$HARNESS" fixtures push --registry "$REG" >/dev/null || fail "pushing the fixtures"
-fi
+# The image step 50 built with BuildKit and Railpack (an OCI index with its attestation manifest).
+BUILT="$(realpath -m "${KIBASHIP_DEMO_DIR:-.demo}/50-build/results/image")"
+[ -s "$BUILT" ] || fail "step 50's built image is missing ($BUILT); run the demo from the start"
+IMAGE="$(cat "$BUILT")"
 export HOME="$WORK" # cosign keeps its caches here, not in the real home
 
 echo "1. sign $IMAGE keyless as $IDENTITY in both layouts (ID token from a file, as a Tekton projected token)"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Demo step 70: the admission webhook. Runs kibaship-webhook (release build) over TLS on 127.0.0.1 with a policy
 # that requires step 60's key in namespace `prod` (enforce) and `staging` (warn), checks the policy with
-# `kibaverify policy check`, then sends it AdmissionReviews as the API server would (curl): the image step 60
-# signed is admitted and, through /mutate, pinned to its digest; the image whose signature tag step 60 tampered
+# `kibaverify policy check`, then sends it AdmissionReviews as the API server would (curl): the image step 50
+# built and step 60 signed is admitted and, through /mutate, pinned to its digest; the image whose signature tag step 60 tampered
 # with is denied (digest-mismatch); an unsigned image is denied in prod (unsigned) and admitted with a warning in
 # staging; a namespace no policy selects is admitted. The step fails if any answer differs.
 # Needs KIBASHIP_REGISTRY and step 60's work directory (demo.pub, the signed and tampered images).
@@ -32,11 +32,11 @@ openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=k
 printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >tls.ext
 openssl x509 -req -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile tls.ext -out tls.crt 2>/dev/null
 
-echo "2. the policy: step 60's key for $REG/fixtures/** in prod (enforce) and staging (warn)"
+echo "2. the policy: step 60's key for $REG/kibaship/** and $REG/fixtures/** in prod (enforce) and staging (warn)"
 key="$(sed 's/^/          /' "$SIGNED_WORK/demo.pub")"
 policy() { # name mode namespace
-  printf '  - name: %s\n    mode: %s\n    namespaces:\n      names: ["%s"]\n    images: ["%s/fixtures/**"]\n    transparencyLog: optional\n    authorities:\n      - name: demo-key\n        key: |\n%s\n' \
-    "$1" "$2" "$3" "$REG" "$key"
+  printf '  - name: %s\n    mode: %s\n    namespaces:\n      names: ["%s"]\n    images: ["%s/kibaship/**", "%s/fixtures/**"]\n    transparencyLog: optional\n    authorities:\n      - name: demo-key\n        key: |\n%s\n' \
+    "$1" "$2" "$3" "$REG" "$REG" "$key"
 }
 {
   printf 'apiVersion: kibaship.io/v1alpha1\nkind: AdmissionPolicy\npolicies:\n'
@@ -78,12 +78,13 @@ expect() { # endpoint namespace image allowed(true|false) code-or-warning-substr
   local allowed message
   allowed="$(jq -r .allowed <<<"$r")"
   message="$(jq -r '.status.message // (.warnings // [] | join("; "))' <<<"$r")"
-  printf '   %-8s %-8s %-45s allowed=%s %s\n' "$1" "$2" "${3#"$REG/"}" "$allowed" "$message"
+  printf '   %-8s %-8s %-60s allowed=%s %s\n' "$1" "$2" "${3#"$REG/"}" "$allowed" "$message"
   [ "$allowed" = "$4" ] || fail "$1 $2 $3: allowed=$allowed, expected $4"
   [ -z "$5" ] || grep -q -- "$5" <<<"$message" || fail "$1 $2 $3: the answer does not say '$5'"
 }
 
-SIGNED="$REG/fixtures/app:v1"
+# The image step 50 built and step 60 signed.
+SIGNED="$(cat "$DEMO/50-build/results/image")"
 TAMPERED="$REG/fixtures/docker-app:v1"
 UNSIGNED="$REG/fixtures/config-only:v1"
 echo "4. the answers"
