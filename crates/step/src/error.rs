@@ -6,6 +6,7 @@ use crate::buildctl::{BuildParamError, MetadataError};
 use crate::failure::{Classify, FailureKind};
 use crate::image::ImageNameError;
 use crate::plan::PlanError;
+use crate::provenance::ProvenanceError;
 use crate::registry::RegistryError;
 use crate::results::ResultsError;
 use crate::secrets::{SecretNameError, SecretsError};
@@ -29,6 +30,8 @@ pub enum StepError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Results(#[from] ResultsError),
+    #[error(transparent)]
+    Provenance(#[from] ProvenanceError),
     /// A parameter that fits none of the typed checks above.
     #[error("{0}")]
     BadParameter(String),
@@ -60,6 +63,7 @@ impl Classify for StepError {
             StepError::Metadata(e) => e.kind(),
             StepError::Registry(e) => e.kind(),
             StepError::Results(e) => e.kind(),
+            StepError::Provenance(e) => e.kind(),
             StepError::BadParameter(_) => FailureKind::BadParameters,
             StepError::ReadInput { kind, .. } => *kind,
             StepError::Railpack(_) => FailureKind::Plan,

@@ -9,6 +9,7 @@
 //! - [`registry`]: the registry operations the build needs ([`registry::ManifestStore`]);
 //! - [`results`]: Tekton results within Tekton's size budget;
 //! - [`prepare`], [`build`]: the two build steps; [`sign`]: the sign task's step;
+//! - [`provenance`]: SLSA provenance v1 of a build (typed model, generation, validation; pure);
 //! - [`failure`], [`error`]: failure kinds and exit codes.
 
 pub mod build;
@@ -20,6 +21,7 @@ pub mod key;
 pub mod oci_store;
 pub mod plan;
 pub mod prepare;
+pub mod provenance;
 pub mod registry;
 pub mod results;
 pub mod secrets;

@@ -46,6 +46,82 @@ enum Command {
     Build(Box<BuildArgs>),
     /// Sign the built image by digest, with a cosign key or keyless, and write the results.
     Sign(Box<SignArgs>),
+    /// Write the build's SLSA provenance v1 (an in-toto Statement v1) from its params, results, buildctl's
+    /// metadata file, the plan and BuildKit's own provenance; attest it with `kibaverify attest --predicate
+    /// <predicate-output> --type slsaprovenance1` (docs/provenance.md).
+    Provenance(Box<ProvenanceArgs>),
+}
+
+/// `kibaship-step provenance`: empty strings mean "not set", as Tekton passes them.
+#[derive(Args)]
+struct ProvenanceArgs {
+    /// The build's image result (registry/repository:tag).
+    #[arg(long, default_value = "")]
+    image: String,
+    /// The build's digest result (sha256:<64 hex>); must equal containerimage.digest in the metadata file.
+    #[arg(long, default_value = "")]
+    digest: String,
+    /// buildctl's --metadata-file of the build.
+    #[arg(long)]
+    metadata_file: PathBuf,
+    /// plan.json the build built (its sha256 and the images it names go into the provenance).
+    #[arg(long)]
+    plan: PathBuf,
+    /// BuildKit's own SLSA provenance statement (the in-toto layer of the pushed index's attestation manifest):
+    /// the frontend and base images by digest. Without it they are listed without digests.
+    #[arg(long)]
+    buildkit_provenance: Option<PathBuf>,
+    /// Source repository URL (gitUrl).
+    #[arg(long, default_value = "")]
+    source_url: String,
+    /// Git commit SHA of the source (gitCommit, full).
+    #[arg(long, default_value = "")]
+    revision: String,
+    /// The git ref the commit was fetched for (refs/heads/main), if known.
+    #[arg(long, default_value = "")]
+    git_ref: String,
+    /// The build's platform.
+    #[arg(long, default_value = "linux/amd64")]
+    platforms: String,
+    /// The app's directory inside the repository.
+    #[arg(long, default_value = ".")]
+    context_path: String,
+    /// Railpack version: the frontend image tag.
+    #[arg(long, default_value = "")]
+    railpack_version: String,
+    /// Tenant cache key (cache-key build arg).
+    #[arg(long, default_value = "")]
+    cache_key: String,
+    /// Build secret names (values are never read).
+    #[arg(long, num_args = 0..)]
+    build_secrets: Vec<String>,
+    /// Additional KEY=VALUE build args.
+    #[arg(long, num_args = 0..)]
+    additional_build_args: Vec<String>,
+    /// The build's dedupe key (buildKey= on the build's stdout), if known.
+    #[arg(long, default_value = "")]
+    build_key: String,
+    /// The build ran without an SBOM attestation (--no-sbom).
+    #[arg(long)]
+    no_sbom: bool,
+    /// The PipelineRun's UID (runDetails.metadata.invocationId).
+    #[arg(long, env = "KIBASHIP_INVOCATION_ID", default_value = "")]
+    invocation_id: String,
+    /// runDetails.builder.id; default: the railpack-build Task's URI at this version.
+    #[arg(long, default_value = "")]
+    builder_id: String,
+    /// When the build started (RFC 3339); default: BuildKit's startedOn.
+    #[arg(long, default_value = "")]
+    started_on: String,
+    /// When the build finished (RFC 3339); default: BuildKit's finishedOn.
+    #[arg(long, default_value = "")]
+    finished_on: String,
+    /// Where the statement is written.
+    #[arg(long)]
+    output: PathBuf,
+    /// Where the predicate alone is written (for kibaverify attest --predicate).
+    #[arg(long)]
+    predicate_output: Option<PathBuf>,
 }
 
 /// The registry budget of `sign` when `--timeout` is empty (cosign's default).
@@ -286,6 +362,7 @@ fn run(command: Command) -> Result<(), StepError> {
             Ok(())
         }
         Command::Build(a) => build(*a),
+        Command::Provenance(a) => provenance(*a),
         Command::Sign(a) => Err(StepError::BadParameter(format!(
             "internal: sign is run by main, not here ({} given)",
             a.image
@@ -402,6 +479,136 @@ fn install(dest: &std::path::Path) -> Result<(), StepError> {
         "kibaship-step: installed {}",
         dest.display()
     );
+    Ok(())
+}
+
+/// Largest BuildKit provenance read (BuildKit's mode=max statements stay far below).
+const MAX_BUILDKIT_PROVENANCE_BYTES: usize = 16 * 1024 * 1024;
+
+fn provenance(a: ProvenanceArgs) -> Result<(), StepError> {
+    use kibaship_step::buildctl::BuildMetadata;
+    use kibaship_step::image::ImageName;
+    use kibaship_step::provenance::{
+        BuildkitProvenance, ProvenanceError, ProvenanceInput, default_builder_id, generate,
+        plan_images, sha256_digest,
+    };
+    use kibaship_step::results::ResultsError;
+    use kibaship_step::workspace::read_limited;
+    let field = |field: &'static str, problem: String| ProvenanceError::Input { field, problem };
+    let opt = |s: String| Some(s).filter(|s| !s.trim().is_empty());
+    // The image result: registry/repository:tag, as the build wrote it.
+    let image_field = "--image (image result)";
+    let reference = kibaship_oci::Reference::parse(&a.image)
+        .map_err(|e| field(image_field, format!("{:?}: {e}", a.image)))?;
+    let (registry, rest) = a.image.split_once('/').ok_or_else(|| {
+        field(
+            image_field,
+            format!("{:?} is not registry/repository:tag", a.image),
+        )
+    })?;
+    let (repository, tag) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| field(image_field, format!("{:?} has no tag", a.image)))?;
+    let image = ImageName::new(registry, repository, tag)?;
+    kibaship_step::provenance::check_sha256_digest("--digest (digest result)", &a.digest)?;
+    let metadata = read_limited(
+        &a.metadata_file,
+        1024 * 1024,
+        "buildctl metadata file (--metadata-file)",
+        FailureKind::Build,
+    )?;
+    let metadata = BuildMetadata::parse(&metadata, &image)?;
+    if metadata.digest != a.digest {
+        return Err(field(
+            "--digest (digest result)",
+            format!(
+                "{:?} is not what buildctl pushed ({} in {})",
+                a.digest,
+                metadata.digest,
+                a.metadata_file.display()
+            ),
+        )
+        .into());
+    }
+    let plan = read_limited(
+        &a.plan,
+        kibaship_step::plan::MAX_PLAN_BYTES,
+        "plan.json (--plan)",
+        FailureKind::Plan,
+    )?;
+    let buildkit = match &a.buildkit_provenance {
+        Some(p) => Some(BuildkitProvenance::parse(&read_limited(
+            p,
+            MAX_BUILDKIT_PROVENANCE_BYTES,
+            "BuildKit provenance (--buildkit-provenance)",
+            FailureKind::Build,
+        )?)?),
+        None => None,
+    };
+    let platform = kibaship_step::buildctl::parse_platforms(&a.platforms)?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let statement = generate(&ProvenanceInput {
+        image: a.image.clone(),
+        subject_name: reference.ggcr_repository(),
+        digest: if a.digest.is_empty() {
+            metadata.digest
+        } else {
+            a.digest
+        },
+        source_uri: a.source_url,
+        commit: a.revision,
+        git_ref: opt(a.git_ref),
+        plan_digest: sha256_digest(&plan),
+        plan_images: plan_images(&plan)?,
+        platform,
+        context_path: a.context_path,
+        railpack_version: a.railpack_version,
+        cache_key: a.cache_key,
+        build_args: a.additional_build_args,
+        build_secrets: a.build_secrets,
+        build_key: opt(a.build_key),
+        sbom: !a.no_sbom,
+        invocation_id: a.invocation_id,
+        builder_id: opt(a.builder_id).unwrap_or_else(default_builder_id),
+        started_on: opt(a.started_on),
+        finished_on: opt(a.finished_on),
+        buildkit,
+    })?;
+    let write = |name: &str, path: &PathBuf, bytes: &[u8]| {
+        std::fs::write(path, bytes).map_err(|source| ResultsError::Write {
+            name: name.to_string(),
+            path: path.clone(),
+            source,
+        })
+    };
+    write(
+        "provenance statement (--output)",
+        &a.output,
+        &statement.to_json(),
+    )?;
+    if let Some(p) = &a.predicate_output {
+        write(
+            "provenance predicate (--predicate-output)",
+            p,
+            &statement.predicate_json(),
+        )?;
+    }
+    let subject = &statement.subject[0];
+    say(format_args!(
+        "subject={}@sha256:{}",
+        subject.name.as_deref().unwrap_or_default(),
+        subject
+            .digest
+            .get("sha256")
+            .map(String::as_str)
+            .unwrap_or_default()
+    ));
+    say(format_args!("provenance={}", a.output.display()));
+    if let Some(p) = &a.predicate_output {
+        say(format_args!("predicate={}", p.display()));
+    }
     Ok(())
 }
 

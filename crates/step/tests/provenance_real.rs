@@ -1,0 +1,469 @@
+//! SLSA provenance v1 of a real build (issue 17 part 2), end to end: a real Railpack + BuildKit build
+//! (`RailpackBuildkit` + `TestRegistry`, as `real_build.rs`), then `kibaship-step provenance` from the build's
+//! results, buildctl's metadata file, the plan and BuildKit's own provenance (read from the pushed index with
+//! skopeo and curl); the statement is read back strictly and checked against the registry (subject digest,
+//! frontend and base image digests); its predicate is attested with `kibaship_cosign::attest::attest_image`
+//! (exactly what `kibaverify attest --predicate F --type slsaprovenance1 --key K` runs) and verified by the real
+//! cosign `verify-attestation --type slsaprovenance1` and by `ImageVerifier` (what `kibaverify
+//! verify-attestation` runs). Bad inputs exit with the step's failure-kind codes, naming the field.
+//!
+//! One live build per run (~15 s); needs root and `make peers deps`, as real_build.rs.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use kibaship_cosign::attest::{Attestation, attest_image};
+use kibaship_cosign::keyless::now_unix;
+use kibaship_cosign::{ImagePolicy, ImageSigner, ImageVerifier, Layouts};
+use kibaship_oci::{ClientConfig, Reference, RegistryClient};
+use kibaship_sign::SigningKey;
+use kibaship_sigstore::{TrustedRoot, Verifier};
+use kibaship_step::provenance::{BUILD_TYPE, SLSA_PROVENANCE_V1, Statement};
+use kibaship_testsupport::peers::{peer_binary, railpack_prepare_program};
+use kibaship_testsupport::railpack_build::RailpackBuildkit;
+use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const COMMIT: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+const REPOSITORY: &str = "kibaship/acme/shell";
+const SOURCE: &str = "https://example.com/acme/shell";
+const INVOCATION: &str = "0b7c5e4a-2f1d-4c8e-9a6b-3d2e1f0a9b8c";
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn run(command: &mut Command) -> Vec<u8> {
+    let shown = format!("{command:?}");
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    assert!(
+        out.status.success(),
+        "{shown} failed ({}):\n{}",
+        out.status,
+        text(&out.stderr)
+    );
+    out.stdout
+}
+
+fn step() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kibaship-step"))
+}
+
+fn skopeo_raw(reference: &str) -> (String, Value) {
+    let bytes = run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}")));
+    (
+        format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
+        serde_json::from_slice(&bytes).expect("manifest JSON"),
+    )
+}
+
+fn registry_head_digest(host: &str, reference: &str) -> String {
+    let headers = text(&run(Command::new("curl")
+        .args(["-sS", "-f", "-I", "-H"])
+        .arg("Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json")
+        .arg(format!("http://{host}/v2/{REPOSITORY}/manifests/{reference}"))));
+    headers
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("docker-content-digest")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no Docker-Content-Digest:\n{headers}"))
+}
+
+/// BuildKit's SLSA provenance layer of the index's attestation manifest, fetched with skopeo and curl.
+fn buildkit_provenance(host: &str, index: &Value) -> Vec<u8> {
+    let att = index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .find(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest")
+        .and_then(|m| m["digest"].as_str())
+        .unwrap_or_else(|| panic!("no attestation manifest in {index}"));
+    let (_, manifest) = skopeo_raw(&format!("{host}/{REPOSITORY}@{att}"));
+    let layer = manifest["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .find(|l| l["annotations"]["in-toto.io/predicate-type"] == SLSA_PROVENANCE_V1)
+        .and_then(|l| l["digest"].as_str())
+        .unwrap_or_else(|| panic!("no SLSA layer in {manifest}"));
+    run(Command::new("curl")
+        .args(["-sS", "-f"])
+        .arg(format!("http://{host}/v2/{REPOSITORY}/blobs/{layer}")))
+}
+
+struct Built {
+    dir: tempfile::TempDir,
+    digest: String,
+    image: String,
+    build_key: String,
+}
+
+impl Built {
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// `kibaship-step provenance` with the flags the build's inputs and results give, then `extra`.
+    fn provenance(&self, railpack_version: &str, overrides: &[(&str, &str)]) -> Output {
+        let mut flags: Vec<(String, String)> = [
+            ("--image", self.image.as_str()),
+            ("--digest", self.digest.as_str()),
+            (
+                "--metadata-file",
+                &self.path("metadata.json").display().to_string(),
+            ),
+            (
+                "--plan",
+                &self.path("ws/railpack/plan.json").display().to_string(),
+            ),
+            (
+                "--buildkit-provenance",
+                &self.path("buildkit-provenance.json").display().to_string(),
+            ),
+            ("--source-url", SOURCE),
+            ("--revision", COMMIT),
+            ("--git-ref", "refs/heads/main"),
+            ("--context-path", "app"),
+            ("--railpack-version", railpack_version),
+            ("--cache-key", "tenant-acme"),
+            ("--build-key", self.build_key.as_str()),
+            (
+                "--output",
+                &self.path("provenance.json").display().to_string(),
+            ),
+            (
+                "--predicate-output",
+                &self.path("predicate.json").display().to_string(),
+            ),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in overrides {
+            match flags.iter_mut().find(|(f, _)| f == k) {
+                Some(entry) => entry.1 = v.to_string(),
+                None => flags.push((k.to_string(), v.to_string())),
+            }
+        }
+        let mut cmd = step();
+        cmd.arg("provenance")
+            .env("KIBASHIP_INVOCATION_ID", INVOCATION);
+        for (k, v) in flags {
+            cmd.arg(k).arg(v);
+        }
+        cmd.output().expect("run kibaship-step provenance")
+    }
+}
+
+fn build(host: &str, buildkit: &RailpackBuildkit) -> Built {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = dir.path().join("ws/repo/app");
+    fs::create_dir_all(&app).expect("mkdir");
+    fs::create_dir_all(dir.path().join("secrets")).expect("mkdir");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/railpack/apps/shell");
+    for entry in fs::read_dir(fixture).expect("fixture") {
+        let entry = entry.expect("entry");
+        fs::copy(entry.path(), app.join(entry.file_name())).expect("copy");
+    }
+    let p = |rel: &str| dir.path().join(rel);
+    run(step()
+        .arg("prepare")
+        .arg("--source-dir")
+        .arg(p("ws/repo"))
+        .args(["--context-path", "app"])
+        .arg("--railpack")
+        .arg(railpack_prepare_program().expect("the railpack and mise peers (make peers)"))
+        .arg("--out-dir")
+        .arg(p("ws/railpack")));
+    let bk = buildkit.buildkitd();
+    let out = step()
+        .arg("build")
+        .arg("--source-dir")
+        .arg(p("ws/repo"))
+        .args(["--context-path", "app"])
+        .arg("--plan")
+        .arg(p("ws/railpack/plan.json"))
+        .arg("--info")
+        .arg(p("ws/railpack/info.json"))
+        .args(["--image-registry", host, "--image-repository", REPOSITORY])
+        .args(["--revision", COMMIT, "--cache-key", "tenant-acme"])
+        .args(["--railpack-version", &buildkit.images().railpack_version])
+        .args(["--source-url", SOURCE])
+        .arg("--secrets-dir")
+        .arg(p("secrets"))
+        .arg("--buildctl")
+        .arg(bk.buildctl_path())
+        .args(["--buildkit-host", bk.addr()])
+        .arg("--insecure-registry")
+        .arg("--metadata-file")
+        .arg(p("metadata.json"))
+        .output()
+        .expect("run kibaship-step build");
+    assert!(
+        out.status.success(),
+        "build failed:\n{}\n--- buildkitd log:\n{}",
+        text(&out.stderr),
+        bk.log_tail()
+    );
+    let stdout = text(&out.stdout);
+    let line = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key).map(str::to_string))
+            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+    };
+    Built {
+        digest: line("digest="),
+        image: line("image="),
+        build_key: line("buildKey="),
+        dir,
+    }
+}
+
+fn client(host: &str) -> RegistryClient {
+    RegistryClient::new(ClientConfig {
+        insecure_registries: vec![host.to_string()],
+        use_docker_config: false,
+        ..ClientConfig::default()
+    })
+    .expect("client")
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
+#[test]
+fn provenance_of_a_real_build_is_valid_attested_and_verified_by_cosign() {
+    let registry = TestRegistry::start(RegistryMode::Plain).expect("start registry");
+    let host = registry.host();
+    let buildkit = RailpackBuildkit::start(&registry)
+        .expect("push the Railpack images and start buildkitd (make peers deps; root)");
+    let version = buildkit.images().railpack_version.clone();
+    let built = build(&host, &buildkit);
+    let (index_digest, index) = skopeo_raw(&format!("{host}/{REPOSITORY}@{}", built.digest));
+    assert_eq!(index_digest, built.digest);
+    fs::write(
+        built.path("buildkit-provenance.json"),
+        buildkit_provenance(&host, &index),
+    )
+    .expect("write");
+
+    // Generate.
+    let out = built.provenance(&version, &[]);
+    assert!(
+        out.status.success(),
+        "provenance failed:\n{}",
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("subject={host}/{REPOSITORY}@{}", built.digest)),
+        "{stdout}"
+    );
+
+    // Read back strictly (deny_unknown_fields + the spec's rules) and check it against the registry.
+    let statement =
+        Statement::parse_strict(&fs::read(built.path("provenance.json")).expect("read"))
+            .expect("valid");
+    let registry_digest = registry_head_digest(&host, COMMIT);
+    assert_eq!(registry_digest, built.digest);
+    assert_eq!(
+        format!("sha256:{}", statement.subject[0].digest["sha256"]),
+        registry_digest,
+        "the subject is the pushed index"
+    );
+    assert_eq!(
+        statement.subject[0].name.as_deref(),
+        Some(format!("{host}/{REPOSITORY}").as_str())
+    );
+    let def = &statement.predicate.build_definition;
+    assert_eq!(def.build_type, BUILD_TYPE);
+    assert_eq!(def.external_parameters.source.commit, COMMIT);
+    assert_eq!(def.external_parameters.source.uri, SOURCE);
+    let plan_bytes = fs::read(built.path("ws/railpack/plan.json")).expect("plan");
+    assert_eq!(
+        def.external_parameters.plan.digest,
+        format!("sha256:{}", hex::encode(Sha256::digest(&plan_bytes)))
+    );
+    assert_eq!(def.external_parameters.platform, "linux/amd64");
+    assert_eq!(
+        def.internal_parameters.build_key.as_deref(),
+        Some(built.build_key.as_str())
+    );
+    let deps = &def.resolved_dependencies;
+    assert_eq!(
+        deps[0].uri.as_deref(),
+        Some(format!("git+{SOURCE}@refs/heads/main").as_str())
+    );
+    assert_eq!(deps[0].digest["gitCommit"], COMMIT);
+    // The frontend by the digest the registry serves for its tag (skopeo), as BuildKit resolved it.
+    let frontend = format!("ghcr.io/railwayapp/railpack-frontend:{version}");
+    let (frontend_digest, _) =
+        skopeo_raw(&format!("{host}/railwayapp/railpack-frontend:{version}"));
+    let dep = deps
+        .iter()
+        .find(|d| d.name.as_deref() == Some(frontend.as_str()))
+        .unwrap_or_else(|| panic!("no frontend in {deps:?}"));
+    assert_eq!(format!("sha256:{}", dep.digest["sha256"]), frontend_digest);
+    // The runtime base image the plan names, by digest.
+    let runtime = deps
+        .iter()
+        .find(|d| d.name.as_deref() == Some("ghcr.io/railwayapp/railpack-runtime:latest"))
+        .unwrap_or_else(|| panic!("no runtime base in {deps:?}"));
+    assert_eq!(runtime.digest["sha256"].len(), 64, "{runtime:?}");
+    let run = &statement.predicate.run_details;
+    assert_eq!(run.metadata.invocation_id, INVOCATION);
+    assert!(
+        run.builder
+            .id
+            .starts_with("https://kibaship.io/tekton/tasks/railpack-build@v")
+    );
+    assert!(run.metadata.started_on.is_some() && run.metadata.finished_on.is_some());
+
+    // Attest the predicate with kibaverify attest's code path, legacy layout, a cosign key.
+    let key = SigningKey::generate().expect("key");
+    let public = built.path("cosign.pub");
+    fs::write(&public, key.public_key_pem().expect("pem")).expect("write");
+    let predicate = fs::read(built.path("predicate.json")).expect("predicate");
+    let attestation = Attestation::new(
+        "slsaprovenance1",
+        &predicate,
+        "predicate.json",
+        time::OffsetDateTime::now_utc(),
+    )
+    .expect("attestation");
+    let pinned = Reference::parse(&format!("{host}/{REPOSITORY}@{}", built.digest)).expect("ref");
+    block_on(attest_image(
+        &client(&host),
+        &pinned,
+        None,
+        ImageSigner::Key(&key),
+        Layouts::Legacy,
+        &attestation,
+    ))
+    .expect("attest");
+
+    // The real cosign verifies it and prints our predicate.
+    let cosign = peer_binary("cosign").expect("the cosign peer (make peers)");
+    let out = Command::new(cosign)
+        .args(["verify-attestation", "--type", "slsaprovenance1", "--key"])
+        .arg(&public)
+        .args(["--insecure-ignore-tlog", "--allow-http-registry"])
+        .arg(pinned.to_string())
+        .output()
+        .expect("run cosign");
+    assert!(
+        out.status.success(),
+        "cosign verify-attestation:\n{}",
+        text(&out.stderr)
+    );
+    let envelope: Value = serde_json::from_slice(
+        text(&out.stdout)
+            .lines()
+            .next()
+            .expect("one envelope")
+            .as_bytes(),
+    )
+    .expect("envelope JSON");
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(envelope["payload"].as_str().expect("payload"))
+        .expect("base64");
+    let signed: Value = serde_json::from_slice(&payload).expect("statement");
+    let ours: Value = serde_json::from_slice(&predicate).expect("predicate");
+    assert_eq!(signed["predicate"], ours, "cosign prints our predicate");
+    assert_eq!(signed["predicateType"], SLSA_PROVENANCE_V1);
+    assert_eq!(
+        signed["subject"][0]["digest"]["sha256"],
+        statement.subject[0].digest["sha256"]
+    );
+
+    // kibaverify verify-attestation's verifier accepts it, and the verified predicate is ours.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/sigstore/trusted-roots/production-trusted_root.json");
+    let verifier =
+        Verifier::new(TrustedRoot::from_json(&fs::read(root).expect("root")).expect("root"));
+    let policy = ImagePolicy::builder()
+        .key_pem(key.public_key_pem().expect("pem").as_bytes())
+        .expect("key")
+        .signature_not_required()
+        .require_attestation(Some(SLSA_PROVENANCE_V1.to_string()))
+        .accept_without_transparency_log(true)
+        .build()
+        .expect("policy");
+    let verdict = block_on(
+        ImageVerifier::with_verifier(client(&host), Arc::new(verifier)).verify(
+            &pinned,
+            &policy,
+            now_unix(),
+        ),
+    )
+    .expect("verify");
+    assert!(verdict.is_verified(), "{verdict:?}");
+    let accepted = verdict
+        .attestations()
+        .and_then(|r| r.signatures.iter().find_map(|s| s.accepted()))
+        .expect("an accepted attestation");
+    let verified: Value =
+        serde_json::from_slice(accepted.statement.as_deref().expect("statement")).expect("JSON");
+    assert_eq!(verified["predicate"], ours);
+
+    // Bad input: each names its field and exits with the step's failure-kind code.
+    for (overrides, code, want) in [
+        (
+            vec![("--revision", "")],
+            64,
+            "--revision (gitCommit): missing",
+        ),
+        (
+            vec![("--digest", "sha256:abc")],
+            64,
+            "--digest (digest result): \"sha256:abc\" is not sha256:<64",
+        ),
+        (
+            vec![("--digest", &format!("sha256:{}", "0".repeat(64))[..])],
+            64,
+            "is not what buildctl pushed",
+        ),
+        (vec![("--invocation-id", " ")], 64, "--invocation-id"),
+        (
+            vec![("--metadata-file", "/nonexistent/metadata.json")],
+            70,
+            "cannot read buildctl metadata file (--metadata-file) /nonexistent/metadata.json",
+        ),
+        (
+            vec![("--buildkit-provenance", "/nonexistent/bk.json")],
+            70,
+            "BuildKit provenance (--buildkit-provenance)",
+        ),
+    ] {
+        let _ = fs::remove_file(built.path("provenance.json"));
+        let out = built.provenance(&version, &overrides);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{overrides:?}: {stderr}");
+        assert!(
+            stderr.contains(want),
+            "{overrides:?}: want {want:?} in {stderr}"
+        );
+        assert!(
+            !built.path("provenance.json").exists(),
+            "nothing written on failure"
+        );
+    }
+}
