@@ -68,9 +68,21 @@ struct ProvenanceArgs {
     #[arg(long)]
     plan: PathBuf,
     /// BuildKit's own SLSA provenance statement (the in-toto layer of the pushed index's attestation manifest):
-    /// the frontend and base images by digest. Without it they are listed without digests.
-    #[arg(long)]
+    /// the frontend and base images by digest. Default: read it from the registry (<image>@<digest>).
+    #[arg(long, conflicts_with = "no_buildkit_provenance")]
     buildkit_provenance: Option<PathBuf>,
+    /// Do not read BuildKit's provenance: the frontend and base images are listed without digests.
+    #[arg(long)]
+    no_buildkit_provenance: bool,
+    /// Talk to the registry over plain HTTP (local test registries only).
+    #[arg(long)]
+    insecure_registry: bool,
+    /// Extra CA bundle (PEM) for the registry.
+    #[arg(long)]
+    registry_ca_file: Option<PathBuf>,
+    /// Give up on the registry after this long, retries included (30s, 3m, 1m30s; 0: no limit).
+    #[arg(long, default_value = "3m", value_parser = parse_duration)]
+    timeout: Duration,
     /// Source repository URL (gitUrl).
     #[arg(long, default_value = "")]
     source_url: String,
@@ -543,7 +555,10 @@ fn provenance(a: ProvenanceArgs) -> Result<(), StepError> {
             "BuildKit provenance (--buildkit-provenance)",
             FailureKind::Build,
         )?)?),
-        None => None,
+        None if a.no_buildkit_provenance => None,
+        None => Some(BuildkitProvenance::parse(
+            &buildkit_provenance_from_registry(&image, &metadata.digest, &a)?,
+        )?),
     };
     let platform = kibaship_step::buildctl::parse_platforms(&a.platforms)?
         .into_iter()
@@ -610,6 +625,80 @@ fn provenance(a: ProvenanceArgs) -> Result<(), StepError> {
         say(format_args!("predicate={}", p.display()));
     }
     Ok(())
+}
+
+/// BuildKit's SLSA statement from the registry: the index `digest`, its attestation manifests, the first SLSA v1
+/// layer (blob checked against its digest).
+fn buildkit_provenance_from_registry(
+    image: &kibaship_step::image::ImageName,
+    digest: &str,
+    a: &ProvenanceArgs,
+) -> Result<Vec<u8>, StepError> {
+    use kibaship_step::provenance::{ProvenanceError, slsa_layer_digest};
+    use kibaship_step::registry::{ManifestStore, RegistryError, attestation_manifests};
+    let client = RegistryClient::new(ClientConfig {
+        insecure_registries: if a.insecure_registry {
+            vec![image.registry().to_string()]
+        } else {
+            Vec::new()
+        },
+        ca_file: a.registry_ca_file.clone(),
+        ..ClientConfig::default()
+    })
+    .map_err(|e| StepError::BadParameter(format!("registry client: {e}")))?;
+    let client = if a.timeout.is_zero() {
+        client
+    } else {
+        client.with_timeout(a.timeout)
+    };
+    let store = OciManifestStore::new(client.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StepError::BadParameter(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let pinned = image.pinned(digest);
+        let index = store
+            .fetch(image, digest)
+            .await?
+            .ok_or_else(|| RegistryError::Missing {
+                reference: image.to_string(),
+                digest: digest.to_string(),
+            })?;
+        for att in attestation_manifests(&index.bytes) {
+            let Some(manifest) = store.fetch(image, &att).await? else {
+                continue;
+            };
+            let Some(layer) = slsa_layer_digest(&manifest.bytes) else {
+                continue;
+            };
+            let repository = kibaship_oci::Reference::parse(&image.pinned(&att)).map_err(|e| {
+                RegistryError::Request {
+                    reference: image.pinned(&att),
+                    message: e.to_string(),
+                }
+            })?;
+            let layer_digest = layer.parse().map_err(|e| RegistryError::BadManifest {
+                reference: image.pinned(&att),
+                problem: format!("layer digest {layer}: {e}"),
+            })?;
+            return client
+                .fetch_blob(&repository, &layer_digest, 16 * 1024 * 1024)
+                .await
+                .map_err(|e| {
+                    StepError::from(RegistryError::Request {
+                        reference: format!("{}@{layer}", image.repository()),
+                        message: e.to_string(),
+                    })
+                });
+        }
+        Err(ProvenanceError::Buildkit(format!(
+            "{pinned} has no attestation manifest with an {} layer (build without attest:provenance?); give \
+             --buildkit-provenance FILE or --no-buildkit-provenance",
+            kibaship_step::provenance::SLSA_PROVENANCE_V1
+        ))
+        .into())
+    })
 }
 
 fn build(a: BuildArgs) -> Result<(), StepError> {

@@ -323,6 +323,20 @@ impl BuildkitProvenance {
     }
 }
 
+/// The digest of the SLSA provenance v1 layer (`application/vnd.in-toto+json`, `in-toto.io/predicate-type`
+/// [`SLSA_PROVENANCE_V1`]) of one of BuildKit's attestation manifests, if it has one.
+pub fn slsa_layer_digest(manifest_bytes: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(manifest_bytes).ok()?;
+    v.get("layers")?.as_array()?.iter().find_map(|l| {
+        let typed = l
+            .pointer("/annotations/in-toto.io~1predicate-type")
+            .and_then(Value::as_str)
+            == Some(SLSA_PROVENANCE_V1);
+        let digest = l.get("digest").and_then(Value::as_str)?;
+        (typed && SHA256_DIGEST.is_match(digest)).then(|| digest.to_string())
+    })
+}
+
 /// The images a Railpack plan names (`deploy.base.image`, each step's `inputs[].image`), in first-seen order.
 pub fn plan_images(plan: &[u8]) -> Result<Vec<String>, ProvenanceError> {
     let v: Value = serde_json::from_slice(plan)
@@ -1033,6 +1047,19 @@ mod tests {
                 .starts_with("BuildKit provenance: not an in-toto statement"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn finds_the_slsa_layer_of_an_attestation_manifest() {
+        let d = format!("sha256:{}", hex64('f'));
+        let m = format!(
+            r#"{{"layers":[{{"digest":"sha256:{}","annotations":{{"in-toto.io/predicate-type":"https://spdx.dev/Document"}}}},
+                {{"digest":"{d}","annotations":{{"in-toto.io/predicate-type":"https://slsa.dev/provenance/v1"}}}}]}}"#,
+            hex64('0')
+        );
+        assert_eq!(slsa_layer_digest(m.as_bytes()), Some(d));
+        assert_eq!(slsa_layer_digest(br#"{"layers":[]}"#), None);
+        assert_eq!(slsa_layer_digest(b"not json"), None);
     }
 
     #[test]

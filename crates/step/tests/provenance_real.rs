@@ -32,6 +32,8 @@ const COMMIT: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 const REPOSITORY: &str = "kibaship/acme/shell";
 const SOURCE: &str = "https://example.com/acme/shell";
 const INVOCATION: &str = "0b7c5e4a-2f1d-4c8e-9a6b-3d2e1f0a9b8c";
+/// An override value that leaves the flag out.
+const OMIT: &str = "<omit>";
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -115,7 +117,8 @@ impl Built {
         self.dir.path().join(rel)
     }
 
-    /// `kibaship-step provenance` with the flags the build's inputs and results give, then `extra`.
+    /// `kibaship-step provenance` with the flags the build's inputs and results give, `overrides` replacing or
+    /// adding flags ([`OMIT`] leaves one out; an empty flag name adds a switch given as the value).
     fn provenance(&self, railpack_version: &str, overrides: &[(&str, &str)]) -> Output {
         let mut flags: Vec<(String, String)> = [
             ("--image", self.image.as_str()),
@@ -151,7 +154,12 @@ impl Built {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+        let mut switches = Vec::new();
         for (k, v) in overrides {
+            if k.is_empty() {
+                switches.push(v.to_string());
+                continue;
+            }
             match flags.iter_mut().find(|(f, _)| f == k) {
                 Some(entry) => entry.1 = v.to_string(),
                 None => flags.push((k.to_string(), v.to_string())),
@@ -160,9 +168,10 @@ impl Built {
         let mut cmd = step();
         cmd.arg("provenance")
             .env("KIBASHIP_INVOCATION_ID", INVOCATION);
-        for (k, v) in flags {
+        for (k, v) in flags.into_iter().filter(|(_, v)| v != OMIT) {
             cmd.arg(k).arg(v);
         }
+        cmd.args(switches);
         cmd.output().expect("run kibaship-step provenance")
     }
 }
@@ -337,6 +346,43 @@ fn provenance_of_a_real_build_is_valid_attested_and_verified_by_cosign() {
     );
     assert!(run.metadata.started_on.is_some() && run.metadata.finished_on.is_some());
 
+    // Without --buildkit-provenance, the step reads BuildKit's statement from the registry itself: same result.
+    let from_file = fs::read(built.path("provenance.json")).expect("read");
+    let out = built.provenance(
+        &version,
+        &[("--buildkit-provenance", OMIT), ("", "--insecure-registry")],
+    );
+    assert!(
+        out.status.success(),
+        "provenance from the registry:\n{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        fs::read(built.path("provenance.json")).expect("read"),
+        from_file
+    );
+    // --no-buildkit-provenance: the frontend is named, with no digest invented.
+    let out = built.provenance(
+        &version,
+        &[
+            ("--buildkit-provenance", OMIT),
+            ("", "--no-buildkit-provenance"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bare = Statement::parse_strict(&fs::read(built.path("provenance.json")).expect("read"))
+        .expect("valid");
+    let unresolved = bare
+        .predicate
+        .build_definition
+        .resolved_dependencies
+        .iter()
+        .find(|d| d.name.as_deref() == Some(frontend.as_str()))
+        .expect("frontend named");
+    assert!(unresolved.digest.is_empty(), "{unresolved:?}");
+    assert!(unresolved.annotations.contains_key("kibaship.io/digest"));
+    fs::write(built.path("provenance.json"), &from_file).expect("restore");
+
     // Attest the predicate with kibaverify attest's code path, legacy layout, a cosign key.
     let key = SigningKey::generate().expect("key");
     let public = built.path("cosign.pub");
@@ -425,6 +471,15 @@ fn provenance_of_a_real_build_is_valid_attested_and_verified_by_cosign() {
     assert_eq!(verified["predicate"], ours);
 
     // Bad input: each names its field and exits with the step's failure-kind code.
+    let unreachable_image = format!("127.0.0.1:1/{REPOSITORY}:{COMMIT}");
+    let unreachable_metadata = built.path("unreachable-metadata.json");
+    fs::write(
+        &unreachable_metadata,
+        serde_json::json!({"containerimage.digest": built.digest, "image.name": unreachable_image})
+            .to_string(),
+    )
+    .expect("write");
+    let unreachable_metadata = unreachable_metadata.display().to_string();
     for (overrides, code, want) in [
         (
             vec![("--revision", "")],
@@ -451,6 +506,17 @@ fn provenance_of_a_real_build_is_valid_attested_and_verified_by_cosign() {
             vec![("--buildkit-provenance", "/nonexistent/bk.json")],
             70,
             "BuildKit provenance (--buildkit-provenance)",
+        ),
+        // The registry read, against a port nothing listens on: retryable.
+        (
+            vec![
+                ("--buildkit-provenance", OMIT),
+                ("--image", &unreachable_image[..]),
+                ("--metadata-file", &unreachable_metadata[..]),
+                ("--timeout", "5s"),
+            ],
+            75,
+            "registry request for 127.0.0.1:1/",
         ),
     ] {
         let _ = fs::remove_file(built.path("provenance.json"));
