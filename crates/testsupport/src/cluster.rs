@@ -54,7 +54,8 @@ use rcgen::{
 };
 
 use crate::HarnessError;
-use crate::oci_layout::{ImageSpec, OciLayout, copy_file, run_checked};
+use crate::buildkit::mounts_under;
+use crate::oci_layout::{ImageSpec, OciLayout, copy_file, run_checked, static_busybox};
 use crate::ports::free_port;
 use crate::process::{self, SupervisedProcess, find_tool};
 use crate::registry::{RegistryMode, TestRegistry};
@@ -444,14 +445,7 @@ fn build_and_push_images(
     kubectl: &Path,
 ) -> Result<(String, String), HarnessError> {
     let cc = find_tool("cc", "apt-get install gcc libc6-dev, or run `make deps`")?;
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .iter()
-        .map(Path::new)
-        .find(|p| p.is_file())
-        .ok_or_else(|| HarnessError::ToolMissing {
-            tool: "busybox".into(),
-            hint: "apt-get install busybox-static, or run `make deps`".into(),
-        })?;
+    let busybox = static_busybox()?;
 
     let pause_root = work.join("pause-root");
     write(&work.join("pause.c"), PAUSE_C)?;
@@ -772,23 +766,6 @@ fn cluster_processes(d: &Path) -> Vec<(u32, String)> {
             (p, name)
         })
         .collect()
-}
-
-/// Mount points under `d`, deepest first.
-fn mounts_under(d: &Path) -> Vec<String> {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    let prefix = s(d);
-    let mut points: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4))
-        .map(|p| p.replace("\\040", " "))
-        .filter(|p| p == &prefix || p.starts_with(&format!("{prefix}/")))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    points.dedup();
-    points
 }
 
 const IPTABLES: [&str; 2] = ["iptables", "ip6tables"];

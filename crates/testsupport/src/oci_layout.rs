@@ -46,6 +46,18 @@ pub(crate) fn copy_file(from: &Path, to: &Path) -> Result<(), HarnessError> {
         .map_err(|e| HarnessError::io(format!("copying {} to {}", from.display(), to.display()), e))
 }
 
+/// Debian's static busybox (`busybox-static`): the shell and tools of the images we build.
+pub(crate) fn static_busybox() -> Result<&'static Path, HarnessError> {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+        .ok_or_else(|| HarnessError::ToolMissing {
+            tool: "busybox".into(),
+            hint: "apt-get install busybox-static, or run `make deps`".into(),
+        })
+}
+
 /// One image to add to an [`OciLayout`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ImageSpec<'a> {

@@ -265,6 +265,16 @@ pub(crate) fn stop_detached(raw: u32, grace: Duration) -> bool {
     false
 }
 
+/// A detached service's state directory, created if need be, as an absolute path (the holder and `stop` may run
+/// from other working directories).
+pub(crate) fn absolute_state_dir(state_dir: &Path) -> Result<PathBuf, HarnessError> {
+    std::fs::create_dir_all(state_dir)
+        .map_err(|e| HarnessError::io(format!("creating {}", state_dir.display()), e))?;
+    state_dir
+        .canonicalize()
+        .map_err(|e| HarnessError::io(format!("resolving {}", state_dir.display()), e))
+}
+
 /// Finds a program on PATH, or explains how to install it.
 pub(crate) fn find_tool(tool: &str, hint: &str) -> Result<PathBuf, HarnessError> {
     let path = std::env::var_os("PATH").unwrap_or_default();

@@ -33,7 +33,7 @@ use nix::unistd::Pid;
 
 use crate::HarnessError;
 use crate::buildkit::{BuildkitdConfig, TestBuildkitd};
-use crate::oci_layout::{ImageSpec, OciLayout, copy_file, run_checked as run};
+use crate::oci_layout::{ImageSpec, OciLayout, copy_file, run_checked as run, static_busybox};
 use crate::process::{find_tool, process_alive};
 use crate::registry::TestRegistry;
 
@@ -122,14 +122,7 @@ pub fn push_railpack_images(registry: &str, work: &Path) -> Result<RailpackImage
             name: "railpack".into(),
             reason: "not listed in tools/peers.txt".into(),
         })?;
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .iter()
-        .map(Path::new)
-        .find(|p| p.is_file())
-        .ok_or_else(|| HarnessError::ToolMissing {
-            tool: "busybox".into(),
-            hint: "apt-get install busybox-static, or run `make deps`".into(),
-        })?;
+    let busybox = static_busybox()?;
 
     // The frontend: the railpack binary alone (static: the Railpack frontend image upstream is alpine + it).
     let frontend_root = work.join("frontend-root");
@@ -307,11 +300,7 @@ pub fn start_detached(
     state_dir: &Path,
     harness_exe: &Path,
 ) -> Result<String, HarnessError> {
-    fs::create_dir_all(state_dir)
-        .map_err(|e| HarnessError::io(format!("creating {}", state_dir.display()), e))?;
-    let state_dir = state_dir
-        .canonicalize()
-        .map_err(|e| HarnessError::io(format!("resolving {}", state_dir.display()), e))?;
+    let state_dir = crate::process::absolute_state_dir(state_dir)?;
     if let Some(pid) = read_pid(&state_dir.join(HOLDER_PID))
         && process_alive(pid)
         && command_line_mentions(pid, &state_dir)

@@ -717,11 +717,7 @@ pub fn start_detached(
     state_dir: &Path,
     token_server_exe: &Path,
 ) -> Result<DetachedRegistry, HarnessError> {
-    fs::create_dir_all(state_dir)
-        .map_err(|e| HarnessError::io(format!("creating {}", state_dir.display()), e))?;
-    let state_dir = state_dir
-        .canonicalize()
-        .map_err(|e| HarnessError::io(format!("resolving {}", state_dir.display()), e))?;
+    let state_dir = crate::process::absolute_state_dir(state_dir)?;
     if let Some(pid) = read_pid(&state_dir.join(REGISTRY_PID)) {
         if process::process_alive(pid) {
             return Err(HarnessError::State {
