@@ -9,9 +9,11 @@
 //!
 //! One live build per run (~15 s); needs root and `make peers deps`, as real_build.rs.
 
+mod real_support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -22,66 +24,18 @@ use kibaship_oci::{ClientConfig, Reference, RegistryClient};
 use kibaship_sign::SigningKey;
 use kibaship_sigstore::{TrustedRoot, Verifier};
 use kibaship_step::provenance::{BUILD_TYPE, SLSA_PROVENANCE_V1, Statement};
-use kibaship_testsupport::peers::{peer_binary, railpack_prepare_program};
+use kibaship_testsupport::peers::peer_binary;
 use kibaship_testsupport::railpack_build::RailpackBuildkit;
-use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
+use real_support::{
+    COMMIT, Peers, REPOSITORY, SOURCE, Workspace, blob, registry_head_digest, skopeo_raw, step,
+    text,
+};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-const COMMIT: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
-const REPOSITORY: &str = "kibaship/acme/shell";
-const SOURCE: &str = "https://example.com/acme/shell";
 const INVOCATION: &str = "0b7c5e4a-2f1d-4c8e-9a6b-3d2e1f0a9b8c";
 /// An override value that leaves the flag out.
 const OMIT: &str = "<omit>";
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn run(command: &mut Command) -> Vec<u8> {
-    let shown = format!("{command:?}");
-    let out = command
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
-    assert!(
-        out.status.success(),
-        "{shown} failed ({}):\n{}",
-        out.status,
-        text(&out.stderr)
-    );
-    out.stdout
-}
-
-fn step() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_kibaship-step"))
-}
-
-fn skopeo_raw(reference: &str) -> (String, Value) {
-    let bytes = run(Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{reference}")));
-    (
-        format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
-        serde_json::from_slice(&bytes).expect("manifest JSON"),
-    )
-}
-
-fn registry_head_digest(host: &str, reference: &str) -> String {
-    let headers = text(&run(Command::new("curl")
-        .args(["-sS", "-f", "-I", "-H"])
-        .arg("Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json")
-        .arg(format!("http://{host}/v2/{REPOSITORY}/manifests/{reference}"))));
-    headers
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("docker-content-digest")
-                .then(|| value.trim().to_string())
-        })
-        .unwrap_or_else(|| panic!("no Docker-Content-Digest:\n{headers}"))
-}
 
 /// BuildKit's SLSA provenance layer of the index's attestation manifest, fetched with skopeo and curl.
 fn buildkit_provenance(host: &str, index: &Value) -> Vec<u8> {
@@ -100,13 +54,12 @@ fn buildkit_provenance(host: &str, index: &Value) -> Vec<u8> {
         .find(|l| l["annotations"]["in-toto.io/predicate-type"] == SLSA_PROVENANCE_V1)
         .and_then(|l| l["digest"].as_str())
         .unwrap_or_else(|| panic!("no SLSA layer in {manifest}"));
-    run(Command::new("curl")
-        .args(["-sS", "-f"])
-        .arg(format!("http://{host}/v2/{REPOSITORY}/blobs/{layer}")))
+    blob(host, layer)
 }
 
+/// A finished build: its workspace and what `kibaship-step build` printed.
 struct Built {
-    dir: tempfile::TempDir,
+    ws: Workspace,
     digest: String,
     image: String,
     build_key: String,
@@ -114,7 +67,7 @@ struct Built {
 
 impl Built {
     fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.ws.path(rel)
     }
 
     /// `kibaship-step provenance` with the flags the build's inputs and results give, `overrides` replacing or
@@ -176,56 +129,11 @@ impl Built {
     }
 }
 
+/// Prepares and builds the shell fixture app for real (see [`Workspace`]); panics when either fails.
 fn build(host: &str, buildkit: &RailpackBuildkit) -> Built {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = dir.path().join("ws/repo/app");
-    fs::create_dir_all(&app).expect("mkdir");
-    fs::create_dir_all(dir.path().join("secrets")).expect("mkdir");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/railpack/apps/shell");
-    for entry in fs::read_dir(fixture).expect("fixture") {
-        let entry = entry.expect("entry");
-        fs::copy(entry.path(), app.join(entry.file_name())).expect("copy");
-    }
-    let p = |rel: &str| dir.path().join(rel);
-    run(step()
-        .arg("prepare")
-        .arg("--source-dir")
-        .arg(p("ws/repo"))
-        .args(["--context-path", "app"])
-        .arg("--railpack")
-        .arg(railpack_prepare_program().expect("the railpack and mise peers (make peers)"))
-        .arg("--out-dir")
-        .arg(p("ws/railpack")));
-    let bk = buildkit.buildkitd();
-    let out = step()
-        .arg("build")
-        .arg("--source-dir")
-        .arg(p("ws/repo"))
-        .args(["--context-path", "app"])
-        .arg("--plan")
-        .arg(p("ws/railpack/plan.json"))
-        .arg("--info")
-        .arg(p("ws/railpack/info.json"))
-        .args(["--image-registry", host, "--image-repository", REPOSITORY])
-        .args(["--revision", COMMIT, "--cache-key", "tenant-acme"])
-        .args(["--railpack-version", &buildkit.images().railpack_version])
-        .args(["--source-url", SOURCE])
-        .arg("--secrets-dir")
-        .arg(p("secrets"))
-        .arg("--buildctl")
-        .arg(bk.buildctl_path())
-        .args(["--buildkit-host", bk.addr()])
-        .arg("--insecure-registry")
-        .arg("--metadata-file")
-        .arg(p("metadata.json"))
-        .output()
-        .expect("run kibaship-step build");
-    assert!(
-        out.status.success(),
-        "build failed:\n{}\n--- buildkitd log:\n{}",
-        text(&out.stderr),
-        bk.log_tail()
-    );
+    let ws = Workspace::new("shell");
+    ws.prepare_ok();
+    let out = ws.build_ok(host, buildkit);
     let stdout = text(&out.stdout);
     let line = |key: &str| {
         stdout
@@ -237,7 +145,7 @@ fn build(host: &str, buildkit: &RailpackBuildkit) -> Built {
         digest: line("digest="),
         image: line("image="),
         build_key: line("buildKey="),
-        dir,
+        ws,
     }
 }
 
@@ -260,12 +168,10 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 #[test]
 fn provenance_of_a_real_build_is_valid_attested_and_verified_by_cosign() {
-    let registry = TestRegistry::start(RegistryMode::Plain).expect("start registry");
-    let host = registry.host();
-    let buildkit = RailpackBuildkit::start(&registry)
-        .expect("push the Railpack images and start buildkitd (make peers deps; root)");
-    let version = buildkit.images().railpack_version.clone();
-    let built = build(&host, &buildkit);
+    let peers = Peers::start();
+    let host = peers.registry.host();
+    let version = peers.buildkit.images().railpack_version.clone();
+    let built = build(&host, &peers.buildkit);
     let (index_digest, index) = skopeo_raw(&format!("{host}/{REPOSITORY}@{}", built.digest));
     assert_eq!(index_digest, built.digest);
     fs::write(

@@ -12,176 +12,20 @@
 //! Needs root (rootful buildkitd, runc) and `make peers deps` (buildkit, railpack, mise, trivy; umoci, skopeo,
 //! runc, busybox-static, curl).
 
+mod real_support;
+
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kibaship_testsupport::peers::railpack_prepare_program;
-use kibaship_testsupport::railpack_build::RailpackBuildkit;
-use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
+use real_support::{
+    COMMIT, Peers, REPOSITORY, Workspace, blob, registry_head_digest, run, skopeo_raw, text,
+};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-const COMMIT: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
-const REPOSITORY: &str = "kibaship/acme/shell";
 const APP_PRINTS: &str = "hello from the kibaship shell fixture";
-
-fn fixture_app(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/railpack/apps")
-        .join(name)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Runs a command and returns its stdout; panics with its stderr when it fails.
-fn run(command: &mut Command) -> Vec<u8> {
-    let shown = format!("{command:?}");
-    let out = command
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
-    assert!(
-        out.status.success(),
-        "{shown} failed ({}):\n{}",
-        out.status,
-        text(&out.stderr)
-    );
-    out.stdout
-}
-
-/// A workspace as the Tekton tasks leave it: `ws/repo/app` (the fixture), `ws/railpack`, `results/`.
-struct Workspace {
-    dir: tempfile::TempDir,
-}
-
-impl Workspace {
-    fn new(app: &str) -> Workspace {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let app_dir = dir.path().join("ws/repo/app");
-        fs::create_dir_all(&app_dir).expect("mkdir app");
-        for entry in fs::read_dir(fixture_app(app)).expect("fixture app") {
-            let entry = entry.expect("entry");
-            fs::copy(entry.path(), app_dir.join(entry.file_name())).expect("copy fixture");
-        }
-        fs::create_dir_all(dir.path().join("results")).expect("mkdir results");
-        fs::create_dir_all(dir.path().join("secrets")).expect("mkdir secrets");
-        Workspace { dir }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn result(&self, name: &str) -> String {
-        fs::read_to_string(self.path("results").join(name)).unwrap_or_default()
-    }
-
-    fn prepare(&self) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_kibaship-step"))
-            .arg("prepare")
-            .arg("--source-dir")
-            .arg(self.path("ws/repo"))
-            .args(["--context-path", "app"])
-            .arg("--railpack")
-            .arg(railpack_prepare_program().expect("the railpack and mise peers (make peers)"))
-            .arg("--out-dir")
-            .arg(self.path("ws/railpack"))
-            .arg("--plan-path-result")
-            .arg(self.path("results/planPath"))
-            .arg("--info-path-result")
-            .arg(self.path("results/infoPath"))
-            .output()
-            .expect("run kibaship-step prepare")
-    }
-
-    fn build(&self, registry: &str, buildkit: &RailpackBuildkit) -> Output {
-        let bk = buildkit.buildkitd();
-        Command::new(env!("CARGO_BIN_EXE_kibaship-step"))
-            .arg("build")
-            .arg("--source-dir")
-            .arg(self.path("ws/repo"))
-            .args(["--context-path", "app"])
-            .arg("--plan")
-            .arg(self.result("planPath"))
-            .arg("--info")
-            .arg(self.result("infoPath"))
-            .args([
-                "--image-registry",
-                registry,
-                "--image-repository",
-                REPOSITORY,
-            ])
-            .args(["--revision", COMMIT, "--cache-key", "tenant-acme"])
-            .args(["--railpack-version", &buildkit.images().railpack_version])
-            .args(["--source-url", "https://example.com/acme/shell"])
-            .arg("--secrets-dir")
-            .arg(self.path("secrets"))
-            .arg("--buildctl")
-            .arg(bk.buildctl_path())
-            .args(["--buildkit-host", bk.addr()])
-            .arg("--insecure-registry")
-            .arg("--metadata-file")
-            .arg(self.path("metadata.json"))
-            .arg("--image-result")
-            .arg(self.path("results/image"))
-            .arg("--digest-result")
-            .arg(self.path("results/digest"))
-            .arg("--sbom-ref-result")
-            .arg(self.path("results/sbomRef"))
-            .arg("--build-duration-result")
-            .arg(self.path("results/buildDuration"))
-            .output()
-            .expect("run kibaship-step build")
-    }
-}
-
-/// The registry's own answer, read with curl: `HEAD` → `Docker-Content-Digest`.
-fn registry_head_digest(registry: &str, repository: &str, reference: &str) -> String {
-    let headers = text(&run(Command::new("curl")
-        .args(["-sS", "-f", "-I"])
-        .args([
-            "-H",
-            "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json",
-        ])
-        .arg(format!("http://{registry}/v2/{repository}/manifests/{reference}"))));
-    headers
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("docker-content-digest")
-                .then(|| value.trim().to_string())
-        })
-        .unwrap_or_else(|| panic!("no Docker-Content-Digest in HEAD answer:\n{headers}"))
-}
-
-/// skopeo's raw manifest bytes (an independent client), with their digest.
-fn skopeo_raw(reference: &str) -> (String, Value) {
-    let bytes = run(Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{reference}")));
-    (
-        format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
-        serde_json::from_slice(&bytes).expect("manifest JSON"),
-    )
-}
-
-/// A blob fetched with curl, checked against its digest.
-fn blob(registry: &str, digest: &str) -> Vec<u8> {
-    let bytes = run(Command::new("curl")
-        .args(["-sS", "-f"])
-        .arg(format!("http://{registry}/v2/{REPOSITORY}/blobs/{digest}")));
-    assert_eq!(
-        format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
-        digest,
-        "blob bytes match their digest"
-    );
-    bytes
-}
 
 /// Copies the image into an OCI layout (skopeo), unpacks it (umoci) and runs it with runc; returns stdout.
 fn run_image(reference: &str, work: &Path) -> String {
@@ -247,19 +91,13 @@ fn run_image(reference: &str, work: &Path) -> String {
 
 #[test]
 fn railpack_shell_app_builds_for_real_with_provenance_and_sbom_and_runs() {
-    let registry = TestRegistry::start(RegistryMode::Plain).expect("start registry");
-    let host = registry.host();
-    let buildkit = RailpackBuildkit::start(&registry)
-        .expect("push the Railpack images and start buildkitd (make peers deps; root)");
+    let peers = Peers::start();
+    let host = peers.registry.host();
+    let buildkit = &peers.buildkit;
     let ws = Workspace::new("shell");
 
     // Real railpack prepare, through the driver.
-    let prepared = ws.prepare();
-    assert!(
-        prepared.status.success(),
-        "prepare failed:\n{}",
-        text(&prepared.stderr)
-    );
+    ws.prepare_ok();
     let plan: Value =
         serde_json::from_slice(&fs::read(ws.result("planPath")).expect("plan")).expect("JSON");
     assert_eq!(plan["deploy"]["startCommand"], "sh start.sh");
@@ -269,13 +107,7 @@ fn railpack_shell_app_builds_for_real_with_provenance_and_sbom_and_runs() {
     );
 
     // Real buildctl → buildkitd with Railpack's frontend, through the driver.
-    let built = ws.build(&host, &buildkit);
-    assert!(
-        built.status.success(),
-        "build failed:\n{}\n--- buildkitd log:\n{}",
-        text(&built.stderr),
-        buildkit.buildkitd().log_tail()
-    );
+    let built = ws.build_ok(&host, buildkit);
     let stdout = text(&built.stdout);
     assert!(stdout.contains("outcome=built"), "{stdout}");
     let image = format!("{host}/{REPOSITORY}:{COMMIT}");
@@ -290,7 +122,7 @@ fn railpack_shell_app_builds_for_real_with_provenance_and_sbom_and_runs() {
         .expect("containerimage.digest")
         .to_string();
     assert_eq!(ws.result("digest"), digest);
-    assert_eq!(registry_head_digest(&host, REPOSITORY, COMMIT), digest);
+    assert_eq!(registry_head_digest(&host, COMMIT), digest);
     let (served, index) = skopeo_raw(&image);
     assert_eq!(served, digest);
     assert_eq!(
@@ -398,7 +230,7 @@ fn railpack_shell_app_builds_for_real_with_provenance_and_sbom_and_runs() {
     assert_eq!(printed.trim(), APP_PRINTS);
 
     // Identical inputs: the second build is skipped by the dedupe key and returns the same digest.
-    let again = ws.build(&host, &buildkit);
+    let again = ws.build(&host, buildkit);
     assert!(again.status.success(), "{}", text(&again.stderr));
     let stdout = text(&again.stdout);
     assert!(stdout.contains("outcome=reused"), "{stdout}");
