@@ -5,10 +5,11 @@
 //! exit with 2, printed with their whole cause chain.
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 mod cmd;
-mod password;
+// pub(crate): examples/kibaverify-man.rs compiles this file as a module and re-exports these at its root.
+pub(crate) mod password;
 
 #[derive(Parser)]
 #[command(name = "kibaverify", version, about)]
@@ -44,10 +45,20 @@ enum Command {
     Policy(cmd::policy::Args),
     /// SBOMs (CycloneDX, SPDX) as referrers and attestations of an image: `sbom attach|list|get`.
     Sbom(cmd::sbom::Args),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish), as `cosign completion`.
+    Completion(cmd::completion::Args),
+    /// Print the version, git commit, build date, Rust version and platform (`--json` for one object).
+    Version(cmd::version::Args),
+}
+
+/// The whole command tree as clap builds it: completion scripts and man pages (examples/kibaverify-man.rs,
+/// `make man`) are generated from it, so they always match the parser.
+pub(crate) fn cli_command() -> clap::Command {
+    Cli::command()
 }
 
 /// What the user can do about a registry error, in kibaverify's flags (the library names none).
-fn registry_hint(error: &(dyn std::error::Error + 'static)) -> &'static str {
+pub(crate) fn registry_hint(error: &(dyn std::error::Error + 'static)) -> &'static str {
     match kibaship_oci::Error::find_in(error) {
         Some(e) if e.is_untrusted_certificate() => {
             " (pass the registry's CA bundle with --ca-file)"
@@ -71,6 +82,8 @@ fn main() -> ExitCode {
         Command::VerifyAttestation(args) => cmd::verify_attestation::run(args),
         Command::Policy(args) => cmd::policy::run(args),
         Command::Sbom(args) => cmd::sbom::run(args),
+        Command::Completion(args) => cmd::completion::run(args, &mut cli_command()),
+        Command::Version(args) => cmd::version::run(args),
     };
     match outcome {
         Ok(code) => code,

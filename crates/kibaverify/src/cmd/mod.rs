@@ -1,6 +1,7 @@
 //! One module per subcommand. Each exposes `Args` (clap) and `run(Args)`.
 pub mod attach;
 pub mod attest;
+pub mod completion;
 pub mod digest;
 pub mod gate;
 pub mod generate_key_pair;
@@ -13,3 +14,4 @@ pub mod signer_flags;
 pub mod verify;
 pub mod verify_attestation;
 pub mod verify_bundle;
+pub mod version;
