@@ -5,8 +5,8 @@
 //! URI) become the statement cosign builds: `_type` `https://in-toto.io/Statement/v0.1` (what cosign v3.1.3
 //! writes in both layouts), one subject named after the image's repository as go-containerregistry names it
 //! (`index.docker.io/library/x` for Docker Hub), with the image digest in its digest map, and the predicate type
-//! URI. As cosign does, `--type custom` wraps the predicate as `{"Data": <file text>, "Timestamp": <RFC 3339>}`
-//! and `--type spdx` embeds the file's text as a JSON string; every other type embeds the predicate object as
+//! URI. As cosign does, `--type custom` (or its URI) wraps the predicate file's text, JSON or not, as `{"Data":
+//! <file text>, "Timestamp": <RFC 3339>}` and `--type spdx` embeds the file's text as a JSON string; every other type embeds the predicate object as
 //! given.
 //!
 //! I/O part (async, over `kibaship-oci`'s [`RegistryClient`]), one function per layout and signer:
@@ -42,9 +42,12 @@ pub const MAX_PREDICATE_BYTES: usize = 8 * 1024 * 1024;
 /// Largest statement built: its base64 in an envelope or bundle must stay under the verifiers' 16 MiB.
 const MAX_STATEMENT_BYTES: usize = (MAX_PAYLOAD_BYTES as usize / 4) * 3 - 64 * 1024;
 
+/// The type of cosign's custom predicate (`--type custom`), `{"Data": <text>, "Timestamp": <RFC 3339>}`.
+pub const CUSTOM_PREDICATE_TYPE: &str = "https://cosign.sigstore.dev/attestation/v1";
+
 /// cosign's `--type` names and the predicate types they stand for (cosign v3.1.3, `options.PredicateTypeMap`).
 pub const PREDICATE_TYPE_NAMES: [(&str, &str); 10] = [
-    ("custom", "https://cosign.sigstore.dev/attestation/v1"),
+    ("custom", CUSTOM_PREDICATE_TYPE),
     ("slsaprovenance", "https://slsa.dev/provenance/v0.2"),
     ("slsaprovenance02", "https://slsa.dev/provenance/v0.2"),
     ("slsaprovenance1", "https://slsa.dev/provenance/v1"),
@@ -82,6 +85,16 @@ pub enum AttestError {
         file: String,
         /// The parser's message (line and column).
         reason: String,
+    },
+    /// A `custom` predicate that is not UTF-8 text (cosign refuses it too: protobuf strings are UTF-8).
+    #[error(
+        "predicate {file} is not UTF-8 text (invalid byte at offset {offset}): a custom predicate is carried as a JSON string"
+    )]
+    NotUtf8 {
+        /// Where the predicate came from.
+        file: String,
+        /// The offset of the first byte that is not UTF-8.
+        offset: usize,
     },
     /// The predicate type needs a JSON object and the predicate is something else.
     #[error(
@@ -154,6 +167,24 @@ impl Attestation {
                 max: MAX_PREDICATE_BYTES,
             });
         }
+        // cosign's `generateCustomPredicate`: the custom type (`--type custom` or its URI) carries the file as a
+        // string, whatever the text is (JSON or not); it refuses what is not UTF-8 (`structpb.NewStruct`:
+        // "invalid UTF-8 in string").
+        if predicate_type == CUSTOM_PREDICATE_TYPE {
+            let text = std::str::from_utf8(predicate).map_err(|e| AttestError::NotUtf8 {
+                file: source.to_string(),
+                offset: e.valid_up_to(),
+            })?;
+            let timestamp = now
+                .to_offset(time::UtcOffset::UTC)
+                .replace_nanosecond(0)
+                .map_err(|e| AttestError::Clock(e.to_string()))?
+                .format(&time::format_description::well_known::Rfc3339)
+                .map_err(|e| AttestError::Clock(e.to_string()))?;
+            let predicate_json =
+                serde_json::json!({"Data": text, "Timestamp": timestamp}).to_string();
+            return Self::checked(source, predicate_type, predicate_json);
+        }
         let value: serde_json::Value =
             serde_json::from_slice(predicate).map_err(|e| AttestError::NotJson {
                 file: source.to_string(),
@@ -162,15 +193,6 @@ impl Attestation {
         // Valid JSON is UTF-8.
         let text = String::from_utf8_lossy(predicate);
         let predicate_json = match type_arg {
-            "custom" => {
-                let timestamp = now
-                    .to_offset(time::UtcOffset::UTC)
-                    .replace_nanosecond(0)
-                    .map_err(|e| AttestError::Clock(e.to_string()))?
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .map_err(|e| AttestError::Clock(e.to_string()))?;
-                serde_json::json!({"Data": text, "Timestamp": timestamp}).to_string()
-            }
             "spdx" => serde_json::Value::String(text.into_owned()).to_string(),
             _ => {
                 if !value.is_object() {
@@ -183,6 +205,15 @@ impl Attestation {
                 text.trim().to_string()
             }
         };
+        Self::checked(source, predicate_type, predicate_json)
+    }
+
+    /// The attestation, unless its predicate JSON is too large for its statement to be verified.
+    fn checked(
+        source: &str,
+        predicate_type: String,
+        predicate_json: String,
+    ) -> Result<Self, AttestError> {
         if predicate_json.len() > MAX_STATEMENT_BYTES {
             return Err(AttestError::TooLarge {
                 file: source.to_string(),
@@ -565,8 +596,42 @@ mod tests {
     }
 
     #[test]
+    fn custom_wraps_text_that_is_not_json_as_cosign_does() {
+        // cosign's generateCustomPredicate: {"Data": string(file), "Timestamp": ...}, for `--type custom` and for
+        // its URI, the text kept byte for byte (trailing newline, quotes, control characters escaped by JSON).
+        let text = "build: ok\n\"quoted\" \t tab é ✓\u{1}\n";
+        for type_arg in ["custom", CUSTOM_PREDICATE_TYPE] {
+            let s = statement(type_arg, text.as_bytes(), "r/x");
+            assert_eq!(s["predicateType"], CUSTOM_PREDICATE_TYPE);
+            assert_eq!(
+                s["predicate"],
+                serde_json::json!({"Data": text, "Timestamp": "2026-11-25T09:15:10Z"})
+            );
+        }
+        let s = statement("custom", b"", "r/x");
+        assert_eq!(s["predicate"]["Data"], "");
+        // Not UTF-8: refused (cosign: "proto: invalid UTF-8 in string"), naming the file and the offset.
+        let err = Attestation::new("custom", b"ok\xff", "bin.dat", now()).unwrap_err();
+        assert_eq!(
+            err,
+            AttestError::NotUtf8 {
+                file: "bin.dat".into(),
+                offset: 2
+            }
+        );
+        assert!(
+            err.to_string()
+                .starts_with("predicate bin.dat is not UTF-8 text")
+        );
+        // Every other type still needs JSON.
+        let err = Attestation::new("slsaprovenance1", b"build: ok", "p.txt", now()).unwrap_err();
+        assert!(matches!(err, AttestError::NotJson { .. }), "{err:?}");
+    }
+
+    #[test]
     fn bad_predicates_are_refused_naming_the_file() {
-        let err = Attestation::new("custom", b"{not json", "build/pred.json", now()).unwrap_err();
+        let err =
+            Attestation::new("cyclonedx", b"{not json", "build/pred.json", now()).unwrap_err();
         assert!(matches!(err, AttestError::NotJson { .. }), "{err:?}");
         let msg = err.to_string();
         assert!(

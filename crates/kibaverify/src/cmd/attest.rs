@@ -24,7 +24,8 @@ pub struct Args {
     /// The image to attest (a tag is resolved to its digest first; the statement names that digest).
     #[arg(value_name = "REF")]
     pub reference: String,
-    /// The predicate: a JSON file (an SBOM, a SLSA provenance, a vulnerability report...).
+    /// The predicate: a JSON file (an SBOM, a SLSA provenance, a vulnerability report...); with `--type custom`
+    /// any UTF-8 text, JSON or not.
     #[arg(long, value_name = "FILE")]
     pub predicate: PathBuf,
     /// Predicate type: one of cosign's names (custom, slsaprovenance, slsaprovenance02, slsaprovenance1, spdx,
