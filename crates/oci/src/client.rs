@@ -220,7 +220,8 @@ pub(crate) struct Request<'a> {
     pub push: bool,
     pub accept: Option<String>,
     pub content_type: Option<&'a str>,
-    pub body: Option<Vec<u8>>,
+    /// Shared, not copied, by each attempt of a retried request.
+    pub body: Option<bytes::Bytes>,
     /// How many bytes of a 2xx body to accept.
     pub body_limit: u64,
     /// For errors: `manifest 127.0.0.1:5000/app:v1`.
@@ -248,12 +249,12 @@ impl<'a> Request<'a> {
         method: Method,
         path: String,
         repository: &'a str,
-        body: Vec<u8>,
+        body: impl Into<bytes::Bytes>,
         what: String,
     ) -> Self {
         Request {
             push: true,
-            body: Some(body),
+            body: Some(body.into()),
             body_limit: ERROR_BODY_LIMIT,
             ..Request::new(method, path, repository, what)
         }

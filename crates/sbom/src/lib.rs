@@ -20,8 +20,15 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-/// Largest SBOM accepted, from a file or from a registry: 128 MiB. Validation holds the parsed document in
-/// memory (a few times the file's size), so this bounds memory as well as transfer.
+mod stream;
+
+/// Documents at least this large are validated streaming when their schema allows it (CycloneDX's
+/// `components` and `dependencies` item by item): memory then stays near the document's size.
+pub const STREAMING_THRESHOLD_BYTES: usize = 4 * 1024 * 1024;
+
+/// Largest SBOM accepted, from a file or from a registry: 128 MiB. A large CycloneDX document is validated
+/// streaming ([`STREAMING_THRESHOLD_BYTES`]); others are parsed whole (about ten times their size in memory), so
+/// this bounds memory as well as transfer.
 pub const MAX_SBOM_BYTES: u64 = 128 * 1024 * 1024;
 
 /// Schema violations reported in an [`SbomError::Invalid`] (the total is counted up to [`MAX_COUNTED_VIOLATIONS`]).
@@ -279,6 +286,17 @@ pub struct Validated<'a> {
 
 /// Detects the format of `bytes` and validates it against its official JSON schema.
 pub fn validate(bytes: &[u8]) -> Result<Validated<'_>, SbomError> {
+    if bytes.len() >= STREAMING_THRESHOLD_BYTES {
+        if let Some(result) = validate_streaming(bytes) {
+            return result;
+        }
+    }
+    validate_whole(bytes)
+}
+
+/// [`validate`] with the whole document parsed into one tree, whatever its size: what streaming validation
+/// must agree with.
+pub fn validate_whole(bytes: &[u8]) -> Result<Validated<'_>, SbomError> {
     let (utf8, doc) = parse_document(bytes)?;
     let (format, version, schema) = detect_value(&doc)?;
     // SPDX 2.2's schema spells the external reference category `PACKAGE_MANAGER`, its specification text and the
@@ -317,6 +335,67 @@ pub fn validate(bytes: &[u8]) -> Result<Validated<'_>, SbomError> {
         version,
         schema: schema.version,
         utf8,
+    })
+}
+
+/// The fields that say which format and version a document is in.
+#[derive(serde::Deserialize)]
+struct VersionFields {
+    #[serde(rename = "bomFormat")]
+    bom_format: Option<Value>,
+    #[serde(rename = "specVersion")]
+    spec_version: Option<Value>,
+    #[serde(rename = "spdxVersion")]
+    spdx_version: Option<Value>,
+}
+
+/// Streaming validation of a large document (see the `stream` module); `None` when it does not apply (another
+/// format, a schema or document of another shape, anything unexpected): the whole document is validated then.
+fn validate_streaming(bytes: &[u8]) -> Option<Result<Validated<'_>, SbomError>> {
+    if bytes.len() as u64 > MAX_SBOM_BYTES {
+        return None;
+    }
+    let utf8 = to_utf8(bytes).ok()?;
+    // A first pass reads only the version fields (the rest is skipped without building anything).
+    let fields: VersionFields = serde_json::from_slice(&utf8).ok()?;
+    let mut probe = serde_json::Map::new();
+    for (key, value) in [
+        ("bomFormat", fields.bom_format),
+        ("specVersion", fields.spec_version),
+        ("spdxVersion", fields.spdx_version),
+    ] {
+        if let Some(value) = value {
+            probe.insert(key.to_string(), value);
+        }
+    }
+    let (format, version, schema) = detect_value(&Value::Object(probe)).ok()?;
+    if format != Format::CycloneDx {
+        return None;
+    }
+    let plan = stream_plan(schema)?;
+    let mut found = stream::Found {
+        keep: MAX_REPORTED_VIOLATIONS,
+        ..stream::Found::default()
+    };
+    let rest = stream::stream(&utf8, plan, &mut found).ok()?;
+    found.add_errors(plan.rest.iter_errors(&Value::Object(rest)), "", "");
+    Some(if found.total > 0 {
+        Err(SbomError::Invalid {
+            format,
+            version,
+            schema: schema.version,
+            violations: Violations {
+                first: found.violations,
+                total: found.total,
+            },
+        })
+    } else {
+        Ok(Validated {
+            format,
+            version,
+            schema: schema.version,
+            utf8,
+        })
     })
 }
 
@@ -373,17 +452,21 @@ struct Schema {
     cyclonedx: bool,
     /// Compiled once, on first use.
     compiled: &'static OnceLock<Result<jsonschema::Validator, String>>,
+    /// Its streaming plan (CycloneDX), compiled once on first use; `None` when it has none.
+    plan: &'static OnceLock<Option<stream::StreamPlan>>,
 }
 
 macro_rules! schema {
     ($version:literal, $name:literal, $file:literal, $cyclonedx:literal) => {{
         static COMPILED: OnceLock<Result<jsonschema::Validator, String>> = OnceLock::new();
+        static PLAN: OnceLock<Option<stream::StreamPlan>> = OnceLock::new();
         Schema {
             version: $version,
             name: $name,
             text: include_str!(concat!("../schemas/", $file)),
             cyclonedx: $cyclonedx,
             compiled: &COMPILED,
+            plan: &PLAN,
         }
     }};
 }
@@ -419,27 +502,62 @@ fn compiled(schema: &'static Schema) -> Result<&'static jsonschema::Validator, S
         .map_err(|e| SbomError::Schema(schema.name, e.clone()))
 }
 
-fn compile(schema: &Schema) -> Result<jsonschema::Validator, String> {
-    let parse = |text: &str| serde_json::from_str::<Value>(text).map_err(|e| e.to_string());
-    let root = parse(schema.text)?;
-    let mut options = jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft7)
-        .should_validate_formats(true)
-        .offline();
-    let shared = if schema.cyclonedx {
-        CYCLONEDX_SHARED
-            .iter()
-            .map(|(uri, text)| parse(text).map(|v| (*uri, v)))
-            .collect::<Result<Vec<_>, _>>()?
-    } else {
-        Vec::new()
-    };
+fn parse_schema(text: &str) -> Result<Value, String> {
+    serde_json::from_str::<Value>(text).map_err(|e| e.to_string())
+}
+
+/// Builds a validator for `target` with `schema`'s shared schemas (CycloneDX's) and `extra` resolvable by URI.
+fn build(
+    schema: &Schema,
+    extra: Vec<(&str, Value)>,
+    target: &Value,
+) -> Result<jsonschema::Validator, String> {
+    let mut resources = extra;
+    if schema.cyclonedx {
+        for (uri, text) in CYCLONEDX_SHARED {
+            resources.push((uri, parse_schema(text)?));
+        }
+    }
     let registry = jsonschema::Registry::new()
-        .extend(shared)
+        .extend(resources)
         .and_then(|b| b.prepare())
         .map_err(|e| e.to_string())?;
-    options = options.with_registry(&registry);
-    options.build(&root).map_err(|e| e.to_string())
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft7)
+        .should_validate_formats(true)
+        .offline()
+        .with_registry(&registry)
+        .build(target)
+        .map_err(|e| e.to_string())
+}
+
+fn compile(schema: &Schema) -> Result<jsonschema::Validator, String> {
+    build(schema, Vec::new(), &parse_schema(schema.text)?)
+}
+
+/// `schema`'s streaming plan: its `components` and `dependencies` (when it has them as plain arrays of one
+/// `$ref`) validated item by item, and the rest; `None` when it has none or it does not compile.
+fn stream_plan(schema: &'static Schema) -> Option<&'static stream::StreamPlan> {
+    schema
+        .plan
+        .get_or_init(|| {
+            let root = parse_schema(schema.text).ok()?;
+            let id = root.get("$id").and_then(Value::as_str)?.to_string();
+            let streamable = stream::streamable(&root, &["components", "dependencies"]);
+            if streamable.is_empty() {
+                return None;
+            }
+            let mut arrays = Vec::new();
+            for (key, reference, unique) in streamable {
+                let target = serde_json::json!({ "$ref": reference });
+                let items = build(schema, vec![(id.as_str(), root.clone())], &target).ok()?;
+                arrays.push(stream::StreamedArray { key, items, unique });
+            }
+            let keys: Vec<String> = arrays.iter().map(|a| a.key.clone()).collect();
+            let rest = build(schema, Vec::new(), &stream::without(&root, &keys)).ok()?;
+            Some(stream::StreamPlan { arrays, rest })
+        })
+        .as_ref()
 }
 
 /// The format, version and schema of a parsed document.
@@ -711,5 +829,150 @@ mod tests {
         assert_eq!(violations.first.len(), MAX_REPORTED_VIOLATIONS);
         assert!(violations.total >= 50);
         assert!(violations.to_string().contains("more"));
+    }
+}
+
+#[cfg(test)]
+mod streaming_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use serde_json::json;
+
+    /// A CycloneDX document of `version` larger than the streaming threshold; `edit` changes it first.
+    fn big_bom(version: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+        let components: Vec<Value> = (0..12_000)
+            .map(|n| {
+                json!({
+                    "type": "library",
+                    "bom-ref": format!("pkg:npm/p{n}@1.0.{n}"),
+                    "name": format!("p{n}"),
+                    "version": format!("1.0.{n}"),
+                    "purl": format!("pkg:npm/p{n}@1.0.{n}"),
+                    "description": "x".repeat(300),
+                    "hashes": [{"alg": "SHA-256", "content": format!("{n:064x}")}],
+                })
+            })
+            .collect();
+        let dependencies: Vec<Value> = (0..2_000)
+            .map(|n| json!({"ref": format!("pkg:npm/p{n}@1.0.{n}"), "dependsOn": [format!("pkg:npm/p{}@1.0.{}", n + 1, n + 1)]}))
+            .collect();
+        let mut doc = json!({
+            "bomFormat": "CycloneDX",
+            "specVersion": version,
+            "version": 1,
+            "metadata": {"timestamp": "2026-12-05T00:00:00Z"},
+            "components": components,
+            "dependencies": dependencies,
+        });
+        edit(&mut doc);
+        let bytes = serde_json::to_vec(&doc).unwrap();
+        assert!(bytes.len() >= STREAMING_THRESHOLD_BYTES, "{}", bytes.len());
+        bytes
+    }
+
+    /// Streaming applies and says what the whole-document validation says: valid or not, the same number of
+    /// violations, at the same pointers and rules (compared as sets: the order may differ).
+    fn agree(bytes: &[u8]) -> Result<(), Violations> {
+        let streamed = validate_streaming(bytes).expect("streaming applies to this document");
+        let whole = validate_whole(bytes);
+        let key = |v: &Violations| {
+            let mut k: Vec<(String, String)> = v
+                .first
+                .iter()
+                .map(|x| (x.pointer.clone(), x.rule.clone()))
+                .collect();
+            k.sort();
+            (k, v.total)
+        };
+        match (streamed, whole) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(
+                    (a.format, &a.version, a.schema),
+                    (b.format, &b.version, b.schema)
+                );
+                Ok(())
+            }
+            (
+                Err(SbomError::Invalid { violations: a, .. }),
+                Err(SbomError::Invalid { violations: b, .. }),
+            ) => {
+                assert_eq!(key(&a), key(&b), "streamed {a:?} whole {b:?}");
+                Err(a)
+            }
+            (a, b) => panic!("streamed {a:?}, whole {b:?}"),
+        }
+    }
+
+    #[test]
+    fn valid_large_documents_stream_and_pass_in_every_version() {
+        for version in CYCLONEDX_VERSIONS {
+            assert!(agree(&big_bom(version, |_| {})).is_ok(), "{version}");
+        }
+    }
+
+    #[test]
+    fn violations_inside_streamed_items_are_named_as_the_whole_validation_names_them() {
+        let bytes = big_bom("1.6", |doc| {
+            doc["components"][1234]["type"] = json!("not-a-type");
+            doc["components"][7000]["hashes"][0]["content"] = json!("zz");
+            doc["dependencies"][42]["ref"] = json!(7);
+            doc["metadata"]["timestamp"] = json!("yesterday");
+        });
+        let violations = agree(&bytes).unwrap_err();
+        let pointers: Vec<&str> = violations
+            .first
+            .iter()
+            .map(|v| v.pointer.as_str())
+            .collect();
+        for wanted in [
+            "/components/1234/type",
+            "/components/7000/hashes/0/content",
+            "/dependencies/42/ref",
+            "/metadata/timestamp",
+        ] {
+            assert!(pointers.contains(&wanted), "{wanted} not in {pointers:?}");
+        }
+    }
+
+    #[test]
+    fn a_repeated_component_is_not_unique_whether_its_numbers_are_written_1_or_1_0() {
+        let bytes = big_bom("1.6", |doc| {
+            let copy = doc["components"][10].clone();
+            doc["components"].as_array_mut().unwrap().push(copy);
+        });
+        let violations = agree(&bytes).unwrap_err();
+        assert_eq!(violations.first[0].pointer, "/components");
+        assert!(
+            violations.first[0].rule.ends_with("uniqueItems"),
+            "{violations:?}"
+        );
+        // `1` and `1.0` are the same value to uniqueItems: the items' fingerprints say so too.
+        let a: Value = serde_json::from_str(r#"{"x": 1, "y": [2]}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"y": [2.0], "x": 1.0}"#).unwrap();
+        let c: Value = serde_json::from_str(r#"{"y": [2.5], "x": 1}"#).unwrap();
+        assert_eq!(
+            stream::fingerprint_for_tests(&a),
+            stream::fingerprint_for_tests(&b)
+        );
+        assert_ne!(
+            stream::fingerprint_for_tests(&a),
+            stream::fingerprint_for_tests(&c)
+        );
+    }
+
+    #[test]
+    fn what_streaming_does_not_cover_is_validated_whole() {
+        // A streamed property that is not an array, SPDX, a small document: all take the whole path, and
+        // validate() still refuses or accepts them as the whole validation does.
+        let not_array = big_bom("1.6", |doc| {
+            doc["dependencies"] = json!({"a": "x".repeat(1000)})
+        });
+        assert!(validate_streaming(&not_array).is_none());
+        assert!(matches!(
+            validate(&not_array),
+            Err(SbomError::Invalid { .. })
+        ));
+        let small = br#"{"bomFormat":"CycloneDX","specVersion":"1.6"}"#;
+        assert!(validate(small).is_ok());
     }
 }

@@ -166,10 +166,22 @@ fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
                 .map(|n| n.to_string_lossy().into_owned())
         })
         .flatten();
+    let kibaship_sbom::Validated {
+        format,
+        version,
+        utf8,
+        ..
+    } = sbom;
+    let media_type = format.media_type().to_string();
+    // The file's own bytes when they were UTF-8 already (no second copy of a large SBOM in memory).
+    let content = match utf8 {
+        std::borrow::Cow::Owned(transcoded) => transcoded,
+        std::borrow::Cow::Borrowed(_) => bytes,
+    };
     let artifact = Artifact {
-        artifact_type: sbom.format.media_type().to_string(),
-        layer_media_type: sbom.format.media_type().to_string(),
-        content: sbom.utf8.to_vec(),
+        artifact_type: media_type.clone(),
+        layer_media_type: media_type,
+        content,
         title,
         annotations: BTreeMap::from([(CREATED.to_string(), rfc3339(created)?)]),
     };
@@ -204,16 +216,16 @@ fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Text => {
             eprintln!(
                 "attached {} {} SBOM {} to {image} as {} (found through {})",
-                sbom.format,
-                sbom.version,
+                format,
+                version,
                 attached.manifest.digest,
-                sbom.format.media_type(),
+                format.media_type(),
                 super::sign::found_through(attached.via),
             );
             for signed in &written {
                 eprintln!(
                     "attested {image} with a {} predicate ({} layout)",
-                    sbom.format.predicate_type(),
+                    format.predicate_type(),
                     signed.layout()
                 );
             }
@@ -225,14 +237,14 @@ fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
                 attestations.insert(signed.layout().into(), serde_json::to_value(signed)?);
             }
             let doc = serde_json::json!({
-                "format": sbom.format.name(),
-                "version": sbom.version,
-                "artifactType": sbom.format.media_type(),
+                "format": format.name(),
+                "version": version,
+                "artifactType": format.media_type(),
                 "referrer": format!("{}@{}", reference.name(), attached.manifest.digest),
                 "digest": attached.manifest.digest,
                 "subject": image,
                 "via": attached.via,
-                "predicateType": (!written.is_empty()).then(|| sbom.format.predicate_type()),
+                "predicateType": (!written.is_empty()).then(|| format.predicate_type()),
                 "attestations": attestations,
             });
             print_line(serde_json::to_string_pretty(&doc)?)?;
