@@ -20,7 +20,8 @@ ORAS="$(peer_bin oras)" || { echo "bench-sbom: the oras peer is missing (make pe
 [ -x /usr/bin/time ] || { echo "bench-sbom: /usr/bin/time is missing (apt-get install time)" >&2; exit 2; }
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/kibaship-bench-sbom.XXXXXX")"
-cleanup() { "$HARNESS" registry stop --state-dir "$WORK/registry" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+# (This trap replaces lib.sh's, so its work directory is removed here too.)
+cleanup() { "$HARNESS" registry stop --state-dir "$WORK/registry" >/dev/null 2>&1 || true; rm -rf "$WORK" "$SMOKE_WORK"; }
 trap cleanup EXIT
 
 # One document per attach: each push then uploads its blob (a registry skips a blob it already has). They
