@@ -17,7 +17,6 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -39,8 +38,6 @@ pub fn default_builder_id() -> String {
     format!("{BUILDER_ID_BASE}@v{}", env!("CARGO_PKG_VERSION"))
 }
 
-static SHA256_DIGEST: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^sha256:[0-9a-f]{64}$").expect("static regex"));
 static COMMIT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^([0-9a-f]{40}|[0-9a-f]{64})$").expect("static regex"));
 
@@ -333,7 +330,7 @@ pub fn slsa_layer_digest(manifest_bytes: &[u8]) -> Option<String> {
             .and_then(Value::as_str)
             == Some(SLSA_PROVENANCE_V1);
         let digest = l.get("digest").and_then(Value::as_str)?;
-        (typed && SHA256_DIGEST.is_match(digest)).then(|| digest.to_string())
+        (typed && is_sha256_digest(digest)).then(|| digest.to_string())
     })
 }
 
@@ -370,7 +367,7 @@ pub fn plan_images(plan: &[u8]) -> Result<Vec<String>, ProvenanceError> {
 
 /// Checks a `sha256:<64 lowercase hex>` digest given as `field`.
 pub fn check_sha256_digest(field: &'static str, value: &str) -> Result<(), ProvenanceError> {
-    if SHA256_DIGEST.is_match(value) {
+    if is_sha256_digest(value) {
         Ok(())
     } else {
         Err(input(
@@ -382,7 +379,13 @@ pub fn check_sha256_digest(field: &'static str, value: &str) -> Result<(), Prove
 
 /// `sha256:<hex>` of bytes.
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    kibaship_oci::Digest::sha256_of(bytes).to_string()
+}
+
+/// Whether `value` is `sha256:<64 lower-case hex>`, as the OCI client's digest parser reads digests.
+fn is_sha256_digest(value: &str) -> bool {
+    kibaship_oci::Digest::parse(value)
+        .is_ok_and(|d| d.algorithm() == kibaship_oci::digest::Algorithm::Sha256)
 }
 
 /// The package URL BuildKit records for an image reference `name[:tag][@digest]`: `pkg:docker/name@tag`.
@@ -481,7 +484,7 @@ pub fn generate(input_: &ProvenanceInput) -> Result<Statement, ProvenanceError> 
     {
         return Err(input("--git-ref", format!("{r:?} is not a git ref")));
     }
-    if !SHA256_DIGEST.is_match(&i.plan_digest) {
+    if !is_sha256_digest(&i.plan_digest) {
         return Err(input(
             "--plan (planPath)",
             format!("digest {:?} is not sha256:<64 hex>", i.plan_digest),
@@ -754,7 +757,7 @@ impl Statement {
                 "is empty",
             ));
         }
-        if !SHA256_DIGEST.is_match(&ext.plan.digest) {
+        if !is_sha256_digest(&ext.plan.digest) {
             return Err(invalid(
                 "predicate.buildDefinition.externalParameters.plan.digest",
                 format!("{:?} is not sha256:<64 hex>", ext.plan.digest),
