@@ -627,6 +627,33 @@ fn provenance(a: ProvenanceArgs) -> Result<(), StepError> {
     Ok(())
 }
 
+/// The one registry client of `build` and `provenance`: `registry` over plain HTTP when `insecure`, trusting
+/// `ca_file` when given.
+fn registry_client(
+    registry: &str,
+    insecure: bool,
+    ca_file: Option<PathBuf>,
+) -> Result<RegistryClient, StepError> {
+    RegistryClient::new(ClientConfig {
+        insecure_registries: if insecure {
+            vec![registry.to_string()]
+        } else {
+            Vec::new()
+        },
+        ca_file,
+        ..ClientConfig::default()
+    })
+    .map_err(|e| StepError::BadParameter(format!("registry client: {e}")))
+}
+
+/// A current-thread Tokio runtime for one subcommand's registry work.
+fn current_thread_runtime() -> Result<tokio::runtime::Runtime, StepError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StepError::BadParameter(format!("cannot start the async runtime: {e}")))
+}
+
 /// BuildKit's SLSA statement from the registry: the index `digest`, its attestation manifests, the first SLSA v1
 /// layer (blob checked against its digest).
 fn buildkit_provenance_from_registry(
@@ -636,26 +663,18 @@ fn buildkit_provenance_from_registry(
 ) -> Result<Vec<u8>, StepError> {
     use kibaship_step::provenance::{ProvenanceError, slsa_layer_digest};
     use kibaship_step::registry::{ManifestStore, RegistryError, attestation_manifests};
-    let client = RegistryClient::new(ClientConfig {
-        insecure_registries: if a.insecure_registry {
-            vec![image.registry().to_string()]
-        } else {
-            Vec::new()
-        },
-        ca_file: a.registry_ca_file.clone(),
-        ..ClientConfig::default()
-    })
-    .map_err(|e| StepError::BadParameter(format!("registry client: {e}")))?;
+    let client = registry_client(
+        image.registry(),
+        a.insecure_registry,
+        a.registry_ca_file.clone(),
+    )?;
     let client = if a.timeout.is_zero() {
         client
     } else {
         client.with_timeout(a.timeout)
     };
     let store = OciManifestStore::new(client.clone());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| StepError::BadParameter(format!("cannot start the async runtime: {e}")))?;
+    let runtime = current_thread_runtime()?;
     runtime.block_on(async {
         let pinned = image.pinned(digest);
         let index = store
@@ -683,7 +702,7 @@ fn buildkit_provenance_from_registry(
                 problem: format!("layer digest {layer}: {e}"),
             })?;
             return client
-                .fetch_blob(&repository, &layer_digest, 16 * 1024 * 1024)
+                .fetch_blob(&repository, &layer_digest, MAX_BUILDKIT_PROVENANCE_BYTES as u64)
                 .await
                 .map_err(|e| {
                     StepError::from(RegistryError::Request {
@@ -744,21 +763,8 @@ fn build(a: BuildArgs) -> Result<(), StepError> {
             build_duration: a.build_duration_result,
         },
     };
-    let config = ClientConfig {
-        insecure_registries: if a.insecure_registry {
-            vec![registry]
-        } else {
-            Vec::new()
-        },
-        ca_file: a.registry_ca_file,
-        ..ClientConfig::default()
-    };
-    let client = RegistryClient::new(config)
-        .map_err(|e| StepError::BadParameter(format!("registry client: {e}")))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| StepError::BadParameter(format!("cannot start the async runtime: {e}")))?;
+    let client = registry_client(&registry, a.insecure_registry, a.registry_ca_file)?;
+    let runtime = current_thread_runtime()?;
     let store = OciManifestStore::new(client).with_timeout(a.timeout);
     let report = runtime.block_on(run_build(&req, &store, &mut std::io::stderr()))?;
     let outcome = match report.outcome {
