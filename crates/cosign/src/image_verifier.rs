@@ -289,6 +289,23 @@ impl VerifiedImage {
 }
 
 impl Verdict {
+    /// The same verdict without the verified attestations' statements ([`crate::Accepted::statement`]): what a
+    /// cache of verdicts keeps. A statement can be megabytes (an SBOM); a cached verdict is read for its outcome.
+    pub fn without_statements(mut self) -> Verdict {
+        let reports = match &mut self {
+            Verdict::Verified(v) => [&mut v.signatures, &mut v.attestations],
+            Verdict::NotVerified(n) => [&mut n.signatures, &mut n.attestations],
+        };
+        for report in reports.into_iter().flatten() {
+            for outcome in &mut report.signatures {
+                if let registry::Outcome::Accepted(accepted) = &mut outcome.outcome {
+                    accepted.statement = None;
+                }
+            }
+        }
+        self
+    }
+
     /// Whether the policy is satisfied.
     pub fn is_verified(&self) -> bool {
         matches!(self, Verdict::Verified(_))

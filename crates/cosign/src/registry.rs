@@ -1371,6 +1371,46 @@ mod tests {
     }
 
     #[test]
+    fn a_verdict_without_statements_keeps_everything_else() {
+        let mut report = report_of(&[ReasonCode::WrongKey]);
+        report.layer_kind = LayerKind::Attestation;
+        report.signatures.push(SignatureOutcome::new(
+            Layout::BundleReferrer,
+            "r/app@sha256:01",
+            None,
+            None,
+            Outcome::Accepted(Accepted {
+                signer: "the given ECDSA P-256 key".into(),
+                transparency_log: "none".into(),
+                predicate_type: Some("https://cyclonedx.org/bom".into()),
+                notes: Vec::new(),
+                statement: Some(std::sync::Arc::from(&b"{\"large\": \"sbom\"}"[..])),
+            }),
+        ));
+        let verdict = crate::Verdict::NotVerified(crate::NotVerified {
+            image: kibaship_oci::Reference::parse("r.example/app:v1")
+                .unwrap()
+                .with_digest(kibaship_oci::Digest::sha256_of(b"")),
+            digest: kibaship_oci::Digest::sha256_of(b""),
+            code: ReasonCode::WrongKey,
+            predicate_failure: None,
+            signatures: None,
+            attestations: Some(report),
+        });
+        let before = serde_json::to_string(verdict.attestations().unwrap()).unwrap();
+        let kept = verdict.without_statements();
+        let attestations = kept.attestations().unwrap();
+        let accepted = attestations.signatures[1].accepted().unwrap();
+        assert_eq!(accepted.statement, None);
+        assert_eq!(
+            accepted.predicate_type.as_deref(),
+            Some("https://cyclonedx.org/bom")
+        );
+        // Everything reported is unchanged (the statement is never serialized).
+        assert_eq!(serde_json::to_string(attestations).unwrap(), before);
+    }
+
+    #[test]
     fn the_rejection_that_got_furthest_is_named_whatever_the_listing_order() {
         use ReasonCode::*;
         for codes in [

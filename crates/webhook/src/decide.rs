@@ -539,8 +539,9 @@ impl Judge {
                 verify_metrics
                     .verify_seconds
                     .observe(started.elapsed().as_secs_f64());
+                // Cached for its outcome: the attestations' statements (an SBOM may be megabytes) are not kept.
                 result
-                    .map(Arc::new)
+                    .map(|verdict| Arc::new(verdict.without_statements()))
                     .map_err(|e| FactError::from_reason(e.code(), e.to_string()))
             };
             match tokio::time::timeout_at(deadline, cache.get_or_verify(key, verify)).await {
