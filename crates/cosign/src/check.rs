@@ -129,6 +129,18 @@ pub enum ReasonCode {
     AttestationMissing,
     /// An attestation's predicate fails a check of the policy.
     AttestationPredicateFailed,
+    /// Provenance: the source repository is not the one wanted (`--source-uri`).
+    SourceMismatch,
+    /// Provenance: the source ref (tag, branch, versioned tag) is not the one wanted.
+    RefMismatch,
+    /// Provenance: the builder is not the one the policy trusts (`--builder-id`).
+    BuilderMismatch,
+    /// Provenance: the build type is not the one wanted (`--build-type`).
+    BuildTypeMismatch,
+    /// An in-toto statement names other subjects than the image digest (a statement copied or forged).
+    SubjectDigestMismatch,
+    /// Provenance of another SLSA version (predicate type) than the one required.
+    PredicateTypeMismatch,
     /// Not checked: more signatures than are checked for one image.
     NotChecked,
     /// The image (its tag or digest) is not in the registry.
@@ -146,10 +158,14 @@ impl ReasonCode {
     /// names when several signatures were found and none passed.
     pub fn closeness(self) -> u8 {
         match self {
-            ReasonCode::AttestationPredicateFailed => 0,
+            ReasonCode::AttestationPredicateFailed
+            | ReasonCode::SourceMismatch
+            | ReasonCode::RefMismatch
+            | ReasonCode::BuilderMismatch
+            | ReasonCode::BuildTypeMismatch => 0,
             ReasonCode::WrongAnnotations => 1,
             ReasonCode::WrongIdentity => 2,
-            ReasonCode::DigestMismatch => 3,
+            ReasonCode::DigestMismatch | ReasonCode::SubjectDigestMismatch => 3,
             ReasonCode::CertificateNotValidAtSigningTime => 4,
             ReasonCode::NoTransparencyProof => 5,
             ReasonCode::UntrustedRoot => 6,
@@ -173,6 +189,12 @@ impl ReasonCode {
             ReasonCode::WrongAnnotations => "wrong-annotations",
             ReasonCode::AttestationMissing => "attestation-missing",
             ReasonCode::AttestationPredicateFailed => "attestation-predicate-failed",
+            ReasonCode::SourceMismatch => "source-mismatch",
+            ReasonCode::RefMismatch => "ref-mismatch",
+            ReasonCode::BuilderMismatch => "builder-mismatch",
+            ReasonCode::BuildTypeMismatch => "build-type-mismatch",
+            ReasonCode::SubjectDigestMismatch => "subject-digest-mismatch",
+            ReasonCode::PredicateTypeMismatch => "predicate-type-mismatch",
             ReasonCode::NotChecked => "not-checked",
             ReasonCode::ImageNotFound => "image-not-found",
             ReasonCode::RegistryDenied => "registry-denied",
@@ -249,7 +271,9 @@ pub(crate) fn predicate_failed(signer: &str, failure: PredicateFailure) -> Rejec
     Rejected {
         predicate_failure: Some(Box::new(failure.clone())),
         ..reject(
-            ReasonCode::AttestationPredicateFailed,
+            failure
+                .code
+                .unwrap_or(ReasonCode::AttestationPredicateFailed),
             format!(
                 "signed by {signer}, but its predicate fails a check: {} is {}, wanted {}",
                 failure.path, failure.got, failure.wanted
@@ -455,7 +479,7 @@ pub fn statement_matches(statement: &[u8], subject: Subject<'_>) -> Result<Strin
         }
     }
     Err(reject(
-        ReasonCode::DigestMismatch,
+        ReasonCode::SubjectDigestMismatch,
         format!(
             "signed for another image: the in-toto statement's subjects are {}, not {}",
             if seen.is_empty() {

@@ -129,6 +129,11 @@ impl Encoder {
                 self.str(re.as_str());
             }
         }
+        // Only checks with their own code (verify-provenance's) encode it: policy files' fingerprints stay.
+        if let Some(code) = check.code {
+            self.tag(b'C');
+            self.str(code.as_str());
+        }
     }
 
     /// A JSON value, objects with their keys sorted (whatever order the map keeps them in).
@@ -264,6 +269,7 @@ mod tests {
         PredicateCheck {
             path: path.to_string(),
             condition,
+            code: None,
         }
     }
 

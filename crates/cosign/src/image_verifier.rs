@@ -244,8 +244,9 @@ pub struct NotVerified {
     pub image: Reference,
     /// Its digest.
     pub digest: Digest,
-    /// Why, as a stable code: the signatures' reason when they failed; `attestation-predicate-failed` when
-    /// attestations of a required type verified but none passed its predicate checks; else the attestations'
+    /// Why, as a stable code: the signatures' reason when they failed; `attestation-predicate-failed` (or the
+    /// failed check's own code, [`PredicateCheck::code`]) when attestations of a required type verified but none
+    /// passed its predicate checks; else the attestations'
     /// reason or `attestation-missing`.
     pub code: ReasonCode,
     /// For `attestation-predicate-failed`: the check a verified attestation of the unmet type failed (the first
@@ -488,10 +489,7 @@ impl ImageVerifier {
                         .filter(|f| wanted.as_deref().is_none_or(|t| f.predicate_type == t))
                 });
                 if let Some(failure) = failed {
-                    return Some((
-                        ReasonCode::AttestationPredicateFailed,
-                        Some(failure.clone()),
-                    ));
+                    return Some((failure.reason(), Some(failure.clone())));
                 }
                 // Nothing of that type verified: the attestations' own reason when there is exactly one kind asked
                 // for and all failed, else `attestation-missing`.

@@ -42,9 +42,12 @@ pub use image_verifier::{
     VerifiedImage,
 };
 pub use legacy::{LayerKind, LayoutError, RekorBundle, SignatureLayer};
-pub use predicate::{PointerError, PredicateCheck, PredicateCondition, PredicateFailure};
+pub use predicate::{
+    PointerError, PredicateCheck, PredicateCondition, PredicateFailure, check_predicate,
+};
+pub use referrer_selection::ReferrerLimitHit;
 pub use registry::{
-    CosignError, ImageReport, KeylessSigned, Layout, LegacyKeylessSigned, Outcome,
+    CosignError, ImageReport, KeylessSigned, Layout, LegacyKeylessSigned, LegacyStore, Outcome,
     SignatureOutcome, SignedBundle, SignedImage, sign_bundle, sign_bundle_keyless, sign_legacy,
     sign_legacy_keyless,
 };

@@ -11,6 +11,8 @@ use kibaship_sigstore::GoRegex;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::check::ReasonCode;
+
 /// One check of an attestation's predicate.
 #[derive(Debug, Clone)]
 pub struct PredicateCheck {
@@ -19,6 +21,9 @@ pub struct PredicateCheck {
     pub path: String,
     /// What the value there must satisfy.
     pub condition: PredicateCondition,
+    /// The stable code a failure of this check carries (`source-mismatch`, `builder-mismatch`, ...: what
+    /// `verify-provenance` asks for); `None`: `attestation-predicate-failed`, as a policy file's checks.
+    pub code: Option<ReasonCode>,
 }
 
 /// What the value at a [`PredicateCheck`]'s path must satisfy.
@@ -48,6 +53,16 @@ pub struct PredicateFailure {
     pub wanted: String,
     /// The value found there as JSON text (at most [`MAX_GOT_CHARS`] characters, then `…`), or `absent`.
     pub got: String,
+    /// The check's own code ([`PredicateCheck::code`]), if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<ReasonCode>,
+}
+
+impl PredicateFailure {
+    /// The stable code of this failure: the check's own, else `attestation-predicate-failed`.
+    pub fn reason(&self) -> ReasonCode {
+        self.code.unwrap_or(ReasonCode::AttestationPredicateFailed)
+    }
 }
 
 /// Characters of the value found that a [`PredicateFailure`] keeps.
@@ -179,6 +194,22 @@ impl PredicateChecks {
     }
 }
 
+/// Runs `checks` on the `predicate` of an in-toto statement of `predicate_type` (absent: `None`): the first that
+/// fails, if any. The same evaluation the verifier runs on verified attestations, for statements read elsewhere
+/// (BuildKit's, inside an image index). A path that is not an RFC 6901 pointer is an error.
+pub fn check_predicate(
+    predicate_type: &str,
+    predicate: Option<&Value>,
+    checks: &[PredicateCheck],
+) -> Result<Result<(), PredicateFailure>, PointerError> {
+    let compiled = checks
+        .iter()
+        .cloned()
+        .map(CompiledCheck::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(evaluate_checks(predicate_type, predicate, &compiled))
+}
+
 /// Runs `checks` on `predicate` (absent: `None`); the first that fails, if any.
 fn evaluate_checks(
     predicate_type: &str,
@@ -193,6 +224,7 @@ fn evaluate_checks(
                 path: compiled.check.path.clone(),
                 wanted: compiled.check.condition.describe(),
                 got: found.map_or_else(|| "absent".to_string(), bounded_json),
+                code: compiled.check.code,
             });
         }
     }
@@ -209,6 +241,7 @@ mod tests {
         CompiledCheck::new(PredicateCheck {
             path: path.to_string(),
             condition,
+            code: None,
         })
         .unwrap()
     }
@@ -319,6 +352,7 @@ mod tests {
                 path: "/runDetails/metadata".into(),
                 wanted: "present".into(),
                 got: "absent".into(),
+                code: None,
             }
         );
         let other = fails(check("/count", PredicateCondition::Equals(json!("3"))));

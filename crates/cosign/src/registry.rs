@@ -1582,6 +1582,7 @@ mod tests {
                         path: "/builder/id".into(),
                         wanted: "equal to \"x\"".into(),
                         got: "absent".into(),
+                        code: None,
                     }),
                 )),
             ),

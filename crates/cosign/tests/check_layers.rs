@@ -294,5 +294,5 @@ fn cosign_v3_bundle_attestation_verifies_as_a_referrer() {
         "{}",
         err.message
     );
-    assert_eq!(err.code, ReasonCode::DigestMismatch, "{err}");
+    assert_eq!(err.code, ReasonCode::SubjectDigestMismatch, "{err}");
 }

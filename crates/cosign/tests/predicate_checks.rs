@@ -48,6 +48,7 @@ fn check(path: &str, condition: PredicateCondition) -> PredicateCheck {
     PredicateCheck {
         path: path.to_string(),
         condition,
+        code: None,
     }
 }
 
@@ -138,6 +139,7 @@ async fn slsa_predicates_pass_and_fail_checks_naming_the_field() {
         wanted: r"a string matching /^https://github\.com/kibaship/builder/\.github/workflows//"
             .to_string(),
         got: format!("\"{untrusted}\""),
+        code: None,
     };
     assert_eq!(not.predicate_failure.as_ref(), Some(&expected));
     let report = not.attestations.as_ref().unwrap();

@@ -948,6 +948,7 @@ impl Walker {
         Some(PredicateCheck {
             path: pointer?,
             condition: condition?,
+            code: None,
         })
     }
 

@@ -1,0 +1,713 @@
+//! slsa-verifier's checks of a provenance (`--source-uri`, `--source-tag`, `--source-branch`,
+//! `--source-versioned-tag`, `--builder-id`, `--build-type`), for any builder, as
+//! [`kibaship_cosign::PredicateCheck`]s: the same checks, and the same evaluation, as an admission policy's
+//! required attestations. Each check carries its own stable code, so a failure says `source-mismatch` rather than
+//! `attestation-predicate-failed`.
+//!
+//! Where each SLSA version keeps the fields (the places slsa-verifier reads for the GitHub generators, and where
+//! kibaship's own provenance and BuildKit's put them):
+//!
+//! | field | SLSA v0.2 | SLSA v1 |
+//! |---|---|---|
+//! | source (`git+https://host/org/repo@<ref>`) | `/invocation/configSource/uri` | `/buildDefinition/resolvedDependencies/0/uri` |
+//! | builder | `/builder/id` | `/runDetails/builder/id` |
+//! | build type | `/buildType` | `/buildDefinition/buildType` |
+use std::fmt;
+
+use kibaship_cosign::registry::ImageReport;
+use kibaship_cosign::{
+    PredicateCheck, PredicateCondition, PredicateFailure, ReasonCode, check_predicate,
+};
+use kibaship_oci::Digest;
+use kibaship_sigstore::GoRegex;
+
+use crate::statement::Statement;
+
+/// SLSA provenance v0.2's predicate type.
+pub const SLSA_V02: &str = "https://slsa.dev/provenance/v0.2";
+/// SLSA provenance v1's predicate type.
+pub const SLSA_V1: &str = "https://slsa.dev/provenance/v1";
+
+/// A version of SLSA provenance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlsaVersion {
+    /// v0.2 (`https://slsa.dev/provenance/v0.2`).
+    V02,
+    /// v1 (`https://slsa.dev/provenance/v1`).
+    V1,
+}
+
+impl SlsaVersion {
+    /// Both, oldest first.
+    pub const ALL: [SlsaVersion; 2] = [SlsaVersion::V02, SlsaVersion::V1];
+
+    /// Its predicate type.
+    pub fn predicate_type(self) -> &'static str {
+        match self {
+            SlsaVersion::V02 => SLSA_V02,
+            SlsaVersion::V1 => SLSA_V1,
+        }
+    }
+
+    /// The version whose predicate type is `t`.
+    pub fn from_predicate_type(t: &str) -> Option<SlsaVersion> {
+        SlsaVersion::ALL
+            .into_iter()
+            .find(|v| v.predicate_type() == t)
+    }
+
+    fn source_path(self) -> &'static str {
+        match self {
+            SlsaVersion::V02 => "/invocation/configSource/uri",
+            SlsaVersion::V1 => "/buildDefinition/resolvedDependencies/0/uri",
+        }
+    }
+
+    fn builder_path(self) -> &'static str {
+        match self {
+            SlsaVersion::V02 => "/builder/id",
+            SlsaVersion::V1 => "/runDetails/builder/id",
+        }
+    }
+
+    fn build_type_path(self) -> &'static str {
+        match self {
+            SlsaVersion::V02 => "/buildType",
+            SlsaVersion::V1 => "/buildDefinition/buildType",
+        }
+    }
+}
+
+/// `--source-versioned-tag`: `v<major>[.<minor>[.<patch>]]` (the `v` optional).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionedTag {
+    major: u64,
+    minor: Option<u64>,
+    patch: Option<u64>,
+}
+
+impl std::str::FromStr for VersionedTag {
+    type Err = RequirementError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || RequirementError::Invalid {
+            flag: "--source-versioned-tag",
+            problem: format!("{s:?} is not v<major>[.<minor>[.<patch>]]"),
+        };
+        let digits = s.strip_prefix('v').unwrap_or(s);
+        let parts: Vec<&str> = digits.split('.').collect();
+        if parts.len() > 3 {
+            return Err(bad());
+        }
+        let number = |p: &str| {
+            if p.is_empty()
+                || !p.bytes().all(|b| b.is_ascii_digit())
+                || (p.len() > 1 && p.starts_with('0'))
+            {
+                return Err(bad());
+            }
+            p.parse::<u64>().map_err(|_| bad())
+        };
+        Ok(VersionedTag {
+            major: number(parts.first().copied().unwrap_or(""))?,
+            minor: parts.get(1).map(|p| number(p)).transpose()?,
+            patch: parts.get(2).map(|p| number(p)).transpose()?,
+        })
+    }
+}
+
+impl VersionedTag {
+    /// The tag pattern (after `refs/tags/`): the same major (and minor, patch when given); a missing part matches
+    /// any number, and a pre-release or build suffix is allowed unless the version is complete (then only a
+    /// build suffix `+...`).
+    fn pattern(&self) -> String {
+        let mut p = format!("v?{}", self.major);
+        match (self.minor, self.patch) {
+            (None, _) => p.push_str(r"(\.[0-9]+){0,2}([-+][0-9A-Za-z.-]+)?"),
+            (Some(minor), None) => {
+                p.push_str(&format!(r"\.{minor}(\.[0-9]+)?([-+][0-9A-Za-z.-]+)?"))
+            }
+            (Some(minor), Some(patch)) => {
+                p.push_str(&format!(r"\.{minor}\.{patch}(\+[0-9A-Za-z.-]+)?"))
+            }
+        }
+        p
+    }
+}
+
+impl fmt::Display for VersionedTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.major)?;
+        if let Some(m) = self.minor {
+            write!(f, ".{m}")?;
+        }
+        if let Some(p) = self.patch {
+            write!(f, ".{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A requirement that cannot be checked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequirementError {
+    /// A flag's value is unusable.
+    #[error("{flag}: {problem}")]
+    Invalid {
+        /// The flag.
+        flag: &'static str,
+        /// Why.
+        problem: String,
+    },
+}
+
+/// What a provenance must say (slsa-verifier's flags), and which SLSA versions are accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvenanceRequirements {
+    /// `--source-uri`: the repository, `github.com/org/repo` (as slsa-verifier takes it) or with a scheme
+    /// (`https://`, `git+https://`). The provenance's source must be exactly this repository (a `.git` suffix
+    /// or another repository of the same prefix does not match).
+    pub source_uri: String,
+    /// `--source-tag`: the source ref must be `refs/tags/<tag>`.
+    pub source_tag: Option<String>,
+    /// `--source-branch`: the source ref must be `refs/heads/<branch>`.
+    pub source_branch: Option<String>,
+    /// `--source-versioned-tag`: the source ref must be a tag of this version.
+    pub source_versioned_tag: Option<VersionedTag>,
+    /// `--builder-id`: the builder. With `@<version>` it must be equal; without, any version of it.
+    pub builder_id: String,
+    /// `--build-type`: the build type, exactly.
+    pub build_type: Option<String>,
+    /// The SLSA versions accepted (at least one).
+    pub versions: Vec<SlsaVersion>,
+}
+
+/// Why a provenance does not satisfy its requirements: the stable code, the field, what was wanted and found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProvenanceFailure {
+    /// The stable code (`source-mismatch`, `ref-mismatch`, `builder-mismatch`, `build-type-mismatch`,
+    /// `subject-digest-mismatch`, `predicate-type-mismatch`, or the verifier's for a signature).
+    pub code: ReasonCode,
+    /// The field: a JSON pointer into the predicate, `subject`, `predicateType`, or `signature`.
+    pub field: String,
+    /// What was wanted, in words.
+    pub wanted: String,
+    /// What was found (bounded), or `absent`.
+    pub got: String,
+}
+
+impl fmt::Display for ProvenanceFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} is {}, wanted {}",
+            self.code, self.field, self.got, self.wanted
+        )
+    }
+}
+
+impl From<PredicateFailure> for ProvenanceFailure {
+    fn from(f: PredicateFailure) -> Self {
+        ProvenanceFailure {
+            code: f.reason(),
+            field: f.path,
+            wanted: f.wanted,
+            got: f.got,
+        }
+    }
+}
+
+/// `s` as a Go regular expression matching it literally (ASCII punctuation escaped, which Go reads as literal).
+fn literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for c in s.chars() {
+        if c.is_ascii_punctuation() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl ProvenanceRequirements {
+    /// The repository the source must be, as `https://...` (no `git+`).
+    fn source_repository(&self) -> Result<String, RequirementError> {
+        let given = self.source_uri.trim();
+        if given.is_empty()
+            || given.chars().any(|c| c.is_whitespace() || c.is_control())
+            || given.contains('@')
+        {
+            return Err(RequirementError::Invalid {
+                flag: "--source-uri",
+                problem: format!(
+                    "{given:?} is not a repository (github.com/org/repo, without @ref)"
+                ),
+            });
+        }
+        let without_git = given.strip_prefix("git+").unwrap_or(given);
+        Ok(if without_git.contains("://") {
+            without_git.trim_end_matches('/').to_string()
+        } else {
+            format!("https://{}", without_git.trim_end_matches('/'))
+        })
+    }
+
+    fn regex(pattern: &str, flag: &'static str) -> Result<GoRegex, RequirementError> {
+        GoRegex::new(pattern).map_err(|e| RequirementError::Invalid {
+            flag,
+            problem: e.to_string(),
+        })
+    }
+
+    /// The predicate checks for provenance of `version`, each with its code.
+    pub fn checks(&self, version: SlsaVersion) -> Result<Vec<PredicateCheck>, RequirementError> {
+        let check = |path: &str, condition, code| PredicateCheck {
+            path: path.to_string(),
+            condition,
+            code: Some(code),
+        };
+        let source = version.source_path();
+        let repository = self.source_repository()?;
+        let mut checks = vec![check(
+            source,
+            PredicateCondition::Matches(Self::regex(
+                &format!(r"^(git\+)?{}(@.*)?$", literal(&repository)),
+                "--source-uri",
+            )?),
+            ReasonCode::SourceMismatch,
+        )];
+        let mut reference = |pattern: String, flag| -> Result<(), RequirementError> {
+            checks.push(check(
+                source,
+                PredicateCondition::Matches(Self::regex(&format!("^[^@]*@refs/{pattern}$"), flag)?),
+                ReasonCode::RefMismatch,
+            ));
+            Ok(())
+        };
+        if let Some(tag) = &self.source_tag {
+            reference(format!("tags/{}", literal(tag)), "--source-tag")?;
+        }
+        if let Some(branch) = &self.source_branch {
+            reference(format!("heads/{}", literal(branch)), "--source-branch")?;
+        }
+        if let Some(versioned) = &self.source_versioned_tag {
+            reference(
+                format!("tags/{}", versioned.pattern()),
+                "--source-versioned-tag",
+            )?;
+        }
+        let builder = self.builder_id.trim();
+        if builder.is_empty() {
+            return Err(RequirementError::Invalid {
+                flag: "--builder-id",
+                problem: "is empty".into(),
+            });
+        }
+        checks.push(check(
+            version.builder_path(),
+            if builder.contains('@') {
+                PredicateCondition::Equals(serde_json::Value::String(builder.to_string()))
+            } else {
+                PredicateCondition::Matches(Self::regex(
+                    &format!("^{}(@.*)?$", literal(builder)),
+                    "--builder-id",
+                )?)
+            },
+            ReasonCode::BuilderMismatch,
+        ));
+        if let Some(build_type) = &self.build_type {
+            checks.push(check(
+                version.build_type_path(),
+                PredicateCondition::Equals(serde_json::Value::String(build_type.clone())),
+                ReasonCode::BuildTypeMismatch,
+            ));
+        }
+        Ok(checks)
+    }
+
+    /// The checks for every accepted version, by predicate type: what to give
+    /// `ImagePolicyBuilder::require_attestation_checked`.
+    pub fn checks_by_type(&self) -> Result<Vec<(String, Vec<PredicateCheck>)>, RequirementError> {
+        if self.versions.is_empty() {
+            return Err(RequirementError::Invalid {
+                flag: "--slsa-version",
+                problem: "no SLSA version accepted".into(),
+            });
+        }
+        self.versions
+            .iter()
+            .map(|v| Ok((v.predicate_type().to_string(), self.checks(*v)?)))
+            .collect()
+    }
+
+    fn accepted_types(&self) -> String {
+        let types: Vec<&str> = self.versions.iter().map(|v| v.predicate_type()).collect();
+        types.join(" or ")
+    }
+
+    /// Judges a statement read outside the cosign layouts (BuildKit's, in the index) about the image `image`:
+    /// its predicate type is an accepted SLSA version, a subject names the image, and its predicate passes
+    /// [`ProvenanceRequirements::checks`].
+    pub fn judge_statement(&self, statement: &Statement, image: &Digest) -> Result<(), Judgement> {
+        let Some(version) = SlsaVersion::from_predicate_type(&statement.predicate_type)
+            .filter(|v| self.versions.contains(v))
+        else {
+            return Err(Judgement::Failed(ProvenanceFailure {
+                code: ReasonCode::PredicateTypeMismatch,
+                field: "predicateType".into(),
+                wanted: self.accepted_types(),
+                got: statement.predicate_type.clone(),
+            }));
+        };
+        if !statement.names_digest(image) {
+            return Err(Judgement::Failed(ProvenanceFailure {
+                code: ReasonCode::SubjectDigestMismatch,
+                field: "subject".into(),
+                wanted: image.to_string(),
+                got: statement.subject_digests().join(", "),
+            }));
+        }
+        let checks = self.checks(version).map_err(Judgement::Unusable)?;
+        match check_predicate(
+            version.predicate_type(),
+            statement.predicate.as_ref(),
+            &checks,
+        ) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(failure)) => Err(Judgement::Failed(failure.into())),
+            Err(pointer) => Err(Judgement::Unusable(RequirementError::Invalid {
+                flag: "checks",
+                problem: pointer.to_string(),
+            })),
+        }
+    }
+
+    /// Decides on what `ImageVerifier` found among the image's attestations (both cosign layouts), asked for
+    /// attestations of any type with [`ProvenanceRequirements::checks_by_type`]: the first accepted attestation
+    /// of an accepted SLSA version, whose statement also parses strictly (no duplicate key). Else the most telling
+    /// failure: a failed check of an accepted version, a statement for another image, provenance of another
+    /// version, then the verifier's own reason.
+    pub fn judge_report(
+        &self,
+        report: &ImageReport,
+    ) -> Result<(usize, Statement), ProvenanceFailure> {
+        let accepted_version = |t: Option<&str>| {
+            t.and_then(SlsaVersion::from_predicate_type)
+                .is_some_and(|v| self.versions.contains(&v))
+        };
+        let mut malformed = None;
+        for (i, outcome) in report.signatures.iter().enumerate() {
+            let Some(accepted) = outcome.accepted() else {
+                continue;
+            };
+            if !accepted_version(accepted.predicate_type.as_deref()) {
+                continue;
+            }
+            let Some(bytes) = &accepted.statement else {
+                continue;
+            };
+            match Statement::parse(bytes) {
+                Ok(statement) => return Ok((i, statement)),
+                Err(e) => {
+                    malformed.get_or_insert(ProvenanceFailure {
+                        code: ReasonCode::BadSignature,
+                        field: format!("statement ({})", outcome.location),
+                        wanted: "a well-formed in-toto statement".into(),
+                        got: e.to_string(),
+                    });
+                }
+            }
+        }
+        if let Some(failure) = malformed {
+            return Err(failure);
+        }
+        let rejected = || report.signatures.iter().filter_map(|s| s.rejected());
+        if let Some(failure) = rejected()
+            .filter_map(|r| r.predicate_failure.as_deref())
+            .find(|f| accepted_version(Some(&f.predicate_type)))
+        {
+            return Err(failure.clone().into());
+        }
+        if let Some(r) = rejected().find(|r| r.code == ReasonCode::SubjectDigestMismatch) {
+            return Err(ProvenanceFailure {
+                code: r.code,
+                field: "subject".into(),
+                wanted: report.digest.clone(),
+                got: r.message.clone(),
+            });
+        }
+        if let Some(other) = report
+            .signatures
+            .iter()
+            .filter_map(|s| s.accepted())
+            .find_map(|a| {
+                a.predicate_type
+                    .as_deref()
+                    .filter(|t| SlsaVersion::from_predicate_type(t).is_some())
+            })
+        {
+            return Err(ProvenanceFailure {
+                code: ReasonCode::PredicateTypeMismatch,
+                field: "predicateType".into(),
+                wanted: self.accepted_types(),
+                got: other.to_string(),
+            });
+        }
+        let closest = report.closest_rejection();
+        Err(ProvenanceFailure {
+            code: closest.map_or(ReasonCode::AttestationMissing, |r| r.code),
+            field: "signature".into(),
+            wanted: format!("a verified attestation of {}", self.accepted_types()),
+            got: closest.map_or_else(|| "none found".to_string(), |r| r.message.clone()),
+        })
+    }
+}
+
+/// Why [`ProvenanceRequirements::judge_statement`] did not pass.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Judgement {
+    /// The statement fails a requirement.
+    #[error("{0}")]
+    Failed(ProvenanceFailure),
+    /// The requirements cannot be checked.
+    #[error(transparent)]
+    Unusable(RequirementError),
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    const HEX: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const BUILDER: &str = "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml";
+
+    fn image() -> Digest {
+        Digest::parse(&format!("sha256:{HEX}")).unwrap()
+    }
+
+    fn requirements() -> ProvenanceRequirements {
+        ProvenanceRequirements {
+            source_uri: "github.com/org/repo".into(),
+            source_tag: None,
+            source_branch: None,
+            source_versioned_tag: None,
+            builder_id: BUILDER.into(),
+            build_type: None,
+            versions: SlsaVersion::ALL.to_vec(),
+        }
+    }
+
+    fn v02(uri: &str, builder: &str) -> Statement {
+        statement(
+            SLSA_V02,
+            HEX,
+            json!({"builder": {"id": builder}, "buildType": "https://github.com/slsa-framework/slsa-github-generator/container@v1",
+                   "invocation": {"configSource": {"uri": uri, "digest": {"sha1": "abc"}}}}),
+        )
+    }
+
+    fn v1(uri: &str, builder: &str) -> Statement {
+        statement(
+            SLSA_V1,
+            HEX,
+            json!({"buildDefinition": {"buildType": "https://kibaship.io/buildtypes/railpack-buildkit/v1",
+                     "externalParameters": {}, "resolvedDependencies": [{"uri": uri, "digest": {"gitCommit": "abc"}}]},
+                   "runDetails": {"builder": {"id": builder}}}),
+        )
+    }
+
+    fn statement(predicate_type: &str, hex: &str, predicate: serde_json::Value) -> Statement {
+        let text = json!({"_type": "https://in-toto.io/Statement/v1", "subject": [{"name": "r", "digest": {"sha256": hex}}],
+                          "predicateType": predicate_type, "predicate": predicate});
+        Statement::parse(text.to_string().as_bytes()).unwrap()
+    }
+
+    fn failure(r: &ProvenanceRequirements, s: &Statement) -> ProvenanceFailure {
+        match r.judge_statement(s, &image()).unwrap_err() {
+            Judgement::Failed(f) => f,
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn both_versions_pass_with_the_source_ref_and_builder_where_slsa_verifier_reads_them() {
+        let r = requirements();
+        let uri = "git+https://github.com/org/repo@refs/tags/v1.2.3";
+        for s in [
+            v02(uri, &format!("{BUILDER}@refs/tags/v2.1.0")),
+            v1(uri, BUILDER),
+        ] {
+            assert_eq!(r.judge_statement(&s, &image()), Ok(()));
+            let tagged = ProvenanceRequirements {
+                source_tag: Some("v1.2.3".into()),
+                source_versioned_tag: Some("v1.2".parse().unwrap()),
+                source_uri: "https://github.com/org/repo".into(),
+                ..requirements()
+            };
+            assert_eq!(tagged.judge_statement(&s, &image()), Ok(()));
+        }
+    }
+
+    #[test]
+    fn every_mismatch_names_its_code_field_wanted_and_got() {
+        let r = requirements();
+        let good = "git+https://github.com/org/repo@refs/heads/main";
+        // A different source repository, also one that only shares a prefix.
+        for uri in [
+            "git+https://github.com/org/other@refs/heads/main",
+            "git+https://github.com/org/repo2@refs/heads/main",
+        ] {
+            let f = failure(&r, &v1(uri, BUILDER));
+            assert_eq!(f.code, ReasonCode::SourceMismatch);
+            assert_eq!(f.field, "/buildDefinition/resolvedDependencies/0/uri");
+            assert_eq!(f.got, format!("\"{uri}\""));
+        }
+        let f = failure(
+            &r,
+            &v02("git+https://github.com/org/other@refs/heads/main", BUILDER),
+        );
+        assert_eq!(
+            (f.code, f.field.as_str()),
+            (ReasonCode::SourceMismatch, "/invocation/configSource/uri")
+        );
+        // A builder not in policy.
+        let f = failure(&r, &v1(good, "https://evil.example/builder"));
+        assert_eq!(
+            (f.code, f.field.as_str()),
+            (ReasonCode::BuilderMismatch, "/runDetails/builder/id")
+        );
+        assert_eq!(f.got, "\"https://evil.example/builder\"");
+        let pinned = ProvenanceRequirements {
+            builder_id: format!("{BUILDER}@refs/tags/v2.1.0"),
+            ..requirements()
+        };
+        let f = failure(&pinned, &v1(good, &format!("{BUILDER}@refs/tags/v2.0.0")));
+        assert_eq!(f.code, ReasonCode::BuilderMismatch);
+        // Branch and tag refs.
+        let tag = ProvenanceRequirements {
+            source_tag: Some("v1.2.3".into()),
+            ..requirements()
+        };
+        let f = failure(&tag, &v1(good, BUILDER));
+        assert_eq!(
+            (f.code, f.wanted.as_str()),
+            (
+                ReasonCode::RefMismatch,
+                r"a string matching /^[^@]*@refs/tags/v1\.2\.3$/"
+            )
+        );
+        let branch = ProvenanceRequirements {
+            source_branch: Some("master".into()),
+            ..requirements()
+        };
+        assert_eq!(
+            failure(&branch, &v1(good, BUILDER)).code,
+            ReasonCode::RefMismatch
+        );
+        let versioned = ProvenanceRequirements {
+            source_versioned_tag: Some("v2".parse().unwrap()),
+            ..requirements()
+        };
+        let f = failure(
+            &versioned,
+            &v1("git+https://github.com/org/repo@refs/tags/v1.9.0", BUILDER),
+        );
+        assert_eq!(f.code, ReasonCode::RefMismatch);
+        // Build type.
+        let typed = ProvenanceRequirements {
+            build_type: Some("https://example.com/other".into()),
+            ..requirements()
+        };
+        let f = failure(&typed, &v1(good, BUILDER));
+        assert_eq!(
+            (f.code, f.field.as_str()),
+            (ReasonCode::BuildTypeMismatch, "/buildDefinition/buildType")
+        );
+        // A forged subject digest.
+        let mut forged = v1(good, BUILDER);
+        forged.subjects[0]
+            .digest
+            .insert("sha256".into(), "b".repeat(64));
+        let f = failure(&r, &forged);
+        assert_eq!(
+            (f.code, f.field.as_str()),
+            (ReasonCode::SubjectDigestMismatch, "subject")
+        );
+        assert_eq!(f.got, format!("sha256:{}", "b".repeat(64)));
+        // v0.2 where v1 is required.
+        let v1_only = ProvenanceRequirements {
+            versions: vec![SlsaVersion::V1],
+            ..requirements()
+        };
+        let f = failure(&v1_only, &v02(good, BUILDER));
+        assert_eq!(
+            f.to_string(),
+            format!("predicate-type-mismatch: predicateType is {SLSA_V02}, wanted {SLSA_V1}")
+        );
+        // An absent field fails closed.
+        let f = failure(&r, &statement(SLSA_V1, HEX, json!({})));
+        assert_eq!(
+            (f.code, f.got.as_str()),
+            (ReasonCode::SourceMismatch, "absent")
+        );
+    }
+
+    #[test]
+    fn unusable_flags_are_refused() {
+        for (r, flag) in [
+            (
+                ProvenanceRequirements {
+                    source_uri: "github.com/org/repo@v1".into(),
+                    ..requirements()
+                },
+                "--source-uri",
+            ),
+            (
+                ProvenanceRequirements {
+                    source_uri: " ".into(),
+                    ..requirements()
+                },
+                "--source-uri",
+            ),
+            (
+                ProvenanceRequirements {
+                    builder_id: "".into(),
+                    ..requirements()
+                },
+                "--builder-id",
+            ),
+        ] {
+            let err = r.checks(SlsaVersion::V1).unwrap_err().to_string();
+            assert!(err.starts_with(flag), "{err}");
+        }
+        for bad in ["1.2.3.4", "x1", "v01", "v1.", ""] {
+            assert!(bad.parse::<VersionedTag>().is_err(), "{bad}");
+        }
+        assert_eq!("1.2".parse::<VersionedTag>().unwrap().to_string(), "v1.2");
+        let none = ProvenanceRequirements {
+            versions: vec![],
+            ..requirements()
+        };
+        assert!(none.checks_by_type().is_err());
+    }
+
+    #[test]
+    fn versioned_tags_match_their_version_only() {
+        let matches = |expected: &str, tag: &str| {
+            let re = GoRegex::new(&format!(
+                "^{}$",
+                expected.parse::<VersionedTag>().unwrap().pattern()
+            ))
+            .unwrap();
+            re.is_match(tag)
+        };
+        assert!(matches("v1", "v1") && matches("v1", "v1.4.2") && matches("v1", "1.0.0-rc1"));
+        assert!(!matches("v1", "v10.0.0") && !matches("v1", "v2.0.0"));
+        assert!(
+            matches("v1.2", "v1.2.9") && !matches("v1.2", "v1.20.0") && !matches("v1.2", "v1.3.0")
+        );
+        assert!(matches("v1.2.3", "v1.2.3") && matches("v1.2.3", "v1.2.3+build.5"));
+        assert!(!matches("v1.2.3", "v1.2.3-rc1") && !matches("v1.2.3", "v1.2.30"));
+    }
+}
