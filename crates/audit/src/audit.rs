@@ -1,0 +1,620 @@
+//! Judging an [`Inventory`]: each distinct reference resolved to its digest once, each distinct digest verified
+//! once per distinct set of requirements (whatever the number of workloads using it) through
+//! [`kibaship_cosign::ImageVerifier`], with at most `concurrency` images in flight per registry; then, per
+//! container, the answer the admission webhook gives ([`kibaship_policy::Answer::for_image`]: policy selection by
+//! namespace and image, modes, exceptions). A registry error is recorded for its image and the audit goes on.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kibaship_cosign::{ImagePolicy, ImageVerifier, Verdict};
+use kibaship_oci::{Reference, RegistryClient};
+use kibaship_policy::{Answer, ExceptionMatch, Mode, NamespaceInfo, PolicySet};
+use kibaship_sigstore::Verifier;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::inventory::{Inventory, Severity};
+use crate::report::{
+    AttestationEntry, ContainerEntry, ExceptionEntry, ImageEntry, ImageStatus, PolicyResult,
+    REPORT_SCHEMA, Report, RequirementsInfo, Summary, WorkloadEntry, answer_rank,
+};
+
+/// Default images in flight per registry.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+/// What images must carry.
+#[derive(Debug, Clone)]
+pub enum Requirements {
+    /// An admission policy file (its origin and the parsed set): selection by namespace and image, modes and
+    /// exceptions, as the webhook applies them.
+    PolicyFile(String, Arc<PolicySet>),
+    /// One [`ImagePolicy`] (from `verify`'s key or identity flags) for every image, as an `enforce` policy that
+    /// selects everything.
+    Flags(Arc<ImagePolicy>),
+}
+
+/// How the audit reaches registries.
+#[derive(Clone)]
+pub struct AuditConfig {
+    /// The registry client (without an overall deadline: each image gets [`AuditConfig::image_timeout`]).
+    pub client: RegistryClient,
+    /// The bundle verifier over the trusted root.
+    pub verifier: Arc<Verifier>,
+    /// Images resolved or verified at the same time, per registry (at least 1).
+    pub concurrency: usize,
+    /// Longest the resolution, or one verification, of one image may take.
+    pub image_timeout: Option<Duration>,
+    /// Unix seconds: certificate validity and exception expiry are judged at this time.
+    pub now: i64,
+}
+
+impl std::fmt::Debug for AuditConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditConfig")
+            .field("concurrency", &self.concurrency)
+            .field("image_timeout", &self.image_timeout)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Told about the audit's progress (a progress bar); every method has a default that does nothing.
+pub trait Progress: Send + Sync {
+    /// The number of registry steps (resolutions and verifications) known so far.
+    fn add_steps(&self, _steps: usize) {}
+    /// One step is done; `image` names it.
+    fn step_done(&self, _image: &str) {}
+}
+
+/// No progress reporting.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// A requirement set: a policy of the file, or the flags' one.
+struct Rule {
+    name: String,
+    mode: Mode,
+    image_policy: Arc<ImagePolicy>,
+    fingerprint: [u8; 32],
+}
+
+/// Why an image could not be judged.
+#[derive(Debug, Clone)]
+struct ImageError {
+    code: &'static str,
+    message: String,
+}
+
+/// The per-container judging before any registry is read.
+struct Site {
+    rules: Vec<usize>,
+    exception: Option<ExceptionEntry>,
+    exception_active: bool,
+}
+
+/// Audits `inventory` against `requirements`. Never fails: what cannot be read is in the report.
+pub async fn audit(
+    inventory: Inventory,
+    requirements: &Requirements,
+    config: &AuditConfig,
+    progress: &dyn Progress,
+) -> Report {
+    let rules: Vec<Rule> = match requirements {
+        Requirements::PolicyFile(_, set) => set
+            .policies()
+            .iter()
+            .map(|p| Rule {
+                name: p.name().to_owned(),
+                mode: p.mode(),
+                image_policy: Arc::clone(p.shared_image_policy()),
+                fingerprint: p.fingerprint(),
+            })
+            .collect(),
+        Requirements::Flags(policy) => vec![Rule {
+            name: "flags".to_owned(),
+            mode: Mode::Enforce,
+            image_policy: Arc::clone(policy),
+            fingerprint: policy.fingerprint(),
+        }],
+    };
+
+    // 1. Which rules judge each container, and which each distinct image needs.
+    let mut sites: Vec<Vec<Site>> = Vec::with_capacity(inventory.workloads.len());
+    let mut needs: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
+    for workload in &inventory.workloads {
+        let labels = inventory.namespace_labels.get(&workload.namespace);
+        let namespace = match labels {
+            Some(labels) => NamespaceInfo::new(&workload.namespace, labels),
+            None => NamespaceInfo::without_labels(&workload.namespace),
+        };
+        let mut row = Vec::with_capacity(workload.containers.len());
+        for container in &workload.containers {
+            let image = container.image.as_str();
+            let site = match requirements {
+                Requirements::Flags(_) => Site {
+                    rules: vec![0],
+                    exception: None,
+                    exception_active: false,
+                },
+                Requirements::PolicyFile(_, set) => {
+                    let selected = set.select(&namespace, image);
+                    let indices: Vec<usize> = selected
+                        .iter()
+                        .filter_map(|p| set.policies().iter().position(|q| std::ptr::eq(*p, q)))
+                        .collect();
+                    let exception = if indices.is_empty() {
+                        ExceptionMatch::None
+                    } else {
+                        set.exception_for(&workload.namespace, image, config.now)
+                    };
+                    let (entry, active) = match exception {
+                        ExceptionMatch::None => (None, false),
+                        ExceptionMatch::Active(e) | ExceptionMatch::Expired(e) => (
+                            Some(ExceptionEntry {
+                                owner: e.owner().to_owned(),
+                                reason: e.reason().to_owned(),
+                                expires: e.expires_rfc3339().to_owned(),
+                                location: e.location(),
+                                active: exception.is_active(),
+                            }),
+                            exception.is_active(),
+                        ),
+                    };
+                    Site {
+                        rules: indices,
+                        exception: entry,
+                        exception_active: active,
+                    }
+                }
+            };
+            let wanted = needs.entry(image).or_default();
+            if !site.exception_active {
+                wanted.extend(site.rules.iter().copied());
+            }
+            row.push(site);
+        }
+        sites.push(row);
+    }
+
+    // 2. Each distinct reference resolved once.
+    let limits = RegistryLimits::new(config.concurrency);
+    progress.add_steps(needs.len());
+    let mut resolving = JoinSet::new();
+    for image in needs.keys() {
+        let image = (*image).to_owned();
+        let client = config.client.clone();
+        let limits = limits.clone();
+        let timeout = config.image_timeout;
+        resolving.spawn(async move {
+            let resolved = resolve(&client, &image, &limits, timeout).await;
+            (image, resolved)
+        });
+    }
+    let mut resolved: HashMap<String, Result<Reference, ImageError>> = HashMap::new();
+    while let Some(joined) = resolving.join_next().await {
+        match joined {
+            Ok((image, result)) => {
+                progress.step_done(&image);
+                resolved.insert(image, result);
+            }
+            // A resolution task that panicked: its image stays unresolved, reported as an internal error below.
+            Err(_) => progress.step_done("?"),
+        }
+    }
+
+    // 3. Each distinct (digest, requirements) verified once.
+    let mut jobs: BTreeMap<(String, [u8; 32]), usize> = BTreeMap::new();
+    for (image, rule_indices) in &needs {
+        let Some(Ok(pinned)) = resolved.get(*image) else {
+            continue;
+        };
+        for &rule in rule_indices {
+            if let Some(r) = rules.get(rule) {
+                jobs.entry((by_digest(pinned), r.fingerprint))
+                    .or_insert(rule);
+            }
+        }
+    }
+    progress.add_steps(jobs.len());
+    let verifications = jobs.len();
+    let mut verifying = JoinSet::new();
+    for ((pinned, fingerprint), rule) in &jobs {
+        let Some(rule) = rules.get(*rule) else {
+            continue;
+        };
+        let key = (pinned.clone(), *fingerprint);
+        let policy = Arc::clone(&rule.image_policy);
+        let client = config.client.clone();
+        let verifier = Arc::clone(&config.verifier);
+        let limits = limits.clone();
+        let timeout = config.image_timeout;
+        let now = config.now;
+        verifying.spawn(async move {
+            let result = verify(client, verifier, &key.0, &policy, &limits, timeout, now).await;
+            (key, result)
+        });
+    }
+    let mut verdicts: HashMap<(String, [u8; 32]), Result<Verdict, ImageError>> = HashMap::new();
+    while let Some(joined) = verifying.join_next().await {
+        if let Ok((key, result)) = joined {
+            progress.step_done(&key.0);
+            verdicts.insert(key, result);
+        }
+    }
+    let internal = || ImageError {
+        code: "internal-error",
+        message: "the task judging this image failed".to_owned(),
+    };
+    let judged = |image: &str, rule: usize| -> Result<&Verdict, ImageError> {
+        let pinned = match resolved.get(image) {
+            Some(Ok(pinned)) => pinned,
+            Some(Err(e)) => return Err(e.clone()),
+            None => return Err(internal()),
+        };
+        let fingerprint = rules
+            .get(rule)
+            .map(|r| r.fingerprint)
+            .ok_or_else(internal)?;
+        match verdicts.get(&(by_digest(pinned), fingerprint)) {
+            Some(Ok(verdict)) => Ok(verdict),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(internal()),
+        }
+    };
+    let result_of = |image: &str, rule: usize, checked: bool| -> PolicyResult {
+        let (name, mode) = rules
+            .get(rule)
+            .map_or(("?", "enforce"), |r| (r.name.as_str(), r.mode.as_str()));
+        let (verified, code) = if !checked {
+            (None, None)
+        } else {
+            match judged(image, rule) {
+                Ok(v) => (
+                    Some(v.is_verified()),
+                    v.code().map(|c| c.as_str().to_owned()),
+                ),
+                Err(e) => (Some(false), Some(e.code.to_owned())),
+            }
+        };
+        PolicyResult {
+            policy: name.to_owned(),
+            mode,
+            verified,
+            code,
+        }
+    };
+
+    // 4. The answers, per container and per workload.
+    let mut used_by: HashMap<&str, usize> = HashMap::new();
+    let mut workloads = Vec::with_capacity(inventory.workloads.len());
+    for (workload, row) in inventory.workloads.iter().zip(&sites) {
+        let mut containers = Vec::with_capacity(workload.containers.len());
+        for (container, site) in workload.containers.iter().zip(row) {
+            *used_by.entry(container.image.as_str()).or_default() += 1;
+            let checked = !site.exception_active;
+            let policies: Vec<PolicyResult> = site
+                .rules
+                .iter()
+                .map(|&rule| result_of(&container.image, rule, checked))
+                .collect();
+            let modes = site.rules.iter().zip(&policies).map(|(&rule, result)| {
+                let mode = rules.get(rule).map_or(Mode::Enforce, |r| r.mode);
+                (mode, result.verified != Some(false))
+            });
+            let exception = match (&site.exception, site.exception_active) {
+                (Some(_), true) => {
+                    // Any active exception: Answer::for_image only asks whether one is active.
+                    active_exception(
+                        requirements,
+                        &workload.namespace,
+                        &container.image,
+                        config.now,
+                    )
+                }
+                _ => ExceptionMatch::None,
+            };
+            let answer = Answer::for_image(modes, &exception);
+            let code = first_code(&policies, &rules, &site.rules, answer);
+            containers.push(ContainerEntry {
+                name: container.name.clone(),
+                container_kind: container.kind,
+                image: container.image.clone(),
+                digest: match resolved.get(&container.image) {
+                    Some(Ok(pinned)) => pinned.digest().map(ToString::to_string),
+                    _ => None,
+                },
+                answer,
+                code,
+                policies,
+                exception: site.exception.clone(),
+            });
+        }
+        let worst = containers
+            .iter()
+            .max_by_key(|c| answer_rank(c.answer))
+            .map_or((Answer::NotSelected, None), |c| (c.answer, c.code.clone()));
+        workloads.push(WorkloadEntry {
+            namespace: workload.namespace.clone(),
+            kind: workload.kind.clone(),
+            name: workload.name.clone(),
+            origin: workload.origin.clone(),
+            answer: worst.0,
+            code: worst.1,
+            containers,
+        });
+    }
+
+    // 5. The images.
+    let mut images = Vec::with_capacity(needs.len());
+    let mut digests = BTreeSet::new();
+    for (image, rule_indices) in &needs {
+        let mut entry = ImageEntry {
+            reference: (*image).to_owned(),
+            digest: None,
+            status: ImageStatus::NotChecked,
+            code: None,
+            message: None,
+            signers: Vec::new(),
+            attestations: Vec::new(),
+            policies: Vec::new(),
+            used_by: used_by.get(image).copied().unwrap_or(0),
+        };
+        match resolved.get(*image) {
+            Some(Ok(pinned)) => {
+                digests.insert(by_digest(pinned));
+                entry.digest = pinned.digest().map(ToString::to_string);
+            }
+            Some(Err(e)) => {
+                entry.status = ImageStatus::Error;
+                entry.code = Some(e.code.to_owned());
+                entry.message = Some(e.message.clone());
+            }
+            None => {
+                let e = internal();
+                entry.status = ImageStatus::Error;
+                entry.code = Some(e.code.to_owned());
+                entry.message = Some(e.message);
+            }
+        }
+        for &rule in rule_indices {
+            entry.policies.push(result_of(image, rule, true));
+            match judged(image, rule) {
+                Ok(verdict) => collect_signers(verdict, &mut entry),
+                Err(e) if entry.status != ImageStatus::Error => {
+                    entry.status = ImageStatus::Error;
+                    entry.code = Some(e.code.to_owned());
+                    entry.message = Some(e.message);
+                }
+                Err(_) => {}
+            }
+        }
+        if entry.status != ImageStatus::Error && !entry.policies.is_empty() {
+            let failed = entry.policies.iter().find(|p| p.verified == Some(false));
+            entry.status = match failed {
+                Some(p) => {
+                    entry.code = p.code.clone();
+                    ImageStatus::NotVerified
+                }
+                None => ImageStatus::Verified,
+            };
+        }
+        images.push(entry);
+    }
+
+    let mut summary = Summary {
+        workloads: workloads.len(),
+        containers: workloads.iter().map(|w| w.containers.len()).sum(),
+        images: images.len(),
+        digests: digests.len(),
+        verifications,
+        input_errors: inventory
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .count(),
+        ..Summary::default()
+    };
+    for w in &workloads {
+        *summary
+            .answers
+            .entry(w.answer.as_str().to_owned())
+            .or_default() += 1;
+    }
+    for i in &images {
+        *summary
+            .image_statuses
+            .entry(i.status.as_str().to_owned())
+            .or_default() += 1;
+    }
+    Report {
+        schema: REPORT_SCHEMA,
+        generated_at: rfc3339(config.now),
+        requirements: match requirements {
+            Requirements::PolicyFile(origin, _) => RequirementsInfo::PolicyFile {
+                origin: origin.clone(),
+            },
+            Requirements::Flags(_) => RequirementsInfo::Flags,
+        },
+        summary,
+        images,
+        workloads,
+        problems: inventory.problems,
+    }
+}
+
+fn active_exception<'a>(
+    requirements: &'a Requirements,
+    namespace: &str,
+    image: &str,
+    now: i64,
+) -> ExceptionMatch<'a> {
+    match requirements {
+        Requirements::PolicyFile(_, set) => set.exception_for(namespace, image, now),
+        Requirements::Flags(_) => ExceptionMatch::None,
+    }
+}
+
+/// The code to show for a container: the first failure of the mode that decided the answer (for `admit`, an
+/// `audit` policy's failure, if any).
+fn first_code(
+    policies: &[PolicyResult],
+    rules: &[Rule],
+    indices: &[usize],
+    answer: Answer,
+) -> Option<String> {
+    let wanted = match answer {
+        Answer::Deny => Mode::Enforce,
+        Answer::AdmitWithWarning => Mode::Warn,
+        Answer::Admit => Mode::Audit,
+        Answer::NotSelected | Answer::Exception => return None,
+    };
+    indices
+        .iter()
+        .zip(policies)
+        .find(|(rule, p)| {
+            rules.get(**rule).is_some_and(|r| r.mode == wanted) && p.verified == Some(false)
+        })
+        .and_then(|(_, p)| p.code.clone())
+}
+
+fn collect_signers(verdict: &Verdict, entry: &mut ImageEntry) {
+    if let Some(report) = verdict.signatures() {
+        for accepted in report.signatures.iter().filter_map(|s| s.accepted()) {
+            if !entry.signers.contains(&accepted.signer) {
+                entry.signers.push(accepted.signer.clone());
+            }
+        }
+    }
+    if let Some(report) = verdict.attestations() {
+        for accepted in report.signatures.iter().filter_map(|s| s.accepted()) {
+            let attestation = AttestationEntry {
+                predicate_type: accepted.predicate_type.clone().unwrap_or_default(),
+                signer: accepted.signer.clone(),
+            };
+            if !entry.attestations.contains(&attestation) {
+                entry.attestations.push(attestation);
+            }
+        }
+    }
+}
+
+/// A semaphore per registry, made on first use.
+#[derive(Clone)]
+struct RegistryLimits {
+    permits: usize,
+    semaphores: Arc<std::sync::Mutex<HashMap<String, Arc<Semaphore>>>>,
+}
+
+impl RegistryLimits {
+    fn new(permits: usize) -> Self {
+        RegistryLimits {
+            permits: permits.max(1),
+            semaphores: Arc::default(),
+        }
+    }
+
+    fn for_registry(&self, registry: &str) -> Arc<Semaphore> {
+        let mut map = self.semaphores.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(
+            map.entry(registry.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.permits))),
+        )
+    }
+}
+
+fn registry_code(e: &kibaship_oci::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_not_found() {
+        "image-not-found"
+    } else if matches!(e, kibaship_oci::Error::Unauthorized { .. }) {
+        "registry-denied"
+    } else {
+        "registry-unreachable"
+    }
+}
+
+/// The reference pinned to its digest (a reference by digest is taken as it is: the verification reads it).
+async fn resolve(
+    client: &RegistryClient,
+    image: &str,
+    limits: &RegistryLimits,
+    timeout: Option<Duration>,
+) -> Result<Reference, ImageError> {
+    let reference = Reference::parse(image).map_err(|e| ImageError {
+        code: "bad-reference",
+        message: format!("not an image reference: {e}"),
+    })?;
+    if let Some(digest) = reference.digest() {
+        return Ok(reference.with_digest(digest.clone()));
+    }
+    let semaphore = limits.for_registry(reference.registry());
+    let _permit = semaphore.acquire().await.map_err(|_| ImageError {
+        code: "internal-error",
+        message: "the registry's permits were closed".to_owned(),
+    })?;
+    let client = match timeout {
+        Some(t) => client.with_timeout(t),
+        None => client.clone(),
+    };
+    match client.resolve_digest(&reference, None).await {
+        Ok(resolved) => Ok(reference.with_digest(resolved.digest)),
+        Err(e) => Err(ImageError {
+            code: registry_code(&e),
+            message: format!("resolving {image}: {e}"),
+        }),
+    }
+}
+
+async fn verify(
+    client: RegistryClient,
+    verifier: Arc<Verifier>,
+    pinned: &str,
+    policy: &ImagePolicy,
+    limits: &RegistryLimits,
+    timeout: Option<Duration>,
+    now: i64,
+) -> Result<Verdict, ImageError> {
+    let reference = Reference::parse(pinned).map_err(|e| ImageError {
+        code: "bad-reference",
+        message: format!("not an image reference: {e}"),
+    })?;
+    let semaphore = limits.for_registry(reference.registry());
+    let _permit = semaphore.acquire().await.map_err(|_| ImageError {
+        code: "internal-error",
+        message: "the registry's permits were closed".to_owned(),
+    })?;
+    let client = match timeout {
+        Some(t) => client.with_timeout(t),
+        None => client,
+    };
+    let verifier = ImageVerifier::with_verifier(client, verifier);
+    match verifier.verify(&reference, policy, now).await {
+        Ok(verdict) => Ok(verdict.without_statements()),
+        Err(e) => Err(ImageError {
+            code: e.code().map_or("registry-unreachable", |c| c.as_str()),
+            message: format!("verifying {pinned}: {e}"),
+        }),
+    }
+}
+
+/// `registry/repository@digest`: what one verification is about, whatever tag named it.
+fn by_digest(pinned: &Reference) -> String {
+    match pinned.digest() {
+        Some(digest) => format!("{}/{}@{digest}", pinned.registry(), pinned.repository()),
+        None => pinned.to_string(),
+    }
+}
+
+fn rfc3339(now: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(now)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| now.to_string())
+}
