@@ -50,6 +50,17 @@ impl RetryPolicy {
         half + half.mul_f64(jitter_fraction())
     }
 
+    /// The wait before retry number `retry` with "full jitter": uniform in [0, d], d = `initial * 2^(retry-1)`
+    /// capped at `max_backoff` (for many clients retrying one receiver at once, e.g. webhooks).
+    pub fn backoff_full_jitter(&self, retry: u32) -> Duration {
+        let exp = retry.saturating_sub(1).min(30);
+        let base = self
+            .initial_backoff
+            .saturating_mul(1u32 << exp)
+            .min(self.max_backoff);
+        base.mul_f64(jitter_fraction())
+    }
+
     /// The wait before the next attempt: `Retry-After` (capped) when the server sent one, else [`Self::backoff`].
     pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
         match retry_after {
@@ -134,6 +145,21 @@ mod tests {
         }
         assert!(p.backoff(40) <= p.max_backoff);
         let samples: std::collections::HashSet<Duration> = (0..20).map(|_| p.backoff(3)).collect();
+        assert!(samples.len() > 1, "jitter must vary the delay");
+    }
+
+    #[test]
+    fn full_jitter_stays_under_the_capped_exponential() {
+        let p = RetryPolicy::default();
+        for retry in 1..=10 {
+            let full = p
+                .initial_backoff
+                .saturating_mul(1 << (retry - 1))
+                .min(p.max_backoff);
+            assert!(p.backoff_full_jitter(retry) <= full, "retry {retry}");
+        }
+        let samples: std::collections::HashSet<Duration> =
+            (0..20).map(|_| p.backoff_full_jitter(4)).collect();
         assert!(samples.len() > 1, "jitter must vary the delay");
     }
 

@@ -10,6 +10,7 @@
 //! - [`results`]: Tekton results within Tekton's size budget;
 //! - [`prepare`], [`build`]: the two build steps; [`sign`]: the sign task's step;
 //! - [`provenance`]: SLSA provenance v1 of a build (typed model, generation, validation; pure);
+//! - [`notify`]: the build outcome POSTed to the platform, HMAC-signed, with bounded retries;
 //! - [`failure`], [`error`]: failure kinds and exit codes.
 
 pub mod build;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod failure;
 pub mod image;
 pub mod key;
+pub mod notify;
 pub mod oci_store;
 pub mod plan;
 pub mod prepare;

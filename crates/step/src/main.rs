@@ -50,6 +50,80 @@ enum Command {
     /// metadata file, the plan and BuildKit's own provenance; attest it with `kibaverify attest --predicate
     /// <predicate-output> --type slsaprovenance1` (docs/provenance.md).
     Provenance(Box<ProvenanceArgs>),
+    /// POST the build's outcome as JSON to the platform, signed with HMAC-SHA256 (X-Kibaship-Signature), with
+    /// bounded retries; exit 0 delivered, 64 bad parameters, 75 not delivered, 77 refused (docs/tekton.md).
+    Notify(Box<NotifyArgs>),
+}
+
+/// `kibaship-step notify`: empty strings mean "not set", as Tekton passes them.
+#[derive(Args)]
+struct NotifyArgs {
+    /// The receiver's URL (http or https; no user info).
+    #[arg(long)]
+    url: String,
+    /// File holding the HMAC key (a Secret mount; one trailing newline is ignored; at least 32 bytes).
+    #[arg(long)]
+    hmac_key_file: PathBuf,
+    /// $(context.pipelineRun.name).
+    #[arg(long, default_value = "")]
+    pipeline_run_name: String,
+    /// $(context.pipelineRun.namespace).
+    #[arg(long, default_value = "")]
+    pipeline_run_namespace: String,
+    /// $(context.pipelineRun.uid): the Idempotency-Key header.
+    #[arg(long, default_value = "")]
+    pipeline_run_uid: String,
+    /// $(tasks.status): Succeeded, Failed, Completed or None.
+    #[arg(long)]
+    aggregate_status: String,
+    /// name=$(tasks.<name>.status), in pipeline order; repeatable.
+    #[arg(long = "task-status", num_args = 0..)]
+    task_statuses: Vec<String>,
+    /// Failure kind instead of the one derived from the first failed task.
+    #[arg(long, default_value = "")]
+    failure_kind: String,
+    /// The image (registry/repository:tag).
+    #[arg(long, default_value = "")]
+    image: String,
+    /// The image's digest.
+    #[arg(long, default_value = "")]
+    digest: String,
+    /// The scan's verdict (pass or fail).
+    #[arg(long, default_value = "")]
+    scan_verdict: String,
+    /// An attestation reference (one per line or repeated).
+    #[arg(long = "attestation", num_args = 0..)]
+    attestations: Vec<String>,
+    /// A signature reference (one per line or repeated).
+    #[arg(long = "signature", num_args = 0..)]
+    signatures: Vec<String>,
+    /// Attempts in total, the first included.
+    #[arg(long, default_value_t = 6)]
+    max_attempts: u32,
+    /// First backoff (doubles each retry, full jitter).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    initial_backoff: Duration,
+    /// Largest backoff.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    max_backoff: Duration,
+    /// No attempt starts after this long.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    max_total: Duration,
+    /// Upper bound of one attempt.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    attempt_timeout: Duration,
+    /// Extra CA bundle (PEM) for an https receiver.
+    #[arg(long, default_value = "")]
+    ca_file: String,
+    /// File for the delivered result (true/false).
+    #[arg(long)]
+    delivered_result: Option<PathBuf>,
+    /// File for the attempts result.
+    #[arg(long)]
+    attempts_result: Option<PathBuf>,
+    /// File for the responseStatus result (the last HTTP status; empty without one).
+    #[arg(long)]
+    response_status_result: Option<PathBuf>,
 }
 
 /// `kibaship-step provenance`: empty strings mean "not set", as Tekton passes them.
@@ -325,6 +399,9 @@ fn main() -> ExitCode {
         Command::Sign(a) => sign(*a)
             .err()
             .map(|e| (e.kind().to_string(), error_chain(&e), e.exit_code())),
+        Command::Notify(a) => notify(*a)
+            .err()
+            .map(|e| (e.label().to_string(), error_chain(&e), e.exit_code())),
         command => run(command)
             .err()
             .map(|e| (e.kind().to_string(), error_chain(&e), e.exit_code())),
@@ -379,6 +456,9 @@ fn run(command: Command) -> Result<(), StepError> {
             "internal: sign is run by main, not here ({} given)",
             a.image
         ))),
+        Command::Notify(_) => Err(StepError::BadParameter(
+            "internal: notify is run by main, not here".into(),
+        )),
     }
 }
 
@@ -471,6 +551,108 @@ fn sign(a: SignArgs) -> Result<(), SignError> {
     for s in &report.signatures {
         say(format_args!("signature={}", s.location));
     }
+    Ok(())
+}
+
+fn notify(a: NotifyArgs) -> Result<(), kibaship_step::notify::NotifyError> {
+    use kibaship_step::notify::{
+        DeliveryOptions, HmacKey, NotifyError, NotifyInputs, NotifyResultPaths, deliver,
+        display_url, parse_url, write_results,
+    };
+    let bad = NotifyError::Parameter;
+    let paths = NotifyResultPaths {
+        delivered: a.delivered_result,
+        attempts: a.attempts_result,
+        response_status: a.response_status_result,
+    };
+    let prepared = (|| {
+        let notification = NotifyInputs {
+            pipeline_run_name: a.pipeline_run_name,
+            pipeline_run_namespace: a.pipeline_run_namespace,
+            pipeline_run_uid: a.pipeline_run_uid,
+            aggregate_status: a.aggregate_status,
+            task_statuses: a.task_statuses,
+            failure_kind: a.failure_kind,
+            image: a.image,
+            digest: a.digest,
+            scan_verdict: a.scan_verdict,
+            attestations: a.attestations,
+            signatures: a.signatures,
+        }
+        .notification()?;
+        let url = parse_url(&a.url)?;
+        let key = HmacKey::from_file(&a.hmac_key_file)?;
+        if a.max_attempts == 0 {
+            return Err(bad("--max-attempts must be at least 1".into()));
+        }
+        let mut http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(a.attempt_timeout);
+        if !a.ca_file.trim().is_empty() {
+            let path = PathBuf::from(a.ca_file.trim());
+            let pem = kibaship_cli::input::read_bounded(
+                &path,
+                "CA file",
+                kibaship_cli::input::MAX_CONFIG_FILE_BYTES,
+            )
+            .map_err(|e| bad(format!("--ca-file: {e}")))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                bad(format!(
+                    "--ca-file {}: not a PEM bundle: {e}",
+                    path.display()
+                ))
+            })? {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http
+            .build()
+            .map_err(|e| bad(format!("cannot set up the HTTP client: {e}")))?;
+        Ok((notification, url, key, http))
+    })();
+    let outcome = prepared.and_then(|(notification, url, key, http)| {
+        let options = DeliveryOptions {
+            retry: kibaship_oci::RetryPolicy {
+                max_attempts: a.max_attempts,
+                initial_backoff: a.initial_backoff,
+                max_backoff: a.max_backoff,
+                max_retry_after: a.max_backoff,
+                max_total: a.max_total,
+            },
+            attempt_timeout: a.attempt_timeout,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| bad(format!("cannot start the async runtime: {e}")))?;
+        let body = notification.to_json();
+        eprintln!(
+            "kibaship-step: notifying {} of {} ({}{})",
+            display_url(&url),
+            notification.pipeline_run.uid,
+            notification.status,
+            notification
+                .failure_kind
+                .as_deref()
+                .map(|k| format!(", {k}"))
+                .unwrap_or_default()
+        );
+        runtime.block_on(deliver(
+            &http,
+            &url,
+            &key,
+            &notification.pipeline_run.uid,
+            &body,
+            &options,
+            &mut std::io::stderr(),
+        ))
+    });
+    // The results say what happened whether or not it was delivered (the Task's step continues on error).
+    write_results(&paths, &outcome)?;
+    let delivery = outcome?;
+    say(format_args!("delivered=true"));
+    say(format_args!("attempts={}", delivery.attempts));
+    say(format_args!("responseStatus={}", delivery.status));
     Ok(())
 }
 

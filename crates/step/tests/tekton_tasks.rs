@@ -237,6 +237,7 @@ fn steps_call_the_driver_with_flags_it_has() {
         ("railpack-prepare", "prepare", "/kibaship/bin/kibaship-step"),
         ("railpack-build", "build", "/kibaship/bin/kibaship-step"),
         ("kibaship-sign", "sign", "/usr/local/bin/kibaship-step"),
+        ("kibaship-notify", "notify", "/usr/local/bin/kibaship-step"),
     ] {
         let t = task(&docs, task_name);
         let known = flags_of(sub);
