@@ -417,6 +417,12 @@ pub async fn attest_image(
     layouts: Layouts,
     attestation: &Attestation,
 ) -> Result<Vec<Signed>, LayoutSignError> {
+    if layouts == Layouts::LegacyReferrer {
+        return Err(LayoutSignError {
+            layout: "legacy",
+            source: CosignError::NoOci11Attestations,
+        });
+    }
     let mut written = Vec::new();
     if layouts.legacy() {
         let fail = |source| LayoutSignError {

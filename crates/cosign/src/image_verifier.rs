@@ -220,6 +220,7 @@ impl ImagePolicyBuilder {
 pub struct ImageVerifier {
     client: RegistryClient,
     verifier: Arc<Verifier>,
+    max_referrers_checked: usize,
 }
 
 impl std::fmt::Debug for ImageVerifier {
@@ -345,7 +346,20 @@ impl ImageVerifier {
 
     /// As [`ImageVerifier::new`], sharing an already built bundle verifier.
     pub fn with_verifier(client: RegistryClient, verifier: Arc<Verifier>) -> Self {
-        ImageVerifier { client, verifier }
+        ImageVerifier {
+            client,
+            verifier,
+            max_referrers_checked: registry::MAX_REFERRERS_CHECKED,
+        }
+    }
+
+    /// Check at most `limit` signature referrers per image and kind (at least 1; default
+    /// [`registry::MAX_REFERRERS_CHECKED`]). Beyond it, the referrers whose descriptors declare what is looked
+    /// for are checked first ([`crate::referrer_selection`]) and the report says the bound was hit
+    /// ([`ImageReport::referrer_limit_hit`]).
+    pub fn with_max_referrers_checked(mut self, limit: usize) -> Self {
+        self.max_referrers_checked = limit.max(1);
+        self
     }
 
     /// Verifies `reference` against `policy` at `now` (unix seconds). The tag, if any, is resolved once and the
@@ -411,8 +425,11 @@ impl ImageVerifier {
                 (digest, image),
                 repository,
                 kind,
-                &checks,
-                &policy.predicate_checks,
+                registry::Checks {
+                    checks: &checks,
+                    predicates: &policy.predicate_checks,
+                    max_referrers: self.max_referrers_checked,
+                },
             )
             .await
         };

@@ -32,6 +32,9 @@ pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
 pub const RFC3161_ANNOTATION: &str = "dev.sigstore.cosign/rfc3161timestamp";
 /// The in-toto predicate type of an attestation layer.
 pub const PREDICATE_TYPE_ANNOTATION: &str = "predicateType";
+/// `artifactType` (and config media type) of cosign's OCI 1.1 signature mode (`cosign sign
+/// --registry-referrers-mode=oci-1-1`): the `.sig` manifest attached as a referrer of the image instead of tagged.
+pub const OCI11_SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 
 /// More layers than any real signature tag holds; a manifest with more is refused before any is fetched.
 pub const MAX_LAYERS: usize = 256;
@@ -298,6 +301,25 @@ pub struct SignatureManifest {
     pub config: Vec<u8>,
     /// Manifest bytes (OCI image manifest).
     pub manifest: Vec<u8>,
+}
+
+/// Builds the manifest cosign's OCI 1.1 signature mode writes for `layers`: the `.sig` manifest of
+/// [`build_manifest`] (the same config blob) whose config media type and `artifactType` are
+/// [`OCI11_SIGNATURE_ARTIFACT_TYPE`] and whose `subject` is the signed image; pushed by digest, never tagged.
+pub fn build_referrer_manifest(layers: &[Descriptor], subject: Descriptor) -> SignatureManifest {
+    let SignatureManifest { config, .. } = build_manifest(layers);
+    let config_descriptor = Descriptor::of(OCI11_SIGNATURE_ARTIFACT_TYPE, &config);
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST.to_string()),
+        artifact_type: Some(OCI11_SIGNATURE_ARTIFACT_TYPE.to_string()),
+        config: config_descriptor,
+        layers: layers.to_vec(),
+        subject: Some(subject),
+        annotations: BTreeMap::new(),
+    };
+    let manifest = serde_json::to_vec(&manifest).unwrap_or_default();
+    SignatureManifest { config, manifest }
 }
 
 /// Builds the manifest cosign would write for `layers` (each already carrying its annotations), with the

@@ -13,6 +13,8 @@
 //! - [`rekor_v1`]: the Rekor v1 client whose signed entry timestamps keyless legacy layers carry.
 //! - [`registry`]: signing images in a registry, and reading their signatures (async, over `kibaship-oci`'s
 //!   client).
+//! - [`referrer_selection`]: which of an image's signature referrers are checked when there are more than the
+//!   bound, by what their descriptors declare rather than the registry's order. Pure.
 //! - [`predicate`]: checks of attestations' in-toto predicates ([`PredicateCheck`]: a JSON pointer and a
 //!   [`PredicateCondition`]) that a policy may require.
 //! - [`ImageVerifier`]: the one verification API. `verify(reference, policy, now)` returns a [`Verdict`] whose
@@ -28,6 +30,7 @@ mod image_verifier;
 pub mod keyless;
 pub mod legacy;
 pub mod predicate;
+pub mod referrer_selection;
 pub mod registry;
 pub mod rekor_v1;
 pub mod rekor_v2;

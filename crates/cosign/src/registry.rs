@@ -21,9 +21,11 @@ use crate::check::{
 };
 use crate::keyless::{KeylessError, KeylessSigner, LegacyKeylessSignature};
 use crate::legacy::{
-    self, ATTESTATION_TAG_SUFFIX, LayerKind, MAX_LAYERS, SIGNATURE_TAG_SUFFIX, SignatureLayer,
+    self, ATTESTATION_TAG_SUFFIX, LayerKind, MAX_LAYERS, OCI11_SIGNATURE_ARTIFACT_TYPE,
+    SIGNATURE_TAG_SUFFIX, SignatureLayer,
 };
 use crate::predicate::{PredicateChecks, PredicateFailure};
+use crate::referrer_selection::{self, ReferrerLimitHit};
 
 /// Why signing or verification could not run at all (as opposed to a signature that did not verify).
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +69,11 @@ pub enum CosignError {
     /// Keyless signing failed (Fulcio, Rekor, TSA or the identity token).
     #[error("keyless signing: {0}")]
     Keyless(#[from] KeylessError),
+    /// Attestations asked for in cosign's OCI 1.1 signature mode, which cosign has for signatures only.
+    #[error(
+        "cosign's OCI 1.1 mode (oci-1-1) writes signatures only; write attestations in the legacy or bundle layout"
+    )]
+    NoOci11Attestations,
     /// The existing signature manifest cannot be appended to without losing what is there.
     #[error("existing signature manifest {tag}: {problem}; refusing to overwrite it")]
     ExistingManifest {
@@ -139,7 +146,8 @@ pub struct SignedImage {
     pub image: String,
     /// The digest signed.
     pub digest: String,
-    /// The signature tag, `registry/repo:sha256-<hex>.sig`.
+    /// The signature tag, `registry/repo:sha256-<hex>.sig`; in cosign's OCI 1.1 mode
+    /// ([`LegacyStore::Referrer`]) the referrer manifest, `registry/repo@sha256:...`.
     pub signature_tag: String,
     /// Digest of the signature manifest now under that tag.
     pub signature_manifest: String,
@@ -147,6 +155,24 @@ pub struct SignedImage {
     pub payload: String,
     /// Signatures in the manifest now (existing ones are kept).
     pub signatures: usize,
+    /// OCI 1.1 mode: how the referrer is discoverable (the referrers API or the fallback tag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<ReferrersSource>,
+}
+
+/// Where a legacy signature manifest is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LegacyStore {
+    /// Under the `sha256-<hex>.sig` (`.att`) tag.
+    #[default]
+    Tag,
+    /// cosign's OCI 1.1 signature mode (`cosign sign --new-bundle-format=false
+    /// --registry-referrers-mode=oci-1-1`): the same manifest (the new layer appended to those of the `.sig`
+    /// tag, as cosign does) with config media type and `artifactType`
+    /// `application/vnd.dev.cosign.artifact.sig.v1+json` and `subject` = the image, pushed by digest as a
+    /// referrer (the referrers API, else the fallback tag). Signatures only: cosign has no such mode for
+    /// attestations.
+    Referrer,
 }
 
 /// Signs `reference` with `key` in cosign's legacy layout: resolve the tag to a digest, sign the simple-signing
@@ -165,6 +191,26 @@ pub async fn sign_legacy(
     key: &SigningKey,
     annotations: BTreeMap<String, String>,
 ) -> Result<SignedImage, CosignError> {
+    sign_legacy_in(
+        client,
+        reference,
+        signature_repository,
+        key,
+        annotations,
+        LegacyStore::Tag,
+    )
+    .await
+}
+
+/// [`sign_legacy`], writing the manifest where `legacy_store` says.
+pub(crate) async fn sign_legacy_in(
+    client: &RegistryClient,
+    reference: &Reference,
+    signature_repository: Option<&Reference>,
+    key: &SigningKey,
+    annotations: BTreeMap<String, String>,
+    legacy_store: LegacyStore,
+) -> Result<SignedImage, CosignError> {
     let (digest, image) = pin_to_digest(client, reference).await?;
     let payload = legacy_payload(reference, &digest, annotations)?;
     let signature = key.sign(&payload)?;
@@ -179,14 +225,14 @@ pub async fn sign_legacy(
         predicate_type: None,
     };
     let store = signature_repository.unwrap_or(reference);
-    push_legacy_layer(
+    push_legacy_layer_in(
         client,
         store,
         LayerKind::Signature,
-        &digest,
-        &image,
+        (&digest, &image),
         &payload,
         &material,
+        legacy_store,
     )
     .await
 }
@@ -212,6 +258,29 @@ pub(crate) async fn push_legacy_layer(
     payload: &[u8],
     material: &SignatureLayer,
 ) -> Result<SignedImage, CosignError> {
+    let pinned = (digest, image);
+    push_legacy_layer_in(
+        client,
+        store,
+        kind,
+        pinned,
+        payload,
+        material,
+        LegacyStore::Tag,
+    )
+    .await
+}
+
+/// [`push_legacy_layer`], writing the manifest where `legacy_store` says.
+async fn push_legacy_layer_in(
+    client: &RegistryClient,
+    store: &Reference,
+    kind: LayerKind,
+    (digest, image): (&Digest, &Reference),
+    payload: &[u8],
+    material: &SignatureLayer,
+    legacy_store: LegacyStore,
+) -> Result<SignedImage, CosignError> {
     let (suffix, media_type) = legacy_tag_and_media_type(kind);
     let noun = match kind {
         LayerKind::Signature => "signature",
@@ -232,7 +301,16 @@ pub(crate) async fn push_legacy_layer(
     layer.digest = payload_digest.clone();
     layer.annotations = material.annotations();
     let layers = legacy::append_layer(&existing, layer);
-    let built = legacy::build_manifest(&layers);
+    let built = match legacy_store {
+        LegacyStore::Tag => legacy::build_manifest(&layers),
+        LegacyStore::Referrer => {
+            let subject = client
+                .subject_descriptor(image)
+                .await
+                .map_err(registry_error(format!("reading {image}")))?;
+            legacy::build_referrer_manifest(&layers, subject)
+        }
+    };
     client
         .push_blob(store, &built.config)
         .await
@@ -240,17 +318,40 @@ pub(crate) async fn push_legacy_layer(
             "pushing the {noun} config to {}",
             store.name()
         )))?;
-    let pushed = client
-        .push_manifest(&tag_ref, &built.manifest, OCI_MANIFEST)
-        .await
-        .map_err(registry_error(format!("pushing {tag_ref}")))?;
+    let (location, via) = match legacy_store {
+        LegacyStore::Tag => {
+            client
+                .push_manifest(&tag_ref, &built.manifest, OCI_MANIFEST)
+                .await
+                .map_err(registry_error(format!("pushing {tag_ref}")))?;
+            (tag_ref, None)
+        }
+        LegacyStore::Referrer => {
+            let target = store.with_digest(digest.clone());
+            let (referrer, via) = push_referrer(
+                client,
+                &target,
+                digest,
+                &built.manifest,
+                OCI11_SIGNATURE_ARTIFACT_TYPE,
+                &BTreeMap::new(),
+            )
+            .await
+            .map_err(registry_error(format!(
+                "attaching the {noun} manifest to {image} in {}",
+                store.name()
+            )))?;
+            (referrer, Some(via))
+        }
+    };
     Ok(SignedImage {
         image: image.to_string(),
         digest: digest.to_string(),
-        signature_tag: tag_ref.to_string(),
-        signature_manifest: pushed.digest.to_string(),
+        signature_tag: location.to_string(),
+        signature_manifest: Digest::sha256_of(&built.manifest).to_string(),
         payload: payload_digest.to_string(),
         signatures: layers.len(),
+        via,
     })
 }
 
@@ -290,18 +391,40 @@ pub async fn sign_legacy_keyless(
     annotations: BTreeMap<String, String>,
     check: Option<&Verifier>,
 ) -> Result<LegacyKeylessSigned, CosignError> {
+    sign_legacy_keyless_in(
+        client,
+        reference,
+        signature_repository,
+        signer,
+        annotations,
+        check,
+        LegacyStore::Tag,
+    )
+    .await
+}
+
+/// [`sign_legacy_keyless`], writing the manifest where `legacy_store` says.
+pub(crate) async fn sign_legacy_keyless_in(
+    client: &RegistryClient,
+    reference: &Reference,
+    signature_repository: Option<&Reference>,
+    signer: &KeylessSigner,
+    annotations: BTreeMap<String, String>,
+    check: Option<&Verifier>,
+    legacy_store: LegacyStore,
+) -> Result<LegacyKeylessSigned, CosignError> {
     let (digest, image) = pin_to_digest(client, reference).await?;
     let payload = legacy_payload(reference, &digest, annotations)?;
     let signed = signer.sign_message_rekor_v1(&payload).await?;
     let store = signature_repository.unwrap_or(reference);
-    push_keyless_legacy_layer(
+    push_keyless_legacy_layer_in(
         client,
         store,
-        &digest,
-        &image,
+        (&digest, &image),
         LegacyKeylessContent::Signature { payload: &payload },
         signed,
         check,
+        legacy_store,
     )
     .await
 }
@@ -335,6 +458,29 @@ pub(crate) async fn push_keyless_legacy_layer(
     content: LegacyKeylessContent<'_>,
     signed: LegacyKeylessSignature,
     check: Option<&Verifier>,
+) -> Result<LegacyKeylessSigned, CosignError> {
+    let pinned = (digest, image);
+    push_keyless_legacy_layer_in(
+        client,
+        store,
+        pinned,
+        content,
+        signed,
+        check,
+        LegacyStore::Tag,
+    )
+    .await
+}
+
+/// [`push_keyless_legacy_layer`], writing the manifest where `legacy_store` says.
+async fn push_keyless_legacy_layer_in(
+    client: &RegistryClient,
+    store: &Reference,
+    (digest, image): (&Digest, &Reference),
+    content: LegacyKeylessContent<'_>,
+    signed: LegacyKeylessSignature,
+    check: Option<&Verifier>,
+    legacy_store: LegacyStore,
 ) -> Result<LegacyKeylessSigned, CosignError> {
     let (certificate_identity, certificate_oidc_issuer) =
         certificate_identity(&signed.certificate).map_err(unusable_certificate)?;
@@ -397,8 +543,16 @@ pub(crate) async fn push_keyless_legacy_layer(
         let bundle = Bundle::from_json(&json).map_err(|e| CosignError::SelfCheck(e.to_string()))?;
         self_check(verifier, &bundle, artifact).map_err(CosignError::SelfCheck)?;
     }
-    let pushed =
-        push_legacy_layer(client, store, kind, digest, image, layer_bytes, &material).await?;
+    let pushed = push_legacy_layer_in(
+        client,
+        store,
+        kind,
+        (digest, image),
+        layer_bytes,
+        &material,
+        legacy_store,
+    )
+    .await?;
     Ok(LegacyKeylessSigned {
         signed: pushed,
         certificate_identity,
@@ -488,7 +642,10 @@ async fn existing_layers(
     Ok(parsed.layers)
 }
 
-/// Referrer manifests fetched at most per image (more referrers are listed as not checked).
+/// Signature referrers (Sigstore bundles, cosign's OCI 1.1 signatures) checked at most per image and kind
+/// (signatures, attestations) by default; [`crate::ImageVerifier::with_max_referrers_checked`] changes it. When an
+/// image has more, the ones checked are chosen by what their descriptors declare, not by the registry's order
+/// ([`crate::referrer_selection`]), and the report says the bound was hit ([`ImageReport::referrer_limit_hit`]).
 pub const MAX_REFERRERS_CHECKED: usize = 64;
 
 /// What `sign_bundle` wrote.
@@ -705,24 +862,41 @@ async fn attach_in_other_repository(
     let bytes = serde_json::to_vec(&manifest).map_err(|e| {
         kibaship_oci::Error::Config(format!("serialising the referrer manifest: {e}"))
     })?;
-    let manifest_digest = Digest::sha256_of(&bytes);
-    let referrer = store.with_digest(manifest_digest);
-    let pushed = client
-        .push_manifest(&referrer, &bytes, OCI_MANIFEST)
-        .await?;
+    push_referrer(
+        client,
+        &target,
+        digest,
+        &bytes,
+        &artifact.artifact_type,
+        &artifact.annotations,
+    )
+    .await
+}
+
+/// Pushes the referrer manifest `bytes` (whose subject is the image `digest`) by its digest into the repository
+/// of `target` (`repository@digest`); when the registry does not index its subject, adds it to the fallback index
+/// of `digest` there, with `artifact_type` and `annotations`.
+async fn push_referrer(
+    client: &RegistryClient,
+    target: &Reference,
+    digest: &Digest,
+    bytes: &[u8],
+    artifact_type: &str,
+    annotations: &BTreeMap<String, String>,
+) -> Result<(Reference, ReferrersSource), kibaship_oci::Error> {
+    let referrer = target.with_digest(Digest::sha256_of(bytes));
+    let pushed = client.push_manifest(&referrer, bytes, OCI_MANIFEST).await?;
     if pushed.subject_indexed {
         return Ok((referrer, ReferrersSource::Api));
     }
-    let listed = client.list_referrers(&target, None).await?;
+    let listed = client.list_referrers(target, None).await?;
     if listed.source == ReferrersSource::Api {
         return Ok((referrer, ReferrersSource::Api));
     }
-    let mut entry = Descriptor::of(OCI_MANIFEST, &bytes);
-    entry.artifact_type = Some(artifact.artifact_type.clone());
-    entry.annotations = artifact.annotations.clone();
-    client
-        .add_to_fallback_index(&target, digest, &entry)
-        .await?;
+    let mut entry = Descriptor::of(OCI_MANIFEST, bytes);
+    entry.artifact_type = Some(artifact_type.to_string());
+    entry.annotations = annotations.clone();
+    client.add_to_fallback_index(target, digest, &entry).await?;
     Ok((referrer, ReferrersSource::FallbackTag))
 }
 
@@ -734,6 +908,9 @@ pub enum Layout {
     LegacyTag,
     /// A Sigstore bundle attached as an OCI referrer.
     BundleReferrer,
+    /// cosign's OCI 1.1 signature mode: the `.sig` manifest attached as a referrer (`artifactType`
+    /// `application/vnd.dev.cosign.artifact.sig.v1+json`).
+    SignatureReferrer,
 }
 
 /// Whether one signature (or attestation) was accepted, and what passed or why not.
@@ -903,6 +1080,8 @@ pub struct ImageReport {
     layer_kind: LayerKind,
     /// Every signature found, in the order read.
     pub signatures: Vec<SignatureOutcome>,
+    /// Set when the image had more signature referrers than are checked: the bound and how many there were.
+    pub referrer_limit_hit: Option<ReferrerLimitHit>,
 }
 
 impl ImageReport {
@@ -949,6 +1128,7 @@ impl ImageReport {
 
 /// How an [`ImageReport`] is written in JSON.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ImageReportJson<'a> {
     reference: &'a str,
     image: &'a str,
@@ -958,6 +1138,8 @@ struct ImageReportJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<ReasonCode>,
     signatures: &'a [SignatureOutcome],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    referrer_limit_hit: Option<ReferrerLimitHit>,
 }
 
 impl Serialize for ImageReport {
@@ -970,6 +1152,7 @@ impl Serialize for ImageReport {
             verified: self.verified(),
             code: self.code(),
             signatures: &self.signatures,
+            referrer_limit_hit: self.referrer_limit_hit,
         }
         .serialize(serializer)
     }
@@ -980,15 +1163,15 @@ impl Serialize for ImageReport {
 /// digest in that repository (legacy tags and bundle referrers alike). A signature passes when one of `checks`
 /// (one per authority of the policy) accepts it and, for an attestation, its verified predicate passes the
 /// policy's `predicates` checks for its type. Registry failures that prevent reading are errors; everything
-/// wrong with a signature is reported in its outcome. Only [`crate::ImageVerifier`] calls this.
+/// wrong with a signature is reported in its outcome. At most `checks.max_referrers` referrers are checked.
+/// Only [`crate::ImageVerifier`] calls this.
 pub(crate) async fn check_image(
     client: &RegistryClient,
     reference: &Reference,
     pinned: (&Digest, &Reference),
     signature_repository: Option<&Reference>,
     kind: LayerKind,
-    checks: &[VerifyOptions],
-    predicates: &PredicateChecks,
+    checks: Checks<'_>,
 ) -> Result<ImageReport, CosignError> {
     let (digest, image) = pinned;
     let repository = reference.ggcr_repository();
@@ -999,14 +1182,13 @@ pub(crate) async fn check_image(
     // Signatures sit beside the image, or (cosign's COSIGN_REPOSITORY) under the same digest in another repository.
     let store =
         signature_repository.map_or_else(|| image.clone(), |r| r.with_digest(digest.clone()));
-    let checks = Checks { checks, predicates };
-    // Both layouts are read at once (independent round trips); bundle referrers are reported first.
+    // Both layouts are read at once (independent round trips); referrers are reported first.
     let (mut signatures, mut legacy) = (Vec::new(), Vec::new());
     let (referrers_read, legacy_read) = tokio::join!(
         verify_referrers(client, &store, kind, subject, checks, &mut signatures),
         verify_legacy(client, &store, kind, subject, checks, &mut legacy)
     );
-    referrers_read?;
+    let referrer_limit_hit = referrers_read?;
     legacy_read?;
     signatures.append(&mut legacy);
     Ok(ImageReport {
@@ -1015,6 +1197,7 @@ pub(crate) async fn check_image(
         digest: digest.to_string(),
         layer_kind: kind,
         signatures,
+        referrer_limit_hit,
     })
 }
 
@@ -1034,11 +1217,16 @@ pub(crate) async fn pin(
     })
 }
 
-/// What each signature is checked against: one set of checks per authority, and the predicate checks.
+/// What each signature is checked against: one set of checks per authority, and the predicate checks; and
+/// how many referrers are checked at most.
 #[derive(Clone, Copy)]
-struct Checks<'a> {
-    checks: &'a [VerifyOptions],
-    predicates: &'a PredicateChecks,
+pub(crate) struct Checks<'a> {
+    /// One per authority of the policy.
+    pub(crate) checks: &'a [VerifyOptions],
+    /// The policy's predicate checks.
+    pub(crate) predicates: &'a PredicateChecks,
+    /// The most signature referrers checked.
+    pub(crate) max_referrers: usize,
 }
 
 /// An accepted attestation whose verified `statement` fails the predicate checks of its type is rejected.
@@ -1112,12 +1300,39 @@ async fn verify_legacy(
         }
         Err(e) => return Err(registry_error(format!("reading {tag_ref}"))(e)),
     };
-    let layers = match legacy::read_manifest(&manifest.bytes, kind) {
+    let place = (Layout::LegacyTag, location.as_str());
+    check_signature_manifest(
+        client,
+        image,
+        &manifest.bytes,
+        place,
+        kind,
+        subject,
+        checks,
+        out,
+    )
+    .await
+}
+
+/// Reads a cosign signature manifest (the `.sig`/`.att` tag's, or an OCI 1.1 signature referrer's) found at
+/// `place` and checks each of its layers, fetching the payloads from the repository of `image`.
+#[allow(clippy::too_many_arguments)]
+async fn check_signature_manifest(
+    client: &RegistryClient,
+    image: &Reference,
+    manifest: &[u8],
+    (layout, location): (Layout, &str),
+    kind: LayerKind,
+    subject: Subject<'_>,
+    checks: Checks<'_>,
+    out: &mut Vec<SignatureOutcome>,
+) -> Result<(), CosignError> {
+    let layers = match legacy::read_manifest(manifest, kind) {
         Ok(layers) => layers,
         Err(e) => {
             out.push(SignatureOutcome::failed(
-                Layout::LegacyTag,
-                &location,
+                layout,
+                location,
                 None,
                 None,
                 ReasonCode::BadSignature,
@@ -1130,8 +1345,8 @@ async fn verify_legacy(
         let blob = &layer.descriptor.digest;
         let failed = |code: ReasonCode, reason: String| {
             SignatureOutcome::failed(
-                Layout::LegacyTag,
-                &location,
+                layout,
+                location,
                 Some(layer.index),
                 Some(blob),
                 code,
@@ -1176,8 +1391,8 @@ async fn verify_legacy(
             .and_then(|verified| check_predicate(checks.predicates, verified)),
         };
         out.push(SignatureOutcome::checked(
-            Layout::LegacyTag,
-            &location,
+            layout,
+            location,
             Some(layer.index),
             blob,
             checked,
@@ -1193,7 +1408,7 @@ async fn verify_referrers(
     subject: Subject<'_>,
     checks: Checks<'_>,
     out: &mut Vec<SignatureOutcome>,
-) -> Result<(), CosignError> {
+) -> Result<Option<ReferrerLimitHit>, CosignError> {
     let referrers = client
         .list_referrers(image, None)
         .await
@@ -1202,29 +1417,34 @@ async fn verify_referrers(
         LayerKind::Signature => BundleKind::Signature,
         LayerKind::Attestation => BundleKind::Attestation,
     };
+    // Sigstore bundles (either kind) and, for signatures, cosign's OCI 1.1 signature manifests; a descriptor
+    // without an artifact type is read to see what it is.
     let candidates: Vec<&Descriptor> = referrers
         .descriptors
         .iter()
         .filter(|d| {
-            d.artifact_type
-                .as_deref()
-                .is_none_or(|t| t.starts_with(BUNDLE_MEDIA_TYPE_PREFIX))
+            d.artifact_type.as_deref().is_none_or(|t| {
+                t.starts_with(BUNDLE_MEDIA_TYPE_PREFIX)
+                    || (kind == LayerKind::Signature && t == OCI11_SIGNATURE_ARTIFACT_TYPE)
+            })
         })
         .collect();
-    for (n, descriptor) in candidates.iter().enumerate() {
+    let predicate_type = checks
+        .checks
+        .first()
+        .and_then(|c| c.predicate_type.as_deref());
+    let (chosen, limit_hit) =
+        referrer_selection::select(candidates, kind, predicate_type, checks.max_referrers);
+    for descriptor in chosen {
         let manifest_ref = image.with_digest(descriptor.digest.clone());
         let location = manifest_ref.to_string();
-        let failed = |code: ReasonCode, reason: String, blob: Option<&Digest>| {
-            SignatureOutcome::failed(Layout::BundleReferrer, &location, None, blob, code, reason)
+        let layout = match descriptor.artifact_type.as_deref() {
+            Some(OCI11_SIGNATURE_ARTIFACT_TYPE) => Layout::SignatureReferrer,
+            _ => Layout::BundleReferrer,
         };
-        if n >= MAX_REFERRERS_CHECKED {
-            out.push(failed(
-                ReasonCode::NotChecked,
-                format!("not checked: more than {MAX_REFERRERS_CHECKED} bundle referrers"),
-                None,
-            ));
-            continue;
-        }
+        let failed = |code: ReasonCode, reason: String, blob: Option<&Digest>| {
+            SignatureOutcome::failed(layout, &location, None, blob, code, reason)
+        };
         let manifest = match client.fetch_manifest(&manifest_ref).await {
             Ok(m) => m,
             Err(e) if e.is_timeout() => {
@@ -1249,6 +1469,43 @@ async fn verify_referrers(
             }
             continue;
         };
+        if parsed.effective_artifact_type() == OCI11_SIGNATURE_ARTIFACT_TYPE {
+            // cosign's OCI 1.1 signature mode: a `.sig` manifest whose subject must be the image.
+            if kind != LayerKind::Signature {
+                continue;
+            }
+            let place = (Layout::SignatureReferrer, location.as_str());
+            if parsed.subject.as_ref().map(|s| &s.digest) != Some(subject.digest) {
+                out.push(SignatureOutcome::failed(
+                    place.0,
+                    place.1,
+                    None,
+                    None,
+                    ReasonCode::DigestMismatch,
+                    format!(
+                        "the referrer's subject is {}, not the image {}",
+                        parsed
+                            .subject
+                            .as_ref()
+                            .map_or_else(|| "missing".to_string(), |s| s.digest.to_string()),
+                        subject.digest
+                    ),
+                ));
+                continue;
+            }
+            check_signature_manifest(
+                client,
+                image,
+                &manifest.bytes,
+                place,
+                kind,
+                subject,
+                checks,
+                out,
+            )
+            .await?;
+            continue;
+        }
         let [layer] = parsed.layers.as_slice() else {
             if descriptor.artifact_type.is_some() {
                 out.push(failed(
@@ -1339,7 +1596,7 @@ async fn verify_referrers(
             ));
         }
     }
-    Ok(())
+    Ok(limit_hit)
 }
 
 #[cfg(test)]
@@ -1353,6 +1610,7 @@ mod tests {
             image: "r/app@sha256:00".into(),
             digest: "sha256:00".into(),
             layer_kind: LayerKind::Signature,
+            referrer_limit_hit: None,
             signatures: codes
                 .iter()
                 .enumerate()
@@ -1630,6 +1888,7 @@ mod tests {
             digest: "sha256:1".into(),
             layer_kind: kind,
             signatures,
+            referrer_limit_hit: None,
         };
         let all = outcomes();
         let cases = [

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::keyless::KeylessSigner;
 use crate::registry::{
-    CosignError, KeylessSigned, LegacyKeylessSigned, SignedBundle, SignedImage, sign_bundle,
-    sign_bundle_keyless, sign_legacy, sign_legacy_keyless,
+    CosignError, KeylessSigned, LegacyKeylessSigned, LegacyStore, SignedBundle, SignedImage,
+    sign_bundle, sign_bundle_keyless, sign_legacy_in, sign_legacy_keyless_in,
 };
 use crate::signing_config::RekorLogs;
 
@@ -23,12 +23,27 @@ pub enum Layouts {
     Bundle,
     /// Both, legacy first.
     Both,
+    /// cosign's OCI 1.1 signature mode (`cosign sign --new-bundle-format=false
+    /// --registry-referrers-mode=oci-1-1`): the legacy manifest as a referrer of the image
+    /// ([`LegacyStore::Referrer`]), no tag.
+    LegacyReferrer,
 }
 
 impl Layouts {
     /// Whether the legacy tag is written.
     pub fn legacy(self) -> bool {
-        matches!(self, Layouts::Legacy | Layouts::Both)
+        matches!(
+            self,
+            Layouts::Legacy | Layouts::Both | Layouts::LegacyReferrer
+        )
+    }
+
+    /// Where the legacy manifest goes: its tag, or (OCI 1.1 mode) a referrer.
+    pub fn legacy_store(self) -> LegacyStore {
+        match self {
+            Layouts::LegacyReferrer => LegacyStore::Referrer,
+            Layouts::Legacy | Layouts::Bundle | Layouts::Both => LegacyStore::Tag,
+        }
     }
 
     /// Whether a bundle referrer is written.
@@ -39,7 +54,7 @@ impl Layouts {
     /// The Rekor logs keyless signing in these layouts needs: v1 (its SET) for the legacy tag, v2 for bundles.
     pub fn rekor_logs(self) -> RekorLogs {
         match self {
-            Layouts::Legacy => RekorLogs::V1,
+            Layouts::Legacy | Layouts::LegacyReferrer => RekorLogs::V1,
             Layouts::Bundle => RekorLogs::V2,
             Layouts::Both => RekorLogs::Both,
         }
@@ -186,24 +201,26 @@ pub async fn sign_image(
         };
         written.push(match signer {
             ImageSigner::Key(key) => Signed::Legacy(
-                sign_legacy(
+                sign_legacy_in(
                     client,
                     reference,
                     signature_repository,
                     key,
                     annotations.clone(),
+                    layouts.legacy_store(),
                 )
                 .await
                 .map_err(fail)?,
             ),
             ImageSigner::Keyless { signer, check } => Signed::LegacyKeyless(
-                sign_legacy_keyless(
+                sign_legacy_keyless_in(
                     client,
                     reference,
                     signature_repository,
                     signer,
                     annotations.clone(),
                     check,
+                    layouts.legacy_store(),
                 )
                 .await
                 .map_err(fail)?,

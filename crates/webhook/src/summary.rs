@@ -22,6 +22,18 @@ pub fn not_verified_detail(not_verified: &NotVerified) -> String {
 }
 
 fn report_detail(report: &ImageReport) -> String {
+    let mut text = rejection_detail(report);
+    // More referrers than are checked: the denial says so, since an unchecked one might have passed.
+    if let Some(hit) = report.referrer_limit_hit {
+        text.push_str(&format!(
+            " (only {} of {} referrers checked)",
+            hit.limit, hit.found
+        ));
+    }
+    text
+}
+
+fn rejection_detail(report: &ImageReport) -> String {
     let found = report.signatures.len();
     let Some(first) = report.closest_rejection() else {
         return if found == 0 {

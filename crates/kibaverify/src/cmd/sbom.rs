@@ -516,7 +516,8 @@ fn get_verified(
     // picked from what verified.
     let wanted = args.format.map(|f| f.predicate_type().to_string());
     let (policy, root) = flags.policy(LayerKind::Attestation, wanted, BTreeMap::new())?;
-    let verifier = ImageVerifier::new(flags.registry.client()?, root);
+    let verifier = ImageVerifier::new(flags.registry.client()?, root)
+        .with_max_referrers_checked(flags.max_referrers());
     let runtime = current_thread_runtime()?;
     let verdict = runtime
         .block_on(verifier.verify(reference, &policy, now().unix_timestamp()))

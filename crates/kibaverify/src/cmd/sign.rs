@@ -48,6 +48,13 @@ pub fn found_through(via: ReferrersSource) -> &'static str {
     }
 }
 
+/// cosign's OCI 1.1 mode: how the signature referrer is found (nothing for a `.sig` tag).
+fn oci11_route(via: Option<ReferrersSource>) -> String {
+    via.map_or_else(String::new, |via| {
+        format!(", an OCI 1.1 referrer found through {}", found_through(via))
+    })
+}
+
 fn checked_note(checked_against_trusted_root: bool) -> &'static str {
     if checked_against_trusted_root {
         "; verified against the trusted root before upload"
@@ -133,8 +140,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn describe(signed: &Signed, signer: ImageSigner<'_>) -> String {
     match signed {
         Signed::Legacy(s) => format!(
-            "signed {} ({} signature(s) under {}); {NO_TLOG_NOTE}",
-            s.image, s.signatures, s.signature_tag
+            "signed {} ({} signature(s) under {}{}); {NO_TLOG_NOTE}",
+            s.image,
+            s.signatures,
+            s.signature_tag,
+            oci11_route(s.via)
         ),
         Signed::Bundle(s) => format!(
             "signed {} (bundle {}, found through {}); {NO_TLOG_NOTE}",
@@ -143,12 +153,13 @@ fn describe(signed: &Signed, signer: ImageSigner<'_>) -> String {
             found_through(s.via)
         ),
         Signed::LegacyKeyless(s) => format!(
-            "signed {} keyless as {} (issuer {}): {} signature(s) under {}; {}",
+            "signed {} keyless as {} (issuer {}): {} signature(s) under {}{}; {}",
             s.signed.image,
             s.certificate_identity,
             s.certificate_oidc_issuer,
             s.signed.signatures,
             s.signed.signature_tag,
+            oci11_route(s.signed.via),
             rekor_v1_entry(s)
         ),
         Signed::BundleKeyless(s) => {

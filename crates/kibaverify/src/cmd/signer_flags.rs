@@ -30,6 +30,11 @@ pub enum SignatureLayout {
     Bundle,
     /// Both.
     Both,
+    /// cosign's OCI 1.1 signature mode (`cosign sign --new-bundle-format=false --registry-referrers-mode=oci-1-1`):
+    /// the legacy `.sig` manifest attached as a referrer with artifactType
+    /// `application/vnd.dev.cosign.artifact.sig.v1+json` (referrers API, else the fallback tag). Signatures only.
+    #[value(name = "oci-1-1")]
+    Oci11,
 }
 
 impl SignatureLayout {
@@ -39,6 +44,7 @@ impl SignatureLayout {
             SignatureLayout::Legacy => Layouts::Legacy,
             SignatureLayout::Bundle => Layouts::Bundle,
             SignatureLayout::Both => Layouts::Both,
+            SignatureLayout::Oci11 => Layouts::LegacyReferrer,
         }
     }
 }

@@ -55,6 +55,12 @@ pub struct VerifyFlags {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Most signature referrers (Sigstore bundles, cosign's OCI 1.1 signatures) checked per image. Beyond it,
+    /// those whose descriptors declare the type looked for are checked first, and the output says the bound
+    /// was hit.
+    #[arg(long, value_name = "N", default_value_t = kibaship_cosign::registry::MAX_REFERRERS_CHECKED as u64,
+          value_parser = clap::value_parser!(u64).range(1..=kibaship_oci::MAX_REFERRERS as u64))]
+    pub max_referrers_checked: u64,
     #[command(flatten)]
     pub registry: RegistryFlags,
 }
@@ -196,9 +202,15 @@ pub fn verify_and_report(
     predicate_type: Option<String>,
     annotations: BTreeMap<String, String>,
 ) -> anyhow::Result<ExitCode> {
+
+    /// `--max-referrers-checked` (at most `MAX_REFERRERS`, so it fits).
+    pub fn max_referrers(&self) -> usize {
+        usize::try_from(self.max_referrers_checked).unwrap_or(usize::MAX)
+    }
     let parsed = Reference::parse(reference)?;
     let (policy, root) = flags.policy(kind, predicate_type, annotations)?;
-    let verifier = ImageVerifier::new(flags.registry.client()?, root);
+    let verifier = ImageVerifier::new(flags.registry.client()?, root)
+        .with_max_referrers_checked(flags.max_referrers());
     let runtime = current_thread_runtime()?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let verdict = runtime
@@ -273,6 +285,12 @@ fn print_text(report: &ImageReport, hints: Hints) -> std::io::Result<()> {
     let mut lines = Vec::with_capacity(report.signatures.len() + 1);
     if verified {
         lines.push(format!(
+    if let Some(hit) = report.referrer_limit_hit {
+        eprintln!(
+            "note: {image} has {} referrers that could hold {what}; only {} were checked (those declaring the type looked for first, then the newest; raise --max-referrers-checked to check more)",
+            hit.found, hit.limit
+        );
+    }
             "VERIFIED {image}: {passed} of {} {what} passed",
             report.signatures.len()
         ));
@@ -481,7 +499,8 @@ fn verify_with_policy_file(args: &Args, file: &Path) -> anyhow::Result<ExitCode>
         .collect();
     let mut digest = None;
     if !judged.is_empty() && !exception.is_active() {
-        let verifier = ImageVerifier::new(args.flags.registry.client()?, root);
+        let verifier = ImageVerifier::new(args.flags.registry.client()?, root)
+            .with_max_referrers_checked(args.flags.max_referrers());
         let runtime = current_thread_runtime()?;
         // The tag is resolved by the first verification; the others verify that digest, so every policy
         // judges the same image even if the tag moves meanwhile.
