@@ -192,6 +192,11 @@ impl VerifyFlags {
             None => TrustedRoot::public_good().context("embedded public-good trusted root")?,
         })
     }
+
+    /// `--max-referrers-checked` (at most `MAX_REFERRERS`, so it fits).
+    pub fn max_referrers(&self) -> usize {
+        usize::try_from(self.max_referrers_checked).unwrap_or(usize::MAX)
+    }
 }
 
 /// Verifies `reference` and prints the report; shared by `verify` and `verify-attestation`.
@@ -202,11 +207,6 @@ pub fn verify_and_report(
     predicate_type: Option<String>,
     annotations: BTreeMap<String, String>,
 ) -> anyhow::Result<ExitCode> {
-
-    /// `--max-referrers-checked` (at most `MAX_REFERRERS`, so it fits).
-    pub fn max_referrers(&self) -> usize {
-        usize::try_from(self.max_referrers_checked).unwrap_or(usize::MAX)
-    }
     let parsed = Reference::parse(reference)?;
     let (policy, root) = flags.policy(kind, predicate_type, annotations)?;
     let verifier = ImageVerifier::new(flags.registry.client()?, root)
@@ -275,6 +275,12 @@ fn print_text(report: &ImageReport, hints: Hints) -> std::io::Result<()> {
     let what = report.kind();
     let verified = report.verified();
     let image = Escaped(&report.image);
+    if let Some(hit) = report.referrer_limit_hit {
+        eprintln!(
+            "note: {image} has {} referrers that could hold {what}; only {} were checked (those declaring the type looked for first, then the newest; raise --max-referrers-checked to check more)",
+            hit.found, hit.limit
+        );
+    }
     if report.signatures.is_empty() {
         eprintln!(
             "NOT VERIFIED {image}: {}: no {what} found (looked for Sigstore bundle referrers and cosign's legacy tag)",
@@ -285,12 +291,6 @@ fn print_text(report: &ImageReport, hints: Hints) -> std::io::Result<()> {
     let mut lines = Vec::with_capacity(report.signatures.len() + 1);
     if verified {
         lines.push(format!(
-    if let Some(hit) = report.referrer_limit_hit {
-        eprintln!(
-            "note: {image} has {} referrers that could hold {what}; only {} were checked (those declaring the type looked for first, then the newest; raise --max-referrers-checked to check more)",
-            hit.found, hit.limit
-        );
-    }
             "VERIFIED {image}: {passed} of {} {what} passed",
             report.signatures.len()
         ));
