@@ -179,6 +179,7 @@ fn key_kind(kind: KeyKind) -> &'static str {
     match kind {
         KeyKind::EcdsaP256 => "ecdsa-p256",
         KeyKind::EcdsaP384 => "ecdsa-p384",
+        KeyKind::EcdsaP521 => "ecdsa-p521",
         KeyKind::Ed25519 => "ed25519",
         KeyKind::RsaPkcs1 => "rsa-pkcs1",
         KeyKind::RsaPss => "rsa-pss",

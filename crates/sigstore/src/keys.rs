@@ -70,6 +70,7 @@ pub(crate) const OID_SHA512: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04,
 const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+const OID_P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
 const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
 const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 // Signature algorithm identifiers.
@@ -87,6 +88,8 @@ pub enum KeyKind {
     EcdsaP256,
     /// ECDSA on NIST P-384.
     EcdsaP384,
+    /// ECDSA on NIST P-521 (cosign signs with such keys over SHA-512).
+    EcdsaP521,
     /// Ed25519.
     Ed25519,
     /// RSA with PKCS#1 v1.5 signatures.
@@ -100,6 +103,7 @@ impl KeyKind {
     pub fn default_hash(self) -> HashAlgorithm {
         match self {
             KeyKind::EcdsaP384 => HashAlgorithm::Sha384,
+            KeyKind::EcdsaP521 => HashAlgorithm::Sha512,
             _ => HashAlgorithm::Sha256,
         }
     }
@@ -158,6 +162,7 @@ impl PublicKey {
             OID_EC_PUBLIC_KEY => match alg.read_oid()? {
                 OID_P256 => KeyKind::EcdsaP256,
                 OID_P384 => KeyKind::EcdsaP384,
+                OID_P521 => KeyKind::EcdsaP521,
                 _ => return Err(KeyError::Unsupported),
             },
             OID_ED25519 => KeyKind::Ed25519,
@@ -214,6 +219,9 @@ impl PublicKey {
             (KeyKind::EcdsaP384, Sha256) => &signature::ECDSA_P384_SHA256_ASN1,
             (KeyKind::EcdsaP384, Sha384) => &signature::ECDSA_P384_SHA384_ASN1,
             (KeyKind::EcdsaP384, Sha512) => &signature::ECDSA_P384_SHA512_ASN1,
+            (KeyKind::EcdsaP521, Sha256) => &signature::ECDSA_P521_SHA256_ASN1,
+            (KeyKind::EcdsaP521, Sha384) => &signature::ECDSA_P521_SHA384_ASN1,
+            (KeyKind::EcdsaP521, Sha512) => &signature::ECDSA_P521_SHA512_ASN1,
             (KeyKind::Ed25519, Sha512) | (KeyKind::Ed25519, Sha256) => &signature::ED25519,
             (KeyKind::Ed25519, Sha384) => return None,
             (KeyKind::RsaPkcs1, Sha256) => &signature::RSA_PKCS1_2048_8192_SHA256,
@@ -284,7 +292,7 @@ pub(crate) fn verify_x509_signature(
             let key_ok = matches!(
                 (key.kind, sig_alg_oid),
                 (
-                    KeyKind::EcdsaP256 | KeyKind::EcdsaP384,
+                    KeyKind::EcdsaP256 | KeyKind::EcdsaP384 | KeyKind::EcdsaP521,
                     OID_ECDSA_SHA256 | OID_ECDSA_SHA384 | OID_ECDSA_SHA512
                 ) | (
                     KeyKind::RsaPkcs1,
