@@ -14,6 +14,7 @@ use crypto_secretbox::aead::{Aead as _, KeyInit as _};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::goodkey;
 use kibaship_sigstore::der;
 use kibaship_sigstore::pem::{self, PemError};
 
@@ -25,13 +26,17 @@ pub const COSIGN_PRIVATE_KEY_LABEL: &str = "ENCRYPTED COSIGN PRIVATE KEY";
 pub const SCRYPT_LOG_N: u8 = 16;
 /// scrypt costs accepted on reading (N = 2^15, 2^16, 2^17), as go-securesystemslib accepts.
 const ACCEPTED_LOG_N: [u8; 3] = [15, 16, 17];
-/// RSA key sizes cosign imports.
+/// RSA key sizes loaded (`import_pem` narrows them to 2048, 3072 and 4096 bits, as cosign imports them).
 const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=4096;
 
 /// Labels of plain private keys `from_pem` reads.
 const PLAIN_KEY_LABELS: [&str; 3] = ["PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY"];
 
 const RSA_ENCRYPTION_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const EC_PUBLIC_KEY_OID: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const ED25519_OID: &[u8] = &[0x2b, 0x65, 0x70];
+/// NIST P-224 (secp224r1): Go parses it, cosign's key policy then refuses it by name.
+const P224_OID: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x21];
 
 /// Why a key could not be read, decrypted or used.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +80,14 @@ pub enum KeyError {
     TooLarge {
         /// Its size.
         size: u64,
+    },
+    /// A key cosign's key policy refuses (curve, size, exponent, known weakness), worded as cosign words it.
+    #[error("error validating {algorithm} key: {reason}")]
+    Weak {
+        /// `rsa` or `ecdsa`.
+        algorithm: &'static str,
+        /// Why, e.g. `key size not supported: 1024` or `ECDSA curve P-224 not allowed`.
+        reason: String,
     },
 }
 
@@ -300,11 +313,16 @@ impl SigningKey {
             }
         }
         if let Ok(pair) = RsaKeyPair::from_pkcs8(der) {
-            let bits = pair.public_modulus_len() * 8;
+            let bits = goodkey::bit_length(
+                pair.public_key()
+                    .modulus()
+                    .big_endian_without_leading_zero(),
+            );
             if !RSA_BITS.contains(&bits) {
-                return Err(KeyError::Unsupported(format!(
-                    "key size not supported: {bits} (RSA keys must be 2048 to 4096 bits)"
-                )));
+                return Err(KeyError::Weak {
+                    algorithm: "rsa",
+                    reason: format!("key size not supported: {bits}"),
+                });
             }
             return Ok(Self {
                 kind: KeyKind::Rsa,
@@ -323,6 +341,76 @@ impl SigningKey {
             "unsupported private key: not an ECDSA P-256/P-384/P-521, RSA 2048-4096 or Ed25519 PKCS#8 key"
                 .into(),
         ))
+    }
+
+    /// Reads a plain PEM private key as `cosign import-key-pair` does, refusing what it refuses with its
+    /// reasons: the first PEM block must be `RSA PRIVATE KEY` (PKCS#1), `EC PRIVATE KEY` (SEC1) or `PRIVATE KEY`
+    /// (PKCS#8); encrypted PEM (`ENCRYPTED PRIVATE KEY`, `Proc-Type: 4,ENCRYPTED`) is not decrypted; keys failing
+    /// cosign's key policy ([`KeyError::Weak`]: ECDSA other than P-256/P-384/P-521, RSA other than 2048, 3072
+    /// or 4096 bits, exponent other than 65537, small factors, ROCA) are refused. Ed25519 keys, which cosign
+    /// imports, are refused too: cosign signs with them as Ed25519ph, which kibaship can neither sign nor
+    /// verify, so an imported one would be unusable here.
+    pub fn import_pem(pem_text: &[u8]) -> Result<Self, KeyError> {
+        if pem_text.len() as u64 > MAX_KEY_FILE_BYTES {
+            return Err(KeyError::TooLarge {
+                size: pem_text.len() as u64,
+            });
+        }
+        let text = String::from_utf8_lossy(pem_text);
+        if text.contains("Proc-Type: 4,ENCRYPTED") {
+            let algorithm = if text.contains("-----BEGIN EC PRIVATE KEY-----") {
+                "ecdsa"
+            } else {
+                "rsa"
+            };
+            return Err(KeyError::Unsupported(format!(
+                "error parsing {algorithm} private key: the PEM block is encrypted (Proc-Type: 4,ENCRYPTED), which cosign does not import; decrypt it first (openssl pkey -in KEY -out PLAIN)"
+            )));
+        }
+        let block = pem::decode_first(pem_text).map_err(|err| match err {
+            PemError::BadBase64 { label, .. } if !PLAIN_KEY_LABELS.contains(&label.as_str()) => {
+                KeyError::UnsupportedLabel(label)
+            }
+            other => KeyError::Pem(other),
+        })?;
+        let key = match block.label.as_str() {
+            "RSA PRIVATE KEY" => {
+                refuse_weak_rsa(&block.der)?;
+                Self::from_pkcs8(&wrap_pkcs1_in_pkcs8(&block.der))
+                    .map_err(|err| parse_error("error parsing rsa private key", err))?
+            }
+            "EC PRIVATE KEY" => {
+                refuse_disallowed_curve(ec_private_key_curve(&block.der))?;
+                Self::from_pem(pem_text)?
+            }
+            "PRIVATE KEY" => {
+                let algorithm = pkcs8_algorithm(&block.der);
+                if let Some((oid, curve)) = algorithm {
+                    if oid == ED25519_OID {
+                        return Err(KeyError::Unsupported(
+                            "Ed25519 keys are not imported: cosign signs with them as Ed25519ph, which kibaverify cannot sign or verify; use an ECDSA P-256, P-384, P-521 or RSA key".into(),
+                        ));
+                    }
+                    if oid == EC_PUBLIC_KEY_OID {
+                        refuse_disallowed_curve(curve)?;
+                    }
+                    if oid == RSA_ENCRYPTION_OID {
+                        if let Some(pkcs1) = pkcs8_private_key(&block.der) {
+                            refuse_weak_rsa(pkcs1)?;
+                        }
+                    }
+                }
+                Self::from_pkcs8(&Zeroizing::new(block.der))
+                    .map_err(|err| parse_error("error parsing pkcs #8 private key", err))?
+            }
+            label if label.starts_with("ENCRYPTED ") => {
+                return Err(KeyError::Unsupported(format!(
+                    "unsupported private key: PEM block `{label}` is encrypted, which cosign does not import; decrypt it first (openssl pkey -in KEY -out PLAIN)"
+                )));
+            }
+            other => return Err(KeyError::UnsupportedLabel(other.to_string())),
+        };
+        Ok(key)
     }
 
     /// What kind of key this is.
@@ -426,6 +514,81 @@ fn derive_key(
     scrypt::scrypt(password, salt, &params, key.as_mut())
         .map_err(|_| KeyError::Crypto("scrypt"))?;
     Ok(key)
+}
+
+/// Prefixes a parse failure's reason as cosign words it (`error parsing rsa private key: ...`); policy refusals
+/// keep their own wording.
+fn parse_error(what: &str, err: KeyError) -> KeyError {
+    match err {
+        KeyError::Unsupported(reason) => KeyError::Unsupported(format!("{what}: {reason}")),
+        other => other,
+    }
+}
+
+/// Refuses an EC key on a curve Go parses but cosign's key policy forbids (P-224), by name.
+fn refuse_disallowed_curve(curve: Option<&[u8]>) -> Result<(), KeyError> {
+    if curve == Some(P224_OID) {
+        return Err(KeyError::Weak {
+            algorithm: "ecdsa",
+            reason: "ECDSA curve P-224 not allowed".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a PKCS#1 `RSAPrivateKey` whose public numbers cosign's key policy refuses (checked before the
+/// crypto library, which has its own narrower limits, sees the key). Unparsable keys pass here and fail there.
+fn refuse_weak_rsa(pkcs1: &[u8]) -> Result<(), KeyError> {
+    let mut outer = der::Reader::new(pkcs1, "RSAPrivateKey");
+    let Ok(mut key) = outer.nested(der::TAG_SEQUENCE) else {
+        return Ok(());
+    };
+    let (Ok(_version), Ok(modulus), Ok(exponent)) = (
+        key.read(der::TAG_INTEGER),
+        key.read(der::TAG_INTEGER),
+        key.read(der::TAG_INTEGER),
+    ) else {
+        return Ok(());
+    };
+    match goodkey::rsa_weakness(modulus.content, exponent.content) {
+        Some(reason) => Err(KeyError::Weak {
+            algorithm: "rsa",
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The private key inside a PKCS#8 `PrivateKeyInfo` (its `privateKey` OCTET STRING).
+fn pkcs8_private_key(pkcs8: &[u8]) -> Option<&[u8]> {
+    let mut outer = der::Reader::new(pkcs8, "PrivateKeyInfo");
+    let mut info = outer.nested(der::TAG_SEQUENCE).ok()?;
+    info.read(der::TAG_INTEGER).ok()?;
+    info.read(der::TAG_SEQUENCE).ok()?;
+    Some(info.read(der::TAG_OCTET_STRING).ok()?.content)
+}
+
+/// The named curve of a SEC1 `ECPrivateKey` (`[0] parameters`), if it names one.
+fn ec_private_key_curve(sec1: &[u8]) -> Option<&[u8]> {
+    let mut outer = der::Reader::new(sec1, "ECPrivateKey");
+    let mut key = outer.nested(der::TAG_SEQUENCE).ok()?;
+    key.read(der::TAG_INTEGER).ok()?;
+    key.read(der::TAG_OCTET_STRING).ok()?;
+    let parameters = key.read_optional(0xa0).ok()??;
+    der::Reader::new(parameters.content, "ECPrivateKey parameters")
+        .read_oid()
+        .ok()
+}
+
+/// The algorithm OID of a PKCS#8 `PrivateKeyInfo` and its parameter OID (an EC key's curve), if present.
+fn pkcs8_algorithm(pkcs8: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+    let mut outer = der::Reader::new(pkcs8, "PrivateKeyInfo");
+    let mut info = outer.nested(der::TAG_SEQUENCE).ok()?;
+    info.read(der::TAG_INTEGER).ok()?;
+    let mut algorithm = info.nested(der::TAG_SEQUENCE).ok()?;
+    let oid = algorithm.read_oid().ok()?;
+    let parameter = algorithm.read_oid().ok();
+    Some((oid, parameter))
 }
 
 /// Wraps a PKCS#1 `RSAPrivateKey` in a PKCS#8 `PrivateKeyInfo` (version 0, rsaEncryption, NULL parameters).

@@ -7,6 +7,7 @@
 //!
 //! Everything here is pure: callers read files and passwords and hand over bytes.
 
+mod goodkey;
 pub mod keys;
 pub mod payload;
 

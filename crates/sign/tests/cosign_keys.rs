@@ -151,6 +151,45 @@ fn import_key_pair_inputs_as_cosign_takes_them() {
 }
 
 #[test]
+fn import_pem_takes_and_refuses_what_cosign_import_key_pair_does() {
+    for (file, kind) in [
+        ("import-keys/validrsa.key", KeyKind::Rsa),
+        ("import-keys/validrsapkcs1.key", KeyKind::Rsa),
+        ("import-keys/validrsapkcs8.key", KeyKind::Rsa),
+        ("import-keys/validecp256.key", KeyKind::EcdsaP256),
+        ("import-keys/validecp521.key", KeyKind::EcdsaP521),
+        ("import-keys/validecpkcs8.key", KeyKind::EcdsaP256),
+    ] {
+        let key = SigningKey::import_pem(&testdata(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(key.kind(), kind, "{file}");
+        assert_signs(&key);
+    }
+    // cosign's own expectations for these files (TestImportPrivateKey), in its words.
+    for (file, expected) in [
+        (
+            "import-keys/invalidrsawithpubkey.key",
+            "unsupported private key",
+        ),
+        (
+            "import-keys/invalidrsalargekey.key",
+            "error validating rsa key: key size not supported: 5120",
+        ),
+        (
+            "import-keys/invalidecunsupported.key",
+            "error parsing ecdsa private key",
+        ),
+        ("import-keys/invalidkey.key", "unsupported private key"),
+        (
+            "keys/sigstore-rs_ed25519_private.key",
+            "Ed25519 keys are not imported",
+        ),
+    ] {
+        let err = SigningKey::import_pem(&testdata(file)).unwrap_err();
+        assert!(err.to_string().contains(expected), "{file}: {err}");
+    }
+}
+
+#[test]
 fn generated_keys_round_trip_through_cosigns_format() {
     let key = SigningKey::generate().unwrap();
     let pem = key.to_encrypted_pem(b"s3cret").unwrap();

@@ -1,7 +1,7 @@
 //! A small, strict DER reader: just enough ASN.1 for certificates, SCT lists, RFC 3161
 //! timestamps and CMS `SignedData`. Every read is bounds-checked and returns a [`DerError`].
-//! Public: [`encode`] and the tags it is used with (kibaship-sign wraps keys with them); the
-//! reader stays inside this crate.
+//! Public: [`encode`] and the tags it is used with (kibaship-sign wraps keys with them), and the [`Reader`]
+//! (kibaship-sign reads the named curve of an EC private key with it).
 
 use std::fmt;
 
@@ -36,7 +36,7 @@ pub(crate) const TAG_GENERALIZED_TIME: u8 = 0x18;
 
 /// One decoded TLV: its tag, its content bytes and its complete encoding.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Tlv<'a> {
+pub struct Tlv<'a> {
     pub tag: u8,
     pub content: &'a [u8],
     pub raw: &'a [u8],
@@ -44,7 +44,7 @@ pub(crate) struct Tlv<'a> {
 
 /// A cursor over a sequence of TLVs.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Reader<'a> {
+pub struct Reader<'a> {
     data: &'a [u8],
     context: &'static str,
 }
