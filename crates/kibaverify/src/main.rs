@@ -45,6 +45,11 @@ enum Command {
     Policy(cmd::policy::Args),
     /// SBOMs (CycloneDX, SPDX) as referrers and attestations of an image: `sbom attach|list|get`.
     Sbom(cmd::sbom::Args),
+    /// BuildKit's attestations in an image index: `provenance get|rehome` (read them; sign them onto the
+    /// platform images).
+    Provenance(cmd::provenance::Args),
+    /// Verify an image's SLSA provenance (v0.2, v1) offline with slsa-verifier's flags, for any builder.
+    VerifyProvenance(cmd::verify_provenance::Args),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish), as `cosign completion`.
     Completion(cmd::completion::Args),
     /// Print the version, git commit, build date, Rust version and platform (`--json` for one object).
@@ -82,6 +87,8 @@ fn main() -> ExitCode {
         Command::VerifyAttestation(args) => cmd::verify_attestation::run(args),
         Command::Policy(args) => cmd::policy::run(args),
         Command::Sbom(args) => cmd::sbom::run(args),
+        Command::Provenance(args) => cmd::provenance::run(args),
+        Command::VerifyProvenance(args) => cmd::verify_provenance::run(args),
         Command::Completion(args) => cmd::completion::run(args, &mut cli_command()),
         Command::Version(args) => cmd::version::run(args),
     };

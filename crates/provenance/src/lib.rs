@@ -9,10 +9,10 @@
 //!   (naming the JSON pointer), subjects and predicate type typed.
 //! - [`requirements`]: [`ProvenanceRequirements`] (slsa-verifier's flags) become
 //!   [`kibaship_cosign::PredicateCheck`]s with stable codes (`source-mismatch`, `ref-mismatch`,
-//!   `builder-mismatch`, `build-type-mismatch`), the same checks the admission policy's required attestations
-//!   run through `kibaship_cosign::ImageVerifier`; [`ProvenanceRequirements::judge_statement`] runs them on a
-//!   statement read elsewhere (BuildKit's, in the index) and
-//!   [`ProvenanceRequirements::judge_report`] decides on what the verifier found in the cosign layouts.
+//!   `builder-mismatch`, `build-type-mismatch`), evaluated by `kibaship_cosign::check_predicate` as the admission
+//!   policy's required attestations are; [`ProvenanceRequirements::judge_statement`] runs them on one statement
+//!   (BuildKit's, in the index) and [`ProvenanceRequirements::judge_report`] on the statements
+//!   `kibaship_cosign::ImageVerifier` accepted in the cosign layouts.
 //!
 //! Every failure names the field, what was wanted and what was found ([`ProvenanceFailure`]); nothing here panics
 //! on input.

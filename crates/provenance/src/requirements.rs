@@ -27,6 +27,11 @@ use crate::statement::Statement;
 pub const SLSA_V02: &str = "https://slsa.dev/provenance/v0.2";
 /// SLSA provenance v1's predicate type.
 pub const SLSA_V1: &str = "https://slsa.dev/provenance/v1";
+/// The build type of BuildKit's own SLSA v1 provenance.
+pub const BUILDKIT_BUILD_TYPE: &str =
+    "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md";
+/// Where BuildKit's v1 provenance keeps the source repository (`--opt vcs:source=`, as buildx sets it).
+pub const BUILDKIT_SOURCE_PATH: &str = "/runDetails/metadata/buildkit_metadata/vcs/source";
 
 /// A version of SLSA provenance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,19 +263,30 @@ impl ProvenanceRequirements {
         })
     }
 
-    /// The predicate checks for provenance of `version`, each with its code.
-    pub fn checks(&self, version: SlsaVersion) -> Result<Vec<PredicateCheck>, RequirementError> {
+    /// The predicate checks for provenance of `version` whose build type is `build_type` (it decides where a
+    /// v1 provenance keeps its source: BuildKit's in `buildkit_metadata.vcs.source`), each with its code.
+    pub fn checks(
+        &self,
+        version: SlsaVersion,
+        build_type: Option<&str>,
+    ) -> Result<Vec<PredicateCheck>, RequirementError> {
         let check = |path: &str, condition, code| PredicateCheck {
             path: path.to_string(),
             condition,
             code: Some(code),
         };
-        let source = version.source_path();
+        let buildkit = version == SlsaVersion::V1 && build_type == Some(BUILDKIT_BUILD_TYPE);
+        let (source, source_pattern) = if buildkit {
+            // BuildKit records the remote as given (`vcs:source`), often with `.git`, and no ref.
+            (BUILDKIT_SOURCE_PATH, r"(\.git)?")
+        } else {
+            (version.source_path(), r"(@.*)?")
+        };
         let repository = self.source_repository()?;
         let mut checks = vec![check(
             source,
             PredicateCondition::Matches(Self::regex(
-                &format!(r"^(git\+)?{}(@.*)?$", literal(&repository)),
+                &format!(r"^(git\+)?{}{source_pattern}$", literal(&repository)),
                 "--source-uri",
             )?),
             ReasonCode::SourceMismatch,
@@ -324,19 +340,19 @@ impl ProvenanceRequirements {
         Ok(checks)
     }
 
-    /// The checks for every accepted version, by predicate type: what to give
-    /// `ImagePolicyBuilder::require_attestation_checked`.
-    pub fn checks_by_type(&self) -> Result<Vec<(String, Vec<PredicateCheck>)>, RequirementError> {
+    /// Checks the flags once, before anything is read (the same errors [`ProvenanceRequirements::checks`]
+    /// would give later).
+    pub fn validate(&self) -> Result<(), RequirementError> {
         if self.versions.is_empty() {
             return Err(RequirementError::Invalid {
                 flag: "--slsa-version",
                 problem: "no SLSA version accepted".into(),
             });
         }
-        self.versions
-            .iter()
-            .map(|v| Ok((v.predicate_type().to_string(), self.checks(*v)?)))
-            .collect()
+        for version in &self.versions {
+            self.checks(*version, None)?;
+        }
+        Ok(())
     }
 
     fn accepted_types(&self) -> String {
@@ -344,9 +360,11 @@ impl ProvenanceRequirements {
         types.join(" or ")
     }
 
-    /// Judges a statement read outside the cosign layouts (BuildKit's, in the index) about the image `image`:
-    /// its predicate type is an accepted SLSA version, a subject names the image, and its predicate passes
-    /// [`ProvenanceRequirements::checks`].
+    /// Judges one statement about the image `image` (BuildKit's from the index, or the statement of an
+    /// attestation the verifier accepted): its predicate type is an accepted SLSA version, a subject names the
+    /// image, and its predicate passes [`ProvenanceRequirements::checks`] (through
+    /// [`kibaship_cosign::check_predicate`], the evaluation of the verifier's and the admission policy's
+    /// predicate checks).
     pub fn judge_statement(&self, statement: &Statement, image: &Digest) -> Result<(), Judgement> {
         let Some(version) = SlsaVersion::from_predicate_type(&statement.predicate_type)
             .filter(|v| self.versions.contains(v))
@@ -366,7 +384,14 @@ impl ProvenanceRequirements {
                 got: statement.subject_digests().join(", "),
             }));
         }
-        let checks = self.checks(version).map_err(Judgement::Unusable)?;
+        let build_type = statement
+            .predicate
+            .as_ref()
+            .and_then(|p| p.pointer(version.build_type_path()))
+            .and_then(serde_json::Value::as_str);
+        let checks = self
+            .checks(version, build_type)
+            .map_err(Judgement::Unusable)?;
         match check_predicate(
             version.predicate_type(),
             statement.predicate.as_ref(),
@@ -381,84 +406,78 @@ impl ProvenanceRequirements {
         }
     }
 
-    /// Decides on what `ImageVerifier` found among the image's attestations (both cosign layouts), asked for
-    /// attestations of any type with [`ProvenanceRequirements::checks_by_type`]: the first accepted attestation
-    /// of an accepted SLSA version, whose statement also parses strictly (no duplicate key). Else the most telling
-    /// failure: a failed check of an accepted version, a statement for another image, provenance of another
-    /// version, then the verifier's own reason.
-    pub fn judge_report(
-        &self,
-        report: &ImageReport,
-    ) -> Result<(usize, Statement), ProvenanceFailure> {
-        let accepted_version = |t: Option<&str>| {
-            t.and_then(SlsaVersion::from_predicate_type)
-                .is_some_and(|v| self.versions.contains(&v))
-        };
-        let mut malformed = None;
+    /// Decides on what `ImageVerifier` found among the image's attestations (both cosign layouts, every
+    /// predicate type): the first accepted SLSA attestation whose statement parses strictly (no duplicate key) and
+    /// passes [`ProvenanceRequirements::judge_statement`], by its index in `report.signatures`. Else the most
+    /// telling failure: a failed requirement of an accepted version, provenance of another version, a statement
+    /// for another image, then the verifier's own reason.
+    pub fn judge_report(&self, report: &ImageReport) -> Result<(usize, Statement), Judgement> {
+        let image = Digest::parse(&report.digest).map_err(|e| {
+            Judgement::Unusable(RequirementError::Invalid {
+                flag: "image",
+                problem: format!("the verified digest {:?}: {e}", report.digest),
+            })
+        })?;
+        let mut failures: Vec<ProvenanceFailure> = Vec::new();
         for (i, outcome) in report.signatures.iter().enumerate() {
             let Some(accepted) = outcome.accepted() else {
                 continue;
             };
-            if !accepted_version(accepted.predicate_type.as_deref()) {
+            if accepted
+                .predicate_type
+                .as_deref()
+                .and_then(SlsaVersion::from_predicate_type)
+                .is_none()
+            {
                 continue;
             }
             let Some(bytes) = &accepted.statement else {
                 continue;
             };
-            match Statement::parse(bytes) {
-                Ok(statement) => return Ok((i, statement)),
+            let statement = match Statement::parse(bytes) {
+                Ok(s) => s,
                 Err(e) => {
-                    malformed.get_or_insert(ProvenanceFailure {
+                    failures.push(ProvenanceFailure {
                         code: ReasonCode::BadSignature,
                         field: format!("statement ({})", outcome.location),
                         wanted: "a well-formed in-toto statement".into(),
                         got: e.to_string(),
                     });
+                    continue;
                 }
+            };
+            match self.judge_statement(&statement, &image) {
+                Ok(()) => return Ok((i, statement)),
+                Err(Judgement::Failed(f)) => failures.push(f),
+                Err(unusable) => return Err(unusable),
             }
         }
-        if let Some(failure) = malformed {
-            return Err(failure);
+        let telling = failures
+            .iter()
+            .find(|f| f.code != ReasonCode::PredicateTypeMismatch)
+            .or(failures.first());
+        if let Some(f) = telling {
+            return Err(Judgement::Failed(f.clone()));
         }
         let rejected = || report.signatures.iter().filter_map(|s| s.rejected());
-        if let Some(failure) = rejected()
-            .filter_map(|r| r.predicate_failure.as_deref())
-            .find(|f| accepted_version(Some(&f.predicate_type)))
-        {
-            return Err(failure.clone().into());
-        }
         if let Some(r) = rejected().find(|r| r.code == ReasonCode::SubjectDigestMismatch) {
-            return Err(ProvenanceFailure {
+            return Err(Judgement::Failed(ProvenanceFailure {
                 code: r.code,
                 field: "subject".into(),
                 wanted: report.digest.clone(),
-                got: r.message.clone(),
-            });
-        }
-        if let Some(other) = report
-            .signatures
-            .iter()
-            .filter_map(|s| s.accepted())
-            .find_map(|a| {
-                a.predicate_type
-                    .as_deref()
-                    .filter(|t| SlsaVersion::from_predicate_type(t).is_some())
-            })
-        {
-            return Err(ProvenanceFailure {
-                code: ReasonCode::PredicateTypeMismatch,
-                field: "predicateType".into(),
-                wanted: self.accepted_types(),
-                got: other.to_string(),
-            });
+                got: format!("rejected ({})", r.message),
+            }));
         }
         let closest = report.closest_rejection();
-        Err(ProvenanceFailure {
+        Err(Judgement::Failed(ProvenanceFailure {
             code: closest.map_or(ReasonCode::AttestationMissing, |r| r.code),
             field: "signature".into(),
             wanted: format!("a verified attestation of {}", self.accepted_types()),
-            got: closest.map_or_else(|| "none found".to_string(), |r| r.message.clone()),
-        })
+            got: closest.map_or_else(
+                || "none found".to_string(),
+                |r| format!("rejected ({})", r.message),
+            ),
+        }))
     }
 }
 
@@ -654,6 +673,42 @@ mod tests {
     }
 
     #[test]
+    fn buildkit_provenance_keeps_its_source_in_its_vcs_metadata() {
+        let buildkit = |source: &str| {
+            statement(
+                SLSA_V1,
+                HEX,
+                json!({"buildDefinition": {"buildType": BUILDKIT_BUILD_TYPE, "externalParameters": {"configSource": {}}},
+                       "runDetails": {"builder": {"id": format!("{BUILDER}@v1")},
+                                      "metadata": {"buildkit_metadata": {"vcs": {"source": source, "revision": "abc"}}}}}),
+            )
+        };
+        let r = requirements();
+        assert_eq!(
+            r.judge_statement(&buildkit("https://github.com/org/repo.git"), &image()),
+            Ok(())
+        );
+        assert_eq!(
+            r.judge_statement(&buildkit("https://github.com/org/repo"), &image()),
+            Ok(())
+        );
+        let f = failure(&r, &buildkit("https://github.com/org/repo2"));
+        assert_eq!(
+            (f.code, f.field.as_str()),
+            (ReasonCode::SourceMismatch, BUILDKIT_SOURCE_PATH)
+        );
+        // BuildKit records no ref: a tag requirement fails closed.
+        let tag = ProvenanceRequirements {
+            source_tag: Some("v1".into()),
+            ..requirements()
+        };
+        assert_eq!(
+            failure(&tag, &buildkit("https://github.com/org/repo")).code,
+            ReasonCode::RefMismatch
+        );
+    }
+
+    #[test]
     fn unusable_flags_are_refused() {
         for (r, flag) in [
             (
@@ -678,7 +733,7 @@ mod tests {
                 "--builder-id",
             ),
         ] {
-            let err = r.checks(SlsaVersion::V1).unwrap_err().to_string();
+            let err = r.checks(SlsaVersion::V1, None).unwrap_err().to_string();
             assert!(err.starts_with(flag), "{err}");
         }
         for bad in ["1.2.3.4", "x1", "v01", "v1.", ""] {
@@ -689,7 +744,7 @@ mod tests {
             versions: vec![],
             ..requirements()
         };
-        assert!(none.checks_by_type().is_err());
+        assert!(none.validate().is_err());
     }
 
     #[test]

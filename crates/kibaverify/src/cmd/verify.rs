@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context as _, bail};
 use kibaship_cosign::{
-    Hint, ImagePolicy, ImageReport, ImageVerifier, LayerKind, Outcome, PredicateFailure,
-    ReasonCode, Verdict,
+    Hint, ImagePolicy, ImagePolicyBuilder, ImageReport, ImageVerifier, LayerKind, Outcome,
+    PredicateFailure, ReasonCode, Verdict,
 };
 use kibaship_oci::{Digest, Reference};
 use kibaship_policy::{
@@ -147,6 +147,21 @@ impl VerifyFlags {
         predicate_type: Option<String>,
         annotations: BTreeMap<String, String>,
     ) -> anyhow::Result<(ImagePolicy, TrustedRoot)> {
+        let mut builder = self.policy_builder(annotations)?;
+        if kind == LayerKind::Attestation {
+            builder = builder
+                .signature_not_required()
+                .require_attestation(predicate_type);
+        }
+        Ok((builder.build()?, self.trusted_root()?))
+    }
+
+    /// The policy these flags describe before its requirements: the authority (key or certificate identity),
+    /// the transparency-log choice, the annotations and `COSIGN_REPOSITORY`.
+    pub fn policy_builder(
+        &self,
+        annotations: BTreeMap<String, String>,
+    ) -> anyhow::Result<ImagePolicyBuilder> {
         let mut builder = ImagePolicy::builder();
         if let Some(key) = &self.key {
             let pem = read_bounded(key, "public key", kibaship_sign::MAX_KEY_FILE_BYTES)?;
@@ -171,15 +186,10 @@ impl VerifyFlags {
         builder = builder
             .accept_without_transparency_log(self.insecure_ignore_tlog)
             .annotations(annotations);
-        if kind == LayerKind::Attestation {
-            builder = builder
-                .signature_not_required()
-                .require_attestation(predicate_type);
-        }
         if let Some(repository) = signature_repository_from_env()? {
             builder = builder.signature_repository(repository);
         }
-        Ok((builder.build()?, self.trusted_root()?))
+        Ok(builder)
     }
 
     /// The trusted root: `--trusted-root`, else the embedded public-good root.
