@@ -10,6 +10,7 @@
 //! - [`results`]: Tekton results within Tekton's size budget;
 //! - [`prepare`], [`build`]: the two build steps; [`sign`]: the sign task's step;
 //! - [`provenance`]: SLSA provenance v1 of a build (typed model, generation, validation; pure);
+//! - [`scan`]: trivy on the built digest, judged by the gate, the report attested;
 //! - [`notify`]: the build outcome POSTed to the platform, HMAC-signed, with bounded retries;
 //! - [`failure`], [`error`]: failure kinds and exit codes.
 
@@ -26,6 +27,7 @@ pub mod prepare;
 pub mod provenance;
 pub mod registry;
 pub mod results;
+pub mod scan;
 pub mod secrets;
 pub mod sign;
 pub mod workspace;

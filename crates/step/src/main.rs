@@ -53,6 +53,84 @@ enum Command {
     /// POST the build's outcome as JSON to the platform, signed with HMAC-SHA256 (X-Kibaship-Signature), with
     /// bounded retries; exit 0 delivered, 64 bad parameters, 75 not delivered, 77 refused (docs/tekton.md).
     Notify(Box<NotifyArgs>),
+    /// Scan the built digest with trivy, judge the report with the gate policy, write the verdict and counts,
+    /// and attest the report onto the image (cosign vuln predicate); exit 0 pass, 1 gate failed (attested),
+    /// 2 scanner failed (nothing signed) (docs/tekton.md).
+    Scan(Box<ScanArgs>),
+}
+
+/// `kibaship-step scan`: empty strings mean "not set", as Tekton passes them.
+#[derive(Args)]
+struct ScanArgs {
+    /// The build's image result (registry/repository:tag); only its repository is used.
+    #[arg(long, default_value = "")]
+    image: String,
+    /// The build's digest result: what is scanned and attested.
+    #[arg(long, default_value = "")]
+    digest: String,
+    /// The gate policy (YAML), e.g. from a ConfigMap.
+    #[arg(long)]
+    policy: PathBuf,
+    /// A trivy ignore file (.trivyignore or .trivyignore.yaml); repeatable; empty values are ignored.
+    #[arg(long = "ignorefile", num_args = 0..)]
+    ignore_files: Vec<String>,
+    /// The trivy program.
+    #[arg(long, default_value = "trivy")]
+    trivy: PathBuf,
+    /// trivy's cache directory (holds its vulnerability DB); empty: trivy's default.
+    #[arg(long, default_value = "")]
+    cache_dir: String,
+    /// Do not let trivy update its DBs or reach the network for anything but the image (true/false).
+    #[arg(long, default_value = "false", action = clap::ArgAction::Set)]
+    offline: String,
+    /// Where trivy writes its JSON report.
+    #[arg(long, default_value = "/tmp/trivy-report.json")]
+    report_file: PathBuf,
+    /// Vulnerability DB URI for the attestation.
+    #[arg(long, default_value = "")]
+    db_uri: String,
+    /// Vulnerability DB version for the attestation.
+    #[arg(long, default_value = "")]
+    db_version: String,
+    /// `key`, `keyless`, or `none` (no attestation: the verdict only).
+    #[arg(long, default_value = "")]
+    mode: String,
+    /// `legacy`, `bundle` or `both`; empty: legacy with a key, bundle keyless.
+    #[arg(long, default_value = "")]
+    layout: String,
+    /// Key mode: the cosign private key file (password from COSIGN_PASSWORD).
+    #[arg(long, default_value = "")]
+    key_file: String,
+    /// Keyless: the OIDC identity token file.
+    #[arg(long, default_value = "")]
+    identity_token_file: String,
+    /// Keyless: the Sigstore signing config (v0.2 JSON).
+    #[arg(long, default_value = "")]
+    signing_config: String,
+    /// Keyless, optional: verify each attestation against this trusted_root.json before uploading it.
+    #[arg(long, default_value = "")]
+    trusted_root: String,
+    /// Repository the attestations go to instead of the image's.
+    #[arg(long, default_value = "")]
+    signature_repository: String,
+    /// Talk to the registry over plain HTTP (`true`/`false`; local test registries only).
+    #[arg(long, default_value = "false", action = clap::ArgAction::Set)]
+    insecure_registry: String,
+    /// Judge exception expiry at this RFC 3339 time instead of now.
+    #[arg(long, default_value = "")]
+    now: String,
+    /// File for the verdict result (pass/fail).
+    #[arg(long)]
+    verdict_result: Option<PathBuf>,
+    /// File for the counts result (critical=N high=N medium=N low=N unknown=N, after exceptions).
+    #[arg(long)]
+    counts_result: Option<PathBuf>,
+    /// File for the attestations result (one reference per line).
+    #[arg(long)]
+    attestations_result: Option<PathBuf>,
+    /// File for the report result (the report's path).
+    #[arg(long)]
+    report_result: Option<PathBuf>,
 }
 
 /// `kibaship-step notify`: empty strings mean "not set", as Tekton passes them.
@@ -402,6 +480,7 @@ fn main() -> ExitCode {
         Command::Notify(a) => notify(*a)
             .err()
             .map(|e| (e.label().to_string(), error_chain(&e), e.exit_code())),
+        Command::Scan(a) => scan_step(*a),
         command => run(command)
             .err()
             .map(|e| (e.kind().to_string(), error_chain(&e), e.exit_code())),
@@ -456,8 +535,8 @@ fn run(command: Command) -> Result<(), StepError> {
             "internal: sign is run by main, not here ({} given)",
             a.image
         ))),
-        Command::Notify(_) => Err(StepError::BadParameter(
-            "internal: notify is run by main, not here".into(),
+        Command::Notify(_) | Command::Scan(_) => Err(StepError::BadParameter(
+            "internal: notify and scan are run by main, not here".into(),
         )),
     }
 }
@@ -654,6 +733,194 @@ fn notify(a: NotifyArgs) -> Result<(), kibaship_step::notify::NotifyError> {
     say(format_args!("attempts={}", delivery.attempts));
     say(format_args!("responseStatus={}", delivery.status));
     Ok(())
+}
+
+/// `kibaship-step scan`; `None` on a passed gate, else the failure's label, message and exit code.
+fn scan_step(a: ScanArgs) -> Option<(String, String, u8)> {
+    use kibaship_step::scan::{ScanError, ScanRequest, ScanResultPaths, load_gate, scan};
+    let failed = |e: &(dyn std::error::Error + 'static), label: &str, code: u8| {
+        Some((label.to_string(), error_chain(e), code))
+    };
+    let sign_failed = |e: SignError| failed(&e, &e.kind().to_string(), e.exit_code());
+    let scan_failed = |e: ScanError| failed(&e, e.label(), e.exit_code());
+    let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let bool_flag = |flag: &str, v: &str| match v.trim() {
+        "true" => Ok(true),
+        "false" | "" => Ok(false),
+        other => Err(ScanError::Parameter(format!(
+            "{flag} {other:?} is not true or false"
+        ))),
+    };
+    let (insecure, offline) = match (
+        bool_flag("--insecure-registry", &a.insecure_registry),
+        bool_flag("--offline", &a.offline),
+    ) {
+        (Ok(i), Ok(o)) => (i, o),
+        (Err(e), _) | (_, Err(e)) => return scan_failed(e),
+    };
+    let now = match opt(&a.now) {
+        None => time::OffsetDateTime::now_utc(),
+        Some(text) => {
+            match time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    return scan_failed(ScanError::Parameter(format!(
+                        "--now {text:?} is not an RFC 3339 time: {e}"
+                    )));
+                }
+            }
+        }
+    };
+    let mode = a.mode.trim().to_string();
+    let attest = mode != "none";
+    // The sign step's checks of image, digest and signing inputs; with mode none only image and digest matter.
+    let plan = match (SignInputs {
+        image: a.image,
+        digest: a.digest,
+        mode: if attest { mode } else { "key".into() },
+        layout: a.layout,
+        key_file: if attest { a.key_file } else { "unused".into() },
+        identity_token_file: a.identity_token_file,
+        signing_config: a.signing_config,
+        trusted_root: a.trusted_root,
+        annotations: Vec::new(),
+        signature_repository: a.signature_repository,
+    })
+    .plan()
+    {
+        Ok(plan) => plan,
+        Err(e) => return sign_failed(e),
+    };
+    let ignore_files: Vec<PathBuf> = a
+        .ignore_files
+        .iter()
+        .filter_map(|p| opt(p))
+        .map(PathBuf::from)
+        .collect();
+    let gate = match load_gate(&a.policy, &ignore_files, now) {
+        Ok(g) => g,
+        Err(e) => return scan_failed(e),
+    };
+    let signer = if attest {
+        let password = std::env::var("COSIGN_PASSWORD").ok().map(Zeroizing::new);
+        match load_signer(&plan, password, None) {
+            Ok(s) => Some(s),
+            Err(e) => return sign_failed(e),
+        }
+    } else {
+        None
+    };
+    let request = ScanRequest {
+        pinned: plan.target.to_string(),
+        policy: a.policy,
+        ignore_files,
+        trivy: a.trivy,
+        cache_dir: opt(&a.cache_dir).map(PathBuf::from),
+        offline,
+        insecure_registry: insecure,
+        report_file: a.report_file,
+        db_uri: opt(&a.db_uri),
+        db_version: opt(&a.db_version),
+        now,
+    };
+    eprintln!("kibaship-step: scanning {}", request.pinned);
+    let outcome = match scan(&request, &gate) {
+        Ok(o) => o,
+        Err(e) => return scan_failed(e),
+    };
+    let mut attestations = Vec::new();
+    if let Some(signer) = &signer {
+        let attestation = match kibaship_cosign::attest::Attestation::new(
+            "vuln",
+            &outcome.predicate,
+            "trivy report",
+            now,
+        ) {
+            Ok(att) => att,
+            Err(e) => return scan_failed(ScanError::Scanner(e.to_string())),
+        };
+        let client = match RegistryClient::new(ClientConfig {
+            insecure_registries: if insecure {
+                let mut hosts = vec![plan.target.registry().to_string()];
+                if let Some(r) = &plan.signature_repository {
+                    hosts.push(r.registry().to_string());
+                }
+                hosts
+            } else {
+                Vec::new()
+            },
+            timeout: Some(DEFAULT_TIMEOUT),
+            ..ClientConfig::default()
+        }) {
+            Ok(c) => c,
+            Err(e) => {
+                return sign_failed(SignError::Parameter(format!("registry client: {e}")));
+            }
+        };
+        let runtime = match current_thread_runtime() {
+            Ok(r) => r,
+            Err(e) => return failed(&e, &e.kind().to_string(), e.exit_code()),
+        };
+        let written = runtime.block_on(kibaship_cosign::attest::attest_image(
+            &client,
+            &plan.target,
+            plan.signature_repository.as_ref(),
+            signer.as_image_signer(),
+            plan.layout,
+            &attestation,
+        ));
+        match written {
+            Ok(written) => {
+                for signed in &written {
+                    eprintln!(
+                        "kibaship-step: attested the scan onto {} ({} layout): {}",
+                        plan.target,
+                        signed.layout(),
+                        signed.location()
+                    );
+                    attestations.push(signed.location().to_string());
+                }
+            }
+            Err(e) => {
+                return sign_failed(SignError::Sign {
+                    image: plan.target.to_string(),
+                    layout: e.layout,
+                    source: Box::new(e.source),
+                });
+            }
+        }
+    }
+    let paths = ScanResultPaths {
+        verdict: a.verdict_result,
+        counts: a.counts_result,
+        attestations: a.attestations_result,
+        report: a.report_result,
+    };
+    if let Err(e) =
+        kibaship_step::scan::write_results(&paths, &outcome, &attestations, &request.report_file)
+    {
+        return scan_failed(e.into());
+    }
+    let verdict = if outcome.passed { "pass" } else { "fail" };
+    say(format_args!("verdict={verdict}"));
+    say(format_args!("counts={}", outcome.counts));
+    for a in &attestations {
+        say(format_args!("attestation={a}"));
+    }
+    if outcome.passed {
+        return None;
+    }
+    Some((
+        "gate failed".to_string(),
+        format!(
+            "{} of {} vulnerabilities fail the policy: {}",
+            outcome.failing.len(),
+            outcome.reported,
+            outcome.failing.join(", ")
+        ),
+        kibaship_step::scan::SCAN_GATE_FAILED,
+    ))
 }
 
 fn install(dest: &std::path::Path) -> Result<(), StepError> {

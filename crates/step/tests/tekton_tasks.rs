@@ -238,6 +238,7 @@ fn steps_call_the_driver_with_flags_it_has() {
         ("railpack-build", "build", "/kibaship/bin/kibaship-step"),
         ("kibaship-sign", "sign", "/usr/local/bin/kibaship-step"),
         ("kibaship-notify", "notify", "/usr/local/bin/kibaship-step"),
+        ("kibaship-scan", "scan", "/kibaship/bin/kibaship-step"),
     ] {
         let t = task(&docs, task_name);
         let known = flags_of(sub);
