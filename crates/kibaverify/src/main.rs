@@ -41,6 +41,8 @@ enum Command {
     Verify(cmd::verify::Args),
     /// Verify an image's attestations in the registry (both layouts).
     VerifyAttestation(cmd::verify_attestation::Args),
+    /// Audit what workloads run (cluster, manifests, an image list): who signed each image, and the webhook's answer.
+    Audit(cmd::audit::Args),
     /// Admission policies: `policy check FILE...` validates them as the webhook loads them.
     Policy(cmd::policy::Args),
     /// SBOMs (CycloneDX, SPDX) as referrers and attestations of an image: `sbom attach|list|get`.
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
         Command::Attest(args) => cmd::attest::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::VerifyAttestation(args) => cmd::verify_attestation::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
         Command::Policy(args) => cmd::policy::run(args),
         Command::Sbom(args) => cmd::sbom::run(args),
         Command::Provenance(args) => cmd::provenance::run(args),

@@ -183,6 +183,6 @@ pub fn report_html(report: &Report) -> String {
         }
         out.push_str("</ul>");
     }
-    let _ = write!(out, "<script>{SCRIPT}</script></body></html>\n");
+    let _ = writeln!(out, "<script>{SCRIPT}</script></body></html>");
     out
 }

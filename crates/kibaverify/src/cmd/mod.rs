@@ -1,6 +1,7 @@
 //! One module per subcommand. Each exposes `Args` (clap) and `run(Args)`.
 pub mod attach;
 pub mod attest;
+pub mod audit;
 pub mod completion;
 pub mod digest;
 pub mod gate;

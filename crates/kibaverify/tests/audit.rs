@@ -1,0 +1,685 @@
+//! `kibaverify audit` against real parts (issue 18): one registry with the OCI referrers API (ggcr) holding the
+//! fixture images signed by kibaverify (bundle layout), by the real cosign (legacy and bundle layouts), signed
+//! by a wrong key, and unsigned; the same workloads as manifests on disk, as an image list and as objects in the
+//! real kube-apiserver + etcd give the same verdicts. An account that may only list Pods is told what it cannot
+//! read; bad input (an unreachable API server, invalid YAML, an unknown kind, a malformed reference in a list, a
+//! registry that stalls on one image) is each named, and the rest of the audit completes. The HTML report is
+//! rendered by headless Chromium and checked on its DOM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine as _;
+use kibaship_testsupport::faultproxy::{Fault, FaultProxy};
+use kibaship_testsupport::kube::KubeApiServer;
+use kibaship_testsupport::registry::RegistryMode;
+use serde_json::Value;
+use support::{Tools, assert_code, registry_with_fixtures, run_logged};
+
+const PASSWORD: &str = "audit-test-password";
+
+fn public_key_block(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| format!("          {l}\n"))
+        .collect()
+}
+
+/// The policy: prod enforces, staging warns, any other namespace is not selected; both keys accepted.
+fn policy(dir: &Path, host: &str) -> String {
+    format!(
+        "apiVersion: kibaship.io/v1alpha1
+kind: AdmissionPolicy
+policies:
+  - name: prod-signed
+    namespaces: {{names: [\"prod\"]}}
+    images: [\"{host}/**\"]
+    transparencyLog: optional
+    authorities:
+      - name: ours
+        key: |
+{ours}      - name: cosign
+        key: |
+{theirs}  - name: staging-warn
+    mode: warn
+    namespaces: {{names: [\"staging\"]}}
+    images: [\"{host}/**\"]
+    transparencyLog: optional
+    authorities:
+      - name: ours
+        key: |
+{ours}",
+        ours = public_key_block(&dir.join("ours.pub")),
+        theirs = public_key_block(&dir.join("cosign.pub")),
+    )
+}
+
+fn container(image: &str) -> String {
+    format!("[{{name: main, image: \"{image}\"}}]")
+}
+
+/// Namespaces and workloads in prod (enforce), staging (warn) and other (not selected).
+fn manifests(
+    app: &str,
+    unsigned: &str,
+    wrong: &str,
+    cosign_legacy: &str,
+    cosign_bundle: &str,
+) -> String {
+    format!(
+        "apiVersion: v1
+kind: Namespace
+metadata: {{name: prod}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: staging}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: other}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: prod}}
+spec:
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers: {app_c}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: db, namespace: prod}}
+spec:
+  serviceName: db
+  selector: {{matchLabels: {{app: db}}}}
+  template:
+    metadata: {{labels: {{app: db}}}}
+    spec:
+      containers: {unsigned_c}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {{name: nightly, namespace: prod}}
+spec:
+  schedule: \"0 3 * * *\"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: {wrong_c}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {{name: migrate, namespace: prod}}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: {legacy_c}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: api, namespace: prod}}
+spec:
+  selector: {{matchLabels: {{app: api}}}}
+  template:
+    metadata: {{labels: {{app: api}}}}
+    spec:
+      initContainers: [{{name: init, image: \"{app}\"}}]
+      containers: {bundle_c}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: agent, namespace: staging}}
+spec:
+  selector: {{matchLabels: {{app: agent}}}}
+  template:
+    metadata: {{labels: {{app: agent}}}}
+    spec:
+      containers: {unsigned_c}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: tool, namespace: other}}
+spec:
+  containers: {legacy_c}
+",
+        app_c = container(app),
+        unsigned_c = container(unsigned),
+        wrong_c = container(wrong),
+        legacy_c = container(cosign_legacy),
+        bundle_c = container(cosign_bundle),
+    )
+}
+
+/// The answers the webhook would give, by `namespace/Kind/name`.
+fn expected_answers() -> BTreeMap<&'static str, (&'static str, Option<&'static str>)> {
+    BTreeMap::from([
+        ("prod/Deployment/web", ("admit", None)),
+        ("prod/StatefulSet/db", ("deny", Some("unsigned"))),
+        ("prod/CronJob/nightly", ("deny", Some("wrong-key"))),
+        ("prod/Job/migrate", ("admit", None)),
+        ("prod/Deployment/api", ("admit", None)),
+        (
+            "staging/DaemonSet/agent",
+            ("admit-with-warning", Some("unsigned")),
+        ),
+        ("other/Pod/tool", ("not-selected", None)),
+    ])
+}
+
+fn answers(report: &Value) -> BTreeMap<String, (String, Option<String>)> {
+    report["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                format!(
+                    "{}/{}/{}",
+                    w["namespace"].as_str().unwrap(),
+                    w["kind"].as_str().unwrap(),
+                    w["name"].as_str().unwrap()
+                ),
+                (
+                    w["answer"].as_str().unwrap().to_owned(),
+                    w["code"].as_str().map(str::to_owned),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// reference -> (digest, status, code, signers) of the images the report lists.
+fn images(report: &Value) -> BTreeMap<String, (Value, Value, Value, Value)> {
+    report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["reference"].as_str().unwrap().to_owned(),
+                (
+                    i["digest"].clone(),
+                    i["status"].clone(),
+                    i["code"].clone(),
+                    i["signers"].clone(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn audit_json(tools: &Tools<'_>, args: &[&str], code: i32, t: &mut String) -> Value {
+    let mut all = vec!["audit", "--output", "json"];
+    all.extend_from_slice(args);
+    let r = run_logged(&mut tools.kibaverify(&all), t);
+    assert_code(&r, code, &format!("kibaverify {}", all.join(" ")));
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
+}
+
+fn kubeconfig_for_token(api: &KubeApiServer, token: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": api.url(), "certificate-authority-data": base64::engine::general_purpose::STANDARD.encode(api.ca_pem())}}],
+        "users": [{"name": "u", "user": {"token": token}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "c",
+    })
+    .to_string()
+}
+
+#[test]
+fn audit_gives_the_webhooks_verdicts_for_manifests_lists_and_the_cluster() {
+    let reg = registry_with_fixtures(RegistryMode::Referrers);
+    let api = KubeApiServer::start().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let tools = Tools::new(dir, &reg, Some(PASSWORD));
+    let mut t = String::new();
+    tools.generate_both_key_pairs(&mut t);
+    let r = run_logged(
+        &mut tools.kibaverify_without_registry(&[
+            "generate-key-pair",
+            "--output-key-prefix",
+            "wrong",
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 0, "generate the wrong key");
+
+    let app = tools.fixture("app");
+    let unsigned = tools.fixture("config-only");
+    let wrong = tools.fixture("multiarch");
+    let cosign_legacy = tools.fixture("docker-app");
+    let cosign_bundle = tools.fixture("docker-multiarch");
+    for (image, key, layout) in [
+        (&app, "ours.key", "bundle"),
+        (&wrong, "wrong.key", "legacy"),
+    ] {
+        let r = run_logged(
+            &mut tools.kibaverify(&["sign", image, "--key", key, "--layout", layout]),
+            &mut t,
+        );
+        assert_code(&r, 0, &format!("kibaverify sign {image}"));
+    }
+    for (image, legacy) in [(&cosign_legacy, true), (&cosign_bundle, false)] {
+        let by_digest = tools.image_by_digest(image, &mut t);
+        let r = run_logged(
+            &mut tools.cosign_sign_with_key("cosign.key", legacy, &by_digest),
+            &mut t,
+        );
+        assert_code(&r, 0, &format!("cosign sign {image}"));
+    }
+    std::fs::write(dir.join("policy.yaml"), policy(dir, tools.host())).unwrap();
+    let yaml = manifests(&app, &unsigned, &wrong, &cosign_legacy, &cosign_bundle);
+    std::fs::create_dir_all(dir.join("manifests/more")).unwrap();
+    let (first, rest) = yaml.split_at(
+        yaml.find("---\napiVersion: batch/v1\nkind: CronJob")
+            .unwrap(),
+    );
+    std::fs::write(dir.join("manifests/all.yaml"), first).unwrap();
+    std::fs::write(dir.join("manifests/more/rest.yml"), rest).unwrap();
+
+    // Manifests on disk: the webhook's answers; each digest verified once per policy.
+    let manifests_report = audit_json(
+        &tools,
+        &["--policy", "policy.yaml", "--manifests", "manifests"],
+        1,
+        &mut t,
+    );
+    let want: BTreeMap<String, (String, Option<String>)> = expected_answers()
+        .into_iter()
+        .map(|(k, (a, c))| (k.to_owned(), (a.to_owned(), c.map(str::to_owned))))
+        .collect();
+    assert_eq!(answers(&manifests_report), want, "{manifests_report:#}");
+    let summary = &manifests_report["summary"];
+    assert_eq!(summary["images"], 5, "{summary}");
+    assert_eq!(summary["digests"], 5, "{summary}");
+    // prod-signed judges the 5 images, staging-warn one: 6 verifications for 8 containers.
+    assert_eq!(summary["verifications"], 6, "{summary}");
+    assert_eq!(summary["containers"], 8, "{summary}");
+    let by_image = images(&manifests_report);
+    assert_eq!(by_image[&app].1, "verified");
+    assert_eq!(by_image[&cosign_legacy].1, "verified");
+    assert_eq!(by_image[&cosign_bundle].1, "verified");
+    assert_eq!(by_image[&unsigned].2, "unsigned");
+    assert_eq!(by_image[&wrong].2, "wrong-key");
+    assert_eq!(by_image[&app].3.as_array().unwrap().len(), 1, "one signer");
+    assert_eq!(
+        manifests_report["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == "migrate")
+            .unwrap()["origin"]["file"],
+        "manifests/more/rest.yml"
+    );
+    // --fail-on: denied (default) 1; unsigned 1; with only the verified images, 0.
+    let r = run_logged(
+        &mut tools.kibaverify(&[
+            "audit",
+            "--policy",
+            "policy.yaml",
+            &app,
+            &cosign_bundle,
+            "-n",
+            "prod",
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 0, "audit of verified images");
+    assert!(r.stdout.contains("admit"), "{}", r.stdout);
+
+    // The same images as a list (in prod): the same image verdicts and digests.
+    std::fs::write(
+        dir.join("images.txt"),
+        format!("# prod images\n{app}\n{unsigned}\n\n{wrong}\n{cosign_legacy}\n{cosign_bundle}\n"),
+    )
+    .unwrap();
+    let list_report = audit_json(
+        &tools,
+        &[
+            "--policy",
+            "policy.yaml",
+            "--images",
+            "images.txt",
+            "-n",
+            "prod",
+        ],
+        1,
+        &mut t,
+    );
+    // (The list has no staging workload: the unsigned image is judged by prod-signed only, with the same code.)
+    assert_eq!(images(&list_report), images(&manifests_report));
+    assert_eq!(list_report["summary"]["workloads"], 5);
+    // The flags instead of a policy: one enforce requirement, our key.
+    let flags_report = audit_json(
+        &tools,
+        &[
+            "--key",
+            "ours.pub",
+            "--insecure-ignore-tlog",
+            "--images",
+            "images.txt",
+            "--fail-on",
+            "unsigned",
+        ],
+        1,
+        &mut t,
+    );
+    let flagged = images(&flags_report);
+    assert_eq!(flagged[&app].1, "verified");
+    assert_eq!(
+        flagged[&cosign_legacy].2, "wrong-key",
+        "cosign's key is not ours"
+    );
+    assert_eq!(flagged[&unsigned].2, "unsigned");
+
+    // The same objects in the real API server: the same answers.
+    let out = api.kubectl_stdin(&["apply", "-f", "-"], &yaml);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kubeconfig = api.kubeconfig_path().to_str().unwrap().to_owned();
+    let cluster_report = audit_json(
+        &tools,
+        &["--policy", "policy.yaml", "--kubeconfig", &kubeconfig, "-A"],
+        1,
+        &mut t,
+    );
+    let cluster_answers: BTreeMap<String, (String, Option<String>)> = answers(&cluster_report)
+        .into_iter()
+        .filter(|(k, _)| want.contains_key(k))
+        .collect();
+    assert_eq!(cluster_answers, want, "{cluster_report:#}");
+    assert_eq!(images(&cluster_report), images(&manifests_report));
+    // -l selects by the objects' own labels (none carries any here): nothing is listed.
+    let none = audit_json(
+        &tools,
+        &[
+            "--policy",
+            "policy.yaml",
+            "--kubeconfig",
+            &kubeconfig,
+            "-n",
+            "prod",
+            "-l",
+            "app=web",
+        ],
+        0,
+        &mut t,
+    );
+    assert_eq!(none["summary"]["workloads"], 0, "{none:#}");
+
+    // An account that may only list Pods: told what it cannot read; the Pods it can read are audited.
+    let rbac = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: auditor, namespace: other}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: pods-only}\nrules: [{apiGroups: [\"\"], resources: [pods], verbs: [list]}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: auditor-pods-only}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: pods-only}\nsubjects: [{kind: ServiceAccount, name: auditor, namespace: other}]\n";
+    let out = api.kubectl_stdin(&["apply", "-f", "-"], rbac);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = api
+        .kubectl_ok(&["create", "token", "auditor", "-n", "other"])
+        .unwrap();
+    std::fs::write(
+        dir.join("limited.kubeconfig"),
+        kubeconfig_for_token(&api, token.trim()),
+    )
+    .unwrap();
+    let r = run_logged(
+        &mut tools.kibaverify(&[
+            "audit",
+            "--policy",
+            "policy.yaml",
+            "--kubeconfig",
+            "limited.kubeconfig",
+            "-A",
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 2, "audit with only list on pods");
+    for resource in [
+        "deployments.apps",
+        "statefulsets.apps",
+        "cronjobs.batch",
+        "jobs.batch",
+        "daemonsets.apps",
+        "replicasets.apps",
+    ] {
+        assert!(
+            r.stdout.contains(&format!(
+                "cannot list {resource} in any namespace: 403 forbidden"
+            )),
+            "{resource}: {}",
+            r.stdout
+        );
+    }
+    assert!(
+        r.stdout.contains("Pod/tool"),
+        "the Pod it may list is audited: {}",
+        r.stdout
+    );
+
+    // An unreachable API server: named, exit 2, the manifests still audited.
+    let dead = kubeconfig_for_token(&api, "x").replace(api.url(), "https://127.0.0.1:9");
+    std::fs::write(dir.join("dead.kubeconfig"), dead).unwrap();
+    let dead_report = audit_json(
+        &tools,
+        &[
+            "--policy",
+            "policy.yaml",
+            "--kubeconfig",
+            "dead.kubeconfig",
+            "--manifests",
+            "manifests",
+        ],
+        2,
+        &mut t,
+    );
+    let problems = dead_report["problems"].to_string();
+    assert!(
+        problems.contains("cannot reach the Kubernetes API server at https://127.0.0.1:9"),
+        "{problems}"
+    );
+    assert_eq!(answers(&dead_report), want);
+
+    // Bad input: invalid YAML, an unknown kind, a malformed reference, a registry that stalls on one image.
+    let proxy = FaultProxy::start_for_paths(
+        tools.host(),
+        "/fixtures/multiarch/",
+        Fault::Trickle {
+            bytes: 1,
+            every_ms: 1000,
+        },
+    )
+    .unwrap();
+    let slow = wrong.replace(tools.host(), &proxy.host());
+    let via_proxy = app.replace(tools.host(), &proxy.host());
+    std::fs::write(
+        dir.join("bad.yaml"),
+        format!("kind: Pod\nmetadata: {{name: ok, namespace: prod}}\nspec:\n  containers: [{{name: a, image: \"{via_proxy}\"}}]\n---\nkind: Pod\nmetadata: {{name: broken\n---\napiVersion: example.com/v1\nkind: Rollout\nmetadata: {{name: r}}\n---\nkind: Pod\nmetadata: {{name: slow, namespace: prod}}\nspec:\n  containers: [{{name: a, image: \"{slow}\"}}]\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("bad.txt"), format!("{app}\nNot A Reference!\n")).unwrap();
+    let proxy_host = proxy.host();
+    let r = run_logged(
+        &mut tools.kibaverify(&[
+            "audit",
+            "--key",
+            "ours.pub",
+            "--insecure-ignore-tlog",
+            "--manifests",
+            "bad.yaml",
+            "--images",
+            "bad.txt",
+            "--insecure-registry",
+            &proxy_host,
+            "--timeout",
+            "3s",
+            "--output",
+            "json",
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 2, "audit of bad input");
+    let bad: Value = serde_json::from_str(&r.stdout).unwrap();
+    let problems = bad["problems"].to_string();
+    assert!(
+        problems.contains("(document 2)") && problems.contains("not valid YAML"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("kind Rollout (r) holds no pod template"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("bad.txt:2")
+            && problems.contains("`Not A Reference!` is not an image reference"),
+        "{problems}"
+    );
+    assert!(
+        r.stderr.contains("bad.txt:2"),
+        "errors on stderr too: {}",
+        r.stderr
+    );
+    let bad_images = images(&bad);
+    assert_eq!(bad_images[&slow].1, "error", "{bad:#}");
+    assert_eq!(bad_images[&slow].2, "timeout", "{bad:#}");
+    assert_ne!(
+        bad_images[&via_proxy].1, "error",
+        "the rest completes: {bad:#}"
+    );
+    assert_eq!(bad_images[&app].1, "verified");
+    assert!(!r.stderr.contains("panicked"));
+
+    // SARIF: one result per failing workload (3 denied in prod, 1 warned in staging).
+    let r = run_logged(
+        &mut tools.kibaverify(&[
+            "audit",
+            "--policy",
+            "policy.yaml",
+            "--manifests",
+            "manifests",
+            "--output",
+            "sarif",
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 1, "sarif");
+    let sarif: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "{sarif:#}");
+    let levels: Vec<&str> = results
+        .iter()
+        .map(|r| r["level"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        levels.iter().filter(|l| **l == "error").count(),
+        2,
+        "{levels:?}"
+    );
+    assert!(results.iter().any(|r| r["ruleId"] == "wrong-key"
+        && r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            == "manifests/more/rest.yml"));
+
+    // HTML, rendered by headless Chromium.
+    let r = run_logged(
+        &mut tools.kibaverify(&[
+            "audit",
+            "--policy",
+            "policy.yaml",
+            "--manifests",
+            "manifests",
+            "--output",
+            "html",
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 1, "html");
+    std::fs::write(dir.join("report.html"), &r.stdout).unwrap();
+    check_html_in_chromium(dir);
+}
+
+fn chromium(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut c = Command::new("chromium");
+    c.current_dir(dir)
+        .env("HOME", dir)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--user-data-dir=chromium-profile",
+        ])
+        .args(args);
+    c.output()
+        .expect("chromium (Debian's `chromium`, make deps)")
+}
+
+fn check_html_in_chromium(dir: &Path) {
+    let page = format!("file://{}", dir.join("report.html").display());
+    let out = chromium(dir, &["--dump-dom", &page]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    // The script ran: the count it writes is there, every row shown.
+    assert!(dom.contains("8 of 8 containers shown"), "{dom}");
+    assert!(dom.contains("id=\"summary-chart\""), "the inline SVG chart");
+    assert!(
+        dom.contains("data-answer=\"deny\" data-count=\"2\""),
+        "2 workloads denied in the chart: {dom}"
+    );
+    // Filtered by the fragment: only prod's denied rows remain visible.
+    let out = chromium(
+        dir,
+        &["--dump-dom", &format!("{page}#namespace=prod&answer=deny")],
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("2 of 8 containers shown"), "{dom}");
+    let visible: Vec<&str> = dom
+        .split("<tr ")
+        .skip(1)
+        .filter(|row| row.contains("data-namespace=") && !row.contains("hidden"))
+        .collect();
+    assert_eq!(visible.len(), 2, "{visible:?}");
+    assert!(
+        visible
+            .iter()
+            .all(|r| r.contains("data-answer=\"deny\"") && r.contains("data-namespace=\"prod\""))
+    );
+    // A screenshot renders.
+    let out = chromium(
+        dir,
+        &["--screenshot=shot.png", "--window-size=1200,900", &page],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let png = std::fs::read(dir.join("shot.png")).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 5_000,
+        "{} bytes",
+        png.len()
+    );
+}
