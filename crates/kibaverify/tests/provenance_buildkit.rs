@@ -578,7 +578,7 @@ fn buildkit_provenance_is_read_rehomed_and_verified() {
         &r,
         1,
         &[
-            "builder-mismatch: /runDetails/builder/id is \"https://kibaship.io/test/buildkit-builder@v1\", wanted equal to \"https://kibaship.io/test/buildkit-builder@v2\"",
+            "builder-mismatch: /runDetails/builder/id is \"https://kibaship.io/test/buildkit-builder@v1\", wanted a string matching",
         ],
         "signed: another builder version",
     );

@@ -178,7 +178,8 @@ pub struct ProvenanceRequirements {
     pub source_branch: Option<String>,
     /// `--source-versioned-tag`: the source ref must be a tag of this version.
     pub source_versioned_tag: Option<VersionedTag>,
-    /// `--builder-id`: the builder. With `@<version>` it must be equal; without, any version of it.
+    /// `--builder-id`: the builder. With `@<ref>` that ref (`@v1.2.3` also as `@refs/tags/v1.2.3`, as
+    /// slsa-verifier); without, any version of it.
     pub builder_id: String,
     /// `--build-type`: the build type, exactly.
     pub build_type: Option<String>,
@@ -318,16 +319,17 @@ impl ProvenanceRequirements {
                 problem: "is empty".into(),
             });
         }
+        // As slsa-verifier: `<id>@v1.2.3` also names `<id>@refs/tags/v1.2.3`; `<id>` alone any version of it.
+        let builder_pattern = match builder.split_once('@') {
+            Some((id, at)) if at.starts_with("refs/") => {
+                format!("^{}@{}$", literal(id), literal(at))
+            }
+            Some((id, at)) => format!("^{}@(refs/tags/)?{}$", literal(id), literal(at)),
+            None => format!("^{}(@.*)?$", literal(builder)),
+        };
         checks.push(check(
             version.builder_path(),
-            if builder.contains('@') {
-                PredicateCondition::Equals(serde_json::Value::String(builder.to_string()))
-            } else {
-                PredicateCondition::Matches(Self::regex(
-                    &format!("^{}(@.*)?$", literal(builder)),
-                    "--builder-id",
-                )?)
-            },
+            PredicateCondition::Matches(Self::regex(&builder_pattern, "--builder-id")?),
             ReasonCode::BuilderMismatch,
         ));
         if let Some(build_type) = &self.build_type {
@@ -603,6 +605,20 @@ mod tests {
         };
         let f = failure(&pinned, &v1(good, &format!("{BUILDER}@refs/tags/v2.0.0")));
         assert_eq!(f.code, ReasonCode::BuilderMismatch);
+        // `@v2.1.0` names the tag too (as slsa-verifier), but not another builder with that prefix.
+        let short = ProvenanceRequirements {
+            builder_id: format!("{BUILDER}@v2.1.0"),
+            ..requirements()
+        };
+        let tagged = v1(good, &format!("{BUILDER}@refs/tags/v2.1.0"));
+        assert_eq!(short.judge_statement(&tagged, &image()), Ok(()));
+        assert_eq!(pinned.judge_statement(&tagged, &image()), Ok(()));
+        let longer = v1(good, &format!("{BUILDER}x@refs/tags/v2.1.0"));
+        assert_eq!(failure(&short, &longer).code, ReasonCode::BuilderMismatch);
+        assert_eq!(
+            failure(&requirements(), &longer).code,
+            ReasonCode::BuilderMismatch
+        );
         // Branch and tag refs.
         let tag = ProvenanceRequirements {
             source_tag: Some("v1.2.3".into()),

@@ -59,8 +59,8 @@ pub struct Args {
     /// A tag of this version (`v1`, `v1.2`, `v1.2.3`: the same major, and minor and patch when given).
     #[arg(long, value_name = "VERSION")]
     pub source_versioned_tag: Option<VersionedTag>,
-    /// The builder the provenance must name (any builder: this is the policy). With `@<version>` exactly;
-    /// without, any version of it.
+    /// The builder the provenance must name (any builder: this is the policy). With `@<ref>` that version
+    /// (`@v1.2.3` also matches `@refs/tags/v1.2.3`, as in slsa-verifier); without, any version of it.
     #[arg(long, value_name = "ID")]
     pub builder_id: String,
     /// The build type the provenance must name, exactly.
