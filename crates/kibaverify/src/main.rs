@@ -32,6 +32,8 @@ enum Command {
     VerifyBundle(cmd::verify_bundle::Args),
     /// Generate a cosign-compatible key pair (encrypted private key + public key).
     GenerateKeyPair(cmd::generate_key_pair::Args),
+    /// Import a PEM RSA or EC private key (PKCS#1, SEC1, PKCS#8) into cosign's encrypted key format.
+    ImportKeyPair(cmd::import_key_pair::Args),
     /// Sign an image by digest, cosign-compatible (legacy `.sig` tag and/or Sigstore bundle referrer).
     Sign(cmd::sign::Args),
     /// Sign an in-toto attestation (predicate file + type) onto an image, cosign-compatible (legacy `.att` tag
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Command::Gate(args) => cmd::gate::run(args),
         Command::VerifyBundle(args) => cmd::verify_bundle::run(args),
         Command::GenerateKeyPair(args) => cmd::generate_key_pair::run(args),
+        Command::ImportKeyPair(args) => cmd::import_key_pair::run(args),
         Command::Sign(args) => cmd::sign::run(args),
         Command::Attest(args) => cmd::attest::run(args),
         Command::Verify(args) => cmd::verify::run(args),

@@ -7,7 +7,7 @@ use std::process::Command;
 use kibaship_sign::SigningKey;
 
 mod support;
-use support::{BIN, Run, assert_code, assert_exit_with_message, run};
+use support::{BIN, Run, assert_code, assert_exit_with_message, on_terminal, run};
 
 /// `kibaverify generate-key-pair --output-key-prefix prefix` with COSIGN_PASSWORD set to `password`, or removed.
 fn generate_key_pair(prefix: &Path, password: Option<&str>) -> Run {
@@ -52,25 +52,6 @@ fn refuses_without_a_password_source() {
     let r = generate_key_pair(&dir.path().join("k"), None);
     assert_exit_with_message(&r, 2, "COSIGN_PASSWORD");
     assert!(!dir.path().join("k.key").exists());
-}
-
-/// Runs `kibaverify` on a pseudo-terminal (util-linux `script`), typing `lines` at its prompts.
-fn on_terminal(dir: &Path, args: &str, lines: &[&str]) -> std::process::Output {
-    let mut typed = String::from("sleep 1");
-    for line in lines {
-        // Each answer waits for its prompt: the prompt turns echo off and may discard earlier typeahead.
-        typed.push_str(&format!("; printf '%s\\n' '{line}'; sleep 1"));
-    }
-    typed.push_str("; sleep 3");
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "({typed}) | script -qec \"{BIN} {args}\" /dev/null"
-        ))
-        .current_dir(dir)
-        .env_remove("COSIGN_PASSWORD")
-        .output()
-        .expect("util-linux `script` runs the command on a pseudo-terminal")
 }
 
 #[test]

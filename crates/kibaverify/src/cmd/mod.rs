@@ -7,6 +7,7 @@ pub mod digest;
 pub mod gate;
 pub mod generate_key_pair;
 pub mod identity_flags;
+pub mod import_key_pair;
 pub mod policy;
 pub mod provenance;
 pub mod referrers;

@@ -73,6 +73,25 @@ pub fn assert_exit_with_message(r: &Run, code: i32, message: &str) {
     );
 }
 
+/// Runs `kibaverify` on a pseudo-terminal (util-linux `script`), typing `lines` at its prompts.
+pub fn on_terminal(dir: &Path, args: &str, lines: &[&str]) -> std::process::Output {
+    let mut typed = String::from("sleep 1");
+    for line in lines {
+        // Each answer waits for its prompt: the prompt turns echo off and may discard earlier typeahead.
+        typed.push_str(&format!("; printf '%s\\n' '{line}'; sleep 1"));
+    }
+    typed.push_str("; sleep 3");
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "({typed}) | script -qec \"{BIN} {args}\" /dev/null"
+        ))
+        .current_dir(dir)
+        .env_remove("COSIGN_PASSWORD")
+        .output()
+        .expect("util-linux `script` runs the command on a pseudo-terminal")
+}
+
 /// Fails when the planted `secret` appears anywhere in `transcript`.
 pub fn assert_not_leaked(transcript: &str, secret: &str, what: &str) {
     assert!(!transcript.is_empty(), "nothing was recorded");
