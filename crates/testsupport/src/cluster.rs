@@ -1344,6 +1344,65 @@ impl TestCluster {
         &self.tools_image
     }
 
+    /// Builds an image of host programs and pushes it to the cluster's registry as `<registry>/<name>`
+    /// (`name` is `repository:tag`); returns that reference. Each `(binary, path)` puts `binary` at `path` in the
+    /// image with the shared libraries it links (as `ldd` names them, at their host paths); the image also has
+    /// Debian's static busybox as `/bin/sh`, the host's CA bundle and a `/tmp`. The entrypoint is the first path.
+    /// For our own binaries in Pods (the webhook, `kibaship-step` in Tekton Tasks) without a Docker engine.
+    pub fn push_program_image(
+        &self,
+        name: &str,
+        binaries: &[(&Path, &str)],
+    ) -> Result<String, HarnessError> {
+        let registry = self
+            .registry
+            .as_ref()
+            .map(TestRegistry::host)
+            .ok_or_else(|| {
+                HarnessError::io(
+                    "the cluster has no registry",
+                    std::io::ErrorKind::NotFound.into(),
+                )
+            })?;
+        let work = tempfile::Builder::new()
+            .prefix("program-image-")
+            .tempdir_in(&self.dir)
+            .map_err(io_err("creating the image's work directory"))?;
+        let root = work.path().join("rootfs");
+        for (binary, at) in binaries {
+            copy_file(binary, &root.join(at.trim_start_matches('/')))?;
+            for lib in linked_libraries(binary)? {
+                copy_file(&lib, &root.join(lib.strip_prefix("/").unwrap_or(&lib)))?;
+            }
+        }
+        copy_file(static_busybox()?, &root.join("bin/busybox"))?;
+        if !root.join("bin/sh").exists() {
+            std::os::unix::fs::symlink("busybox", root.join("bin/sh"))
+                .map_err(io_err("linking /bin/sh"))?;
+        }
+        copy_file(
+            Path::new("/etc/ssl/certs/ca-certificates.crt"),
+            &root.join("etc/ssl/certs/ca-certificates.crt"),
+        )?;
+        fs::create_dir_all(root.join("tmp")).map_err(io_err("creating /tmp"))?;
+        let entrypoint = binaries.first().map(|(_, at)| *at).unwrap_or("/bin/sh");
+        let layout = OciLayout::init(&work.path().join("layout"))?;
+        layout.add_image(ImageSpec {
+            tag: "program",
+            architecture: "amd64",
+            config: &[
+                "--config.entrypoint",
+                entrypoint,
+                "--config.env",
+                "PATH=/usr/local/bin:/usr/bin:/bin",
+            ],
+            content: Some((&root, "/")),
+        })?;
+        let reference = format!("{registry}/{name}");
+        layout.push_insecure("program", &reference)?;
+        Ok(reference)
+    }
+
     /// How long the start took.
     pub fn timings(&self) -> Timings {
         self.timings

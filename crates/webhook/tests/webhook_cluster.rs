@@ -11,8 +11,6 @@
 //! their default route at the same `HOST:PORT` the kubelet pulls from.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/cluster_image.rs"]
-mod cluster_image;
 mod support;
 
 use std::fs;
@@ -176,12 +174,15 @@ fn webhook_deployment_admits_signed_refuses_unsigned_and_fails_closed() {
 
     // (1) The webhook as an image in the cluster's registry.
     let image_name = format!("{registry}/kibaship/webhook");
-    cluster_image::build_and_push(
-        &w.join("image"),
-        Path::new(env!("CARGO_BIN_EXE_kibaship-webhook")),
-        "kibaship-webhook",
-        &format!("{image_name}:test"),
-    );
+    cluster
+        .push_program_image(
+            "kibaship/webhook:test",
+            &[(
+                Path::new(env!("CARGO_BIN_EXE_kibaship-webhook")),
+                "/usr/local/bin/kibaship-webhook",
+            )],
+        )
+        .expect("the webhook's image");
 
     // (3) A cosign key; the tools image signed by digest, an unsigned copy of it under another repository.
     let keys = w.join("keys");
