@@ -353,6 +353,15 @@ pub fn read_bounded(path: &Path, what: &'static str, max: u64) -> Result<Vec<u8>
         what,
         path: path.to_path_buf(),
         reason: match e {
+            InputError::Read { cause, .. }
+                if cause.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                // The Tasks mount Secrets with mode 0440 and run as uid 1000: only fsGroup makes them readable.
+                format!(
+                    "{cause}; the Tasks run as uid 1000 and mount Secrets with mode 0440: give the TaskRun or \
+                     PipelineRun a podTemplate with securityContext.fsGroup: 1000 (docs/tekton.md)"
+                )
+            }
             InputError::Read { cause, .. } => cause.to_string(),
             InputError::TooLarge { limit, .. } => format!("larger than the {limit} bytes accepted"),
             InputError::NotUtf8 { offset, .. } => format!("byte {offset}: not valid UTF-8"),

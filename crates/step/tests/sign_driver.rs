@@ -482,6 +482,7 @@ fn key_mode_each_layout_is_verified_by_cosign_and_kibaship() {
                     "{sigs}"
                 )
             }
+            other => panic!("the cases above ask for no {other:?}"),
         }
         assert!(run.stdout.contains(&format!("signedDigest={digest}")));
         assert!(run.stdout.contains(&format!("signature={sigs}")));
@@ -888,6 +889,52 @@ fn bad_input_gives_the_right_exit_code_and_message() {
     );
     pod.assert_not_leaked(PASSWORD, "the key password");
     pod.assert_not_leaked(WRONG_PASSWORD, "the wrong key password");
+}
+
+/// The Tasks run as uid 1000 and mount Secrets with mode 0440: without the pod's fsGroup the key is unreadable
+/// (found by running kibaship-sign in real Tekton, crates/step/tests/tekton_cluster.rs). The step says what to
+/// set instead of only "Permission denied". Run as uid 1000 through util-linux's `setpriv`.
+#[test]
+fn an_unreadable_key_names_the_fsgroup_the_tasks_need() {
+    let pod = Pod::new();
+    plant_key(&pod);
+    let key_file = pod.at("/kibaship/signing-key/cosign.key");
+    fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o440),
+    )
+    .unwrap();
+    // Everything up to the key is reachable for uid 1000; the key itself is root's, mode 0440.
+    fs::set_permissions(
+        pod.root(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=1000", "--regid=1000", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_kibaship-step"))
+        .args([
+            "sign",
+            "--image",
+            "127.0.0.1:1/app:v1",
+            "--digest",
+            &format!("sha256:{}", "a".repeat(64)),
+            "--mode",
+            "key",
+            "--key-file",
+            key_file.to_str().unwrap(),
+        ])
+        .env("HOME", pod.root())
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .output()
+        .expect("setpriv (util-linux)");
+    let run = Run::from(out);
+    assert_fails(&run, 64, "Permission denied");
+    assert!(
+        run.stderr.contains("securityContext.fsGroup: 1000"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
