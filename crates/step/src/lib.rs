@@ -11,6 +11,7 @@
 //! - [`prepare`], [`build`]: the two build steps; [`sign`]: the sign task's step;
 //! - [`provenance`]: SLSA provenance v1 of a build (typed model, generation, validation; pure);
 //! - [`scan`]: trivy on the built digest, judged by the gate, the report attested;
+//! - [`tag`]: branch, per-environment latest and promotion tags on a pushed digest, policy-checked;
 //! - [`notify`]: the build outcome POSTed to the platform, HMAC-signed, with bounded retries;
 //! - [`failure`], [`error`]: failure kinds and exit codes.
 
@@ -30,6 +31,7 @@ pub mod results;
 pub mod scan;
 pub mod secrets;
 pub mod sign;
+pub mod tag;
 pub mod workspace;
 
 pub use error::StepError;

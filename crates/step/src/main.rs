@@ -57,6 +57,48 @@ enum Command {
     /// and attest the report onto the image (cosign vuln predicate); exit 0 pass, 1 gate failed (attested),
     /// 2 scanner failed (nothing signed) (docs/tekton.md).
     Scan(Box<ScanArgs>),
+    /// Apply branch-<branch>, latest-<environment> and promotion tags to an already-pushed digest (the manifest
+    /// PUT again by digest, never a rebuild), after checking it against an admission policy when one is given.
+    Tag(Box<TagArgs>),
+}
+
+/// `kibaship-step tag`: empty strings mean "not set", as Tekton passes them.
+#[derive(Args)]
+struct TagArgs {
+    /// The build's image result (registry/repository:tag); only its repository is used.
+    #[arg(long, default_value = "")]
+    image: String,
+    /// The digest to tag (sha256:<hex>).
+    #[arg(long, default_value = "")]
+    digest: String,
+    /// The git branch (refs/heads/ is dropped; / becomes -): tag branch-<branch>.
+    #[arg(long, default_value = "")]
+    branch: String,
+    /// The environment this build deploys to: tag latest-<environment>.
+    #[arg(long, default_value = "")]
+    environment: String,
+    /// Promote to this environment: tag <environment> (staging, prod). Repeatable; empty values are ignored.
+    #[arg(long = "promote", num_args = 0..)]
+    promotions: Vec<String>,
+    /// An admission policy (kind AdmissionPolicy, the webhook's format): the digest is tagged only if the
+    /// policies selecting it in --namespace would admit it. Empty: no check.
+    #[arg(long, default_value = "")]
+    policy: String,
+    /// The namespace the policy is judged for (the environment's).
+    #[arg(long, default_value = "default")]
+    namespace: String,
+    /// Sigstore trusted root for keyless signatures; empty: the embedded public-good root.
+    #[arg(long, default_value = "")]
+    trusted_root: String,
+    /// Talk to the registry over plain HTTP (`true`/`false`; local test registries only).
+    #[arg(long, default_value = "false", action = clap::ArgAction::Set)]
+    insecure_registry: String,
+    /// Give up on the registry after this long, retries included; empty: 3m.
+    #[arg(long, default_value = "")]
+    timeout: String,
+    /// File for the tags result (one tagged reference per line).
+    #[arg(long)]
+    tags_result: Option<PathBuf>,
 }
 
 /// `kibaship-step scan`: empty strings mean "not set", as Tekton passes them.
@@ -481,6 +523,9 @@ fn main() -> ExitCode {
             .err()
             .map(|e| (e.label().to_string(), error_chain(&e), e.exit_code())),
         Command::Scan(a) => scan_step(*a),
+        Command::Tag(a) => tag(*a)
+            .err()
+            .map(|e| (e.label().to_string(), error_chain(&e), e.exit_code())),
         command => run(command)
             .err()
             .map(|e| (e.kind().to_string(), error_chain(&e), e.exit_code())),
@@ -535,8 +580,8 @@ fn run(command: Command) -> Result<(), StepError> {
             "internal: sign is run by main, not here ({} given)",
             a.image
         ))),
-        Command::Notify(_) | Command::Scan(_) => Err(StepError::BadParameter(
-            "internal: notify and scan are run by main, not here".into(),
+        Command::Notify(_) | Command::Scan(_) | Command::Tag(_) => Err(StepError::BadParameter(
+            "internal: notify, scan and tag are run by main, not here".into(),
         )),
     }
 }
@@ -921,6 +966,125 @@ fn scan_step(a: ScanArgs) -> Option<(String, String, u8)> {
         ),
         kibaship_step::scan::SCAN_GATE_FAILED,
     ))
+}
+
+fn tag(a: TagArgs) -> Result<(), kibaship_step::tag::TagError> {
+    use kibaship_step::tag::{TagError, apply_tags, check_policy, parse_policy, tag_names};
+    let bad = TagError::Parameter;
+    let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let tags = tag_names(
+        opt(&a.branch).as_deref(),
+        opt(&a.environment).as_deref(),
+        &a.promotions
+            .iter()
+            .filter_map(|p| opt(p))
+            .collect::<Vec<_>>(),
+    )?;
+    let image = kibaship_oci::Reference::parse(a.image.trim())
+        .map_err(|e| bad(format!("--image {:?}: {e}", a.image)))?;
+    let digest: kibaship_oci::Digest = a
+        .digest
+        .trim()
+        .parse()
+        .map_err(|e| bad(format!("--digest {:?}: {e}", a.digest)))?;
+    let pinned = image.with_digest(digest);
+    let insecure = match a.insecure_registry.trim() {
+        "true" => true,
+        "false" | "" => false,
+        other => {
+            return Err(bad(format!(
+                "--insecure-registry {other:?} is not true or false"
+            )));
+        }
+    };
+    let timeout = match a.timeout.trim() {
+        "" => DEFAULT_TIMEOUT,
+        text => parse_duration(text).map_err(|e| bad(format!("--timeout: {e}")))?,
+    };
+    let policy = match opt(&a.policy) {
+        Some(path) => {
+            let text = kibaship_cli::input::read_text_bounded(
+                std::path::Path::new(&path),
+                "admission policy (--policy)",
+                kibaship_policy::MAX_POLICY_BYTES as u64,
+            )
+            .map_err(|e| bad(e.to_string()))?;
+            Some(parse_policy(&path, &text)?)
+        }
+        None => None,
+    };
+    let client = RegistryClient::new(ClientConfig {
+        insecure_registries: if insecure {
+            vec![pinned.registry().to_string()]
+        } else {
+            Vec::new()
+        },
+        timeout: (!timeout.is_zero()).then_some(timeout),
+        ..ClientConfig::default()
+    })
+    .map_err(|e| bad(format!("registry client: {e}")))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| bad(format!("cannot start the async runtime: {e}")))?;
+    if let Some(set) = &policy {
+        let root = match opt(&a.trusted_root) {
+            Some(path) => {
+                let json = kibaship_cli::input::read_bounded(
+                    std::path::Path::new(&path),
+                    "trusted root (--trusted-root)",
+                    kibaship_cli::input::MAX_CONFIG_FILE_BYTES,
+                )
+                .map_err(|e| bad(e.to_string()))?;
+                kibaship_sigstore::TrustedRoot::from_json(&json)
+                    .map_err(|e| bad(format!("--trusted-root {path}: {e}")))?
+            }
+            None => kibaship_sigstore::TrustedRoot::public_good()
+                .map_err(|e| bad(format!("embedded public-good trusted root: {e}")))?,
+        };
+        let verifier = kibaship_cosign::ImageVerifier::new(client.clone(), root);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let decision = runtime.block_on(check_policy(
+            &verifier,
+            set,
+            a.namespace.trim(),
+            &pinned,
+            now,
+        ))?;
+        eprintln!(
+            "kibaship-step: admission policy for {pinned} in namespace {}: {} ({})",
+            a.namespace.trim(),
+            decision.answer.as_str(),
+            if decision.policies.is_empty() {
+                "no policy selects it".to_string()
+            } else {
+                decision.policies.join(", ")
+            }
+        );
+    }
+    let tagged = runtime.block_on(apply_tags(&client, &pinned, &tags))?;
+    let mut results = kibaship_step::results::ResultSet::new();
+    results.add("tags", a.tags_result.as_deref(), tagged.join("  "));
+    if results.encoded_len() > kibaship_step::results::TEKTON_RESULTS_BUDGET {
+        return Err(kibaship_step::results::ResultsError::TooLarge {
+            needed: results.encoded_len(),
+            largest: "tags".into(),
+        }
+        .into());
+    }
+    if let Some(path) = &a.tags_result {
+        std::fs::write(path, tagged.join("\n")).map_err(|source| {
+            kibaship_step::results::ResultsError::Write {
+                name: "tags".into(),
+                path: path.clone(),
+                source,
+            }
+        })?;
+    }
+    for t in &tagged {
+        say(format_args!("tagged={t}"));
+    }
+    Ok(())
 }
 
 fn install(dest: &std::path::Path) -> Result<(), StepError> {
