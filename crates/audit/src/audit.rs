@@ -179,11 +179,17 @@ pub async fn audit(
         sites.push(row);
     }
 
-    // 2. Each distinct reference resolved once.
+    // 2. Each distinct reference some policy judges resolved once (the others are not read: no registry is
+    // contacted for an image nothing requires anything of).
     let limits = RegistryLimits::new(config.concurrency);
-    progress.add_steps(needs.len());
+    let judged_images: Vec<&str> = needs
+        .iter()
+        .filter(|(_, rules)| !rules.is_empty())
+        .map(|(image, _)| *image)
+        .collect();
+    progress.add_steps(judged_images.len());
     let mut resolving = JoinSet::new();
-    for image in needs.keys() {
+    for image in judged_images {
         let image = (*image).to_owned();
         let client = config.client.clone();
         let limits = limits.clone();
@@ -324,7 +330,9 @@ pub async fn audit(
                 image: container.image.clone(),
                 digest: match resolved.get(&container.image) {
                     Some(Ok(pinned)) => pinned.digest().map(ToString::to_string),
-                    _ => None,
+                    _ => Reference::parse(&container.image)
+                        .ok()
+                        .and_then(|r| r.digest().map(ToString::to_string)),
                 },
                 answer,
                 code,
@@ -371,6 +379,12 @@ pub async fn audit(
                 entry.status = ImageStatus::Error;
                 entry.code = Some(e.code.to_owned());
                 entry.message = Some(e.message.clone());
+            }
+            None if rule_indices.is_empty() => {
+                // Not judged, not read: a digest only when the reference names one.
+                entry.digest = Reference::parse(image)
+                    .ok()
+                    .and_then(|r| r.digest().map(ToString::to_string));
             }
             None => {
                 let e = internal();

@@ -260,12 +260,23 @@ impl Inventory {
             ));
             return;
         }
-        let namespace = metadata
-            .and_then(|m| m.get("namespace"))
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-            .unwrap_or(default_namespace)
-            .to_owned();
+        let namespace = match metadata.and_then(|m| m.get("namespace")) {
+            None | Some(Value::Null) => default_namespace,
+            Some(Value::String(n)) if !n.is_empty() => n.as_str(),
+            Some(Value::String(_)) => default_namespace,
+            Some(other) => {
+                // `namespace: no` is a boolean in YAML 1.1, as Kubernetes reads it too.
+                self.problems.push(Problem::error(
+                    input,
+                    format!(
+                        "{kind} {}: `metadata.namespace` is not a string ({other}); quote it",
+                        shown(name)
+                    ),
+                ));
+                return;
+            }
+        }
+        .to_owned();
         let mut spec = Some(object);
         for key in path {
             spec = spec.and_then(|s| s.get(key));
@@ -511,4 +522,146 @@ fn parse_document(document: &str) -> Result<Value, (String, Option<usize>)> {
         };
         (text, location.and_then(|l| usize::try_from(l.line()).ok()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inventory(text: &str) -> Inventory {
+        let mut inventory = Inventory::default();
+        inventory.add_manifest_file("m.yaml", text, "default");
+        inventory
+    }
+
+    #[test]
+    fn every_workload_kind_and_list_items() {
+        let text = r#"
+kind: List
+items:
+  - {kind: Pod, metadata: {name: p}, spec: {containers: [{name: a, image: r/a}], initContainers: [{name: i, image: r/i}], ephemeralContainers: [{name: e, image: r/e}]}}
+  - {kind: ReplicaSet, metadata: {name: rs, namespace: ns1}, spec: {template: {spec: {containers: [{name: a, image: r/rs}]}}}}
+---
+{"kind": "CronJob", "metadata": {"name": "c"}, "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "r/c"}]}}}}}}
+...
+---
+# only a comment
+---
+kind: Namespace
+metadata: {name: ns1, labels: {team: a}}
+"#;
+        let inv = inventory(text);
+        assert!(inv.problems.is_empty(), "{:?}", inv.problems);
+        let seen: Vec<(&str, &str, &str)> = inv
+            .workloads
+            .iter()
+            .flat_map(|w| {
+                w.containers
+                    .iter()
+                    .map(move |c| (w.namespace.as_str(), w.kind.as_str(), c.image.as_str()))
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("default", "Pod", "r/a"),
+                ("default", "Pod", "r/i"),
+                ("default", "Pod", "r/e"),
+                ("ns1", "ReplicaSet", "r/rs"),
+                ("default", "CronJob", "r/c"),
+            ]
+        );
+        assert_eq!(
+            inv.workloads[0].containers[2].kind,
+            ContainerKind::Ephemeral
+        );
+        assert_eq!(inv.namespace_labels["ns1"]["team"], "a");
+        assert_eq!(
+            inv.workloads[2].origin,
+            Origin::Manifest {
+                file: "m.yaml".into(),
+                document: 2,
+                line: 6
+            }
+        );
+    }
+
+    #[test]
+    fn bad_objects_are_named_and_the_rest_is_read() {
+        let inv = inventory(
+            "kind: Deployment\nmetadata: {name: d}\nspec: {}\n---\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: x}]}\n---\nmetadata: {name: nokind}\n---\n- 1\n---\nkind: Pod\nmetadata: {name: ok}\nspec: {containers: [{name: a, image: r/ok}]}\n",
+        );
+        let messages: Vec<String> = inv
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.input, p.message))
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "m.yaml:1 (document 1): Deployment default/d: no pod spec at `spec.template.spec`",
+                "m.yaml:4 (document 2): Pod default/p: containers[0] (x) has no `image`",
+                "m.yaml:4 (document 2): Pod default/p: no container with an image",
+                "m.yaml:8 (document 3): the object has no `kind`",
+                "m.yaml:10 (document 4): not a Kubernetes object (a mapping with `kind`)",
+            ]
+        );
+        assert_eq!(inv.workloads.len(), 1);
+        assert_eq!(inv.workloads[0].name, "ok");
+    }
+
+    #[test]
+    fn image_lists_skip_comments_and_name_bad_lines() {
+        let mut inv = Inventory::default();
+        inv.add_image_list("l.txt", "# c\n\nregistry.example/a:1\n  bad ref\n", "prod");
+        assert_eq!(inv.workloads.len(), 1);
+        assert_eq!(inv.workloads[0].namespace, "prod");
+        assert_eq!(inv.problems.len(), 1);
+        assert_eq!(inv.problems[0].input, "l.txt:4");
+        assert!(
+            inv.problems[0]
+                .message
+                .starts_with("`bad ref` is not an image reference")
+        );
+    }
+
+    #[test]
+    fn controlled_objects_are_reported_as_their_controller() {
+        let owned = |kind: &str, name: &str, owner_kind: &str| -> Value {
+            serde_json::json!({"kind": kind, "metadata": {"name": name, "namespace": "n", "ownerReferences": [{"kind": owner_kind, "name": "x", "controller": true}]}, "spec": {"containers": [{"name": "a", "image": "r/a"}], "template": {"spec": {"containers": [{"name": "a", "image": "r/a"}]}}}})
+        };
+        let mut inv = Inventory::default();
+        inv.add_object(
+            &owned("Pod", "p1", "ReplicaSet"),
+            "default",
+            "c",
+            &Origin::Cluster,
+        );
+        inv.add_object(
+            &owned("Pod", "p2", "Node"),
+            "default",
+            "c",
+            &Origin::Cluster,
+        );
+        inv.add_object(
+            &owned("ReplicaSet", "rs", "Deployment"),
+            "default",
+            "c",
+            &Origin::Cluster,
+        );
+        // ReplicaSets were listed: Pods they control go; the ReplicaSet stays while Deployments were not listed.
+        inv.drop_controlled(&["Pod", "ReplicaSet"]);
+        let names: Vec<&str> = inv.workloads.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(names, ["p2", "rs"]);
+    }
+
+    #[test]
+    fn documents_split_at_markers_only() {
+        let docs = split_documents("a: 1\n--- \nb: |\n  ---\n  x\n---\n...\n--- c: 2\n");
+        let texts: Vec<(usize, &str)> = docs;
+        assert_eq!(texts.len(), 3, "{texts:?}");
+        assert_eq!(texts[1].0, 2);
+        assert!(texts[1].1.contains("  ---"));
+        assert_eq!(texts[2], (8, " c: 2\n"));
+    }
 }

@@ -474,6 +474,53 @@ fn audit_gives_the_webhooks_verdicts_for_manifests_lists_and_the_cluster() {
         r.stdout
     );
 
+    // deploy/audit-cronjob.yaml: the API server accepts it, and its ClusterRole (list/get only) reads everything
+    // the audit lists: the same answers, no problem but the notes.
+    let out = api.kubectl(&["create", "namespace", "kibaship-system"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let example = support::testdata().join("../deploy/audit-cronjob.yaml");
+    let out = api.kubectl(&["apply", "-f", example.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = api
+        .kubectl_ok(&["create", "token", "kibaship-audit", "-n", "kibaship-system"])
+        .unwrap();
+    std::fs::write(
+        dir.join("example.kubeconfig"),
+        kubeconfig_for_token(&api, token.trim()),
+    )
+    .unwrap();
+    let example_report = audit_json(
+        &tools,
+        &[
+            "--policy",
+            "policy.yaml",
+            "--kubeconfig",
+            "example.kubeconfig",
+            "-A",
+        ],
+        1,
+        &mut t,
+    );
+    assert_eq!(
+        example_report["summary"]["inputErrors"], 0,
+        "{example_report:#}"
+    );
+    let mut example_answers = answers(&example_report);
+    // Its own CronJob, in a namespace no policy selects: not judged, and its registry not contacted.
+    assert_eq!(
+        example_answers.remove("kibaship-system/CronJob/kibaship-audit"),
+        Some(("not-selected".to_owned(), None))
+    );
+    assert_eq!(example_answers, answers(&cluster_report));
+
     // An unreachable API server: named, exit 2, the manifests still audited.
     let dead = kubeconfig_for_token(&api, "x").replace(api.url(), "https://127.0.0.1:9");
     std::fs::write(dir.join("dead.kubeconfig"), dead).unwrap();
