@@ -189,6 +189,62 @@ fn keyless_legacy_signatures_interoperate_with_cosign() {
         r.stderr
     );
 
+    // 6. cosign's OCI 1.1 mode, keyless (the same Rekor v1 layer): a referrer of the image, no `.sig` tag;
+    // `cosign verify --experimental-oci11` and `kibaverify verify` accept it, and refuse another identity.
+    let oci11 = tools.fixture("docker-app");
+    let r = run(
+        &mut stack.sign_keyless(&["sign", &oci11, "--layout", "oci-1-1"]),
+        &mut t,
+    );
+    assert_code(&r, 0, "kibaverify sign --keyless --layout oci-1-1");
+    let oci11_by_digest = r.stdout.trim().to_string();
+    assert!(
+        r.stderr
+            .contains("an OCI 1.1 referrer found through the referrers fallback tag"),
+        "{}",
+        r.stderr
+    );
+    let tags = run(
+        &mut tools.crane(&["ls", "--insecure", &format!("{host}/fixtures/docker-app")]),
+        &mut t,
+    );
+    assert_code(&tags, 0, "crane ls");
+    assert!(!tags.stdout.contains(".sig"), "{}", tags.stdout);
+    let r = verify(&oci11_by_digest, EMAIL, &mut t);
+    assert_code(&r, 0, "kibaverify verify of a keyless OCI 1.1 signature");
+    assert!(
+        r.stdout.contains("1 of 1 signatures passed"),
+        "{}",
+        r.stdout
+    );
+    let r = verify(&oci11_by_digest, "someone-else@kibaship.test", &mut t);
+    assert_code(
+        &r,
+        1,
+        "kibaverify verify of a keyless OCI 1.1 signature, another identity",
+    );
+    let cosign_oci11 = |identity: &str, t: &mut String| {
+        run(
+            &mut stack.cosign_verify(
+                &[
+                    "verify",
+                    "--new-bundle-format=false",
+                    "--experimental-oci11",
+                ],
+                identity,
+                &oci11_by_digest,
+            ),
+            t,
+        )
+    };
+    assert_code(
+        &cosign_oci11(EMAIL, &mut t),
+        0,
+        "cosign verify --experimental-oci11 of our keyless OCI 1.1 signature",
+    );
+    let r = cosign_oci11("someone-else@kibaship.test", &mut t);
+    assert_ne!(r.code, 0, "cosign accepted another identity: {}", r.stdout);
+
     // The token never appears in any output of any tool.
     stack.assert_token_not_in(&t);
 }
