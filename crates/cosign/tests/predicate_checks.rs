@@ -180,6 +180,28 @@ async fn slsa_predicates_pass_and_fail_checks_naming_the_field() {
         ("present", "absent")
     );
 
+    // A check with its own code (what verify-provenance gives its checks): the verdict, each rejection and the
+    // JSON carry that code instead of attestation-predicate-failed.
+    let coded = PredicateCheck {
+        code: Some(ReasonCode::BuilderMismatch),
+        ..trusted_builder()
+    };
+    let verdict = verify(&policy(&key, vec![coded])).await;
+    let Verdict::NotVerified(not) = &verdict else {
+        panic!("{verdict:#?}");
+    };
+    assert_eq!(not.code, ReasonCode::BuilderMismatch);
+    let failed = not.predicate_failure.as_ref().unwrap();
+    assert_eq!(
+        (failed.code, failed.path.as_str()),
+        (Some(ReasonCode::BuilderMismatch), "/runDetails/builder/id")
+    );
+    let report = not.attestations.as_ref().unwrap();
+    assert_eq!(report.code(), Some(ReasonCode::BuilderMismatch));
+    let json = serde_json::to_value(&report.signatures[0]).unwrap();
+    assert_eq!(json["code"], "builder-mismatch");
+    assert_eq!(json["predicateFailure"]["code"], "builder-mismatch");
+
     // The predicate is read only once the signature verified: with another key the attestations fail as
     // wrong-key, and no predicate check is reported.
     let verdict = verify(&policy(&stranger, vec![trusted_builder()])).await;

@@ -235,10 +235,10 @@ fn buildkit_provenance_is_read_rehomed_and_verified() {
     assert_fails(&r, 2, &["not an image index"], "get of a platform image");
 
     // verify-provenance of BuildKit's unsigned statement (explicitly insecure).
-    let unsigned = |extra: &[&str], t: &mut String| {
+    let unsigned_of = |reference: &str, extra: &[&str], t: &mut String| {
         let mut args = vec![
             "verify-provenance",
-            image.as_str(),
+            reference,
             "--platform",
             "linux/amd64",
             "--insecure-unsigned-buildkit",
@@ -246,6 +246,13 @@ fn buildkit_provenance_is_read_rehomed_and_verified() {
         args.extend_from_slice(extra);
         run(&mut tools.kibaverify(&args), t)
     };
+    let unsigned = |extra: &[&str], t: &mut String| unsigned_of(&image, extra, t);
+    let demo_by = [
+        "--source-uri",
+        "github.com/kibaship/demo",
+        "--builder-id",
+        BUILDER,
+    ];
     let r = unsigned(
         &[
             "--source-uri",
@@ -344,20 +351,7 @@ fn buildkit_provenance_is_read_rehomed_and_verified() {
         &[&missing_digest, "is missing from the registry"],
         "get: a missing statement blob",
     );
-    let r = run(
-        &mut tools.kibaverify(&[
-            "verify-provenance",
-            &missing_ref,
-            "--platform",
-            "linux/amd64",
-            "--insecure-unsigned-buildkit",
-            "--source-uri",
-            "github.com/kibaship/demo",
-            "--builder-id",
-            BUILDER,
-        ]),
-        &mut t,
-    );
+    let r = unsigned_of(&missing_ref, &demo_by, &mut t);
     assert_fails(
         &r,
         2,
@@ -393,20 +387,7 @@ fn buildkit_provenance_is_read_rehomed_and_verified() {
         "duplicated",
     );
     let duplicated_ref = format!("{host}/buildkit/scratch:duplicated");
-    let r = run(
-        &mut tools.kibaverify(&[
-            "verify-provenance",
-            &duplicated_ref,
-            "--platform",
-            "linux/amd64",
-            "--insecure-unsigned-buildkit",
-            "--source-uri",
-            "github.com/kibaship/demo",
-            "--builder-id",
-            BUILDER,
-        ]),
-        &mut t,
-    );
+    let r = unsigned_of(&duplicated_ref, &demo_by, &mut t);
     assert_fails(
         &r,
         2,
@@ -430,20 +411,7 @@ fn buildkit_provenance_is_read_rehomed_and_verified() {
         "forged",
     );
     let forged_ref = format!("{host}/buildkit/scratch:forged");
-    let r = run(
-        &mut tools.kibaverify(&[
-            "verify-provenance",
-            &forged_ref,
-            "--platform",
-            "linux/amd64",
-            "--insecure-unsigned-buildkit",
-            "--source-uri",
-            "github.com/kibaship/demo",
-            "--builder-id",
-            BUILDER,
-        ]),
-        &mut t,
-    );
+    let r = unsigned_of(&forged_ref, &demo_by, &mut t);
     assert_fails(
         &r,
         1,

@@ -18,6 +18,9 @@ use support::{
 const BUILDER: &str = "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml";
 const SOURCE: &str = "github.com/slsa-framework/example-package";
 
+/// One case: what, `--source-uri`, `--builder-id`, other flags, exit code, the code named on failure.
+type Case<'a> = (&'a str, &'a str, &'a str, Vec<&'a str>, i32, &'a str);
+
 #[test]
 fn slsa_verifier_regression_cases_give_slsa_verifiers_answers() {
     let registry = TestRegistry::start(RegistryMode::Plain).unwrap();
@@ -32,7 +35,7 @@ fn slsa_verifier_regression_cases_give_slsa_verifiers_answers() {
     let not_trusted =
         "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/not-trusted.yml";
     // (what, source, builder, other flags, exit code, code named): slsa-verifier's, then ours.
-    let cases: Vec<(&str, &str, &str, Vec<&str>, i32, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         ("source, bare builder", SOURCE, BUILDER, vec![], 0, ""),
         (
             "source, builder@refs/tags/v2.1.0",

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use kibaship_cosign::attest::{self, Attestation};
-use kibaship_cosign::{ImageVerifier, Signed};
+use kibaship_cosign::{ImagePolicy, ImageReport, ImageVerifier, Signed};
 use kibaship_oci::manifest::{ImageIndex, ImageManifest, is_index_media_type};
 use kibaship_oci::{Platform, Reference, RegistryClient};
 use kibaship_provenance::buildkit::{self, BuildkitError, InTotoLayer, MAX_STATEMENT_BYTES};
@@ -228,13 +228,17 @@ fn wanted_types(given: &[String]) -> anyhow::Result<Vec<String>> {
         .collect()
 }
 
+/// Whether the flags name who must have signed (a key or a certificate identity).
+pub fn names_signer(flags: &VerifyFlags) -> bool {
+    flags.key.is_some()
+        || flags.certificate_identity.is_some()
+        || flags.certificate_identity_regexp.is_some()
+}
+
 fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
     let reference = kibaship_oci::Reference::parse(&args.reference)?;
     let wanted = wanted_types(args.predicate_type.as_slice())?;
-    let signer = args.flags.key.is_some()
-        || args.flags.certificate_identity.is_some()
-        || args.flags.certificate_identity_regexp.is_some();
-    match (args.verify, signer) {
+    match (args.verify, names_signer(&args.flags)) {
         (true, false) => bail!(
             "--verify needs --key or --certificate-identity[-regexp] with --certificate-oidc-issuer[-regexp]"
         ),
@@ -316,17 +320,7 @@ fn get_verified(
         builder = builder.require_attestation(Some(t.clone()));
     }
     let policy = builder.build()?;
-    let verifier = ImageVerifier::new(client, args.flags.trusted_root()?);
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let verdict = runtime
-        .block_on(verifier.verify(&target, &policy, now))
-        .map_err(|e| {
-            let code = e.code().map_or(String::new(), |c| format!(" ({c})"));
-            anyhow::Error::new(e).context(format!("cannot verify {target}{code}"))
-        })?;
-    let report = verdict
-        .attestations()
-        .context("internal: the verdict lacks the attestations")?;
+    let report = verified_attestations(&args.flags, client, &target, &policy, runtime)?;
     let found = report.signatures.iter().find_map(|s| {
         let a = s.accepted()?;
         let t = a.predicate_type.as_deref()?;
@@ -340,16 +334,7 @@ fn get_verified(
             wanted.join(" or "),
             report.code().map_or("attestation-missing", |c| c.as_str())
         );
-        for s in &report.signatures {
-            if let Some(r) = s.rejected() {
-                eprintln!(
-                    "  FAIL {}: {}: {}",
-                    Escaped(&s.location),
-                    r.code.as_str(),
-                    Escaped(&r.message)
-                );
-            }
-        }
+        print_rejections(&report);
         return Ok(ExitCode::from(1));
     };
     let statement = Statement::parse(bytes)
@@ -368,6 +353,44 @@ fn get_verified(
     };
     write_output(args.output_file.as_deref(), &out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The attestations of `target` that `ImageVerifier` (with `flags`' trusted root and referrer bound) read and
+/// checked for `policy`.
+pub fn verified_attestations(
+    flags: &VerifyFlags,
+    client: RegistryClient,
+    target: &Reference,
+    policy: &ImagePolicy,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<ImageReport> {
+    let verifier = ImageVerifier::new(client, flags.trusted_root()?)
+        .with_max_referrers_checked(flags.max_referrers());
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let verdict = runtime
+        .block_on(verifier.verify(target, policy, now))
+        .map_err(|e| {
+            let code = e.code().map_or(String::new(), |c| format!(" ({c})"));
+            anyhow::Error::new(e).context(format!("cannot verify {target}{code}"))
+        })?;
+    verdict
+        .attestations()
+        .cloned()
+        .context("internal: the verdict lacks the attestations")
+}
+
+/// Each attestation `report` rejected, on stderr: where, its code and why.
+pub fn print_rejections(report: &ImageReport) {
+    for s in &report.signatures {
+        if let Some(r) = s.rejected() {
+            eprintln!(
+                "  FAIL {}: {}: {}",
+                Escaped(&s.location),
+                r.code.as_str(),
+                Escaped(&r.message)
+            );
+        }
+    }
 }
 
 /// `reference`, or with `platform` the platform image of the index it names, by digest.

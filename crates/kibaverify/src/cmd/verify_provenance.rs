@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use kibaship_cosign::ImageVerifier;
 use kibaship_oci::{Platform, Reference};
 use kibaship_provenance::requirements::Judgement;
 use kibaship_provenance::{
@@ -21,7 +20,10 @@ use kibaship_provenance::{
 };
 
 use super::digest::{OutputFormat, current_thread_runtime};
-use super::provenance::{attested_images, buildkit_statements, platform_image};
+use super::provenance::{
+    attested_images, buildkit_statements, names_signer, platform_image, print_rejections,
+    verified_attestations,
+};
 use super::verify::VerifyFlags;
 use kibaship_cli::terminal::{Escaped, print_line};
 
@@ -107,10 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let requirements = args.requirements();
     // Unusable flags are bad input before anything is read.
     requirements.validate()?;
-    let signer = args.flags.key.is_some()
-        || args.flags.certificate_identity.is_some()
-        || args.flags.certificate_identity_regexp.is_some();
-    match (args.insecure_unsigned_buildkit, signer) {
+    match (args.insecure_unsigned_buildkit, names_signer(&args.flags)) {
         (false, false) => bail!(
             "verify-provenance needs --key or --certificate-identity[-regexp] with --certificate-oidc-issuer[-regexp] (or --insecure-unsigned-buildkit for BuildKit's unsigned statement)"
         ),
@@ -135,17 +134,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .signature_not_required()
         .require_attestation(None)
         .build()?;
-    let verifier = ImageVerifier::new(client, args.flags.trusted_root()?);
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let verdict = runtime
-        .block_on(verifier.verify(&target, &policy, now))
-        .map_err(|e| {
-            let code = e.code().map_or(String::new(), |c| format!(" ({c})"));
-            anyhow::Error::new(e).context(format!("cannot verify {target}{code}"))
-        })?;
-    let report = verdict
-        .attestations()
-        .context("internal: the verdict lacks the attestations")?;
+    let report = verified_attestations(&args.flags, client, &target, &policy, &runtime)?;
+    let report = &report;
     match requirements.judge_report(report) {
         Ok((index, statement)) => {
             let outcome = report
@@ -169,16 +159,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(Judgement::Failed(failure)) => {
             failed(&args, &report.image, &failure)?;
             if args.flags.output == OutputFormat::Text {
-                for s in &report.signatures {
-                    if let Some(r) = s.rejected() {
-                        eprintln!(
-                            "  FAIL {}: {}: {}",
-                            Escaped(&s.location),
-                            r.code.as_str(),
-                            Escaped(&r.message)
-                        );
-                    }
-                }
+                print_rejections(report);
             }
             Ok(ExitCode::from(1))
         }
