@@ -299,10 +299,10 @@ pub async fn attest_legacy(
         client,
         store,
         LayerKind::Attestation,
-        &digest,
-        &image,
+        (&digest, &image),
         &envelope,
         &material,
+        registry::LegacyStore::Tag,
     )
     .await
 }
@@ -344,8 +344,7 @@ pub async fn attest_legacy_keyless(
     registry::push_keyless_legacy_layer(
         client,
         store,
-        &digest,
-        &image,
+        (&digest, &image),
         registry::LegacyKeylessContent::Attestation {
             envelope: &envelope,
             statement: &statement,
@@ -353,6 +352,7 @@ pub async fn attest_legacy_keyless(
         },
         signed,
         check,
+        registry::LegacyStore::Tag,
     )
     .await
 }

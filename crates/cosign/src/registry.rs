@@ -225,7 +225,7 @@ pub(crate) async fn sign_legacy_in(
         predicate_type: None,
     };
     let store = signature_repository.unwrap_or(reference);
-    push_legacy_layer_in(
+    push_legacy_layer(
         client,
         store,
         LayerKind::Signature,
@@ -248,31 +248,8 @@ fn legacy_tag_and_media_type(kind: LayerKind) -> (&'static str, &'static str) {
 /// Pushes `payload` as a new layer of the `.sig` (signature) or `.att` (attestation) manifest of `digest` in the
 /// repository of `store` (the image's, or the one `COSIGN_REPOSITORY` names), with the annotations of `material`
 /// (signature, certificate, chain, Rekor bundle, predicate type), keeping every layer already there: payload
-/// blob, config, then the manifest.
+/// blob, config, then the manifest, under the tag or, with [`LegacyStore::Referrer`], as a referrer of `image`.
 pub(crate) async fn push_legacy_layer(
-    client: &RegistryClient,
-    store: &Reference,
-    kind: LayerKind,
-    digest: &Digest,
-    image: &Reference,
-    payload: &[u8],
-    material: &SignatureLayer,
-) -> Result<SignedImage, CosignError> {
-    let pinned = (digest, image);
-    push_legacy_layer_in(
-        client,
-        store,
-        kind,
-        pinned,
-        payload,
-        material,
-        LegacyStore::Tag,
-    )
-    .await
-}
-
-/// [`push_legacy_layer`], writing the manifest where `legacy_store` says.
-async fn push_legacy_layer_in(
     client: &RegistryClient,
     store: &Reference,
     kind: LayerKind,
@@ -417,7 +394,7 @@ pub(crate) async fn sign_legacy_keyless_in(
     let payload = legacy_payload(reference, &digest, annotations)?;
     let signed = signer.sign_message_rekor_v1(&payload).await?;
     let store = signature_repository.unwrap_or(reference);
-    push_keyless_legacy_layer_in(
+    push_keyless_legacy_layer(
         client,
         store,
         (&digest, &image),
@@ -448,32 +425,9 @@ pub(crate) enum LegacyKeylessContent<'a> {
 }
 
 /// Pushes a keyless layer logged in Rekor v1 (`signed`: signature, certificate, chain, Rekor entry with its SET)
-/// to the `.sig` or `.att` manifest of `digest` in the repository of `store`, after verifying it against `check`
-/// when given (nothing is pushed if that fails).
+/// to the `.sig` or `.att` manifest of `digest` in the repository of `store` (tagged, or as a referrer, as
+/// `legacy_store` says), after verifying it against `check` when given (nothing is pushed if that fails).
 pub(crate) async fn push_keyless_legacy_layer(
-    client: &RegistryClient,
-    store: &Reference,
-    digest: &Digest,
-    image: &Reference,
-    content: LegacyKeylessContent<'_>,
-    signed: LegacyKeylessSignature,
-    check: Option<&Verifier>,
-) -> Result<LegacyKeylessSigned, CosignError> {
-    let pinned = (digest, image);
-    push_keyless_legacy_layer_in(
-        client,
-        store,
-        pinned,
-        content,
-        signed,
-        check,
-        LegacyStore::Tag,
-    )
-    .await
-}
-
-/// [`push_keyless_legacy_layer`], writing the manifest where `legacy_store` says.
-async fn push_keyless_legacy_layer_in(
     client: &RegistryClient,
     store: &Reference,
     (digest, image): (&Digest, &Reference),
@@ -543,7 +497,7 @@ async fn push_keyless_legacy_layer_in(
         let bundle = Bundle::from_json(&json).map_err(|e| CosignError::SelfCheck(e.to_string()))?;
         self_check(verifier, &bundle, artifact).map_err(CosignError::SelfCheck)?;
     }
-    let pushed = push_legacy_layer_in(
+    let pushed = push_legacy_layer(
         client,
         store,
         kind,
