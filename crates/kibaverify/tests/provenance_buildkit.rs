@@ -5,7 +5,8 @@
 //! the index byte-identical and readable by crane, the real cosign verifies the rehomed attestation
 //! (`verify-attestation --type slsaprovenance1`), and `verify-provenance` verifies it (exit 0) or names the
 //! failed field with its code (exit 1). Bad input: an index whose attestation manifest points at a missing blob,
-//! a statement with duplicate keys, a forged subject, exit 2 or 1 with the digest or field named.
+//! a statement with duplicate keys, a forged subject, exit 2 or 1 with the digest or field named. Keyless:
+//! `rehome --keyless` against the private Sigstore, verified by certificate identity.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -16,7 +17,10 @@ use kibaship_testsupport::buildkit::{BuildkitdConfig, TestBuildkitd};
 use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
 
 mod support;
-use support::{Run, Tools, assert_code, block_on, registry_client, run_logged as run};
+use kibaship_testsupport::sigstore::SigstoreOptions;
+use support::{
+    KeylessStack, Run, Tools, assert_code, block_on, registry_client, run_logged as run,
+};
 
 const PASSWORD: &str = "planted-Provenance-pw-5e1";
 const BUILDER: &str = "https://kibaship.io/test/buildkit-builder";
@@ -683,4 +687,61 @@ fn buildkit_provenance_is_read_rehomed_and_verified() {
         predicate
     );
     support::assert_not_leaked(&t, PASSWORD, "the key password");
+}
+
+/// Keyless: `provenance rehome --keyless` (bundle layout, the private Sigstore's Fulcio, Rekor v2 and TSA) and
+/// `verify-provenance` by certificate identity; another identity is refused.
+#[test]
+fn buildkit_provenance_is_rehomed_keyless_and_verified_by_identity() {
+    const EMAIL: &str = "builder@kibaship.test";
+    let stack = KeylessStack::start(SigstoreOptions::default(), RegistryMode::Referrers, EMAIL);
+    let host = stack.reg.host();
+    let buildkitd =
+        TestBuildkitd::start(&BuildkitdConfig::default().plain_http_registry(&host)).unwrap();
+    let mut t = String::new();
+    let image = format!("{host}/buildkit/keyless:v1");
+    buildkit_build(&buildkitd, stack.tmp.path(), &image, &mut t);
+    let r = run(
+        &mut stack.sign_keyless(&["provenance", "rehome", &image, "--platform", "linux/arm64"]),
+        &mut t,
+    );
+    assert_code(&r, 0, "provenance rehome --keyless");
+    assert!(r.stderr.contains("into bundle"), "{}", r.stderr);
+    let verify = |identity: &str, t: &mut String| {
+        let args = [
+            "verify-provenance",
+            image.as_str(),
+            "--platform",
+            "linux/arm64",
+            "--source-uri",
+            SOURCE,
+            "--builder-id",
+            BUILDER,
+        ];
+        run(&mut stack.verify(&args, identity), t)
+    };
+    let r = verify(EMAIL, &mut t);
+    assert_code(&r, 0, "verify-provenance by identity");
+    assert!(r.stderr.contains(EMAIL), "{}", r.stderr);
+    let r = verify("someone-else@kibaship.test", &mut t);
+    assert_fails(&r, 1, &["wrong-identity"], "another identity");
+    // linux/amd64 was not rehomed: nothing verifies there.
+    let r = run(
+        &mut stack.verify(
+            &[
+                "verify-provenance",
+                &image,
+                "--platform",
+                "linux/amd64",
+                "--source-uri",
+                SOURCE,
+                "--builder-id",
+                BUILDER,
+            ],
+            EMAIL,
+        ),
+        &mut t,
+    );
+    assert_fails(&r, 1, &["attestation-missing"], "a platform not rehomed");
+    stack.assert_token_not_in(&t);
 }
