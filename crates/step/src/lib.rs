@@ -12,9 +12,11 @@
 //! - [`provenance`]: SLSA provenance v1 of a build (typed model, generation, validation; pure);
 //! - [`scan`]: trivy on the built digest, judged by the gate, the report attested;
 //! - [`tag`]: branch, per-environment latest and promotion tags on a pushed digest, policy-checked;
+//! - [`attest`]: our provenance and BuildKit's SBOM, attested (and the SBOM attached) onto the image;
 //! - [`notify`]: the build outcome POSTed to the platform, HMAC-signed, with bounded retries;
 //! - [`failure`], [`error`]: failure kinds and exit codes.
 
+pub mod attest;
 pub mod build;
 pub mod buildctl;
 pub mod error;

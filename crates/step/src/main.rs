@@ -60,6 +60,53 @@ enum Command {
     /// Apply branch-<branch>, latest-<environment> and promotion tags to an already-pushed digest (the manifest
     /// PUT again by digest, never a rebuild), after checking it against an admission policy when one is given.
     Tag(Box<TagArgs>),
+    /// Attest the build's SLSA provenance (kibaship-step provenance --predicate-output) and attach + attest the
+    /// SBOM BuildKit wrote (the build's sbomRef), by digest, with a cosign key or keyless (docs/tekton.md).
+    Attest(Box<AttestArgs>),
+}
+
+/// `kibaship-step attest`: empty strings mean "not set", as Tekton passes them.
+#[derive(Args)]
+struct AttestArgs {
+    /// The build's image result (registry/repository:tag); only its repository is used.
+    #[arg(long, default_value = "")]
+    image: String,
+    /// The build's digest result: what is attested.
+    #[arg(long, default_value = "")]
+    digest: String,
+    /// The SLSA provenance v1 predicate (kibaship-step provenance --predicate-output); empty: none.
+    #[arg(long, default_value = "")]
+    provenance_predicate: String,
+    /// The build's sbomRef result (<repository>@<attestation manifest digest>); empty: no SBOM.
+    #[arg(long, default_value = "")]
+    sbom_ref: String,
+    /// `key` or `keyless`.
+    #[arg(long, default_value = "")]
+    mode: String,
+    /// `legacy`, `bundle` or `both`; empty: legacy with a key, bundle keyless.
+    #[arg(long, default_value = "")]
+    layout: String,
+    /// Key mode: the cosign private key file (password from COSIGN_PASSWORD).
+    #[arg(long, default_value = "")]
+    key_file: String,
+    /// Keyless: the OIDC identity token file.
+    #[arg(long, default_value = "")]
+    identity_token_file: String,
+    /// Keyless: the Sigstore signing config (v0.2 JSON).
+    #[arg(long, default_value = "")]
+    signing_config: String,
+    /// Keyless, optional: verify each attestation against this trusted_root.json before uploading it.
+    #[arg(long, default_value = "")]
+    trusted_root: String,
+    /// Repository the attestations go to instead of the image's.
+    #[arg(long, default_value = "")]
+    signature_repository: String,
+    /// Talk to the registry over plain HTTP (`true`/`false`; local test registries only).
+    #[arg(long, default_value = "false", action = clap::ArgAction::Set)]
+    insecure_registry: String,
+    /// File for the attestations result (one reference per line: attestations and the SBOM referrer).
+    #[arg(long)]
+    attestations_result: Option<PathBuf>,
 }
 
 /// `kibaship-step tag`: empty strings mean "not set", as Tekton passes them.
@@ -523,6 +570,9 @@ fn main() -> ExitCode {
             .err()
             .map(|e| (e.label().to_string(), error_chain(&e), e.exit_code())),
         Command::Scan(a) => scan_step(*a),
+        Command::Attest(a) => attest(*a)
+            .err()
+            .map(|e| (e.kind().to_string(), error_chain(&e), e.exit_code())),
         Command::Tag(a) => tag(*a)
             .err()
             .map(|e| (e.label().to_string(), error_chain(&e), e.exit_code())),
@@ -580,9 +630,11 @@ fn run(command: Command) -> Result<(), StepError> {
             "internal: sign is run by main, not here ({} given)",
             a.image
         ))),
-        Command::Notify(_) | Command::Scan(_) | Command::Tag(_) => Err(StepError::BadParameter(
-            "internal: notify, scan and tag are run by main, not here".into(),
-        )),
+        Command::Notify(_) | Command::Scan(_) | Command::Tag(_) | Command::Attest(_) => {
+            Err(StepError::BadParameter(
+                "internal: notify, scan, tag and attest are run by main, not here".into(),
+            ))
+        }
     }
 }
 
@@ -1083,6 +1135,126 @@ fn tag(a: TagArgs) -> Result<(), kibaship_step::tag::TagError> {
     }
     for t in &tagged {
         say(format_args!("tagged={t}"));
+    }
+    Ok(())
+}
+
+fn attest(a: AttestArgs) -> Result<(), kibaship_step::attest::AttestError> {
+    use kibaship_step::attest::{AttestError, attach_buildkit_sbom, attest_provenance};
+    let bad = AttestError::Parameter;
+    let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let plan = SignInputs {
+        image: a.image,
+        digest: a.digest,
+        mode: a.mode,
+        layout: a.layout,
+        key_file: a.key_file,
+        identity_token_file: a.identity_token_file,
+        signing_config: a.signing_config,
+        trusted_root: a.trusted_root,
+        annotations: Vec::new(),
+        signature_repository: a.signature_repository,
+    }
+    .plan()?;
+    let insecure = match a.insecure_registry.trim() {
+        "true" => true,
+        "false" | "" => false,
+        other => {
+            return Err(bad(format!(
+                "--insecure-registry {other:?} is not true or false"
+            )));
+        }
+    };
+    let predicate = match opt(&a.provenance_predicate) {
+        Some(path) => Some(
+            kibaship_cli::input::read_bounded(
+                std::path::Path::new(&path),
+                "provenance predicate (--provenance-predicate)",
+                kibaship_cosign::attest::MAX_PREDICATE_BYTES as u64,
+            )
+            .map_err(|e| bad(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let sbom_ref = match opt(&a.sbom_ref) {
+        Some(text) => Some(
+            kibaship_oci::Reference::parse(&text)
+                .map_err(|e| bad(format!("--sbom-ref {text:?}: {e}")))?,
+        ),
+        None => None,
+    };
+    if predicate.is_none() && sbom_ref.is_none() {
+        return Err(bad(
+            "nothing to attest: give --provenance-predicate and/or --sbom-ref".into(),
+        ));
+    }
+    let password = std::env::var("COSIGN_PASSWORD").ok().map(Zeroizing::new);
+    let signer = load_signer(&plan, password, None)?;
+    let mut hosts = Vec::new();
+    if insecure {
+        hosts.push(plan.target.registry().to_string());
+        if let Some(r) = &plan.signature_repository {
+            hosts.push(r.registry().to_string());
+        }
+    }
+    let client = RegistryClient::new(ClientConfig {
+        insecure_registries: hosts,
+        timeout: Some(DEFAULT_TIMEOUT),
+        ..ClientConfig::default()
+    })
+    .map_err(|e| bad(format!("registry client: {e}")))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| bad(format!("cannot start the async runtime: {e}")))?;
+    let now = time::OffsetDateTime::now_utc();
+    let mut written = Vec::new();
+    if let Some(predicate) = &predicate {
+        let refs = runtime.block_on(attest_provenance(&client, &plan, &signer, predicate, now))?;
+        for r in &refs {
+            eprintln!(
+                "kibaship-step: attested the SLSA provenance onto {}: {r}",
+                plan.target
+            );
+        }
+        written.extend(refs);
+    }
+    if let Some(sbom_ref) = &sbom_ref {
+        let refs =
+            runtime.block_on(attach_buildkit_sbom(&client, &plan, &signer, sbom_ref, now))?;
+        eprintln!(
+            "kibaship-step: attached BuildKit's SBOM to {} and attested it: {}",
+            plan.target,
+            refs.join(" ")
+        );
+        written.extend(refs);
+    }
+    let mut budget = kibaship_step::results::ResultSet::new();
+    budget.add(
+        "attestations",
+        a.attestations_result.as_deref(),
+        written.join("  "),
+    );
+    if budget.encoded_len() > kibaship_step::results::TEKTON_RESULTS_BUDGET {
+        return Err(
+            SignError::Results(kibaship_step::results::ResultsError::TooLarge {
+                needed: budget.encoded_len(),
+                largest: "attestations".into(),
+            })
+            .into(),
+        );
+    }
+    if let Some(path) = &a.attestations_result {
+        std::fs::write(path, written.join("\n")).map_err(|source| {
+            SignError::Results(kibaship_step::results::ResultsError::Write {
+                name: "attestations".into(),
+                path: path.clone(),
+                source,
+            })
+        })?;
+    }
+    for w in &written {
+        say(format_args!("attestation={w}"));
     }
     Ok(())
 }

@@ -383,9 +383,8 @@ impl HmacKey {
                     kibaship_cli::input::InputError::TooLarge { limit, .. } => {
                         key_error(format!("larger than the {limit} bytes accepted"))
                     }
-                    kibaship_cli::input::InputError::NotUtf8 { .. } => {
-                        key_error("unreadable".into())
-                    }
+                    // Other variants describe the file, never its content.
+                    other => key_error(other.to_string()),
                 },
             )?,
         );
