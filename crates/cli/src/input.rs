@@ -34,6 +34,66 @@ pub enum InputError {
         path: PathBuf,
         limit: u64,
     },
+    /// The file's size or modification time after reading differs from before: what was read is not a
+    /// consistent file.
+    #[error("{what} {} changed while it was read ({change}): nothing was signed or verified", path.display())]
+    Changed {
+        what: String,
+        path: PathBuf,
+        change: String,
+    },
+}
+
+/// How much of a streamed file is held at once.
+pub const STREAM_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Reads the regular file `path` (a `what`) once, in chunks of [`STREAM_CHUNK_BYTES`] handed to `chunk`, in
+/// bounded memory, and returns its size. Its size and modification time are compared before and after: a file
+/// that changed meanwhile (a build still writing it) is an error, as is one that is not a regular file.
+pub fn stream_unchanged(
+    path: &Path,
+    what: &str,
+    mut chunk: impl FnMut(&[u8]),
+) -> Result<u64, InputError> {
+    let read_error = |cause| InputError::Read {
+        what: what.to_string(),
+        path: path.to_path_buf(),
+        cause,
+    };
+    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    let before = file.metadata().map_err(read_error)?;
+    if !before.is_file() {
+        return Err(read_error(std::io::Error::other("not a regular file")));
+    }
+    let mut buffer = vec![0u8; STREAM_CHUNK_BYTES];
+    let mut size = 0u64;
+    loop {
+        let n = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_error(e)),
+        };
+        chunk(buffer.get(..n).unwrap_or_default());
+        size += n as u64;
+    }
+    let after = std::fs::metadata(path).map_err(read_error)?;
+    let changed = |change: String| InputError::Changed {
+        what: what.to_string(),
+        path: path.to_path_buf(),
+        change,
+    };
+    if before.len() != size || after.len() != size {
+        return Err(changed(format!(
+            "{} bytes before, {size} read, {} after",
+            before.len(),
+            after.len()
+        )));
+    }
+    if before.modified().ok() != after.modified().ok() {
+        return Err(changed("modification time moved".into()));
+    }
+    Ok(size)
 }
 
 /// Reads `path` (a `what`, named in errors), refusing more than `max` bytes.
@@ -92,6 +152,50 @@ fn read_all<R: Read>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_streamed_file_is_read_whole_in_chunks_and_devices_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("blob");
+        let content: Vec<u8> = (0..STREAM_CHUNK_BYTES * 2 + 7).map(|i| i as u8).collect();
+        std::fs::write(&path, &content).expect("write");
+        let mut seen = Vec::new();
+        let mut chunks = 0;
+        let size = stream_unchanged(&path, "blob", |c| {
+            chunks += 1;
+            seen.extend_from_slice(c);
+        })
+        .expect("read");
+        assert_eq!(size, content.len() as u64);
+        assert_eq!(seen, content);
+        assert_eq!(chunks, 3);
+        let err = stream_unchanged(Path::new("/dev/zero"), "blob", |_| {}).expect_err("device");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn a_file_growing_while_streamed_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("blob");
+        std::fs::write(&path, vec![1u8; STREAM_CHUNK_BYTES + 1]).expect("write");
+        let mut appended = false;
+        let err = stream_unchanged(&path, "blob", |_| {
+            if !appended {
+                appended = true;
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .expect("open");
+                std::io::Write::write_all(&mut f, b"more").expect("append");
+            }
+        })
+        .expect_err("changed");
+        assert!(matches!(err, InputError::Changed { .. }), "{err}");
+        assert!(
+            err.to_string().contains("changed while it was read"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn an_endless_device_is_refused_at_the_limit() {

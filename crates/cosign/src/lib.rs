@@ -21,6 +21,7 @@
 //!   `Verified` side only the verifier can construct.
 
 pub mod attest;
+pub mod blob;
 pub mod bundle_layout;
 pub mod check;
 mod fingerprint;

@@ -34,6 +34,10 @@ enum Command {
     GenerateKeyPair(cmd::generate_key_pair::Args),
     /// Import a PEM RSA or EC private key (PKCS#1, SEC1, PKCS#8) into cosign's encrypted key format.
     ImportKeyPair(cmd::import_key_pair::Args),
+    /// Sign a file with a cosign key into a Sigstore bundle, as `cosign sign-blob --bundle`.
+    SignBlob(cmd::sign_blob::Args),
+    /// Verify a file against a key-signed Sigstore bundle, as `cosign verify-blob --bundle`.
+    VerifyBlob(cmd::verify_blob::Args),
     /// Sign an image by digest, cosign-compatible (legacy `.sig` tag and/or Sigstore bundle referrer).
     Sign(cmd::sign::Args),
     /// Sign an in-toto attestation (predicate file + type) onto an image, cosign-compatible (legacy `.att` tag
@@ -86,6 +90,8 @@ fn main() -> ExitCode {
         Command::VerifyBundle(args) => cmd::verify_bundle::run(args),
         Command::GenerateKeyPair(args) => cmd::generate_key_pair::run(args),
         Command::ImportKeyPair(args) => cmd::import_key_pair::run(args),
+        Command::SignBlob(args) => cmd::sign_blob::run(args),
+        Command::VerifyBlob(args) => cmd::verify_blob::run(args),
         Command::Sign(args) => cmd::sign::run(args),
         Command::Attest(args) => cmd::attest::run(args),
         Command::Verify(args) => cmd::verify::run(args),

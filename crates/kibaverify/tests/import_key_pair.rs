@@ -188,11 +188,7 @@ fn read(dir: &Path, name: &str) -> Vec<u8> {
 fn imports_what_cosign_imports_and_refuses_what_it_refuses() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let tools = Tools {
-        dir,
-        registry: None,
-        password: Some(PASSWORD),
-    };
+    let tools = Tools::without_registry(dir, PASSWORD);
     let mut t = String::new();
     let keys: Vec<(String, &[&str])> = ACCEPTED
         .iter()

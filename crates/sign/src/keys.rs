@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::goodkey;
+use kibaship_sigstore::HashAlgorithm;
 use kibaship_sigstore::der;
 use kibaship_sigstore::pem::{self, PemError};
 
@@ -411,6 +412,43 @@ impl SigningKey {
             other => return Err(KeyError::UnsupportedLabel(other.to_string())),
         };
         Ok(key)
+    }
+
+    /// The hash this key signs over, as cosign signs with it: SHA-384 for P-384, SHA-512 for P-521, SHA-256
+    /// otherwise.
+    pub fn hash_algorithm(&self) -> HashAlgorithm {
+        match self.kind {
+            KeyKind::EcdsaP384 => HashAlgorithm::Sha384,
+            KeyKind::EcdsaP521 => HashAlgorithm::Sha512,
+            _ => HashAlgorithm::Sha256,
+        }
+    }
+
+    /// Signs an already computed digest (of [`SigningKey::hash_algorithm`]), as [`SigningKey::sign`] signs the
+    /// message it hashes: a blob streamed through a hasher is signed without holding it. Ed25519 keys cannot.
+    pub fn sign_digest(&self, digest: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let algorithm = match self.hash_algorithm() {
+            HashAlgorithm::Sha256 => &aws_lc_rs::digest::SHA256,
+            HashAlgorithm::Sha384 => &aws_lc_rs::digest::SHA384,
+            HashAlgorithm::Sha512 => &aws_lc_rs::digest::SHA512,
+        };
+        let digest = aws_lc_rs::digest::Digest::import_less_safe(digest, algorithm)
+            .map_err(|_| KeyError::Crypto("the digest does not fit the key's hash"))?;
+        match &self.pair {
+            Pair::Ecdsa(pair) => pair
+                .sign_digest(&digest)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| KeyError::Crypto("ECDSA signing")),
+            Pair::Rsa(pair) => {
+                let mut sig = vec![0u8; pair.public_modulus_len()];
+                pair.sign_digest(&signature::RSA_PKCS1_SHA256, &digest, &mut sig)
+                    .map_err(|_| KeyError::Crypto("RSA signing"))?;
+                Ok(sig)
+            }
+            Pair::Ed25519(_) => Err(KeyError::Unsupported(
+                "signing with Ed25519 keys (cosign signs as Ed25519ph) is not supported yet".into(),
+            )),
+        }
     }
 
     /// What kind of key this is.

@@ -38,6 +38,22 @@ fn assert_signs(key: &SigningKey) {
     assert!(public.verify_sig(&tampered, &sig).is_err());
 }
 
+/// A signature over the digest (`sign_digest`, as sign-blob streams a file) verifies over the message itself.
+fn assert_signs_digest(key: &SigningKey) {
+    let msg = b"kibaship blob";
+    let sig = key.sign_digest(&key.hash_algorithm().digest(msg)).unwrap();
+    let alg: &dyn signature::VerificationAlgorithm = match key.kind() {
+        KeyKind::EcdsaP256 => &signature::ECDSA_P256_SHA256_ASN1,
+        KeyKind::EcdsaP384 => &signature::ECDSA_P384_SHA384_ASN1,
+        KeyKind::EcdsaP521 => &signature::ECDSA_P521_SHA512_ASN1,
+        KeyKind::Rsa => &signature::RSA_PKCS1_2048_8192_SHA256,
+        KeyKind::Ed25519 => return,
+    };
+    let public = signature::ParsedPublicKey::new(alg, key.public_key_der().unwrap()).unwrap();
+    public.verify_sig(msg, &sig).unwrap();
+    assert!(public.verify_sig(b"another blob", &sig).is_err());
+}
+
 #[test]
 fn encrypted_keys_load_with_their_passwords() {
     let cases: &[(&str, &[u8], KeyKind)] = &[
@@ -163,6 +179,7 @@ fn import_pem_takes_and_refuses_what_cosign_import_key_pair_does() {
         let key = SigningKey::import_pem(&testdata(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(key.kind(), kind, "{file}");
         assert_signs(&key);
+        assert_signs_digest(&key);
     }
     // cosign's own expectations for these files (TestImportPrivateKey), in its words.
     for (file, expected) in [

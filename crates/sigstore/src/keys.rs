@@ -32,6 +32,11 @@ impl HashAlgorithm {
         digest::digest(self.aws(), data).as_ref().to_vec()
     }
 
+    /// An incremental hasher, for data streamed in chunks (a file too large to hold).
+    pub fn hasher(self) -> Hasher {
+        Hasher(digest::Context::new(self.aws()))
+    }
+
     /// The digest length in bytes.
     pub fn output_len(self) -> usize {
         self.aws().output_len()
@@ -61,6 +66,21 @@ impl HashAlgorithm {
             OID_SHA512 => Some(HashAlgorithm::Sha512),
             _ => None,
         }
+    }
+}
+
+/// An incremental hash ([`HashAlgorithm::hasher`]).
+pub struct Hasher(digest::Context);
+
+impl Hasher {
+    /// Adds `data`.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// The digest of everything added.
+    pub fn finish(self) -> Vec<u8> {
+        self.0.finish().as_ref().to_vec()
     }
 }
 

@@ -66,18 +66,20 @@ pub struct Args {
     pub output: Output,
 }
 
+/// Reads a PEM `PUBLIC KEY` file (`--key`), bounded, naming the file in errors.
+pub fn load_public_key(path: &std::path::Path) -> anyhow::Result<PublicKey> {
+    let pem = String::from_utf8(read_bounded(
+        path,
+        "key",
+        kibaship_sign::MAX_KEY_FILE_BYTES,
+    )?)
+    .context("--key is not PEM text")?;
+    PublicKey::from_pem(&pem).with_context(|| format!("cannot load public key {}", path.display()))
+}
+
 fn identity_policy(args: &Args) -> anyhow::Result<IdentityPolicy> {
     if let Some(key) = &args.key {
-        let pem = String::from_utf8(read_bounded(key, "key", kibaship_sign::MAX_KEY_FILE_BYTES)?)
-            .context("--key is not PEM text")?;
-        let key = PublicKey::from_pem(&pem).with_context(|| {
-            format!(
-                "cannot load public key {}",
-                args.key
-                    .as_ref()
-                    .map_or(String::new(), |p| p.display().to_string())
-            )
-        })?;
+        let key = load_public_key(key)?;
         return Ok(IdentityPolicy::Key(key));
     }
     let san = matcher(

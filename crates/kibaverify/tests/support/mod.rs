@@ -141,6 +141,15 @@ impl<'a> Tools<'a> {
         c
     }
 
+    /// The tools in `dir` without a registry (key and blob commands), with `password` for the keys.
+    pub fn without_registry(dir: &'a Path, password: &'a str) -> Tools<'a> {
+        Tools {
+            dir,
+            registry: None,
+            password: Some(password),
+        }
+    }
+
     /// `kibaverify args`, told to reach the test registry (if any) over plain HTTP.
     pub fn kibaverify(&self, args: &[&str]) -> Command {
         let mut c = self.kibaverify_without_registry(args);

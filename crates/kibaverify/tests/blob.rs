@@ -1,0 +1,248 @@
+//! `kibaverify sign-blob` / `verify-blob` against the real `cosign sign-blob` / `verify-blob` (v3.1.3 peer), both
+//! ways, key-based without a transparency log: our bundles verify in cosign and cosign's in kibaverify, for a
+//! P-256 key (each tool's own) and an imported P-384 key (SHA-384 digests); a bundle for another file, another
+//! key, a missing --insecure-ignore-tlog, a wrong password are refused with their exit codes, nothing written.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use std::path::Path;
+use std::process::Command;
+
+mod support;
+use support::{Tools, assert_code, assert_exit_with_message, assert_not_leaked, run_logged as run};
+
+/// Planted in COSIGN_PASSWORD; must never appear in any output.
+const PASSWORD: &str = "planted-blob-pw-90d1c4";
+
+/// A file of a few chunks (the reader streams 1 MiB at a time), and a second one differing in its last byte.
+fn write_blobs(dir: &Path) {
+    let mut content: Vec<u8> = (0..3 * 1024 * 1024 + 5)
+        .map(|i: u32| (i % 251) as u8)
+        .collect();
+    std::fs::write(dir.join("release.tar.gz"), &content).unwrap();
+    if let Some(last) = content.last_mut() {
+        *last ^= 1;
+    }
+    std::fs::write(dir.join("other.tar.gz"), &content).unwrap();
+}
+
+/// The tools in `dir` with the two files written and our key pair (`ours.key`, `ours.pub`) generated.
+fn signing_workspace<'a>(dir: &'a Path, transcript: &mut String) -> Tools<'a> {
+    let tools = Tools::without_registry(dir, PASSWORD);
+    write_blobs(dir);
+    tools.generate_our_key_pair(transcript);
+    tools
+}
+
+/// `cosign sign-blob --key key --bundle bundle file` without a transparency log.
+fn cosign_sign_blob(tools: &Tools<'_>, key: &str, bundle: &str, file: &str) -> Command {
+    tools.cosign(&[
+        "sign-blob",
+        "--key",
+        key,
+        "--bundle",
+        bundle,
+        "--tlog-upload=false",
+        "--use-signing-config=false",
+        "--yes",
+        file,
+    ])
+}
+
+/// `cosign verify-blob --key key --bundle bundle --insecure-ignore-tlog file`, with the digest algorithm cosign
+/// needs told for P-384 keys (it verifies with SHA-256 unless told, although it signs with SHA-384).
+fn cosign_verify_blob(
+    tools: &Tools<'_>,
+    key: &str,
+    bundle: &str,
+    file: &str,
+    digest: &str,
+) -> Command {
+    tools.cosign(&[
+        "verify-blob",
+        "--key",
+        key,
+        "--bundle",
+        bundle,
+        "--insecure-ignore-tlog",
+        "--signature-digest-algorithm",
+        digest,
+        file,
+    ])
+}
+
+/// `kibaverify verify-blob file --bundle bundle --key key --insecure-ignore-tlog`.
+fn verify_blob(tools: &Tools<'_>, key: &str, bundle: &str, file: &str) -> Command {
+    tools.kibaverify_without_registry(&[
+        "verify-blob",
+        file,
+        "--bundle",
+        bundle,
+        "--key",
+        key,
+        "--insecure-ignore-tlog",
+    ])
+}
+
+#[test]
+fn blobs_signed_by_either_tool_verify_in_both() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut t = String::new();
+    // Keys: ours (P-256), cosign's (P-256), and an openssl P-384 key imported by us.
+    let tools = signing_workspace(dir, &mut t);
+    let r = run(&mut tools.cosign(&["generate-key-pair"]), &mut t);
+    assert_code(&r, 0, "cosign generate-key-pair");
+    let out = Command::new("openssl")
+        .args(["genpkey", "-out", "p384.pem", "-algorithm", "EC"])
+        .args(["-pkeyopt", "ec_paramgen_curve:P-384"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let r = run(
+        &mut tools.kibaverify_without_registry(&[
+            "import-key-pair",
+            "--key",
+            "p384.pem",
+            "-o",
+            "p384",
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 0, "import-key-pair p384");
+
+    for (key, digest) in [("ours", "sha256"), ("p384", "sha384")] {
+        // We sign -> cosign and kibaverify verify.
+        let bundle = format!("{key}-by-us.json");
+        let r = run(
+            &mut tools.kibaverify_without_registry(&[
+                "sign-blob",
+                "release.tar.gz",
+                "--key",
+                &format!("{key}.key"),
+                "--bundle",
+                &bundle,
+            ]),
+            &mut t,
+        );
+        assert_code(&r, 0, &format!("kibaverify sign-blob with {key}"));
+        let public = format!("{key}.pub");
+        let r = run(
+            &mut cosign_verify_blob(&tools, &public, &bundle, "release.tar.gz", digest),
+            &mut t,
+        );
+        assert_code(&r, 0, &format!("cosign verify-blob of our {key} bundle"));
+        let r = run(
+            &mut verify_blob(&tools, &public, &bundle, "release.tar.gz"),
+            &mut t,
+        );
+        assert_code(
+            &r,
+            0,
+            &format!("kibaverify verify-blob of our {key} bundle"),
+        );
+
+        // cosign signs -> kibaverify verifies.
+        let theirs = format!("{key}-by-cosign.json");
+        let r = run(
+            &mut cosign_sign_blob(&tools, &format!("{key}.key"), &theirs, "release.tar.gz"),
+            &mut t,
+        );
+        assert_code(&r, 0, &format!("cosign sign-blob with {key}"));
+        let r = run(
+            &mut verify_blob(&tools, &public, &theirs, "release.tar.gz"),
+            &mut t,
+        );
+        assert_code(
+            &r,
+            0,
+            &format!("kibaverify verify-blob of cosign's {key} bundle"),
+        );
+
+        // Another file (one byte differs) is refused by both.
+        for b in [&bundle, &theirs] {
+            let r = run(&mut verify_blob(&tools, &public, b, "other.tar.gz"), &mut t);
+            assert_exit_with_message(&r, 1, "the bundle is for another file");
+            let r = run(
+                &mut cosign_verify_blob(&tools, &public, b, "other.tar.gz", digest),
+                &mut t,
+            );
+            assert_ne!(r.code, 0, "cosign accepted {b} for another file");
+        }
+    }
+
+    // cosign's own P-256 key: its bundle verifies with its key, not with ours.
+    let r = run(
+        &mut cosign_sign_blob(&tools, "cosign.key", "cosign.json", "release.tar.gz"),
+        &mut t,
+    );
+    assert_code(&r, 0, "cosign sign-blob with cosign.key");
+    let r = run(
+        &mut verify_blob(&tools, "cosign.pub", "cosign.json", "release.tar.gz"),
+        &mut t,
+    );
+    assert_code(&r, 0, "kibaverify verify-blob of cosign.key's bundle");
+    let r = run(
+        &mut verify_blob(&tools, "ours.pub", "cosign.json", "release.tar.gz"),
+        &mut t,
+    );
+    assert_exit_with_message(&r, 1, "does not verify with the given key");
+    // A P-384 key's bundle checked with a P-256 key: another key, not bad input.
+    let r = run(
+        &mut verify_blob(&tools, "ours.pub", "p384-by-us.json", "release.tar.gz"),
+        &mut t,
+    );
+    assert_exit_with_message(&r, 1, "signed with another key");
+
+    // Without --insecure-ignore-tlog a bundle without a log entry is not accepted, saying how to.
+    let r = run(
+        &mut tools.kibaverify_without_registry(&[
+            "verify-blob",
+            "release.tar.gz",
+            "--bundle",
+            "ours-by-us.json",
+            "--key",
+            "ours.pub",
+        ]),
+        &mut t,
+    );
+    assert_exit_with_message(&r, 1, "--insecure-ignore-tlog");
+
+    assert_not_leaked(&t, PASSWORD, "sign-blob and verify-blob output");
+}
+
+#[test]
+fn sign_blob_writes_nothing_on_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut t = String::new();
+    let tools = signing_workspace(dir, &mut t);
+    let sign = |extra: &[&str], file: &str| {
+        let mut c = tools.kibaverify_without_registry(&[
+            "sign-blob",
+            file,
+            "--key",
+            "ours.key",
+            "--bundle",
+            "out.json",
+        ]);
+        c.args(extra);
+        c
+    };
+
+    let r = run(
+        sign(&[], "release.tar.gz").env("COSIGN_PASSWORD", "wrong"),
+        &mut t,
+    );
+    assert_exit_with_message(&r, 2, "wrong password");
+    let r = run(&mut sign(&[], "missing.tar.gz"), &mut t);
+    assert_exit_with_message(&r, 2, "missing.tar.gz");
+    let r = run(&mut sign(&[], "/dev/zero"), &mut t);
+    assert_exit_with_message(&r, 2, "not a regular file");
+    let r = run(&mut sign(&["--tlog-upload=true"], "release.tar.gz"), &mut t);
+    assert_exit_with_message(&r, 2, "--tlog-upload=true is not supported");
+    assert!(!dir.join("out.json").exists());
+
+    let r = run(&mut sign(&[], "release.tar.gz"), &mut t);
+    assert_code(&r, 0, "sign-blob");
+    assert!(dir.join("out.json").exists());
+}
