@@ -113,6 +113,8 @@ enum ListFailure {
     Refused(String),
     /// It could not be reached.
     Unreachable(String),
+    /// It refused the credentials (401): expired or invalid; nothing else will be listed either.
+    Unauthorized(String),
 }
 
 /// Adds the cluster's workloads in `scope` to `inventory`; `url` names the server in messages. Returns whether
@@ -146,6 +148,15 @@ pub async fn add_cluster(
                     "cannot list {resource} {where_}: {message}; their images are not audited (the account needs `list` on {resource})"
                 ),
             )),
+            Err(ListFailure::Unauthorized(message)) => {
+                inventory.problems.push(Problem::error(
+                    "cluster",
+                    format!(
+                        "the Kubernetes API server at {url} refused the credentials ({message}): the kubeconfig's token or certificate is expired or not valid there"
+                    ),
+                ));
+                return false;
+            }
             Err(ListFailure::Unreachable(message)) => {
                 inventory.problems.push(Problem::error(
                     "cluster",
@@ -226,6 +237,9 @@ where
     }
     loop {
         let page = api.list(&params).await.map_err(|e| match &e {
+            kube::Error::Api(status) if status.code == 401 => {
+                ListFailure::Unauthorized(describe(&e))
+            }
             kube::Error::Api(_) => ListFailure::Refused(describe(&e)),
             _ => ListFailure::Unreachable(describe(&e)),
         })?;

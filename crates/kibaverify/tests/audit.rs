@@ -15,8 +15,9 @@ use std::process::Command;
 
 use base64::Engine as _;
 use kibaship_testsupport::faultproxy::{Fault, FaultProxy};
+use kibaship_testsupport::fixtures::push_fixture_images;
 use kibaship_testsupport::kube::KubeApiServer;
-use kibaship_testsupport::registry::RegistryMode;
+use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
 use serde_json::Value;
 use support::{Tools, assert_code, registry_with_fixtures, run_logged};
 
@@ -31,14 +32,14 @@ fn public_key_block(path: &Path) -> String {
 }
 
 /// The policy: prod enforces, staging warns, any other namespace is not selected; both keys accepted.
-fn policy(dir: &Path, host: &str) -> String {
+fn policy(dir: &Path) -> String {
     format!(
         "apiVersion: kibaship.io/v1alpha1
 kind: AdmissionPolicy
 policies:
   - name: prod-signed
     namespaces: {{names: [\"prod\"]}}
-    images: [\"{host}/**\"]
+    images: [\"**\"]
     transparencyLog: optional
     authorities:
       - name: ours
@@ -48,7 +49,7 @@ policies:
 {theirs}  - name: staging-warn
     mode: warn
     namespaces: {{names: [\"staging\"]}}
-    images: [\"{host}/**\"]
+    images: [\"**\"]
     transparencyLog: optional
     authorities:
       - name: ours
@@ -281,7 +282,7 @@ fn audit_gives_the_webhooks_verdicts_for_manifests_lists_and_the_cluster() {
         );
         assert_code(&r, 0, &format!("cosign sign {image}"));
     }
-    std::fs::write(dir.join("policy.yaml"), policy(dir, tools.host())).unwrap();
+    std::fs::write(dir.join("policy.yaml"), policy(dir)).unwrap();
     let yaml = manifests(&app, &unsigned, &wrong, &cosign_legacy, &cosign_bundle);
     std::fs::create_dir_all(dir.join("manifests/more")).unwrap();
     let (first, rest) = yaml.split_at(
@@ -385,6 +386,64 @@ fn audit_gives_the_webhooks_verdicts_for_manifests_lists_and_the_cluster() {
         "cosign's key is not ours"
     );
     assert_eq!(flagged[&unsigned].2, "unsigned");
+
+    // A registry without the referrers API (Debian's docker-registry): kibaverify's and cosign's bundles sit
+    // under the fallback tag; the same verdicts.
+    let plain = TestRegistry::start(RegistryMode::Plain).unwrap();
+    push_fixture_images(&plain).unwrap();
+    let plain_tools = Tools::new(dir, &plain, Some(PASSWORD));
+    let (plain_ours, plain_theirs, plain_unsigned) = (
+        plain_tools.fixture("app"),
+        plain_tools.fixture("docker-app"),
+        plain_tools.fixture("config-only"),
+    );
+    let r = run_logged(
+        &mut plain_tools.kibaverify(&[
+            "sign",
+            &plain_ours,
+            "--key",
+            "ours.key",
+            "--layout",
+            "bundle",
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 0, "kibaverify sign on docker-registry");
+    let by_digest = plain_tools.image_by_digest(&plain_theirs, &mut t);
+    let r = run_logged(
+        &mut plain_tools.cosign_sign_with_key("cosign.key", false, &by_digest),
+        &mut t,
+    );
+    assert_code(&r, 0, "cosign sign (bundle) on docker-registry");
+    std::fs::write(
+        dir.join("plain.txt"),
+        format!("{plain_ours}\n{plain_theirs}\n{plain_unsigned}\n"),
+    )
+    .unwrap();
+    let plain_report = audit_json(
+        &plain_tools,
+        &[
+            "--policy",
+            "policy.yaml",
+            "--images",
+            "plain.txt",
+            "-n",
+            "prod",
+        ],
+        1,
+        &mut t,
+    );
+    let plain_images = images(&plain_report);
+    assert_eq!(plain_images[&plain_ours].1, "verified", "{plain_report:#}");
+    assert_eq!(
+        plain_images[&plain_theirs].1, "verified",
+        "{plain_report:#}"
+    );
+    assert_eq!(
+        plain_images[&plain_unsigned].2, "unsigned",
+        "{plain_report:#}"
+    );
+    drop(plain);
 
     // The same objects in the real API server: the same answers.
     let out = api.kubectl_stdin(&["apply", "-f", "-"], &yaml);
@@ -520,6 +579,34 @@ fn audit_gives_the_webhooks_verdicts_for_manifests_lists_and_the_cluster() {
         Some(("not-selected".to_owned(), None))
     );
     assert_eq!(example_answers, answers(&cluster_report));
+
+    // Credentials the API server refuses (an expired token): one message naming them, exit 2.
+    std::fs::write(
+        dir.join("expired.kubeconfig"),
+        kubeconfig_for_token(&api, "expired-token"),
+    )
+    .unwrap();
+    let expired = audit_json(
+        &tools,
+        &[
+            "--policy",
+            "policy.yaml",
+            "--kubeconfig",
+            "expired.kubeconfig",
+            "-A",
+        ],
+        2,
+        &mut t,
+    );
+    let problems = expired["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("refused the credentials (401 Unauthorized"),
+        "{problems:?}"
+    );
 
     // An unreachable API server: named, exit 2, the manifests still audited.
     let dead = kubeconfig_for_token(&api, "x").replace(api.url(), "https://127.0.0.1:9");
@@ -713,6 +800,26 @@ fn check_html_in_chromium(dir: &Path) {
             .iter()
             .all(|r| r.contains("data-answer=\"deny\"") && r.contains("data-namespace=\"prod\""))
     );
+    // Sorted by the fragment: answers worst first (deny, deny, admit-with-warning, ..., not-selected last).
+    let out = chromium(
+        dir,
+        &["--dump-dom", &format!("{page}#sort=answer&dir=desc")],
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let order: Vec<&str> = dom
+        .split("data-answer=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|a| !a.is_empty())
+        .collect();
+    // The chart's bars come first (in their fixed order), then the rows.
+    let rows = &order[order.len() - 8..];
+    assert_eq!(
+        rows[..3],
+        ["deny", "deny", "admit-with-warning"],
+        "{order:?}"
+    );
+    assert_eq!(rows[7], "not-selected", "{order:?}");
     // A screenshot renders.
     let out = chromium(
         dir,

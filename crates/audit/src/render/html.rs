@@ -1,6 +1,6 @@
 //! One self-contained HTML page: a summary chart (inline SVG), the containers' table (sortable by any column,
 //! filterable by namespace, answer and text; the filter can be set with the URL fragment
-//! `#namespace=prod&answer=deny`), the images and the input problems. No network: style, script and chart are
+//! `#namespace=prod&answer=deny&sort=answer&dir=desc`), the images and the input problems. No network: style, script and chart are
 //! inline, and the page's content security policy forbids every fetch.
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -46,14 +46,18 @@ tr.admit td.answer{color:#2e7d32}tr.exception td.answer{color:#6a1b9a}
 code{font-size:.85rem}.controls label{margin-right:1rem}";
 
 const SCRIPT: &str = r#"(function(){
-var rows=Array.prototype.slice.call(document.querySelectorAll('#containers tbody tr'));
+var table=document.getElementById('containers');
+var rows=Array.prototype.slice.call(table.tBodies[0].rows);
 var ns=document.getElementById('filter-namespace'),an=document.getElementById('filter-answer'),tx=document.getElementById('filter-text');
+var sorted={column:'',dir:''};
 function apply(){var shown=0;rows.forEach(function(r){var ok=(!ns.value||r.dataset.namespace===ns.value)&&(!an.value||r.dataset.answer===an.value)&&(!tx.value||r.textContent.toLowerCase().indexOf(tx.value.toLowerCase())>=0);if(ok){r.removeAttribute('hidden');shown++;}else{r.setAttribute('hidden','');}});document.getElementById('shown-count').textContent=shown+' of '+rows.length+' containers shown';}
-function fromHash(){var p=new URLSearchParams(location.hash.replace(/^#/,''));ns.value=p.get('namespace')||'';an.value=p.get('answer')||p.get('verdict')||'';tx.value=p.get('q')||'';apply();}
-function toHash(){var p=new URLSearchParams();if(ns.value)p.set('namespace',ns.value);if(an.value)p.set('answer',an.value);if(tx.value)p.set('q',tx.value);history.replaceState(null,'','#'+p.toString());apply();}
+function sortBy(t,i,asc){var hs=t.tHead.rows[0].cells,b=t.tBodies[0],rs=Array.prototype.slice.call(b.rows);for(var j=0;j<hs.length;j++){delete hs[j].dataset.sort;}hs[i].dataset.sort=asc?'asc':'desc';rs.sort(function(x,y){var a=x.cells[i].dataset.key||x.cells[i].textContent,c=y.cells[i].dataset.key||y.cells[i].textContent;return (asc?1:-1)*a.localeCompare(c,undefined,{numeric:true});});rs.forEach(function(r){b.appendChild(r);});if(t===table){sorted={column:hs[i].textContent.toLowerCase(),dir:asc?'asc':'desc'};}}
+function columnOf(t,name){var hs=t.tHead.rows[0].cells;for(var i=0;i<hs.length;i++){if(hs[i].textContent.toLowerCase()===name){return i;}}return -1;}
+function fromHash(){var p=new URLSearchParams(location.hash.replace(/^#/,''));ns.value=p.get('namespace')||'';an.value=p.get('answer')||p.get('verdict')||'';tx.value=p.get('q')||'';var c=columnOf(table,(p.get('sort')||'').toLowerCase());if(c>=0){sortBy(table,c,p.get('dir')!=='desc');}apply();}
+function toHash(){var p=new URLSearchParams();if(ns.value)p.set('namespace',ns.value);if(an.value)p.set('answer',an.value);if(tx.value)p.set('q',tx.value);if(sorted.column){p.set('sort',sorted.column);p.set('dir',sorted.dir);}history.replaceState(null,'','#'+p.toString());apply();}
 [ns,an].forEach(function(e){e.addEventListener('change',toHash);});tx.addEventListener('input',toHash);
 window.addEventListener('hashchange',fromHash);
-document.querySelectorAll('table.sortable').forEach(function(t){var hs=t.querySelectorAll('th');hs.forEach(function(h,i){h.addEventListener('click',function(){var b=t.tBodies[0],rs=Array.prototype.slice.call(b.rows),asc=h.dataset.sort!=='asc';hs.forEach(function(x){delete x.dataset.sort;});h.dataset.sort=asc?'asc':'desc';rs.sort(function(x,y){var a=x.cells[i].dataset.key||x.cells[i].textContent,c=y.cells[i].dataset.key||y.cells[i].textContent;return (asc?1:-1)*a.localeCompare(c,undefined,{numeric:true});});rs.forEach(function(r){b.appendChild(r);});});});});
+document.querySelectorAll('table.sortable').forEach(function(t){var hs=t.tHead.rows[0].cells;Array.prototype.forEach.call(hs,function(h,i){h.addEventListener('click',function(){sortBy(t,i,h.dataset.sort!=='asc');if(t===table){toHash();}});});});
 fromHash();})();"#;
 
 /// The summary chart: one bar per answer, workloads counted.
