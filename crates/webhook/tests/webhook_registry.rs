@@ -325,6 +325,16 @@ async fn a_registry_without_the_referrers_api_and_signatures_made_by_kibaship() 
     .await
     .unwrap();
     assert_eq!(signed.len(), 2);
+    // More signature referrers than are checked (issue 20 item 7), none by the policy's key: the denial says
+    // that the bound was hit.
+    let stranger = kibaship_sign::SigningKey::generate().unwrap();
+    let crowded = kibaship_oci::Reference::parse(&world.wrong_key).unwrap();
+    let bound = kibaship_cosign::registry::MAX_REFERRERS_CHECKED;
+    for _ in 0..=bound {
+        kibaship_cosign::sign_bundle(&client, &crowded, None, &stranger, Default::default())
+            .await
+            .unwrap();
+    }
 
     let running = world.start(Duration::from_secs(20)).await;
     let http = client_for_world(&world);
@@ -346,6 +356,14 @@ async fn a_registry_without_the_referrers_api_and_signatures_made_by_kibaship() 
             allowed,
             "{image}: {review}"
         );
+        if image == &world.wrong_key {
+            let message = response_of(&review)["status"]["message"].as_str().unwrap();
+            assert!(
+                message.contains(&format!("(only {bound} of "))
+                    && message.contains("referrers checked)"),
+                "{message}"
+            );
+        }
     }
 }
 
