@@ -239,6 +239,12 @@ fn steps_call_the_driver_with_flags_it_has() {
         ("kibaship-sign", "sign", "/usr/local/bin/kibaship-step"),
         ("kibaship-notify", "notify", "/usr/local/bin/kibaship-step"),
         ("kibaship-scan", "scan", "/kibaship/bin/kibaship-step"),
+        (
+            "kibaship-attest",
+            "provenance",
+            "/usr/local/bin/kibaship-step",
+        ),
+        ("kibaship-attest", "attest", "/usr/local/bin/kibaship-step"),
     ] {
         let t = task(&docs, task_name);
         let known = flags_of(sub);
@@ -446,13 +452,72 @@ fn the_pipeline_wires_clone_prepare_build() {
         .expect("a Pipeline in tasks/");
     let pparams = names(pipeline, &["spec", "params"]);
     let pws = names(pipeline, &["spec", "workspaces"]);
-    let ptasks = names(pipeline, &["spec", "tasks"]);
+    let dag = names(pipeline, &["spec", "tasks"]);
+    let finally = names(pipeline, &["spec", "finally"]);
     assert_eq!(
-        ptasks.keys().cloned().collect::<Vec<_>>(),
-        ["build", "clone", "prepare", "sign"]
+        dag.keys().cloned().collect::<Vec<_>>(),
+        ["attest", "build", "clone", "prepare", "scan", "sign"]
     );
-    assert_eq!(ptasks["prepare"]["runAfter"][0], "clone");
-    assert_eq!(ptasks["build"]["runAfter"][0], "prepare");
+    assert_eq!(
+        finally.keys().cloned().collect::<Vec<_>>(),
+        ["notify", "notify-failure", "notify-unsigned"]
+    );
+    // clone -> prepare -> build -> scan -> sign -> attest.
+    for (task, after) in [
+        ("prepare", "clone"),
+        ("build", "prepare"),
+        ("scan", "build"),
+        ("sign", "scan"),
+        ("attest", "sign"),
+    ] {
+        assert_eq!(dag[task]["runAfter"][0], after, "{task} runs after {after}");
+    }
+    // Tekton skips a finally task whose result references are missing: the notify of a failed run references no
+    // result, the one of an unsigned run (sign and attest skipped) none of theirs; each runs for its own status.
+    let mut finally_refs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let var = Regex::new(r"\$\(([^)]*)\)").expect("regex");
+    for (name, ft) in &finally {
+        let mut texts = Vec::new();
+        strings(&ft["params"], &mut texts);
+        finally_refs.insert(
+            name.clone(),
+            texts
+                .iter()
+                .flat_map(|t| var.captures_iter(t).map(|c| c[1].to_string()))
+                .collect(),
+        );
+        assert_eq!(ft["when"][0]["input"], "$(tasks.status)", "{name}");
+        assert_eq!(ft["taskRef"]["name"], "kibaship-notify", "{name}");
+    }
+    assert!(
+        !finally_refs["notify-failure"]
+            .iter()
+            .any(|r| r.contains(".results.")),
+        "notify-failure must not reference results: {:?}",
+        finally_refs["notify-failure"]
+    );
+    assert!(
+        !finally_refs["notify-unsigned"]
+            .iter()
+            .any(|r| r.starts_with("tasks.sign.results") || r.starts_with("tasks.attest.results")),
+        "notify-unsigned must not reference sign or attest results"
+    );
+    let statuses: Vec<&Value> = [
+        &finally["notify"]["when"][0]["values"],
+        &finally["notify-unsigned"]["when"][0]["values"],
+        &finally["notify-failure"]["when"][0]["values"],
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        statuses,
+        [
+            &serde_json::json!(["Succeeded"]),
+            &serde_json::json!(["Completed"]),
+            &serde_json::json!(["Failed"])
+        ]
+    );
+    let ptasks: BTreeMap<String, Value> = dag.clone().into_iter().chain(finally.clone()).collect();
     let var = Regex::new(r"\$\(([^)]*)\)").expect("regex");
     let mut all = Vec::new();
     strings(&pipeline["spec"], &mut all);
@@ -464,13 +529,19 @@ fn the_pipeline_wires_clone_prepare_build() {
                     pparams.contains_key(p),
                     "pipeline uses undeclared param {p}"
                 );
+            } else if inner == "tasks.status" {
+                // The aggregate status, in finally tasks.
             } else if let Some(rest) = inner.strip_prefix("tasks.") {
                 let parts: Vec<&str> = rest.split('.').collect();
+                if parts.len() == 2 && parts[1] == "status" {
+                    assert!(dag.contains_key(parts[0]), "{inner}: no such task");
+                    continue;
+                }
                 assert!(
                     parts.len() == 3 && parts[1] == "results",
                     "bad task result reference {inner}"
                 );
-                let referenced = &ptasks[parts[0]];
+                let referenced = &dag[parts[0]];
                 let tname = referenced["taskRef"]["name"]
                     .as_str()
                     .expect("result of one of our tasks");
@@ -486,7 +557,23 @@ fn the_pipeline_wires_clone_prepare_build() {
             }
         }
     }
-    for tname in ["prepare", "build", "sign"] {
+    for p in pparams.keys() {
+        assert!(
+            all.iter().any(|t| t.contains(&format!("$(params.{p})"))
+                || t.contains(&format!("$(params.{p}[*])"))),
+            "pipeline param {p} is declared but never used"
+        );
+    }
+    for tname in [
+        "prepare",
+        "build",
+        "scan",
+        "sign",
+        "attest",
+        "notify",
+        "notify-unsigned",
+        "notify-failure",
+    ] {
         let pt = &ptasks[tname];
         let t = task(&docs, pt["taskRef"]["name"].as_str().expect("taskRef.name"));
         let declared = names(t, &["spec", "params"]);
