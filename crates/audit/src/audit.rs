@@ -11,7 +11,7 @@ use kibaship_cosign::{ImagePolicy, ImageVerifier, Verdict};
 use kibaship_oci::{Reference, RegistryClient};
 use kibaship_policy::{Answer, ExceptionMatch, Mode, NamespaceInfo, PolicySet};
 use kibaship_sigstore::Verifier;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::inventory::{Inventory, Severity};
@@ -537,6 +537,35 @@ impl RegistryLimits {
                 .or_insert_with(|| Arc::new(Semaphore::new(self.permits))),
         )
     }
+
+    /// Waits for a permit of the reference's registry; the client for one image, its deadline starting now.
+    async fn admit(
+        &self,
+        reference: &Reference,
+        client: &RegistryClient,
+        timeout: Option<Duration>,
+    ) -> Result<(OwnedSemaphorePermit, RegistryClient), ImageError> {
+        let permit = self
+            .for_registry(reference.registry())
+            .acquire_owned()
+            .await
+            .map_err(|_| ImageError {
+                code: "internal-error",
+                message: "the registry's permits were closed".to_owned(),
+            })?;
+        let client = match timeout {
+            Some(t) => client.with_timeout(t),
+            None => client.clone(),
+        };
+        Ok((permit, client))
+    }
+}
+
+fn parse_reference(image: &str) -> Result<Reference, ImageError> {
+    Reference::parse(image).map_err(|e| ImageError {
+        code: "bad-reference",
+        message: format!("not an image reference: {e}"),
+    })
 }
 
 fn registry_code(e: &kibaship_oci::Error) -> &'static str {
@@ -558,22 +587,11 @@ async fn resolve(
     limits: &RegistryLimits,
     timeout: Option<Duration>,
 ) -> Result<Reference, ImageError> {
-    let reference = Reference::parse(image).map_err(|e| ImageError {
-        code: "bad-reference",
-        message: format!("not an image reference: {e}"),
-    })?;
+    let reference = parse_reference(image)?;
     if let Some(digest) = reference.digest() {
         return Ok(reference.with_digest(digest.clone()));
     }
-    let semaphore = limits.for_registry(reference.registry());
-    let _permit = semaphore.acquire().await.map_err(|_| ImageError {
-        code: "internal-error",
-        message: "the registry's permits were closed".to_owned(),
-    })?;
-    let client = match timeout {
-        Some(t) => client.with_timeout(t),
-        None => client.clone(),
-    };
+    let (_permit, client) = limits.admit(&reference, client, timeout).await?;
     match client.resolve_digest(&reference, None).await {
         Ok(resolved) => Ok(reference.with_digest(resolved.digest)),
         Err(e) => Err(ImageError {
@@ -592,19 +610,8 @@ async fn verify(
     timeout: Option<Duration>,
     now: i64,
 ) -> Result<Verdict, ImageError> {
-    let reference = Reference::parse(pinned).map_err(|e| ImageError {
-        code: "bad-reference",
-        message: format!("not an image reference: {e}"),
-    })?;
-    let semaphore = limits.for_registry(reference.registry());
-    let _permit = semaphore.acquire().await.map_err(|_| ImageError {
-        code: "internal-error",
-        message: "the registry's permits were closed".to_owned(),
-    })?;
-    let client = match timeout {
-        Some(t) => client.with_timeout(t),
-        None => client,
-    };
+    let reference = parse_reference(pinned)?;
+    let (_permit, client) = limits.admit(&reference, &client, timeout).await?;
     let verifier = ImageVerifier::with_verifier(client, verifier);
     match verifier.verify(&reference, policy, now).await {
         Ok(verdict) => Ok(verdict.without_statements()),

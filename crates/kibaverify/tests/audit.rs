@@ -340,6 +340,8 @@ fn audit_gives_the_webhooks_verdicts_for_manifests_lists_and_the_cluster() {
         &mut t,
     );
     assert_code(&r, 0, "audit of verified images");
+    // Not a terminal: no progress bar, nothing on stderr.
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
     assert!(r.stdout.contains("admit"), "{}", r.stdout);
 
     // The same images as a list (in prod): the same image verdicts and digests.
