@@ -322,16 +322,18 @@ impl BuildkitProvenance {
 
 /// The digest of the SLSA provenance v1 layer (`application/vnd.in-toto+json`, `in-toto.io/predicate-type`
 /// [`SLSA_PROVENANCE_V1`]) of one of BuildKit's attestation manifests, if it has one.
+/// Read with `kibaship_provenance::buildkit` (every layer typed and bounded); `None` when the bytes are not such a
+/// manifest.
 pub fn slsa_layer_digest(manifest_bytes: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice(manifest_bytes).ok()?;
-    v.get("layers")?.as_array()?.iter().find_map(|l| {
-        let typed = l
-            .pointer("/annotations/in-toto.io~1predicate-type")
-            .and_then(Value::as_str)
-            == Some(SLSA_PROVENANCE_V1);
-        let digest = l.get("digest").and_then(Value::as_str)?;
-        (typed && is_sha256_digest(digest)).then(|| digest.to_string())
-    })
+    let manifest: kibaship_oci::manifest::ImageManifest =
+        serde_json::from_slice(manifest_bytes).ok()?;
+    let digest = kibaship_oci::Digest::sha256_of(manifest_bytes);
+    kibaship_provenance::buildkit::in_toto_layers(&manifest, &digest)
+        .ok()?
+        .into_iter()
+        .find(|l| l.predicate_type == SLSA_PROVENANCE_V1)
+        .map(|l| l.descriptor.digest.to_string())
+        .filter(|d| is_sha256_digest(d))
 }
 
 /// The images a Railpack plan names (`deploy.base.image`, each step's `inputs[].image`), in first-seen order.
@@ -1055,13 +1057,19 @@ mod tests {
     #[test]
     fn finds_the_slsa_layer_of_an_attestation_manifest() {
         let d = format!("sha256:{}", hex64('f'));
-        let m = format!(
-            r#"{{"layers":[{{"digest":"sha256:{}","annotations":{{"in-toto.io/predicate-type":"https://spdx.dev/Document"}}}},
-                {{"digest":"{d}","annotations":{{"in-toto.io/predicate-type":"https://slsa.dev/provenance/v1"}}}}]}}"#,
+        let manifest = |layers: &str| {
+            format!(
+                r#"{{"schemaVersion":2,"config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{}","size":1}},"layers":[{layers}]}}"#,
+                hex64('1')
+            )
+        };
+        let m = manifest(&format!(
+            r#"{{"mediaType":"application/vnd.in-toto+json","size":1,"digest":"sha256:{}","annotations":{{"in-toto.io/predicate-type":"https://spdx.dev/Document"}}}},
+                {{"mediaType":"application/vnd.in-toto+json","size":1,"digest":"{d}","annotations":{{"in-toto.io/predicate-type":"https://slsa.dev/provenance/v1"}}}}"#,
             hex64('0')
-        );
+        ));
         assert_eq!(slsa_layer_digest(m.as_bytes()), Some(d));
-        assert_eq!(slsa_layer_digest(br#"{"layers":[]}"#), None);
+        assert_eq!(slsa_layer_digest(manifest("").as_bytes()), None);
         assert_eq!(slsa_layer_digest(b"not json"), None);
     }
 

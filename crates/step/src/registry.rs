@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use kibaship_oci::manifest::{ImageIndex, ImageManifest};
+use kibaship_provenance::buildkit::is_attestation_manifest;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -107,47 +109,38 @@ pub fn manifest_annotations(bytes: &[u8]) -> Result<BTreeMap<String, String>, St
         .collect())
 }
 
-/// BuildKit's annotation marking an attestation manifest inside an index.
-pub const ATTESTATION_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
-/// In-toto predicate type annotation on an attestation layer.
-pub const PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
+/// BuildKit's annotation marking an attestation manifest inside an index, and the in-toto predicate type
+/// annotation on an attestation layer (`kibaship_provenance::buildkit`, which reads BuildKit's attestations).
+pub use kibaship_provenance::buildkit::{
+    PREDICATE_TYPE, REFERENCE_TYPE as ATTESTATION_REFERENCE_TYPE,
+};
 /// SBOM predicate types BuildKit writes (SPDX; CycloneDX from custom scanners).
 pub const SBOM_PREDICATES: [&str; 2] = ["https://spdx.dev/Document", "https://cyclonedx.org/bom"];
 
-/// Digests of the attestation manifests an index lists (`vnd.docker.reference.type: attestation-manifest`).
+/// Digests of the attestation manifests an index lists (`vnd.docker.reference.type: attestation-manifest`);
+/// none when the bytes are not an image index.
 pub fn attestation_manifests(index_bytes: &[u8]) -> Vec<String> {
-    let Ok(v) = serde_json::from_slice::<Value>(index_bytes) else {
+    let Ok(index) = serde_json::from_slice::<ImageIndex>(index_bytes) else {
         return Vec::new();
     };
-    v.get("manifests")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|m| {
-            m.get("annotations")
-                .and_then(|a| a.get(ATTESTATION_REFERENCE_TYPE))
-                .and_then(Value::as_str)
-                == Some("attestation-manifest")
-        })
-        .filter_map(|m| m.get("digest").and_then(Value::as_str).map(str::to_string))
+    index
+        .manifests
+        .iter()
+        .filter(|d| is_attestation_manifest(d))
+        .map(|d| d.digest.to_string())
         .collect()
 }
 
-/// Whether an attestation manifest carries an SBOM layer.
+/// Whether an attestation manifest carries an SBOM layer (false when the bytes are not an image manifest).
 pub fn has_sbom_layer(manifest_bytes: &[u8]) -> bool {
-    let Ok(v) = serde_json::from_slice::<Value>(manifest_bytes) else {
+    let Ok(manifest) = serde_json::from_slice::<ImageManifest>(manifest_bytes) else {
         return false;
     };
-    v.get("layers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .any(|l| {
-            l.get("annotations")
-                .and_then(|a| a.get(PREDICATE_TYPE))
-                .and_then(Value::as_str)
-                .is_some_and(|p| SBOM_PREDICATES.contains(&p))
-        })
+    manifest.layers.iter().any(|l| {
+        l.annotations
+            .get(PREDICATE_TYPE)
+            .is_some_and(|p| SBOM_PREDICATES.contains(&p.as_str()))
+    })
 }
 
 /// The reference (`<registry>/<repository>@<digest>`) of the SBOM attestation in the index `digest`, if any.
@@ -169,22 +162,48 @@ pub async fn find_sbom_ref<S: ManifestStore>(
 mod tests {
     use super::*;
 
+    const AA: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const BB: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    fn attestation(predicate_types: &[&str]) -> String {
+        let layers: Vec<String> = predicate_types
+            .iter()
+            .map(|t| {
+                format!(
+                    r#"{{"mediaType":"application/vnd.in-toto+json","digest":"{AA}","size":1,"annotations":{{"in-toto.io/predicate-type":"{t}"}}}}"#
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{BB}","size":1}},"layers":[{}]}}"#,
+            layers.join(",")
+        )
+    }
+
     #[test]
     fn finds_attestation_manifests_and_sbom_layers() {
-        let index = br#"{"schemaVersion":2,"manifests":[
-            {"digest":"sha256:aa","platform":{"os":"linux","architecture":"amd64"}},
-            {"digest":"sha256:bb","annotations":{"vnd.docker.reference.type":"attestation-manifest",
-             "vnd.docker.reference.digest":"sha256:aa"}}],
-            "annotations":{"dev.kibaship.build-key":"k"}}"#;
-        assert_eq!(attestation_manifests(index), vec!["sha256:bb"]);
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[
+            {{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{AA}","size":1,"platform":{{"os":"linux","architecture":"amd64"}}}},
+            {{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{BB}","size":1,"annotations":{{"vnd.docker.reference.type":"attestation-manifest",
+             "vnd.docker.reference.digest":"{AA}"}}}}],
+            "annotations":{{"dev.kibaship.build-key":"k"}}}}"#
+        );
+        assert_eq!(attestation_manifests(index.as_bytes()), vec![BB]);
+        assert!(attestation_manifests(b"{}").is_empty());
         assert_eq!(
-            manifest_annotations(index).expect("object")["dev.kibaship.build-key"],
+            manifest_annotations(index.as_bytes()).expect("object")["dev.kibaship.build-key"],
             "k"
         );
-        let att = br#"{"layers":[{"annotations":{"in-toto.io/predicate-type":"https://slsa.dev/provenance/v0.2"}},
-                                 {"annotations":{"in-toto.io/predicate-type":"https://spdx.dev/Document"}}]}"#;
-        assert!(has_sbom_layer(att));
-        assert!(!has_sbom_layer(br#"{"layers":[{"annotations":{"in-toto.io/predicate-type":"https://slsa.dev/provenance/v0.2"}}]}"#));
+        let att = attestation(&[
+            "https://slsa.dev/provenance/v0.2",
+            "https://spdx.dev/Document",
+        ]);
+        assert!(has_sbom_layer(att.as_bytes()));
+        assert!(!has_sbom_layer(
+            attestation(&["https://slsa.dev/provenance/v0.2"]).as_bytes()
+        ));
+        assert!(!has_sbom_layer(b"not json"));
         assert!(manifest_annotations(b"[]").is_err());
     }
 }
