@@ -174,6 +174,25 @@ pub fn check_unlogged_key_blob_bundle(
     Ok(())
 }
 
+/// Verifies a keyless blob bundle just made against `verifier`'s trusted root (any identity: who signed is the
+/// token's), before the bundle is written: a signing config pointing at services the root does not trust fails
+/// here instead of at the first verifier.
+pub fn self_check_keyless_blob_bundle(
+    verifier: &kibaship_sigstore::Verifier,
+    json: &[u8],
+    sha256_digest: &[u8],
+) -> Result<(), String> {
+    let bundle = kibaship_sigstore::Bundle::from_json(json).map_err(|e| e.to_string())?;
+    crate::registry::self_check(
+        verifier,
+        &bundle,
+        kibaship_sigstore::ArtifactPolicy::Digest {
+            algorithm: HashAlgorithm::Sha256,
+            digest: sha256_digest,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

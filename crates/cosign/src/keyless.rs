@@ -302,16 +302,21 @@ impl KeylessSigner {
     /// Signs `blob` as a message signature (SHA-256), logged as `hashedrekord`: what `cosign sign-blob --bundle`
     /// writes.
     pub async fn sign_blob(&self, blob: &[u8]) -> Result<KeylessBundle, KeylessError> {
+        self.sign_blob_digest(&HashAlgorithm::Sha256.digest(blob))
+            .await
+    }
+
+    /// As [`KeylessSigner::sign_blob`], for a blob the caller hashed with SHA-256 (streamed, never held).
+    pub async fn sign_blob_digest(&self, digest: &[u8]) -> Result<KeylessBundle, KeylessError> {
         self.rekor_v2_url()?;
         let (key, cert) = self.certificate().await?;
-        let signature = key.sign(blob)?;
-        let digest = HashAlgorithm::Sha256.digest(blob);
+        let signature = key.sign_digest(digest)?;
         let timestamp = self.timestamp(&signature).await?;
-        let request = rekor_v2::hashed_rekord_request(&digest, &signature, &cert.leaf);
+        let request = rekor_v2::hashed_rekord_request(digest, &signature, &cert.leaf);
         let entry = rekor_v2::create_entry(&self.http, self.rekor_v2_url()?, &request).await?;
         let content = serde_json::json!({
             "messageSignature": {
-                "messageDigest": {"algorithm": "SHA2_256", "digest": STANDARD.encode(&digest)},
+                "messageDigest": {"algorithm": "SHA2_256", "digest": STANDARD.encode(digest)},
                 "signature": STANDARD.encode(&signature),
             }
         });

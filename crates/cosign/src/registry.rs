@@ -520,7 +520,7 @@ pub(crate) async fn push_keyless_legacy_layer(
 
 /// Verifies a keyless signature just made against the trusted root, for any identity, before it is uploaded;
 /// the error says why it does not verify.
-fn self_check(
+pub(crate) fn self_check(
     verifier: &Verifier,
     bundle: &Bundle,
     artifact: ArtifactPolicy<'_>,

@@ -6,8 +6,18 @@
 use std::path::Path;
 use std::process::Command;
 
+use kibaship_testsupport::registry::RegistryMode;
+use kibaship_testsupport::sigstore::SigstoreOptions;
+
 mod support;
-use support::{Tools, assert_code, assert_exit_with_message, assert_not_leaked, run_logged as run};
+use support::{
+    KeylessStack, Tools, assert_code, assert_exit_with_message, assert_not_leaked,
+    run_logged as run,
+};
+
+/// The identity the private Sigstore's OIDC issuer mints tokens for, and another one.
+const EMAIL: &str = "blob-signer@kibaship.test";
+const SOMEONE_ELSE: &str = "someone-else@kibaship.test";
 
 /// Planted in COSIGN_PASSWORD; must never appear in any output.
 const PASSWORD: &str = "planted-blob-pw-90d1c4";
@@ -245,4 +255,106 @@ fn sign_blob_writes_nothing_on_failure() {
     let r = run(&mut sign(&[], "release.tar.gz"), &mut t);
     assert_code(&r, 0, "sign-blob");
     assert!(dir.join("out.json").exists());
+}
+
+#[test]
+fn keyless_blobs_signed_by_either_tool_verify_in_both() {
+    let stack = KeylessStack::start(SigstoreOptions::default(), RegistryMode::Plain, EMAIL);
+    let tools = stack.tools();
+    let dir = stack.tmp.path();
+    let mut t = String::new();
+    write_blobs(dir);
+    let verify = |bundle: &str, file: &str, identity: &str, t: &mut String| {
+        run(
+            &mut tools.kibaverify_without_registry(&[
+                "verify-blob",
+                file,
+                "--bundle",
+                bundle,
+                "--certificate-identity",
+                identity,
+                "--certificate-oidc-issuer",
+                &stack.issuer,
+                "--trusted-root",
+                &stack.trusted_root,
+            ]),
+            t,
+        )
+    };
+    let cosign_verify = |bundle: &str, file: &str, identity: &str, t: &mut String| {
+        run(
+            &mut tools.cosign(&[
+                "verify-blob",
+                "--bundle",
+                bundle,
+                "--certificate-identity",
+                identity,
+                "--certificate-oidc-issuer",
+                &stack.issuer,
+                "--trusted-root",
+                &stack.trusted_root,
+                file,
+            ]),
+            t,
+        )
+    };
+
+    // We sign keyless (Fulcio, Rekor v2, TSA; checked against the trusted root before writing).
+    let r = run(
+        &mut tools.kibaverify_without_registry(&[
+            "sign-blob",
+            "release.tar.gz",
+            "--bundle",
+            "ours.json",
+            "--keyless",
+            "--signing-config",
+            &stack.signing_config,
+            "--identity-token-file",
+            &stack.token_file,
+            "--trusted-root",
+            &stack.trusted_root,
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 0, "kibaverify sign-blob --keyless");
+    // cosign signs keyless against the same services.
+    let r = run(
+        &mut tools.cosign(&[
+            "sign-blob",
+            "--bundle",
+            "theirs.json",
+            "--signing-config",
+            &stack.signing_config,
+            "--trusted-root",
+            &stack.trusted_root,
+            "--identity-token",
+            &stack.token,
+            "--yes",
+            "release.tar.gz",
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 0, "cosign sign-blob keyless");
+
+    for bundle in ["ours.json", "theirs.json"] {
+        let r = verify(bundle, "release.tar.gz", EMAIL, &mut t);
+        assert_code(&r, 0, &format!("kibaverify verify-blob of {bundle}"));
+        assert!(r.stdout.contains(EMAIL), "{}", r.stdout);
+        let r = cosign_verify(bundle, "release.tar.gz", EMAIL, &mut t);
+        assert_code(&r, 0, &format!("cosign verify-blob of {bundle}"));
+        // Another identity, another file: refused by both.
+        let r = verify(bundle, "release.tar.gz", SOMEONE_ELSE, &mut t);
+        assert_exit_with_message(&r, 1, SOMEONE_ELSE);
+        let r = cosign_verify(bundle, "release.tar.gz", SOMEONE_ELSE, &mut t);
+        assert_ne!(r.code, 0, "cosign accepted another identity for {bundle}");
+        let r = verify(bundle, "other.tar.gz", EMAIL, &mut t);
+        assert_code(
+            &r,
+            1,
+            &format!("kibaverify verify-blob of {bundle} for another file"),
+        );
+        let r = cosign_verify(bundle, "other.tar.gz", EMAIL, &mut t);
+        assert_ne!(r.code, 0, "cosign accepted {bundle} for another file");
+    }
+    stack.assert_token_not_in(&t);
 }

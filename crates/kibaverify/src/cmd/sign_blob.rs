@@ -1,55 +1,87 @@
-//! `kibaverify sign-blob FILE --key K --bundle B`: sign a file as `cosign sign-blob --key K --bundle B
-//! --tlog-upload=false` does, writing the Sigstore bundle v0.3 it writes (a message signature over the file's
-//! digest). The file is streamed through the hash (bounded memory) and must not change meanwhile.
+//! `kibaverify sign-blob FILE (--key K | --keyless ...) --bundle B`: sign a file as `cosign sign-blob --bundle B`
+//! does, writing the Sigstore bundle v0.3 it writes (a message signature over the file's digest). With a key
+//! nothing is logged (as `--tlog-upload=false`); keyless, the ephemeral key's Fulcio certificate, a Rekor v2
+//! `hashedrekord` entry and a TSA timestamp go into the bundle. The file is streamed through the hash (bounded
+//! memory) and must not change meanwhile.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use kibaship_cli::input::stream_unchanged;
-use kibaship_cosign::blob::key_signed_blob_bundle;
+use kibaship_cosign::blob::{key_signed_blob_bundle, self_check_keyless_blob_bundle};
+use kibaship_sigstore::HashAlgorithm;
 
-use super::signer_flags::load_signing_key;
+use super::digest::{RegistryFlags, current_thread_runtime};
+use super::signer_flags::{Keyless, SignatureLayout, SignerFlags};
 
-/// Signs a file (release tarball, SBOM, provenance document) with a cosign key into a Sigstore bundle.
+/// Signs a file (release tarball, SBOM, provenance document) into a Sigstore bundle, as `cosign sign-blob
+/// --bundle`.
 ///
-/// The bundle is what `cosign sign-blob --bundle` writes without a transparency log; verify it with
-/// `kibaverify verify-blob FILE --bundle B --key K.pub --insecure-ignore-tlog` or `cosign verify-blob
-/// --insecure-ignore-tlog`. Nothing is written when anything fails, including a file that changed while it was
-/// hashed.
+/// Verify with `kibaverify verify-blob FILE --bundle B` (`--key K.pub --insecure-ignore-tlog` for a key, the
+/// certificate identity and issuer keyless) or `cosign verify-blob`. Nothing is written when anything fails,
+/// including a file that changed while it was hashed.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The file to sign.
     file: PathBuf,
-    /// Private key: cosign's encrypted key file (password from COSIGN_PASSWORD) or a plain PKCS#8/SEC1/PKCS#1 PEM.
-    #[arg(long, value_name = "FILE")]
-    key: PathBuf,
     /// Where to write the Sigstore bundle (JSON).
     #[arg(long, value_name = "FILE")]
     bundle: PathBuf,
-    /// Upload to the Rekor transparency log: only `false` is supported with --key (as `cosign sign-blob
-    /// --tlog-upload=false`); verifiers then need `--insecure-ignore-tlog`.
-    #[arg(long = "tlog-upload", value_name = "BOOL", action = clap::ArgAction::Set)]
-    tlog_upload: Option<bool>,
+    #[command(flatten)]
+    signer: SignerFlags,
+    /// Keyless: PEM bundle of CA certificates trusted for Fulcio, Rekor and the TSA, beside the system roots.
+    #[arg(long = "ca-file", value_name = "PEM", requires = "keyless")]
+    ca_file: Option<PathBuf>,
 }
 
 /// Hashes the file, signs the digest and writes the bundle.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.tlog_upload == Some(true) {
-        anyhow::bail!(
-            "--tlog-upload=true is not supported by sign-blob: the signature is not uploaded to a transparency log (as cosign sign-blob --tlog-upload=false)"
-        );
-    }
-    let key = load_signing_key(&args.key)?;
-    let mut hasher = key.hash_algorithm().hasher();
-    stream_unchanged(&args.file, "file to sign", |chunk| hasher.update(chunk))?;
-    let digest = hasher.finish();
-    let bundle = key_signed_blob_bundle(&key, &digest)
-        .with_context(|| format!("cannot sign with key {}", args.key.display()))?;
+    let (bundle, how) = match args.signer.key_path() {
+        Some(key_path) => {
+            let key = args.signer.signing_key(key_path)?;
+            let digest = hash_file(&args.file, key.hash_algorithm())?;
+            let bundle = key_signed_blob_bundle(&key, &digest)
+                .with_context(|| format!("cannot sign with key {}", key_path.display()))?;
+            (
+                bundle,
+                "no transparency-log entry was made: verify with --insecure-ignore-tlog",
+            )
+        }
+        None => {
+            let registry = RegistryFlags {
+                ca_file: args.ca_file.clone(),
+                ..RegistryFlags::default()
+            };
+            let Keyless { signer, check } =
+                args.signer.keyless(SignatureLayout::Bundle, &registry)?;
+            let digest = hash_file(&args.file, HashAlgorithm::Sha256)?;
+            let signed = current_thread_runtime()?
+                .block_on(signer.sign_blob_digest(&digest))
+                .context("keyless signing failed")?;
+            if let Some(verifier) = &check {
+                self_check_keyless_blob_bundle(verifier, &signed.json, &digest).map_err(
+                    |reason| {
+                        anyhow::anyhow!(
+                            "the new bundle does not verify against --trusted-root ({reason}): not written"
+                        )
+                    },
+                )?;
+            }
+            (
+                signed.json,
+                "logged in Rekor v2 with a TSA timestamp: verify with the certificate identity and issuer",
+            )
+        }
+    };
     std::fs::write(&args.bundle, bundle)
         .with_context(|| format!("writing {}", args.bundle.display()))?;
-    eprintln!(
-        "Wrote bundle to file {} (no transparency-log entry was made: verify with --insecure-ignore-tlog)",
-        args.bundle.display()
-    );
+    eprintln!("Wrote bundle to file {} ({how})", args.bundle.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The file's digest, streamed.
+fn hash_file(path: &std::path::Path, algorithm: HashAlgorithm) -> anyhow::Result<Vec<u8>> {
+    let mut hasher = algorithm.hasher();
+    stream_unchanged(path, "file to sign", |chunk| hasher.update(chunk))?;
+    Ok(hasher.finish())
 }

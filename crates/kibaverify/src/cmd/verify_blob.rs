@@ -1,6 +1,7 @@
-//! `kibaverify verify-blob FILE --bundle B --key K`: verify a file against a key-signed Sigstore bundle, as
-//! `cosign verify-blob --key K --bundle B` does. The file is streamed through the hash (bounded memory) and must
-//! not change meanwhile. Exit codes: 0 verified, 1 not verified, 2 bad input.
+//! `kibaverify verify-blob FILE --bundle B (--key K | --certificate-identity I --certificate-oidc-issuer O)`:
+//! verify a file against a Sigstore bundle, as `cosign verify-blob --bundle B` does, offline against a trusted
+//! root. The file is streamed through the hash (bounded memory) and must not change meanwhile. Exit codes: 0
+//! verified, 1 not verified, 2 bad input.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -8,13 +9,15 @@ use anyhow::Context as _;
 use kibaship_cli::input::{read_bounded, stream_unchanged};
 use kibaship_cli::terminal::{Escaped, print_line};
 use kibaship_cosign::blob::{BlobBundleError, check_unlogged_key_blob_bundle};
-use kibaship_sigstore::{ArtifactPolicy, Bundle, IdentityPolicy, TrustedRoot, Verifier};
+use kibaship_sigstore::{ArtifactPolicy, Bundle, HashAlgorithm, IdentityPolicy, Verifier};
 
-use super::verify_bundle::load_public_key;
-use kibaship_cli::input::MAX_CONFIG_FILE_BYTES;
+use super::identity_flags::GithubClaimFlags;
+use super::verify_bundle::{certificate_identity, load_public_key, load_trusted_root};
 
-/// Verifies a file against a Sigstore bundle signed with a cosign key (`sign-blob`'s or `cosign sign-blob`'s).
+/// Verifies a file against a Sigstore bundle (`sign-blob`'s or `cosign sign-blob`'s), by key or by the keyless
+/// signer's certificate identity.
 #[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("signer").required(true).args(["key", "certificate_identity", "certificate_identity_regexp"])))]
 pub struct Args {
     /// The signed file.
     file: PathBuf,
@@ -22,75 +25,108 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     bundle: PathBuf,
     /// The public key (PEM `PUBLIC KEY`, e.g. `cosign.pub`).
-    #[arg(long, value_name = "FILE")]
-    key: PathBuf,
-    /// Accept a bundle without a transparency-log entry (as written by `sign-blob` or `cosign sign-blob
-    /// --tlog-upload=false`), as cosign's flag does.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["certificate_oidc_issuer", "certificate_oidc_issuer_regexp"])]
+    key: Option<PathBuf>,
+    /// Keyless: expected certificate identity (SAN: email, URI or username), exact.
+    #[arg(long, value_name = "IDENTITY")]
+    certificate_identity: Option<String>,
+    /// Keyless: expected certificate identity as a Go (RE2) regular expression, unanchored, as in cosign.
+    #[arg(long, value_name = "REGEX", conflicts_with = "certificate_identity")]
+    certificate_identity_regexp: Option<String>,
+    /// Keyless: expected OIDC issuer, exact.
+    #[arg(long, value_name = "URL")]
+    certificate_oidc_issuer: Option<String>,
+    /// Keyless: expected OIDC issuer as a Go (RE2) regular expression, unanchored, as in cosign.
+    #[arg(long, value_name = "REGEX", conflicts_with = "certificate_oidc_issuer")]
+    certificate_oidc_issuer_regexp: Option<String>,
+    #[command(flatten)]
+    github: GithubClaimFlags,
+    /// With --key: accept a bundle without a transparency-log entry (as written by `sign-blob --key` or `cosign
+    /// sign-blob --tlog-upload=false`), as cosign's flag does.
+    #[arg(long, requires = "key")]
     insecure_ignore_tlog: bool,
     /// `trusted_root.json` for bundles that carry log entries (default: the embedded Sigstore public-good root).
     #[arg(long, value_name = "FILE")]
     trusted_root: Option<PathBuf>,
 }
 
-/// Hashes the file with the key's hash and checks the bundle.
+/// Hashes the file and checks the bundle.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let key = load_public_key(&args.key)?;
     let bundle = read_bounded(
         &args.bundle,
         "bundle",
         kibaship_sigstore::MAX_BUNDLE_BYTES as u64,
     )?;
-    let algorithm = key.kind().default_hash();
+    let (policy, algorithm) = match &args.key {
+        Some(path) => {
+            let key = load_public_key(path)?;
+            let algorithm = key.kind().default_hash();
+            (IdentityPolicy::Key(key), algorithm)
+        }
+        // Fulcio certifies the ephemeral P-256 keys cosign and kibaverify sign blobs with: SHA-256.
+        None => (
+            IdentityPolicy::Certificate(certificate_identity(
+                args.certificate_identity.as_ref(),
+                args.certificate_identity_regexp.as_ref(),
+                args.certificate_oidc_issuer.as_ref(),
+                args.certificate_oidc_issuer_regexp.as_ref(),
+                &args.github,
+            )?),
+            HashAlgorithm::Sha256,
+        ),
+    };
     let mut hasher = algorithm.hasher();
     stream_unchanged(&args.file, "file to verify", |chunk| hasher.update(chunk))?;
     let digest = hasher.finish();
-    let failure = match check_unlogged_key_blob_bundle(&bundle, &key, algorithm, &digest) {
-        Ok(()) if args.insecure_ignore_tlog => {
-            print_line(format_args!(
-                "Verified OK: {} signed by the given key (transparency log not checked: --insecure-ignore-tlog)",
-                args.file.display()
-            ))?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Ok(()) => "the signature verifies with the given key, but the bundle has no transparency-log entry (signed without uploading to a log?): pass --insecure-ignore-tlog to accept it".to_string(),
-        Err(BlobBundleError::Logged) => {
-            let root = match &args.trusted_root {
-                Some(p) => TrustedRoot::from_json(&read_bounded(
-                    p,
-                    "trusted root",
-                    MAX_CONFIG_FILE_BYTES,
-                )?)
-                .with_context(|| format!("invalid trusted root {}", p.display()))?,
-                None => TrustedRoot::public_good().context("embedded public-good trusted root")?,
-            };
-            let parsed = Bundle::from_json(&bundle)
-                .with_context(|| format!("invalid bundle {}", args.bundle.display()))?;
-            let artifact = ArtifactPolicy::Digest {
-                algorithm,
-                digest: &digest,
-            };
-            match Verifier::new(root).verify(&parsed, artifact, &IdentityPolicy::Key(key)) {
-                Ok(_) => {
-                    print_line(format_args!(
-                        "Verified OK: {} signed by the given key, logged in the transparency log",
-                        args.file.display()
-                    ))?;
-                    return Ok(ExitCode::SUCCESS);
-                }
-                Err(err) => err.to_string(),
+    if let IdentityPolicy::Key(key) = &policy {
+        match check_unlogged_key_blob_bundle(&bundle, key, algorithm, &digest) {
+            Ok(()) if args.insecure_ignore_tlog => {
+                print_line(format_args!(
+                    "Verified OK: {} signed by the given key (transparency log not checked: --insecure-ignore-tlog)",
+                    args.file.display()
+                ))?;
+                return Ok(ExitCode::SUCCESS);
             }
+            Ok(()) => {
+                return not_verified(
+                    &args,
+                    "the signature verifies with the given key, but the bundle has no transparency-log entry (signed without uploading to a log?): pass --insecure-ignore-tlog to accept it",
+                );
+            }
+            Err(BlobBundleError::Logged) => {}
+            Err(BlobBundleError::Malformed(reason)) => {
+                anyhow::bail!("invalid bundle {}: {reason}", args.bundle.display())
+            }
+            Err(err) => return not_verified(&args, &err.to_string()),
         }
-        Err(BlobBundleError::Malformed(reason)) => {
-            anyhow::bail!("invalid bundle {}: {reason}", args.bundle.display())
-        }
-        Err(err) => err.to_string(),
+    }
+    let parsed = Bundle::from_json(&bundle)
+        .with_context(|| format!("invalid bundle {}", args.bundle.display()))?;
+    let verifier = Verifier::new(load_trusted_root(args.trusted_root.as_deref())?);
+    let artifact = ArtifactPolicy::Digest {
+        algorithm,
+        digest: &digest,
     };
+    match verifier.verify(&parsed, artifact, &policy) {
+        Ok(result) => {
+            print_line(format_args!(
+                "Verified OK: {} signed by {}, logged in the transparency log",
+                args.file.display(),
+                Escaped(&result.signer.to_string())
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => not_verified(&args, &err.to_string()),
+    }
+}
+
+/// Says why the file is not verified (exit 1).
+fn not_verified(args: &Args, reason: &str) -> anyhow::Result<ExitCode> {
     eprintln!(
         "Verification FAILED for {} with bundle {}: {}",
         args.file.display(),
         args.bundle.display(),
-        Escaped(&failure)
+        Escaped(reason)
     );
     Ok(ExitCode::from(1))
 }

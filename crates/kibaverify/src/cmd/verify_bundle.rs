@@ -77,37 +77,48 @@ pub fn load_public_key(path: &std::path::Path) -> anyhow::Result<PublicKey> {
     PublicKey::from_pem(&pem).with_context(|| format!("cannot load public key {}", path.display()))
 }
 
+/// The certificate identity cosign's flags describe: SAN and issuer, each exact or a Go regexp, and GitHub claims.
+pub fn certificate_identity(
+    identity: Option<&String>,
+    identity_regexp: Option<&String>,
+    issuer: Option<&String>,
+    issuer_regexp: Option<&String>,
+    github: &GithubClaimFlags,
+) -> anyhow::Result<CertificateIdentity> {
+    Ok(CertificateIdentity {
+        issuer: matcher(issuer, issuer_regexp, "certificate-oidc-issuer")?,
+        san: matcher(identity, identity_regexp, "certificate-identity")?,
+        github: github.github_claims(),
+    })
+}
+
+/// `--trusted-root`, or the embedded Sigstore public-good root without one.
+pub fn load_trusted_root(path: Option<&std::path::Path>) -> anyhow::Result<TrustedRoot> {
+    match path {
+        Some(p) => TrustedRoot::from_json(&read_bounded(p, "trusted root", MAX_CONFIG_FILE_BYTES)?)
+            .with_context(|| format!("invalid trusted root {}", p.display())),
+        None => TrustedRoot::public_good().context("embedded public-good trusted root"),
+    }
+}
+
 fn identity_policy(args: &Args) -> anyhow::Result<IdentityPolicy> {
     if let Some(key) = &args.key {
         let key = load_public_key(key)?;
         return Ok(IdentityPolicy::Key(key));
     }
-    let san = matcher(
+    Ok(IdentityPolicy::Certificate(certificate_identity(
         args.certificate_identity.as_ref(),
         args.certificate_identity_regexp.as_ref(),
-        "certificate-identity",
-    )?;
-    let issuer = matcher(
         args.certificate_oidc_issuer.as_ref(),
         args.certificate_oidc_issuer_regexp.as_ref(),
-        "certificate-oidc-issuer",
-    )?;
-    Ok(IdentityPolicy::Certificate(CertificateIdentity {
-        issuer,
-        san,
-        github: args.github.github_claims(),
-    }))
+        &args.github,
+    )?))
 }
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let policy = identity_policy(&args)?;
-    let root = match &args.trusted_root {
-        Some(p) => TrustedRoot::from_json(&read_bounded(p, "trusted root", MAX_CONFIG_FILE_BYTES)?)
-            .with_context(|| format!("invalid trusted root {}", p.display()))?,
-        None => TrustedRoot::public_good().context("embedded public-good trusted root")?,
-    };
-    let verifier = Verifier::new(root);
+    let verifier = Verifier::new(load_trusted_root(args.trusted_root.as_deref())?);
     let bundle = Bundle::from_json(&read_bounded(
         &args.bundle,
         "bundle",
