@@ -665,6 +665,57 @@ fn buildkit_provenance_is_read_rehomed_and_verified() {
         &mut t,
     );
     assert_fails(&r, 1, &["subject-digest-mismatch"], "a copied attestation");
+    // A signed statement with a duplicate key (kibaverify attest embeds the predicate text as given): the
+    // signature verifies, the strict read refuses it, naming the key's JSON pointer.
+    let duplicated_predicate = dir.path().join("duplicated-predicate.json");
+    let predicate_text = serde_json::to_string(&predicate).unwrap();
+    let duplicated_text = predicate_text.replacen(
+        "\"builder\":{\"id\":",
+        "\"builder\":{\"id\":\"https://evil.example/builder\",\"id\":",
+        1,
+    );
+    assert_ne!(duplicated_text, predicate_text);
+    std::fs::write(&duplicated_predicate, duplicated_text).unwrap();
+    let copied_image = format!("{repository}@{att_manifest}");
+    let r = run(
+        &mut tools.kibaverify(&[
+            "attest",
+            &copied_image,
+            "--predicate",
+            duplicated_predicate.to_str().unwrap(),
+            "--type",
+            "slsaprovenance1",
+            "--key",
+            "ours.key",
+            "--layout",
+            "bundle",
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 0, "attest a predicate with a duplicate key");
+    let r = run(
+        &mut tools.kibaverify(&[
+            "verify-provenance",
+            &copied_image,
+            "--key",
+            "ours.pub",
+            "--insecure-ignore-tlog",
+            "--source-uri",
+            "github.com/kibaship/demo",
+            "--builder-id",
+            BUILDER,
+        ]),
+        &mut t,
+    );
+    assert_fails(
+        &r,
+        1,
+        &[
+            "bad-signature",
+            "duplicate key \"id\" (at JSON pointer /predicate/runDetails/builder/id)",
+        ],
+        "a signed statement with a duplicate key",
+    );
     // The signed attestation's predicate, read back with get --verify.
     let r = run(
         &mut tools.kibaverify(&[

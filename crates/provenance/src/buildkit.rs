@@ -24,6 +24,8 @@ pub const IN_TOTO_MEDIA_TYPE: &str = "application/vnd.in-toto+json";
 pub const MAX_STATEMENT_BYTES: u64 = 16 * 1024 * 1024;
 /// Most attestation layers read from one attestation manifest.
 pub const MAX_LAYERS: usize = 64;
+/// Most attestation manifests read for one platform image (BuildKit writes one).
+pub const MAX_ATTESTATION_MANIFESTS: usize = 16;
 
 /// What is wrong with BuildKit's attestations in an index.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,6 +72,16 @@ pub enum BuildkitError {
         digest: String,
         /// What is wrong.
         problem: String,
+    },
+    /// More attestation manifests about one image than are read.
+    #[error(
+        "the index lists {count} attestation manifests for {image}, more than the {MAX_ATTESTATION_MANIFESTS} read"
+    )]
+    TooManyAttestations {
+        /// The platform image.
+        image: String,
+        /// How many.
+        count: usize,
     },
     /// More layers than are read.
     #[error("attestation manifest {manifest} has {count} layers, more than the {MAX_LAYERS} read")]
@@ -157,6 +169,17 @@ pub fn platform_images(index: &ImageIndex) -> Result<Vec<PlatformImage>, Buildki
                 manifest: manifest.clone(),
                 image: image.to_string(),
             })?;
+        if owner.attestations.len() == MAX_ATTESTATION_MANIFESTS {
+            let count = index
+                .manifests
+                .iter()
+                .filter(|d| d.annotations.get(REFERENCE_DIGEST) == Some(reference))
+                .count();
+            return Err(BuildkitError::TooManyAttestations {
+                image: image.to_string(),
+                count,
+            });
+        }
         owner.attestations.push(att.clone());
     }
     if !any {
@@ -330,6 +353,17 @@ mod tests {
         assert_eq!(
             platform_images(&none).unwrap_err(),
             BuildkitError::NoAttestations
+        );
+        let mut many = index(ARM64);
+        let att = many.manifests[2].clone();
+        many.manifests
+            .extend(std::iter::repeat_n(att, MAX_ATTESTATION_MANIFESTS));
+        assert_eq!(
+            platform_images(&many).unwrap_err(),
+            BuildkitError::TooManyAttestations {
+                image: ARM64.into(),
+                count: MAX_ATTESTATION_MANIFESTS + 1
+            }
         );
     }
 

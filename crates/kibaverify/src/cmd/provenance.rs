@@ -290,7 +290,7 @@ fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
         Escaped(&first.layer.predicate_type),
         Escaped(reference.repository()),
         image.manifest.digest,
-        image.platform(),
+        Escaped(&image.platform()),
         first.manifest,
         first.layer.descriptor.digest
     );
@@ -478,7 +478,7 @@ fn rehome(args: RehomeArgs) -> anyhow::Result<ExitCode> {
                 eprintln!(
                     "NOT REHOMED {}: subject-digest-mismatch: subject is {}, wanted {} (the platform image it is attached to)",
                     s.layer.descriptor.digest,
-                    statement.subject_digests().join(", "),
+                    Escaped(&statement.subject_digests().join(", ")),
                     image.manifest.digest
                 );
                 return Ok(ExitCode::from(1));
@@ -521,10 +521,11 @@ fn rehome(args: RehomeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot attest {target}"))?;
         for signed in &written {
             eprintln!(
-                "rehomed {} ({platform}) {} into {}",
-                signed.image(),
-                attestation.predicate_type(),
-                signed_location(signed)
+                "rehomed {} ({}) {} into {}",
+                Escaped(signed.image()),
+                Escaped(platform),
+                Escaped(attestation.predicate_type()),
+                Escaped(&signed_location(signed))
             );
         }
         report.push(serde_json::json!({
