@@ -103,8 +103,8 @@ impl OciLayout {
         run_checked(&self.umoci, args).map(drop)
     }
 
-    /// Adds an image for linux/`architecture` under `spec.tag`: its config, then its one layer (rootless, so
-    /// files are owned by root in the image whoever built it).
+    /// Adds an image for linux/`architecture` under `spec.tag`: its config, then its one layer (files owned by
+    /// root in the image whoever built it).
     pub(crate) fn add_image(&self, spec: ImageSpec<'_>) -> Result<(), HarnessError> {
         let image = format!("{}:{}", self.path_str(), spec.tag);
         self.umoci(&["new", "--image", &image])?;
@@ -120,8 +120,34 @@ impl OciLayout {
         config.extend_from_slice(spec.config);
         self.umoci(&config)?;
         if let Some((dir, at)) = spec.content {
+            // GNU tar writes the layer and umoci only compresses and adds it: umoci 0.4.7's `insert` (Debian 12)
+            // ends its tar stream without the last entry's padding or the end-of-archive blocks, which Go's
+            // reader forgives and Python's tarfile and GNU tar refuse.
+            let tar = find_tool("tar", "apt-get install tar")?;
+            let file = self.path.with_extension(format!("{}.layer.tar", spec.tag));
+            let file_str = file.display().to_string();
+            let prefix = format!("s,^\\.,.{},rhS", at.trim_end_matches('/'));
             let dir = dir.display().to_string();
-            self.umoci(&["insert", "--rootless", "--image", &image, &dir, at])?;
+            let written = run_checked(
+                &tar,
+                &[
+                    "--create",
+                    "--file",
+                    &file_str,
+                    "--numeric-owner",
+                    "--owner=0",
+                    "--group=0",
+                    "--sort=name",
+                    "--transform",
+                    &prefix,
+                    "--directory",
+                    &dir,
+                    ".",
+                ],
+            )
+            .and_then(|_| self.umoci(&["raw", "add-layer", "--image", &image, &file_str]));
+            let _ = fs::remove_file(&file);
+            written?;
         }
         Ok(())
     }
