@@ -177,7 +177,7 @@ fn man_pages_one_per_subcommand_rendered_by_groff() {
     let mut expected = vec!["kibaverify".to_string()];
     for name in subcommands(&[]) {
         expected.push(format!("kibaverify-{name}"));
-        for nested in ["sbom", "policy"] {
+        for nested in ["sbom", "policy", "provenance"] {
             if name == nested {
                 for sub in subcommands(&[nested]) {
                     expected.push(format!("kibaverify-{nested}-{sub}"));
