@@ -147,7 +147,10 @@ struct Run {
 
 fn attest(extra: &[(&str, &str)]) -> Run {
     let s = setup();
-    let result = s.dir.path().join(format!("attestations-{}", extra.len()));
+    // One result file per run: the tests run in parallel.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let result = s.dir.path().join(format!("attestations-{n}"));
     let _ = std::fs::remove_file(&result);
     let key = s.dir.path().join("cosign.key").display().to_string();
     let predicate = s.dir.path().join("predicate.json").display().to_string();

@@ -110,10 +110,10 @@ struct Run {
 
 fn tag(repository: &str, digest: &str, extra: &[&str]) -> Run {
     let s = setup();
-    let result: PathBuf = s
-        .dir
-        .path()
-        .join(format!("tags-{}", repository.replace('/', "-")));
+    // One result file per run: the tests run in parallel on the same repositories.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let result: PathBuf = s.dir.path().join(format!("tags-{run}"));
     let _ = std::fs::remove_file(&result);
     let out = Command::new(env!("CARGO_BIN_EXE_kibaship-step"))
         .args([
