@@ -194,6 +194,21 @@ fn oci11_both_ways(mode: RegistryMode) {
     ]));
     assert_code(&r, 2, "kibaverify attest --layout oci-1-1");
     assert!(r.stderr.contains("writes signatures only"), "{}", r.stderr);
+    // An SBOM to attest the same way is refused before it is attached.
+    std::fs::write(
+        tmp.path().join("bom.json"),
+        br#"{"bomFormat":"CycloneDX","specVersion":"1.6","version":1}"#,
+    )
+    .unwrap();
+    let r = run(&mut tools.kibaverify(&[
+        "sbom", "attach", &ours, "--file", "bom.json", "--sign", "--key", "ours.key", "--layout",
+        "oci-1-1",
+    ]));
+    assert_code(&r, 2, "kibaverify sbom attach --sign --layout oci-1-1");
+    assert!(r.stderr.contains("writes signatures only"), "{}", r.stderr);
+    let r = run(&mut tools.kibaverify(&["referrers", &ours, "--output", "json"]));
+    assert_code(&r, 0, "kibaverify referrers");
+    assert!(!r.stdout.contains("cyclonedx"), "{}", r.stdout);
 
     // Our referrer copied onto cosign's image (its subject rewritten): its payload names the other image.
     let client = registry_client(&host);

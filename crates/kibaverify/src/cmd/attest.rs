@@ -63,10 +63,11 @@ fn read_attestation(args: &Args) -> anyhow::Result<Attestation> {
 /// Attests the image and prints the attested digest.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reference = Reference::parse(&args.reference)?;
+    let layout = SignatureLayout::for_attestations(args.layout)?;
     let attestation = read_attestation(&args)?;
     let signature_repository = super::verify::signature_repository_from_env()?;
     let predicate_type = attestation.predicate_type().to_string();
-    let (layout, loaded) = args.signer.load(args.layout, &args.registry)?;
+    let (layout, loaded) = args.signer.load(layout, &args.registry)?;
     let signer = loaded.as_image_signer();
     let how = if loaded.is_keyless() { " keyless" } else { "" };
     let client = args.registry.client()?;

@@ -138,6 +138,7 @@ fn rfc3339(t: time::OffsetDateTime) -> anyhow::Result<String> {
 
 fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
     let reference = Reference::parse(&args.reference)?;
+    let layout = SignatureLayout::for_attestations(args.layout)?;
     let signs = args.signer.key.is_some() || args.signer.keyless;
     let signer_flags = match (args.sign, signs) {
         (true, true) => Some(&args.signer),
@@ -155,7 +156,7 @@ fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let signature_repository = signature_repository_from_env()?;
     let loaded = signer_flags
-        .map(|flags| flags.load(args.layout, &args.registry))
+        .map(|flags| flags.load(layout, &args.registry))
         .transpose()?;
     let client = args.registry.client()?;
     let runtime = current_thread_runtime()?;

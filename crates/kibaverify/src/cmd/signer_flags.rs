@@ -38,6 +38,18 @@ pub enum SignatureLayout {
 }
 
 impl SignatureLayout {
+    /// `layout` for attestations: `oci-1-1` is refused before anything is read or written (cosign has that mode
+    /// for signatures only).
+    pub fn for_attestations(layout: Option<Self>) -> anyhow::Result<Option<Self>> {
+        if layout == Some(SignatureLayout::Oci11) {
+            bail!(
+                "--layout oci-1-1: {}",
+                kibaship_cosign::CosignError::NoOci11Attestations
+            );
+        }
+        Ok(layout)
+    }
+
     /// The layouts kibaship-cosign writes for this flag value.
     pub fn layouts(self) -> Layouts {
         match self {
