@@ -19,8 +19,10 @@ use std::sync::Arc;
 use base64::Engine as _;
 use kibaship_cosign::attest::{Attestation, attest_image};
 use kibaship_cosign::keyless::now_unix;
-use kibaship_cosign::{ImagePolicy, ImageSigner, ImageVerifier, Layouts};
+use kibaship_cosign::{ImagePolicy, ImageSigner, ImageVerifier, Layouts, ReasonCode};
 use kibaship_oci::{ClientConfig, Reference, RegistryClient};
+use kibaship_provenance::requirements::Judgement;
+use kibaship_provenance::{ProvenanceRequirements, SlsaVersion};
 use kibaship_sign::SigningKey;
 use kibaship_sigstore::{TrustedRoot, Verifier};
 use kibaship_step::provenance::{BUILD_TYPE, SLSA_PROVENANCE_V1, Statement};
@@ -375,6 +377,34 @@ fn provenance_of_a_real_build_is_valid_attested_and_verified_by_cosign() {
     let verified: Value =
         serde_json::from_slice(accepted.statement.as_deref().expect("statement")).expect("JSON");
     assert_eq!(verified["predicate"], ours);
+
+    // verify-provenance's requirements (slsa-verifier's flags) on our own provenance: the source, its branch and
+    // our Task as the builder pass; another branch or builder fail with their codes.
+    let report = verdict.attestations().expect("attestations");
+    let requirements = ProvenanceRequirements {
+        source_uri: SOURCE.to_string(),
+        source_tag: None,
+        source_branch: Some("main".into()),
+        source_versioned_tag: None,
+        builder_id: "https://kibaship.io/tekton/tasks/railpack-build".into(),
+        build_type: Some("https://kibaship.io/buildtypes/railpack-buildkit/v1".into()),
+        versions: vec![SlsaVersion::V1],
+    };
+    assert!(requirements.judge_report(report).is_ok());
+    let failed = |r: ProvenanceRequirements| match r.judge_report(report) {
+        Err(Judgement::Failed(f)) => f.code,
+        other => panic!("{other:?}"),
+    };
+    let other_branch = ProvenanceRequirements {
+        source_branch: Some("release".into()),
+        ..requirements.clone()
+    };
+    assert_eq!(failed(other_branch), ReasonCode::RefMismatch);
+    let other_builder = ProvenanceRequirements {
+        builder_id: "https://example.com/builder".into(),
+        ..requirements.clone()
+    };
+    assert_eq!(failed(other_builder), ReasonCode::BuilderMismatch);
 
     // Bad input: each names its field and exits with the step's failure-kind code.
     let unreachable_image = format!("127.0.0.1:1/{REPOSITORY}:{COMMIT}");
