@@ -79,6 +79,31 @@ struct Rule {
     mode: Mode,
     image_policy: Arc<ImagePolicy>,
     fingerprint: [u8; 32],
+    /// [`ImagePolicy::any_attestation`] of `image_policy`: every attestation its authorities signed.
+    attestations: Arc<ImagePolicy>,
+}
+
+impl Rule {
+    fn new(
+        name: String,
+        mode: Mode,
+        image_policy: Arc<ImagePolicy>,
+        fingerprint: [u8; 32],
+    ) -> Rule {
+        Rule {
+            name,
+            mode,
+            attestations: Arc::new(image_policy.any_attestation()),
+            image_policy,
+            fingerprint,
+        }
+    }
+}
+
+/// What one registry job found: a policy's verdict, or the attestations the authorities signed.
+enum Found {
+    Verdict(Box<Verdict>),
+    Attestations(Vec<AttestationEntry>),
 }
 
 /// Why an image could not be judged.
@@ -106,19 +131,21 @@ pub async fn audit(
         Requirements::PolicyFile(_, set) => set
             .policies()
             .iter()
-            .map(|p| Rule {
-                name: p.name().to_owned(),
-                mode: p.mode(),
-                image_policy: Arc::clone(p.shared_image_policy()),
-                fingerprint: p.fingerprint(),
+            .map(|p| {
+                Rule::new(
+                    p.name().to_owned(),
+                    p.mode(),
+                    Arc::clone(p.shared_image_policy()),
+                    p.fingerprint(),
+                )
             })
             .collect(),
-        Requirements::Flags(policy) => vec![Rule {
-            name: "flags".to_owned(),
-            mode: Mode::Enforce,
-            image_policy: Arc::clone(policy),
-            fingerprint: policy.fingerprint(),
-        }],
+        Requirements::Flags(policy) => vec![Rule::new(
+            "flags".to_owned(),
+            Mode::Enforce,
+            Arc::clone(policy),
+            policy.fingerprint(),
+        )],
     };
 
     // 1. Which rules judge each container, and which each distinct image needs.
@@ -211,8 +238,10 @@ pub async fn audit(
         }
     }
 
-    // 3. Each distinct (digest, requirements) verified once.
-    let mut jobs: BTreeMap<(String, [u8; 32]), usize> = BTreeMap::new();
+    // 3. Each distinct (digest, requirements) verified once; and, once per digest and authorities, every
+    // attestation those authorities signed (any type).
+    let mut jobs: BTreeMap<(String, [u8; 32]), (Arc<ImagePolicy>, bool)> = BTreeMap::new();
+    let mut attestation_jobs: BTreeMap<(String, [u8; 32]), Arc<ImagePolicy>> = BTreeMap::new();
     for (image, rule_indices) in &needs {
         let Some(Ok(pinned)) = resolved.get(*image) else {
             continue;
@@ -220,34 +249,65 @@ pub async fn audit(
         for &rule in rule_indices {
             if let Some(r) = rules.get(rule) {
                 jobs.entry((by_digest(pinned), r.fingerprint))
-                    .or_insert(rule);
+                    .or_insert_with(|| (Arc::clone(&r.image_policy), false));
+                attestation_jobs
+                    .entry((by_digest(pinned), r.attestations.fingerprint()))
+                    .or_insert_with(|| Arc::clone(&r.attestations));
             }
         }
     }
-    progress.add_steps(jobs.len());
     let verifications = jobs.len();
+    let attestation_reads = attestation_jobs.len();
+    for (key, policy) in attestation_jobs {
+        jobs.entry(key).or_insert((policy, true));
+    }
+    progress.add_steps(jobs.len());
     let mut verifying = JoinSet::new();
-    for ((pinned, fingerprint), rule) in &jobs {
-        let Some(rule) = rules.get(*rule) else {
-            continue;
-        };
+    for ((pinned, fingerprint), (policy, discovery)) in &jobs {
         let key = (pinned.clone(), *fingerprint);
-        let policy = Arc::clone(&rule.image_policy);
+        let policy = Arc::clone(policy);
+        let discovery = *discovery;
         let client = config.client.clone();
         let verifier = Arc::clone(&config.verifier);
         let limits = limits.clone();
         let timeout = config.image_timeout;
         let now = config.now;
         verifying.spawn(async move {
-            let result = verify(client, verifier, &key.0, &policy, &limits, timeout, now).await;
+            let result = verify(client, verifier, &key.0, &policy, &limits, timeout, now)
+                .await
+                .map(|verdict| match discovery {
+                    true => Found::Attestations(attestations_of(&verdict, now)),
+                    false => Found::Verdict(Box::new(verdict.without_statements())),
+                });
             (key, result)
         });
     }
     let mut verdicts: HashMap<(String, [u8; 32]), Result<Verdict, ImageError>> = HashMap::new();
+    let mut found_attestations: HashMap<String, Vec<AttestationEntry>> = HashMap::new();
     while let Some(joined) = verifying.join_next().await {
         if let Ok((key, result)) = joined {
             progress.step_done(&key.0);
-            verdicts.insert(key, result);
+            match (
+                result,
+                jobs.get(&key).is_some_and(|(_, discovery)| *discovery),
+            ) {
+                (Ok(Found::Attestations(list)), _) => {
+                    let all = found_attestations.entry(key.0).or_default();
+                    for a in list {
+                        if !all.contains(&a) {
+                            all.push(a);
+                        }
+                    }
+                }
+                // A failed attestation read is no verdict: the policies' own verifications report errors.
+                (Err(_), true) => {}
+                (Ok(Found::Verdict(verdict)), _) => {
+                    verdicts.insert(key, Ok(*verdict));
+                }
+                (Err(e), false) => {
+                    verdicts.insert(key, Err(e));
+                }
+            }
         }
     }
     let internal = || ImageError {
@@ -372,6 +432,19 @@ pub async fn audit(
         };
         match resolved.get(*image) {
             Some(Ok(pinned)) => {
+                for a in found_attestations
+                    .get(&by_digest(pinned))
+                    .into_iter()
+                    .flatten()
+                {
+                    let known = entry
+                        .attestations
+                        .iter()
+                        .any(|b| b.predicate_type == a.predicate_type && b.signer == a.signer);
+                    if !known {
+                        entry.attestations.push(a.clone());
+                    }
+                }
                 digests.insert(by_digest(pinned));
                 entry.digest = pinned.digest().map(ToString::to_string);
             }
@@ -424,6 +497,7 @@ pub async fn audit(
         images: images.len(),
         digests: digests.len(),
         verifications,
+        attestation_reads,
         input_errors: inventory
             .problems
             .iter()
@@ -494,6 +568,46 @@ fn first_code(
         .and_then(|(_, p)| p.code.clone())
 }
 
+/// The predicate type of cosign's vulnerability-scan attestations (`cosign attest --type vuln`).
+pub const VULN_PREDICATE_TYPE: &str = "https://cosign.sigstore.dev/attestation/vuln/v1";
+
+/// The attestations a verdict accepted, with the scan time and age of vulnerability reports (read from the
+/// verified statement's `predicate.metadata.scanFinishedOn`).
+fn attestations_of(verdict: &Verdict, now: i64) -> Vec<AttestationEntry> {
+    let Some(report) = verdict.attestations() else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for accepted in report.signatures.iter().filter_map(|s| s.accepted()) {
+        let predicate_type = accepted.predicate_type.clone().unwrap_or_default();
+        let scan_finished_on = (predicate_type == VULN_PREDICATE_TYPE)
+            .then_some(accepted.statement.as_deref())
+            .flatten()
+            .and_then(|statement| serde_json::from_slice::<serde_json::Value>(statement).ok())
+            .and_then(|statement| {
+                statement
+                    .pointer("/predicate/metadata/scanFinishedOn")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned)
+            });
+        let age_days = scan_finished_on.as_deref().and_then(|at| {
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .map(|t| (now - t.unix_timestamp()).div_euclid(86_400))
+        });
+        let entry = AttestationEntry {
+            predicate_type,
+            signer: accepted.signer.clone(),
+            scan_finished_on,
+            age_days,
+        };
+        if !found.contains(&entry) {
+            found.push(entry);
+        }
+    }
+    found
+}
+
 fn collect_signers(verdict: &Verdict, entry: &mut ImageEntry) {
     if let Some(report) = verdict.signatures() {
         for accepted in report.signatures.iter().filter_map(|s| s.accepted()) {
@@ -504,12 +618,18 @@ fn collect_signers(verdict: &Verdict, entry: &mut ImageEntry) {
     }
     if let Some(report) = verdict.attestations() {
         for accepted in report.signatures.iter().filter_map(|s| s.accepted()) {
-            let attestation = AttestationEntry {
-                predicate_type: accepted.predicate_type.clone().unwrap_or_default(),
-                signer: accepted.signer.clone(),
-            };
-            if !entry.attestations.contains(&attestation) {
-                entry.attestations.push(attestation);
+            let predicate_type = accepted.predicate_type.clone().unwrap_or_default();
+            let known = entry
+                .attestations
+                .iter()
+                .any(|a| a.predicate_type == predicate_type && a.signer == accepted.signer);
+            if !known {
+                entry.attestations.push(AttestationEntry {
+                    predicate_type,
+                    signer: accepted.signer.clone(),
+                    scan_finished_on: None,
+                    age_days: None,
+                });
             }
         }
     }
@@ -614,7 +734,7 @@ async fn verify(
     let (_permit, client) = limits.admit(&reference, &client, timeout).await?;
     let verifier = ImageVerifier::with_verifier(client, verifier);
     match verifier.verify(&reference, policy, now).await {
-        Ok(verdict) => Ok(verdict.without_statements()),
+        Ok(verdict) => Ok(verdict),
         Err(e) => Err(ImageError {
             code: e.code().map_or("registry-unreachable", |c| c.as_str()),
             message: format!("verifying {pinned}: {e}"),

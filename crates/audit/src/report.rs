@@ -66,7 +66,7 @@ pub struct PolicyResult {
     pub code: Option<String>,
 }
 
-/// An attestation that verified.
+/// An attestation that verified (signed by an authority of a policy judging the image).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AttestationEntry {
@@ -74,6 +74,23 @@ pub struct AttestationEntry {
     pub predicate_type: String,
     /// Who signed it.
     pub signer: String,
+    /// A vulnerability report's (`https://cosign.sigstore.dev/attestation/vuln/v1`) scan time, as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan_finished_on: Option<String>,
+    /// Its age in whole days at the audit's time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_days: Option<i64>,
+}
+
+impl AttestationEntry {
+    /// `TYPE by SIGNER`, with `(scanned D days ago)` for a vulnerability report.
+    pub fn describe(&self) -> String {
+        let mut text = format!("{} by {}", self.predicate_type, self.signer);
+        if let Some(days) = self.age_days {
+            text.push_str(&format!(" (scanned {days} days ago)"));
+        }
+        text
+    }
 }
 
 /// One distinct image reference.
@@ -92,7 +109,8 @@ pub struct ImageEntry {
     pub message: Option<String>,
     /// Who signed it, as the accepted signatures say (email, URI or `key`), deduplicated.
     pub signers: Vec<String>,
-    /// The attestations a policy required that verified.
+    /// The attestations that verified: every one the authorities of the policies judging it signed (SLSA
+    /// provenance, SBOMs, vulnerability reports with their age, ...).
     pub attestations: Vec<AttestationEntry>,
     /// Each policy that judged it.
     pub policies: Vec<PolicyResult>,
@@ -173,6 +191,8 @@ pub struct Summary {
     pub digests: usize,
     /// Verifications run (one per distinct digest and distinct requirements).
     pub verifications: usize,
+    /// Attestation reads run (one per distinct digest and distinct authorities).
+    pub attestation_reads: usize,
     /// Workloads by answer (`admit`, `admit-with-warning`, `deny`, `exception`, `not-selected`).
     pub answers: BTreeMap<String, usize>,
     /// Images by status.

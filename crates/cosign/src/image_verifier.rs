@@ -94,6 +94,21 @@ impl ImagePolicy {
             error: None,
         }
     }
+
+    /// The same authorities, transparency-log requirement and signature repository, requiring no signature and
+    /// any one attestation: verified, it reports every attestation those authorities signed (what `kibaverify
+    /// audit` lists besides what the policy requires).
+    pub fn any_attestation(&self) -> ImagePolicy {
+        ImagePolicy {
+            authorities: self.authorities.clone(),
+            signature_required: false,
+            attestations: vec![None],
+            predicate_checks: PredicateChecks::default(),
+            annotations: BTreeMap::new(),
+            accept_without_transparency_log: self.accept_without_transparency_log,
+            signature_repository: self.signature_repository.clone(),
+        }
+    }
 }
 
 impl ImagePolicyBuilder {

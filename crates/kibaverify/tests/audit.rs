@@ -282,6 +282,21 @@ fn audit_gives_the_webhooks_verdicts_for_manifests_lists_and_the_cluster() {
         );
         assert_code(&r, 0, &format!("cosign sign {image}"));
     }
+    // A vulnerability report attested by the real cosign (legacy .att): listed with its age.
+    std::fs::write(
+        dir.join("vuln.json"),
+        r#"{"invocation": {"parameters": null, "uri": "", "event_id": "", "builder.id": ""},
+            "scanner": {"uri": "pkg:github/aquasecurity/trivy@0.58.0", "version": "0.58.0",
+                        "db": {"uri": "", "version": ""}, "result": {"Results": []}},
+            "metadata": {"scanStartedOn": "2026-11-01T00:00:00Z", "scanFinishedOn": "2026-11-01T00:01:00Z"}}"#,
+    )
+    .unwrap();
+    let by_digest = tools.image_by_digest(&cosign_legacy, &mut t);
+    let r = run_logged(
+        &mut tools.cosign_attest_with_key("vuln.json", "vuln", true, &by_digest),
+        &mut t,
+    );
+    assert_code(&r, 0, "cosign attest --type vuln");
     std::fs::write(dir.join("policy.yaml"), policy(dir)).unwrap();
     let yaml = manifests(&app, &unsigned, &wrong, &cosign_legacy, &cosign_bundle);
     std::fs::create_dir_all(dir.join("manifests/more")).unwrap();
@@ -317,6 +332,39 @@ fn audit_gives_the_webhooks_verdicts_for_manifests_lists_and_the_cluster() {
     assert_eq!(by_image[&unsigned].2, "unsigned");
     assert_eq!(by_image[&wrong].2, "wrong-key");
     assert_eq!(by_image[&app].3.as_array().unwrap().len(), 1, "one signer");
+    let attested = manifests_report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["reference"] == cosign_legacy.as_str())
+        .unwrap()["attestations"]
+        .clone();
+    let scanned = time::OffsetDateTime::parse(
+        "2026-11-01T00:01:00Z",
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+    .unix_timestamp();
+    let age = (time::OffsetDateTime::now_utc().unix_timestamp() - scanned) / 86_400;
+    assert_eq!(
+        attested[0]["predicateType"], "https://cosign.sigstore.dev/attestation/vuln/v1",
+        "{attested}"
+    );
+    assert_eq!(
+        attested[0]["scanFinishedOn"], "2026-11-01T00:01:00Z",
+        "{attested}"
+    );
+    // (The audit's clock and this one may straddle midnight UTC.)
+    let reported = attested[0]["ageDays"].as_i64().unwrap();
+    assert!(
+        reported == age || reported + 1 == age,
+        "{attested} vs {age}"
+    );
+    // Once per digest and authorities: 5 digests under prod-signed's keys, 1 under staging-warn's.
+    assert_eq!(
+        manifests_report["summary"]["attestationReads"], 6,
+        "{summary}"
+    );
     assert_eq!(
         manifests_report["workloads"]
             .as_array()

@@ -166,6 +166,8 @@ policies:
     );
     // app is judged by two policies (two requirement sets), the others by one.
     assert_eq!(report["summary"]["verifications"], 4, "{report:#}");
+    // Both policies name the same identity: every attestation it signed is read once per image.
+    assert_eq!(report["summary"]["attestationReads"], 3, "{report:#}");
 
     // verify's identity flags instead of a policy: the same signature verdicts.
     let r = run_logged(

@@ -154,7 +154,7 @@ pub fn report_html(report: &Report) -> String {
         let attestations: Vec<String> = i
             .attestations
             .iter()
-            .map(|a| format!("{} ({})", a.predicate_type, a.signer))
+            .map(crate::report::AttestationEntry::describe)
             .collect();
         let _ = write!(
             out,

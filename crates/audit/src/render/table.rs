@@ -66,7 +66,7 @@ pub fn report_table(report: &Report) -> String {
         let who = if !i.signers.is_empty() {
             let mut who = i.signers.join(", ");
             for a in &i.attestations {
-                let _ = write!(who, "; attested {} by {}", a.predicate_type, a.signer);
+                let _ = write!(who, "; attested {}", a.describe());
             }
             who
         } else {
