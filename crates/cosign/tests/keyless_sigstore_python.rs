@@ -7,7 +7,7 @@
 //! reproduce byte for byte) has a subject without `name`, and sigstore-python's in-toto model requires one
 //! ("subject.0.name Field required"). The last case pins that.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use kibaship_cosign::bundle_layout::signing_statement;
@@ -16,26 +16,10 @@ use kibaship_cosign::identity_token::IdentityToken;
 use kibaship_cosign::keyless::{KeylessSigner, now_unix};
 use kibaship_cosign::signing_config::SigningServices;
 use kibaship_oci::Digest;
-use kibaship_testsupport::peers::peer_cache_dir;
+use kibaship_testsupport::peers::sigstore_python;
 use kibaship_testsupport::sigstore::TestSigstore;
 
 const EMAIL: &str = "builder@kibaship.test";
-
-/// sigstore-python's `sigstore` command: on PATH, else in `$KIBASHIP_CACHE/venv` (`make deps-py`).
-fn sigstore_python() -> PathBuf {
-    let on_path = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("sigstore"))
-            .find(|c| c.is_file())
-    });
-    let cached = peer_cache_dir()
-        .ok()
-        .and_then(|peers| peers.parent().map(|c| c.join("venv/bin/sigstore")))
-        .filter(|c| c.is_file());
-    on_path.or(cached).expect(
-        "sigstore-python (`sigstore`, PY_TOOLS sigstore==4.5.1) is neither on PATH nor in $KIBASHIP_CACHE/venv: run `make deps-py`",
-    )
-}
 
 /// Runs `sigstore verify identity --offline`; returns (success, combined output).
 fn sigstore_verify(
@@ -45,7 +29,7 @@ fn sigstore_verify(
     artifact: &str,
     identity: &str,
 ) -> (bool, String) {
-    let out = Command::new(sigstore_python())
+    let out = Command::new(sigstore_python().unwrap())
         .current_dir(dir)
         .args([
             "--trust-config",

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use kibaship_testsupport::peers::sigstore_python;
 use kibaship_testsupport::registry::RegistryMode;
 use kibaship_testsupport::sigstore::SigstoreOptions;
 
@@ -335,13 +336,60 @@ fn keyless_blobs_signed_by_either_tool_verify_in_both() {
         &mut t,
     );
     assert_code(&r, 0, "cosign sign-blob keyless");
+    // sigstore-python signs keyless against the same services (Rekor v2), from its client trust config.
+    let trust_config = stack
+        .sigstore
+        .client_trust_config_path()
+        .display()
+        .to_string();
+    let sigstore = |args: &[&str]| {
+        let mut c = Command::new(sigstore_python().unwrap());
+        c.current_dir(dir)
+            .args(["--trust-config", &trust_config])
+            .args(args);
+        c
+    };
+    let r = run(
+        &mut sigstore(&[
+            "sign",
+            "--identity-token",
+            &stack.token,
+            "--rekor-version",
+            "2",
+            "--bundle",
+            "python.json",
+            "release.tar.gz",
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 0, "sigstore-python sign");
 
-    for bundle in ["ours.json", "theirs.json"] {
+    for bundle in ["ours.json", "theirs.json", "python.json"] {
         let r = verify(bundle, "release.tar.gz", EMAIL, &mut t);
         assert_code(&r, 0, &format!("kibaverify verify-blob of {bundle}"));
         assert!(r.stdout.contains(EMAIL), "{}", r.stdout);
         let r = cosign_verify(bundle, "release.tar.gz", EMAIL, &mut t);
         assert_code(&r, 0, &format!("cosign verify-blob of {bundle}"));
+        let r = run(
+            &mut sigstore(&[
+                "verify",
+                "identity",
+                "--offline",
+                "--bundle",
+                bundle,
+                "--cert-identity",
+                EMAIL,
+                "--cert-oidc-issuer",
+                &stack.issuer,
+                "release.tar.gz",
+            ]),
+            &mut t,
+        );
+        assert_code(
+            &r,
+            0,
+            &format!("sigstore-python verify identity of {bundle}"),
+        );
         // Another identity, another file: refused by both.
         let r = verify(bundle, "release.tar.gz", SOMEONE_ELSE, &mut t);
         assert_exit_with_message(&r, 1, SOMEONE_ELSE);

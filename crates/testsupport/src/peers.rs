@@ -191,6 +191,27 @@ pub fn railpack_prepare_program() -> Result<PathBuf, HarnessError> {
     Ok(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/peers/railpack-prepare.sh"))
 }
 
+/// sigstore-python's `sigstore` command (an independent Sigstore client): on PATH, else in
+/// `$KIBASHIP_CACHE/venv` (`make deps-py`, PY_TOOLS sigstore==4.5.1).
+pub fn sigstore_python() -> Result<PathBuf, HarnessError> {
+    let on_path = env::var_os("PATH").and_then(|p| {
+        env::split_paths(&p)
+            .map(|d| d.join("sigstore"))
+            .find(|c| c.is_file())
+    });
+    let cached = peer_cache_dir()
+        .ok()
+        .and_then(|peers| peers.parent().map(|c| c.join("venv/bin/sigstore")))
+        .filter(|c| c.is_file());
+    on_path
+        .or(cached)
+        .ok_or_else(|| HarnessError::PeerUnavailable {
+            name: "sigstore-python".into(),
+            reason: "`sigstore` is neither on PATH nor in $KIBASHIP_CACHE/venv: run `make deps-py`"
+                .into(),
+        })
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
