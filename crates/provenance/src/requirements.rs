@@ -83,24 +83,44 @@ impl SlsaVersion {
     }
 }
 
-/// `--source-versioned-tag`: `v<major>[.<minor>[.<patch>]]` (the `v` optional).
+/// `--source-versioned-tag`: a semantic version as Go's `semver` reads it, `v<major>[.<minor>[.<patch>[-<pre>]]]`
+/// (build metadata `+...` is ignored), matched as slsa-verifier matches it (`utils.VerifyVersionedTag`): the
+/// provenance's tag, canonicalised (`v1` is `v1.0.0`), must have the same major, and the same minor and patch
+/// (pre-release included) when they are given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionedTag {
     major: u64,
     minor: Option<u64>,
-    patch: Option<u64>,
+    /// The patch number and pre-release (`3`, `3-rc.1`).
+    patch: Option<(u64, Option<String>)>,
 }
+
+/// One dot-separated identifier of a pre-release or build suffix.
+const IDENTIFIER: &str = "[0-9A-Za-z-]+";
 
 impl std::str::FromStr for VersionedTag {
     type Err = RequirementError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || RequirementError::Invalid {
             flag: "--source-versioned-tag",
-            problem: format!("{s:?} is not v<major>[.<minor>[.<patch>]]"),
+            problem: format!(
+                "{s:?} is not a semantic version v<major>[.<minor>[.<patch>[-<pre>]]]"
+            ),
         };
-        let digits = s.strip_prefix('v').unwrap_or(s);
-        let parts: Vec<&str> = digits.split('.').collect();
-        if parts.len() > 3 {
+        let rest = s.strip_prefix('v').ok_or_else(bad)?;
+        let without_build = match rest.split_once('+') {
+            Some((v, build)) if is_dotted_identifiers(build) => v,
+            Some(_) => return Err(bad()),
+            None => rest,
+        };
+        let (version, pre) = match without_build.split_once('-') {
+            Some((v, pre)) if is_dotted_identifiers(pre) => (v, Some(pre.to_string())),
+            Some(_) => return Err(bad()),
+            None => (without_build, None),
+        };
+        let parts: Vec<&str> = version.split('.').collect();
+        // Go's semver: a pre-release only after a full major.minor.patch.
+        if parts.len() > 3 || (pre.is_some() && parts.len() != 3) {
             return Err(bad());
         }
         let number = |p: &str| {
@@ -115,27 +135,43 @@ impl std::str::FromStr for VersionedTag {
         Ok(VersionedTag {
             major: number(parts.first().copied().unwrap_or(""))?,
             minor: parts.get(1).map(|p| number(p)).transpose()?,
-            patch: parts.get(2).map(|p| number(p)).transpose()?,
+            patch: parts
+                .get(2)
+                .map(|p| number(p).map(|n| (n, pre.clone())))
+                .transpose()?,
         })
     }
 }
 
+/// Whether `s` is dot-separated non-empty identifiers of `[0-9A-Za-z-]`.
+fn is_dotted_identifiers(s: &str) -> bool {
+    s.split('.')
+        .all(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+}
+
 impl VersionedTag {
-    /// The tag pattern (after `refs/tags/`): the same major (and minor, patch when given); a missing part matches
-    /// any number, and a pre-release or build suffix is allowed unless the version is complete (then only a
-    /// build suffix `+...`).
+    /// The pattern a tag (after `refs/tags/`) of this version matches: `v` and the same major; the same minor
+    /// (a tag without one is minor 0); the same patch and pre-release (a tag without a patch is patch 0); any
+    /// build suffix.
     fn pattern(&self) -> String {
-        let mut p = format!("v?{}", self.major);
-        match (self.minor, self.patch) {
-            (None, _) => p.push_str(r"(\.[0-9]+){0,2}([-+][0-9A-Za-z.-]+)?"),
-            (Some(minor), None) => {
-                p.push_str(&format!(r"\.{minor}(\.[0-9]+)?([-+][0-9A-Za-z.-]+)?"))
+        let number = "(0|[1-9][0-9]*)";
+        let pre = format!(r"(-{IDENTIFIER}(\.{IDENTIFIER})*)?");
+        let build = format!(r"(\+{IDENTIFIER}(\.{IDENTIFIER})*)?");
+        let major = self.major;
+        let tail = match (self.minor, &self.patch) {
+            (None, _) => format!(r"(\.{number}(\.{number}{pre}{build})?)?"),
+            (Some(0), None) => format!(r"(\.0(\.{number}{pre}{build})?)?"),
+            (Some(minor), None) => format!(r"\.{minor}(\.{number}{pre}{build})?"),
+            (Some(0), Some((0, None))) => format!(r"(\.0(\.0{build})?)?"),
+            (Some(minor), Some((0, None))) => format!(r"\.{minor}(\.0{build})?"),
+            (Some(minor), Some((patch, pre))) => {
+                let pre = pre
+                    .as_deref()
+                    .map_or(String::new(), |p| format!("-{}", literal(p)));
+                format!(r"\.{minor}\.{patch}{pre}{build}")
             }
-            (Some(minor), Some(patch)) => {
-                p.push_str(&format!(r"\.{minor}\.{patch}(\+[0-9A-Za-z.-]+)?"))
-            }
-        }
-        p
+        };
+        format!("v{major}{tail}")
     }
 }
 
@@ -145,8 +181,11 @@ impl fmt::Display for VersionedTag {
         if let Some(m) = self.minor {
             write!(f, ".{m}")?;
         }
-        if let Some(p) = self.patch {
+        if let Some((p, pre)) = &self.patch {
             write!(f, ".{p}")?;
+            if let Some(pre) = pre {
+                write!(f, "-{pre}")?;
+            }
         }
         Ok(())
     }
@@ -752,10 +791,7 @@ mod tests {
             let err = r.checks(SlsaVersion::V1, None).unwrap_err().to_string();
             assert!(err.starts_with(flag), "{err}");
         }
-        for bad in ["1.2.3.4", "x1", "v01", "v1.", ""] {
-            assert!(bad.parse::<VersionedTag>().is_err(), "{bad}");
-        }
-        assert_eq!("1.2".parse::<VersionedTag>().unwrap().to_string(), "v1.2");
+        assert_eq!("v1.2".parse::<VersionedTag>().unwrap().to_string(), "v1.2");
         let none = ProvenanceRequirements {
             versions: vec![],
             ..requirements()
@@ -764,21 +800,44 @@ mod tests {
     }
 
     #[test]
-    fn versioned_tags_match_their_version_only() {
+    fn versioned_tags_match_as_slsa_verifier_matches_them() {
         let matches = |expected: &str, tag: &str| {
-            let re = GoRegex::new(&format!(
-                "^{}$",
-                expected.parse::<VersionedTag>().unwrap().pattern()
-            ))
-            .unwrap();
-            re.is_match(tag)
+            let pattern = expected.parse::<VersionedTag>().unwrap().pattern();
+            GoRegex::new(&format!("^{pattern}$")).unwrap().is_match(tag)
         };
-        assert!(matches("v1", "v1") && matches("v1", "v1.4.2") && matches("v1", "1.0.0-rc1"));
-        assert!(!matches("v1", "v10.0.0") && !matches("v1", "v2.0.0"));
+        // Major only: any minor, patch, pre-release, build of that major; Go's semver needs the `v`.
+        for tag in ["v1", "v1.4", "v1.4.2", "v1.0.0-rc1", "v1.2.3+build.5"] {
+            assert!(matches("v1", tag), "v1 ~ {tag}");
+        }
+        for tag in ["v10.0.0", "v2.0.0", "1.0.0", "v1.", "v01.0.0"] {
+            assert!(!matches("v1", tag), "v1 !~ {tag}");
+        }
+        // Minor: a tag without one is minor 0.
         assert!(
-            matches("v1.2", "v1.2.9") && !matches("v1.2", "v1.20.0") && !matches("v1.2", "v1.3.0")
+            matches("v1.2", "v1.2.9") && matches("v1.2", "v1.2") && matches("v1.2", "v1.2.0-rc1")
         );
+        assert!(
+            !matches("v1.2", "v1.20.0") && !matches("v1.2", "v1.3.0") && !matches("v1.2", "v1")
+        );
+        assert!(matches("v1.0", "v1") && matches("v1.0", "v1.0.7") && !matches("v1.0", "v1.1.0"));
+        // Patch: pre-release included, build ignored; a tag without one is patch 0.
         assert!(matches("v1.2.3", "v1.2.3") && matches("v1.2.3", "v1.2.3+build.5"));
         assert!(!matches("v1.2.3", "v1.2.3-rc1") && !matches("v1.2.3", "v1.2.30"));
+        assert!(matches("v1.2.3-rc1", "v1.2.3-rc1+b") && !matches("v1.2.3-rc1", "v1.2.3"));
+        assert!(
+            matches("v1.2.0", "v1.2")
+                && matches("v1.0.0", "v1")
+                && !matches("v1.0.0", "v1.0.0-rc1")
+        );
+        assert!(matches("v1.2.3+ignored", "v1.2.3"));
+        for bad in [
+            "1.2.3", "v1.2-rc1", "v1.2.3-", "v1.2.3+", "v1.2.3.4", "x1", "v01", "v1.", "",
+        ] {
+            assert!(bad.parse::<VersionedTag>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "v1.2.3-rc.1".parse::<VersionedTag>().unwrap().to_string(),
+            "v1.2.3-rc.1"
+        );
     }
 }

@@ -58,7 +58,8 @@ pub struct Args {
     /// The git branch the source must be (`refs/heads/<branch>`).
     #[arg(long, value_name = "BRANCH")]
     pub source_branch: Option<String>,
-    /// A tag of this version (`v1`, `v1.2`, `v1.2.3`: the same major, and minor and patch when given).
+    /// A tag of this semantic version (`v1`, `v1.2`, `v1.2.3`, `v1.2.3-rc1`): the same major, and minor and
+    /// patch when given (a tag `v1` is `v1.0.0`), as slsa-verifier.
     #[arg(long, value_name = "VERSION")]
     pub source_versioned_tag: Option<VersionedTag>,
     /// The builder the provenance must name (any builder: this is the policy). With `@<ref>` that version
