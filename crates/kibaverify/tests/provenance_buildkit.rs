@@ -373,6 +373,47 @@ fn buildkit_provenance_is_read_rehomed_and_verified() {
         &[&missing_digest],
         "rehome: a missing statement blob",
     );
+    // An index whose attestation manifest is not in the registry any more (deleted after the push: the registry
+    // refuses an index naming a manifest it does not have).
+    push_variant(
+        &host,
+        &repository,
+        index_before.as_bytes(),
+        &amd64,
+        &statement_bytes,
+        true,
+        "absent",
+    );
+    let absent_manifest = crane_out(
+        &tools,
+        &["digest", &format!("{repository}:absent-att")],
+        &mut t,
+    )
+    .trim()
+    .to_string();
+    crane_out(
+        &tools,
+        &["delete", &format!("{repository}@{absent_manifest}")],
+        &mut t,
+    );
+    let r = run(
+        &mut tools.kibaverify(&[
+            "provenance",
+            "get",
+            &format!("{host}/buildkit/scratch:absent"),
+            "--platform",
+            "linux/amd64",
+        ]),
+        &mut t,
+    );
+    assert_fails(
+        &r,
+        2,
+        &[&format!(
+            "the attestation manifest of {amd64} {absent_manifest} is missing from the registry"
+        )],
+        "get: a missing attestation manifest",
+    );
 
     let text = String::from_utf8(statement_bytes.clone()).unwrap();
     let duplicated = text.replacen(
