@@ -458,3 +458,138 @@ fn bad_parameters_exit_64_and_send_nothing() {
     assert!(requests_for(uid).is_empty());
     assert_no_secret(&run, uid);
 }
+
+/// The notify step's argv from tasks/kibaship-notify.yaml: `$(params.x)` from `params` (else the default),
+/// `$(params.x[*])` expanded, `$(results.x.path)` under `dir/results`, the Secret mount rebased under `dir`.
+fn task_args(dir: &Path, params: &BTreeMap<&str, Vec<String>>) -> Vec<String> {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tasks/kibaship-notify.yaml"),
+    )
+    .unwrap();
+    let task: Value = serde_saphyr::from_str(&text).unwrap();
+    let step = task["spec"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "notify")
+        .unwrap()
+        .clone();
+    assert_eq!(step["command"][0], "/usr/local/bin/kibaship-step");
+    assert_eq!(
+        step["onError"], "continue",
+        "a notification never fails the run"
+    );
+    let mount = step["volumeMounts"][0]["mountPath"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let declared: BTreeMap<String, Value> = task["spec"]["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().to_string(), p.clone()))
+        .collect();
+    let value_of = |name: &str| -> Vec<String> {
+        assert!(declared.contains_key(name), "the Task has no param {name}");
+        match params.get(name) {
+            Some(v) => v.clone(),
+            None => match &declared[name]["default"] {
+                Value::String(s) => vec![s.clone()],
+                Value::Array(items) => items
+                    .iter()
+                    .map(|i| i.as_str().unwrap().to_string())
+                    .collect(),
+                other => panic!("param {name} has no value and default {other:?}"),
+            },
+        }
+    };
+    std::fs::create_dir_all(dir.join("results")).unwrap();
+    let mut argv = Vec::new();
+    for arg in step["args"].as_array().unwrap() {
+        let arg = arg.as_str().unwrap();
+        if let Some(name) = arg
+            .strip_prefix("$(params.")
+            .and_then(|r| r.strip_suffix("[*])"))
+        {
+            argv.extend(value_of(name));
+        } else if let Some(name) = arg
+            .strip_prefix("$(params.")
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            argv.push(value_of(name).join(""));
+        } else if let Some(name) = arg
+            .strip_prefix("$(results.")
+            .and_then(|r| r.strip_suffix(".path)"))
+        {
+            argv.push(dir.join("results").join(name).display().to_string());
+        } else if let Some(rest) = arg.strip_prefix(&mount) {
+            argv.push(format!("{}{rest}", dir.join("secret").display()));
+        } else {
+            assert!(!arg.contains("$("), "unsubstituted {arg}");
+            argv.push(arg.to_string());
+        }
+    }
+    argv
+}
+
+#[test]
+fn the_tasks_own_argv_delivers_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("secret")).unwrap();
+    std::fs::write(dir.path().join("secret/hmac-key"), format!("{SECRET}\n")).unwrap();
+    let uid = "0f5e2a1b-0000-4000-8000-000000000020";
+    let one = |v: &str| vec![v.to_string()];
+    let mut params: BTreeMap<&str, Vec<String>> = BTreeMap::from([
+        ("notifyUrl", one(&url("ok"))),
+        ("pipelineRunName", one("web-x7k2")),
+        ("pipelineRunNamespace", one("builds")),
+        ("pipelineRunUid", one(uid)),
+        ("aggregateStatus", one("Failed")),
+        (
+            "taskStatuses",
+            [
+                "clone=Succeeded",
+                "prepare=Succeeded",
+                "build=Succeeded",
+                "scan=Failed",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ),
+        ("scanVerdict", one("fail")),
+        ("digest", one(SUCCESS[12])),
+    ]);
+    let out = Command::new(env!("CARGO_BIN_EXE_kibaship-step"))
+        .args(task_args(dir.path(), &params))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = requests_for(uid);
+    assert_eq!(got.len(), 1);
+    assert!(got[0].accepted);
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body["failureKind"], "gate");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("results/delivered")).unwrap(),
+        "true"
+    );
+    // A receiver that keeps failing: the Task's bound (maxAttempts) ends it with 75 and the results say so.
+    let uid = "0f5e2a1b-0000-4000-8000-000000000021";
+    params.insert("notifyUrl", one(&url("broken")));
+    params.insert("pipelineRunUid", one(uid));
+    params.insert("maxAttempts", one("2"));
+    let out = Command::new(env!("CARGO_BIN_EXE_kibaship-step"))
+        .args(task_args(dir.path(), &params))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(75));
+    assert_eq!(requests_for(uid).len(), 2);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("results/attempts")).unwrap(),
+        "2"
+    );
+}
