@@ -410,3 +410,151 @@ fn make_executable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// The scan step's argv from tasks/kibaship-scan.yaml: `$(params.x)` from `params` (else the default),
+/// `$(results.x.path)` under `root/results`, and every path under one of the step's volume mounts rebased under
+/// `root`.
+fn task_args(root: &Path, params: &BTreeMap<&str, String>) -> Vec<String> {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tasks/kibaship-scan.yaml"),
+    )
+    .unwrap();
+    let task: Value = serde_saphyr::from_str(&text).unwrap();
+    let step = task["spec"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "scan")
+        .unwrap()
+        .clone();
+    assert_eq!(step["command"][0], "/kibaship/bin/kibaship-step");
+    let mounts: Vec<String> = step["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap().to_string())
+        .collect();
+    let defaults: BTreeMap<String, Value> = task["spec"]["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["default"].clone(),
+            )
+        })
+        .collect();
+    std::fs::create_dir_all(root.join("results")).unwrap();
+    step["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|arg| {
+            let arg = arg.as_str().unwrap();
+            if let Some(name) = arg
+                .strip_prefix("$(params.")
+                .and_then(|r| r.strip_suffix(')'))
+            {
+                assert!(defaults.contains_key(name), "the Task has no param {name}");
+                match params.get(name) {
+                    Some(v) => v.clone(),
+                    None => defaults[name]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("param {name} has no default"))
+                        .to_string(),
+                }
+            } else if let Some(name) = arg
+                .strip_prefix("$(results.")
+                .and_then(|r| r.strip_suffix(".path)"))
+            {
+                root.join("results").join(name).display().to_string()
+            } else if mounts.iter().any(|m| arg.starts_with(&format!("{m}/"))) {
+                root.join(arg.trim_start_matches('/')).display().to_string()
+            } else {
+                assert!(!arg.contains("$("), "unsubstituted {arg}");
+                arg.to_string()
+            }
+        })
+        .collect()
+}
+
+/// The Task's own argv, as the pod would run it: the policy from the ConfigMap mount, the key from the Secret
+/// mount, trivy found on PATH, its cache in the /tmp emptyDir.
+#[test]
+fn the_tasks_own_argv_scans_gates_and_attests() {
+    let s = setup();
+    let root = tempfile::tempdir().unwrap();
+    let at = |p: &str| root.path().join(p);
+    std::fs::create_dir_all(at("kibaship/gate-policy")).unwrap();
+    std::fs::copy(
+        s.path("policy.yaml"),
+        at("kibaship/gate-policy/policy.yaml"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(at("kibaship/signing-key")).unwrap();
+    std::fs::copy(s.path("cosign.key"), at("kibaship/signing-key/cosign.key")).unwrap();
+    std::fs::create_dir_all(at("tmp/trivy-cache")).unwrap();
+    run_ok(
+        Command::new("cp")
+            .arg("-r")
+            .arg(s.path("cache/db"))
+            .arg(at("tmp/trivy-cache")),
+    );
+    let repository = "kibaship/acme/task-argv";
+    let crane = peer_binary("crane").unwrap();
+    let source = format!(
+        "{}/kibaship/acme/vulnerable@{}",
+        s.host(),
+        s.digest("kibaship/acme/vulnerable")
+    );
+    run_ok(Command::new(&crane).args([
+        "copy",
+        &source,
+        &format!("{}/{repository}:v1", s.host()),
+        "--insecure",
+    ]));
+    let params: BTreeMap<&str, String> = BTreeMap::from([
+        ("image", format!("{}/{repository}:v1", s.host())),
+        ("digest", s.digest("kibaship/acme/vulnerable").to_string()),
+        ("mode", "key".to_string()),
+        ("offline", "true".to_string()),
+        ("insecureRegistry", "true".to_string()),
+    ]);
+    let trivy_dir = peer_binary("trivy")
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        trivy_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_kibaship-step"))
+        .env("PATH", path)
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .args(task_args(root.path(), &params))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains(PASSWORD));
+    assert_eq!(
+        std::fs::read_to_string(at("results/verdict")).unwrap(),
+        "fail"
+    );
+    assert_eq!(
+        std::fs::read_to_string(at("results/counts")).unwrap(),
+        "critical=0 high=1 medium=0 low=0 unknown=0"
+    );
+    let attestations = std::fs::read_to_string(at("results/attestations")).unwrap();
+    assert_eq!(
+        attestations,
+        format!(
+            "{}/{repository}:{}.att",
+            s.host(),
+            s.digest("kibaship/acme/vulnerable").replace(':', "-")
+        )
+    );
+}
