@@ -209,7 +209,11 @@ fn cosign_bundles_from_a_fresh_rekor_v2_log_verify() {
 
 #[test]
 fn cosign_bundles_from_a_fresh_rekor_v1_log_verify() {
-    let stack = TestSigstore::start_with(SigstoreOptions { rekor_v1: true }).unwrap();
+    let stack = TestSigstore::start_with(SigstoreOptions {
+        rekor_v1: true,
+        ..Default::default()
+    })
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     // The stack's signing config without Rekor v2, so that cosign writes to Rekor v1.
     let mut config: Value =

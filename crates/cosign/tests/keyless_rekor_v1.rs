@@ -28,7 +28,11 @@ use support::{
 const EMAIL: &str = "legacy-builder@kibaship.test";
 
 fn start() -> TestSigstore {
-    TestSigstore::start_with(SigstoreOptions { rekor_v1: true }).unwrap()
+    TestSigstore::start_with(SigstoreOptions {
+        rekor_v1: true,
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 fn signer(stack: &TestSigstore) -> KeylessSigner {

@@ -982,7 +982,11 @@ fn a_registry_that_refuses_the_credentials_is_a_refusal_not_a_retry() {
 
 #[test]
 fn keyless_both_layouts_log_in_rekor_v1_and_v2_and_verify() {
-    let sigstore = TestSigstore::start_with(SigstoreOptions { rekor_v1: true }).unwrap();
+    let sigstore = TestSigstore::start_with(SigstoreOptions {
+        rekor_v1: true,
+        ..Default::default()
+    })
+    .unwrap();
     let reg = registry();
     let host = reg.host();
     let mut pod = Pod::new();

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use kibaship_testsupport::cluster::TestCluster;
+use kibaship_testsupport::cluster::{NODE_IP, SERVICE_ACCOUNT_ISSUER, TestCluster};
 use kibaship_testsupport::kube::wait_until;
 use kibaship_testsupport::peers::peer_binary;
+use kibaship_testsupport::sigstore::{KubernetesIssuer, SigstoreOptions, TestSigstore};
 
 /// Tries (half a second apart) for what the cluster reaches asynchronously; nothing is asserted about time.
 const TRIES: u32 = 360;
@@ -61,8 +62,57 @@ fn objects_in(file: &Path) -> Vec<String> {
     objects
 }
 
+/// The TaskRun's `Succeeded` condition once it is True or False.
+fn finished(cluster: &TestCluster, run: &str) -> Option<String> {
+    wait_until(TRIES, PAUSE, || {
+        cluster
+            .kubectl_ok(&[
+                "get",
+                "taskrun",
+                run,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Succeeded\")].status}",
+            ])
+            .ok()
+            .filter(|s| s == "True" || s == "False")
+    })
+}
+
+/// A TaskRun's objects, its Pod's logs and the kubelet's, for a failure message.
+fn describe(cluster: &TestCluster, run: &str) -> String {
+    let objects = cluster
+        .kubectl_ok(&["get", "taskrun,pod", "-o", "yaml"])
+        .unwrap_or_default();
+    let logs = cluster
+        .kubectl_ok(&[
+            "logs",
+            "-l",
+            &format!("tekton.dev/taskRun={run}"),
+            "--all-containers",
+        ])
+        .unwrap_or_default();
+    format!(
+        "{objects}\nlogs:\n{logs}\nkubelet:\n{}",
+        cluster.log_tail("kubelet")
+    )
+}
+
+/// A result of a TaskRun, from its status.
+fn result(cluster: &TestCluster, run: &str, name: &str) -> String {
+    cluster
+        .kubectl_ok(&[
+            "get",
+            "taskrun",
+            run,
+            "-o",
+            &format!("jsonpath={{.status.results[?(@.name==\"{name}\")].value}}"),
+        ])
+        .unwrap()
+}
+
 #[test]
-fn our_tasks_are_admitted_by_tekton_and_kibaship_sign_signs_with_a_key_from_a_secret() {
+fn our_tasks_are_admitted_by_tekton_and_kibaship_sign_signs_with_a_key_and_keyless_with_the_pods_token()
+ {
     let cluster = TestCluster::start().expect("cluster start");
     cluster.install_tekton().expect("install Tekton");
     let work = tempfile::tempdir().unwrap();
@@ -161,51 +211,17 @@ fn our_tasks_are_admitted_by_tekton_and_kibaship_sign_signs_with_a_key_from_a_se
     cluster
         .kubectl_stdin_ok(&["create", "-f", "-"], &run.to_string())
         .unwrap();
-    let status = wait_until(TRIES, PAUSE, || {
-        cluster
-            .kubectl_ok(&[
-                "get",
-                "taskrun",
-                "sign-with-key",
-                "-o",
-                "jsonpath={.status.conditions[?(@.type==\"Succeeded\")].status}",
-            ])
-            .ok()
-            .filter(|s| s == "True" || s == "False")
-    });
-    let describe = || {
-        let pods = cluster
-            .kubectl_ok(&["get", "taskrun,pod", "-o", "yaml"])
-            .unwrap_or_default();
-        let logs = cluster
-            .kubectl_ok(&[
-                "logs",
-                "-l",
-                "tekton.dev/taskRun=sign-with-key",
-                "--all-containers",
-            ])
-            .unwrap_or_default();
-        format!(
-            "{pods}\nlogs:\n{logs}\nkubelet:\n{}",
-            cluster.log_tail("kubelet")
-        )
-    };
-    assert_eq!(status.as_deref(), Some("True"), "{}", describe());
-
-    let result = |name: &str| {
-        cluster
-            .kubectl_ok(&[
-                "get",
-                "taskrun",
-                "sign-with-key",
-                "-o",
-                &format!("jsonpath={{.status.results[?(@.name==\"{name}\")].value}}"),
-            ])
-            .unwrap()
-    };
-    assert_eq!(result("signedDigest"), digest);
+    let status = finished(&cluster, "sign-with-key");
+    let describe = |run: &str| describe(&cluster, run);
+    assert_eq!(
+        status.as_deref(),
+        Some("True"),
+        "{}",
+        describe("sign-with-key")
+    );
+    assert_eq!(result(&cluster, "sign-with-key", "signedDigest"), digest);
     let repository = image.rsplit_once(':').unwrap().0;
-    let signatures = result("signatures");
+    let signatures = result(&cluster, "sign-with-key", "signatures");
     let lines: Vec<&str> = signatures.lines().collect();
     assert_eq!(
         lines.len(),
@@ -239,5 +255,103 @@ fn our_tasks_are_admitted_by_tekton_and_kibaship_sign_signs_with_a_key_from_a_se
         );
         assert!(out.contains(&digest), "cosign verify {layout_flag}: {out}");
     }
+    // Keyless, as a platform runs it: the Pod's projected service-account token (audience sigstore) is the
+    // identity, and the private Sigstore's Fulcio trusts the cluster's service-account issuer. Fulcio reads the
+    // issuer's discovery document without credentials, as a public issuer's.
+    cluster
+        .kubectl_ok(&[
+            "create",
+            "clusterrolebinding",
+            "oidc-discovery-unauthenticated",
+            "--clusterrole=system:service-account-issuer-discovery",
+            "--group=system:unauthenticated",
+        ])
+        .unwrap();
+    let sigstore = TestSigstore::start_with(SigstoreOptions {
+        listen: Some(NODE_IP.parse().unwrap()),
+        kubernetes_issuer: Some(KubernetesIssuer {
+            url: SERVICE_ACCOUNT_ISSUER.to_string(),
+            ca_file: cluster.ca_path(),
+        }),
+        ..Default::default()
+    })
+    .expect("the private Sigstore on the node address");
+    let config_map = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": { "name": "kibaship-sigstore" },
+        "data": {
+            "signing_config.json": fs::read_to_string(sigstore.signing_config_path()).unwrap(),
+            "trusted_root.json": fs::read_to_string(sigstore.trusted_root_path()).unwrap(),
+        },
+    });
+    cluster
+        .kubectl_stdin_ok(&["create", "-f", "-"], &config_map.to_string())
+        .unwrap();
+    let run = serde_json::json!({
+        "apiVersion": "tekton.dev/v1",
+        "kind": "TaskRun",
+        "metadata": { "name": "sign-keyless" },
+        "spec": {
+            "taskRef": { "name": "kibaship-sign" },
+            "podTemplate": { "securityContext": { "fsGroup": 1000 } },
+            "params": [
+                { "name": "image", "value": image },
+                { "name": "digest", "value": digest },
+                { "name": "mode", "value": "keyless" },
+                { "name": "trustedRootPath", "value": "/kibaship/sigstore/trusted_root.json" },
+                { "name": "insecureRegistry", "value": "true" },
+                { "name": "kibashipImage", "value": step_image },
+            ],
+        },
+    });
+    cluster
+        .kubectl_stdin_ok(&["create", "-f", "-"], &run.to_string())
+        .unwrap();
+    assert_eq!(
+        finished(&cluster, "sign-keyless").as_deref(),
+        Some("True"),
+        "{}\nfulcio:\n{}",
+        describe("sign-keyless"),
+        fs::read_to_string(sigstore.work_dir().join("fulcio.log")).unwrap_or_default()
+    );
+    assert_eq!(result(&cluster, "sign-keyless", "signedDigest"), digest);
+    let keyless_signatures = result(&cluster, "sign-keyless", "signatures");
+    eprintln!("keyless TaskRun wrote: {keyless_signatures}");
+    assert_eq!(
+        keyless_signatures.lines().count(),
+        1,
+        "one bundle referrer (keyless defaults to the bundle layout): {keyless_signatures}"
+    );
+    let trusted_root = sigstore.trusted_root_path().display().to_string();
+    let verify_keyless = |identity: &str| {
+        Command::new(peer_binary("cosign").unwrap())
+            .args([
+                "verify",
+                "--trusted-root",
+                &trusted_root,
+                "--certificate-identity",
+                identity,
+                "--certificate-oidc-issuer",
+                SERVICE_ACCOUNT_ISSUER,
+                "--allow-http-registry",
+                &by_digest,
+            ])
+            .env("HOME", w)
+            .output()
+            .unwrap()
+    };
+    let out = verify_keyless("https://kubernetes.io/namespaces/default/serviceaccounts/default");
+    assert!(
+        out.status.success(),
+        "cosign verify of the Pod's keyless signature: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other = verify_keyless("https://kubernetes.io/namespaces/default/serviceaccounts/builder");
+    assert!(
+        !other.status.success(),
+        "cosign accepted another service account"
+    );
+    drop(sigstore);
     cluster.teardown().expect("teardown leaves nothing");
 }

@@ -76,6 +76,9 @@ pub const POD_BRIDGE: &str = "kbs-cni0";
 pub const SERVICE_CIDR: &str = "10.203.0.0/24";
 /// The API server's port on [`NODE_IP`].
 pub const API_PORT: u16 = 6443;
+/// The `iss` of the cluster's service-account tokens: the API server's own URL, where it serves the OIDC
+/// discovery document and keys (`/.well-known/openid-configuration`, `/openid/v1/jwks`).
+pub const SERVICE_ACCOUNT_ISSUER: &str = "https://10.201.0.1:6443";
 /// kubelet's cgroup root (cgroup v1, cgroupfs driver), under every mounted hierarchy.
 pub const CGROUP_ROOT: &str = "kibaship";
 /// The CNI network's name (also the prefix of its cached results in `/var/lib/cni/results`).
@@ -1203,6 +1206,10 @@ impl TestCluster {
                 ("authorization-mode", "Node,RBAC".into()),
                 ("allow-privileged", "true".into()),
                 ("kubelet-preferred-address-types", "InternalIP".into()),
+                // The first issuer signs the tokens: an address the host can reach, so that a Fulcio on the host
+                // can read its discovery document (keyless signing with a Pod's token). The in-cluster name is
+                // still accepted.
+                ("service-account-issuer", SERVICE_ACCOUNT_ISSUER.into()),
                 (
                     "service-account-issuer",
                     "https://kubernetes.default.svc".into(),
@@ -1322,6 +1329,11 @@ impl TestCluster {
     /// The admin kubeconfig (group `system:masters`, token auth), server `https://10.201.0.1:6443`.
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// The cluster CA's certificate (PEM): it signed the API server's serving certificate.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join("pki/ca.pem")
     }
 
     /// The state directory (`<cache>/cluster/run`); logs of every daemon are in its `logs/`.

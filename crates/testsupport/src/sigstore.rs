@@ -34,13 +34,32 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const START_TIME: &str = "2020-01-01T00:00:00Z";
 /// The Rekor v2 log's origin (checkpoint name): the host of its URL, as sigstore-go requires.
 pub const REKOR_ORIGIN: &str = "127.0.0.1";
+/// Fulcio's client ID (the tokens' audience) for every issuer it trusts here.
+pub const AUDIENCE: &str = "sigstore";
 
-/// Which optional services [`TestSigstore::start_with`] starts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Which optional services [`TestSigstore::start_with`] starts, and where.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SigstoreOptions {
     /// Also start Rekor v1 on Trillian + MariaDB, listed in the trusted root (after Rekor v2) and in the signing
     /// config (API version 1).
     pub rekor_v1: bool,
+    /// The address Fulcio, the TSA and Rekor v2 listen on and their URLs name (default 127.0.0.1): the one-node
+    /// cluster's node address makes them reachable from Pods ([`crate::cluster::NODE_IP`]). Rekor v2's origin is
+    /// this address too. The OIDC issuer, the CT log and Rekor v1 stay on loopback.
+    pub listen: Option<std::net::Ipv4Addr>,
+    /// A Kubernetes service-account issuer Fulcio also trusts (Fulcio's `kubernetes` issuer type: certificates
+    /// for `https://kubernetes.io/namespaces/<ns>/serviceaccounts/<name>`), e.g. the one-node cluster's.
+    pub kubernetes_issuer: Option<KubernetesIssuer>,
+}
+
+/// A Kubernetes API server as an OIDC issuer for Fulcio (see [`SigstoreOptions::kubernetes_issuer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubernetesIssuer {
+    /// The `iss` of its service-account tokens, where Fulcio fetches the discovery document and keys (HTTPS,
+    /// readable without credentials).
+    pub url: String,
+    /// The CA bundle Fulcio trusts for that URL (`SSL_CERT_FILE`).
+    pub ca_file: PathBuf,
 }
 
 /// A running private Sigstore (see the module docs).
@@ -194,6 +213,9 @@ impl TestSigstore {
             .map_err(|e| HarnessError::io("creating the Sigstore temp dir", e))?;
         let d = dir.path().to_path_buf();
         let mut processes = Vec::new();
+        let listen = options
+            .listen
+            .map_or_else(|| REKOR_ORIGIN.to_string(), |ip| ip.to_string());
 
         // OIDC issuer.
         let oidc_port = free_port()?;
@@ -257,44 +279,59 @@ impl TestSigstore {
         let ct_port = free_port()?;
         let ct_url = format!("http://127.0.0.1:{ct_port}");
         let fulcio_port = free_port()?;
-        let fulcio_url = format!("http://127.0.0.1:{fulcio_port}");
-        let fulcio_config = serde_json::json!({
-            "OIDCIssuers": { &issuer: { "IssuerURL": &issuer, "ClientID": "sigstore", "Type": "email" } }
+        let fulcio_url = format!("http://{listen}:{fulcio_port}");
+        let mut issuers = serde_json::json!({
+            &issuer: { "IssuerURL": &issuer, "ClientID": AUDIENCE, "Type": "email" }
         });
+        if let Some(k8s) = &options.kubernetes_issuer {
+            issuers[&k8s.url] = serde_json::json!({ "IssuerURL": &k8s.url, "ClientID": AUDIENCE, "Type": "kubernetes" });
+        }
+        let fulcio_config = serde_json::json!({ "OIDCIssuers": issuers });
         write(
             &d.join("fulcio-config.json"),
             fulcio_config.to_string().as_bytes(),
         )?;
         let log = d.join("fulcio.log");
+        // Fulcio fetches a Kubernetes issuer's discovery document over HTTPS: its CA through SSL_CERT_FILE.
+        let env = Path::new("/usr/bin/env");
+        let mut fulcio_command = Vec::new();
+        if let Some(k8s) = &options.kubernetes_issuer {
+            fulcio_command.push(format!("SSL_CERT_FILE={}", path_str(&k8s.ca_file)));
+        }
+        fulcio_command.push(path_str(&fulcio));
         let mut p = SupervisedProcess::spawn(
             "fulcio",
-            &fulcio,
+            env,
             &[
-                "serve".into(),
-                "--ca".into(),
-                "ephemeralca".into(),
-                "--config-path".into(),
-                path_str(&d.join("fulcio-config.json")),
-                "--host".into(),
-                "127.0.0.1".into(),
-                "--port".into(),
-                fulcio_port.to_string(),
-                "--grpc-host".into(),
-                "127.0.0.1".into(),
-                "--grpc-port".into(),
-                free_port()?.to_string(),
-                "--metrics-port".into(),
-                free_port()?.to_string(),
-                "--legacy-unix-domain-socket".into(),
-                path_str(&d.join("fulcio-legacy.sock")),
-                "--ct-log-url".into(),
-                ct_url.clone(),
-                "--ct-log-public-key-path".into(),
-                path_str(&d.join("ct.pub")),
-            ],
+                fulcio_command,
+                vec![
+                    "serve".into(),
+                    "--ca".into(),
+                    "ephemeralca".into(),
+                    "--config-path".into(),
+                    path_str(&d.join("fulcio-config.json")),
+                    "--host".into(),
+                    listen.clone(),
+                    "--port".into(),
+                    fulcio_port.to_string(),
+                    "--grpc-host".into(),
+                    "127.0.0.1".into(),
+                    "--grpc-port".into(),
+                    free_port()?.to_string(),
+                    "--metrics-port".into(),
+                    free_port()?.to_string(),
+                    "--legacy-unix-domain-socket".into(),
+                    path_str(&d.join("fulcio-legacy.sock")),
+                    "--ct-log-url".into(),
+                    ct_url.clone(),
+                    "--ct-log-public-key-path".into(),
+                    path_str(&d.join("ct.pub")),
+                ],
+            ]
+            .concat(),
             &log,
         )?;
-        let fulcio_host = format!("127.0.0.1:{fulcio_port}");
+        let fulcio_host = format!("{listen}:{fulcio_port}");
         wait_http(&mut p, "fulcio", &fulcio_host, "/api/v1/rootCert", &log)?;
         processes.push(p);
         let fulcio_chain = fetch(&fulcio_host, "/api/v1/rootCert")?;
@@ -344,7 +381,7 @@ impl TestSigstore {
         // REST API on its loopback port (upstream's always adds a metrics listener on :2112, all interfaces), so
         // every TestSigstore runs its own.
         let tsa_port = free_port()?;
-        let tsa_host = format!("127.0.0.1:{tsa_port}");
+        let tsa_host = format!("{listen}:{tsa_port}");
         let tsa_url = format!("http://{tsa_host}/api/v1/timestamp");
         let log = d.join("timestamp-server.log");
         let mut p = SupervisedProcess::spawn(
@@ -353,7 +390,7 @@ impl TestSigstore {
             &[
                 "serve".into(),
                 "--host".into(),
-                "127.0.0.1".into(),
+                listen.clone(),
                 "--port".into(),
                 tsa_port.to_string(),
                 "--timestamp-signer".into(),
@@ -369,7 +406,7 @@ impl TestSigstore {
 
         // Rekor v2.
         let rekor_port = free_port()?;
-        let rekor_host = format!("127.0.0.1:{rekor_port}");
+        let rekor_host = format!("{listen}:{rekor_port}");
         let rekor_url = format!("http://{rekor_host}");
         let log = d.join("rekor.log");
         let mut p = SupervisedProcess::spawn(
@@ -378,7 +415,7 @@ impl TestSigstore {
             &[
                 "serve".into(),
                 "--http-address".into(),
-                "127.0.0.1".into(),
+                listen.clone(),
                 "--http-port".into(),
                 rekor_port.to_string(),
                 "--grpc-address".into(),
@@ -392,7 +429,7 @@ impl TestSigstore {
                 "--signer-filepath".into(),
                 path_str(&rekor_key),
                 "--hostname".into(),
-                REKOR_ORIGIN.into(),
+                listen.clone(),
                 "--checkpoint-interval".into(),
                 "1s".into(),
                 "--batch-max-age".into(),
@@ -422,7 +459,7 @@ impl TestSigstore {
                 dstr("fulcio-chain.pem")
             ),
             format!(
-                "--rekor=url={rekor_url},public-key={},start-time={START_TIME},origin={REKOR_ORIGIN}",
+                "--rekor=url={rekor_url},public-key={},start-time={START_TIME},origin={listen}",
                 dstr("rekor.pub")
             ),
         ];

@@ -211,8 +211,11 @@ fn two_sigstores_run_at_once_and_listen_on_loopback_only() {
 
 #[test]
 fn sigstore_with_rekor_v1_listens_on_loopback_only() {
-    let stack = TestSigstore::start_with(SigstoreOptions { rekor_v1: true })
-        .expect("start the Sigstore with Rekor v1");
+    let stack = TestSigstore::start_with(SigstoreOptions {
+        rekor_v1: true,
+        ..Default::default()
+    })
+    .expect("start the Sigstore with Rekor v1");
     assert_loopback_only("with Rekor v1", &stack);
     let rekor = stack.rekor_v1_url().expect("a Rekor v1 URL");
     let (status, _) = http_get(rekor, "/api/v1/log");

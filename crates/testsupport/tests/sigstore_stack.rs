@@ -45,8 +45,11 @@ fn private_sigstore_starts_describes_itself_and_stops() {
 #[test]
 fn private_sigstore_with_rekor_v1_describes_it_and_stops() {
     use kibaship_testsupport::sigstore::SigstoreOptions;
-    let stack =
-        TestSigstore::start_with(SigstoreOptions { rekor_v1: true }).expect("start with Rekor v1");
+    let stack = TestSigstore::start_with(SigstoreOptions {
+        rekor_v1: true,
+        ..Default::default()
+    })
+    .expect("start with Rekor v1");
     let v1 = stack.rekor_v1_url().expect("Rekor v1 URL").to_string();
     let root: serde_json::Value =
         serde_json::from_slice(&std::fs::read(stack.trusted_root_path()).unwrap()).unwrap();

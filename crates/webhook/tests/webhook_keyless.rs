@@ -121,7 +121,10 @@ async fn images_signed_keyless_by_kibaship_in_both_layouts_are_admitted() {
 
     const KIBASHIP_EMAIL: &str = "kibaship-builder@kibaship.test";
     let sigstore = tokio::task::spawn_blocking(|| {
-        TestSigstore::start_with(SigstoreOptions { rekor_v1: true })
+        TestSigstore::start_with(SigstoreOptions {
+            rekor_v1: true,
+            ..Default::default()
+        })
     })
     .await
     .unwrap()

@@ -374,7 +374,11 @@ pub fn production_trusted_root() -> String {
 }
 
 /// The private Sigstore with Rekor v1 (on Trillian) beside Rekor v2.
-pub const WITH_REKOR_V1: SigstoreOptions = SigstoreOptions { rekor_v1: true };
+pub const WITH_REKOR_V1: SigstoreOptions = SigstoreOptions {
+    rekor_v1: true,
+    listen: None,
+    kubernetes_issuer: None,
+};
 
 /// A private Sigstore on loopback and a registry with the fixture images, a working directory, and an OIDC token
 /// for one identity (also written to `token` in the directory, as a Tekton projected token).

@@ -296,7 +296,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rekor_v1,
             command,
         }) => {
-            let code = run_beside_sigstore(&identity, SigstoreOptions { rekor_v1 }, &command)?;
+            let code = run_beside_sigstore(
+                &identity,
+                SigstoreOptions {
+                    rekor_v1,
+                    ..Default::default()
+                },
+                &command,
+            )?;
             if code != 0 {
                 anyhow::bail!("`{}` exited with {code}", command.join(" "));
             }
