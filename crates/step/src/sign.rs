@@ -365,6 +365,7 @@ pub fn read_bounded(path: &Path, what: &'static str, max: u64) -> Result<Vec<u8>
             InputError::Read { cause, .. } => cause.to_string(),
             InputError::TooLarge { limit, .. } => format!("larger than the {limit} bytes accepted"),
             InputError::NotUtf8 { offset, .. } => format!("byte {offset}: not valid UTF-8"),
+            InputError::Changed { change, .. } => format!("changed while it was read ({change})"),
         },
     })
 }
