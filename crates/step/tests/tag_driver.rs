@@ -275,3 +275,127 @@ fn bad_values_exit_64_naming_what_is_wrong() {
     assert_eq!(run.code, Some(64), "{}", run.stderr);
     assert!(run.stderr.contains("cannot read"), "{}", run.stderr);
 }
+
+/// The tag step's argv from tasks/kibaship-tag.yaml: `$(params.x)` from `params` (else the default),
+/// `$(params.x[*])` expanded, `$(results.x.path)` under `root/results`, paths under the step's volume mounts
+/// rebased under `root`.
+fn task_args(root: &std::path::Path, params: &BTreeMap<&str, Vec<String>>) -> Vec<String> {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tasks/kibaship-tag.yaml"),
+    )
+    .unwrap();
+    let task: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let step = task["spec"]["steps"][0].clone();
+    assert_eq!(step["args"][0], "tag");
+    let mounts: Vec<String> = step["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap().to_string())
+        .collect();
+    let declared: BTreeMap<String, serde_json::Value> = task["spec"]["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().to_string(), p.clone()))
+        .collect();
+    let value_of = |name: &str| -> Vec<String> {
+        assert!(declared.contains_key(name), "the Task has no param {name}");
+        params
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| match &declared[name]["default"] {
+                serde_json::Value::String(s) => vec![s.clone()],
+                serde_json::Value::Array(a) => {
+                    a.iter().map(|v| v.as_str().unwrap().to_string()).collect()
+                }
+                other => panic!("param {name}: no value, default {other:?}"),
+            })
+    };
+    std::fs::create_dir_all(root.join("results")).unwrap();
+    let mut argv = Vec::new();
+    for arg in step["args"].as_array().unwrap() {
+        let arg = arg.as_str().unwrap();
+        if let Some(name) = arg
+            .strip_prefix("$(params.")
+            .and_then(|r| r.strip_suffix("[*])"))
+        {
+            argv.extend(value_of(name));
+        } else if let Some(name) = arg
+            .strip_prefix("$(params.")
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            let value = value_of(name).join("");
+            // A param holding a path under a mount (policyPath) is rebased like the Task's own paths.
+            if mounts.iter().any(|m| value.starts_with(&format!("{m}/"))) {
+                argv.push(
+                    root.join(value.trim_start_matches('/'))
+                        .display()
+                        .to_string(),
+                );
+            } else {
+                argv.push(value);
+            }
+        } else if let Some(name) = arg
+            .strip_prefix("$(results.")
+            .and_then(|r| r.strip_suffix(".path)"))
+        {
+            argv.push(root.join("results").join(name).display().to_string());
+        } else {
+            assert!(!arg.contains("$("), "unsubstituted {arg}");
+            argv.push(arg.to_string());
+        }
+    }
+    argv
+}
+
+#[test]
+fn the_tasks_own_argv_tags_a_signed_digest_and_refuses_an_unsigned_one() {
+    let s = setup();
+    let host = s.registry.host();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("kibaship/admission-policy")).unwrap();
+    std::fs::copy(
+        policy(),
+        root.path().join("kibaship/admission-policy/policy.yaml"),
+    )
+    .unwrap();
+    let one = |v: &str| vec![v.to_string()];
+    let params = |repository: &str| -> BTreeMap<&'static str, Vec<String>> {
+        BTreeMap::from([
+            ("image", one(&format!("{host}/{repository}:v1"))),
+            ("digest", one(&digest_of(repository))),
+            ("branch", one("release/2.0")),
+            ("promotions", vec!["prod".to_string()]),
+            ("policyPath", one("/kibaship/admission-policy/policy.yaml")),
+            ("namespace", one("prod")),
+            ("insecureRegistry", one("true")),
+        ])
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_kibaship-step"))
+        .args(task_args(root.path(), &params("fixtures/app")))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("results/tags")).unwrap(),
+        format!("{host}/fixtures/app:branch-release-2.0\n{host}/fixtures/app:prod")
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_kibaship-step"))
+        .args(task_args(root.path(), &params("fixtures/docker-multiarch")))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(77),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!tag_exists(&format!(
+        "{host}/fixtures/docker-multiarch:prod"
+    )));
+}

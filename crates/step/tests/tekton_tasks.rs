@@ -239,6 +239,7 @@ fn steps_call_the_driver_with_flags_it_has() {
         ("kibaship-sign", "sign", "/usr/local/bin/kibaship-step"),
         ("kibaship-notify", "notify", "/usr/local/bin/kibaship-step"),
         ("kibaship-scan", "scan", "/kibaship/bin/kibaship-step"),
+        ("kibaship-tag", "tag", "/usr/local/bin/kibaship-step"),
         (
             "kibaship-attest",
             "provenance",
