@@ -38,6 +38,10 @@ enum Command {
     SignBlob(cmd::sign_blob::Args),
     /// Verify a file against a key-signed Sigstore bundle, as `cosign verify-blob --bundle`.
     VerifyBlob(cmd::verify_blob::Args),
+    /// Sign an in-toto attestation about a file into a Sigstore bundle, as `cosign attest-blob --bundle`.
+    AttestBlob(cmd::attest_blob::Args),
+    /// Verify an attestation about a file, as `cosign verify-blob-attestation --bundle`.
+    VerifyBlobAttestation(cmd::verify_blob_attestation::Args),
     /// Sign an image by digest, cosign-compatible (legacy `.sig` tag and/or Sigstore bundle referrer).
     Sign(cmd::sign::Args),
     /// Sign an in-toto attestation (predicate file + type) onto an image, cosign-compatible (legacy `.att` tag
@@ -92,6 +96,8 @@ fn main() -> ExitCode {
         Command::ImportKeyPair(args) => cmd::import_key_pair::run(args),
         Command::SignBlob(args) => cmd::sign_blob::run(args),
         Command::VerifyBlob(args) => cmd::verify_blob::run(args),
+        Command::AttestBlob(args) => cmd::attest_blob::run(args),
+        Command::VerifyBlobAttestation(args) => cmd::verify_blob_attestation::run(args),
         Command::Sign(args) => cmd::sign::run(args),
         Command::Attest(args) => cmd::attest::run(args),
         Command::Verify(args) => cmd::verify::run(args),

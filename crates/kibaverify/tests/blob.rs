@@ -33,7 +33,19 @@ fn write_blobs(dir: &Path) {
         *last ^= 1;
     }
     std::fs::write(dir.join("other.tar.gz"), &content).unwrap();
+    std::fs::write(dir.join("provenance.json"), PROVENANCE).unwrap();
 }
+
+/// A SLSA provenance v1 predicate about the file (cosign keeps the fields its v1 model knows).
+const PROVENANCE: &str = r#"{"buildDefinition":{"buildType":"https://kibaship.io/buildtypes/test/v1","externalParameters":{"source":"git+https://example.test/app"}},"runDetails":{"builder":{"id":"https://kibaship.io/builder"}}}"#;
+
+/// `tool attest-blob` / `cosign attest-blob` arguments shared by every attestation here.
+const ATTEST_ARGS: [&str; 4] = [
+    "--predicate",
+    "provenance.json",
+    "--type",
+    "slsaprovenance1",
+];
 
 /// The tools in `dir` with the two files written and our key pair (`ours.key`, `ours.pub`) generated.
 fn signing_workspace<'a>(dir: &'a Path, transcript: &mut String) -> Tools<'a> {
@@ -178,6 +190,63 @@ fn blobs_signed_by_either_tool_verify_in_both() {
                 &mut t,
             );
             assert_ne!(r.code, 0, "cosign accepted {b} for another file");
+        }
+
+        // Attestations about the file: ours verified by cosign, cosign's by us.
+        let ours = format!("{key}-attestation-by-us.json");
+        let mut c = tools.kibaverify_without_registry(&["attest-blob", "release.tar.gz"]);
+        c.args(ATTEST_ARGS)
+            .args(["--key", &format!("{key}.key"), "--bundle", &ours]);
+        assert_code(&run(&mut c, &mut t), 0, &format!("attest-blob with {key}"));
+        let mut c = tools.cosign(&[
+            "verify-blob-attestation",
+            "--bundle",
+            &ours,
+            "--key",
+            &public,
+        ]);
+        c.args(["--type", "slsaprovenance1", "--insecure-ignore-tlog"])
+            .args(["--signature-digest-algorithm", digest, "release.tar.gz"]);
+        let r = run(&mut c, &mut t);
+        assert_code(
+            &r,
+            0,
+            &format!("cosign verify-blob-attestation of our {key} bundle"),
+        );
+        let theirs = format!("{key}-attestation-by-cosign.json");
+        let mut c = tools.cosign(&[
+            "attest-blob",
+            "--key",
+            &format!("{key}.key"),
+            "--bundle",
+            &theirs,
+        ]);
+        c.args(ATTEST_ARGS).args([
+            "--tlog-upload=false",
+            "--use-signing-config=false",
+            "--yes",
+            "release.tar.gz",
+        ]);
+        assert_code(
+            &run(&mut c, &mut t),
+            0,
+            &format!("cosign attest-blob with {key}"),
+        );
+        for (bundle, file, wanted_type, code) in [
+            (&ours, "release.tar.gz", "slsaprovenance1", 0),
+            (&theirs, "release.tar.gz", "slsaprovenance1", 0),
+            (&theirs, "other.tar.gz", "slsaprovenance1", 1),
+            (&theirs, "release.tar.gz", "vuln", 1),
+        ] {
+            let mut c = tools.kibaverify_without_registry(&["verify-blob-attestation", file]);
+            c.args(["--bundle", bundle, "--type", wanted_type, "--key", &public])
+                .arg("--insecure-ignore-tlog");
+            let r = run(&mut c, &mut t);
+            assert_code(
+                &r,
+                code,
+                &format!("verify-blob-attestation {bundle} {file} {wanted_type}"),
+            );
         }
     }
 
@@ -403,6 +472,63 @@ fn keyless_blobs_signed_by_either_tool_verify_in_both() {
         );
         let r = cosign_verify(bundle, "other.tar.gz", EMAIL, &mut t);
         assert_ne!(r.code, 0, "cosign accepted {bundle} for another file");
+    }
+    // Keyless attestations about the file: ours verified by cosign, cosign's by us.
+    let keyless = [
+        "--signing-config",
+        stack.signing_config.as_str(),
+        "--trusted-root",
+        stack.trusted_root.as_str(),
+    ];
+    let mut c = tools.kibaverify_without_registry(&["attest-blob", "release.tar.gz"]);
+    c.args(ATTEST_ARGS)
+        .args(["--bundle", "attestation-ours.json", "--keyless"])
+        .args(keyless)
+        .args(["--identity-token-file", &stack.token_file]);
+    assert_code(&run(&mut c, &mut t), 0, "attest-blob --keyless");
+    let mut c = tools.cosign(&["attest-blob", "--bundle", "attestation-theirs.json"]);
+    c.args(ATTEST_ARGS).args(keyless).args([
+        "--identity-token",
+        &stack.token,
+        "--yes",
+        "release.tar.gz",
+    ]);
+    assert_code(&run(&mut c, &mut t), 0, "cosign attest-blob keyless");
+    let identity = [
+        "--certificate-identity",
+        EMAIL,
+        "--certificate-oidc-issuer",
+        stack.issuer.as_str(),
+        "--trusted-root",
+        stack.trusted_root.as_str(),
+    ];
+    for bundle in ["attestation-ours.json", "attestation-theirs.json"] {
+        let mut c =
+            tools.kibaverify_without_registry(&["verify-blob-attestation", "release.tar.gz"]);
+        c.args(["--bundle", bundle, "--type", "slsaprovenance1"])
+            .args(identity);
+        assert_code(
+            &run(&mut c, &mut t),
+            0,
+            &format!("verify-blob-attestation of {bundle}"),
+        );
+        let mut c = tools.cosign(&["verify-blob-attestation", "--bundle", bundle]);
+        c.args(["--type", "slsaprovenance1"])
+            .args(identity)
+            .arg("release.tar.gz");
+        assert_code(
+            &run(&mut c, &mut t),
+            0,
+            &format!("cosign verify-blob-attestation of {bundle}"),
+        );
+        let mut c = tools.kibaverify_without_registry(&["verify-blob-attestation", "other.tar.gz"]);
+        c.args(["--bundle", bundle, "--type", "slsaprovenance1"])
+            .args(identity);
+        assert_code(
+            &run(&mut c, &mut t),
+            1,
+            &format!("verify-blob-attestation of {bundle} for another file"),
+        );
     }
     stack.assert_token_not_in(&t);
 }

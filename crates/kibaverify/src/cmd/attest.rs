@@ -46,14 +46,18 @@ pub struct Args {
     pub registry: RegistryFlags,
 }
 
-/// Reads and checks the predicate before any key, token or registry is touched.
-fn read_attestation(args: &Args) -> anyhow::Result<Attestation> {
+/// Reads and checks the predicate file for `--type predicate_type` before any key, token or registry is touched
+/// (`attest` and `attest-blob`).
+pub fn read_attestation(
+    predicate: &std::path::Path,
+    predicate_type: &str,
+) -> anyhow::Result<Attestation> {
     // The type first: a wrong name is reported even when the file is fine.
-    attest::predicate_type_uri(&args.predicate_type)?;
-    let shown = args.predicate.display().to_string();
-    let bytes = read_bounded(&args.predicate, "predicate", MAX_PREDICATE_BYTES as u64)?;
+    attest::predicate_type_uri(predicate_type)?;
+    let shown = predicate.display().to_string();
+    let bytes = read_bounded(predicate, "predicate", MAX_PREDICATE_BYTES as u64)?;
     Ok(Attestation::new(
-        &args.predicate_type,
+        predicate_type,
         &bytes,
         &shown,
         time::OffsetDateTime::now_utc(),
@@ -64,7 +68,7 @@ fn read_attestation(args: &Args) -> anyhow::Result<Attestation> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reference = Reference::parse(&args.reference)?;
     let layout = SignatureLayout::for_attestations(args.layout)?;
-    let attestation = read_attestation(&args)?;
+    let attestation = read_attestation(&args.predicate, &args.predicate_type)?;
     let signature_repository = super::verify::signature_repository_from_env()?;
     let predicate_type = attestation.predicate_type().to_string();
     let (layout, loaded) = args.signer.load(layout, &args.registry)?;

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each exposes `Args` (clap) and `run(Args)`.
 pub mod attach;
 pub mod attest;
+pub mod attest_blob;
 pub mod audit;
 pub mod completion;
 pub mod digest;
@@ -18,6 +19,7 @@ pub mod signer_flags;
 pub mod verify;
 pub mod verify_attestation;
 pub mod verify_blob;
+pub mod verify_blob_attestation;
 pub mod verify_bundle;
 pub mod verify_provenance;
 pub mod version;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use kibaship_cli::input::stream_unchanged;
 use kibaship_cosign::blob::{key_signed_blob_bundle, self_check_keyless_blob_bundle};
+use kibaship_cosign::check::IN_TOTO_PAYLOAD_TYPE;
 use kibaship_sigstore::HashAlgorithm;
 
 use super::digest::{RegistryFlags, current_thread_runtime};
@@ -34,54 +35,83 @@ pub struct Args {
     ca_file: Option<PathBuf>,
 }
 
+/// The closing note of a bundle signed with a key.
+pub const KEY_NOTE: &str = "no transparency-log entry was made: verify with --insecure-ignore-tlog";
+/// The closing note of a keyless bundle.
+pub const KEYLESS_NOTE: &str =
+    "logged in Rekor v2 with a TSA timestamp: verify with the certificate identity and issuer";
+
 /// Hashes the file, signs the digest and writes the bundle.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (bundle, how) = match args.signer.key_path() {
+    let (bundle, note) = match args.signer.key_path() {
         Some(key_path) => {
             let key = args.signer.signing_key(key_path)?;
-            let digest = hash_file(&args.file, key.hash_algorithm())?;
+            let digest = hash_file(&args.file, "file to sign", key.hash_algorithm())?;
             let bundle = key_signed_blob_bundle(&key, &digest)
                 .with_context(|| format!("cannot sign with key {}", key_path.display()))?;
-            (
-                bundle,
-                "no transparency-log entry was made: verify with --insecure-ignore-tlog",
-            )
+            (bundle, KEY_NOTE)
         }
-        None => {
-            let registry = RegistryFlags {
-                ca_file: args.ca_file.clone(),
-                ..RegistryFlags::default()
-            };
-            let Keyless { signer, check } =
-                args.signer.keyless(SignatureLayout::Bundle, &registry)?;
-            let digest = hash_file(&args.file, HashAlgorithm::Sha256)?;
-            let signed = current_thread_runtime()?
-                .block_on(signer.sign_blob_digest(&digest))
-                .context("keyless signing failed")?;
-            if let Some(verifier) = &check {
-                self_check_keyless_blob_bundle(verifier, &signed.json, &digest).map_err(
-                    |reason| {
-                        anyhow::anyhow!(
-                            "the new bundle does not verify against --trusted-root ({reason}): not written"
-                        )
-                    },
-                )?;
-            }
-            (
-                signed.json,
-                "logged in Rekor v2 with a TSA timestamp: verify with the certificate identity and issuer",
-            )
-        }
+        None => (
+            keyless_blob_bundle(
+                &args.signer,
+                args.ca_file.as_deref(),
+                &args.file,
+                "file to sign",
+                |_| Ok(None),
+            )?,
+            KEYLESS_NOTE,
+        ),
     };
-    std::fs::write(&args.bundle, bundle)
-        .with_context(|| format!("writing {}", args.bundle.display()))?;
-    eprintln!("Wrote bundle to file {} ({how})", args.bundle.display());
+    write_bundle(&args.bundle, &bundle, note)
+}
+
+/// Keyless, about the `file` (a `what`): loads the flags' signer, streams the file through SHA-256, signs either
+/// the file itself (a message signature, when `statement` gives `None` for the digest) or the in-toto statement
+/// it gives (a DSSE envelope), with Fulcio, Rekor v2 and the TSA, and checks the bundle against `--trusted-root`
+/// when given. The signer is loaded (token, services) before the file is read.
+pub fn keyless_blob_bundle(
+    signer: &SignerFlags,
+    ca_file: Option<&std::path::Path>,
+    file: &std::path::Path,
+    what: &str,
+    statement: impl FnOnce(&[u8]) -> anyhow::Result<Option<Vec<u8>>>,
+) -> anyhow::Result<Vec<u8>> {
+    let registry = RegistryFlags {
+        ca_file: ca_file.map(std::path::Path::to_path_buf),
+        ..RegistryFlags::default()
+    };
+    let Keyless { signer, check } = signer.keyless(SignatureLayout::Bundle, &registry)?;
+    let digest = hash_file(file, what, HashAlgorithm::Sha256)?;
+    let runtime = current_thread_runtime()?;
+    let signed = match statement(&digest)? {
+        None => runtime.block_on(signer.sign_blob_digest(&digest)),
+        Some(statement) => runtime.block_on(signer.sign_dsse(IN_TOTO_PAYLOAD_TYPE, &statement)),
+    }
+    .context("keyless signing failed")?;
+    if let Some(verifier) = &check {
+        self_check_keyless_blob_bundle(verifier, &signed.json, &digest).map_err(|reason| {
+            anyhow::anyhow!(
+                "the new bundle does not verify against --trusted-root ({reason}): not written"
+            )
+        })?;
+    }
+    Ok(signed.json)
+}
+
+/// Writes the bundle (only once everything succeeded) and says so on stderr, as cosign does.
+pub fn write_bundle(path: &std::path::Path, bundle: &[u8], note: &str) -> anyhow::Result<ExitCode> {
+    std::fs::write(path, bundle).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("Wrote bundle to file {} ({note})", path.display());
     Ok(ExitCode::SUCCESS)
 }
 
-/// The file's digest, streamed.
-fn hash_file(path: &std::path::Path, algorithm: HashAlgorithm) -> anyhow::Result<Vec<u8>> {
+/// The digest of the file (a `what`), streamed, refused if it changed meanwhile.
+pub fn hash_file(
+    path: &std::path::Path,
+    what: &str,
+    algorithm: HashAlgorithm,
+) -> anyhow::Result<Vec<u8>> {
     let mut hasher = algorithm.hasher();
-    stream_unchanged(path, "file to sign", |chunk| hasher.update(chunk))?;
+    stream_unchanged(path, what, |chunk| hasher.update(chunk))?;
     Ok(hasher.finish())
 }

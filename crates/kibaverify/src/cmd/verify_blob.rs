@@ -6,27 +6,36 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use kibaship_cli::input::{read_bounded, stream_unchanged};
+use kibaship_cli::input::read_bounded;
 use kibaship_cli::terminal::{Escaped, print_line};
 use kibaship_cosign::blob::{BlobBundleError, check_unlogged_key_blob_bundle};
 use kibaship_sigstore::{ArtifactPolicy, Bundle, HashAlgorithm, IdentityPolicy, Verifier};
 
 use super::identity_flags::GithubClaimFlags;
+use super::sign_blob::hash_file;
 use super::verify_bundle::{certificate_identity, load_public_key, load_trusted_root};
 
 /// Verifies a file against a Sigstore bundle (`sign-blob`'s or `cosign sign-blob`'s), by key or by the keyless
 /// signer's certificate identity.
 #[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("signer").required(true).args(["key", "certificate_identity", "certificate_identity_regexp"])))]
 pub struct Args {
     /// The signed file.
     file: PathBuf,
     /// The Sigstore bundle (JSON).
     #[arg(long, value_name = "FILE")]
     bundle: PathBuf,
+    #[command(flatten)]
+    signer: BlobSignerFlags,
+}
+
+/// Who must have signed a blob's bundle, and what it is checked against (`verify-blob`,
+/// `verify-blob-attestation`): cosign's flags.
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("signer").required(true).args(["key", "certificate_identity", "certificate_identity_regexp"])))]
+pub struct BlobSignerFlags {
     /// The public key (PEM `PUBLIC KEY`, e.g. `cosign.pub`).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["certificate_oidc_issuer", "certificate_oidc_issuer_regexp"])]
-    key: Option<PathBuf>,
+    pub key: Option<PathBuf>,
     /// Keyless: expected certificate identity (SAN: email, URI or username), exact.
     #[arg(long, value_name = "IDENTITY")]
     certificate_identity: Option<String>,
@@ -41,13 +50,36 @@ pub struct Args {
     certificate_oidc_issuer_regexp: Option<String>,
     #[command(flatten)]
     github: GithubClaimFlags,
-    /// With --key: accept a bundle without a transparency-log entry (as written by `sign-blob --key` or `cosign
-    /// sign-blob --tlog-upload=false`), as cosign's flag does.
+    /// With --key: accept a bundle without a transparency-log entry (as written with a key by kibaverify or by
+    /// cosign with `--tlog-upload=false`), as cosign's flag does.
     #[arg(long, requires = "key")]
-    insecure_ignore_tlog: bool,
+    pub insecure_ignore_tlog: bool,
     /// `trusted_root.json` for bundles that carry log entries (default: the embedded Sigstore public-good root).
     #[arg(long, value_name = "FILE")]
     trusted_root: Option<PathBuf>,
+}
+
+impl BlobSignerFlags {
+    /// The key (`--key`) or the certificate identity the flags name.
+    pub fn identity_policy(&self) -> anyhow::Result<IdentityPolicy> {
+        Ok(match &self.key {
+            Some(path) => IdentityPolicy::Key(load_public_key(path)?),
+            None => IdentityPolicy::Certificate(certificate_identity(
+                self.certificate_identity.as_ref(),
+                self.certificate_identity_regexp.as_ref(),
+                self.certificate_oidc_issuer.as_ref(),
+                self.certificate_oidc_issuer_regexp.as_ref(),
+                &self.github,
+            )?),
+        })
+    }
+
+    /// The verifier over `--trusted-root` (or the public-good root).
+    pub fn verifier(&self) -> anyhow::Result<Verifier> {
+        Ok(Verifier::new(load_trusted_root(
+            self.trusted_root.as_deref(),
+        )?))
+    }
 }
 
 /// Hashes the file and checks the bundle.
@@ -57,30 +89,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "bundle",
         kibaship_sigstore::MAX_BUNDLE_BYTES as u64,
     )?;
-    let (policy, algorithm) = match &args.key {
-        Some(path) => {
-            let key = load_public_key(path)?;
-            let algorithm = key.kind().default_hash();
-            (IdentityPolicy::Key(key), algorithm)
-        }
-        // Fulcio certifies the ephemeral P-256 keys cosign and kibaverify sign blobs with: SHA-256.
-        None => (
-            IdentityPolicy::Certificate(certificate_identity(
-                args.certificate_identity.as_ref(),
-                args.certificate_identity_regexp.as_ref(),
-                args.certificate_oidc_issuer.as_ref(),
-                args.certificate_oidc_issuer_regexp.as_ref(),
-                &args.github,
-            )?),
-            HashAlgorithm::Sha256,
-        ),
+    let policy = args.signer.identity_policy()?;
+    // Fulcio certifies the ephemeral P-256 keys cosign and kibaverify sign blobs with: SHA-256.
+    let algorithm = match &policy {
+        IdentityPolicy::Key(key) => key.kind().default_hash(),
+        IdentityPolicy::Certificate(_) => HashAlgorithm::Sha256,
     };
-    let mut hasher = algorithm.hasher();
-    stream_unchanged(&args.file, "file to verify", |chunk| hasher.update(chunk))?;
-    let digest = hasher.finish();
+    let digest = hash_file(&args.file, "file to verify", algorithm)?;
     if let IdentityPolicy::Key(key) = &policy {
         match check_unlogged_key_blob_bundle(&bundle, key, algorithm, &digest) {
-            Ok(()) if args.insecure_ignore_tlog => {
+            Ok(()) if args.signer.insecure_ignore_tlog => {
                 print_line(format_args!(
                     "Verified OK: {} signed by the given key (transparency log not checked: --insecure-ignore-tlog)",
                     args.file.display()
@@ -102,7 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let parsed = Bundle::from_json(&bundle)
         .with_context(|| format!("invalid bundle {}", args.bundle.display()))?;
-    let verifier = Verifier::new(load_trusted_root(args.trusted_root.as_deref())?);
+    let verifier = args.signer.verifier()?;
     let artifact = ArtifactPolicy::Digest {
         algorithm,
         digest: &digest,
