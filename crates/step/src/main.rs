@@ -68,19 +68,29 @@ enum Command {
 /// `kibaship-step attest`: empty strings mean "not set", as Tekton passes them.
 #[derive(Args)]
 struct AttestArgs {
-    /// The build's image result (registry/repository:tag); only its repository is used.
-    #[arg(long, default_value = "")]
-    image: String,
-    /// The build's digest result: what is attested.
-    #[arg(long, default_value = "")]
-    digest: String,
+    #[command(flatten)]
+    signer: SignerArgs,
     /// The SLSA provenance v1 predicate (kibaship-step provenance --predicate-output); empty: none.
     #[arg(long, default_value = "")]
     provenance_predicate: String,
     /// The build's sbomRef result (<repository>@<attestation manifest digest>); empty: no SBOM.
     #[arg(long, default_value = "")]
     sbom_ref: String,
-    /// `key` or `keyless`.
+    /// File for the attestations result (one reference per line: attestations and the SBOM referrer).
+    #[arg(long)]
+    attestations_result: Option<PathBuf>,
+}
+
+/// What the sign, scan and attest steps are signed with and where: empty strings mean "not set".
+#[derive(Args)]
+struct SignerArgs {
+    /// The build's image result (registry/repository:tag); only its repository is used.
+    #[arg(long, default_value = "")]
+    image: String,
+    /// The build's digest result (sha256:<hex>): what is signed, scanned or attested.
+    #[arg(long, default_value = "")]
+    digest: String,
+    /// `key` or `keyless` (scan also takes `none`: no attestation).
     #[arg(long, default_value = "")]
     mode: String,
     /// `legacy`, `bundle` or `both`; empty: legacy with a key, bundle keyless.
@@ -89,24 +99,50 @@ struct AttestArgs {
     /// Key mode: the cosign private key file (password from COSIGN_PASSWORD).
     #[arg(long, default_value = "")]
     key_file: String,
-    /// Keyless: the OIDC identity token file.
+    /// Keyless: the OIDC identity token file (a projected service-account token with audience sigstore).
     #[arg(long, default_value = "")]
     identity_token_file: String,
-    /// Keyless: the Sigstore signing config (v0.2 JSON).
+    /// Keyless: the Sigstore signing config (v0.2 JSON) naming Fulcio, Rekor and the TSA.
     #[arg(long, default_value = "")]
     signing_config: String,
-    /// Keyless, optional: verify each attestation against this trusted_root.json before uploading it.
+    /// Keyless, optional: verify each signature or attestation against this trusted_root.json before uploading.
     #[arg(long, default_value = "")]
     trusted_root: String,
-    /// Repository the attestations go to instead of the image's.
+    /// Repository the signatures and attestations go to instead of the image's (cosign's COSIGN_REPOSITORY).
     #[arg(long, default_value = "")]
     signature_repository: String,
     /// Talk to the registry over plain HTTP (`true`/`false`; local test registries only).
     #[arg(long, default_value = "false", action = clap::ArgAction::Set)]
     insecure_registry: String,
-    /// File for the attestations result (one reference per line: attestations and the SBOM referrer).
-    #[arg(long)]
-    attestations_result: Option<PathBuf>,
+}
+
+impl SignerArgs {
+    /// The sign step's inputs (checked by [`SignInputs::plan`]).
+    fn inputs(&self, annotations: Vec<String>) -> SignInputs {
+        SignInputs {
+            image: self.image.clone(),
+            digest: self.digest.clone(),
+            mode: self.mode.clone(),
+            layout: self.layout.clone(),
+            key_file: self.key_file.clone(),
+            identity_token_file: self.identity_token_file.clone(),
+            signing_config: self.signing_config.clone(),
+            trusted_root: self.trusted_root.clone(),
+            annotations,
+            signature_repository: self.signature_repository.clone(),
+        }
+    }
+
+    /// `--insecure-registry`: `true`, or `false`/empty.
+    fn insecure(&self) -> Result<bool, String> {
+        match self.insecure_registry.trim() {
+            "true" => Ok(true),
+            "false" | "" => Ok(false),
+            other => Err(format!(
+                "--insecure-registry {other:?} is not true or false"
+            )),
+        }
+    }
 }
 
 /// `kibaship-step tag`: empty strings mean "not set", as Tekton passes them.
@@ -151,12 +187,8 @@ struct TagArgs {
 /// `kibaship-step scan`: empty strings mean "not set", as Tekton passes them.
 #[derive(Args)]
 struct ScanArgs {
-    /// The build's image result (registry/repository:tag); only its repository is used.
-    #[arg(long, default_value = "")]
-    image: String,
-    /// The build's digest result: what is scanned and attested.
-    #[arg(long, default_value = "")]
-    digest: String,
+    #[command(flatten)]
+    signer: SignerArgs,
     /// The gate policy (YAML), e.g. from a ConfigMap.
     #[arg(long)]
     policy: PathBuf,
@@ -181,30 +213,6 @@ struct ScanArgs {
     /// Vulnerability DB version for the attestation.
     #[arg(long, default_value = "")]
     db_version: String,
-    /// `key`, `keyless`, or `none` (no attestation: the verdict only).
-    #[arg(long, default_value = "")]
-    mode: String,
-    /// `legacy`, `bundle` or `both`; empty: legacy with a key, bundle keyless.
-    #[arg(long, default_value = "")]
-    layout: String,
-    /// Key mode: the cosign private key file (password from COSIGN_PASSWORD).
-    #[arg(long, default_value = "")]
-    key_file: String,
-    /// Keyless: the OIDC identity token file.
-    #[arg(long, default_value = "")]
-    identity_token_file: String,
-    /// Keyless: the Sigstore signing config (v0.2 JSON).
-    #[arg(long, default_value = "")]
-    signing_config: String,
-    /// Keyless, optional: verify each attestation against this trusted_root.json before uploading it.
-    #[arg(long, default_value = "")]
-    trusted_root: String,
-    /// Repository the attestations go to instead of the image's.
-    #[arg(long, default_value = "")]
-    signature_repository: String,
-    /// Talk to the registry over plain HTTP (`true`/`false`; local test registries only).
-    #[arg(long, default_value = "false", action = clap::ArgAction::Set)]
-    insecure_registry: String,
     /// Judge exception expiry at this RFC 3339 time instead of now.
     #[arg(long, default_value = "")]
     now: String,
@@ -383,39 +391,11 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(180);
 /// `kibaship-step sign`: every value may be an empty string, meaning "not set" (Tekton cannot omit an argument).
 #[derive(Args)]
 struct SignArgs {
-    /// The build's image result (registry/repository:tag); only its repository is used.
-    #[arg(long, default_value = "")]
-    image: String,
-    /// The build's digest result (sha256:<hex>): what is signed.
-    #[arg(long, default_value = "")]
-    digest: String,
-    /// `key` or `keyless`.
-    #[arg(long, default_value = "")]
-    mode: String,
-    /// `legacy`, `bundle` or `both`; empty: legacy with a key, bundle keyless.
-    #[arg(long, default_value = "")]
-    layout: String,
-    /// Key mode: the cosign private key file (password from COSIGN_PASSWORD).
-    #[arg(long, default_value = "")]
-    key_file: String,
-    /// Keyless: the OIDC identity token file (a projected service-account token with audience sigstore).
-    #[arg(long, default_value = "")]
-    identity_token_file: String,
-    /// Keyless: the Sigstore signing config (v0.2 JSON) naming Fulcio, Rekor and the TSA.
-    #[arg(long, default_value = "")]
-    signing_config: String,
-    /// Keyless, optional: verify each signature against this trusted_root.json before uploading it.
-    #[arg(long, default_value = "")]
-    trusted_root: String,
+    #[command(flatten)]
+    signer: SignerArgs,
     /// A `key=value` annotation signed into the payload. Repeatable; empty values are ignored.
     #[arg(long = "annotation", num_args = 0..)]
     annotations: Vec<String>,
-    /// Repository the signatures go to instead of the image's (cosign's COSIGN_REPOSITORY).
-    #[arg(long, default_value = "")]
-    signature_repository: String,
-    /// Talk to the registry over plain HTTP (`true`/`false`; local test registries only).
-    #[arg(long, default_value = "false", action = clap::ArgAction::Set)]
-    insecure_registry: String,
     /// Extra CA bundle (PEM) for the registry and the Sigstore services; empty: system roots only.
     #[arg(long, default_value = "")]
     registry_ca_file: String,
@@ -628,7 +608,7 @@ fn run(command: Command) -> Result<(), StepError> {
         Command::Provenance(a) => provenance(*a),
         Command::Sign(a) => Err(StepError::BadParameter(format!(
             "internal: sign is run by main, not here ({} given)",
-            a.image
+            a.signer.image
         ))),
         Command::Notify(_) | Command::Scan(_) | Command::Tag(_) | Command::Attest(_) => {
             Err(StepError::BadParameter(
@@ -655,41 +635,15 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 fn sign(a: SignArgs) -> Result<(), SignError> {
     let bad = |m: String| SignError::Parameter(m);
-    let plan = SignInputs {
-        image: a.image,
-        digest: a.digest,
-        mode: a.mode,
-        layout: a.layout,
-        key_file: a.key_file,
-        identity_token_file: a.identity_token_file,
-        signing_config: a.signing_config,
-        trusted_root: a.trusted_root,
-        annotations: a.annotations,
-        signature_repository: a.signature_repository,
-    }
-    .plan()?;
-    let insecure = match a.insecure_registry.trim() {
-        "true" => true,
-        "false" | "" => false,
-        other => {
-            return Err(bad(format!(
-                "--insecure-registry {other:?} is not true or false"
-            )));
-        }
-    };
+    let plan = a.signer.inputs(a.annotations).plan()?;
+    let insecure = a.signer.insecure().map_err(bad)?;
     let ca_file = Some(a.registry_ca_file.trim())
         .filter(|p| !p.is_empty())
         .map(PathBuf::from);
     // COSIGN_PASSWORD comes from an optional secretKeyRef: unset when the Secret has no password.
     let password = std::env::var("COSIGN_PASSWORD").ok().map(Zeroizing::new);
     let signer = load_signer(&plan, password, ca_file.as_deref())?;
-    let mut insecure_registries = Vec::new();
-    if insecure {
-        insecure_registries.push(plan.target.registry().to_string());
-        if let Some(r) = &plan.signature_repository {
-            insecure_registries.push(r.registry().to_string());
-        }
-    }
+    let insecure_registries = insecure_hosts(&plan, insecure);
     let timeout = match a.timeout.trim() {
         "" => DEFAULT_TIMEOUT,
         text => parse_duration(text).map_err(|e| bad(format!("--timeout: {e}")))?,
@@ -849,7 +803,7 @@ fn scan_step(a: ScanArgs) -> Option<(String, String, u8)> {
         ))),
     };
     let (insecure, offline) = match (
-        bool_flag("--insecure-registry", &a.insecure_registry),
+        a.signer.insecure().map_err(ScanError::Parameter),
         bool_flag("--offline", &a.offline),
     ) {
         (Ok(i), Ok(o)) => (i, o),
@@ -869,23 +823,14 @@ fn scan_step(a: ScanArgs) -> Option<(String, String, u8)> {
             }
         }
     };
-    let mode = a.mode.trim().to_string();
-    let attest = mode != "none";
+    let attest = a.signer.mode.trim() != "none";
     // The sign step's checks of image, digest and signing inputs; with mode none only image and digest matter.
-    let plan = match (SignInputs {
-        image: a.image,
-        digest: a.digest,
-        mode: if attest { mode } else { "key".into() },
-        layout: a.layout,
-        key_file: if attest { a.key_file } else { "unused".into() },
-        identity_token_file: a.identity_token_file,
-        signing_config: a.signing_config,
-        trusted_root: a.trusted_root,
-        annotations: Vec::new(),
-        signature_repository: a.signature_repository,
-    })
-    .plan()
-    {
+    let mut inputs = a.signer.inputs(Vec::new());
+    if !attest {
+        inputs.mode = "key".into();
+        inputs.key_file = "unused".into();
+    }
+    let plan = match inputs.plan() {
         Ok(plan) => plan,
         Err(e) => return sign_failed(e),
     };
@@ -938,15 +883,7 @@ fn scan_step(a: ScanArgs) -> Option<(String, String, u8)> {
             Err(e) => return scan_failed(ScanError::Scanner(e.to_string())),
         };
         let client = match RegistryClient::new(ClientConfig {
-            insecure_registries: if insecure {
-                let mut hosts = vec![plan.target.registry().to_string()];
-                if let Some(r) = &plan.signature_repository {
-                    hosts.push(r.registry().to_string());
-                }
-                hosts
-            } else {
-                Vec::new()
-            },
+            insecure_registries: insecure_hosts(&plan, insecure),
             timeout: Some(DEFAULT_TIMEOUT),
             ..ClientConfig::default()
         }) {
@@ -1143,28 +1080,8 @@ fn attest(a: AttestArgs) -> Result<(), kibaship_step::attest::AttestError> {
     use kibaship_step::attest::{AttestError, attach_buildkit_sbom, attest_provenance};
     let bad = AttestError::Parameter;
     let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-    let plan = SignInputs {
-        image: a.image,
-        digest: a.digest,
-        mode: a.mode,
-        layout: a.layout,
-        key_file: a.key_file,
-        identity_token_file: a.identity_token_file,
-        signing_config: a.signing_config,
-        trusted_root: a.trusted_root,
-        annotations: Vec::new(),
-        signature_repository: a.signature_repository,
-    }
-    .plan()?;
-    let insecure = match a.insecure_registry.trim() {
-        "true" => true,
-        "false" | "" => false,
-        other => {
-            return Err(bad(format!(
-                "--insecure-registry {other:?} is not true or false"
-            )));
-        }
-    };
+    let plan = a.signer.inputs(Vec::new()).plan()?;
+    let insecure = a.signer.insecure().map_err(bad)?;
     let predicate = match opt(&a.provenance_predicate) {
         Some(path) => Some(
             kibaship_cli::input::read_bounded(
@@ -1190,15 +1107,8 @@ fn attest(a: AttestArgs) -> Result<(), kibaship_step::attest::AttestError> {
     }
     let password = std::env::var("COSIGN_PASSWORD").ok().map(Zeroizing::new);
     let signer = load_signer(&plan, password, None)?;
-    let mut hosts = Vec::new();
-    if insecure {
-        hosts.push(plan.target.registry().to_string());
-        if let Some(r) = &plan.signature_repository {
-            hosts.push(r.registry().to_string());
-        }
-    }
     let client = RegistryClient::new(ClientConfig {
-        insecure_registries: hosts,
+        insecure_registries: insecure_hosts(&plan, insecure),
         timeout: Some(DEFAULT_TIMEOUT),
         ..ClientConfig::default()
     })
@@ -1257,6 +1167,18 @@ fn attest(a: AttestArgs) -> Result<(), kibaship_step::attest::AttestError> {
         say(format_args!("attestation={w}"));
     }
     Ok(())
+}
+
+/// The registries reached over plain HTTP with `--insecure-registry true`: the image's and the signatures'.
+fn insecure_hosts(plan: &kibaship_step::sign::SignPlan, insecure: bool) -> Vec<String> {
+    let mut hosts = Vec::new();
+    if insecure {
+        hosts.push(plan.target.registry().to_string());
+        if let Some(r) = &plan.signature_repository {
+            hosts.push(r.registry().to_string());
+        }
+    }
+    hosts
 }
 
 fn install(dest: &std::path::Path) -> Result<(), StepError> {
