@@ -11,12 +11,15 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use kibaship_oci::{ClientConfig, Reference, RegistryClient};
+use kibaship_oci::Reference;
 use kibaship_sign::SigningKey;
 use kibaship_testsupport::fixtures::push_fixture_images;
 use kibaship_testsupport::peers::peer_binary;
 use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
 use serde_json::{Value, json};
+
+mod step_support;
+use step_support::{block_on, client};
 
 const PASSWORD: &str = "pl4nted-attest-cosign-password-77ab";
 const SPDX: &str =
@@ -28,23 +31,6 @@ struct Setup {
     digest: String,
     sbom_ref: String,
     no_sbom_ref: String,
-}
-
-fn client(host: &str) -> RegistryClient {
-    RegistryClient::new(ClientConfig {
-        insecure_registries: vec![host.to_string()],
-        use_docker_config: false,
-        ..ClientConfig::default()
-    })
-    .unwrap()
-}
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
 }
 
 /// Pushes an attestation manifest with one in-toto layer of `predicate_type` holding `predicate`; its digest.

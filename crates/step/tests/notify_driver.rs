@@ -18,6 +18,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::Value;
 
+mod step_support;
+use step_support::{read_results, task_argv};
+
 /// The HMAC key the receiver knows; planted: it must appear nowhere but in the key file.
 const SECRET: &str = "pl4nted-hmac-key-0f9e8d7c6b5a49382716-notify";
 /// Another planted value, in the environment of every run.
@@ -185,16 +188,7 @@ fn notify(dir: &Path, key: &str, url: &str, uid: &str, extra: &[&str]) -> Run {
         .args(extra)
         .output()
         .unwrap();
-    let results = std::fs::read_dir(&results)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read_to_string(e.path()).unwrap(),
-            )
-        })
-        .collect();
+    let results = read_results(&results);
     Run {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -459,84 +453,26 @@ fn bad_parameters_exit_64_and_send_nothing() {
     assert_no_secret(&run, uid);
 }
 
-/// The notify step's argv from tasks/kibaship-notify.yaml: `$(params.x)` from `params` (else the default),
-/// `$(params.x[*])` expanded, `$(results.x.path)` under `dir/results`, the Secret mount rebased under `dir`.
-fn task_args(dir: &Path, params: &BTreeMap<&str, Vec<String>>) -> Vec<String> {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tasks/kibaship-notify.yaml"),
-    )
-    .unwrap();
-    let task: Value = serde_saphyr::from_str(&text).unwrap();
-    let step = task["spec"]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "notify")
-        .unwrap()
-        .clone();
+/// The notify step's argv from tasks/kibaship-notify.yaml; the step runs the driver and continues on error.
+fn notify_task_argv(root: &Path, params: &BTreeMap<&str, Vec<String>>) -> Vec<String> {
+    let (argv, step) = task_argv("kibaship-notify.yaml", "notify", params, root);
     assert_eq!(step["command"][0], "/usr/local/bin/kibaship-step");
     assert_eq!(
         step["onError"], "continue",
         "a notification never fails the run"
     );
-    let mount = step["volumeMounts"][0]["mountPath"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let declared: BTreeMap<String, Value> = task["spec"]["params"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["name"].as_str().unwrap().to_string(), p.clone()))
-        .collect();
-    let value_of = |name: &str| -> Vec<String> {
-        assert!(declared.contains_key(name), "the Task has no param {name}");
-        match params.get(name) {
-            Some(v) => v.clone(),
-            None => match &declared[name]["default"] {
-                Value::String(s) => vec![s.clone()],
-                Value::Array(items) => items
-                    .iter()
-                    .map(|i| i.as_str().unwrap().to_string())
-                    .collect(),
-                other => panic!("param {name} has no value and default {other:?}"),
-            },
-        }
-    };
-    std::fs::create_dir_all(dir.join("results")).unwrap();
-    let mut argv = Vec::new();
-    for arg in step["args"].as_array().unwrap() {
-        let arg = arg.as_str().unwrap();
-        if let Some(name) = arg
-            .strip_prefix("$(params.")
-            .and_then(|r| r.strip_suffix("[*])"))
-        {
-            argv.extend(value_of(name));
-        } else if let Some(name) = arg
-            .strip_prefix("$(params.")
-            .and_then(|r| r.strip_suffix(')'))
-        {
-            argv.push(value_of(name).join(""));
-        } else if let Some(name) = arg
-            .strip_prefix("$(results.")
-            .and_then(|r| r.strip_suffix(".path)"))
-        {
-            argv.push(dir.join("results").join(name).display().to_string());
-        } else if let Some(rest) = arg.strip_prefix(&mount) {
-            argv.push(format!("{}{rest}", dir.join("secret").display()));
-        } else {
-            assert!(!arg.contains("$("), "unsubstituted {arg}");
-            argv.push(arg.to_string());
-        }
-    }
     argv
 }
 
 #[test]
 fn the_tasks_own_argv_delivers_and_reports() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("secret")).unwrap();
-    std::fs::write(dir.path().join("secret/hmac-key"), format!("{SECRET}\n")).unwrap();
+    std::fs::create_dir_all(dir.path().join("kibaship/notify")).unwrap();
+    std::fs::write(
+        dir.path().join("kibaship/notify/hmac-key"),
+        format!("{SECRET}\n"),
+    )
+    .unwrap();
     let uid = "0f5e2a1b-0000-4000-8000-000000000020";
     let one = |v: &str| vec![v.to_string()];
     let mut params: BTreeMap<&str, Vec<String>> = BTreeMap::from([
@@ -560,7 +496,7 @@ fn the_tasks_own_argv_delivers_and_reports() {
         ("digest", one(SUCCESS[12])),
     ]);
     let out = Command::new(env!("CARGO_BIN_EXE_kibaship-step"))
-        .args(task_args(dir.path(), &params))
+        .args(notify_task_argv(dir.path(), &params))
         .output()
         .unwrap();
     assert!(
@@ -583,7 +519,7 @@ fn the_tasks_own_argv_delivers_and_reports() {
     params.insert("pipelineRunUid", one(uid));
     params.insert("maxAttempts", one("2"));
     let out = Command::new(env!("CARGO_BIN_EXE_kibaship-step"))
-        .args(task_args(dir.path(), &params))
+        .args(notify_task_argv(dir.path(), &params))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(75));

@@ -14,11 +14,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use kibaship_oci::{ClientConfig, Reference, RegistryClient};
+use kibaship_oci::Reference;
 use kibaship_sign::SigningKey;
 use kibaship_testsupport::peers::peer_binary;
 use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
 use serde_json::Value;
+
+mod step_support;
+use step_support::{block_on, client, read_results, task_argv};
 
 const PASSWORD: &str = "pl4nted-scan-cosign-password-4e1d";
 const POLICY: &str = "version: 1\nfail-on-severity: high\n";
@@ -179,16 +182,7 @@ fn scan(repository: &str, extra: &[&str]) -> Run {
         .args(flags.iter().flat_map(|(k, v)| [k, v]))
         .output()
         .unwrap();
-    let results = std::fs::read_dir(&results)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read_to_string(e.path()).unwrap(),
-            )
-        })
-        .collect();
+    let results = read_results(&results);
     let run = Run {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -246,19 +240,9 @@ fn base64_decode(text: &str) -> Vec<u8> {
 /// Whether cosign's legacy attestation tag of `repository`'s image exists.
 fn has_attestation_tag(repository: &str) -> bool {
     let s = setup();
-    let client = RegistryClient::new(ClientConfig {
-        insecure_registries: vec![s.host()],
-        use_docker_config: false,
-        ..ClientConfig::default()
-    })
-    .unwrap();
     let tag = s.digest(repository).replace(':', "-") + ".att";
     let reference = Reference::parse(&format!("{}/{repository}:{tag}", s.host())).unwrap();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(client.fetch_manifest_if_exists(&reference))
+    block_on(client(&s.host()).fetch_manifest_if_exists(&reference))
         .unwrap()
         .is_some()
 }
@@ -411,74 +395,6 @@ fn make_executable(path: &Path) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// The scan step's argv from tasks/kibaship-scan.yaml: `$(params.x)` from `params` (else the default),
-/// `$(results.x.path)` under `root/results`, and every path under one of the step's volume mounts rebased under
-/// `root`.
-fn task_args(root: &Path, params: &BTreeMap<&str, String>) -> Vec<String> {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tasks/kibaship-scan.yaml"),
-    )
-    .unwrap();
-    let task: Value = serde_saphyr::from_str(&text).unwrap();
-    let step = task["spec"]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "scan")
-        .unwrap()
-        .clone();
-    assert_eq!(step["command"][0], "/kibaship/bin/kibaship-step");
-    let mounts: Vec<String> = step["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["mountPath"].as_str().unwrap().to_string())
-        .collect();
-    let defaults: BTreeMap<String, Value> = task["spec"]["params"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap().to_string(),
-                p["default"].clone(),
-            )
-        })
-        .collect();
-    std::fs::create_dir_all(root.join("results")).unwrap();
-    step["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|arg| {
-            let arg = arg.as_str().unwrap();
-            if let Some(name) = arg
-                .strip_prefix("$(params.")
-                .and_then(|r| r.strip_suffix(')'))
-            {
-                assert!(defaults.contains_key(name), "the Task has no param {name}");
-                match params.get(name) {
-                    Some(v) => v.clone(),
-                    None => defaults[name]
-                        .as_str()
-                        .unwrap_or_else(|| panic!("param {name} has no default"))
-                        .to_string(),
-                }
-            } else if let Some(name) = arg
-                .strip_prefix("$(results.")
-                .and_then(|r| r.strip_suffix(".path)"))
-            {
-                root.join("results").join(name).display().to_string()
-            } else if mounts.iter().any(|m| arg.starts_with(&format!("{m}/"))) {
-                root.join(arg.trim_start_matches('/')).display().to_string()
-            } else {
-                assert!(!arg.contains("$("), "unsubstituted {arg}");
-                arg.to_string()
-            }
-        })
-        .collect()
-}
-
 /// The Task's own argv, as the pod would run it: the policy from the ConfigMap mount, the key from the Secret
 /// mount, trivy found on PATH, its cache in the /tmp emptyDir.
 #[test]
@@ -514,13 +430,18 @@ fn the_tasks_own_argv_scans_gates_and_attests() {
         &format!("{}/{repository}:v1", s.host()),
         "--insecure",
     ]));
-    let params: BTreeMap<&str, String> = BTreeMap::from([
-        ("image", format!("{}/{repository}:v1", s.host())),
-        ("digest", s.digest("kibaship/acme/vulnerable").to_string()),
-        ("mode", "key".to_string()),
-        ("offline", "true".to_string()),
-        ("insecureRegistry", "true".to_string()),
+    let params: BTreeMap<&str, Vec<String>> = BTreeMap::from([
+        ("image", vec![format!("{}/{repository}:v1", s.host())]),
+        (
+            "digest",
+            vec![s.digest("kibaship/acme/vulnerable").to_string()],
+        ),
+        ("mode", vec!["key".to_string()]),
+        ("offline", vec!["true".to_string()]),
+        ("insecureRegistry", vec!["true".to_string()]),
     ]);
+    let (argv, step) = task_argv("kibaship-scan.yaml", "scan", &params, root.path());
+    assert_eq!(step["command"][0], "/kibaship/bin/kibaship-step");
     let trivy_dir = peer_binary("trivy")
         .unwrap()
         .parent()
@@ -534,7 +455,7 @@ fn the_tasks_own_argv_scans_gates_and_attests() {
     let out = Command::new(env!("CARGO_BIN_EXE_kibaship-step"))
         .env("PATH", path)
         .env("COSIGN_PASSWORD", PASSWORD)
-        .args(task_args(root.path(), &params))
+        .args(argv)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

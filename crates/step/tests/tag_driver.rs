@@ -11,32 +11,18 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use kibaship_cosign::{ImageSigner, Layouts, sign_image};
-use kibaship_oci::{ClientConfig, Reference, RegistryClient};
+use kibaship_oci::Reference;
 use kibaship_sign::SigningKey;
 use kibaship_testsupport::fixtures::push_fixture_images;
 use kibaship_testsupport::peers::peer_binary;
 use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
 
+mod step_support;
+use step_support::{block_on, client, task_argv};
+
 struct Setup {
     registry: TestRegistry,
     dir: tempfile::TempDir,
-}
-
-fn client(host: &str) -> RegistryClient {
-    RegistryClient::new(ClientConfig {
-        insecure_registries: vec![host.to_string()],
-        use_docker_config: false,
-        ..ClientConfig::default()
-    })
-    .unwrap()
-}
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
 }
 
 /// One registry with the fixtures; fixtures/app is signed with a key the policy names, fixtures/docker-app is not.
@@ -276,76 +262,10 @@ fn bad_values_exit_64_naming_what_is_wrong() {
     assert!(run.stderr.contains("cannot read"), "{}", run.stderr);
 }
 
-/// The tag step's argv from tasks/kibaship-tag.yaml: `$(params.x)` from `params` (else the default),
-/// `$(params.x[*])` expanded, `$(results.x.path)` under `root/results`, paths under the step's volume mounts
-/// rebased under `root`.
-fn task_args(root: &std::path::Path, params: &BTreeMap<&str, Vec<String>>) -> Vec<String> {
-    let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tasks/kibaship-tag.yaml"),
-    )
-    .unwrap();
-    let task: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
-    let step = task["spec"]["steps"][0].clone();
-    assert_eq!(step["args"][0], "tag");
-    let mounts: Vec<String> = step["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["mountPath"].as_str().unwrap().to_string())
-        .collect();
-    let declared: BTreeMap<String, serde_json::Value> = task["spec"]["params"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["name"].as_str().unwrap().to_string(), p.clone()))
-        .collect();
-    let value_of = |name: &str| -> Vec<String> {
-        assert!(declared.contains_key(name), "the Task has no param {name}");
-        params
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| match &declared[name]["default"] {
-                serde_json::Value::String(s) => vec![s.clone()],
-                serde_json::Value::Array(a) => {
-                    a.iter().map(|v| v.as_str().unwrap().to_string()).collect()
-                }
-                other => panic!("param {name}: no value, default {other:?}"),
-            })
-    };
-    std::fs::create_dir_all(root.join("results")).unwrap();
-    let mut argv = Vec::new();
-    for arg in step["args"].as_array().unwrap() {
-        let arg = arg.as_str().unwrap();
-        if let Some(name) = arg
-            .strip_prefix("$(params.")
-            .and_then(|r| r.strip_suffix("[*])"))
-        {
-            argv.extend(value_of(name));
-        } else if let Some(name) = arg
-            .strip_prefix("$(params.")
-            .and_then(|r| r.strip_suffix(')'))
-        {
-            let value = value_of(name).join("");
-            // A param holding a path under a mount (policyPath) is rebased like the Task's own paths.
-            if mounts.iter().any(|m| value.starts_with(&format!("{m}/"))) {
-                argv.push(
-                    root.join(value.trim_start_matches('/'))
-                        .display()
-                        .to_string(),
-                );
-            } else {
-                argv.push(value);
-            }
-        } else if let Some(name) = arg
-            .strip_prefix("$(results.")
-            .and_then(|r| r.strip_suffix(".path)"))
-        {
-            argv.push(root.join("results").join(name).display().to_string());
-        } else {
-            assert!(!arg.contains("$("), "unsubstituted {arg}");
-            argv.push(arg.to_string());
-        }
-    }
+/// The tag step's argv from tasks/kibaship-tag.yaml.
+fn tag_task_argv(root: &std::path::Path, params: &BTreeMap<&str, Vec<String>>) -> Vec<String> {
+    let (argv, step) = task_argv("kibaship-tag.yaml", "tag", params, root);
+    assert_eq!(step["command"][0], "/usr/local/bin/kibaship-step");
     argv
 }
 
@@ -373,7 +293,7 @@ fn the_tasks_own_argv_tags_a_signed_digest_and_refuses_an_unsigned_one() {
         ])
     };
     let out = Command::new(env!("CARGO_BIN_EXE_kibaship-step"))
-        .args(task_args(root.path(), &params("fixtures/app")))
+        .args(tag_task_argv(root.path(), &params("fixtures/app")))
         .output()
         .unwrap();
     assert!(
@@ -386,7 +306,10 @@ fn the_tasks_own_argv_tags_a_signed_digest_and_refuses_an_unsigned_one() {
         format!("{host}/fixtures/app:branch-release-2.0\n{host}/fixtures/app:prod")
     );
     let out = Command::new(env!("CARGO_BIN_EXE_kibaship-step"))
-        .args(task_args(root.path(), &params("fixtures/docker-multiarch")))
+        .args(tag_task_argv(
+            root.path(),
+            &params("fixtures/docker-multiarch"),
+        ))
         .output()
         .unwrap();
     assert_eq!(
