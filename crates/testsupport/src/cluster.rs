@@ -1415,6 +1415,33 @@ impl TestCluster {
         Ok(reference)
     }
 
+    /// Makes the cluster's registry the node's mirror of `upstream` (a registry host such as `ghcr.io` or
+    /// `docker.io`): the kubelet then pulls `upstream/path:tag` from `<registry>/path:tag`, so Tasks that name
+    /// upstream images run as shipped offline (push the stand-ins there first). containerd reads the mirror
+    /// configuration at each pull; nothing is restarted.
+    pub fn mirror(&self, upstream: &str) -> Result<(), HarnessError> {
+        let registry = self
+            .registry
+            .as_ref()
+            .map(TestRegistry::host)
+            .ok_or_else(|| {
+                HarnessError::io(
+                    "the cluster has no registry",
+                    std::io::ErrorKind::NotFound.into(),
+                )
+            })?;
+        write(
+            &self
+                .dir
+                .join("containerd/certs.d")
+                .join(upstream)
+                .join("hosts.toml"),
+            format!(
+                "server = \"https://{upstream}\"\n\n[host.\"http://{registry}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+            ),
+        )
+    }
+
     /// How long the start took.
     pub fn timings(&self) -> Timings {
         self.timings
