@@ -92,21 +92,19 @@ fn sign_failed(plan: &SignPlan, e: kibaship_cosign::LayoutSignError) -> AttestEr
     })
 }
 
-/// Attests `provenance_predicate` (SLSA provenance v1) onto `plan.target`; returns the attestations written.
-pub async fn attest_provenance(
+/// Attests `predicate` (of cosign's `--type` `predicate_type`, read from `source`) onto `plan.target` with the sign
+/// step's signer and layouts; returns the attestations written. What `kibaverify attest` does, for the steps.
+pub async fn attest_predicate(
     client: &RegistryClient,
     plan: &SignPlan,
     signer: &Signer,
-    provenance_predicate: &[u8],
+    predicate_type: &str,
+    predicate: &[u8],
+    source: &str,
     now: time::OffsetDateTime,
 ) -> Result<Vec<String>, AttestError> {
-    let attestation = Attestation::new(
-        "slsaprovenance1",
-        provenance_predicate,
-        "provenance predicate",
-        now,
-    )
-    .map_err(|e| AttestError::Parameter(format!("--provenance-predicate: {e}")))?;
+    let attestation = Attestation::new(predicate_type, predicate, source, now)
+        .map_err(|e| AttestError::Parameter(format!("{source}: {e}")))?;
     let written = attest_image(
         client,
         &plan.target,
@@ -118,6 +116,26 @@ pub async fn attest_provenance(
     .await
     .map_err(|e| sign_failed(plan, e))?;
     Ok(written.iter().map(|s| s.location().to_string()).collect())
+}
+
+/// Attests `provenance_predicate` (SLSA provenance v1) onto `plan.target`; returns the attestations written.
+pub async fn attest_provenance(
+    client: &RegistryClient,
+    plan: &SignPlan,
+    signer: &Signer,
+    provenance_predicate: &[u8],
+    now: time::OffsetDateTime,
+) -> Result<Vec<String>, AttestError> {
+    attest_predicate(
+        client,
+        plan,
+        signer,
+        "slsaprovenance1",
+        provenance_predicate,
+        "--provenance-predicate",
+        now,
+    )
+    .await
 }
 
 /// Reads the SBOM from BuildKit's attestation manifest `sbom_ref`, attaches it to `plan.target` as a referrer and
@@ -173,13 +191,14 @@ pub async fn attach_buildkit_sbom(
     let validated = kibaship_sbom::validate(&document)
         .map_err(|e| sbom_error(format!("the {predicate_type} predicate: {e}")))?;
     let format = validated.format;
-    let attestation = Attestation::new(
-        format.cosign_type_name(),
-        &validated.utf8,
-        "BuildKit SBOM",
-        now,
-    )
-    .map_err(|e| sbom_error(e.to_string()))?;
+    // Checked before anything is pushed: an SBOM too large to attest is not attached either.
+    if validated.utf8.len() > kibaship_cosign::attest::MAX_PREDICATE_BYTES {
+        return Err(sbom_error(format!(
+            "{} bytes, more than the {} an attestation predicate may hold",
+            validated.utf8.len(),
+            kibaship_cosign::attest::MAX_PREDICATE_BYTES
+        )));
+    }
     let created = now
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| AttestError::Parameter(format!("cannot format the time: {e}")))?;
@@ -202,17 +221,18 @@ pub async fn attach_buildkit_sbom(
         plan.target.name(),
         attached.manifest.digest
     )];
-    let attested = attest_image(
-        client,
-        &plan.target,
-        plan.signature_repository.as_ref(),
-        signer.as_image_signer(),
-        plan.layout,
-        &attestation,
-    )
-    .await
-    .map_err(|e| sign_failed(plan, e))?;
-    written.extend(attested.iter().map(|s| s.location().to_string()));
+    written.extend(
+        attest_predicate(
+            client,
+            plan,
+            signer,
+            format.cosign_type_name(),
+            &artifact.content,
+            "BuildKit SBOM",
+            now,
+        )
+        .await?,
+    );
     Ok(written)
 }
 

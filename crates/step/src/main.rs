@@ -873,15 +873,6 @@ fn scan_step(a: ScanArgs) -> Option<(String, String, u8)> {
     };
     let mut attestations = Vec::new();
     if let Some(signer) = &signer {
-        let attestation = match kibaship_cosign::attest::Attestation::new(
-            "vuln",
-            &outcome.predicate,
-            "trivy report",
-            now,
-        ) {
-            Ok(att) => att,
-            Err(e) => return scan_failed(ScanError::Scanner(e.to_string())),
-        };
         let client = match RegistryClient::new(ClientConfig {
             insecure_registries: insecure_hosts(&plan, insecure),
             timeout: Some(DEFAULT_TIMEOUT),
@@ -896,33 +887,25 @@ fn scan_step(a: ScanArgs) -> Option<(String, String, u8)> {
             Ok(r) => r,
             Err(e) => return failed(&e, &e.kind().to_string(), e.exit_code()),
         };
-        let written = runtime.block_on(kibaship_cosign::attest::attest_image(
+        match runtime.block_on(kibaship_step::attest::attest_predicate(
             &client,
-            &plan.target,
-            plan.signature_repository.as_ref(),
-            signer.as_image_signer(),
-            plan.layout,
-            &attestation,
-        ));
-        match written {
+            &plan,
+            signer,
+            "vuln",
+            &outcome.predicate,
+            "trivy report",
+            now,
+        )) {
             Ok(written) => {
-                for signed in &written {
+                for location in &written {
                     eprintln!(
-                        "kibaship-step: attested the scan onto {} ({} layout): {}",
-                        plan.target,
-                        signed.layout(),
-                        signed.location()
+                        "kibaship-step: attested the scan onto {}: {location}",
+                        plan.target
                     );
-                    attestations.push(signed.location().to_string());
                 }
+                attestations = written;
             }
-            Err(e) => {
-                return sign_failed(SignError::Sign {
-                    image: plan.target.to_string(),
-                    layout: e.layout,
-                    source: Box::new(e.source),
-                });
-            }
+            Err(e) => return failed(&e, &e.kind().to_string(), e.exit_code()),
         }
     }
     let paths = ScanResultPaths {
