@@ -145,6 +145,45 @@ const REFUSED: &[(&str, &[&str], &str)] = &[
     ),
 ];
 
+/// Writes an RSA 2048 PKCS#1 key (argv[1]) whose primes are adjacent (valid otherwise: `openssl rsa -check`
+/// accepts it), which no key generator makes but Go's crypto/rsa refuses when cosign parses it.
+const CLOSE_PRIMES_KEY_PY: &str = r#"
+import base64, random, sys
+def prime(n, rounds=32):
+    if any(n % s == 0 for s in (2, 3, 5, 7, 11, 13)): return False
+    d, s = n - 1, 0
+    while d % 2 == 0: d, s = d // 2, s + 1
+    rng = random.Random(n)
+    for _ in range(rounds):
+        x = pow(rng.randrange(2, n - 1), d, n)
+        if x in (1, n - 1): continue
+        for _ in range(s - 1):
+            x = pow(x, 2, n)
+            if x == n - 1: break
+        else: return False
+    return True
+def next_prime(n):
+    n |= 1
+    while not prime(n): n += 2
+    return n
+def der_len(n):
+    if n < 128: return bytes([n])
+    b = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(b)]) + b
+def der_int(v):
+    b = v.to_bytes(v.bit_length() // 8 + 1, "big")
+    return b"\x02" + der_len(len(b)) + b
+e = 65537
+p = next_prime((3 << 1022) + 12345)
+q = next_prime(p + 2)
+while (p - 1) % e == 0 or (q - 1) % e == 0: q = next_prime(q + 2)
+d = pow(e, -1, (p - 1) * (q - 1))
+body = b"".join(der_int(v) for v in (0, p * q, e, d, p, q, d % (p - 1), d % (q - 1), pow(q, -1, p)))
+b64 = base64.b64encode(b"\x30" + der_len(len(body)) + body).decode()
+lines = "\n".join(b64[i:i + 64] for i in range(0, len(b64), 64))
+open(sys.argv[1], "w").write("-----BEGIN RSA PRIVATE KEY-----\n" + lines + "\n-----END RSA PRIVATE KEY-----\n")
+"#;
+
 /// cosign verifies a key's signatures with SHA-256 unless told otherwise, although it signs with P-384 and
 /// P-521 keys over SHA-384 and SHA-512: its own signatures by those keys need this flag too.
 fn cosign_digest_algorithm(file: &str) -> &'static str {
@@ -240,6 +279,30 @@ fn imports_what_cosign_imports_and_refuses_what_it_refuses() {
         assert!(!dir.join("refused-ours.key").exists(), "{file}");
         assert!(!dir.join("refused-ours.pub").exists(), "{file}");
     }
+
+    // Primes too close together: refused when Go parses the key, before cosign's key policy; by us the same.
+    let out = Command::new("python3")
+        .args(["-c", CLOSE_PRIMES_KEY_PY, "close-primes.pem"])
+        .current_dir(dir)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reason = "error parsing rsa private key: crypto/rsa: |p - q| too small";
+    let theirs = run(
+        &mut import(&tools, true, "close-primes.pem", "close-cosign"),
+        &mut t,
+    );
+    assert_exit_with_message(&theirs, 1, reason);
+    let ours = run(
+        &mut import(&tools, false, "close-primes.pem", "close-ours"),
+        &mut t,
+    );
+    assert_exit_with_message(&ours, 2, reason);
+    assert!(!dir.join("close-ours.key").exists());
 
     // Ed25519: cosign imports it, but signs with it as Ed25519ph, which kibaverify cannot: refused, by reason.
     let r = run(&mut import(&tools, false, "ed25519.pem", "ed"), &mut t);

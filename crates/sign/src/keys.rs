@@ -376,7 +376,8 @@ impl SigningKey {
         })?;
         let key = match block.label.as_str() {
             "RSA PRIVATE KEY" => {
-                refuse_weak_rsa(&block.der)?;
+                refuse_weak_rsa(&block.der)
+                    .map_err(|err| parse_error("error parsing rsa private key", err))?;
                 Self::from_pkcs8(&wrap_pkcs1_in_pkcs8(&block.der))
                     .map_err(|err| parse_error("error parsing rsa private key", err))?
             }
@@ -397,7 +398,9 @@ impl SigningKey {
                     }
                     if oid == RSA_ENCRYPTION_OID {
                         if let Some(pkcs1) = pkcs8_private_key(&block.der) {
-                            refuse_weak_rsa(pkcs1)?;
+                            refuse_weak_rsa(pkcs1).map_err(|err| {
+                                parse_error("error parsing pkcs #8 private key", err)
+                            })?;
                         }
                     }
                 }
@@ -581,13 +584,22 @@ fn refuse_weak_rsa(pkcs1: &[u8]) -> Result<(), KeyError> {
     let Ok(mut key) = outer.nested(der::TAG_SEQUENCE) else {
         return Ok(());
     };
-    let (Ok(_version), Ok(modulus), Ok(exponent)) = (
+    let (Ok(_version), Ok(modulus), Ok(exponent), Ok(d), Ok(p), Ok(q)) = (
+        key.read(der::TAG_INTEGER),
+        key.read(der::TAG_INTEGER),
+        key.read(der::TAG_INTEGER),
         key.read(der::TAG_INTEGER),
         key.read(der::TAG_INTEGER),
         key.read(der::TAG_INTEGER),
     ) else {
         return Ok(());
     };
+    // Go parses the key first (cosign's error is then a parse error), its key policy comes after.
+    if let Some(reason) =
+        goodkey::go_private_key_weakness(modulus.content, d.content, p.content, q.content)
+    {
+        return Err(KeyError::Unsupported(reason.into()));
+    }
     match goodkey::rsa_weakness(modulus.content, exponent.content) {
         Some(reason) => Err(KeyError::Weak {
             algorithm: "rsa",
