@@ -320,6 +320,16 @@ fn sign_blob_writes_nothing_on_failure() {
     assert_exit_with_message(&r, 2, "not a regular file");
     let r = run(&mut sign(&["--tlog-upload=true"], "release.tar.gz"), &mut t);
     assert_exit_with_message(&r, 2, "--tlog-upload=true is not supported");
+    // A signing config asks for a log too: refused, not ignored.
+    std::fs::write(dir.join("signing-config.json"), "{}").unwrap();
+    let r = run(
+        &mut sign(
+            &["--signing-config", "signing-config.json"],
+            "release.tar.gz",
+        ),
+        &mut t,
+    );
+    assert_code(&r, 2, "sign-blob --key --signing-config");
     assert!(!dir.join("out.json").exists());
 
     let r = run(&mut sign(&[], "release.tar.gz"), &mut t);

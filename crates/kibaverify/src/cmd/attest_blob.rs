@@ -11,7 +11,9 @@ use kibaship_oci::Digest;
 use kibaship_sigstore::HashAlgorithm;
 
 use super::attest::read_attestation;
-use super::sign_blob::{KEY_NOTE, KEYLESS_NOTE, hash_file, keyless_blob_bundle, write_bundle};
+use super::sign_blob::{
+    KEY_NOTE, KEYLESS_NOTE, hash_file, keyless_blob_bundle, refuse_key_logging, write_bundle,
+};
 use super::signer_flags::SignerFlags;
 
 /// Attests a file (an SBOM, a provenance document, a test report about a release tarball) into a Sigstore bundle,
@@ -56,6 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let (bundle, note) = match args.signer.key_path() {
         Some(key_path) => {
+            refuse_key_logging(&args.signer)?;
             let key = args.signer.signing_key(key_path)?;
             let digest = hash_file(&args.file, "file to attest", HashAlgorithm::Sha256)?;
             let bundle = key_signed_bundle(&key, &statement_for(&digest)?)

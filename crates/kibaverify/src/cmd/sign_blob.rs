@@ -45,6 +45,7 @@ pub const KEYLESS_NOTE: &str =
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (bundle, note) = match args.signer.key_path() {
         Some(key_path) => {
+            refuse_key_logging(&args.signer)?;
             let key = args.signer.signing_key(key_path)?;
             let digest = hash_file(&args.file, "file to sign", key.hash_algorithm())?;
             let bundle = key_signed_blob_bundle(&key, &digest)
@@ -63,6 +64,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ),
     };
     write_bundle(&args.bundle, &bundle, note)
+}
+
+/// Key-signed blobs are not entered in a transparency log yet: a flag asking for that (`--tlog-upload=true`, or a
+/// signing config or Rekor URL without `--tlog-upload=false`) is refused rather than silently ignored.
+pub fn refuse_key_logging(signer: &SignerFlags) -> anyhow::Result<()> {
+    let names_a_log = signer.signing_config.is_some()
+        || signer.rekor_url.is_some()
+        || signer.rekor_v1_url.is_some();
+    if signer.tlog_upload == Some(true) || (names_a_log && signer.tlog_upload != Some(false)) {
+        anyhow::bail!(
+            "--tlog-upload=true is not supported with --key for blobs yet (a signing config or Rekor URL asks for it too): key-signed blobs are not entered in Rekor; pass --tlog-upload=false"
+        );
+    }
+    Ok(())
 }
 
 /// Keyless, about the `file` (a `what`): loads the flags' signer, streams the file through SHA-256, signs either
