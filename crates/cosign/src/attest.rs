@@ -423,6 +423,12 @@ pub async fn attest_image(
             source: CosignError::NoOci11Attestations,
         });
     }
+    if matches!(signer, ImageSigner::KeyLogged { .. }) {
+        return Err(LayoutSignError {
+            layout: if layouts.legacy() { "legacy" } else { "bundle" },
+            source: CosignError::NoLoggedKeyAttestations,
+        });
+    }
     let mut written = Vec::new();
     if layouts.legacy() {
         let fail = |source| LayoutSignError {
@@ -430,7 +436,7 @@ pub async fn attest_image(
             source,
         };
         written.push(match signer {
-            ImageSigner::Key(key) => Signed::Legacy(
+            ImageSigner::Key(key) | ImageSigner::KeyLogged { key, .. } => Signed::Legacy(
                 attest_legacy(client, reference, signature_repository, key, attestation)
                     .await
                     .map_err(fail)?,
@@ -455,7 +461,7 @@ pub async fn attest_image(
             source,
         };
         written.push(match signer {
-            ImageSigner::Key(key) => Signed::Bundle(
+            ImageSigner::Key(key) | ImageSigner::KeyLogged { key, .. } => Signed::Bundle(
                 attest_bundle(client, reference, signature_repository, key, attestation)
                     .await
                     .map_err(fail)?,

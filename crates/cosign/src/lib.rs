@@ -10,6 +10,8 @@
 //! - [`keyless`]: keyless signing (an OIDC token, an ephemeral key, a Fulcio certificate, a Rekor v2 entry, an
 //!   RFC 3161 timestamp) into a Sigstore bundle v0.3, over the clients [`fulcio`], [`rekor_v2`] and [`tsa`]
 //!   (async, reqwest), with services from a [`signing_config`] and the token read by [`identity_token`].
+//! - [`key_log`]: key-based signatures entered in Rekor (v1 with its SET for the legacy layout, v2 with a TSA
+//!   timestamp for bundles), as `cosign sign --key` logs them.
 //! - [`rekor_v1`]: the Rekor v1 client whose signed entry timestamps keyless legacy layers carry.
 //! - [`registry`]: signing images in a registry, and reading their signatures (async, over `kibaship-oci`'s
 //!   client).
@@ -28,6 +30,7 @@ mod fingerprint;
 pub mod fulcio;
 pub mod identity_token;
 mod image_verifier;
+pub mod key_log;
 pub mod keyless;
 pub mod legacy;
 pub mod predicate;

@@ -19,6 +19,7 @@ use crate::check::{
     self, Accepted, BundleKind, Hint, IdentityMismatch, ReasonCode, Rejected, Subject,
     VerifyOptions,
 };
+use crate::key_log::{KeyLogError, KeyTransparencyLog, LoggedEntry};
 use crate::keyless::{KeylessError, KeylessSigner, LegacyKeylessSignature};
 use crate::legacy::{
     self, ATTESTATION_TAG_SUFFIX, LayerKind, MAX_LAYERS, OCI11_SIGNATURE_ARTIFACT_TYPE,
@@ -61,19 +62,28 @@ pub enum CosignError {
     /// The clock is unusable for the `created` annotation.
     #[error("cannot format the current time: {0}")]
     Clock(String),
-    /// The keyless signature just made does not verify against the trusted root given (nothing was uploaded).
+    /// The signature just made (keyless, or a key's logged one) does not verify against the trusted root given
+    /// (nothing was uploaded).
     #[error(
-        "the keyless signature does not verify against the trusted root, so it was not uploaded: {0}"
+        "the new signature does not verify against the trusted root, so it was not uploaded: {0}"
     )]
     SelfCheck(String),
     /// Keyless signing failed (Fulcio, Rekor, TSA or the identity token).
     #[error("keyless signing: {0}")]
     Keyless(#[from] KeylessError),
+    /// A key signature could not be entered in the transparency log (nothing was pushed).
+    #[error("transparency log: {0}")]
+    KeyLog(#[from] KeyLogError),
     /// Attestations asked for in cosign's OCI 1.1 signature mode, which cosign has for signatures only.
     #[error(
         "cosign's OCI 1.1 mode (oci-1-1) writes signatures only; write attestations in the legacy or bundle layout"
     )]
     NoOci11Attestations,
+    /// Attestations asked for with a key and a transparency log, which is not done yet.
+    #[error(
+        "attestations signed with a key are not entered in a transparency log yet; attest without one (as cosign --tlog-upload=false)"
+    )]
+    NoLoggedKeyAttestations,
     /// The existing signature manifest cannot be appended to without losing what is there.
     #[error("existing signature manifest {tag}: {problem}; refusing to overwrite it")]
     ExistingManifest {
@@ -158,6 +168,9 @@ pub struct SignedImage {
     /// OCI 1.1 mode: how the referrer is discoverable (the referrers API or the fallback tag).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via: Option<ReferrersSource>,
+    /// A key signature entered in a transparency log: the entry ([`sign_legacy_logged`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transparency_log: Option<LoggedEntry>,
 }
 
 /// Where a legacy signature manifest is written.
@@ -329,7 +342,127 @@ pub(crate) async fn push_legacy_layer(
         payload: payload_digest.to_string(),
         signatures: layers.len(),
         via,
+        transparency_log: None,
     })
+}
+
+/// Signs `reference` with `key` in cosign's legacy layout, as [`sign_legacy_in`], and enters the signature in
+/// Rekor v1 first (`hashedrekord` v0.0.1, the public key as signer), as `cosign sign --key
+/// --new-bundle-format=false` does with a Rekor v1 log: the layer's `dev.sigstore.cosign/bundle` annotation
+/// carries the entry and its SET, so verifiers need no `--insecure-ignore-tlog`.
+///
+/// With `check`, the layer is first verified with the key against that trusted root (the SET against the log's
+/// key), and nothing is pushed if it fails.
+pub async fn sign_legacy_logged(
+    client: &RegistryClient,
+    reference: &Reference,
+    signature_repository: Option<&Reference>,
+    (key, log): (&SigningKey, &KeyTransparencyLog),
+    annotations: BTreeMap<String, String>,
+    check: Option<&Verifier>,
+    legacy_store: LegacyStore,
+) -> Result<SignedImage, CosignError> {
+    let (digest, image) = pin_to_digest(client, reference).await?;
+    let payload = legacy_payload(reference, &digest, annotations)?;
+    let signature = key.sign(&payload)?;
+    let entry = log.log_message_rekor_v1(key, &payload, &signature).await?;
+    let material = SignatureLayer {
+        index: 0,
+        descriptor: Descriptor::of(legacy::SIMPLE_SIGNING_MEDIA_TYPE, &payload),
+        signature,
+        certificate_pem: None,
+        chain_pem: None,
+        rekor_bundle: Some(entry.rekor_bundle()),
+        rfc3161_timestamp: None,
+        predicate_type: None,
+    };
+    if let Some(verifier) = check {
+        let checked = check::SignedContent::Message {
+            payload: &payload,
+            signature: &material.signature,
+        };
+        let rekor = entry.rekor_bundle();
+        let json = check::legacy_bundle_json(&material, &rekor, &checked)
+            .map_err(|e| CosignError::SelfCheck(e.to_string()))?;
+        let bundle = Bundle::from_json(&json).map_err(|e| CosignError::SelfCheck(e.to_string()))?;
+        self_check_key(verifier, key, &bundle, ArtifactPolicy::Bytes(&payload))
+            .map_err(CosignError::SelfCheck)?;
+    }
+    let store = signature_repository.unwrap_or(reference);
+    let mut signed = push_legacy_layer(
+        client,
+        store,
+        LayerKind::Signature,
+        (&digest, &image),
+        &payload,
+        &material,
+        legacy_store,
+    )
+    .await?;
+    signed.transparency_log = Some(log.logged_v1(&entry));
+    Ok(signed)
+}
+
+/// Signs `reference` with `key` in cosign v3's layout, as [`sign_bundle`], with the signature entered in Rekor
+/// v2 and timestamped by the TSA ([`KeyTransparencyLog::sign_dsse_rekor_v2`]): the bundle carries the key's
+/// hint, the log entry and the timestamp. With `check`, the bundle is first verified with the key against that
+/// trusted root, and nothing is attached if it fails.
+pub async fn sign_bundle_logged(
+    client: &RegistryClient,
+    reference: &Reference,
+    signature_repository: Option<&Reference>,
+    (key, log): (&SigningKey, &KeyTransparencyLog),
+    annotations: BTreeMap<String, String>,
+    check: Option<&Verifier>,
+) -> Result<SignedBundle, CosignError> {
+    let (digest, image) = pin_to_digest(client, reference).await?;
+    let statement = bundle_layout::signing_statement(&digest, &annotations);
+    let (bundle, entry) = log.sign_dsse_rekor_v2(key, &statement).await?;
+    if let Some(verifier) = check {
+        let parsed =
+            Bundle::from_json(&bundle).map_err(|e| CosignError::SelfCheck(e.to_string()))?;
+        let digest_bytes = hex::decode(digest.hex())
+            .map_err(|e| CosignError::SelfCheck(format!("image digest is not hex: {e}")))?;
+        self_check_key(
+            verifier,
+            key,
+            &parsed,
+            ArtifactPolicy::Digest {
+                algorithm: HashAlgorithm::Sha256,
+                digest: &digest_bytes,
+            },
+        )
+        .map_err(CosignError::SelfCheck)?;
+    }
+    let mut signed = attach_bundle(
+        client,
+        &image,
+        signature_repository,
+        &digest,
+        bundle,
+        bundle_layout::COSIGN_SIGN_PREDICATE_TYPE,
+    )
+    .await?;
+    signed.transparency_log = Some(entry);
+    Ok(signed)
+}
+
+/// Verifies a logged key signature just made with `key`'s public key against the trusted root before upload.
+fn self_check_key(
+    verifier: &Verifier,
+    key: &SigningKey,
+    bundle: &Bundle,
+    artifact: ArtifactPolicy<'_>,
+) -> Result<(), String> {
+    let spki = key
+        .public_key_der()
+        .map_err(|e| format!("the public key: {e}"))?;
+    let public = kibaship_sigstore::PublicKey::from_spki(&spki, false)
+        .map_err(|e| format!("the public key: {e}"))?;
+    verifier
+        .verify(bundle, artifact, &IdentityPolicy::Key(public))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// What `sign_legacy_keyless` wrote.
@@ -614,6 +747,9 @@ pub struct SignedBundle {
     pub referrer: String,
     /// How it is discoverable: the registry's referrers API or the fallback tag.
     pub via: ReferrersSource,
+    /// A key signature entered in a transparency log: the entry ([`sign_bundle_logged`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transparency_log: Option<LoggedEntry>,
 }
 
 /// Signs `reference` with `key` in cosign v3's layout: a DSSE envelope over an in-toto statement (predicate type
@@ -772,6 +908,7 @@ pub(crate) async fn attach_bundle(
             digest: digest.to_string(),
             referrer: image.with_digest(attached.manifest.digest).to_string(),
             via: attached.via,
+            transparency_log: None,
         });
     };
     let (referrer, via) = attach_in_other_repository(client, image, store, digest, &artifact)
@@ -785,6 +922,7 @@ pub(crate) async fn attach_bundle(
         digest: digest.to_string(),
         referrer: referrer.to_string(),
         via,
+        transparency_log: None,
     })
 }
 

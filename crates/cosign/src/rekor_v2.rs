@@ -31,6 +31,28 @@ pub fn hashed_rekord_request(
     })
 }
 
+/// A `hashedrekord` v0.0.2 request for a signature by a managed key: `digest` (SHA-256) of what was signed, the
+/// signature and the key's DER SubjectPublicKeyInfo with its `key_details` (e.g. [`KEY_DETAILS_P256`]).
+pub fn hashed_rekord_request_for_key(
+    sha256_digest: &[u8],
+    signature: &[u8],
+    spki_der: &[u8],
+    key_details: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "hashedRekordRequestV002": {
+            "digest": STANDARD.encode(sha256_digest),
+            "signature": {
+                "content": STANDARD.encode(signature),
+                "verifier": {
+                    "publicKey": {"rawBytes": STANDARD.encode(spki_der)},
+                    "keyDetails": key_details,
+                },
+            },
+        }
+    })
+}
+
 /// Checks the shape of a TransparencyLogEntry answer: kind/version, an inclusion proof with a checkpoint, and a
 /// canonicalized body.
 pub fn check_log_entry(entry: &serde_json::Value) -> Result<(), KeylessError> {

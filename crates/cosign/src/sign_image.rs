@@ -7,10 +7,12 @@ use kibaship_sign::SigningKey;
 use kibaship_sigstore::Verifier;
 use serde::Serialize;
 
+use crate::key_log::KeyTransparencyLog;
 use crate::keyless::KeylessSigner;
 use crate::registry::{
     CosignError, KeylessSigned, LegacyKeylessSigned, LegacyStore, SignedBundle, SignedImage,
-    sign_bundle, sign_bundle_keyless, sign_legacy_in, sign_legacy_keyless_in,
+    sign_bundle, sign_bundle_keyless, sign_bundle_logged, sign_legacy_in, sign_legacy_keyless_in,
+    sign_legacy_logged,
 };
 use crate::signing_config::RekorLogs;
 
@@ -66,6 +68,17 @@ impl Layouts {
 pub enum ImageSigner<'a> {
     /// A cosign key (no transparency-log entry, as `cosign sign --tlog-upload=false`).
     Key(&'a SigningKey),
+    /// A cosign key whose signatures are entered in a transparency log (Rekor v1 for the legacy layout, Rekor v2
+    /// with a TSA timestamp for bundles), as `cosign sign --key` does by default; with `check`, each signature is
+    /// verified with the key against that trusted root before it is uploaded.
+    KeyLogged {
+        /// The key.
+        key: &'a SigningKey,
+        /// The logs.
+        log: &'a KeyTransparencyLog,
+        /// The self-check before upload.
+        check: Option<&'a Verifier>,
+    },
     /// An ephemeral key certified by Fulcio; with `check`, each signature is verified against that trusted root
     /// before it is uploaded.
     Keyless {
@@ -81,6 +94,7 @@ impl ImageSigner<'_> {
     pub fn tsa_url(&self) -> Option<&str> {
         match self {
             ImageSigner::Keyless { signer, .. } => signer.services().tsa_url.as_deref(),
+            ImageSigner::KeyLogged { log, .. } => log.services().tsa_url.as_deref(),
             ImageSigner::Key(_) => None,
         }
     }
@@ -91,6 +105,15 @@ impl ImageSigner<'_> {
 pub enum LoadedSigner {
     /// A cosign key.
     Key(SigningKey),
+    /// A cosign key whose signatures are entered in a transparency log.
+    KeyLogged {
+        /// The key.
+        key: SigningKey,
+        /// The logs.
+        log: Box<KeyTransparencyLog>,
+        /// The self-check before upload.
+        check: Option<Box<Verifier>>,
+    },
     /// Keyless, with the trusted root to check each signature against before upload.
     Keyless {
         /// The signer (token, services).
@@ -105,6 +128,11 @@ impl LoadedSigner {
     pub fn as_image_signer(&self) -> ImageSigner<'_> {
         match self {
             LoadedSigner::Key(key) => ImageSigner::Key(key),
+            LoadedSigner::KeyLogged { key, log, check } => ImageSigner::KeyLogged {
+                key,
+                log,
+                check: check.as_deref(),
+            },
             LoadedSigner::Keyless { signer, check } => ImageSigner::Keyless {
                 signer,
                 check: check.as_deref(),
@@ -212,6 +240,19 @@ pub async fn sign_image(
                 .await
                 .map_err(fail)?,
             ),
+            ImageSigner::KeyLogged { key, log, check } => Signed::Legacy(
+                sign_legacy_logged(
+                    client,
+                    reference,
+                    signature_repository,
+                    (key, log),
+                    annotations.clone(),
+                    check,
+                    layouts.legacy_store(),
+                )
+                .await
+                .map_err(fail)?,
+            ),
             ImageSigner::Keyless { signer, check } => Signed::LegacyKeyless(
                 sign_legacy_keyless_in(
                     client,
@@ -240,6 +281,18 @@ pub async fn sign_image(
                     signature_repository,
                     key,
                     annotations.clone(),
+                )
+                .await
+                .map_err(fail)?,
+            ),
+            ImageSigner::KeyLogged { key, log, check } => Signed::Bundle(
+                sign_bundle_logged(
+                    client,
+                    reference,
+                    signature_repository,
+                    (key, log),
+                    annotations.clone(),
+                    check,
                 )
                 .await
                 .map_err(fail)?,

@@ -107,6 +107,58 @@ fn select(list: &[RawService], version: u32, now: i64) -> Option<&RawService> {
         .find(|s| s.major_api_version == version && active(s, now))
 }
 
+impl crate::key_log::LogServices {
+    /// Selects the logs and the TSA a key signature uses from a signing config JSON, at time `now`, requiring
+    /// the Rekor logs in `needs` (no Fulcio is needed: the key signs).
+    pub fn from_signing_config(
+        json: &[u8],
+        now: i64,
+        needs: RekorLogs,
+    ) -> Result<Self, SigningConfigError> {
+        let raw = parse_config(json)?;
+        let (rekor_v2, rekor_v1) = select_rekor(&raw, now, needs)?;
+        Ok(crate::key_log::LogServices {
+            rekor_url: rekor_v2,
+            rekor_v1_url: rekor_v1,
+            tsa_url: select(&raw.tsa_urls, 1, now).map(|s| s.url.clone()),
+        })
+    }
+}
+
+fn parse_config(json: &[u8]) -> Result<RawConfig, SigningConfigError> {
+    let raw: RawConfig =
+        serde_json::from_slice(json).map_err(|e| SigningConfigError::Parse(e.to_string()))?;
+    let media_type = raw.media_type.clone().unwrap_or_default();
+    if media_type != SIGNING_CONFIG_V02 {
+        return Err(SigningConfigError::MediaType(media_type));
+    }
+    Ok(raw)
+}
+
+/// The Rekor v2 and v1 base URLs of the config, refusing it when a log `needs` names is missing.
+fn select_rekor(
+    raw: &RawConfig,
+    now: i64,
+    needs: RekorLogs,
+) -> Result<(Option<String>, Option<String>), SigningConfigError> {
+    let rekor_v2 = select(&raw.rekor_tlog_urls, 2, now);
+    let rekor_v1 = select(&raw.rekor_tlog_urls, 1, now);
+    if rekor_v2.is_none() && matches!(needs, RekorLogs::V2 | RekorLogs::Both) {
+        return Err(SigningConfigError::NoService(if rekor_v1.is_some() {
+            "it offers only Rekor v1 logs; the bundle layout is logged in Rekor v2 (name a Rekor v2 log, or sign in the legacy layout, which uses Rekor v1)".into()
+        } else {
+            "no Rekor log (rekorTlogUrls) with API version 2 is valid now".into()
+        }));
+    }
+    if rekor_v1.is_none() && matches!(needs, RekorLogs::V1 | RekorLogs::Both) {
+        return Err(SigningConfigError::NoService(
+            "no Rekor v1 log (rekorTlogUrls with API version 1) is valid now; the legacy layout needs one for its signed entry timestamp (name one)".into(),
+        ));
+    }
+    let base = |s: &RawService| s.url.trim_end_matches('/').to_string();
+    Ok((rekor_v2.map(base), rekor_v1.map(base)))
+}
+
 impl SigningServices {
     /// Selects the services from a signing config JSON, at time `now` (Unix seconds), for the bundle layout
     /// (a Rekor v2 log is required).
@@ -120,36 +172,17 @@ impl SigningServices {
         now: i64,
         needs: RekorLogs,
     ) -> Result<Self, SigningConfigError> {
-        let raw: RawConfig =
-            serde_json::from_slice(json).map_err(|e| SigningConfigError::Parse(e.to_string()))?;
-        let media_type = raw.media_type.unwrap_or_default();
-        if media_type != SIGNING_CONFIG_V02 {
-            return Err(SigningConfigError::MediaType(media_type));
-        }
+        let raw = parse_config(json)?;
         let fulcio = select(&raw.ca_urls, 1, now).ok_or_else(|| {
             SigningConfigError::NoService(
                 "no Fulcio (caUrls) with API version 1 is valid now".into(),
             )
         })?;
-        let rekor_v2 = select(&raw.rekor_tlog_urls, 2, now);
-        let rekor_v1 = select(&raw.rekor_tlog_urls, 1, now);
-        if rekor_v2.is_none() && matches!(needs, RekorLogs::V2 | RekorLogs::Both) {
-            return Err(SigningConfigError::NoService(if rekor_v1.is_some() {
-                "it offers only Rekor v1 logs; the bundle layout is logged in Rekor v2 (name a Rekor v2 log, or sign in the legacy layout, which uses Rekor v1)".into()
-            } else {
-                "no Rekor log (rekorTlogUrls) with API version 2 is valid now".into()
-            }));
-        }
-        if rekor_v1.is_none() && matches!(needs, RekorLogs::V1 | RekorLogs::Both) {
-            return Err(SigningConfigError::NoService(
-                "no Rekor v1 log (rekorTlogUrls with API version 1) is valid now; the legacy layout needs one for its signed entry timestamp (name one)".into(),
-            ));
-        }
-        let base = |s: &RawService| s.url.trim_end_matches('/').to_string();
+        let (rekor_url, rekor_v1_url) = select_rekor(&raw, now, needs)?;
         Ok(SigningServices {
-            fulcio_url: base(fulcio),
-            rekor_url: rekor_v2.map(base),
-            rekor_v1_url: rekor_v1.map(base),
+            fulcio_url: fulcio.url.trim_end_matches('/').to_string(),
+            rekor_url,
+            rekor_v1_url,
             tsa_url: select(&raw.tsa_urls, 1, now).map(|s| s.url.clone()),
             oidc_url: select(&raw.oidc_urls, 1, now).map(|s| s.url.clone()),
         })

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
+use kibaship_cosign::key_log::LoggedEntry;
 use kibaship_cosign::registry::{KeylessSigned, LegacyKeylessSigned};
-use kibaship_cosign::{ImageSigner, Signed};
+use kibaship_cosign::{ImageSigner, LoadedSigner, Signed};
 use kibaship_oci::{Reference, ReferrersSource};
 
 use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
@@ -106,7 +107,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let signature_repository = super::verify::signature_repository_from_env()?;
     let (layout, loaded) = args.signer.load(args.layout, &args.registry)?;
     let signer = loaded.as_image_signer();
-    let how = if loaded.is_keyless() { " keyless" } else { "" };
+    let how = match &loaded {
+        _ if loaded.is_keyless() => " keyless",
+        LoadedSigner::KeyLogged { .. } => " (logged in the transparency log)",
+        _ => "",
+    };
     let client = args.registry.client()?;
     let runtime = current_thread_runtime()?;
     let written = runtime
@@ -136,21 +141,45 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the text output says about a key signature's log entry (or its absence).
+fn key_log_note(entry: Option<&LoggedEntry>, signer: ImageSigner<'_>) -> String {
+    let checked = matches!(signer, ImageSigner::KeyLogged { check: Some(_), .. });
+    match entry {
+        None => NO_TLOG_NOTE.to_string(),
+        Some(e) if e.rekor_version == 1 => format!(
+            "Rekor v1 entry {} (log index {}, integrated {}) with its signed entry timestamp{}",
+            e.rekor_uuid.as_deref().unwrap_or(""),
+            e.log_index,
+            e.integrated_time.unwrap_or_default(),
+            checked_note(checked)
+        ),
+        Some(e) => format!(
+            "Rekor v{} log index {}, RFC 3161 timestamp from {}{}",
+            e.rekor_version,
+            e.log_index,
+            e.timestamp_authority.as_deref().unwrap_or("the TSA"),
+            checked_note(checked)
+        ),
+    }
+}
+
 /// What one signature written looks like on stderr.
 fn describe(signed: &Signed, signer: ImageSigner<'_>) -> String {
     match signed {
         Signed::Legacy(s) => format!(
-            "signed {} ({} signature(s) under {}{}); {NO_TLOG_NOTE}",
+            "signed {} ({} signature(s) under {}{}); {}",
             s.image,
             s.signatures,
             s.signature_tag,
-            oci11_route(s.via)
+            oci11_route(s.via),
+            key_log_note(s.transparency_log.as_ref(), signer)
         ),
         Signed::Bundle(s) => format!(
-            "signed {} (bundle {}, found through {}); {NO_TLOG_NOTE}",
+            "signed {} (bundle {}, found through {}); {}",
             s.image,
             s.referrer,
-            found_through(s.via)
+            found_through(s.via),
+            key_log_note(s.transparency_log.as_ref(), signer)
         ),
         Signed::LegacyKeyless(s) => format!(
             "signed {} keyless as {} (issuer {}): {} signature(s) under {}{}; {}",

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use kibaship_cosign::identity_token::{IdentityToken, MAX_TOKEN_BYTES};
+use kibaship_cosign::key_log::{KeyTransparencyLog, LogServices};
 use kibaship_cosign::keyless::{KeylessSigner, now_unix};
 use kibaship_cosign::signing_config::{RekorLogs, SigningServices};
 use kibaship_cosign::{Layouts, LoadedSigner};
@@ -76,22 +77,22 @@ pub struct SignerFlags {
     /// default keyless) is logged in Rekor v2 and timestamped by a TSA; the legacy layout is logged in Rekor v1.
     #[arg(long)]
     pub keyless: bool,
-    /// Keyless: Sigstore signing config (v0.2 JSON) naming Fulcio, Rekor (v2 for the bundle layout, v1 for the
-    /// legacy layout) and the TSA.
-    #[arg(long, value_name = "FILE", requires = "keyless")]
+    /// Sigstore signing config (v0.2 JSON) naming Fulcio, Rekor (v2 for the bundle layout, v1 for the legacy
+    /// layout) and the TSA. With --key, the signature is entered in its Rekor log (unless --tlog-upload=false).
+    #[arg(long, value_name = "FILE")]
     pub signing_config: Option<PathBuf>,
     /// Keyless: Fulcio URL (instead of, or overriding, the signing config's).
     #[arg(long, value_name = "URL", requires = "keyless")]
     pub fulcio_url: Option<String>,
-    /// Keyless: Rekor v2 URL (bundle layout).
-    #[arg(long, value_name = "URL", requires = "keyless")]
+    /// Rekor v2 URL (bundle layout), keyless or with --key.
+    #[arg(long, value_name = "URL")]
     pub rekor_url: Option<String>,
-    /// Keyless: Rekor v1 URL (legacy layout: its entries carry the signed entry timestamp cosign's legacy
-    /// verifiers need).
-    #[arg(long = "rekor-v1-url", value_name = "URL", requires = "keyless")]
+    /// Rekor v1 URL (legacy layout: its entries carry the signed entry timestamp cosign's legacy verifiers
+    /// need), keyless or with --key.
+    #[arg(long = "rekor-v1-url", value_name = "URL")]
     pub rekor_v1_url: Option<String>,
-    /// Keyless: RFC 3161 timestamp endpoint (`.../api/v1/timestamp`).
-    #[arg(long, value_name = "URL", requires = "keyless")]
+    /// RFC 3161 timestamp endpoint (`.../api/v1/timestamp`), needed beside Rekor v2.
+    #[arg(long, value_name = "URL")]
     pub tsa_url: Option<String>,
     /// Keyless: file holding the OIDC identity token (e.g. a Tekton projected service-account token with
     /// audience `sigstore`). Default: the SIGSTORE_ID_TOKEN environment variable.
@@ -106,11 +107,13 @@ pub struct SignerFlags {
     /// SIGSTORE_ID_TOKEN).
     #[arg(long, value_name = "TOKEN", requires = "keyless")]
     pub identity_token: Option<String>,
-    /// Keyless: verify the new signature against this `trusted_root.json` before uploading it.
-    #[arg(long, value_name = "FILE", requires = "keyless")]
+    /// Verify the new signature (keyless, or a key's logged one) against this `trusted_root.json` before
+    /// uploading it.
+    #[arg(long, value_name = "FILE")]
     pub trusted_root: Option<PathBuf>,
-    /// Upload to the Rekor transparency log. With --key only `false` is supported (as `cosign sign
-    /// --tlog-upload=false`): verifiers then need `--insecure-ignore-tlog`. Keyless signatures are always logged.
+    /// Upload to the Rekor transparency log. With --key: a signing config or Rekor URL makes the signature
+    /// logged unless this is `false`; without one, nothing is logged (verifiers then need
+    /// `--insecure-ignore-tlog`) and `true` is an error. Keyless signatures are always logged.
     #[arg(long = "tlog-upload", value_name = "BOOL", action = clap::ArgAction::Set)]
     pub tlog_upload: Option<bool>,
 }
@@ -132,10 +135,21 @@ impl SignerFlags {
         registry: &RegistryFlags,
     ) -> anyhow::Result<(SignatureLayout, LoadedSigner)> {
         Ok(match self.key_path() {
-            Some(key_path) => (
-                layout.unwrap_or_default(),
-                LoadedSigner::Key(self.signing_key(key_path)?),
-            ),
+            Some(key_path) => {
+                let layout = layout.unwrap_or_default();
+                let key = load_signing_key(key_path)?;
+                match self.key_transparency_log(layout, registry)? {
+                    Some((log, check)) => (
+                        layout,
+                        LoadedSigner::KeyLogged {
+                            key,
+                            log: Box::new(log),
+                            check: check.map(Box::new),
+                        },
+                    ),
+                    None => (layout, LoadedSigner::Key(key)),
+                }
+            }
             None => {
                 let layout = layout.unwrap_or(SignatureLayout::Bundle);
                 let Keyless { signer, check } = self.keyless(layout, registry)?;
@@ -155,14 +169,126 @@ impl SignerFlags {
         self.key.as_deref().filter(|_| !self.keyless)
     }
 
-    /// Loads `--key`, refusing `--tlog-upload=true` (key-based signatures are never logged).
+    /// Loads `--key` for a signature that is not logged (blobs), refusing `--tlog-upload=true` and a named log.
+    /// Image signatures go through [`SignerFlags::load`], which logs them when a log is named.
     pub fn signing_key(&self, key_path: &Path) -> anyhow::Result<SigningKey> {
         if self.tlog_upload == Some(true) {
             bail!(
-                "--tlog-upload=true is not supported with --key: kibaverify signs with a key without a transparency-log entry (as cosign --tlog-upload=false); use --keyless for logged signatures"
+                "--tlog-upload=true is not supported with --key here: this command signs with a key without a transparency-log entry (as cosign --tlog-upload=false); use --keyless for logged signatures"
+            );
+        }
+        if self.names_a_log() && self.tlog_upload.is_none() {
+            bail!(
+                "--signing-config, --rekor-url and --rekor-v1-url are not supported with --key here: this command signs with a key without a transparency-log entry (as cosign --tlog-upload=false); use --keyless for logged signatures"
             );
         }
         load_signing_key(key_path)
+    }
+
+    /// Whether a log is named for key signatures: a signing config or a Rekor URL.
+    fn names_a_log(&self) -> bool {
+        self.signing_config.is_some() || self.rekor_url.is_some() || self.rekor_v1_url.is_some()
+    }
+
+    /// With `--key`: the transparency log its signatures in `layout` are entered in (from `--signing-config`,
+    /// overridden by `--rekor-url`, `--rekor-v1-url`, `--tsa-url`), and the trusted root to check them against,
+    /// or `None` when nothing is logged (`--tlog-upload=false`, or no log named). `--tlog-upload=true` without a
+    /// log is an error.
+    pub fn key_transparency_log(
+        &self,
+        layout: SignatureLayout,
+        registry: &RegistryFlags,
+    ) -> anyhow::Result<Option<(KeyTransparencyLog, Option<Verifier>)>> {
+        if self.tlog_upload == Some(false) || (!self.names_a_log() && self.tlog_upload.is_none()) {
+            if self.trusted_root.is_some() {
+                bail!(
+                    "--trusted-root with --key checks a logged signature before upload, and nothing is logged here: name a log (--signing-config, --rekor-url, --rekor-v1-url) or drop --trusted-root"
+                );
+            }
+            return Ok(None);
+        }
+        if !self.names_a_log() {
+            bail!(
+                "--tlog-upload=true is not supported with --key without a Rekor log: give --signing-config, or --rekor-v1-url (legacy layout) / --rekor-url and --tsa-url (bundle layout)"
+            );
+        }
+        let needs = layout.layouts().rekor_logs();
+        let mut services = match &self.signing_config {
+            Some(path) => {
+                let json = read_bounded(path, "signing config", MAX_CONFIG_FILE_BYTES)?;
+                // A log given by flag need not be in the config.
+                let needs = match (needs, self.rekor_url.is_some(), self.rekor_v1_url.is_some()) {
+                    (RekorLogs::V2, true, _) | (RekorLogs::V1, _, true) => None,
+                    (RekorLogs::Both, true, true) => None,
+                    (RekorLogs::Both, true, false) => Some(RekorLogs::V1),
+                    (RekorLogs::Both, false, true) => Some(RekorLogs::V2),
+                    (n, _, _) => Some(n),
+                };
+                let parsed = match needs {
+                    Some(needs) => LogServices::from_signing_config(&json, now_unix(), needs),
+                    None => LogServices::from_signing_config(&json, now_unix(), RekorLogs::V2)
+                        .or_else(|_| {
+                            LogServices::from_signing_config(&json, now_unix(), RekorLogs::V1)
+                        }),
+                };
+                parsed.with_context(|| format!("cannot use signing config {}", path.display()))?
+            }
+            None => LogServices::default(),
+        };
+        if let Some(u) = &self.rekor_url {
+            services.rekor_url = Some(u.clone());
+        }
+        if let Some(u) = &self.rekor_v1_url {
+            services.rekor_v1_url = Some(u.clone());
+        }
+        if let Some(u) = &self.tsa_url {
+            services.tsa_url = Some(u.clone());
+        }
+        for (flag, url) in [
+            ("Rekor", services.rekor_url.as_ref()),
+            ("Rekor v1", services.rekor_v1_url.as_ref()),
+            ("TSA", services.tsa_url.as_ref()),
+        ] {
+            if let Some(url) = url {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    bail!("{flag} URL {url:?} is not an http(s) URL");
+                }
+            }
+        }
+        let log = KeyTransparencyLog::new(self.service_client(registry)?, services, needs)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{e} (with --key: --signing-config, --rekor-v1-url for the legacy layout, --rekor-url and --tsa-url for the bundle layout)"
+                )
+            })?;
+        Ok(Some((log, self.trusted_root_verifier()?)))
+    }
+
+    /// `--trusted-root`, parsed.
+    fn trusted_root_verifier(&self) -> anyhow::Result<Option<Verifier>> {
+        Ok(match &self.trusted_root {
+            Some(p) => Some(Verifier::new(
+                TrustedRoot::from_json(&read_bounded(p, "trusted root", MAX_CONFIG_FILE_BYTES)?)
+                    .with_context(|| format!("invalid trusted root {}", p.display()))?,
+            )),
+            None => None,
+        })
+    }
+
+    /// The HTTP client for Fulcio, Rekor and the TSA, trusting the registry's extra CAs too.
+    fn service_client(&self, registry: &RegistryFlags) -> anyhow::Result<reqwest::Client> {
+        let mut http = reqwest::Client::builder().timeout(SERVICE_TIMEOUT);
+        if let Some(path) = &registry.ca_file {
+            // The same extra CAs as for the registry: private Sigstore services often share them.
+            let pem = read_bounded(path, "CA file", MAX_CONFIG_FILE_BYTES)?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("CA file {} is not a PEM bundle", path.display()))?
+            {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        http.build()
+            .context("cannot set up the HTTP client for Fulcio, Rekor and the TSA")
     }
 
     /// The keyless signer for `layout`: the token, the services the layout needs, the HTTP client (trusting the
@@ -179,27 +305,8 @@ impl SignerFlags {
         }
         let token = self.identity_token()?;
         let services = self.signing_services(layout.layouts().rekor_logs())?;
-        let check = match &self.trusted_root {
-            Some(p) => Some(Verifier::new(
-                TrustedRoot::from_json(&read_bounded(p, "trusted root", MAX_CONFIG_FILE_BYTES)?)
-                    .with_context(|| format!("invalid trusted root {}", p.display()))?,
-            )),
-            None => None,
-        };
-        let mut http = reqwest::Client::builder().timeout(SERVICE_TIMEOUT);
-        if let Some(path) = &registry.ca_file {
-            // The same extra CAs as for the registry: private Sigstore services often share them.
-            let pem = read_bounded(path, "CA file", MAX_CONFIG_FILE_BYTES)?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem)
-                .with_context(|| format!("CA file {} is not a PEM bundle", path.display()))?
-            {
-                http = http.add_root_certificate(cert);
-            }
-        }
-        let http = http
-            .build()
-            .context("cannot set up the HTTP client for Fulcio, Rekor and the TSA")?;
-        let signer = KeylessSigner::new(http, services, token)?;
+        let check = self.trusted_root_verifier()?;
+        let signer = KeylessSigner::new(self.service_client(registry)?, services, token)?;
         Ok(Keyless { signer, check })
     }
 

@@ -1,0 +1,272 @@
+//! Key-based signatures entered in the transparency log (issue 20 item 3), against a real private Sigstore
+//! (Rekor v1 on Trillian, Rekor v2, the TSA: `kibaship_testsupport::sigstore` with `rekor_v1`) and a real
+//! registry, both ways with cosign v3.1.3:
+//! - `kibaverify sign --key --signing-config` in the legacy layout (Rekor v1, the SET in the layer's bundle
+//!   annotation) and in the bundle layout (Rekor v2 + an RFC 3161 timestamp) is verified by `kibaverify verify
+//!   --key --trusted-root` and `cosign verify --key --trusted-root`, neither with `--insecure-ignore-tlog`;
+//! - `cosign sign --key` with its log upload (Rekor v2 from the signing config; Rekor v1 with
+//!   `--new-bundle-format=false`) is verified by `kibaverify verify --key --trusted-root`;
+//! - another key is refused, and so is a key signature without a log entry unless `--insecure-ignore-tlog`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use base64::Engine as _;
+use kibaship_testsupport::registry::RegistryMode;
+
+mod support;
+use support::{
+    KeylessStack, Tools, WITH_REKOR_V1, assert_code, assert_exit_with_message, assert_not_leaked,
+    run_logged as run, signature_tag_manifest,
+};
+
+const PASSWORD: &str = "key-tlog-pass-0d6e";
+
+#[test]
+fn key_signatures_logged_in_rekor_interoperate_with_cosign() {
+    let stack = KeylessStack::start(WITH_REKOR_V1, RegistryMode::Plain, "unused@kibaship.test");
+    let tools = Tools::new(stack.tmp.path(), &stack.reg, Some(PASSWORD));
+    let host = stack.reg.host();
+    let root = stack.trusted_root.as_str();
+    let config = stack.signing_config.as_str();
+    let rekor_v1 = stack.sigstore.rekor_v1_url().unwrap().to_string();
+    let mut t = String::new();
+    tools.generate_both_key_pairs(&mut t);
+
+    let verify = |image: &str, key: &str, t: &mut String| {
+        run(
+            &mut tools.kibaverify(&["verify", image, "--key", key, "--trusted-root", root]),
+            t,
+        )
+    };
+    let cosign_verify = |image: &str, key: &str, legacy: bool, t: &mut String| {
+        let mut c = tools.cosign(&["verify", "--key", key, "--trusted-root", root]);
+        if legacy {
+            c.arg("--new-bundle-format=false");
+        }
+        run(c.args(["--allow-http-registry", image]), t)
+    };
+
+    // 1. We sign with a key in the legacy layout, logged in Rekor v1 (from the signing config), self-checked.
+    let app = tools.fixture("app");
+    let r = run(
+        &mut tools.kibaverify(&[
+            "sign",
+            &app,
+            "--key",
+            "ours.key",
+            "--layout",
+            "legacy",
+            "--signing-config",
+            config,
+            "--trusted-root",
+            root,
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 0, "kibaverify sign --key --layout legacy with Rekor v1");
+    assert!(
+        r.stderr.contains("Rekor v1 entry")
+            && r.stderr.contains("signed entry timestamp")
+            && r.stderr.contains("verified against the trusted root"),
+        "{}",
+        r.stderr
+    );
+    let app_by_digest = r.stdout.trim().to_string();
+    // The layer carries the SET in cosign's bundle annotation, a hashedrekord with the public key.
+    let (_, manifest) = signature_tag_manifest(&host, &app_by_digest, "sig");
+    let bundle: serde_json::Value =
+        serde_json::from_str(&manifest.layers[0].annotations["dev.sigstore.cosign/bundle"])
+            .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(bundle["Payload"]["body"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (body["kind"].as_str(), body["apiVersion"].as_str()),
+        (Some("hashedrekord"), Some("0.0.1"))
+    );
+    assert!(
+        bundle["SignedEntryTimestamp"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+    assert!(
+        !manifest.layers[0]
+            .annotations
+            .contains_key("dev.sigstore.cosign/certificate")
+    );
+
+    let r = verify(&app, "ours.pub", &mut t);
+    assert_code(
+        &r,
+        0,
+        "kibaverify verify --key of our logged legacy signature",
+    );
+    assert!(
+        r.stdout.contains("signed entry timestamp verified"),
+        "{}",
+        r.stdout
+    );
+    let r = verify(&app, "cosign.pub", &mut t);
+    assert_code(&r, 1, "kibaverify verify with another key");
+    let r = cosign_verify(&app_by_digest, "ours.pub", true, &mut t);
+    assert_code(&r, 0, "cosign verify --key of our logged legacy signature");
+    let r = cosign_verify(&app_by_digest, "cosign.pub", true, &mut t);
+    assert_ne!(r.code, 0, "cosign accepted another key: {}", r.stderr);
+
+    // 2. We sign with a key in the bundle layout, logged in Rekor v2 with a TSA timestamp.
+    let config_only = tools.fixture("config-only");
+    let r = run(
+        &mut tools.kibaverify(&[
+            "sign",
+            &config_only,
+            "--key",
+            "ours.key",
+            "--layout",
+            "bundle",
+            "--signing-config",
+            config,
+            "--trusted-root",
+            root,
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 0, "kibaverify sign --key --layout bundle with Rekor v2");
+    assert!(
+        r.stderr.contains("Rekor v2 log index") && r.stderr.contains("RFC 3161 timestamp"),
+        "{}",
+        r.stderr
+    );
+    let config_only_by_digest = r.stdout.trim().to_string();
+    let r = verify(&config_only, "ours.pub", &mut t);
+    assert_code(&r, 0, "kibaverify verify --key of our logged bundle");
+    assert!(
+        r.stdout
+            .contains("inclusion proof and signed checkpoint verified"),
+        "{}",
+        r.stdout
+    );
+    let r = verify(&config_only, "cosign.pub", &mut t);
+    assert_code(&r, 1, "kibaverify verify of our bundle with another key");
+    let r = cosign_verify(&config_only_by_digest, "ours.pub", false, &mut t);
+    assert_code(&r, 0, "cosign verify --key of our logged bundle");
+    let r = cosign_verify(&config_only_by_digest, "cosign.pub", false, &mut t);
+    assert_ne!(r.code, 0, "cosign accepted another key: {}", r.stderr);
+
+    // 3. cosign signs with its key and logs (Rekor v2 from the signing config) -> we verify.
+    let docker_app = format!("{host}/fixtures/docker-app:v1");
+    let docker_app_by_digest = tools.image_by_digest(&docker_app, &mut t);
+    let r = run(
+        &mut tools.cosign(&[
+            "sign",
+            "--key",
+            "cosign.key",
+            "--signing-config",
+            config,
+            "--trusted-root",
+            root,
+            "--allow-http-registry",
+            "--yes",
+            &docker_app_by_digest,
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 0, "cosign sign --key with its signing config");
+    let r = verify(&docker_app, "cosign.pub", &mut t);
+    assert_code(&r, 0, "kibaverify verify --key of cosign's logged bundle");
+    assert!(r.stdout.contains("inclusion proof"), "{}", r.stdout);
+    let r = verify(&docker_app, "ours.pub", &mut t);
+    assert_code(
+        &r,
+        1,
+        "kibaverify verify of cosign's bundle with another key",
+    );
+
+    // 4. cosign signs with its key in the legacy layout, logged in Rekor v1 -> we verify.
+    let multiarch = format!("{host}/fixtures/multiarch:v1");
+    let multiarch_by_digest = tools.image_by_digest(&multiarch, &mut t);
+    let r = run(
+        &mut tools.cosign(&[
+            "sign",
+            "--key",
+            "cosign.key",
+            "--new-bundle-format=false",
+            "--use-signing-config=false",
+            "--tlog-upload=true",
+            "--rekor-url",
+            &rekor_v1,
+            "--allow-http-registry",
+            "--yes",
+            &multiarch_by_digest,
+        ]),
+        &mut t,
+    );
+    assert_code(
+        &r,
+        0,
+        "cosign sign --key --new-bundle-format=false with Rekor v1",
+    );
+    let r = verify(&multiarch, "cosign.pub", &mut t);
+    assert_code(
+        &r,
+        0,
+        "kibaverify verify --key of cosign's logged legacy signature",
+    );
+    assert!(
+        r.stdout.contains("signed entry timestamp verified"),
+        "{}",
+        r.stdout
+    );
+
+    // 5. Without a log: still refused unless --insecure-ignore-tlog; --tlog-upload=false wins over the config.
+    let r = run(
+        &mut tools.kibaverify(&[
+            "sign",
+            &app,
+            "--key",
+            "ours.key",
+            "--layout",
+            "bundle",
+            "--signing-config",
+            config,
+            "--tlog-upload=false",
+        ]),
+        &mut t,
+    );
+    assert_code(
+        &r,
+        0,
+        "kibaverify sign --key --tlog-upload=false with a signing config",
+    );
+    assert!(
+        r.stderr.contains("no transparency-log entry was made"),
+        "{}",
+        r.stderr
+    );
+    let r = run(
+        &mut tools.kibaverify(&["sign", &app, "--key", "ours.key", "--tlog-upload=true"]),
+        &mut t,
+    );
+    assert_exit_with_message(&r, 2, "without a Rekor log");
+    // Attestations with a logged key are not done yet: refused before anything is pushed.
+    std::fs::write(stack.tmp.path().join("predicate.json"), "{}").unwrap();
+    let r = run(
+        &mut tools.kibaverify(&[
+            "attest",
+            &app,
+            "--predicate",
+            "predicate.json",
+            "--type",
+            "custom",
+            "--key",
+            "ours.key",
+            "--signing-config",
+            config,
+        ]),
+        &mut t,
+    );
+    assert_exit_with_message(&r, 2, "not entered in a transparency log yet");
+
+    assert_not_leaked(&t, PASSWORD, "the key password");
+}
