@@ -138,6 +138,17 @@ pub async fn attest_provenance(
     .await
 }
 
+/// Checks that `sbom_ref` names a manifest by digest in the image's repository (before anything is written).
+pub fn check_sbom_ref(plan: &SignPlan, sbom_ref: &Reference) -> Result<(), AttestError> {
+    if sbom_ref.name() != plan.target.name() || sbom_ref.digest().is_none() {
+        return Err(AttestError::Parameter(format!(
+            "--sbom-ref {sbom_ref} is not <repository>@<digest> in the image's repository {}",
+            plan.target.name()
+        )));
+    }
+    Ok(())
+}
+
 /// Reads the SBOM from BuildKit's attestation manifest `sbom_ref`, attaches it to `plan.target` as a referrer and
 /// attests it; returns the referrer and the attestations written.
 pub async fn attach_buildkit_sbom(
@@ -147,12 +158,7 @@ pub async fn attach_buildkit_sbom(
     sbom_ref: &Reference,
     now: time::OffsetDateTime,
 ) -> Result<Vec<String>, AttestError> {
-    if sbom_ref.name() != plan.target.name() || sbom_ref.digest().is_none() {
-        return Err(AttestError::Parameter(format!(
-            "--sbom-ref {sbom_ref} is not <repository>@<digest> in the image's repository {}",
-            plan.target.name()
-        )));
-    }
+    check_sbom_ref(plan, sbom_ref)?;
     let registry_error = |what: String| {
         move |source: kibaship_oci::Error| AttestError::Registry {
             what,

@@ -495,8 +495,9 @@ struct BuildArgs {
     /// Always build, even when the registry has a build with the same key.
     #[arg(long)]
     no_dedupe: bool,
-    /// Talk to the registry over plain HTTP (local test registries only).
-    #[arg(long)]
+    /// Talk to the registry over plain HTTP (local test registries only): `--insecure-registry`, or
+    /// `--insecure-registry=true|false` as a Task passes its parameter.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     insecure_registry: bool,
     /// Extra CA bundle (PEM) for the registry.
     #[arg(long)]
@@ -1083,6 +1084,9 @@ fn attest(a: AttestArgs) -> Result<(), kibaship_step::attest::AttestError> {
         ),
         None => None,
     };
+    if let Some(r) = &sbom_ref {
+        kibaship_step::attest::check_sbom_ref(&plan, r)?;
+    }
     if predicate.is_none() && sbom_ref.is_none() {
         return Err(bad(
             "nothing to attest: give --provenance-predicate and/or --sbom-ref".into(),

@@ -9,7 +9,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use kibaship_oci::Reference;
 use kibaship_sign::SigningKey;
@@ -73,55 +73,68 @@ fn push_attestation_manifest(host: &str, predicate_type: &str, predicate: &Value
     })
 }
 
-fn setup() -> &'static Setup {
-    static SETUP: OnceLock<Setup> = OnceLock::new();
-    SETUP.get_or_init(|| {
-        let registry = TestRegistry::start(RegistryMode::Plain).unwrap();
-        push_fixture_images(&registry).unwrap();
-        let host = registry.host();
-        let digest = block_on(
-            client(&host).resolve_digest(&Reference::parse(&format!("{host}/fixtures/app:v1")).unwrap(), None),
-        )
-        .unwrap()
-        .digest
-        .to_string();
-        let spdx: Value =
-            serde_json::from_slice(&std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(SPDX)).unwrap())
-                .unwrap();
-        let sbom_digest = push_attestation_manifest(&host, "https://spdx.dev/Document", &spdx);
-        let provenance_digest = push_attestation_manifest(
-            &host,
-            "https://slsa.dev/provenance/v1",
-            &json!({"buildDefinition": {"buildType": "x"}}),
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let key = SigningKey::generate().unwrap();
-        std::fs::write(
-            dir.path().join("cosign.key"),
-            key.to_encrypted_pem(PASSWORD.as_bytes()).unwrap(),
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("cosign.pub"), key.public_key_pem().unwrap()).unwrap();
-        std::fs::write(
-            dir.path().join("predicate.json"),
-            serde_json::to_vec(&json!({
-                "buildDefinition": {
-                    "buildType": "https://kibaship.io/buildtypes/railpack-buildkit/v1",
-                    "externalParameters": {"source": {"uri": "git+https://github.com/acme/web"}}
-                },
-                "runDetails": {"builder": {"id": "https://kibaship.io/tekton/tasks/railpack-build@v0.1.0"}}
-            }))
-            .unwrap(),
-        )
-        .unwrap();
-        Setup {
-            sbom_ref: format!("{host}/fixtures/app@{sbom_digest}"),
-            no_sbom_ref: format!("{host}/fixtures/app@{provenance_digest}"),
-            registry,
-            dir,
-            digest,
-        }
-    })
+/// The registry and fixtures the tests share: made by the first test that needs them, removed (registry
+/// stopped, temporary directories deleted) when the last test holding them ends. Every test holds one for its
+/// whole run (`let _shared = setup();`), so the helpers it calls see the same.
+fn setup() -> Arc<Setup> {
+    static SHARED: Mutex<Weak<Setup>> = Mutex::new(Weak::new());
+    let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(setup) = shared.upgrade() {
+        return setup;
+    }
+    let setup = Arc::new(new_setup());
+    *shared = Arc::downgrade(&setup);
+    setup
+}
+
+fn new_setup() -> Setup {
+    let registry = TestRegistry::start(RegistryMode::Plain).unwrap();
+    push_fixture_images(&registry).unwrap();
+    let host = registry.host();
+    let digest = block_on(client(&host).resolve_digest(
+        &Reference::parse(&format!("{host}/fixtures/app:v1")).unwrap(),
+        None,
+    ))
+    .unwrap()
+    .digest
+    .to_string();
+    let spdx: Value = serde_json::from_slice(
+        &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(SPDX)).unwrap(),
+    )
+    .unwrap();
+    let sbom_digest = push_attestation_manifest(&host, "https://spdx.dev/Document", &spdx);
+    let provenance_digest = push_attestation_manifest(
+        &host,
+        "https://slsa.dev/provenance/v1",
+        &json!({"buildDefinition": {"buildType": "x"}}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate().unwrap();
+    std::fs::write(
+        dir.path().join("cosign.key"),
+        key.to_encrypted_pem(PASSWORD.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("cosign.pub"), key.public_key_pem().unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("predicate.json"),
+        serde_json::to_vec(&json!({
+            "buildDefinition": {
+                "buildType": "https://kibaship.io/buildtypes/railpack-buildkit/v1",
+                "externalParameters": {"source": {"uri": "git+https://github.com/acme/web"}}
+            },
+            "runDetails": {"builder": {"id": "https://kibaship.io/tekton/tasks/railpack-build@v0.1.0"}}
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    Setup {
+        sbom_ref: format!("{host}/fixtures/app@{sbom_digest}"),
+        no_sbom_ref: format!("{host}/fixtures/app@{provenance_digest}"),
+        registry,
+        dir,
+        digest,
+    }
 }
 
 struct Run {
@@ -212,6 +225,7 @@ fn cosign_predicate(predicate_type: &str) -> Value {
 
 #[test]
 fn attests_provenance_and_attaches_and_attests_the_buildkit_sbom() {
+    let _shared = setup();
     let s = setup();
     let run = attest(&[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
@@ -253,6 +267,7 @@ fn attests_provenance_and_attaches_and_attests_the_buildkit_sbom() {
 
 #[test]
 fn bad_inputs_exit_with_their_kind() {
+    let _shared = setup();
     let s = setup();
     // An attestation manifest without an SBOM layer: BuildKit's output is not what the step needs (build kind).
     let run = attest(&[

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use kibaship_oci::Reference;
 use kibaship_sign::SigningKey;
@@ -59,80 +59,91 @@ fn run_ok(command: &mut Command) -> String {
 }
 
 /// One registry, one trivy DB, the images and a key for every test of this binary.
-fn setup() -> &'static Setup {
-    static SETUP: OnceLock<Setup> = OnceLock::new();
-    SETUP.get_or_init(|| {
-        let registry = TestRegistry::start(RegistryMode::Plain).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        // The DB: trivy-db build over a vuln-list tree with our GHSA advisory only.
-        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/trivy");
-        let vuln_list = dir.path().join("vuln-list");
-        std::fs::create_dir_all(vuln_list.join("cocoapods-specs/Specs")).unwrap();
-        run_ok(
-            Command::new("cp")
-                .arg("-r")
-                .arg(fixtures.join("vuln-list/ghsa"))
-                .arg(&vuln_list),
-        );
-        run_ok(
-            Command::new(peer_binary("trivy-db").expect("the trivy-db peer (make peers)"))
-                .args(["build", "--only-update", "ghsa", "--cache-dir"])
-                .arg(&vuln_list)
-                .arg("--output-dir")
-                .arg(dir.path().join("cache/db"))
-                .args(["--update-interval", "87600h"]),
-        );
-        let crane = peer_binary("crane").expect("the crane peer (make peers)");
-        let mut digests = BTreeMap::new();
-        for (repository, version) in [
-            ("kibaship/acme/vulnerable", "4.17.20"),
-            ("kibaship/acme/clean", "4.17.21"),
-            ("kibaship/acme/unscanned", "4.17.21"),
-            ("kibaship/acme/truncated", "4.17.20"),
-            ("kibaship/acme/unsigned", "4.17.20"),
-        ] {
-            let root = dir.path().join(format!("root-{version}"));
-            let package = root.join("app/node_modules/lodash");
-            std::fs::create_dir_all(&package).unwrap();
-            std::fs::write(
-                package.join("package.json"),
-                format!(r#"{{"name":"lodash","version":"{version}","license":"MIT"}}"#),
-            )
-            .unwrap();
-            let layer = dir.path().join(format!("layer-{version}.tar"));
-            run_ok(
-                Command::new("tar")
-                    .arg("-C")
-                    .arg(&root)
-                    .arg("-cf")
-                    .arg(&layer)
-                    .arg("app"),
-            );
-            let pushed = run_ok(
-                Command::new(&crane)
-                    .arg("append")
-                    .arg("-f")
-                    .arg(&layer)
-                    .args(["-t", &format!("{}/{repository}:v1", registry.host())])
-                    .arg("--insecure"),
-            );
-            let digest = pushed.trim().rsplit_once('@').unwrap().1.to_string();
-            digests.insert(repository, digest);
-        }
-        let key = SigningKey::generate().unwrap();
+/// The registry and fixtures the tests share: made by the first test that needs them, removed (registry
+/// stopped, temporary directories deleted) when the last test holding them ends. Every test holds one for its
+/// whole run (`let _shared = setup();`), so the helpers it calls see the same.
+fn setup() -> Arc<Setup> {
+    static SHARED: Mutex<Weak<Setup>> = Mutex::new(Weak::new());
+    let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(setup) = shared.upgrade() {
+        return setup;
+    }
+    let setup = Arc::new(new_setup());
+    *shared = Arc::downgrade(&setup);
+    setup
+}
+
+fn new_setup() -> Setup {
+    let registry = TestRegistry::start(RegistryMode::Plain).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The DB: trivy-db build over a vuln-list tree with our GHSA advisory only.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/trivy");
+    let vuln_list = dir.path().join("vuln-list");
+    std::fs::create_dir_all(vuln_list.join("cocoapods-specs/Specs")).unwrap();
+    run_ok(
+        Command::new("cp")
+            .arg("-r")
+            .arg(fixtures.join("vuln-list/ghsa"))
+            .arg(&vuln_list),
+    );
+    run_ok(
+        Command::new(peer_binary("trivy-db").expect("the trivy-db peer (make peers)"))
+            .args(["build", "--only-update", "ghsa", "--cache-dir"])
+            .arg(&vuln_list)
+            .arg("--output-dir")
+            .arg(dir.path().join("cache/db"))
+            .args(["--update-interval", "87600h"]),
+    );
+    let crane = peer_binary("crane").expect("the crane peer (make peers)");
+    let mut digests = BTreeMap::new();
+    for (repository, version) in [
+        ("kibaship/acme/vulnerable", "4.17.20"),
+        ("kibaship/acme/clean", "4.17.21"),
+        ("kibaship/acme/unscanned", "4.17.21"),
+        ("kibaship/acme/truncated", "4.17.20"),
+        ("kibaship/acme/unsigned", "4.17.20"),
+    ] {
+        let root = dir.path().join(format!("root-{version}"));
+        let package = root.join("app/node_modules/lodash");
+        std::fs::create_dir_all(&package).unwrap();
         std::fs::write(
-            dir.path().join("cosign.key"),
-            key.to_encrypted_pem(PASSWORD.as_bytes()).unwrap(),
+            package.join("package.json"),
+            format!(r#"{{"name":"lodash","version":"{version}","license":"MIT"}}"#),
         )
         .unwrap();
-        std::fs::write(dir.path().join("cosign.pub"), key.public_key_pem().unwrap()).unwrap();
-        std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
-        Setup {
-            registry,
-            dir,
-            digests,
-        }
-    })
+        let layer = dir.path().join(format!("layer-{version}.tar"));
+        run_ok(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&root)
+                .arg("-cf")
+                .arg(&layer)
+                .arg("app"),
+        );
+        let pushed = run_ok(
+            Command::new(&crane)
+                .arg("append")
+                .arg("-f")
+                .arg(&layer)
+                .args(["-t", &format!("{}/{repository}:v1", registry.host())])
+                .arg("--insecure"),
+        );
+        let digest = pushed.trim().rsplit_once('@').unwrap().1.to_string();
+        digests.insert(repository, digest);
+    }
+    let key = SigningKey::generate().unwrap();
+    std::fs::write(
+        dir.path().join("cosign.key"),
+        key.to_encrypted_pem(PASSWORD.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("cosign.pub"), key.public_key_pem().unwrap()).unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
+    Setup {
+        registry,
+        dir,
+        digests,
+    }
 }
 
 struct Run {
@@ -249,6 +260,7 @@ fn has_attestation_tag(repository: &str) -> bool {
 
 #[test]
 fn a_failed_gate_exits_1_after_attesting_the_report() {
+    let _shared = setup();
     let run = scan("kibaship/acme/vulnerable", &[]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert_eq!(run.results["verdict"], "fail");
@@ -280,6 +292,7 @@ fn a_failed_gate_exits_1_after_attesting_the_report() {
 
 #[test]
 fn a_passed_gate_exits_0_and_attests() {
+    let _shared = setup();
     let run = scan("kibaship/acme/clean", &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(run.results["verdict"], "pass");
@@ -301,6 +314,7 @@ fn a_passed_gate_exits_0_and_attests() {
 
 #[test]
 fn mode_none_writes_the_verdict_and_attests_nothing() {
+    let _shared = setup();
     let run = scan("kibaship/acme/unsigned", &["--mode", "none"]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert_eq!(run.results["verdict"], "fail");
@@ -311,6 +325,7 @@ fn mode_none_writes_the_verdict_and_attests_nothing() {
 /// A stand-in for a trivy that crashes (the real one cannot be made to on demand).
 #[test]
 fn standin_scanner_that_crashes_exits_2_and_signs_nothing() {
+    let _shared = setup();
     let s = setup();
     let crashing = s.path("trivy-crashes");
     std::fs::write(
@@ -336,6 +351,7 @@ fn standin_scanner_that_crashes_exits_2_and_signs_nothing() {
 /// A stand-in for a trivy whose report is cut off (disk full, killed mid-write): half of a real report.
 #[test]
 fn standin_scanner_with_a_truncated_report_exits_2_and_signs_nothing() {
+    let _shared = setup();
     let s = setup();
     // A real report of this image, by the real trivy, cut in half.
     let full = scan("kibaship/acme/truncated", &["--mode", "none"]);
@@ -370,6 +386,7 @@ fn standin_scanner_with_a_truncated_report_exits_2_and_signs_nothing() {
 
 #[test]
 fn bad_policy_and_bad_parameters_exit_64_before_scanning() {
+    let _shared = setup();
     let s = setup();
     let bad_policy = s.path("bad-policy.yaml");
     std::fs::write(&bad_policy, "version: 1\nfail-on-severity: dire\n").unwrap();
@@ -399,6 +416,7 @@ fn make_executable(path: &Path) {
 /// mount, trivy found on PATH, its cache in the /tmp emptyDir.
 #[test]
 fn the_tasks_own_argv_scans_gates_and_attests() {
+    let _shared = setup();
     let s = setup();
     let root = tempfile::tempdir().unwrap();
     let at = |p: &str| root.path().join(p);

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use kibaship_cosign::{ImageSigner, Layouts, sign_image};
 use kibaship_oci::Reference;
@@ -26,41 +26,52 @@ struct Setup {
 }
 
 /// One registry with the fixtures; fixtures/app is signed with a key the policy names, fixtures/docker-app is not.
-fn setup() -> &'static Setup {
-    static SETUP: OnceLock<Setup> = OnceLock::new();
-    SETUP.get_or_init(|| {
-        let registry = TestRegistry::start(RegistryMode::Plain).unwrap();
-        push_fixture_images(&registry).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let key = SigningKey::generate().unwrap();
-        let host = registry.host();
-        let pinned = Reference::parse(&format!(
-            "{host}/fixtures/app@{}",
-            crane(&["digest", &format!("{host}/fixtures/app:v1")]).trim()
-        ))
-        .unwrap();
-        block_on(sign_image(
-            &client(&host),
-            &pinned,
-            None,
-            ImageSigner::Key(&key),
-            Layouts::Legacy,
-            &BTreeMap::new(),
-        ))
-        .unwrap();
-        let public = key.public_key_pem().unwrap();
-        let indented: String = public.lines().map(|l| format!("          {l}\n")).collect();
-        std::fs::write(
-            dir.path().join("policy.yaml"),
-            format!(
-                "apiVersion: kibaship.io/v1alpha1\nkind: AdmissionPolicy\npolicies:\n  - name: prod-signed\n    \
-                 namespaces:\n      names: [\"prod\"]\n    images: [\"{host}/fixtures/**\"]\n    \
-                 transparencyLog: optional\n    authorities:\n      - key: |\n{indented}"
-            ),
-        )
-        .unwrap();
-        Setup { registry, dir }
-    })
+/// The registry and fixtures the tests share: made by the first test that needs them, removed (registry
+/// stopped, temporary directories deleted) when the last test holding them ends. Every test holds one for its
+/// whole run (`let _shared = setup();`), so the helpers it calls see the same.
+fn setup() -> Arc<Setup> {
+    static SHARED: Mutex<Weak<Setup>> = Mutex::new(Weak::new());
+    let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(setup) = shared.upgrade() {
+        return setup;
+    }
+    let setup = Arc::new(new_setup());
+    *shared = Arc::downgrade(&setup);
+    setup
+}
+
+fn new_setup() -> Setup {
+    let registry = TestRegistry::start(RegistryMode::Plain).unwrap();
+    push_fixture_images(&registry).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate().unwrap();
+    let host = registry.host();
+    let pinned = Reference::parse(&format!(
+        "{host}/fixtures/app@{}",
+        crane(&["digest", &format!("{host}/fixtures/app:v1")]).trim()
+    ))
+    .unwrap();
+    block_on(sign_image(
+        &client(&host),
+        &pinned,
+        None,
+        ImageSigner::Key(&key),
+        Layouts::Legacy,
+        &BTreeMap::new(),
+    ))
+    .unwrap();
+    let public = key.public_key_pem().unwrap();
+    let indented: String = public.lines().map(|l| format!("          {l}\n")).collect();
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        format!(
+            "apiVersion: kibaship.io/v1alpha1\nkind: AdmissionPolicy\npolicies:\n  - name: prod-signed\n    \
+             namespaces:\n      names: [\"prod\"]\n    images: [\"{host}/fixtures/**\"]\n    \
+             transparencyLog: optional\n    authorities:\n      - key: |\n{indented}"
+        ),
+    )
+    .unwrap();
+    Setup { registry, dir }
 }
 
 fn crane(args: &[&str]) -> String {
@@ -139,6 +150,7 @@ fn policy() -> String {
 
 #[test]
 fn a_signed_digest_gets_every_tag_without_a_rebuild() {
+    let _shared = setup();
     let host = setup().registry.host();
     let digest = digest_of("fixtures/app");
     let run = tag(
@@ -180,6 +192,7 @@ fn a_signed_digest_gets_every_tag_without_a_rebuild() {
 
 #[test]
 fn without_a_policy_a_docker_manifest_is_tagged_as_it_is() {
+    let _shared = setup();
     let host = setup().registry.host();
     let digest = digest_of("fixtures/docker-app");
     let run = tag("fixtures/docker-app", &digest, &["--branch", "main"]);
@@ -194,6 +207,7 @@ fn without_a_policy_a_docker_manifest_is_tagged_as_it_is() {
 
 #[test]
 fn an_unsigned_digest_is_refused_when_the_policy_requires_a_signature() {
+    let _shared = setup();
     let host = setup().registry.host();
     let digest = digest_of("fixtures/config-only");
     let run = tag(
@@ -237,6 +251,7 @@ fn an_unsigned_digest_is_refused_when_the_policy_requires_a_signature() {
 
 #[test]
 fn bad_values_exit_64_naming_what_is_wrong() {
+    let _shared = setup();
     let digest = digest_of("fixtures/app");
     for (args, expected) in [
         (vec!["--branch", "feat@x"], "'@' at byte 11"),
@@ -271,6 +286,7 @@ fn tag_task_argv(root: &std::path::Path, params: &BTreeMap<&str, Vec<String>>) -
 
 #[test]
 fn the_tasks_own_argv_tags_a_signed_digest_and_refuses_an_unsigned_one() {
+    let _shared = setup();
     let s = setup();
     let host = s.registry.host();
     let root = tempfile::tempdir().unwrap();
