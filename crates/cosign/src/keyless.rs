@@ -101,6 +101,9 @@ pub struct KeylessBundle {
     pub certificate: Vec<u8>,
     /// The Rekor log index of the entry.
     pub log_index: String,
+    /// The Rekor major API version the entry was made in: 2 (rekor-tiles), or 1 when the signing config offered
+    /// only a Rekor v1 log ([`KeylessSigner::sign_dsse`]).
+    pub rekor_version: u8,
 }
 
 /// A keyless signature logged in Rekor v1: what a legacy `.sig`/`.att` layer's annotations carry.
@@ -272,12 +275,19 @@ impl KeylessSigner {
         tsa::request_timestamp(&self.http, url, &HashAlgorithm::Sha256.digest(signature)).await
     }
 
-    /// Signs `payload` in a DSSE envelope of `payload_type`, logged as a `hashedrekord` over its PAE.
+    /// Signs `payload` in a DSSE envelope of `payload_type`, logged in Rekor v2 as a `hashedrekord` over its
+    /// PAE. When the services offer no Rekor v2 log but a Rekor v1 one (a signing config such as Sigstore's
+    /// production one), the envelope is logged there as a `dsse` v0.0.1 entry, as cosign v3.1.3 (sigstore-go)
+    /// does, and the bundle's entry carries both the inclusion proof with its checkpoint and the SET as the
+    /// inclusion promise; the TSA's timestamp is added when a TSA is named.
     pub async fn sign_dsse(
         &self,
         payload_type: &str,
         payload: &[u8],
     ) -> Result<KeylessBundle, KeylessError> {
+        if self.services.rekor_url.is_none() && self.services.rekor_v1_url.is_some() {
+            return self.sign_dsse_bundle_rekor_v1(payload_type, payload).await;
+        }
         self.rekor_v2_url()?;
         let (key, cert) = self.certificate().await?;
         let signed = pae(payload_type, payload);
@@ -296,7 +306,42 @@ impl KeylessSigner {
                 "signatures": [{"sig": STANDARD.encode(&signature)}],
             }
         });
-        Ok(assemble(&cert, entry, &timestamp, content))
+        Ok(assemble(&cert.leaf, entry, Some(&timestamp), content, 2))
+    }
+
+    /// [`KeylessSigner::sign_dsse`] with a Rekor v1 log: a `dsse` v0.0.1 entry with its SET and inclusion proof.
+    async fn sign_dsse_bundle_rekor_v1(
+        &self,
+        payload_type: &str,
+        payload: &[u8],
+    ) -> Result<KeylessBundle, KeylessError> {
+        let (_, signed) = self.sign_dsse_rekor_v1(payload_type, payload).await?;
+        let timestamp = match self.services.tsa_url {
+            Some(_) => Some(self.timestamp(&signed.signature).await?),
+            None => None,
+        };
+        let entry = signed.entry.transparency_log_entry()?;
+        if entry.get("inclusionProof").is_none() {
+            return Err(KeylessError::Response {
+                service: "Rekor",
+                reason: "the Rekor v1 entry has no inclusion proof with a checkpoint, which a bundle v0.3 needs"
+                    .into(),
+            });
+        }
+        let content = serde_json::json!({
+            "dsseEnvelope": {
+                "payload": STANDARD.encode(payload),
+                "payloadType": payload_type,
+                "signatures": [{"sig": STANDARD.encode(&signed.signature)}],
+            }
+        });
+        Ok(assemble(
+            &signed.certificate,
+            entry,
+            timestamp.as_deref(),
+            content,
+            1,
+        ))
     }
 
     /// Signs `blob` as a message signature (SHA-256), logged as `hashedrekord`: what `cosign sign-blob --bundle`
@@ -320,16 +365,18 @@ impl KeylessSigner {
                 "signature": STANDARD.encode(&signature),
             }
         });
-        Ok(assemble(&cert, entry, &timestamp, content))
+        Ok(assemble(&cert.leaf, entry, Some(&timestamp), content, 2))
     }
 }
 
-/// The bundle v0.3: leaf certificate, the log entry as Rekor returned it, the timestamp response, the content.
+/// The bundle v0.3: leaf certificate (DER), the log entry (as Rekor v2 returned it, or made from a Rekor v1
+/// answer), the timestamp response if any, the content.
 fn assemble(
-    cert: &SigningCertificate,
+    leaf: &[u8],
     entry: serde_json::Value,
-    timestamp: &[u8],
+    timestamp: Option<&[u8]>,
     content: serde_json::Value,
+    rekor_version: u8,
 ) -> KeylessBundle {
     let log_index = entry
         .get("logIndex")
@@ -338,13 +385,15 @@ fn assemble(
     let mut bundle = serde_json::json!({
         "mediaType": BUNDLE_V03_MEDIA_TYPE,
         "verificationMaterial": {
-            "certificate": {"rawBytes": STANDARD.encode(&cert.leaf)},
+            "certificate": {"rawBytes": STANDARD.encode(leaf)},
             "tlogEntries": [entry],
-            "timestampVerificationData": {
-                "rfc3161Timestamps": [{"signedTimestamp": STANDARD.encode(timestamp)}],
-            },
         },
     });
+    if let Some(timestamp) = timestamp {
+        bundle["verificationMaterial"]["timestampVerificationData"] = serde_json::json!({
+            "rfc3161Timestamps": [{"signedTimestamp": STANDARD.encode(timestamp)}],
+        });
+    }
     if let (Some(b), Some(c)) = (bundle.as_object_mut(), content.as_object()) {
         for (k, v) in c {
             b.insert(k.clone(), v.clone());
@@ -353,7 +402,8 @@ fn assemble(
     KeylessBundle {
         // A Value of strings, numbers and objects always serialises.
         json: serde_json::to_vec(&bundle).unwrap_or_default(),
-        certificate: cert.leaf.clone(),
+        certificate: leaf.to_vec(),
         log_index,
+        rekor_version,
     }
 }

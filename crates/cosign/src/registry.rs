@@ -788,8 +788,10 @@ pub struct KeylessSigned {
     pub certificate_identity: String,
     /// The certificate's OIDC issuer (`--certificate-oidc-issuer`).
     pub certificate_oidc_issuer: String,
-    /// Index of the Rekor v2 entry.
+    /// Index of the Rekor entry.
     pub log_index: String,
+    /// The Rekor major API version of the entry: 2, or 1 when the signing config offered only a Rekor v1 log.
+    pub rekor_version: u8,
     /// Whether the bundle was verified against a trusted root before it was uploaded.
     pub checked_against_trusted_root: bool,
 }
@@ -868,6 +870,7 @@ pub(crate) async fn dsse_bundle_keyless(
         certificate_identity,
         certificate_oidc_issuer,
         log_index: signed.log_index,
+        rekor_version: signed.rekor_version,
         checked_against_trusted_root: check.is_some(),
     })
 }

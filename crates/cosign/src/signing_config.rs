@@ -94,7 +94,8 @@ fn active(service: &RawService, now: i64) -> bool {
 /// Which Rekor logs a signing needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RekorLogs {
-    /// Rekor v2 only (the bundle layout). A Rekor v1 log is still picked up when the config has one.
+    /// The bundle layout: Rekor v2, else (a config offering only Rekor v1 logs) Rekor v1. A Rekor v1 log is
+    /// still picked up when the config has one.
     V2,
     /// Rekor v1 only (the legacy layout). A Rekor v2 log is still picked up when the config has one.
     V1,
@@ -143,12 +144,13 @@ fn select_rekor(
 ) -> Result<(Option<String>, Option<String>), SigningConfigError> {
     let rekor_v2 = select(&raw.rekor_tlog_urls, 2, now);
     let rekor_v1 = select(&raw.rekor_tlog_urls, 1, now);
-    if rekor_v2.is_none() && matches!(needs, RekorLogs::V2 | RekorLogs::Both) {
-        return Err(SigningConfigError::NoService(if rekor_v1.is_some() {
-            "it offers only Rekor v1 logs; the bundle layout is logged in Rekor v2 (name a Rekor v2 log, or sign in the legacy layout, which uses Rekor v1)".into()
-        } else {
-            "no Rekor log (rekorTlogUrls) with API version 2 is valid now".into()
-        }));
+    // The bundle layout prefers Rekor v2 and falls back to a Rekor v1 log (as cosign v3 selects the highest API
+    // version it supports); a config with neither is refused.
+    if rekor_v2.is_none() && rekor_v1.is_none() && matches!(needs, RekorLogs::V2 | RekorLogs::Both)
+    {
+        return Err(SigningConfigError::NoService(
+            "no Rekor log (rekorTlogUrls) with API version 2 or 1 is valid now".into(),
+        ));
     }
     if rekor_v1.is_none() && matches!(needs, RekorLogs::V1 | RekorLogs::Both) {
         return Err(SigningConfigError::NoService(
@@ -215,7 +217,7 @@ mod tests {
     }
 
     #[test]
-    fn production_config_is_refused_for_its_rekor_v1_log() {
+    fn production_config_serves_both_layouts_with_its_rekor_v1_log() {
         // The services of Sigstore's production signing config v0.2 (only a Rekor v1 log).
         let json = serde_json::json!({
             "mediaType": SIGNING_CONFIG_V02,
@@ -223,9 +225,14 @@ mod tests {
             "rekorTlogUrls": [{"url": "https://rekor.sigstore.dev", "majorApiVersion": 1, "validFor": {"start": "2021-01-12T11:53:27.000Z"}}],
             "tsaUrls": [{"url": "https://timestamp.sigstore.dev/api/v1/timestamp", "majorApiVersion": 1, "validFor": {"start": "2025-07-04T00:00:00Z"}}]
         });
-        let e = SigningServices::from_signing_config(json.to_string().as_bytes(), NOW).unwrap_err();
-        assert!(e.to_string().contains("only Rekor v1"), "{e}");
-        // ... but serves the legacy layout, which is logged in Rekor v1.
+        // The bundle layout falls back to the Rekor v1 log (no Rekor v2 log is offered) ...
+        let s = SigningServices::from_signing_config(json.to_string().as_bytes(), NOW).unwrap();
+        assert_eq!(s.rekor_url, None);
+        assert_eq!(
+            s.rekor_v1_url.as_deref(),
+            Some("https://rekor.sigstore.dev")
+        );
+        // ... and the legacy layout is logged in Rekor v1.
         let s = SigningServices::from_signing_config_for(
             json.to_string().as_bytes(),
             NOW,
@@ -237,13 +244,19 @@ mod tests {
             Some("https://rekor.sigstore.dev")
         );
         assert_eq!(s.rekor_url, None);
-        let e = SigningServices::from_signing_config_for(
+        let s = SigningServices::from_signing_config_for(
             json.to_string().as_bytes(),
             NOW,
             RekorLogs::Both,
         )
-        .unwrap_err();
-        assert!(e.to_string().contains("only Rekor v1"), "{e}");
+        .unwrap();
+        assert_eq!(s.rekor_url, None);
+        let no_log = serde_json::json!({
+            "mediaType": SIGNING_CONFIG_V02,
+            "caUrls": json["caUrls"],
+        });
+        let e = SigningServices::from_signing_config(no_log.to_string().as_bytes(), NOW).unwrap_err();
+        assert!(e.to_string().contains("API version 2 or 1"), "{e}");
     }
 
     #[test]

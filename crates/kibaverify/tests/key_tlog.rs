@@ -7,22 +7,51 @@
 //! - `cosign sign --key` with its log upload (Rekor v2 from the signing config; Rekor v1 with
 //!   `--new-bundle-format=false`) is verified by `kibaverify verify --key --trusted-root`;
 //! - another key is refused, and so is a key signature without a log entry unless `--insecure-ignore-tlog`.
+//!
+//! On the same stack (one start for both), issue 20 item 4a: `kibaverify sign --keyless --layout bundle` with a
+//! signing config that offers only the Rekor v1 log writes a bundle v0.3 whose entry is a `dsse` v0.0.1 with its
+//! inclusion proof and SET, shaped as cosign v3.1.3 writes it with the same config; each tool verifies both.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use base64::Engine as _;
+use kibaship_oci::Reference;
 use kibaship_testsupport::registry::RegistryMode;
 
 mod support;
 use support::{
     KeylessStack, Tools, WITH_REKOR_V1, assert_code, assert_exit_with_message, assert_not_leaked,
-    run_logged as run, signature_tag_manifest,
+    block_on, registry_client, run_logged as run, signature_tag_manifest,
 };
 
 const PASSWORD: &str = "key-tlog-pass-0d6e";
+const EMAIL: &str = "rekor-v1-bundle@kibaship.test";
+
+/// Every bundle attached to `image` (`registry/repo@sha256:...`), parsed.
+fn bundles_of(host: &str, image: &str) -> Vec<serde_json::Value> {
+    block_on(async {
+        let client = registry_client(host);
+        let reference = Reference::parse(image).unwrap();
+        let referrers = client.list_referrers(&reference, None).await.unwrap();
+        let mut out = Vec::new();
+        for d in &referrers.descriptors {
+            let referrer = reference.with_digest(d.digest.clone());
+            let parsed: kibaship_oci::manifest::ImageManifest =
+                serde_json::from_slice(&client.fetch_manifest(&referrer).await.unwrap().bytes)
+                    .unwrap();
+            let layer = &parsed.layers[0];
+            let blob = client
+                .fetch_blob(&reference, &layer.digest, layer.size)
+                .await
+                .unwrap();
+            out.push(serde_json::from_slice(&blob).unwrap());
+        }
+        out
+    })
+}
 
 #[test]
 fn key_signatures_logged_in_rekor_interoperate_with_cosign() {
-    let stack = KeylessStack::start(WITH_REKOR_V1, RegistryMode::Plain, "unused@kibaship.test");
+    let stack = KeylessStack::start(WITH_REKOR_V1, RegistryMode::Plain, EMAIL);
     let tools = Tools::new(stack.tmp.path(), &stack.reg, Some(PASSWORD));
     let host = stack.reg.host();
     let root = stack.trusted_root.as_str();
@@ -268,5 +297,116 @@ fn key_signatures_logged_in_rekor_interoperate_with_cosign() {
     );
     assert_exit_with_message(&r, 2, "not entered in a transparency log yet");
 
+    // 6. Item 4a: keyless bundles with a signing config that offers only the Rekor v1 log.
+    let mut v1_only: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(config).unwrap()).unwrap();
+    v1_only["rekorTlogUrls"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| s["majorApiVersion"] == 1);
+    assert_eq!(v1_only["rekorTlogUrls"].as_array().unwrap().len(), 1);
+    let config_v1 = stack.tmp.path().join("signing_config_rekor_v1.json");
+    std::fs::write(&config_v1, v1_only.to_string()).unwrap();
+    let config_v1 = config_v1.display().to_string();
+    let image = format!("{host}/fixtures/docker-multiarch:v1");
+    let image_by_digest = tools.image_by_digest(&image, &mut t);
+    let r = run(
+        &mut tools.kibaverify(&[
+            "sign",
+            &image,
+            "--keyless",
+            "--layout",
+            "bundle",
+            "--signing-config",
+            &config_v1,
+            "--identity-token-file",
+            &stack.token_file,
+            "--trusted-root",
+            root,
+        ]),
+        &mut t,
+    );
+    assert_code(
+        &r,
+        0,
+        "kibaverify sign --keyless --layout bundle with Rekor v1",
+    );
+    assert!(
+        r.stderr.contains("Rekor v1 log index")
+            && r.stderr.contains("with its signed entry timestamp")
+            && r.stderr.contains("verified against the trusted root"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&mut stack.verify(&["verify", &image], EMAIL), &mut t);
+    assert_code(&r, 0, "kibaverify verify of our Rekor v1 bundle");
+    assert!(
+        r.stdout
+            .contains("signed entry timestamp and inclusion proof verified"),
+        "{}",
+        r.stdout
+    );
+    let r = run(
+        &mut stack.verify(&["verify", &image], "someone-else@kibaship.test"),
+        &mut t,
+    );
+    assert_code(
+        &r,
+        1,
+        "kibaverify verify of our Rekor v1 bundle, wrong identity",
+    );
+    let r = run(
+        &mut stack.cosign_verify(&["verify"], EMAIL, &image_by_digest),
+        &mut t,
+    );
+    assert_code(&r, 0, "cosign verify of our Rekor v1 bundle");
+    let r = run(
+        &mut stack.cosign_verify(&["verify"], "someone-else@kibaship.test", &image_by_digest),
+        &mut t,
+    );
+    assert_ne!(r.code, 0, "cosign accepted a wrong identity: {}", r.stderr);
+    let ours = bundles_of(&host, &image_by_digest);
+    assert_eq!(ours.len(), 1);
+
+    // cosign signs keyless with the same config -> we verify it, and both bundles have the same shape.
+    let r = run(
+        &mut stack.cosign_sign_keyless(&["--signing-config", &config_v1], &image_by_digest),
+        &mut t,
+    );
+    assert_code(&r, 0, "cosign sign keyless with a Rekor v1 signing config");
+    let r = run(
+        &mut stack.verify(&["verify", &image, "--output", "json"], EMAIL),
+        &mut t,
+    );
+    assert_code(&r, 0, "kibaverify verify of both Rekor v1 bundles");
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let verified = report["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["verified"] == true && s["layout"] == "bundle-referrer")
+        .count();
+    assert_eq!(verified, 2, "{}", r.stdout);
+    let both = bundles_of(&host, &image_by_digest);
+    assert_eq!(both.len(), 2);
+    let shape = |b: &serde_json::Value| {
+        let material = &b["verificationMaterial"];
+        let entry = &material["tlogEntries"][0];
+        let mut keys: Vec<_> = material.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        (
+            b["mediaType"].clone(),
+            keys,
+            entry["kindVersion"].clone(),
+            entry["inclusionPromise"].is_object(),
+            entry["inclusionProof"]["checkpoint"]["envelope"].is_string(),
+            b.get("dsseEnvelope").is_some(),
+        )
+    };
+    assert_eq!(shape(&both[0]), shape(&both[1]));
+    assert_eq!(shape(&ours[0]).2["kind"], "dsse");
+    assert_eq!(shape(&ours[0]).2["version"], "0.0.1");
+
     assert_not_leaked(&t, PASSWORD, "the key password");
+    stack.assert_token_not_in(&t);
 }

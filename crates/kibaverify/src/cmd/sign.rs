@@ -75,12 +75,22 @@ pub fn rekor_v1_entry(signed: &LegacyKeylessSigned) -> String {
     )
 }
 
-/// The Rekor v2 entry and timestamp of a keyless bundle, as the text output describes them.
+/// The Rekor entry (v2, or v1 with its signed entry timestamp) and timestamp of a keyless bundle, as the text
+/// output describes them.
 pub fn rekor_v2_entry(signed: &KeylessSigned, tsa_url: Option<&str>) -> String {
+    let timestamp = match (signed.rekor_version, tsa_url) {
+        (1, None) => String::new(),
+        (_, tsa) => format!(", RFC 3161 timestamp from {}", tsa.unwrap_or("the TSA")),
+    };
+    let promise = if signed.rekor_version == 1 {
+        " with its signed entry timestamp"
+    } else {
+        ""
+    };
     format!(
-        "Rekor v2 log index {}, RFC 3161 timestamp from {}{}",
+        "Rekor v{} log index {}{promise}{timestamp}{}",
+        signed.rekor_version,
         signed.log_index,
-        tsa_url.unwrap_or("the TSA"),
         checked_note(signed.checked_against_trusted_root)
     )
 }
