@@ -323,8 +323,16 @@ struct ProvenanceArgs {
     /// Do not read BuildKit's provenance: the frontend and base images are listed without digests.
     #[arg(long)]
     no_buildkit_provenance: bool,
-    /// Talk to the registry over plain HTTP (local test registries only).
-    #[arg(long)]
+    /// Talk to the registry over plain HTTP (local test registries only): `--insecure-registry`, or
+    /// `--insecure-registry=true|false` as a Task passes its parameter.
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     insecure_registry: bool,
     /// Extra CA bundle (PEM) for the registry.
     #[arg(long)]
@@ -497,7 +505,14 @@ struct BuildArgs {
     no_dedupe: bool,
     /// Talk to the registry over plain HTTP (local test registries only): `--insecure-registry`, or
     /// `--insecure-registry=true|false` as a Task passes its parameter.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     insecure_registry: bool,
     /// Extra CA bundle (PEM) for the registry.
     #[arg(long)]
