@@ -13,8 +13,8 @@ use base64::engine::general_purpose::STANDARD;
 use kibaship_oci::Digest;
 use kibaship_sign::SimpleSigningPayload;
 use kibaship_sigstore::{
-    ArtifactPolicy, Bundle, Content, HashAlgorithm, IdentityPolicy, VerificationResult, Verifier,
-    VerifyError, pae, pem,
+    ArtifactPolicy, Bundle, Content, HashAlgorithm, IdentityPolicy, TimeEvidence,
+    VerificationResult, Verifier, VerifyError, pae, pem,
 };
 use serde::Serialize;
 
@@ -119,6 +119,9 @@ pub enum ReasonCode {
     DigestMismatch,
     /// No transparency-log entry or timestamp proves when it was signed, or that proof does not verify.
     NoTransparencyProof,
+    /// A timestamp-only bundle (an RFC 3161 timestamp, no transparency-log entry), which the policy does not
+    /// accept (it accepts one only when told that signed timestamps suffice).
+    TimestampOnly,
     /// The certificate, or the CA that issued it, was not valid at the verified signing time.
     CertificateNotValidAtSigningTime,
     /// The certificate does not chain to a trusted CA (or its certificate transparency proof fails).
@@ -167,7 +170,7 @@ impl ReasonCode {
             ReasonCode::WrongIdentity => 2,
             ReasonCode::DigestMismatch | ReasonCode::SubjectDigestMismatch => 3,
             ReasonCode::CertificateNotValidAtSigningTime => 4,
-            ReasonCode::NoTransparencyProof => 5,
+            ReasonCode::NoTransparencyProof | ReasonCode::TimestampOnly => 5,
             ReasonCode::UntrustedRoot => 6,
             ReasonCode::BadSignature => 7,
             ReasonCode::WrongKey => 8,
@@ -184,6 +187,7 @@ impl ReasonCode {
             ReasonCode::BadSignature => "bad-signature",
             ReasonCode::DigestMismatch => "digest-mismatch",
             ReasonCode::NoTransparencyProof => "no-transparency-proof",
+            ReasonCode::TimestampOnly => "timestamp-only",
             ReasonCode::CertificateNotValidAtSigningTime => "certificate-not-valid-at-signing-time",
             ReasonCode::UntrustedRoot => "untrusted-root",
             ReasonCode::WrongAnnotations => "wrong-annotations",
@@ -250,6 +254,9 @@ pub enum Hint {
     VerifyWithCertificateIdentity,
     /// The layer was signed with a key, not a Fulcio certificate: verify it with that public key.
     VerifyWithKey,
+    /// The bundle is timestamp-only: accept signed (RFC 3161) timestamps without a transparency-log entry
+    /// (cosign's `--insecure-ignore-tlog --use-signed-timestamps`).
+    AcceptSignedTimestamps,
 }
 
 /// `Accepted::transparency_log` when the policy accepts signatures without transparency-log proof.
@@ -298,6 +305,7 @@ fn rejected_by_verifier(error: VerifyError, identity: &IdentityPolicy) -> Reject
         VerifyError::Artifact(_) => ReasonCode::DigestMismatch,
         VerifyError::Signature(_) if by_key => ReasonCode::WrongKey,
         VerifyError::Signature(_) => ReasonCode::BadSignature,
+        VerifyError::NoTransparencyLogEntry => ReasonCode::TimestampOnly,
         VerifyError::TransparencyLog { .. }
         | VerifyError::Timestamp { .. }
         | VerifyError::NoVerifiedTime { .. } => ReasonCode::NoTransparencyProof,
@@ -797,16 +805,22 @@ pub fn check_referrer_bundle(
     kind: BundleKind,
     options: &VerifyOptions,
 ) -> Result<Option<Accepted>, Rejected> {
-    verify_referrer_bundle(json, subject, kind, options).map(|v| v.map(|(accepted, _)| accepted))
+    verify_referrer_bundle(json, subject, kind, options, TimeEvidence::TransparencyLog)
+        .map(|v| v.map(|(accepted, _)| accepted))
 }
 
 /// As [`check_referrer_bundle`], also returning the in-toto statement whose signature was verified (the DSSE
 /// payload of the bundle the verifier accepted), for the policy's predicate checks.
+///
+/// `evidence` says what must vouch for a keyless bundle's signing time: with
+/// [`TimeEvidence::SignedTimestamps`] a timestamp-only bundle (an RFC 3161 timestamp, no log entry) is checked
+/// by the verifier; otherwise it is refused with [`ReasonCode::TimestampOnly`].
 pub(crate) fn verify_referrer_bundle(
     json: &[u8],
     subject: Subject<'_>,
     kind: BundleKind,
     options: &VerifyOptions,
+    evidence: TimeEvidence,
 ) -> Result<Option<(Accepted, Vec<u8>)>, Rejected> {
     let raw: ReferrerBundle = serde_json::from_slice(json).map_err(|e| {
         reject(
@@ -855,7 +869,21 @@ pub(crate) fn verify_referrer_bundle(
         .and_then(|m| m.get("tlogEntries"))
         .and_then(|t| t.as_array())
         .is_some_and(|t| !t.is_empty());
-    let (mut accepted, verified_statement) = if has_tlog {
+    let has_timestamps = raw
+        .verification_material
+        .as_ref()
+        .and_then(|m| m.pointer("/timestampVerificationData/rfc3161Timestamps"))
+        .and_then(|t| t.as_array())
+        .is_some_and(|t| !t.is_empty());
+    let keyless = matches!(options.identity, IdentityPolicy::Certificate(_));
+    if !has_tlog && has_timestamps && keyless && evidence != TimeEvidence::SignedTimestamps {
+        return Err(reject_with(
+            ReasonCode::TimestampOnly,
+            "the bundle is timestamp-only (an RFC 3161 timestamp, no transparency-log entry), which the policy does not accept",
+            Hint::AcceptSignedTimestamps,
+        ));
+    }
+    let (mut accepted, verified_statement) = if has_tlog || (has_timestamps && keyless) {
         let bundle = Bundle::from_json(json).map_err(|e| {
             reject(
                 ReasonCode::BadSignature,
@@ -875,7 +903,7 @@ pub(crate) fn verify_referrer_bundle(
         };
         let result = options
             .verifier
-            .verify_at(
+            .verify_at_with(
                 &bundle,
                 ArtifactPolicy::Digest {
                     algorithm,
@@ -883,6 +911,11 @@ pub(crate) fn verify_referrer_bundle(
                 },
                 &options.identity,
                 options.now,
+                if has_tlog {
+                    TimeEvidence::TransparencyLog
+                } else {
+                    evidence
+                },
             )
             .map_err(|e| rejected_by_verifier(e, &options.identity))?;
         // What the verifier checked is the bundle's own parse of the envelope: read the statement from there.
@@ -892,10 +925,19 @@ pub(crate) fn verify_referrer_bundle(
                 "the bundle holds a message signature, not the DSSE envelope cosign signs images with",
             ));
         };
-        (
-            accepted_from(result.signer.to_string(), &result),
-            envelope.payload,
-        )
+        let mut accepted = accepted_from(result.signer.to_string(), &result);
+        if !has_tlog {
+            accepted.transparency_log = format!(
+                "none (timestamp-only bundle, accepted as the policy allows signed timestamps): {}",
+                result
+                    .verified_times
+                    .iter()
+                    .map(|t| format!("RFC 3161 timestamp from {} verified", t.authority))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+        (accepted, envelope.payload)
     } else {
         let IdentityPolicy::Key(key) = &options.identity else {
             return Err(reject(

@@ -224,6 +224,10 @@ impl ImagePolicy {
             e.str(r.registry());
             e.str(r.repository());
         });
+        // Added after the encoding's first version: written only when set, so earlier fingerprints are unchanged.
+        if self.use_signed_timestamps {
+            e.str("use-signed-timestamps");
+        }
         let digest = e.0.finish();
         let mut out = [0u8; 32];
         for (o, b) in out.iter_mut().zip(digest.as_ref()) {
@@ -263,6 +267,7 @@ mod tests {
         checks: Vec<PredicateCheck>,
         annotations: BTreeMap<String, String>,
         accept_without_transparency_log: bool,
+        use_signed_timestamps: bool,
         signature_repository: Option<&'static str>,
     }
 
@@ -308,6 +313,7 @@ mod tests {
             ],
             annotations: BTreeMap::from([("team".to_string(), "platform".to_string())]),
             accept_without_transparency_log: false,
+            use_signed_timestamps: false,
             signature_repository: Some("registry.example/org/signatures"),
         }
     }
@@ -337,7 +343,8 @@ mod tests {
         b = b
             .require_attestation_checked(spec.predicate_type.clone(), spec.checks.clone())
             .annotations(spec.annotations.clone())
-            .accept_without_transparency_log(spec.accept_without_transparency_log);
+            .accept_without_transparency_log(spec.accept_without_transparency_log)
+            .use_signed_timestamps_without_transparency_log(spec.use_signed_timestamps);
         if let Some(r) = spec.signature_repository {
             b = b.signature_repository(Reference::parse(r).unwrap());
         }
@@ -470,6 +477,9 @@ mod tests {
         vary("no annotations", &|s| s.annotations.clear());
         vary("accept without transparency log", &|s| {
             s.accept_without_transparency_log = true
+        });
+        vary("signed timestamps suffice", &|s| {
+            s.use_signed_timestamps = true
         });
         vary("no signature repository", &|s| {
             s.signature_repository = None

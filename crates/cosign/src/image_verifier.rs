@@ -67,6 +67,8 @@ pub struct ImagePolicy {
     pub(crate) predicate_checks: PredicateChecks,
     pub(crate) annotations: BTreeMap<String, String>,
     pub(crate) accept_without_transparency_log: bool,
+    /// Signed (RFC 3161) timestamps suffice: timestamp-only keyless bundles are accepted.
+    pub(crate) use_signed_timestamps: bool,
     pub(crate) signature_repository: Option<Reference>,
 }
 
@@ -89,6 +91,7 @@ impl ImagePolicy {
                 predicate_checks: PredicateChecks::default(),
                 annotations: BTreeMap::new(),
                 accept_without_transparency_log: false,
+                use_signed_timestamps: false,
                 signature_repository: None,
             },
             error: None,
@@ -106,6 +109,7 @@ impl ImagePolicy {
             predicate_checks: PredicateChecks::default(),
             annotations: BTreeMap::new(),
             accept_without_transparency_log: self.accept_without_transparency_log,
+            use_signed_timestamps: self.use_signed_timestamps,
             signature_repository: self.signature_repository.clone(),
         }
     }
@@ -205,6 +209,16 @@ impl ImagePolicyBuilder {
     /// Accept key-based signatures without transparency-log proof (cosign's `--insecure-ignore-tlog`).
     pub fn accept_without_transparency_log(mut self, accept: bool) -> Self {
         self.policy.accept_without_transparency_log = accept;
+        self
+    }
+
+    /// Let signed (RFC 3161) timestamps vouch for a keyless bundle's signing time without a transparency-log
+    /// entry: timestamp-only bundles are then checked (certificate at the TSA's time, the timestamp against the
+    /// trusted root's TSAs) instead of refused with `timestamp-only`. sigstore-go's `WithSignedTimestamps(1)`
+    /// without `WithTransparencyLog`; cosign's `--insecure-ignore-tlog --use-signed-timestamps`. Off by default:
+    /// such a signature was never made public in a log.
+    pub fn use_signed_timestamps_without_transparency_log(mut self, accept: bool) -> Self {
+        self.policy.use_signed_timestamps = accept;
         self
     }
 
@@ -444,6 +458,11 @@ impl ImageVerifier {
                     checks: &checks,
                     predicates: &policy.predicate_checks,
                     max_referrers: self.max_referrers_checked,
+                    time_evidence: if policy.use_signed_timestamps {
+                        kibaship_sigstore::TimeEvidence::SignedTimestamps
+                    } else {
+                        kibaship_sigstore::TimeEvidence::TransparencyLog
+                    },
                 },
             )
             .await

@@ -1322,6 +1322,8 @@ pub(crate) struct Checks<'a> {
     pub(crate) predicates: &'a PredicateChecks,
     /// The most signature referrers checked.
     pub(crate) max_referrers: usize,
+    /// What must vouch for a keyless bundle's signing time (signed timestamps accept timestamp-only bundles).
+    pub(crate) time_evidence: kibaship_sigstore::TimeEvidence,
 }
 
 /// An accepted attestation whose verified `statement` fails the predicate checks of its type is rejected.
@@ -1671,7 +1673,13 @@ async fn verify_referrers(
             }
         };
         let checked = first_accepting(checks.checks, |options| {
-            check::verify_referrer_bundle(&bytes, subject, bundle_kind, options)
+            check::verify_referrer_bundle(
+                &bytes,
+                subject,
+                bundle_kind,
+                options,
+                checks.time_evidence,
+            )
         })
         .and_then(|verified| {
             verified

@@ -255,7 +255,8 @@ mod tests {
             "mediaType": SIGNING_CONFIG_V02,
             "caUrls": json["caUrls"],
         });
-        let e = SigningServices::from_signing_config(no_log.to_string().as_bytes(), NOW).unwrap_err();
+        let e =
+            SigningServices::from_signing_config(no_log.to_string().as_bytes(), NOW).unwrap_err();
         assert!(e.to_string().contains("API version 2 or 1"), "{e}");
     }
 

@@ -11,6 +11,9 @@
 //! On the same stack (one start for both), issue 20 item 4a: `kibaverify sign --keyless --layout bundle` with a
 //! signing config that offers only the Rekor v1 log writes a bundle v0.3 whose entry is a `dsse` v0.0.1 with its
 //! inclusion proof and SET, shaped as cosign v3.1.3 writes it with the same config; each tool verifies both.
+//! And item 4b: cosign's timestamp-only keyless bundle (`--tlog-upload=false` with a TSA: an RFC 3161 timestamp,
+//! no log entry) is refused by `kibaverify verify` (`timestamp-only`) unless `--insecure-ignore-tlog
+//! --use-signed-timestamps`, cosign's own flags for it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use base64::Engine as _;
@@ -406,6 +409,131 @@ fn key_signatures_logged_in_rekor_interoperate_with_cosign() {
     assert_eq!(shape(&both[0]), shape(&both[1]));
     assert_eq!(shape(&ours[0]).2["kind"], "dsse");
     assert_eq!(shape(&ours[0]).2["version"], "0.0.1");
+
+    // 7. Item 4b: a timestamp-only keyless bundle (cosign without a log, with the TSA), in its own repository.
+    let ts_only = format!("{host}/fixtures/timestamp-only:v1");
+    let r = run(
+        &mut tools.crane(&["copy", "--insecure", &app, &ts_only]),
+        &mut t,
+    );
+    assert_code(&r, 0, "crane copy");
+    let ts_only_by_digest = tools.image_by_digest(&ts_only, &mut t);
+    let r = run(
+        &mut stack.cosign_sign_keyless(
+            &[
+                "--use-signing-config=false",
+                "--tlog-upload=false",
+                "--fulcio-url",
+                stack.sigstore.fulcio_url(),
+                "--timestamp-server-url",
+                stack.sigstore.tsa_url(),
+            ],
+            &ts_only_by_digest,
+        ),
+        &mut t,
+    );
+    assert_code(&r, 0, "cosign sign keyless, timestamp only");
+    let bundles = bundles_of(&host, &ts_only_by_digest);
+    assert_eq!(bundles.len(), 1);
+    let material = &bundles[0]["verificationMaterial"];
+    assert!(
+        material
+            .get("tlogEntries")
+            .is_none_or(|e| e.as_array().unwrap().is_empty())
+            && material["timestampVerificationData"]["rfc3161Timestamps"][0].is_object(),
+        "{material}"
+    );
+    let verify_ts = |identity: &str, extra: &[&str], t: &mut String| {
+        let mut c = stack.verify(&["verify", &ts_only, "--output", "json"], identity);
+        run(c.args(extra), t)
+    };
+    let code_of = |r: &support::Run| {
+        let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        (
+            report["code"].clone(),
+            report["signatures"][0]["code"].clone(),
+            report["signatures"][0]["hint"].clone(),
+            report["signatures"][0]["transparencyLog"].clone(),
+        )
+    };
+    let r = verify_ts(EMAIL, &[], &mut t);
+    assert_code(
+        &r,
+        1,
+        "kibaverify verify of a timestamp-only bundle, by default",
+    );
+    let (code, sig_code, hint, _) = code_of(&r);
+    assert_eq!(
+        (code.as_str(), sig_code.as_str()),
+        (Some("timestamp-only"), Some("timestamp-only"))
+    );
+    assert_eq!(hint, "accept-signed-timestamps");
+    let r = verify_ts(EMAIL, &["--use-signed-timestamps"], &mut t);
+    assert_code(
+        &r,
+        1,
+        "--use-signed-timestamps alone still requires a log entry",
+    );
+    let r = verify_ts(
+        EMAIL,
+        &["--insecure-ignore-tlog", "--use-signed-timestamps"],
+        &mut t,
+    );
+    assert_code(
+        &r,
+        0,
+        "kibaverify verify --insecure-ignore-tlog --use-signed-timestamps",
+    );
+    let (_, _, _, tlog) = code_of(&r);
+    assert!(
+        tlog.as_str()
+            .unwrap()
+            .starts_with("none (timestamp-only bundle")
+            && tlog.as_str().unwrap().contains("RFC 3161 timestamp from"),
+        "{tlog}"
+    );
+    let r = verify_ts(
+        "someone-else@kibaship.test",
+        &["--insecure-ignore-tlog", "--use-signed-timestamps"],
+        &mut t,
+    );
+    assert_code(&r, 1, "timestamp-only bundle, wrong identity");
+    assert_eq!(code_of(&r).1, "wrong-identity");
+    // The text output names the flags.
+    let r = run(&mut stack.verify(&["verify", &ts_only], EMAIL), &mut t);
+    assert_code(&r, 1, "text output");
+    assert!(
+        r.stderr
+            .contains("--insecure-ignore-tlog --use-signed-timestamps"),
+        "{}",
+        r.stderr
+    );
+    // cosign draws the same line with the same flags.
+    let r = run(
+        &mut stack.cosign_verify(&["verify"], EMAIL, &ts_only_by_digest),
+        &mut t,
+    );
+    assert_ne!(
+        r.code, 0,
+        "cosign accepted a timestamp-only bundle by default"
+    );
+    let r = run(
+        &mut stack.cosign_verify(
+            &[
+                "verify",
+                "--insecure-ignore-tlog",
+                "--use-signed-timestamps",
+            ],
+            EMAIL,
+            &ts_only_by_digest,
+        ),
+        &mut t,
+    );
+    assert_code(
+        &r,
+        0,
+        "cosign verify --insecure-ignore-tlog --use-signed-timestamps",
+    );
 
     assert_not_leaked(&t, PASSWORD, "the key password");
     stack.assert_token_not_in(&t);

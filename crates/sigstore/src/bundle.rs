@@ -442,10 +442,16 @@ impl Bundle {
             }
         };
 
-        if vm.tlog_entries.is_empty() {
+        // A bundle without a log entry is "timestamp-only": it must be v0.2+ and carry an RFC 3161 timestamp,
+        // and only a verifier told to rely on signed timestamps accepts it (`TimeEvidence::SignedTimestamps`).
+        let timestamp_count = vm
+            .timestamp_verification_data
+            .as_ref()
+            .map_or(0, |t| t.rfc3161_timestamps.len());
+        if vm.tlog_entries.is_empty() && (version == BundleVersion::V0_1 || timestamp_count == 0) {
             return Err(field(
                 "verificationMaterial.tlogEntries",
-                "at least one transparency log entry is required",
+                "at least one transparency log entry is required (a bundle v0.2+ may have an RFC 3161 timestamp instead)",
             ));
         }
         if vm.tlog_entries.len() > MAX_ENTRIES {

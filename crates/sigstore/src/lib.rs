@@ -34,8 +34,8 @@ pub use trust::{
     PUBLIC_GOOD_TRUSTED_ROOT, TrustedAuthority, TrustedLog, TrustedRoot, TrustedRootError, Validity,
 };
 pub use verify::{
-    ArtifactPolicy, CheckedLogEntry, SignerIdentity, VerificationResult, VerifiedTime, Verifier,
-    VerifyError,
+    ArtifactPolicy, CheckedLogEntry, SignerIdentity, TimeEvidence, VerificationResult,
+    VerifiedTime, Verifier, VerifyError,
 };
 pub use x509::{Certificate, CertificateError, SubjectAltName};
 

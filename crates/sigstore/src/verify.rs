@@ -56,6 +56,11 @@ pub enum VerifyError {
         /// What failed.
         reason: String,
     },
+    /// The bundle has no transparency-log entry (an RFC 3161 timestamp only), and the verifier requires one.
+    #[error(
+        "no transparency-log entry: the bundle is timestamp-only (an RFC 3161 timestamp, no log entry), which is accepted only when signed timestamps suffice"
+    )]
+    NoTransparencyLogEntry,
     /// No verified time to judge the certificate at.
     #[error(
         "no verified signing time: the bundle needs a verified signed entry timestamp or RFC 3161 timestamp ({ignored})"
@@ -76,6 +81,20 @@ pub enum VerifyError {
     /// The identity policy did not match.
     #[error("identity policy: {} differs: expected {}, found {}", .0.field, .0.expected, .0.found)]
     Policy(PolicyMismatch),
+}
+
+/// What must vouch for a bundle's signing time, as sigstore-go's `VerifierConfig` thresholds (at 1) say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimeEvidence {
+    /// At least one verified transparency-log entry (sigstore-go's `WithTransparencyLog(1)`); RFC 3161
+    /// timestamps add verified times. The default: a timestamp-only bundle is refused
+    /// ([`VerifyError::NoTransparencyLogEntry`]).
+    #[default]
+    TransparencyLog,
+    /// At least one verified RFC 3161 timestamp, with or without log entries (sigstore-go's
+    /// `WithSignedTimestamps(1)` without `WithTransparencyLog`; cosign's `--use-signed-timestamps
+    /// --insecure-ignore-tlog`): accepts timestamp-only bundles. Log entries present are still checked.
+    SignedTimestamps,
 }
 
 /// Where a verified signing time came from.
@@ -229,6 +248,28 @@ impl Verifier {
         identity: &IdentityPolicy,
         now: i64,
     ) -> Result<VerificationResult, VerifyError> {
+        self.verify_at_with(
+            bundle,
+            artifact,
+            identity,
+            now,
+            TimeEvidence::TransparencyLog,
+        )
+    }
+
+    /// As [`Verifier::verify_at`], with what must vouch for the signing time: a transparency-log entry (the
+    /// default), or signed (RFC 3161) timestamps, which accepts timestamp-only bundles.
+    pub fn verify_at_with(
+        &self,
+        bundle: &Bundle,
+        artifact: ArtifactPolicy<'_>,
+        identity: &IdentityPolicy,
+        now: i64,
+        evidence: TimeEvidence,
+    ) -> Result<VerificationResult, VerifyError> {
+        if evidence == TimeEvidence::TransparencyLog && bundle.tlog_entries.is_empty() {
+            return Err(VerifyError::NoTransparencyLogEntry);
+        }
         // 1. Key material must fit the policy.
         let signing = match (&bundle.signer, identity) {
             (
@@ -450,6 +491,20 @@ impl Verifier {
                 source: "rfc3161",
                 time: t,
                 authority,
+            });
+        }
+        if evidence == TimeEvidence::SignedTimestamps
+            && !verified_times.iter().any(|t| t.source == "rfc3161")
+        {
+            return Err(VerifyError::NoVerifiedTime {
+                ignored: format!(
+                    "signed timestamps are required and none verified ({})",
+                    if ignored_timestamps.is_empty() {
+                        "no timestamps".to_string()
+                    } else {
+                        ignored_timestamps.join("; ")
+                    }
+                ),
             });
         }
         if verified_times.is_empty() {

@@ -532,6 +532,26 @@ fn every_required_bundle_field_is_required_by_path() {
                 .unwrap_or_else(|| panic!("{}: field `{pat}` is not classified", case.name));
             let expected = dotted(&path);
             let mutant = deleted(&case.bundle, &path);
+            let has_timestamps = case.bundle["verificationMaterial"]["timestampVerificationData"]
+                ["rfc3161Timestamps"]
+                .as_array()
+                .is_some_and(|t| !t.is_empty());
+            if pat == "verificationMaterial.tlogEntries" && has_timestamps && !v01 {
+                // A timestamp-only bundle parses; the default verifier refuses it (issue 20 item 4b).
+                required += 1;
+                let mut emptied = case.bundle.clone();
+                emptied["verificationMaterial"]["tlogEntries"] = Value::Array(Vec::new());
+                for (how, mutant) in [("deleted", mutant), ("set to its default", emptied)] {
+                    match case.verifies(&mutant) {
+                        Err(e) if e.contains("no transparency-log entry") => {}
+                        other => failures.push(format!(
+                            "{}: `{expected}` {how} (timestamps kept): expected the verifier to refuse it as timestamp-only, got {other:?}",
+                            case.name
+                        )),
+                    }
+                }
+                continue;
+            }
             match class {
                 Required(over) => {
                     let expected = over.map_or(expected, str::to_string);

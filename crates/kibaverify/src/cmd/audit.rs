@@ -141,6 +141,7 @@ impl Args {
             github: self.github.clone(),
             trusted_root: self.trusted_root.clone(),
             insecure_ignore_tlog: self.insecure_ignore_tlog,
+            use_signed_timestamps: false,
             output: OutputFormat::Text,
             max_referrers_checked: kibaship_cosign::registry::MAX_REFERRERS_CHECKED as u64,
             registry: self.registry.clone(),

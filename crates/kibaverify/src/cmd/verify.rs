@@ -49,9 +49,15 @@ pub struct VerifyFlags {
     /// `trusted_root.json` (Fulcio CAs, Rekor keys) to trust; default: the embedded Sigstore public-good root.
     #[arg(long, value_name = "FILE")]
     pub trusted_root: Option<PathBuf>,
-    /// Accept key-based signatures without a Rekor entry (signed with `--tlog-upload=false`).
+    /// Accept key-based signatures without a Rekor entry (signed with `--tlog-upload=false`); with
+    /// --use-signed-timestamps, also keyless timestamp-only bundles.
     #[arg(long)]
     pub insecure_ignore_tlog: bool,
+    /// Verify RFC 3161 timestamps (cosign's flag). With --insecure-ignore-tlog, a keyless bundle that has a
+    /// timestamp and no transparency-log entry (timestamp-only) is accepted on its timestamp, as cosign does;
+    /// without it such a bundle is refused (`timestamp-only`).
+    #[arg(long)]
+    pub use_signed_timestamps: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -95,7 +101,7 @@ pub struct Args {
 
 /// The flags that describe a policy themselves, refused beside `--policy` (`--key` and the certificate
 /// identities are refused through the `signer` group, of which `--policy` is one choice).
-const POLICY_CONFLICTS: [&str; 10] = [
+const POLICY_CONFLICTS: [&str; 11] = [
     "certificate_oidc_issuer",
     "certificate_oidc_issuer_regexp",
     "certificate_github_source_repository",
@@ -105,6 +111,7 @@ const POLICY_CONFLICTS: [&str; 10] = [
     "certificate_github_workflow_repository",
     "certificate_github_workflow_ref",
     "insecure_ignore_tlog",
+    "use_signed_timestamps",
     "annotations",
 ];
 
@@ -185,6 +192,9 @@ impl VerifyFlags {
         }
         builder = builder
             .accept_without_transparency_log(self.insecure_ignore_tlog)
+            .use_signed_timestamps_without_transparency_log(
+                self.insecure_ignore_tlog && self.use_signed_timestamps,
+            )
             .annotations(annotations);
         if let Some(repository) = signature_repository_from_env()? {
             builder = builder.signature_repository(repository);
@@ -274,6 +284,12 @@ fn hint_text(hint: Hint, hints: Hints) -> &'static str {
         (Hint::VerifyWithKey, Hints::Flags) => "verify it with --key",
         (Hint::VerifyWithKey, Hints::PolicyFile) => {
             "it was signed with a key: the policy would need a `key` authority"
+        }
+        (Hint::AcceptSignedTimestamps, Hints::Flags) => {
+            "pass --insecure-ignore-tlog --use-signed-timestamps to accept it on its RFC 3161 timestamp alone"
+        }
+        (Hint::AcceptSignedTimestamps, Hints::PolicyFile) => {
+            "admission policies do not accept timestamp-only bundles"
         }
     }
 }
