@@ -17,6 +17,9 @@ APT_PACKAGES += util-linux
 # loopback, portmap), iptables for kube-proxy and CNI, busybox-static and a C compiler for its images (a static
 # pause program), umoci for building them.
 APT_PACKAGES += containernetworking-plugins iptables busybox-static gcc libc6-dev umoci
+# Rootless BuildKit in a Pod (crates/step/tests/tekton_pipeline.rs): rootlesskit and the setuid newuidmap/newgidmap
+# helpers in the buildkitd image, as moby/buildkit's rootless image has them.
+APT_PACKAGES += rootlesskit uidmap
 # sigstore-python: the independent verifier of the keyless smoke test's bundle.
 PY_TOOLS += sigstore==4.5.1
 TEST_EXTRA += peers-smoke

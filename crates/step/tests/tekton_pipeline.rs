@@ -1,8 +1,11 @@
 //! Our Railpack Pipeline's Tasks in real Tekton on the one-node cluster (issue 19 §3): the shell app of
 //! `testdata/railpack/apps/shell` is committed to a git repository served by `git daemon` on the node address,
 //! cloned into a workspace by a TaskRun, and planned by a TaskRun of `railpack-prepare` as shipped
-//! (tasks/railpack-prepare.yaml) running the real `railpack prepare` in a Pod. Results are read back from the
-//! TaskRuns' status and the plan from the workspace.
+//! (tasks/railpack-prepare.yaml) running the real `railpack prepare` in a Pod, then built by a TaskRun of
+//! `railpack-build` as shipped: rootless buildkitd in its sidecar (uid 1000, a user namespace with a subordinate
+//! id range, seccomp unconfined, as the Task's securityContext says) with Railpack's frontend, and the image
+//! pushed to the cluster's registry. Results are read back from the TaskRuns' status; the digest is checked
+//! against buildctl's metadata file in the workspace and the registry's (crane).
 //!
 //! Stand-ins, each because the real thing needs the internet:
 //! - The Pipeline's clone task comes from Tekton's cluster resolver (`tekton-task-git-clone-kibaship-com` in
@@ -12,6 +15,10 @@
 //!   cluster's registry, which the node uses as its mirror of `ghcr.io` (`TestCluster::mirror`). railpack v0.15.0
 //!   looks for mise at a fixed path under `/tmp` (an emptyDir in the Task), so the image's `railpack` is a
 //!   wrapper that links the image's mise there first, as `scripts/peers/railpack-prepare.sh` does on the host.
+//! - `moby/buildkit:v0.34.2-rootless` is an image of the buildkit peer with Debian's rootlesskit, a buildkitd.toml
+//!   that mirrors ghcr.io and docker.io to the cluster's registry (where `push_railpack_images` put the frontend,
+//!   base and SBOM-scanner stand-ins), and newuidmap/newgidmap running with one capability as upstream's
+//!   file-capability ones do (see `push_rootless_buildkit_image`).
 //!
 //! The TaskRuns share one workspace: a hostPath PersistentVolume (the cluster has no storage provisioner).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -23,9 +30,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kibaship_testsupport::buildkit::BuildkitdConfig;
 use kibaship_testsupport::cluster::{NODE_IP, TestCluster};
 use kibaship_testsupport::kube::wait_until;
 use kibaship_testsupport::peers::peer_binary;
+use kibaship_testsupport::railpack_build::push_railpack_images;
 use serde_json::{Value, json};
 
 /// Tries (half a second apart) for what the cluster reaches asynchronously; nothing is asserted about time.
@@ -35,6 +44,8 @@ const PAUSE: Duration = Duration::from_millis(500);
 const RAILPACK_MISE_VERSION: &str = "2025.11.8";
 /// The Railpack version the Tasks default to (their `railpackVersion` param) and the peer's.
 const RAILPACK_VERSION: &str = "v0.15.0";
+/// The image's repository on the registry: kibaship/<project>/<app>.
+const REPOSITORY: &str = "kibaship/acme/shell";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -147,6 +158,146 @@ fn clone_task(git_image: &str) -> Value {
         },
     })
 }
+
+/// The image `moby/buildkit:<version>-rootless` stands for, on the cluster's registry under that path (the node
+/// mirrors docker.io there): the buildkit peer's buildkitd and buildctl, rootlesskit and the setuid
+/// newuidmap/newgidmap with a subordinate id range for `user` (uid 1000), runc, and a buildkitd.toml that sends
+/// ghcr.io and docker.io pulls to the registry and reaches it over plain HTTP. The entrypoint runs
+/// `rootlesskit buildkitd` as upstream's image does, with its state in the Task's buildkitd-state volume. It also
+/// holds kibaship-step's libraries: the build step runs kibaship-step in this image.
+fn push_rootless_buildkit_image(
+    cluster: &TestCluster,
+    registry: &str,
+    work: &Path,
+    step_binary: &Path,
+) -> String {
+    let dir = work.join("buildkit-image");
+    fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, text: String, mode: u32| {
+        let path = dir.join(name);
+        fs::write(&path, text).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        path
+    };
+    let state = "/home/user/.local/share/buildkit";
+    let entrypoint = file(
+        "entrypoint",
+        format!(
+            "#!/bin/sh\n# rootlesskit buildkitd, as moby/buildkit's rootless image runs it.\nset -eu\nexport HOME=/home/user USER=user XDG_RUNTIME_DIR={state}/run TMPDIR={state}/tmp\nmkdir -p \"$XDG_RUNTIME_DIR\" \"$TMPDIR\"\nexec rootlesskit buildkitd --config /etc/buildkit/buildkitd.toml --root {state}/root \"$@\"\n"
+        ),
+        0o755,
+    );
+    let config = BuildkitdConfig::default()
+        .plain_http_registry(registry)
+        .mirror("ghcr.io", registry)
+        .mirror("docker.io", registry)
+        .to_toml(Path::new("/usr/bin/runc"));
+    let buildkitd_toml = file("buildkitd.toml", config, 0o644);
+    let passwd = file(
+        "passwd",
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n".into(),
+        0o644,
+    );
+    let group = file("group", "root:x:0:\nuser:x:1000:\n".into(), 0o644);
+    let subids = file("subid", "user:100000:65536\n".into(), 0o644);
+    let buildkit = peer_binary("buildkit").expect("make peers (buildkit)");
+    let buildkit_dir = buildkit.parent().unwrap();
+    let (buildkitd, buildctl) = (
+        buildkit_dir.join("buildkitd"),
+        buildkit_dir.join("buildctl"),
+    );
+    let host = |p: &str| PathBuf::from(p);
+    let (rootlesskit, newuidmap, newgidmap, runc) = (
+        host("/usr/bin/rootlesskit"),
+        host("/usr/bin/newuidmap"),
+        host("/usr/bin/newgidmap"),
+        host("/usr/sbin/runc"),
+    );
+    for tool in [&rootlesskit, &newuidmap, &runc] {
+        assert!(tool.exists(), "{} is missing: make deps", tool.display());
+    }
+    // Debian's newuidmap/newgidmap are setuid root and write the maps with euid 0, which the kernel allows only
+    // with CAP_SYS_ADMIN, outside a container's bounding set; upstream's image gives them file capabilities
+    // (cap_setuid/cap_setgid) instead, so they run as the caller with just that capability. Our image layers
+    // carry no xattrs, so a setuid helper does the same: back to the caller's uid keeping only the one
+    // capability (ambient), then Debian's program, without its setuid bit.
+    let helper_source = file("idmap-helper.c", IDMAP_HELPER.into(), 0o644);
+    let helper = dir.join("idmap-helper");
+    run(Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&helper)
+        .arg(&helper_source));
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o4755)).unwrap();
+    let plain = |from: &Path, name: &str| {
+        let to = dir.join(name);
+        fs::copy(from, &to).unwrap();
+        fs::set_permissions(&to, fs::Permissions::from_mode(0o755)).unwrap();
+        to
+    };
+    let (shadow_uidmap, shadow_gidmap) = (
+        plain(&newuidmap, "newuidmap.shadow"),
+        plain(&newgidmap, "newgidmap.shadow"),
+    );
+    let reference = cluster
+        .push_program_image(
+            "moby/buildkit:v0.34.2-rootless",
+            &[
+                (&entrypoint, "/usr/local/bin/buildkitd-entrypoint"),
+                (&buildkitd, "/usr/bin/buildkitd"),
+                (&buildctl, "/usr/bin/buildctl"),
+                (&rootlesskit, "/usr/bin/rootlesskit"),
+                (&helper, "/usr/bin/newuidmap"),
+                (&helper, "/usr/bin/newgidmap"),
+                (&shadow_uidmap, "/usr/libexec/shadow/newuidmap"),
+                (&shadow_gidmap, "/usr/libexec/shadow/newgidmap"),
+                (&runc, "/usr/bin/runc"),
+                (step_binary, "/usr/local/bin/kibaship-step"),
+                (&buildkitd_toml, "/etc/buildkit/buildkitd.toml"),
+                (&passwd, "/etc/passwd"),
+                (&group, "/etc/group"),
+                (&subids, "/etc/subuid"),
+                (&subids, "/etc/subgid"),
+            ],
+        )
+        .expect("the rootless buildkit image");
+    assert_eq!(
+        reference,
+        format!("{registry}/moby/buildkit:v0.34.2-rootless")
+    );
+    reference
+}
+
+/// `newuidmap`/`newgidmap` (by its name) with file capabilities, as a setuid program: all uids back to the
+/// caller's, only CAP_SETUID (CAP_SETGID) kept, raised as ambient, then `/usr/libexec/shadow/<name>` runs.
+const IDMAP_HELPER: &str = r#"#define _GNU_SOURCE
+#include <linux/capability.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+    (void)argc;
+    const char *slash = strrchr(argv[0], '/');
+    const char *name = slash ? slash + 1 : argv[0];
+    int cap = strcmp(name, "newgidmap") == 0 ? CAP_SETGID : CAP_SETUID;
+    char target[64];
+    snprintf(target, sizeof target, "/usr/libexec/shadow/%s", strcmp(name, "newgidmap") == 0 ? "newgidmap" : "newuidmap");
+    uid_t caller = getuid();
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) { perror("PR_SET_KEEPCAPS"); return 1; }
+    if (setresuid(caller, caller, caller) != 0) { perror("setresuid"); return 1; }
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    data[0].effective = data[0].permitted = data[0].inheritable = 1u << cap;
+    if (syscall(SYS_capset, &header, data) != 0) { perror("capset"); return 1; }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0) { perror("PR_CAP_AMBIENT"); return 1; }
+    execv(target, argv);
+    perror(target);
+    return 1;
+}
+"#;
 
 /// The run's `Succeeded` condition once it is True or False (`kind`: taskrun or pipelinerun).
 fn finished(cluster: &TestCluster, kind: &str, run: &str) -> Option<String> {
@@ -421,6 +572,75 @@ fn railpack_prepare_plans_a_clone_from_the_nodes_git_server_in_real_tekton() {
         "{info_path}"
     );
     stages.done("railpack-prepare TaskRun");
+
+    // railpack-build as shipped: rootless buildkitd in the Pod (the sidecar's securityContext as the Task has
+    // it) with Railpack's frontend, the base stand-ins and the SBOM scanner from the cluster's registry.
+    let registry = cluster.registry().expect("the cluster's registry").host();
+    let pushed = push_railpack_images(&registry, &w.join("railpack-images"))
+        .expect("the Railpack frontend, base and scanner images");
+    assert_eq!(pushed.railpack_version, RAILPACK_VERSION);
+    let buildkit_image = push_rootless_buildkit_image(&cluster, &registry, w, step_binary);
+    cluster.mirror("docker.io").expect("docker.io mirrored");
+    let docker_config = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": { "name": "registry-docker-config" },
+        "type": "kubernetes.io/dockerconfigjson",
+        "stringData": { ".dockerconfigjson": "{\"auths\":{}}" },
+    });
+    cluster
+        .kubectl_stdin_ok(&["create", "-f", "-"], &docker_config.to_string())
+        .unwrap();
+    let path = repo_root().join("tasks/railpack-build.yaml");
+    cluster
+        .kubectl_ok(&["create", "-f", path.to_str().unwrap()])
+        .unwrap_or_else(|e| panic!("Tekton refused railpack-build.yaml: {e}"));
+    stages.done("build images pushed");
+    let build = json!({
+        "apiVersion": "tekton.dev/v1",
+        "kind": "TaskRun",
+        "metadata": { "name": "build" },
+        "spec": {
+            "taskRef": { "name": "railpack-build" },
+            "podTemplate": { "securityContext": { "fsGroup": 1000 } },
+            "params": [
+                { "name": "planPath", "value": plan_path },
+                { "name": "infoPath", "value": info_path },
+                { "name": "gitCommit", "value": commit },
+                { "name": "sourceUrl", "value": git_url },
+                { "name": "imageRegistry", "value": registry },
+                { "name": "imageRepository", "value": REPOSITORY },
+                { "name": "cacheKey", "value": "tenant-acme" },
+                { "name": "insecureRegistry", "value": "true" },
+                { "name": "kibashipImage", "value": step_image },
+            ],
+            "workspaces": [ws],
+        },
+    });
+    run_to_success(&cluster, "taskrun", &build);
+    let image = task_result(&cluster, "build", "image");
+    assert_eq!(image, format!("{registry}/{REPOSITORY}:{commit}"));
+    let digest = task_result(&cluster, "build", "digest");
+    let metadata: Value = serde_json::from_slice(
+        &fs::read(workspace.join("railpack/buildctl-metadata.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(metadata["containerimage.digest"], digest.as_str());
+    let crane = peer_binary("crane").expect("make peers (crane)");
+    let served = run(Command::new(&crane)
+        .args(["digest", "--insecure", &image])
+        .env("HOME", w));
+    assert_eq!(served, digest, "the registry's digest of {image}");
+    let sbom_ref = task_result(&cluster, "build", "sbomRef");
+    assert!(
+        sbom_ref.starts_with(&format!("{registry}/{REPOSITORY}@sha256:")),
+        "{sbom_ref}"
+    );
+    eprintln!(
+        "built {image}@{digest} in {}",
+        task_result(&cluster, "build", "buildDuration")
+    );
+    stages.done("railpack-build TaskRun");
 
     drop(daemon);
     cluster.teardown().expect("teardown leaves nothing");

@@ -1359,7 +1359,8 @@ impl TestCluster {
     /// Builds an image of host programs and pushes it to the cluster's registry as `<registry>/<name>`
     /// (`name` is `repository:tag`); returns that reference. Each `(binary, path)` puts `binary` at `path` in the
     /// image with the shared libraries it links (as `ldd` names them, at their host paths); the image also has
-    /// Debian's static busybox as `/bin/sh`, the host's CA bundle and a `/tmp`. The entrypoint is the first path.
+    /// Debian's static busybox as `/bin/sh`, the host's CA bundle and a world-writable `/tmp`. The entrypoint is
+    /// the first path.
     /// For our own binaries in Pods (the webhook, `kibaship-step` in Tekton Tasks) without a Docker engine.
     pub fn push_program_image(
         &self,
@@ -1397,6 +1398,9 @@ impl TestCluster {
             &root.join("etc/ssl/certs/ca-certificates.crt"),
         )?;
         fs::create_dir_all(root.join("tmp")).map_err(io_err("creating /tmp"))?;
+        // World-writable and sticky, as in any base image: programs that run as a non-root uid write there.
+        fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))
+            .map_err(io_err("chmod /tmp"))?;
         let entrypoint = binaries.first().map(|(_, at)| *at).unwrap_or("/bin/sh");
         let layout = OciLayout::init(&work.path().join("layout"))?;
         layout.add_image(ImageSpec {
