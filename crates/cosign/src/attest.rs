@@ -27,6 +27,7 @@ use kibaship_sigstore::{Verifier, pae};
 use serde::Serialize;
 
 use crate::check::IN_TOTO_PAYLOAD_TYPE;
+use crate::key_log::KeyTransparencyLog;
 use crate::keyless::KeylessSigner;
 use crate::legacy::{DSSE_MEDIA_TYPE, LayerKind, MAX_PAYLOAD_BYTES, SignatureLayer};
 use crate::registry::{
@@ -307,6 +308,95 @@ pub async fn attest_legacy(
     .await
 }
 
+/// Attests `reference` with `key` in cosign's legacy `.att` layout, as [`attest_legacy`], with the envelope
+/// entered in Rekor v1 first (`dsse` v0.0.1, the public key as verifier), as `cosign attest --key
+/// --new-bundle-format=false` does with a Rekor v1 log: the layer's bundle annotation carries the entry and its
+/// SET. With `check`, the layer is verified with the key against that trusted root before it is pushed.
+pub async fn attest_legacy_logged(
+    client: &RegistryClient,
+    reference: &Reference,
+    signature_repository: Option<&Reference>,
+    (key, log): (&SigningKey, &KeyTransparencyLog),
+    attestation: &Attestation,
+    check: Option<&Verifier>,
+) -> Result<SignedImage, CosignError> {
+    let (digest, image) = registry::pin_to_digest(client, reference).await?;
+    let statement = attestation.statement_for(reference, &digest);
+    let signature = key.sign(&pae(IN_TOTO_PAYLOAD_TYPE, &statement))?;
+    let envelope = serde_json::to_vec(&serde_json::json!({
+        "payload": STANDARD.encode(&statement),
+        "payloadType": IN_TOTO_PAYLOAD_TYPE,
+        "signatures": [{"sig": STANDARD.encode(&signature)}],
+    }))
+    .unwrap_or_default();
+    let entry = log.log_dsse_rekor_v1(key, &envelope).await?;
+    let material = SignatureLayer {
+        index: 0,
+        descriptor: Descriptor::of(DSSE_MEDIA_TYPE, &envelope),
+        // cosign leaves the signature annotation of a DSSE layer empty: the envelope holds the signature.
+        signature: Vec::new(),
+        certificate_pem: None,
+        chain_pem: None,
+        rekor_bundle: Some(entry.rekor_bundle()),
+        rfc3161_timestamp: None,
+        predicate_type: Some(attestation.predicate_type().to_string()),
+    };
+    if let Some(verifier) = check {
+        let content = crate::check::SignedContent::Dsse {
+            payload_type: IN_TOTO_PAYLOAD_TYPE,
+            payload: &statement,
+            signature: &signature,
+            image_digest: &digest,
+        };
+        registry::self_check_logged_layer(verifier, key, &material, &entry, &content, &digest)
+            .map_err(CosignError::SelfCheck)?;
+    }
+    let store = signature_repository.unwrap_or(reference);
+    let mut signed = registry::push_legacy_layer(
+        client,
+        store,
+        LayerKind::Attestation,
+        (&digest, &image),
+        &envelope,
+        &material,
+        registry::LegacyStore::Tag,
+    )
+    .await?;
+    signed.transparency_log = Some(log.logged_v1(&entry));
+    Ok(signed)
+}
+
+/// Attests `reference` with `key` in cosign v3's layout, as [`attest_bundle`], with the signature timestamped
+/// and entered in Rekor v2 ([`KeyTransparencyLog::sign_dsse_rekor_v2`]). With `check`, the bundle is verified
+/// with the key against that trusted root before it is attached.
+pub async fn attest_bundle_logged(
+    client: &RegistryClient,
+    reference: &Reference,
+    signature_repository: Option<&Reference>,
+    (key, log): (&SigningKey, &KeyTransparencyLog),
+    attestation: &Attestation,
+    check: Option<&Verifier>,
+) -> Result<SignedBundle, CosignError> {
+    let (digest, image) = registry::pin_to_digest(client, reference).await?;
+    let statement = attestation.statement_for(reference, &digest);
+    let (bundle, entry) = log.sign_dsse_rekor_v2(key, &statement).await?;
+    if let Some(verifier) = check {
+        registry::self_check_logged_bundle(verifier, key, &bundle, &digest)
+            .map_err(CosignError::SelfCheck)?;
+    }
+    let mut signed = registry::attach_bundle(
+        client,
+        &image,
+        signature_repository,
+        &digest,
+        bundle,
+        attestation.predicate_type(),
+    )
+    .await?;
+    signed.transparency_log = Some(entry);
+    Ok(signed)
+}
+
 /// The DSSE envelope (as cosign writes it into a `.att` layer) of `statement` signed with `key`.
 pub fn key_signed_envelope(
     key: &SigningKey,
@@ -423,12 +513,6 @@ pub async fn attest_image(
             source: CosignError::NoOci11Attestations,
         });
     }
-    if matches!(signer, ImageSigner::KeyLogged { .. }) {
-        return Err(LayoutSignError {
-            layout: if layouts.legacy() { "legacy" } else { "bundle" },
-            source: CosignError::NoLoggedKeyAttestations,
-        });
-    }
     let mut written = Vec::new();
     if layouts.legacy() {
         let fail = |source| LayoutSignError {
@@ -436,10 +520,22 @@ pub async fn attest_image(
             source,
         };
         written.push(match signer {
-            ImageSigner::Key(key) | ImageSigner::KeyLogged { key, .. } => Signed::Legacy(
+            ImageSigner::Key(key) => Signed::Legacy(
                 attest_legacy(client, reference, signature_repository, key, attestation)
                     .await
                     .map_err(fail)?,
+            ),
+            ImageSigner::KeyLogged { key, log, check } => Signed::Legacy(
+                attest_legacy_logged(
+                    client,
+                    reference,
+                    signature_repository,
+                    (key, log),
+                    attestation,
+                    check,
+                )
+                .await
+                .map_err(fail)?,
             ),
             ImageSigner::Keyless { signer, check } => Signed::LegacyKeyless(
                 attest_legacy_keyless(
@@ -461,10 +557,22 @@ pub async fn attest_image(
             source,
         };
         written.push(match signer {
-            ImageSigner::Key(key) | ImageSigner::KeyLogged { key, .. } => Signed::Bundle(
+            ImageSigner::Key(key) => Signed::Bundle(
                 attest_bundle(client, reference, signature_repository, key, attestation)
                     .await
                     .map_err(fail)?,
+            ),
+            ImageSigner::KeyLogged { key, log, check } => Signed::Bundle(
+                attest_bundle_logged(
+                    client,
+                    reference,
+                    signature_repository,
+                    (key, log),
+                    attestation,
+                    check,
+                )
+                .await
+                .map_err(fail)?,
             ),
             ImageSigner::Keyless { signer, check } => Signed::BundleKeyless(
                 attest_bundle_keyless(

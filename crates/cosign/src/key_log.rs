@@ -174,6 +174,27 @@ impl KeyTransparencyLog {
         Ok(rekor_v1::create_entry(&self.http, url, &request).await?)
     }
 
+    /// Enters `envelope` (a DSSE envelope's JSON, signed by `key`) in Rekor v1 as a `dsse` v0.0.1 entry with the
+    /// public key as verifier, as `cosign attest --key --new-bundle-format=false` does; the entry's SET is what
+    /// the legacy `.att` layer's bundle annotation carries.
+    pub async fn log_dsse_rekor_v1(
+        &self,
+        key: &SigningKey,
+        envelope: &[u8],
+    ) -> Result<rekor_v1::LogEntry, KeyLogError> {
+        if key.hash_algorithm() != HashAlgorithm::Sha256 {
+            return Err(KeyLogError::UnsupportedKey {
+                kind: key.kind(),
+                rekor: "v1",
+                why: "only keys that sign over SHA-256 (ECDSA P-256, RSA) are logged",
+            });
+        }
+        let url = self.rekor_v1_url()?;
+        let envelope = String::from_utf8_lossy(envelope);
+        let request = rekor_v1::dsse_request(&envelope, &key.public_key_pem()?);
+        Ok(rekor_v1::create_entry(&self.http, url, &request).await?)
+    }
+
     /// Signs `statement` (an in-toto statement) with `key` in a DSSE envelope, timestamps the signature and
     /// enters it in Rekor v2 (`hashedrekord` v0.0.2 over SHA-256 of the PAE, the public key as verifier), and
     /// returns the bundle v0.3 (`publicKey` hint, the log entry, the timestamp, the envelope) and the entry.

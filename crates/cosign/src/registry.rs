@@ -79,11 +79,6 @@ pub enum CosignError {
         "cosign's OCI 1.1 mode (oci-1-1) writes signatures only; write attestations in the legacy or bundle layout"
     )]
     NoOci11Attestations,
-    /// Attestations asked for with a key and a transparency log, which is not done yet.
-    #[error(
-        "attestations signed with a key are not entered in a transparency log yet; attest without one (as cosign --tlog-upload=false)"
-    )]
-    NoLoggedKeyAttestations,
     /// The existing signature manifest cannot be appended to without losing what is there.
     #[error("existing signature manifest {tag}: {problem}; refusing to overwrite it")]
     ExistingManifest {
@@ -381,11 +376,7 @@ pub async fn sign_legacy_logged(
             payload: &payload,
             signature: &material.signature,
         };
-        let rekor = entry.rekor_bundle();
-        let json = check::legacy_bundle_json(&material, &rekor, &checked)
-            .map_err(|e| CosignError::SelfCheck(e.to_string()))?;
-        let bundle = Bundle::from_json(&json).map_err(|e| CosignError::SelfCheck(e.to_string()))?;
-        self_check_key(verifier, key, &bundle, ArtifactPolicy::Bytes(&payload))
+        self_check_logged_layer(verifier, key, &material, &entry, &checked, &digest)
             .map_err(CosignError::SelfCheck)?;
     }
     let store = signature_repository.unwrap_or(reference);
@@ -419,20 +410,8 @@ pub async fn sign_bundle_logged(
     let statement = bundle_layout::signing_statement(&digest, &annotations);
     let (bundle, entry) = log.sign_dsse_rekor_v2(key, &statement).await?;
     if let Some(verifier) = check {
-        let parsed =
-            Bundle::from_json(&bundle).map_err(|e| CosignError::SelfCheck(e.to_string()))?;
-        let digest_bytes = hex::decode(digest.hex())
-            .map_err(|e| CosignError::SelfCheck(format!("image digest is not hex: {e}")))?;
-        self_check_key(
-            verifier,
-            key,
-            &parsed,
-            ArtifactPolicy::Digest {
-                algorithm: HashAlgorithm::Sha256,
-                digest: &digest_bytes,
-            },
-        )
-        .map_err(CosignError::SelfCheck)?;
+        self_check_logged_bundle(verifier, key, &bundle, &digest)
+            .map_err(CosignError::SelfCheck)?;
     }
     let mut signed = attach_bundle(
         client,
@@ -445,6 +424,53 @@ pub async fn sign_bundle_logged(
     .await?;
     signed.transparency_log = Some(entry);
     Ok(signed)
+}
+
+/// Verifies a legacy layer just signed with `key` and logged in Rekor v1 (`entry`) against the trusted root
+/// before upload: the layer as the bundle v0.1 verification converts it to, `content` being what it signs.
+pub(crate) fn self_check_logged_layer(
+    verifier: &Verifier,
+    key: &SigningKey,
+    material: &SignatureLayer,
+    entry: &crate::rekor_v1::LogEntry,
+    content: &check::SignedContent<'_>,
+    digest: &Digest,
+) -> Result<(), String> {
+    let rekor = entry.rekor_bundle();
+    let json = check::legacy_bundle_json(material, &rekor, content).map_err(|e| e.to_string())?;
+    let bundle = Bundle::from_json(&json).map_err(|e| e.to_string())?;
+    let digest_bytes =
+        hex::decode(digest.hex()).map_err(|e| format!("image digest is not hex: {e}"))?;
+    let artifact = match content {
+        check::SignedContent::Message { payload, .. } => ArtifactPolicy::Bytes(payload),
+        check::SignedContent::Dsse { .. } => ArtifactPolicy::Digest {
+            algorithm: HashAlgorithm::Sha256,
+            digest: &digest_bytes,
+        },
+    };
+    self_check_key(verifier, key, &bundle, artifact)
+}
+
+/// Verifies a bundle (its DSSE statement about `digest`) just signed with `key` and logged against the trusted
+/// root before upload.
+pub(crate) fn self_check_logged_bundle(
+    verifier: &Verifier,
+    key: &SigningKey,
+    bundle: &[u8],
+    digest: &Digest,
+) -> Result<(), String> {
+    let parsed = Bundle::from_json(bundle).map_err(|e| e.to_string())?;
+    let digest_bytes =
+        hex::decode(digest.hex()).map_err(|e| format!("image digest is not hex: {e}"))?;
+    self_check_key(
+        verifier,
+        key,
+        &parsed,
+        ArtifactPolicy::Digest {
+            algorithm: HashAlgorithm::Sha256,
+            digest: &digest_bytes,
+        },
+    )
 }
 
 /// Verifies a logged key signature just made with `key`'s public key against the trusted root before upload.

@@ -6,7 +6,9 @@
 //!   --key --trusted-root` and `cosign verify --key --trusted-root`, neither with `--insecure-ignore-tlog`;
 //! - `cosign sign --key` with its log upload (Rekor v2 from the signing config; Rekor v1 with
 //!   `--new-bundle-format=false`) is verified by `kibaverify verify --key --trusted-root`;
-//! - another key is refused, and so is a key signature without a log entry unless `--insecure-ignore-tlog`.
+//! - another key is refused, and so is a key signature without a log entry unless `--insecure-ignore-tlog`;
+//! - attestations signed with a key and logged (`.att` with a Rekor v1 `dsse` entry, a bundle with Rekor v2)
+//!   pass `kibaverify verify-attestation` and `cosign verify-attestation` with the key and the trusted root.
 //!
 //! On the same stack (one start for both), issue 20 item 4a: `kibaverify sign --keyless --layout bundle` with a
 //! signing config that offers only the Rekor v1 log writes a bundle v0.3 whose entry is a `dsse` v0.0.1 with its
@@ -281,24 +283,100 @@ fn key_signatures_logged_in_rekor_interoperate_with_cosign() {
         &mut t,
     );
     assert_exit_with_message(&r, 2, "without a Rekor log");
-    // Attestations with a logged key are not done yet: refused before anything is pushed.
-    std::fs::write(stack.tmp.path().join("predicate.json"), "{}").unwrap();
-    let r = run(
-        &mut tools.kibaverify(&[
-            "attest",
-            &app,
-            "--predicate",
-            "predicate.json",
-            "--type",
-            "custom",
+    // Attestations with a logged key: the legacy `.att` layer with a Rekor v1 `dsse` entry and its SET, the bundle
+    // with Rekor v2 and the TSA; both verify in both tools with the key and the trusted root.
+    std::fs::write(
+        stack.tmp.path().join("predicate.json"),
+        r#"{"buildType": "logged"}"#,
+    )
+    .unwrap();
+    for (image, by_digest, layout, said) in [
+        (&app, &app_by_digest, "legacy", "Rekor v1 entry"),
+        (
+            &config_only,
+            &config_only_by_digest,
+            "bundle",
+            "Rekor v2 log index",
+        ),
+    ] {
+        let r = run(
+            &mut tools.kibaverify(&[
+                "attest",
+                image,
+                "--predicate",
+                "predicate.json",
+                "--type",
+                "slsaprovenance",
+                "--key",
+                "ours.key",
+                "--layout",
+                layout,
+                "--signing-config",
+                config,
+                "--trusted-root",
+                root,
+            ]),
+            &mut t,
+        );
+        assert_code(
+            &r,
+            0,
+            &format!("kibaverify attest --key --layout {layout} logged"),
+        );
+        assert!(
+            r.stderr.contains(said) && r.stderr.contains("verified against the trusted root"),
+            "{}",
+            r.stderr
+        );
+        let r = run(
+            &mut tools.kibaverify(&[
+                "verify-attestation",
+                image,
+                "--type",
+                "slsaprovenance",
+                "--key",
+                "ours.pub",
+                "--trusted-root",
+                root,
+            ]),
+            &mut t,
+        );
+        assert_code(&r, 0, &format!("kibaverify verify-attestation ({layout})"));
+        let mut c = tools.cosign(&[
+            "verify-attestation",
             "--key",
-            "ours.key",
-            "--signing-config",
-            config,
-        ]),
-        &mut t,
+            "ours.pub",
+            "--type",
+            "slsaprovenance",
+            "--trusted-root",
+            root,
+            "--allow-http-registry",
+        ]);
+        if layout == "legacy" {
+            c.arg("--new-bundle-format=false");
+        }
+        let r = run(c.arg(by_digest), &mut t);
+        assert_code(&r, 0, &format!("cosign verify-attestation ({layout})"));
+        let statements = support::printed_statements(&r.stdout);
+        assert_eq!(
+            statements[0]["predicate"]["buildType"], "logged",
+            "{}",
+            r.stdout
+        );
+    }
+    let (_, att) = signature_tag_manifest(&host, &app_by_digest, "att");
+    let bundle: serde_json::Value =
+        serde_json::from_str(&att.layers[0].annotations["dev.sigstore.cosign/bundle"]).unwrap();
+    let body: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(bundle["Payload"]["body"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (body["kind"].as_str(), body["apiVersion"].as_str()),
+        (Some("dsse"), Some("0.0.1"))
     );
-    assert_exit_with_message(&r, 2, "not entered in a transparency log yet");
 
     // 6. Item 4a: keyless bundles with a signing config that offers only the Rekor v1 log.
     let mut v1_only: serde_json::Value =

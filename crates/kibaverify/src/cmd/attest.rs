@@ -13,7 +13,7 @@ use kibaship_cosign::{ImageSigner, Signed};
 use kibaship_oci::Reference;
 
 use super::digest::{OutputFormat, RegistryFlags, current_thread_runtime};
-use super::sign::{NO_TLOG_NOTE, found_through, rekor_v1_entry, rekor_v2_entry};
+use super::sign::{found_through, key_log_note, rekor_v1_entry, rekor_v2_entry};
 use super::signer_flags::{SignatureLayout, SignerFlags};
 use kibaship_cli::input::read_bounded;
 use kibaship_cli::terminal::print_line;
@@ -109,14 +109,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn describe(signed: &Signed, signer: ImageSigner<'_>, predicate_type: &str) -> String {
     match signed {
         Signed::Legacy(s) => format!(
-            "attested {} with a {predicate_type} predicate ({} attestation(s) under {}); {NO_TLOG_NOTE}",
-            s.image, s.signatures, s.signature_tag
+            "attested {} with a {predicate_type} predicate ({} attestation(s) under {}); {}",
+            s.image,
+            s.signatures,
+            s.signature_tag,
+            key_log_note(s.transparency_log.as_ref(), signer)
         ),
         Signed::Bundle(s) => format!(
-            "attested {} with a {predicate_type} predicate (bundle {}, found through {}); {NO_TLOG_NOTE}",
+            "attested {} with a {predicate_type} predicate (bundle {}, found through {}); {}",
             s.image,
             s.referrer,
-            found_through(s.via)
+            found_through(s.via),
+            key_log_note(s.transparency_log.as_ref(), signer)
         ),
         Signed::LegacyKeyless(s) => format!(
             "attested {} keyless as {} (issuer {}) with a {predicate_type} predicate: {} attestation(s) under {}; {}",

@@ -152,7 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// What the text output says about a key signature's log entry (or its absence).
-fn key_log_note(entry: Option<&LoggedEntry>, signer: ImageSigner<'_>) -> String {
+pub fn key_log_note(entry: Option<&LoggedEntry>, signer: ImageSigner<'_>) -> String {
     let checked = matches!(signer, ImageSigner::KeyLogged { check: Some(_), .. });
     match entry {
         None => NO_TLOG_NOTE.to_string(),
