@@ -322,13 +322,7 @@ pub async fn attest_legacy_logged(
 ) -> Result<SignedImage, CosignError> {
     let (digest, image) = registry::pin_to_digest(client, reference).await?;
     let statement = attestation.statement_for(reference, &digest);
-    let signature = key.sign(&pae(IN_TOTO_PAYLOAD_TYPE, &statement))?;
-    let envelope = serde_json::to_vec(&serde_json::json!({
-        "payload": STANDARD.encode(&statement),
-        "payloadType": IN_TOTO_PAYLOAD_TYPE,
-        "signatures": [{"sig": STANDARD.encode(&signature)}],
-    }))
-    .unwrap_or_default();
+    let (envelope, signature) = signed_envelope(key, &statement)?;
     let entry = log.log_dsse_rekor_v1(key, &envelope).await?;
     let material = SignatureLayer {
         index: 0,
@@ -402,14 +396,22 @@ pub fn key_signed_envelope(
     key: &SigningKey,
     statement: &[u8],
 ) -> Result<Vec<u8>, kibaship_sign::KeyError> {
+    signed_envelope(key, statement).map(|(envelope, _)| envelope)
+}
+
+/// [`key_signed_envelope`] and the signature it holds.
+fn signed_envelope(
+    key: &SigningKey,
+    statement: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>), kibaship_sign::KeyError> {
     let signature = key.sign(&pae(IN_TOTO_PAYLOAD_TYPE, statement))?;
     let envelope = serde_json::json!({
         "payload": STANDARD.encode(statement),
         "payloadType": IN_TOTO_PAYLOAD_TYPE,
-        "signatures": [{"sig": STANDARD.encode(signature)}],
+        "signatures": [{"sig": STANDARD.encode(&signature)}],
     });
     // A Value of strings always serialises.
-    Ok(serde_json::to_vec(&envelope).unwrap_or_default())
+    Ok((serde_json::to_vec(&envelope).unwrap_or_default(), signature))
 }
 
 /// Attests `reference` keyless in cosign's legacy layout (as `cosign attest --new-bundle-format=false`): the

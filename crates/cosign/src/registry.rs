@@ -221,17 +221,7 @@ pub(crate) async fn sign_legacy_in(
 ) -> Result<SignedImage, CosignError> {
     let (digest, image) = pin_to_digest(client, reference).await?;
     let payload = legacy_payload(reference, &digest, annotations)?;
-    let signature = key.sign(&payload)?;
-    let material = SignatureLayer {
-        index: 0,
-        descriptor: Descriptor::of(legacy::SIMPLE_SIGNING_MEDIA_TYPE, &payload),
-        signature,
-        certificate_pem: None,
-        chain_pem: None,
-        rekor_bundle: None,
-        rfc3161_timestamp: None,
-        predicate_type: None,
-    };
+    let material = key_signature_layer(&payload, key.sign(&payload)?, None);
     let store = signature_repository.unwrap_or(reference);
     push_legacy_layer(
         client,
@@ -243,6 +233,24 @@ pub(crate) async fn sign_legacy_in(
         legacy_store,
     )
     .await
+}
+
+/// The `.sig` layer of a key signature over a simple-signing `payload`, with the Rekor bundle when logged.
+fn key_signature_layer(
+    payload: &[u8],
+    signature: Vec<u8>,
+    rekor_bundle: Option<legacy::RekorBundle>,
+) -> SignatureLayer {
+    SignatureLayer {
+        index: 0,
+        descriptor: Descriptor::of(legacy::SIMPLE_SIGNING_MEDIA_TYPE, payload),
+        signature,
+        certificate_pem: None,
+        chain_pem: None,
+        rekor_bundle,
+        rfc3161_timestamp: None,
+        predicate_type: None,
+    }
 }
 
 /// The tag suffix (`sig`, `att`) and layer media type (simple signing, DSSE) of a legacy layer of `kind`.
@@ -361,16 +369,7 @@ pub async fn sign_legacy_logged(
     let payload = legacy_payload(reference, &digest, annotations)?;
     let signature = key.sign(&payload)?;
     let entry = log.log_message_rekor_v1(key, &payload, &signature).await?;
-    let material = SignatureLayer {
-        index: 0,
-        descriptor: Descriptor::of(legacy::SIMPLE_SIGNING_MEDIA_TYPE, &payload),
-        signature,
-        certificate_pem: None,
-        chain_pem: None,
-        rekor_bundle: Some(entry.rekor_bundle()),
-        rfc3161_timestamp: None,
-        predicate_type: None,
-    };
+    let material = key_signature_layer(&payload, signature, Some(entry.rekor_bundle()));
     if let Some(verifier) = check {
         let checked = check::SignedContent::Message {
             payload: &payload,

@@ -17,16 +17,26 @@ pub fn hashed_rekord_request(
     signature: &[u8],
     certificate_der: &[u8],
 ) -> serde_json::Value {
+    hashed_rekord_v002(
+        sha256_digest,
+        signature,
+        serde_json::json!({
+            "x509Certificate": {"rawBytes": STANDARD.encode(certificate_der)},
+            "keyDetails": KEY_DETAILS_P256,
+        }),
+    )
+}
+
+/// The `hashedRekordRequestV002` for `verifier` (a certificate or a public key, with its key details).
+fn hashed_rekord_v002(
+    sha256_digest: &[u8],
+    signature: &[u8],
+    verifier: serde_json::Value,
+) -> serde_json::Value {
     serde_json::json!({
         "hashedRekordRequestV002": {
             "digest": STANDARD.encode(sha256_digest),
-            "signature": {
-                "content": STANDARD.encode(signature),
-                "verifier": {
-                    "x509Certificate": {"rawBytes": STANDARD.encode(certificate_der)},
-                    "keyDetails": KEY_DETAILS_P256,
-                },
-            },
+            "signature": {"content": STANDARD.encode(signature), "verifier": verifier},
         }
     })
 }
@@ -39,18 +49,14 @@ pub fn hashed_rekord_request_for_key(
     spki_der: &[u8],
     key_details: &str,
 ) -> serde_json::Value {
-    serde_json::json!({
-        "hashedRekordRequestV002": {
-            "digest": STANDARD.encode(sha256_digest),
-            "signature": {
-                "content": STANDARD.encode(signature),
-                "verifier": {
-                    "publicKey": {"rawBytes": STANDARD.encode(spki_der)},
-                    "keyDetails": key_details,
-                },
-            },
-        }
-    })
+    hashed_rekord_v002(
+        sha256_digest,
+        signature,
+        serde_json::json!({
+            "publicKey": {"rawBytes": STANDARD.encode(spki_der)},
+            "keyDetails": key_details,
+        }),
+    )
 }
 
 /// Checks the shape of a TransparencyLogEntry answer: kind/version, an inclusion proof with a checkpoint, and a

@@ -244,17 +244,11 @@ impl SignerFlags {
         if let Some(u) = &self.tsa_url {
             services.tsa_url = Some(u.clone());
         }
-        for (flag, url) in [
+        check_service_urls(&[
             ("Rekor", services.rekor_url.as_ref()),
             ("Rekor v1", services.rekor_v1_url.as_ref()),
             ("TSA", services.tsa_url.as_ref()),
-        ] {
-            if let Some(url) = url {
-                if !(url.starts_with("https://") || url.starts_with("http://")) {
-                    bail!("{flag} URL {url:?} is not an http(s) URL");
-                }
-            }
-        }
+        ])?;
         let log = KeyTransparencyLog::new(self.service_client(registry)?, services, needs)
             .map_err(|e| {
                 anyhow::anyhow!(
@@ -406,20 +400,26 @@ impl SignerFlags {
             // The legacy layout is dated by Rekor v1's SET; a Rekor v2 log from the config is not used.
             services.rekor_url = None;
         }
-        for (flag, url) in [
+        check_service_urls(&[
             ("Fulcio", Some(&services.fulcio_url)),
             ("Rekor", services.rekor_url.as_ref()),
             ("Rekor v1", services.rekor_v1_url.as_ref()),
             ("TSA", services.tsa_url.as_ref()),
-        ] {
-            if let Some(url) = url {
-                if !(url.starts_with("https://") || url.starts_with("http://")) {
-                    bail!("{flag} URL {url:?} is not an http(s) URL");
-                }
-            }
-        }
+        ])?;
         Ok(services)
     }
+}
+
+/// Refuses a service URL that is not http(s), naming the service.
+fn check_service_urls(urls: &[(&str, Option<&String>)]) -> anyhow::Result<()> {
+    for (service, url) in urls {
+        if let Some(url) = url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                bail!("{service} URL {url:?} is not an http(s) URL");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Loads a private key as cosign does: encrypted cosign/sigstore keys with COSIGN_PASSWORD (or a terminal
