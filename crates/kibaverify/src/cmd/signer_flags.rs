@@ -177,6 +177,11 @@ impl SignerFlags {
                 "--tlog-upload=true is not supported with --key here: this command signs with a key without a transparency-log entry (as cosign --tlog-upload=false); use --keyless for logged signatures"
             );
         }
+        if self.trusted_root.is_some() {
+            bail!(
+                "--trusted-root with --key checks a logged signature before it is written, and this command logs none with a key: drop --trusted-root"
+            );
+        }
         if self.names_a_log() && self.tlog_upload.is_none() {
             bail!(
                 "--signing-config, --rekor-url and --rekor-v1-url are not supported with --key here: this command signs with a key without a transparency-log entry (as cosign --tlog-upload=false); use --keyless for logged signatures"
