@@ -5,7 +5,11 @@
 //! `railpack-build` as shipped: rootless buildkitd in its sidecar (uid 1000, a user namespace with a subordinate
 //! id range, seccomp unconfined, as the Task's securityContext says) with Railpack's frontend, and the image
 //! pushed to the cluster's registry. Results are read back from the TaskRuns' status; the digest is checked
-//! against buildctl's metadata file in the workspace and the registry's (crane).
+//! against buildctl's metadata file in the workspace and the registry's (crane). Then a PipelineRun of
+//! `railpack-build-pipeline` (tasks/pipeline-railpack.yaml) runs clone -> prepare -> build (reused: same inputs)
+//! -> scan (trivy, the gate policy from a ConfigMap) -> sign (a cosign key from a Secret) -> attest; the real
+//! cosign verifies the signature from the host. attest fails today (see the KNOWN note in the test): the SBOM
+//! BuildKit attached is refused by our SPDX schema check. Stages' times are printed (never asserted).
 //!
 //! Stand-ins, each because the real thing needs the internet:
 //! - The Pipeline's clone task comes from Tekton's cluster resolver (`tekton-task-git-clone-kibaship-com` in
@@ -46,6 +50,8 @@ const RAILPACK_MISE_VERSION: &str = "2025.11.8";
 const RAILPACK_VERSION: &str = "v0.15.0";
 /// The image's repository on the registry: kibaship/<project>/<app>.
 const REPOSITORY: &str = "kibaship/acme/shell";
+/// The cosign key's password (the Secret holds both).
+const PASSWORD: &str = "tekton-pipeline-test-password";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -267,6 +273,61 @@ fn push_rootless_buildkit_image(
     reference
 }
 
+/// trivy's image (`aquasec/trivy:0.74.0` under the docker.io mirror): the trivy peer behind a wrapper that first
+/// copies a vulnerability DB built here from our advisories (testdata/trivy, as scan_driver.rs builds it) into
+/// the cache the Task gives trivy (`/tmp/trivy-cache`, an emptyDir) and runs it offline (the Pipeline does not
+/// pass the scan Task's `offline` parameter, and trivy would try to download its DB), with kibaship-step's
+/// libraries.
+fn push_trivy_image(cluster: &TestCluster, work: &Path, step_binary: &Path) {
+    let dir = work.join("trivy-image");
+    let vuln_list = dir.join("vuln-list");
+    fs::create_dir_all(vuln_list.join("cocoapods-specs/Specs")).unwrap();
+    run(Command::new("cp")
+        .arg("-r")
+        .arg(repo_root().join("testdata/trivy/vuln-list/ghsa"))
+        .arg(&vuln_list));
+    let db = dir.join("db");
+    run(
+        Command::new(peer_binary("trivy-db").expect("make peers (trivy-db)"))
+            .args(["build", "--only-update", "ghsa", "--cache-dir"])
+            .arg(&vuln_list)
+            .arg("--output-dir")
+            .arg(&db)
+            .args(["--update-interval", "87600h"]),
+    );
+    let wrapper = dir.join("trivy");
+    fs::write(
+        &wrapper,
+        "#!/bin/sh\n# The test's DB, where the Task's trivy cache is (an emptyDir); nothing fetched (no internet here).\nset -eu\nmkdir -p /tmp/trivy-cache/db\ncp /opt/trivy-db/* /tmp/trivy-cache/db/\nexec /opt/trivy/trivy \"$@\" --skip-db-update --skip-java-db-update --offline-scan --skip-check-update --skip-version-check\n",
+    )
+    .unwrap();
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    let trivy = peer_binary("trivy").expect("make peers (trivy)");
+    let mut files: Vec<(PathBuf, String)> = vec![
+        (wrapper, "/usr/local/bin/trivy".into()),
+        (trivy, "/opt/trivy/trivy".into()),
+        (
+            step_binary.to_path_buf(),
+            "/usr/local/bin/kibaship-step".into(),
+        ),
+    ];
+    for entry in fs::read_dir(&db).unwrap() {
+        let path = entry.unwrap().path();
+        let at = format!(
+            "/opt/trivy-db/{}",
+            path.file_name().unwrap().to_string_lossy()
+        );
+        files.push((path, at));
+    }
+    let files: Vec<(&Path, &str)> = files
+        .iter()
+        .map(|(p, a)| (p.as_path(), a.as_str()))
+        .collect();
+    cluster
+        .push_program_image("aquasec/trivy:0.74.0", &files)
+        .expect("the trivy image");
+}
+
 /// `newuidmap`/`newgidmap` (by its name) with file capabilities, as a setuid program: all uids back to the
 /// caller's, only CAP_SETUID (CAP_SETGID) kept, raised as ambient, then `/usr/libexec/shadow/<name>` runs.
 const IDMAP_HELPER: &str = r#"#define _GNU_SOURCE
@@ -390,7 +451,7 @@ impl Stages {
 }
 
 #[test]
-fn railpack_prepare_plans_a_clone_from_the_nodes_git_server_in_real_tekton() {
+fn railpack_build_pipeline_clones_builds_scans_and_signs_in_real_tekton() {
     let mut stages = Stages::new();
     let cluster = TestCluster::start().expect("cluster start");
     stages.done("cluster start (lock wait included)");
@@ -641,6 +702,181 @@ fn railpack_prepare_plans_a_clone_from_the_nodes_git_server_in_real_tekton() {
         task_result(&cluster, "build", "buildDuration")
     );
     stages.done("railpack-build TaskRun");
+
+    // The whole Pipeline: clone -> prepare -> build (the same inputs: the build is reused) -> scan -> sign ->
+    // attest, signing with a key from a Secret. The Tasks' default images come through the node's mirrors: our
+    // kibaship-step image as ghcr.io/kibamail/kibaship-step:0.1.0, trivy (with a DB of our advisories, seeded
+    // into its cache by a wrapper, as the railpack CLI image seeds mise) as docker.io/aquasec/trivy:0.74.0.
+    cluster
+        .push_program_image(
+            "kibamail/kibaship-step:0.1.0",
+            &[(step_binary, "/usr/local/bin/kibaship-step")],
+        )
+        .expect("the kibaship-step image under its default name");
+    push_trivy_image(&cluster, w, step_binary);
+    run(
+        Command::new(peer_binary("cosign").expect("make peers (cosign)"))
+            .args(["generate-key-pair"])
+            .current_dir(w)
+            .env("HOME", w)
+            .env("COSIGN_PASSWORD", PASSWORD),
+    );
+    let objects = json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": { "name": "kibaship-signing-key" },
+                "stringData": {
+                    "cosign.key": fs::read_to_string(w.join("cosign.key")).unwrap(),
+                    "cosign.password": PASSWORD,
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": { "name": "kibaship-gate-policy" },
+                "data": { "policy.yaml": "version: 1\nfail-on-severity: high\n" },
+            },
+        ],
+    });
+    cluster
+        .kubectl_stdin_ok(&["create", "-f", "-"], &objects.to_string())
+        .unwrap();
+    for file in [
+        "kibaship-scan.yaml",
+        "kibaship-sign.yaml",
+        "kibaship-attest.yaml",
+        "kibaship-notify.yaml",
+    ] {
+        let path = repo_root().join("tasks").join(file);
+        cluster
+            .kubectl_ok(&["create", "-f", path.to_str().unwrap()])
+            .unwrap_or_else(|e| panic!("Tekton refused {file}: {e}"));
+    }
+    // The Pipeline as shipped but for its clone task's reference: the cluster resolver is not installed here.
+    let shipped = fs::read_to_string(repo_root().join("tasks/pipeline-railpack.yaml")).unwrap();
+    let resolver = "      taskRef:\n        resolver: cluster\n        params:\n          - name: kind\n            value: task\n          - name: name\n            value: tekton-task-git-clone-kibaship-com\n          - name: namespace\n            value: tekton-pipelines\n";
+    assert_eq!(
+        shipped.matches(resolver).count(),
+        1,
+        "the clone task's reference changed"
+    );
+    let pipeline = shipped.replace(resolver, "      taskRef:\n        name: git-clone\n");
+    cluster
+        .kubectl_stdin_ok(&["create", "-f", "-"], &pipeline)
+        .unwrap();
+    // Workspaces on a PVC: Tekton's affinity assistant would put the runs on one node (there is one).
+    cluster
+        .kubectl_ok(&[
+            "patch",
+            "configmap",
+            "feature-flags",
+            "-n",
+            "tekton-pipelines",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"coschedule":"disabled"}}"#,
+        ])
+        .unwrap();
+    stages.done("scan/sign/attest set up");
+    let pipeline_run = json!({
+        "apiVersion": "tekton.dev/v1",
+        "kind": "PipelineRun",
+        "metadata": { "name": "shell" },
+        "spec": {
+            "pipelineRef": { "name": "railpack-build-pipeline" },
+            "taskRunTemplate": { "podTemplate": { "securityContext": { "fsGroup": 1000 } } },
+            "params": [
+                { "name": "gitUrl", "value": git_url },
+                { "name": "gitCommit", "value": commit },
+                { "name": "projectSlug", "value": "acme" },
+                { "name": "appSlug", "value": "shell" },
+                { "name": "imageRegistry", "value": registry },
+                { "name": "cacheKey", "value": "tenant-acme" },
+                { "name": "signingMode", "value": "key" },
+                { "name": "insecureRegistry", "value": "true" },
+            ],
+            "workspaces": [
+                { "name": "ws", "persistentVolumeClaim": { "claimName": "build-workspace" } },
+            ],
+        },
+    });
+    cluster
+        .kubectl_stdin_ok(&["create", "-f", "-"], &pipeline_run.to_string())
+        .unwrap();
+    let outcome = finished(&cluster, "pipelinerun", "shell");
+    let task_status = |task: &str| {
+        cluster
+            .kubectl_ok(&[
+                "get",
+                "taskrun",
+                &format!("shell-{task}"),
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Succeeded\")].status}",
+            ])
+            .unwrap_or_default()
+    };
+    let statuses: Vec<(&str, String)> = ["clone", "prepare", "build", "scan", "sign", "attest"]
+        .into_iter()
+        .map(|task| (task, task_status(task)))
+        .collect();
+    eprintln!("PipelineRun {outcome:?}, tasks {statuses:?}");
+    for (task, status) in &statuses[..5] {
+        assert_eq!(
+            status,
+            "True",
+            "task {task}: {}",
+            describe(&cluster, "tekton.dev/pipelineRun=shell")
+        );
+    }
+    // KNOWN (reported to the lead): kibaship-attest refuses the SBOM BuildKit attached, because trivy (our
+    // stand-in for BuildKit's SBOM scanner) writes primaryPackagePurpose "OPERATING-SYSTEM" (the SPDX 2.3 spec's
+    // spelling) where SPDX's JSON schema, which kibaship_sbom validates against, says "OPERATING_SYSTEM". When
+    // that is settled this assertion fails: then expect the PipelineRun to succeed and check its attestations.
+    let attest_logs = cluster
+        .kubectl_ok(&[
+            "logs",
+            "-l",
+            "tekton.dev/pipelineTask=attest",
+            "--all-containers",
+        ])
+        .unwrap_or_default();
+    assert_eq!(outcome.as_deref(), Some("False"), "{statuses:?}");
+    assert_eq!(statuses[5].1, "False", "{statuses:?}");
+    assert!(
+        attest_logs.contains("primaryPackagePurpose: \"OPERATING-SYSTEM\""),
+        "attest failed for another reason: {attest_logs}"
+    );
+    let run_result = |run: &str, name: &str| task_result(&cluster, run, name);
+    assert_eq!(run_result("shell-build", "image"), image);
+    assert_eq!(
+        run_result("shell-build", "digest"),
+        digest,
+        "the reused build's digest"
+    );
+    assert_eq!(run_result("shell-scan", "verdict"), "pass");
+    assert_eq!(run_result("shell-sign", "signedDigest"), digest);
+    let signatures = run_result("shell-sign", "signatures");
+    assert!(!signatures.trim().is_empty(), "no signatures result");
+    eprintln!("signatures: {signatures}");
+    // The real cosign accepts the signature the Pipeline wrote, for the digest the registry serves.
+    let verified = run(Command::new(peer_binary("cosign").unwrap())
+        .args([
+            "verify",
+            "--key",
+            "cosign.pub",
+            "--insecure-ignore-tlog",
+            "--allow-http-registry",
+            &format!("{registry}/{REPOSITORY}@{digest}"),
+        ])
+        .current_dir(w)
+        .env("HOME", w));
+    assert!(verified.contains(&digest), "{verified}");
+    stages.done("PipelineRun");
 
     drop(daemon);
     cluster.teardown().expect("teardown leaves nothing");
