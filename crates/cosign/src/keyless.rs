@@ -157,13 +157,14 @@ pub fn now_unix() -> i64 {
 
 impl KeylessSigner {
     /// A signer for `services` presenting `token`. `http` is the HTTP client (timeouts and TLS roots are its
-    /// own). A TSA is required (see [`KeylessError::NoTimestampAuthority`]).
+    /// own). A TSA is required beside a Rekor v2 log, whose entries carry no signed time (see
+    /// [`KeylessError::NoTimestampAuthority`]); with only a Rekor v1 log, its SET dates the certificate.
     pub fn new(
         http: reqwest::Client,
         services: SigningServices,
         token: IdentityToken,
     ) -> Result<Self, KeylessError> {
-        if services.tsa_url.is_none() {
+        if services.tsa_url.is_none() && services.rekor_url.is_some() {
             return Err(KeylessError::NoTimestampAuthority);
         }
         Ok(KeylessSigner {

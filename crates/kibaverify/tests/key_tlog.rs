@@ -286,10 +286,7 @@ fn key_signatures_logged_in_rekor_interoperate_with_cosign() {
     // Blobs signed with a key are not logged: a named log or --trusted-root is refused, and nothing is written.
     std::fs::write(stack.tmp.path().join("release.txt"), "release").unwrap();
     for (extra, said) in [
-        (
-            ["--signing-config", config],
-            "not supported with --key",
-        ),
+        (["--signing-config", config], "not supported with --key"),
         (["--trusted-root", root], "--trusted-root with --key"),
     ] {
         let mut c = tools.kibaverify_without_registry(&[
@@ -469,6 +466,37 @@ fn key_signatures_logged_in_rekor_interoperate_with_cosign() {
     assert_ne!(r.code, 0, "cosign accepted a wrong identity: {}", r.stderr);
     let ours = bundles_of(&host, &image_by_digest);
     assert_eq!(ours.len(), 1);
+
+    // The legacy layout with only Fulcio and Rekor v1 named (no TSA: the SET dates the certificate).
+    let r = run(
+        &mut tools.kibaverify(&[
+            "sign",
+            &image,
+            "--keyless",
+            "--layout",
+            "legacy",
+            "--fulcio-url",
+            stack.sigstore.fulcio_url(),
+            "--rekor-v1-url",
+            &rekor_v1,
+            "--identity-token-file",
+            &stack.token_file,
+            "--trusted-root",
+            root,
+        ]),
+        &mut t,
+    );
+    assert_code(
+        &r,
+        0,
+        "kibaverify sign --keyless --layout legacy without a TSA",
+    );
+    let (_, legacy) = signature_tag_manifest(&host, &image_by_digest, "sig");
+    assert!(
+        !legacy.layers[0]
+            .annotations
+            .contains_key("dev.sigstore.cosign/rfc3161timestamp")
+    );
 
     // cosign signs keyless with the same config -> we verify it, and both bundles have the same shape.
     let r = run(
