@@ -529,12 +529,10 @@ fn railpack_build_pipeline_clones_builds_scans_and_signs_in_real_tekton() {
     stages.done("git server and images");
 
     // Our Tasks as shipped, and the clone Task the cluster resolver would have served.
-    for file in ["railpack-prepare.yaml"] {
-        let path = repo_root().join("tasks").join(file);
-        cluster
-            .kubectl_ok(&["create", "-f", path.to_str().unwrap()])
-            .unwrap_or_else(|e| panic!("Tekton refused {file}: {e}"));
-    }
+    let path = repo_root().join("tasks/railpack-prepare.yaml");
+    cluster
+        .kubectl_ok(&["create", "-f", path.to_str().unwrap()])
+        .unwrap_or_else(|e| panic!("Tekton refused railpack-prepare.yaml: {e}"));
     cluster
         .kubectl_stdin_ok(&["create", "-f", "-"], &clone_task(&git_image).to_string())
         .unwrap();
@@ -640,7 +638,8 @@ fn railpack_build_pipeline_clones_builds_scans_and_signs_in_real_tekton() {
     let pushed = push_railpack_images(&registry, &w.join("railpack-images"))
         .expect("the Railpack frontend, base and scanner images");
     assert_eq!(pushed.railpack_version, RAILPACK_VERSION);
-    let buildkit_image = push_rootless_buildkit_image(&cluster, &registry, w, step_binary);
+    // Pulled by the kubelet as the Task's default buildkitImage, moby/buildkit:v0.34.2-rootless.
+    push_rootless_buildkit_image(&cluster, &registry, w, step_binary);
     cluster.mirror("docker.io").expect("docker.io mirrored");
     let docker_config = json!({
         "apiVersion": "v1",
