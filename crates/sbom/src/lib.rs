@@ -284,6 +284,26 @@ pub struct Validated<'a> {
     pub utf8: Cow<'a, [u8]>,
 }
 
+/// The one `primaryPackagePurpose` the SPDX 2.3 specification text and its JSON schema spell differently: the
+/// text (and trivy, through spdx/tools-golang, so BuildKit SBOMs scanned by trivy) writes `OPERATING-SYSTEM`, the
+/// schema's enum has `OPERATING_SYSTEM`. Both mean the same purpose.
+const SPEC_TEXT_OPERATING_SYSTEM: &str = "OPERATING-SYSTEM";
+
+/// Validates packages whose `primaryPackagePurpose` is written as the specification text spells it as the
+/// schema spells it (only the copy being validated is changed; the document's bytes are what is attached).
+fn accept_spec_text_purpose(doc: &mut Value) {
+    let Some(packages) = doc.get_mut("packages").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for package in packages {
+        if let Some(purpose) = package.get_mut("primaryPackagePurpose") {
+            if purpose.as_str() == Some(SPEC_TEXT_OPERATING_SYSTEM) {
+                *purpose = Value::String("OPERATING_SYSTEM".into());
+            }
+        }
+    }
+}
+
 /// Detects the format of `bytes` and validates it against its official JSON schema.
 pub fn validate(bytes: &[u8]) -> Result<Validated<'_>, SbomError> {
     if bytes.len() >= STREAMING_THRESHOLD_BYTES {
@@ -297,8 +317,11 @@ pub fn validate(bytes: &[u8]) -> Result<Validated<'_>, SbomError> {
 /// [`validate`] with the whole document parsed into one tree, whatever its size: what streaming validation
 /// must agree with.
 pub fn validate_whole(bytes: &[u8]) -> Result<Validated<'_>, SbomError> {
-    let (utf8, doc) = parse_document(bytes)?;
+    let (utf8, mut doc) = parse_document(bytes)?;
     let (format, version, schema) = detect_value(&doc)?;
+    if format == Format::Spdx {
+        accept_spec_text_purpose(&mut doc);
+    }
     // SPDX 2.2's schema spells the external reference category `PACKAGE_MANAGER`, its specification text and the
     // tools `PACKAGE-MANAGER` (which 2.3 made the rule): a 2.2 document valid against the 2.3 schema is accepted.
     if std::ptr::eq(schema, &SPDX_2_2) && compiled(&SPDX_2_3)?.is_valid(&doc) {
@@ -689,6 +712,38 @@ fn to_utf8(bytes: &[u8]) -> Result<Cow<'_, [u8]>, SbomError> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn spdx_with_purpose(purpose: &str) -> String {
+        serde_json::json!({
+            "spdxVersion": "SPDX-2.3",
+            "dataLicense": "CC0-1.0",
+            "SPDXID": "SPDXRef-DOCUMENT",
+            "name": "image",
+            "documentNamespace": "https://kibaship.invalid/spdx/image",
+            "creationInfo": { "created": "2026-12-06T00:00:00Z", "creators": ["Tool: trivy-0.74.0"] },
+            "packages": [{
+                "name": "debian",
+                "SPDXID": "SPDXRef-OperatingSystem",
+                "downloadLocation": "NONE",
+                "primaryPackagePurpose": purpose,
+            }],
+        })
+        .to_string()
+    }
+
+    /// trivy (through BuildKit's SBOM scanner protocol) writes the SPDX 2.3 specification text's spelling; the
+    /// schema's spelling is accepted too, and anything else is still refused at the field.
+    #[test]
+    fn spdx_operating_system_purpose_in_either_spelling() {
+        for purpose in ["OPERATING-SYSTEM", "OPERATING_SYSTEM", "LIBRARY"] {
+            let doc = spdx_with_purpose(purpose);
+            let validated = validate(doc.as_bytes()).unwrap_or_else(|e| panic!("{purpose}: {e}"));
+            assert_eq!(validated.format, Format::Spdx);
+        }
+        let doc = spdx_with_purpose("OPERATING SYSTEM");
+        let err = validate(doc.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("/packages/0/primaryPackagePurpose"), "{err}");
+    }
 
     #[test]
     fn every_embedded_schema_compiles() {
