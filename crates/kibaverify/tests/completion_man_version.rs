@@ -143,13 +143,33 @@ fn bash_loads_the_completion_script_and_completes_subcommands() {
     }
 }
 
+/// The newest modification time of the files under `dir`.
+fn newest_under(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let time = if path.is_dir() {
+            newest_under(&path)
+        } else {
+            entry.metadata().and_then(|m| m.modified()).ok()
+        };
+        newest = newest.max(time);
+    }
+    newest
+}
+
 /// The man page generator, built by `cargo test` with the rest of the crate's targets; built here when missing or
-/// older than the binary (e.g. `cargo test --test completion_man_version` alone).
+/// older than the sources it compiles (e.g. `cargo test --test completion_man_version` alone after an edit). Its
+/// age is compared with the sources, not with the binary: both come out of one `cargo test` in either order, and
+/// `cargo build -p kibaverify` unifies features differently from `--workspace`, compiling a dozen crates again.
 fn man_generator() -> PathBuf {
     let debug_dir = Path::new(BIN).parent().unwrap();
     let generator = debug_dir.join("examples/kibaverify-man");
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if modified(&generator) < modified(Path::new(BIN)) {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sources =
+        newest_under(&crate_dir.join("src")).max(newest_under(&crate_dir.join("examples")));
+    if modified(&generator).is_none() || modified(&generator) < sources {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "-p", "kibaverify", "--example", "kibaverify-man"])
