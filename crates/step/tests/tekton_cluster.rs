@@ -11,13 +11,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use kibaship_testsupport::cluster::{NODE_IP, SERVICE_ACCOUNT_ISSUER, TestCluster};
-use kibaship_testsupport::kube::wait_until;
 use kibaship_testsupport::peers::peer_binary;
 use kibaship_testsupport::sigstore::{KubernetesIssuer, SigstoreOptions, TestSigstore};
 
-/// Tries (half a second apart) for what the cluster reaches asynchronously; nothing is asserted about time.
-const TRIES: u32 = 360;
-const PAUSE: Duration = Duration::from_millis(500);
+/// How long a run may take to finish; the bound only keeps a broken cluster from hanging the test, nothing is
+/// asserted about time.
+const WAIT: Duration = Duration::from_secs(180);
 const PASSWORD: &str = "tekton-cluster-test-password";
 
 fn tasks_dir() -> PathBuf {
@@ -62,52 +61,19 @@ fn objects_in(file: &Path) -> Vec<String> {
     objects
 }
 
-/// The TaskRun's `Succeeded` condition once it is True or False.
+/// A TaskRun's outcome (see [`TestCluster::tekton_run_outcome`]).
 fn finished(cluster: &TestCluster, run: &str) -> Option<String> {
-    wait_until(TRIES, PAUSE, || {
-        cluster
-            .kubectl_ok(&[
-                "get",
-                "taskrun",
-                run,
-                "-o",
-                "jsonpath={.status.conditions[?(@.type==\"Succeeded\")].status}",
-            ])
-            .ok()
-            .filter(|s| s == "True" || s == "False")
-    })
+    cluster.tekton_run_outcome("taskrun", run, WAIT)
 }
 
 /// A TaskRun's objects, its Pod's logs and the kubelet's, for a failure message.
 fn describe(cluster: &TestCluster, run: &str) -> String {
-    let objects = cluster
-        .kubectl_ok(&["get", "taskrun,pod", "-o", "yaml"])
-        .unwrap_or_default();
-    let logs = cluster
-        .kubectl_ok(&[
-            "logs",
-            "-l",
-            &format!("tekton.dev/taskRun={run}"),
-            "--all-containers",
-        ])
-        .unwrap_or_default();
-    format!(
-        "{objects}\nlogs:\n{logs}\nkubelet:\n{}",
-        cluster.log_tail("kubelet")
-    )
+    cluster.describe_tekton_runs(&format!("tekton.dev/taskRun={run}"))
 }
 
 /// A result of a TaskRun, from its status.
 fn result(cluster: &TestCluster, run: &str, name: &str) -> String {
-    cluster
-        .kubectl_ok(&[
-            "get",
-            "taskrun",
-            run,
-            "-o",
-            &format!("jsonpath={{.status.results[?(@.name==\"{name}\")].value}}"),
-        ])
-        .unwrap()
+    cluster.task_run_result(run, name).unwrap()
 }
 
 #[test]

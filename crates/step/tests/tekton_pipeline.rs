@@ -360,47 +360,19 @@ int main(int argc, char **argv) {
 }
 "#;
 
-/// The run's `Succeeded` condition once it is True or False (`kind`: taskrun or pipelinerun).
+/// A run's outcome (`kind`: taskrun or pipelinerun; see [`TestCluster::tekton_run_outcome`]).
 fn finished(cluster: &TestCluster, kind: &str, run: &str) -> Option<String> {
-    wait_until(TRIES, PAUSE, || {
-        cluster
-            .kubectl_ok(&[
-                "get",
-                kind,
-                run,
-                "-o",
-                "jsonpath={.status.conditions[?(@.type==\"Succeeded\")].status}",
-            ])
-            .ok()
-            .filter(|s| s == "True" || s == "False")
-    })
+    cluster.tekton_run_outcome(kind, run, PAUSE * TRIES)
 }
 
 /// The runs' objects, their Pods' logs and the kubelet's, for a failure message.
 fn describe(cluster: &TestCluster, label: &str) -> String {
-    let objects = cluster
-        .kubectl_ok(&["get", "pipelinerun,taskrun,pod", "-o", "yaml"])
-        .unwrap_or_default();
-    let logs = cluster
-        .kubectl_ok(&["logs", "-l", label, "--all-containers", "--tail=80"])
-        .unwrap_or_default();
-    format!(
-        "{objects}\nlogs:\n{logs}\nkubelet:\n{}",
-        cluster.log_tail("kubelet")
-    )
+    cluster.describe_tekton_runs(label)
 }
 
 /// A result of a TaskRun, from its status.
 fn task_result(cluster: &TestCluster, run: &str, name: &str) -> String {
-    cluster
-        .kubectl_ok(&[
-            "get",
-            "taskrun",
-            run,
-            "-o",
-            &format!("jsonpath={{.status.results[?(@.name==\"{name}\")].value}}"),
-        ])
-        .unwrap()
+    cluster.task_run_result(run, name).unwrap()
 }
 
 /// Creates a run and waits for it to finish; panics with what the cluster says if it did not succeed.

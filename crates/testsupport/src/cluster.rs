@@ -1479,6 +1479,51 @@ impl TestCluster {
         crate::kube::checked(args, self.ctl().kubectl_stdin(args, stdin))
     }
 
+    /// The `Succeeded` condition of a Tekton run (`kind`: `taskrun` or `pipelinerun`) once it is `True` or
+    /// `False`, asked every half second; `None` if it is neither within `within` (the bound only keeps a broken
+    /// cluster from hanging a test).
+    pub fn tekton_run_outcome(&self, kind: &str, name: &str, within: Duration) -> Option<String> {
+        let pause = Duration::from_millis(500);
+        let tries = u32::try_from(within.as_millis() / pause.as_millis()).unwrap_or(u32::MAX);
+        crate::kube::wait_until(tries, pause, || {
+            self.kubectl_ok(&[
+                "get",
+                kind,
+                name,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Succeeded\")].status}",
+            ])
+            .ok()
+            .filter(|s| s == "True" || s == "False")
+        })
+    }
+
+    /// A result of a TaskRun, from its status (empty when the run did not write it).
+    pub fn task_run_result(&self, run: &str, name: &str) -> Result<String, HarnessError> {
+        self.kubectl_ok(&[
+            "get",
+            "taskrun",
+            run,
+            "-o",
+            &format!("jsonpath={{.status.results[?(@.name==\"{name}\")].value}}"),
+        ])
+    }
+
+    /// The Tekton runs and Pods, the logs of the Pods labelled `label` (e.g. `tekton.dev/taskRun=NAME`) and the
+    /// kubelet's, for a failure message.
+    pub fn describe_tekton_runs(&self, label: &str) -> String {
+        let objects = self
+            .kubectl_ok(&["get", "pipelinerun,taskrun,pod", "-o", "yaml"])
+            .unwrap_or_default();
+        let logs = self
+            .kubectl_ok(&["logs", "-l", label, "--all-containers", "--tail=80"])
+            .unwrap_or_default();
+        format!(
+            "{objects}\nlogs:\n{logs}\nkubelet:\n{}",
+            self.log_tail("kubelet")
+        )
+    }
+
     /// The end of a daemon's log (`kubelet`, `containerd`, `kube-apiserver`, ...), for failure messages.
     pub fn log_tail(&self, daemon: &str) -> String {
         process::log_tail(&self.dir.join("logs").join(format!("{daemon}.log")))
