@@ -11,6 +11,7 @@
 //!   and manifest tests.
 //! - [`cluster`]: a real one-node Kubernetes cluster (kubelet, containerd, kube-proxy, bridge CNI) that runs Pods,
 //!   one per host, torn down on every exit path.
+//! - [`admission`]: our admission webhook deployed in that cluster as `deploy/` ships it.
 //! - [`buildkit`]: a real BuildKit daemon (the `buildkit` peer) with registry mirrors, on a unix socket.
 //! - [`railpack_build`]: the images a real Railpack build pulls (frontend, base stand-ins, SBOM scanner), pushed
 //!   to a test registry that buildkitd mirrors `ghcr.io` and `docker.io` to.
@@ -19,6 +20,7 @@
 //! Everything here is blocking and runs its own threads and processes, so it works from `#[test]` and from
 //! inside `#[tokio::test]` alike. See `docs/registry-harness.md`.
 
+pub mod admission;
 pub mod buildkit;
 pub mod cluster;
 mod error;
@@ -39,3 +41,4 @@ pub mod tokenserver;
 
 pub use error::HarnessError;
 pub use process::process_alive;
+pub use process::workspace_binary;

@@ -289,3 +289,29 @@ pub(crate) fn find_tool(tool: &str, hint: &str) -> Result<PathBuf, HarnessError>
         hint: hint.to_string(),
     })
 }
+
+/// A binary of this workspace (`kibaship-webhook`, `kibaverify`, ...) in the target directory of the running
+/// test: a test of one package cannot name another package's binary (`CARGO_BIN_EXE_*` covers only its own), but
+/// `cargo test --workspace` builds every package's binaries into the directory above the test's `deps/`. With
+/// `cargo test -p <package>` alone, build them first (`cargo build --workspace --bins`; `make e2e` does).
+pub fn workspace_binary(name: &str) -> Result<PathBuf, HarnessError> {
+    let exe =
+        std::env::current_exe().map_err(|e| HarnessError::io("locating the test binary", e))?;
+    let dir = exe
+        .parent()
+        .filter(|d| d.file_name().is_some_and(|n| n == "deps"))
+        .and_then(Path::parent)
+        .or_else(|| exe.parent());
+    let candidate = dir.map(|d| d.join(name));
+    match candidate {
+        Some(path) if path.is_file() => Ok(path),
+        _ => Err(HarnessError::ToolMissing {
+            tool: name.to_string(),
+            hint: format!(
+                "not built beside {}: run `cargo build --workspace --bins --locked` first (`cargo test --workspace` \
+                 and `make e2e` build it)",
+                exe.display()
+            ),
+        }),
+    }
+}

@@ -23,39 +23,6 @@ use kibaship_testsupport::kube::wait_until;
 /// Tries (half a second apart) for what the cluster reaches asynchronously; nothing is asserted about time.
 const TRIES: u32 = 240;
 const PAUSE: Duration = Duration::from_millis(500);
-const SERVICE_NAME: &str = "kibaship-webhook.kibaship-system.svc";
-
-/// A CA and a serving certificate for the webhook's Service name: (ca_pem, cert_pem, key_pem).
-fn service_certificate() -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "kibaship cluster test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(vec![SERVICE_NAME.to_string()]).unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, SERVICE_NAME);
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    (ca.pem(), cert.pem(), key.serialize_pem())
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 fn policy(registry: &str, public_key: &str) -> String {
     let key: String = public_key
@@ -64,31 +31,6 @@ fn policy(registry: &str, public_key: &str) -> String {
         .collect();
     format!(
         "apiVersion: kibaship.io/v1alpha1\nkind: AdmissionPolicy\npolicies:\n  - name: cluster-test\n    mode: enforce\n    images: [\"{registry}/**\"]\n    transparencyLog: optional\n    authorities:\n      - name: test-key\n        key: |\n{key}"
-    )
-}
-
-fn overlay(image_name: &str, registry: &str) -> String {
-    format!(
-        r#"apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-  - ../provided-tls
-images:
-  - name: ghcr.io/kibaship/kibaship
-    newName: {image_name}
-    newTag: test
-patches:
-  - target:
-      kind: Deployment
-      name: kibaship-webhook
-    patch: |-
-      - op: add
-        path: /spec/template/spec/containers/0/args/-
-        value: --insecure-registry
-      - op: add
-        path: /spec/template/spec/containers/0/args/-
-        value: "{registry}"
-"#
     )
 }
 
@@ -137,34 +79,6 @@ fn wait_running(cluster: &TestCluster, namespace: &str, name: &str) {
     );
 }
 
-fn webhook_diagnostics(cluster: &TestCluster) -> String {
-    format!(
-        "{}\n{}\n{}",
-        cluster
-            .kubectl_ok(&[
-                "get",
-                "pods,endpoints",
-                "-n",
-                "kibaship-system",
-                "-o",
-                "wide"
-            ])
-            .unwrap_or_default(),
-        cluster
-            .kubectl_ok(&[
-                "logs",
-                "-n",
-                "kibaship-system",
-                "deployment/kibaship-webhook",
-                "--tail=40"
-            ])
-            .unwrap_or_default(),
-        cluster
-            .kubectl_ok(&["describe", "pods", "-n", "kibaship-system"])
-            .unwrap_or_default(),
-    )
-}
-
 #[test]
 fn webhook_deployment_admits_signed_refuses_unsigned_and_fails_closed() {
     let cluster = TestCluster::start().expect("cluster start");
@@ -172,19 +86,7 @@ fn webhook_deployment_admits_signed_refuses_unsigned_and_fails_closed() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
 
-    // (1) The webhook as an image in the cluster's registry.
-    let image_name = format!("{registry}/kibaship/webhook");
-    cluster
-        .push_program_image(
-            "kibaship/webhook:test",
-            &[(
-                Path::new(env!("CARGO_BIN_EXE_kibaship-webhook")),
-                "/usr/local/bin/kibaship-webhook",
-            )],
-        )
-        .expect("the webhook's image");
-
-    // (3) A cosign key; the tools image signed by digest, an unsigned copy of it under another repository.
+    // (1) A cosign key; the tools image signed by digest, an unsigned copy of it under another repository.
     let keys = w.join("keys");
     fs::create_dir_all(&keys).unwrap();
     support::run(
@@ -206,47 +108,14 @@ fn webhook_deployment_admits_signed_refuses_unsigned_and_fails_closed() {
         "crane copy",
     );
 
-    // (2) deploy/ in a temporary copy, with the test overlay.
-    let deploy = w.join("deploy");
-    copy_tree(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy"),
-        &deploy,
-    );
-    let (ca, cert, key) = service_certificate();
-    let tls = deploy.join("overlays/provided-tls");
-    fs::write(tls.join("ca.crt"), ca).unwrap();
-    fs::write(tls.join("tls.crt"), cert).unwrap();
-    fs::write(tls.join("tls.key"), key).unwrap();
+    // (2) The webhook as an image in the cluster's registry, deploy/ applied with a policy requiring that key.
     let public_key = fs::read_to_string(keys.join("cosign.pub")).unwrap();
-    fs::write(
-        deploy.join("base/policy.yaml"),
-        policy(&registry, &public_key),
-    )
-    .unwrap();
-    let test_overlay = deploy.join("overlays/cluster-test");
-    fs::create_dir_all(&test_overlay).unwrap();
-    fs::write(
-        test_overlay.join("kustomization.yaml"),
-        overlay(&image_name, &registry),
-    )
-    .unwrap();
     cluster
-        .kubectl_ok(&["apply", "-k", test_overlay.to_str().unwrap()])
-        .expect("kubectl apply -k");
-    let out = cluster.kubectl(&[
-        "rollout",
-        "status",
-        "-n",
-        "kibaship-system",
-        "deployment/kibaship-webhook",
-        "--timeout=180s",
-    ]);
-    assert!(
-        out.status.success(),
-        "the webhook Deployment did not become ready: {}\n{}",
-        text(&out),
-        webhook_diagnostics(&cluster)
-    );
+        .deploy_webhook(
+            Path::new(env!("CARGO_BIN_EXE_kibaship-webhook")),
+            &policy(&registry, &public_key),
+        )
+        .expect("the webhook deployed");
 
     // As deploy/ ships it: restricted Pod Security, both replicas on the Pod network (not the host's).
     let level = cluster
@@ -273,7 +142,7 @@ fn webhook_deployment_admits_signed_refuses_unsigned_and_fails_closed() {
         ])
         .unwrap();
     let pods: Vec<&str> = pods.lines().collect();
-    assert_eq!(pods.len(), 2, "{pods:?}\n{}", webhook_diagnostics(&cluster));
+    assert_eq!(pods.len(), 2, "{pods:?}\n{}", cluster.webhook_diagnostics());
     for pod in pods {
         let (host_network, ip) = pod.split_once(' ').unwrap();
         assert_ne!(host_network, "true", "{pod}");
@@ -291,22 +160,13 @@ fn webhook_deployment_admits_signed_refuses_unsigned_and_fails_closed() {
         .kubectl_ok(&["create", "namespace", "dev"])
         .expect("namespace dev");
 
-    // The signed image is admitted; until the Service routes to the new Pod, the call may fail (fail closed).
-    let mut last = String::new();
-    let admitted = wait_until(TRIES, PAUSE, || {
-        match cluster.kubectl_stdin_ok(&["create", "-f", "-"], &pod("signed", "prod", &tools)) {
-            Ok(_) => Some(()),
-            Err(e) => {
-                last = e.to_string();
-                None
-            }
-        }
-    });
-    assert!(
-        admitted.is_some(),
-        "the signed Pod was not admitted: {last}\n{}",
-        webhook_diagnostics(&cluster)
-    );
+    // The signed image is admitted (create_through_webhook waits until the Service routes to a webhook Pod).
+    if let Err(e) = cluster.create_through_webhook(&pod("signed", "prod", &tools)) {
+        panic!(
+            "the signed Pod was not admitted: {e}\n{}",
+            cluster.webhook_diagnostics()
+        );
+    }
     wait_running(&cluster, "prod", "signed");
     let image = cluster
         .kubectl_ok(&[
@@ -322,7 +182,7 @@ fn webhook_deployment_admits_signed_refuses_unsigned_and_fails_closed() {
     assert_eq!(image, format!("{tools}@{digest}"), "pinned by /mutate");
 
     let refused = cluster
-        .kubectl_stdin_ok(&["create", "-f", "-"], &pod("unsigned", "prod", &unsigned))
+        .create_through_webhook(&pod("unsigned", "prod", &unsigned))
         .expect_err("the unsigned Pod was admitted in prod")
         .to_string();
     assert!(refused.contains("unsigned"), "{refused}");
