@@ -117,6 +117,7 @@ pub struct Policy {
     pub(crate) fingerprint: [u8; 32],
     pub(crate) attestation_types: Vec<String>,
     pub(crate) transparency_log_required: bool,
+    pub(crate) accept_signed_timestamps: bool,
     pub(crate) place: Place,
 }
 
@@ -189,6 +190,12 @@ impl Policy {
     /// Whether signatures must come with transparency-log proof (`transparencyLog: required`, the default).
     pub fn transparency_log_required(&self) -> bool {
         self.transparency_log_required
+    }
+
+    /// Whether its keyless authorities accept a timestamp-only bundle (an RFC 3161 timestamp, no transparency-log
+    /// entry) on its timestamp (`signedTimestamps: accept`; the default `refuse` denies it as `timestamp-only`).
+    pub fn accepts_signed_timestamps(&self) -> bool {
+        self.accept_signed_timestamps
     }
 
     /// Whether the policy applies in `namespace` (absent `namespaces`: everywhere).

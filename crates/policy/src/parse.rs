@@ -31,6 +31,7 @@ const POLICY_KEYS: &[&str] = &[
     "authorities",
     "attestations",
     "transparencyLog",
+    "signedTimestamps",
     "signatureRepository",
     "annotations",
 ];
@@ -452,6 +453,26 @@ impl Walker {
                 }
             }
         };
+        let accept_signed_timestamps = match map.get("signedTimestamps") {
+            None => false,
+            Some(n) => {
+                let field = map.field("signedTimestamps");
+                match self.string(n, &field).as_deref() {
+                    Some("refuse") => false,
+                    Some("accept") => true,
+                    Some(other) => {
+                        self.error(
+                            n,
+                            Code::BadValue,
+                            &field,
+                            format!("`{other}` is not accepted; expected `refuse` or `accept`"),
+                        );
+                        false
+                    }
+                    None => false,
+                }
+            }
+        };
         let signature_repository = map
             .get("signatureRepository")
             .and_then(|n| self.signature_repository(n, &map.field("signatureRepository")));
@@ -479,7 +500,8 @@ impl Walker {
         }
         builder = builder
             .annotations(annotations)
-            .accept_without_transparency_log(!transparency_log_required);
+            .accept_without_transparency_log(!transparency_log_required)
+            .use_signed_timestamps_without_transparency_log(accept_signed_timestamps);
         if let Some(repository) = signature_repository {
             builder = builder.signature_repository(repository);
         }
@@ -505,6 +527,7 @@ impl Walker {
             image_policy: std::sync::Arc::new(image_policy),
             attestation_types,
             transparency_log_required,
+            accept_signed_timestamps,
             place: self.place(node),
         })
     }

@@ -762,3 +762,36 @@ fn errors_serialize_with_the_code_as_text() {
     assert_eq!(json["column"], 11);
     assert_eq!(json["origin"], "t.yaml");
 }
+
+/// Issue 20: `signedTimestamps: accept` lets a policy's keyless authorities accept timestamp-only bundles (the
+/// ImagePolicy option `verify --insecure-ignore-tlog --use-signed-timestamps` sets); `refuse` is the default.
+#[test]
+fn signed_timestamps_accept_or_refuse() {
+    let parse = |body: &str| PolicySet::parse("t.yaml", &doc(body, "")).unwrap();
+    let default = parse("");
+    let refuse = parse("    signedTimestamps: refuse\n");
+    let accept = parse("    signedTimestamps: accept\n");
+    assert!(!default.policies()[0].accepts_signed_timestamps());
+    assert!(!refuse.policies()[0].accepts_signed_timestamps());
+    assert!(accept.policies()[0].accepts_signed_timestamps());
+    // The setting reaches the verifier's policy: the same policy with it set is another ImagePolicy.
+    assert_eq!(
+        default.policies()[0].fingerprint(),
+        refuse.policies()[0].fingerprint()
+    );
+    assert_ne!(
+        default.policies()[0].fingerprint(),
+        accept.policies()[0].fingerprint()
+    );
+    let expected = kibaship_cosign::ImagePolicy::builder()
+        .key_pem(KEY.as_bytes())
+        .unwrap()
+        .use_signed_timestamps_without_transparency_log(true)
+        .build()
+        .unwrap();
+    assert_eq!(accept.policies()[0].fingerprint(), expected.fingerprint());
+    assert_eq!(
+        found(&doc("    signedTimestamps: true\n", "")),
+        [(Code::BadValue, 12, 23)]
+    );
+}
