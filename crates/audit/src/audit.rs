@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kibaship_cosign::{ImagePolicy, ImageVerifier, Verdict};
-use kibaship_oci::{Reference, RegistryClient};
+use kibaship_oci::{Credential, Reference, RegistryClient};
 use kibaship_policy::{Answer, ExceptionMatch, Mode, NamespaceInfo, PolicySet};
 use kibaship_sigstore::Verifier;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -113,9 +113,15 @@ struct ImageError {
     message: String,
 }
 
+/// Whose credentials read an image: `None` kibaverify's own, `Some("namespace/name")` a workload's pull secret.
+/// Resolutions, verdicts and attestation reads are kept per scope: one obtained with a pull secret is never
+/// given to a workload that reads the image with other credentials (or none).
+type Scope = Option<String>;
+
 /// The per-container judging before any registry is read.
 struct Site {
     rules: Vec<usize>,
+    scope: Scope,
     exception: Option<ExceptionEntry>,
     exception_active: bool,
 }
@@ -150,7 +156,9 @@ pub async fn audit(
 
     // 1. Which rules judge each container, and which each distinct image needs.
     let mut sites: Vec<Vec<Site>> = Vec::with_capacity(inventory.workloads.len());
-    let mut needs: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
+    let mut needs: BTreeMap<(&str, Scope), BTreeSet<usize>> = BTreeMap::new();
+    // Per pull secret, its credentials by registry (for the images read in its scope).
+    let mut scope_credentials: BTreeMap<String, HashMap<String, Credential>> = BTreeMap::new();
     for workload in &inventory.workloads {
         let labels = inventory.namespace_labels.get(&workload.namespace);
         let namespace = match labels {
@@ -160,9 +168,19 @@ pub async fn audit(
         let mut row = Vec::with_capacity(workload.containers.len());
         for container in &workload.containers {
             let image = container.image.as_str();
+            let scope: Scope = Reference::parse(image).ok().and_then(|reference| {
+                let (source, credential) =
+                    workload.credentials.for_registry(reference.registry())?;
+                scope_credentials
+                    .entry(source.to_owned())
+                    .or_default()
+                    .insert(reference.registry().to_owned(), credential.clone());
+                Some(source.to_owned())
+            });
             let site = match requirements {
                 Requirements::Flags(_) => Site {
                     rules: vec![0],
+                    scope: scope.clone(),
                     exception: None,
                     exception_active: false,
                 },
@@ -192,12 +210,13 @@ pub async fn audit(
                     };
                     Site {
                         rules: indices,
+                        scope: scope.clone(),
                         exception: entry,
                         exception_active: active,
                     }
                 }
             };
-            let wanted = needs.entry(image).or_default();
+            let wanted = needs.entry((image, scope)).or_default();
             if !site.exception_active {
                 wanted.extend(site.rules.iter().copied());
             }
@@ -209,29 +228,44 @@ pub async fn audit(
     // 2. Each distinct reference some policy judges resolved once (the others are not read: no registry is
     // contacted for an image nothing requires anything of).
     let limits = RegistryLimits::new(config.concurrency);
-    let judged_images: Vec<&str> = needs
+    // One registry client per scope: a pull secret's has its own connections, token and manifest caches, so
+    // nothing read with one tenant's credentials is served to another's reads.
+    let mut clients: HashMap<Scope, RegistryClient> = HashMap::new();
+    clients.insert(None, config.client.clone());
+    for (source, credentials) in scope_credentials {
+        let own = RegistryClient::new(config.client.config().clone())
+            .unwrap_or_else(|_| config.client.clone());
+        clients.insert(Some(source), own.with_credentials(credentials));
+    }
+    let client_for = |scope: &Scope| {
+        clients
+            .get(scope)
+            .cloned()
+            .unwrap_or_else(|| config.client.clone())
+    };
+    let judged_images: Vec<(&str, Scope)> = needs
         .iter()
         .filter(|(_, rules)| !rules.is_empty())
-        .map(|(image, _)| *image)
+        .map(|((image, scope), _)| (*image, scope.clone()))
         .collect();
     progress.add_steps(judged_images.len());
     let mut resolving = JoinSet::new();
-    for image in judged_images {
-        let image = (*image).to_owned();
-        let client = config.client.clone();
+    for (image, scope) in judged_images {
+        let image = image.to_owned();
+        let client = client_for(&scope);
         let limits = limits.clone();
         let timeout = config.image_timeout;
         resolving.spawn(async move {
             let resolved = resolve(&client, &image, &limits, timeout).await;
-            (image, resolved)
+            ((image, scope), resolved)
         });
     }
-    let mut resolved: HashMap<String, Result<Reference, ImageError>> = HashMap::new();
+    let mut resolved: HashMap<(String, Scope), Result<Reference, ImageError>> = HashMap::new();
     while let Some(joined) = resolving.join_next().await {
         match joined {
-            Ok((image, result)) => {
-                progress.step_done(&image);
-                resolved.insert(image, result);
+            Ok((key, result)) => {
+                progress.step_done(&key.0);
+                resolved.insert(key, result);
             }
             // A resolution task that panicked: its image stays unresolved, reported as an internal error below.
             Err(_) => progress.step_done("?"),
@@ -240,18 +274,23 @@ pub async fn audit(
 
     // 3. Each distinct (digest, requirements) verified once; and, once per digest and authorities, every
     // attestation those authorities signed (any type).
-    let mut jobs: BTreeMap<(String, [u8; 32]), (Arc<ImagePolicy>, bool)> = BTreeMap::new();
-    let mut attestation_jobs: BTreeMap<(String, [u8; 32]), Arc<ImagePolicy>> = BTreeMap::new();
-    for (image, rule_indices) in &needs {
-        let Some(Ok(pinned)) = resolved.get(*image) else {
+    type JobKey = (String, Scope, [u8; 32]);
+    let mut jobs: BTreeMap<JobKey, (Arc<ImagePolicy>, bool)> = BTreeMap::new();
+    let mut attestation_jobs: BTreeMap<JobKey, Arc<ImagePolicy>> = BTreeMap::new();
+    for ((image, scope), rule_indices) in &needs {
+        let Some(Ok(pinned)) = resolved.get(&((*image).to_owned(), scope.clone())) else {
             continue;
         };
         for &rule in rule_indices {
             if let Some(r) = rules.get(rule) {
-                jobs.entry((by_digest(pinned), r.fingerprint))
+                jobs.entry((by_digest(pinned), scope.clone(), r.fingerprint))
                     .or_insert_with(|| (Arc::clone(&r.image_policy), false));
                 attestation_jobs
-                    .entry((by_digest(pinned), r.attestations.fingerprint()))
+                    .entry((
+                        by_digest(pinned),
+                        scope.clone(),
+                        r.attestations.fingerprint(),
+                    ))
                     .or_insert_with(|| Arc::clone(&r.attestations));
             }
         }
@@ -263,11 +302,11 @@ pub async fn audit(
     }
     progress.add_steps(jobs.len());
     let mut verifying = JoinSet::new();
-    for ((pinned, fingerprint), (policy, discovery)) in &jobs {
-        let key = (pinned.clone(), *fingerprint);
+    for ((pinned, scope, fingerprint), (policy, discovery)) in &jobs {
+        let key = (pinned.clone(), scope.clone(), *fingerprint);
         let policy = Arc::clone(policy);
         let discovery = *discovery;
-        let client = config.client.clone();
+        let client = client_for(scope);
         let verifier = Arc::clone(&config.verifier);
         let limits = limits.clone();
         let timeout = config.image_timeout;
@@ -282,8 +321,8 @@ pub async fn audit(
             (key, result)
         });
     }
-    let mut verdicts: HashMap<(String, [u8; 32]), Result<Verdict, ImageError>> = HashMap::new();
-    let mut found_attestations: HashMap<String, Vec<AttestationEntry>> = HashMap::new();
+    let mut verdicts: HashMap<JobKey, Result<Verdict, ImageError>> = HashMap::new();
+    let mut found_attestations: HashMap<(String, Scope), Vec<AttestationEntry>> = HashMap::new();
     while let Some(joined) = verifying.join_next().await {
         if let Ok((key, result)) = joined {
             progress.step_done(&key.0);
@@ -292,7 +331,7 @@ pub async fn audit(
                 jobs.get(&key).is_some_and(|(_, discovery)| *discovery),
             ) {
                 (Ok(Found::Attestations(list)), _) => {
-                    let all = found_attestations.entry(key.0).or_default();
+                    let all = found_attestations.entry((key.0, key.1)).or_default();
                     for a in list {
                         if !all.contains(&a) {
                             all.push(a);
@@ -314,8 +353,8 @@ pub async fn audit(
         code: "internal-error",
         message: "the task judging this image failed".to_owned(),
     };
-    let judged = |image: &str, rule: usize| -> Result<&Verdict, ImageError> {
-        let pinned = match resolved.get(image) {
+    let judged = |image: &str, scope: &Scope, rule: usize| -> Result<&Verdict, ImageError> {
+        let pinned = match resolved.get(&(image.to_owned(), scope.clone())) {
             Some(Ok(pinned)) => pinned,
             Some(Err(e)) => return Err(e.clone()),
             None => return Err(internal()),
@@ -324,20 +363,20 @@ pub async fn audit(
             .get(rule)
             .map(|r| r.fingerprint)
             .ok_or_else(internal)?;
-        match verdicts.get(&(by_digest(pinned), fingerprint)) {
+        match verdicts.get(&(by_digest(pinned), scope.clone(), fingerprint)) {
             Some(Ok(verdict)) => Ok(verdict),
             Some(Err(e)) => Err(e.clone()),
             None => Err(internal()),
         }
     };
-    let result_of = |image: &str, rule: usize, checked: bool| -> PolicyResult {
+    let result_of = |image: &str, scope: &Scope, rule: usize, checked: bool| -> PolicyResult {
         let (name, mode) = rules
             .get(rule)
             .map_or(("?", "enforce"), |r| (r.name.as_str(), r.mode.as_str()));
         let (verified, code) = if !checked {
             (None, None)
         } else {
-            match judged(image, rule) {
+            match judged(image, scope, rule) {
                 Ok(v) => (
                     Some(v.is_verified()),
                     v.code().map(|c| c.as_str().to_owned()),
@@ -354,17 +393,19 @@ pub async fn audit(
     };
 
     // 4. The answers, per container and per workload.
-    let mut used_by: HashMap<&str, usize> = HashMap::new();
+    let mut used_by: HashMap<(&str, Scope), usize> = HashMap::new();
     let mut workloads = Vec::with_capacity(inventory.workloads.len());
     for (workload, row) in inventory.workloads.iter().zip(&sites) {
         let mut containers = Vec::with_capacity(workload.containers.len());
         for (container, site) in workload.containers.iter().zip(row) {
-            *used_by.entry(container.image.as_str()).or_default() += 1;
+            *used_by
+                .entry((container.image.as_str(), site.scope.clone()))
+                .or_default() += 1;
             let checked = !site.exception_active;
             let policies: Vec<PolicyResult> = site
                 .rules
                 .iter()
-                .map(|&rule| result_of(&container.image, rule, checked))
+                .map(|&rule| result_of(&container.image, &site.scope, rule, checked))
                 .collect();
             let modes = site.rules.iter().zip(&policies).map(|(&rule, result)| {
                 let mode = rules.get(rule).map_or(Mode::Enforce, |r| r.mode);
@@ -388,7 +429,7 @@ pub async fn audit(
                 name: container.name.clone(),
                 container_kind: container.kind,
                 image: container.image.clone(),
-                digest: match resolved.get(&container.image) {
+                digest: match resolved.get(&(container.image.clone(), site.scope.clone())) {
                     Some(Ok(pinned)) => pinned.digest().map(ToString::to_string),
                     _ => Reference::parse(&container.image)
                         .ok()
@@ -418,22 +459,23 @@ pub async fn audit(
     // 5. The images.
     let mut images = Vec::with_capacity(needs.len());
     let mut digests = BTreeSet::new();
-    for (image, rule_indices) in &needs {
+    for ((image, scope), rule_indices) in &needs {
         let mut entry = ImageEntry {
             reference: (*image).to_owned(),
             digest: None,
             status: ImageStatus::NotChecked,
             code: None,
             message: None,
+            pull_secret: scope.clone(),
             signers: Vec::new(),
             attestations: Vec::new(),
             policies: Vec::new(),
-            used_by: used_by.get(image).copied().unwrap_or(0),
+            used_by: used_by.get(&(*image, scope.clone())).copied().unwrap_or(0),
         };
-        match resolved.get(*image) {
+        match resolved.get(&((*image).to_owned(), scope.clone())) {
             Some(Ok(pinned)) => {
                 for a in found_attestations
-                    .get(&by_digest(pinned))
+                    .get(&(by_digest(pinned), scope.clone()))
                     .into_iter()
                     .flatten()
                 {
@@ -467,8 +509,8 @@ pub async fn audit(
             }
         }
         for &rule in rule_indices {
-            entry.policies.push(result_of(image, rule, true));
-            match judged(image, rule) {
+            entry.policies.push(result_of(image, scope, rule, true));
+            match judged(image, scope, rule) {
                 Ok(verdict) => collect_signers(verdict, &mut entry),
                 Err(e) if entry.status != ImageStatus::Error => {
                     entry.status = ImageStatus::Error;

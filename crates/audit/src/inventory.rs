@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::pull_secrets::PullCredentials;
+
 /// Longest manifest file or image list read, in bytes (a large Kustomize output is a few MiB).
 pub const MAX_INPUT_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// Most YAML nodes in one manifest document.
@@ -96,6 +98,16 @@ pub struct Workload {
     /// `Kind/name` of the controller that owns it (`metadata.ownerReferences` with `controller: true`).
     #[serde(skip)]
     pub controlled_by: Option<(String, String)>,
+    /// The names in the pod spec's `imagePullSecrets`.
+    #[serde(skip)]
+    pub pull_secrets: Vec<String>,
+    /// The pod spec's `serviceAccountName` (`None` when unset: the API server then runs it as `default`).
+    #[serde(skip)]
+    pub service_account: Option<String>,
+    /// The credentials its images are read with (its pull secrets, set by
+    /// [`crate::cluster::add_pull_credentials`]); empty: kibaverify's own.
+    #[serde(skip)]
+    pub credentials: PullCredentials,
 }
 
 /// How bad a problem with the input is.
@@ -342,6 +354,22 @@ impl Inventory {
                     o.get("name")?.as_str()?.to_owned(),
                 ))
             });
+        let pull_secrets = spec
+            .get("imagePullSecrets")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|r| r.get("name").and_then(Value::as_str))
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let service_account = ["serviceAccountName", "serviceAccount"]
+            .iter()
+            .find_map(|key| spec.get(*key).and_then(Value::as_str))
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
         self.workloads.push(Workload {
             namespace,
             kind: kind.to_owned(),
@@ -349,6 +377,9 @@ impl Inventory {
             containers,
             origin: origin.clone(),
             controlled_by,
+            pull_secrets,
+            service_account,
+            credentials: PullCredentials::default(),
         });
     }
 
@@ -414,6 +445,9 @@ impl Inventory {
             }],
             origin,
             controlled_by: None,
+            pull_secrets: Vec::new(),
+            service_account: None,
+            credentials: PullCredentials::default(),
         });
     }
 

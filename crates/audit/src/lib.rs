@@ -7,6 +7,10 @@
 //!   documents are [`Problem`]s naming file, line and document), from an image list
 //!   ([`Inventory::add_image_list`]), from arguments ([`Inventory::add_reference`]) and from a cluster
 //!   ([`cluster::add_cluster`], the one module that does I/O besides the registry reads).
+//! * [`pull_secrets`] turns a workload's pull secrets into registry credentials
+//!   ([`cluster::add_pull_credentials`] reads them, with `kibaverify audit --use-pull-secrets`); the audit reads
+//!   an image with a workload's pull secret apart from every other credential (nothing read with one tenant's
+//!   secret is given to another workload).
 //! * [`audit()`] judges it: every distinct reference resolved once, every distinct digest verified once per
 //!   distinct requirements through `kibaship_cosign::ImageVerifier` (the webhook's verification), with bounded
 //!   concurrency per registry; per container the webhook's answer from the admission policy
@@ -34,6 +38,7 @@
 mod audit;
 pub mod cluster;
 mod inventory;
+pub mod pull_secrets;
 pub mod render;
 mod report;
 

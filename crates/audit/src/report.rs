@@ -107,6 +107,9 @@ pub struct ImageEntry {
     pub code: Option<String>,
     /// What went wrong reading it (status `error`).
     pub message: Option<String>,
+    /// The pull secret (`namespace/name`) it was read with (`--use-pull-secrets`); `null`: kibaverify's own
+    /// credentials. A reference read with different credentials is one entry per credentials.
+    pub pull_secret: Option<String>,
     /// Who signed it, as the accepted signatures say (email, URI or `key`), deduplicated.
     pub signers: Vec<String>,
     /// The attestations that verified: every one the authorities of the policies judging it signed (SLSA

@@ -19,7 +19,7 @@ use kibaship_testsupport::fixtures::push_fixture_images;
 use kibaship_testsupport::kube::KubeApiServer;
 use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
 use serde_json::Value;
-use support::{Tools, assert_code, registry_with_fixtures, run_logged};
+use support::{Tools, assert_code, assert_not_leaked, registry_with_fixtures, run_logged};
 
 const PASSWORD: &str = "audit-test-password";
 
@@ -766,6 +766,10 @@ fn audit_gives_the_webhooks_verdicts_for_manifests_lists_and_the_cluster() {
     assert_code(&r, 1, "sarif");
     let sarif: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(sarif["version"], "2.1.0");
+    assert_eq!(
+        sarif["runs"][0]["tool"]["driver"]["informationUri"],
+        "https://kibaship.io/docs/audit"
+    );
     let results = sarif["runs"][0]["results"].as_array().unwrap();
     assert_eq!(results.len(), 3, "{sarif:#}");
     let levels: Vec<&str> = results
@@ -886,4 +890,353 @@ fn check_html_in_chromium(dir: &Path) {
         "{} bytes",
         png.len()
     );
+}
+
+/// A `kubernetes.io/dockerconfigjson` Secret for `host` (by `stringData`, so the test writes no base64 of it).
+fn pull_secret_yaml(namespace: &str, name: &str, host: &str, user: &str, password: &str) -> String {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let config = serde_json::json!({"auths": {host: {"auth": auth}}}).to_string();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {namespace}}}\ntype: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: '{config}'\n"
+    )
+}
+
+/// Issue 18 (pull secrets): with `--use-pull-secrets`, each cluster workload's images are read with its own
+/// pull secrets (its `imagePullSecrets`, else its service account's), on the real docker-registry with basic
+/// auth over TLS and the real kube-apiserver; a workload without credentials is not given the verdict read
+/// with another's (the registry refuses it: `registry-denied`), nor is one whose secret holds a wrong password.
+/// An account without `get` on secrets is told which secret it could not read. No password in any output.
+#[test]
+fn audit_reads_each_workloads_images_with_its_pull_secrets() {
+    let reg = registry_with_fixtures(RegistryMode::BasicTls);
+    let (user, password) = reg
+        .credentials()
+        .expect("the basic-auth registry has credentials");
+    let host = reg.host();
+    let ca = reg
+        .ca_pem_path()
+        .expect("a TLS registry")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let api = KubeApiServer::start().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let tools = Tools::without_registry(dir, PASSWORD);
+    let mut t = String::new();
+    tools.generate_our_key_pair(&mut t);
+
+    // kibaverify signs the fixture with its own credentials (a docker config used for signing only).
+    let creds_dir = dir.join("signer-docker-config");
+    std::fs::create_dir_all(&creds_dir).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    std::fs::write(
+        creds_dir.join("config.json"),
+        serde_json::json!({"auths": {&host: {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+    let app = format!("{host}/fixtures/app:v1");
+    let r = run_logged(
+        tools
+            .kibaverify_without_registry(&["sign", &app, "--key", "ours.key", "--ca-file", &ca])
+            .env("DOCKER_CONFIG", &creds_dir),
+        &mut t,
+    );
+    assert_code(&r, 0, "kibaverify sign on the basic-auth registry");
+
+    std::fs::write(
+        dir.join("policy.yaml"),
+        format!(
+            "apiVersion: kibaship.io/v1alpha1\nkind: AdmissionPolicy\npolicies:\n  - name: signed\n    images: [\"{host}/**\"]\n    transparencyLog: optional\n    authorities:\n      - name: ours\n        key: |\n{}",
+            public_key_block(&dir.join("ours.pub"))
+        ),
+    )
+    .unwrap();
+
+    // team-a names its secret in the pod template; team-b's service account names one; team-c has none;
+    // team-d's secret has a wrong password.
+    let deployment = |namespace: &str, extra: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: {namespace}}}\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n{extra}      containers: [{{name: main, image: \"{app}\"}}]\n---\n"
+        )
+    };
+    let mut yaml = String::new();
+    for namespace in ["team-a", "team-b", "team-c", "team-d"] {
+        yaml.push_str(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}}}\n---\n"
+        ));
+    }
+    yaml.push_str(&pull_secret_yaml(
+        "team-a", "regcred", &host, &user, &password,
+    ));
+    yaml.push_str("---\n");
+    yaml.push_str(&deployment(
+        "team-a",
+        "      imagePullSecrets: [{name: regcred}]\n",
+    ));
+    yaml.push_str(&pull_secret_yaml(
+        "team-b",
+        "builder-pull",
+        &host,
+        &user,
+        &password,
+    ));
+    yaml.push_str("---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: builder, namespace: team-b}\nimagePullSecrets: [{name: builder-pull}]\n---\n");
+    yaml.push_str(&deployment("team-b", "      serviceAccountName: builder\n"));
+    yaml.push_str(&deployment("team-c", ""));
+    yaml.push_str(&pull_secret_yaml(
+        "team-d",
+        "regcred",
+        &host,
+        &user,
+        "not-the-password",
+    ));
+    yaml.push_str("---\n");
+    yaml.push_str(&deployment(
+        "team-d",
+        "      imagePullSecrets: [{name: regcred}]\n",
+    ));
+    let out = api.kubectl_stdin(&["apply", "-f", "-"], &yaml);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kubeconfig = api.kubeconfig_path().to_str().unwrap().to_owned();
+    let audit = |kubeconfig: &str, pull_secrets: bool, code: i32, t: &mut String| {
+        let mut args = vec![
+            "audit",
+            "--output",
+            "json",
+            "--policy",
+            "policy.yaml",
+            "--kubeconfig",
+            kubeconfig,
+            "-A",
+            "--ca-file",
+            &ca,
+        ];
+        if pull_secrets {
+            args.push("--use-pull-secrets");
+        }
+        let r = run_logged(&mut tools.kibaverify_without_registry(&args), t);
+        assert_code(&r, code, &format!("kibaverify {}", args.join(" ")));
+        serde_json::from_str::<Value>(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
+    };
+
+    let report = audit(&kubeconfig, true, 1, &mut t);
+    let got = answers(&report);
+    let want: BTreeMap<String, (String, Option<String>)> = [
+        ("team-a/Deployment/web", "admit", None),
+        ("team-b/Deployment/web", "admit", None),
+        ("team-c/Deployment/web", "deny", Some("registry-denied")),
+        ("team-d/Deployment/web", "deny", Some("registry-denied")),
+    ]
+    .into_iter()
+    .map(|(k, a, c)| (k.to_owned(), (a.to_owned(), c.map(str::to_owned))))
+    .collect();
+    assert_eq!(got, want, "{report:#}");
+    // One image entry per credentials it was read with, each naming its pull secret.
+    let mut by_secret: BTreeMap<String, (Value, Value)> = BTreeMap::new();
+    for image in report["images"].as_array().unwrap() {
+        assert_eq!(image["reference"], app.as_str(), "{image:#}");
+        by_secret.insert(
+            image["pullSecret"].as_str().unwrap_or("(own)").to_owned(),
+            (image["status"].clone(), image["code"].clone()),
+        );
+    }
+    let verified = (Value::from("verified"), Value::Null);
+    let denied = (Value::from("error"), Value::from("registry-denied"));
+    assert_eq!(
+        by_secret,
+        BTreeMap::from([
+            ("(own)".to_owned(), denied.clone()),
+            ("team-a/regcred".to_owned(), verified.clone()),
+            ("team-b/builder-pull".to_owned(), verified),
+            ("team-d/regcred".to_owned(), denied),
+        ]),
+        "{report:#}"
+    );
+    // Verified once per credentials that could read it (team-a's and team-b's), never shared with team-c.
+    assert_eq!(report["summary"]["verifications"], 2, "{report:#}");
+
+    // Without the flag every workload is read with kibaverify's own credentials (none): all denied.
+    let report = audit(&kubeconfig, false, 1, &mut t);
+    assert!(
+        answers(&report)
+            .values()
+            .all(|a| *a == ("deny".to_owned(), Some("registry-denied".to_owned()))),
+        "{report:#}"
+    );
+
+    // The example CronJob's account has no `get` on secrets or service accounts: each one it could not read is
+    // named (exit 2), and the workload's images are read with kibaverify's own credentials.
+    let cronjob = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/audit-cronjob.yaml"),
+    )
+    .unwrap();
+    let out = api.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: kibaship-system}}\n---\n{cronjob}"
+        ),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = api
+        .kubectl_ok(&["create", "token", "kibaship-audit", "-n", "kibaship-system"])
+        .unwrap();
+    std::fs::write(
+        dir.join("cronjob.kubeconfig"),
+        kubeconfig_for_token(&api, token.trim()),
+    )
+    .unwrap();
+    let report = audit("cronjob.kubeconfig", true, 2, &mut t);
+    let problems = report["problems"].to_string();
+    for secret in ["team-a/regcred", "team-d/regcred"] {
+        assert!(
+            problems.contains(&format!("cannot get pull secret `{secret}`: 403 forbidden")),
+            "{secret}: {problems}"
+        );
+    }
+    assert!(
+        problems.contains(
+            "cannot get service account team-b/builder for its pull secrets: 403 forbidden"
+        ),
+        "{problems}"
+    );
+    assert_eq!(
+        answers(&report)["team-a/Deployment/web"],
+        ("deny".to_owned(), Some("registry-denied".to_owned())),
+        "{report:#}"
+    );
+    assert_not_leaked(&t, &password, "the registry password");
+    assert_not_leaked(&t, &auth, "the registry credential");
+}
+
+/// Issue 18 (API byte limits): an answer of the API server larger than `MAX_RESPONSE_BYTES` (64 MiB) is cut
+/// and named per resource, and the rest of the audit completes. A stand-in HTTP server answers every list
+/// with an endless JSON body: the real kube-apiserver cannot be made to send such a page here, since it
+/// pages by object count and etcd caps each object at about 1.5 MiB (it would take hundreds of objects of
+/// maximal size, gigabytes through etcd, to pass 64 MiB in one page of 500).
+#[test]
+fn audit_names_an_oversized_api_answer_standin_server() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&served);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let count = std::sync::Arc::clone(&count);
+            std::thread::spawn(move || serve_oversized(stream, &count));
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let kubeconfig = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": format!("http://127.0.0.1:{port}")}}],
+        "users": [{"name": "u", "user": {"token": "standin"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u", "namespace": "prod"}}],
+        "current-context": "c",
+    });
+    std::fs::write(dir.join("standin.kubeconfig"), kubeconfig.to_string()).unwrap();
+    // A manifest beside the cluster: still audited. A policy selecting nothing, so no registry is read.
+    std::fs::write(
+        dir.join("pod.yaml"),
+        "kind: Pod\nmetadata: {name: p, namespace: prod}\nspec:\n  containers: [{name: a, image: \"registry.invalid/app:1\"}]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("policy.yaml"),
+        "apiVersion: kibaship.io/v1alpha1\nkind: AdmissionPolicy\npolicies:\n  - name: none\n    namespaces: {names: [\"nowhere\"]}\n    images: [\"**\"]\n    authorities:\n      - key: |\n          -----BEGIN PUBLIC KEY-----\n          MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEDnuWp3YHjzLqQcwBS+oAaRlkR+UK\n          507IZjxwNV4MDg3sokWdpgeQPeJFgLAEe7ibXTEEoNAHrjIxmPDzWHBUPQ==\n          -----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    let tools = Tools::without_registry(dir, PASSWORD);
+    let mut t = String::new();
+    let r = run_logged(
+        &mut tools.kibaverify_without_registry(&[
+            "audit",
+            "--output",
+            "json",
+            "--policy",
+            "policy.yaml",
+            "--kubeconfig",
+            "standin.kubeconfig",
+            "--manifests",
+            "pod.yaml",
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 2, "audit against the oversized stand-in");
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    let problems = report["problems"].to_string();
+    for resource in [
+        "deployments.apps",
+        "statefulsets.apps",
+        "daemonsets.apps",
+        "cronjobs.batch",
+        "jobs.batch",
+        "replicasets.apps",
+        "pods",
+    ] {
+        assert!(
+            problems.contains(&format!(
+                "cannot list {resource} in namespace prod: the API server's answer is larger than 64 MiB"
+            )),
+            "{resource}: {problems}"
+        );
+    }
+    assert_eq!(
+        answers(&report)["prod/Pod/p"],
+        ("not-selected".to_owned(), None),
+        "{report:#}"
+    );
+    assert!(
+        r.stderr.contains("larger than 64 MiB"),
+        "the errors are on stderr too: {}",
+        r.stderr
+    );
+    assert!(served.load(std::sync::atomic::Ordering::SeqCst) >= 7);
+}
+
+/// Answers one HTTP/1.1 request with `200` and a chunked JSON list whose one annotation never ends (up to
+/// 80 MiB, past the 64 MiB limit); stops when the client hangs up.
+fn serve_oversized(mut stream: std::net::TcpStream, served: &std::sync::atomic::AtomicUsize) {
+    use std::io::{Read as _, Write as _};
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    let start = r#"{"apiVersion":"v1","kind":"List","metadata":{"resourceVersion":"1"},"items":[{"metadata":{"name":"big","namespace":"prod","annotations":{"pad":""#;
+    let chunk = |data: &[u8]| {
+        let mut out = format!("{:x}\r\n", data.len()).into_bytes();
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n");
+        out
+    };
+    if stream.write_all(head.as_bytes()).is_err()
+        || stream.write_all(&chunk(start.as_bytes())).is_err()
+    {
+        return;
+    }
+    let pad = chunk(&[b'a'; 1024 * 1024]);
+    for _ in 0..80 {
+        if stream.write_all(&pad).is_err() {
+            return;
+        }
+    }
+    let _ = stream.write_all(&chunk(br#""}}}]}"#));
+    let _ = stream.write_all(b"0\r\n\r\n");
 }

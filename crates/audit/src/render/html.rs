@@ -158,9 +158,14 @@ pub fn report_html(report: &Report) -> String {
             .collect();
         let _ = write!(
             out,
-            "<tr data-status=\"{status}\"><td><code>{reference}</code></td><td><code>{digest}</code></td><td>{status}</td><td title=\"{message}\">{code}</td><td>{signers}</td><td>{attestations}</td><td data-key=\"{used}\">{used}</td></tr>",
+            "<tr data-status=\"{status}\"><td><code>{reference}</code>{secret}</td><td><code>{digest}</code></td><td>{status}</td><td title=\"{message}\">{code}</td><td>{signers}</td><td>{attestations}</td><td data-key=\"{used}\">{used}</td></tr>",
             status = i.status.as_str(),
             reference = esc(&i.reference),
+            secret = i
+                .pull_secret
+                .as_deref()
+                .map(|s| format!(" (pull secret <code>{}</code>)", esc(s)))
+                .unwrap_or_default(),
             digest = esc(i.digest.as_deref().unwrap_or("-")),
             message = esc(i.message.as_deref().unwrap_or("")),
             code = esc(i.code.as_deref().unwrap_or("")),

@@ -6,7 +6,7 @@ mod sarif;
 mod table;
 
 pub use html::report_html;
-pub use sarif::report_sarif;
+pub use sarif::{INFORMATION_URI, report_sarif};
 pub use table::report_table;
 
 use crate::report::Report;
@@ -61,6 +61,7 @@ mod tests {
                 status: ImageStatus::NotVerified,
                 code: Some("unsigned".into()),
                 message: None,
+                pull_secret: None,
                 signers: vec![],
                 attestations: vec![],
                 policies: vec![policy.clone()],
@@ -124,6 +125,9 @@ mod tests {
         assert_eq!(json["images"][0]["usedBy"], 1);
         assert_eq!(json["problems"][0]["severity"], "note");
         let sarif: serde_json::Value = serde_json::from_str(&report_sarif(&report)).expect("sarif");
+        let driver = &sarif["runs"][0]["tool"]["driver"];
+        assert_eq!(driver["informationUri"], "https://kibaship.io/docs/audit");
+        assert_eq!(driver["name"], "kibaverify audit");
         let result = &sarif["runs"][0]["results"][0];
         assert_eq!(result["ruleId"], "unsigned");
         assert_eq!(result["level"], "error");

@@ -11,6 +11,10 @@ use crate::report::Report;
 
 const SARIF_SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
+/// The tool's `informationUri`: this command's documentation, on the project's domain (the one the report
+/// schema, [`crate::REPORT_SCHEMA`], and the policy API group `kibaship.io/v1alpha1` use).
+pub const INFORMATION_URI: &str = "https://kibaship.io/docs/audit";
+
 /// Percent-encodes a path so it is a valid URI reference (`/` kept).
 fn uri_reference(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
@@ -105,7 +109,7 @@ pub fn report_sarif(report: &Report) -> String {
         "runs": [{
             "tool": { "driver": {
                 "name": "kibaverify audit",
-                "informationUri": "https://example.invalid/kibaship/docs/audit.md",
+                "informationUri": INFORMATION_URI,
                 "version": env!("CARGO_PKG_VERSION"),
                 "rules": rule_list,
             }},

@@ -76,8 +76,12 @@ pub fn report_table(report: &Report) -> String {
                 _ => "-".to_owned(),
             }
         };
+        let image = match &i.pull_secret {
+            Some(secret) => format!("{} (pull secret {secret})", i.reference),
+            None => i.reference.clone(),
+        };
         rows.push(vec![
-            escaped(&i.reference),
+            escaped(&image),
             i.digest.clone().unwrap_or_else(|| "-".to_owned()),
             i.status.as_str().to_owned(),
             escaped(&who),

@@ -81,6 +81,12 @@ pub struct Args {
     /// and of listed or given images (default: `default`).
     #[arg(short = 'n', long, value_name = "NS")]
     pub namespace: Option<String>,
+    /// Read each cluster workload's images with its pull secrets, as the kubelet pulls them: the secrets its
+    /// `imagePullSecrets` names, else its service account's (types `kubernetes.io/dockerconfigjson` and
+    /// `kubernetes.io/dockercfg`). Needs `get` on secrets and serviceaccounts. What one secret's credentials
+    /// read is never used for a workload without that secret.
+    #[arg(long)]
+    pub use_pull_secrets: bool,
     /// List workloads in every namespace.
     #[arg(short = 'A', long, conflicts_with = "namespace")]
     pub all_namespaces: bool,
@@ -257,7 +263,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     },
                     label_selector: args.selector.clone(),
                 };
-                runtime.block_on(cluster::add_cluster(&mut inventory, &kube, &scope, &url));
+                let reached =
+                    runtime.block_on(cluster::add_cluster(&mut inventory, &kube, &scope, &url));
+                if reached && args.use_pull_secrets {
+                    runtime.block_on(cluster::add_pull_credentials(&mut inventory, &kube));
+                }
             }
             Err(e) => inventory
                 .problems
