@@ -14,6 +14,7 @@
 //! - [`tag`]: branch, per-environment latest and promotion tags on a pushed digest, policy-checked;
 //! - [`attest`]: our provenance and BuildKit's SBOM, attested (and the SBOM attached) onto the image;
 //! - [`notify`]: the build outcome POSTed to the platform, HMAC-signed, with bounded retries;
+//! - [`notify_receiver`]: a small receiver of those notifications, checking them with [`notify`]'s own check;
 //! - [`failure`], [`error`]: failure kinds and exit codes.
 
 pub mod attest;
@@ -24,6 +25,7 @@ pub mod failure;
 pub mod image;
 pub mod key;
 pub mod notify;
+pub mod notify_receiver;
 pub mod oci_store;
 pub mod plan;
 pub mod prepare;

@@ -53,6 +53,9 @@ enum Command {
     /// POST the build's outcome as JSON to the platform, signed with HMAC-SHA256 (X-Kibaship-Signature), with
     /// bounded retries; exit 0 delivered, 64 bad parameters, 75 not delivered, 77 refused (docs/tekton.md).
     Notify(Box<NotifyArgs>),
+    /// Receive `notify`'s notifications on a local address and check them as a platform must (signature over
+    /// timestamp + body, timestamp within --tolerance, Idempotency-Key); print each verified event (docs/tekton.md).
+    NotifyReceiver(Box<NotifyReceiverArgs>),
     /// Scan the built digest with trivy, judge the report with the gate policy, write the verdict and counts,
     /// and attest the report onto the image (cosign vuln predicate); exit 0 pass, 1 gate failed (attested),
     /// 2 scanner failed (nothing signed) (docs/tekton.md).
@@ -228,6 +231,29 @@ struct ScanArgs {
     /// File for the report result (the report's path).
     #[arg(long)]
     report_result: Option<PathBuf>,
+}
+
+/// `kibaship-step notify-receiver`.
+#[derive(Args)]
+struct NotifyReceiverArgs {
+    /// Address to listen on (port 0: any free port; see --address-file).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
+    /// File holding the HMAC key (as for notify).
+    #[arg(long)]
+    hmac_key_file: PathBuf,
+    /// Write the address listened on (host:port) here once listening.
+    #[arg(long)]
+    address_file: Option<PathBuf>,
+    /// Append each new verified notification's body (one JSON document per line) to this file.
+    #[arg(long)]
+    events_file: Option<PathBuf>,
+    /// Exit 0 after this many new verified notifications (default: serve until killed).
+    #[arg(long)]
+    exit_after: Option<usize>,
+    /// Largest accepted difference between the timestamp header and this clock.
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    tolerance: Duration,
 }
 
 /// `kibaship-step notify`: empty strings mean "not set", as Tekton passes them.
@@ -565,6 +591,13 @@ fn main() -> ExitCode {
         Command::Notify(a) => notify(*a)
             .err()
             .map(|e| (e.label().to_string(), error_chain(&e), e.exit_code())),
+        Command::NotifyReceiver(a) => notify_receiver(*a).err().map(|e| {
+            (
+                "notify-receiver".to_string(),
+                error_chain(&e),
+                e.exit_code(),
+            )
+        }),
         Command::Scan(a) => scan_step(*a),
         Command::Attest(a) => attest(*a)
             .err()
@@ -626,11 +659,14 @@ fn run(command: Command) -> Result<(), StepError> {
             "internal: sign is run by main, not here ({} given)",
             a.signer.image
         ))),
-        Command::Notify(_) | Command::Scan(_) | Command::Tag(_) | Command::Attest(_) => {
-            Err(StepError::BadParameter(
-                "internal: notify, scan, tag and attest are run by main, not here".into(),
-            ))
-        }
+        Command::Notify(_)
+        | Command::NotifyReceiver(_)
+        | Command::Scan(_)
+        | Command::Tag(_)
+        | Command::Attest(_) => Err(StepError::BadParameter(
+            "internal: notify, notify-receiver, scan, tag and attest are run by main, not here"
+                .into(),
+        )),
     }
 }
 
@@ -800,6 +836,69 @@ fn notify(a: NotifyArgs) -> Result<(), kibaship_step::notify::NotifyError> {
     say(format_args!("attempts={}", delivery.attempts));
     say(format_args!("responseStatus={}", delivery.status));
     Ok(())
+}
+
+fn notify_receiver(
+    a: NotifyReceiverArgs,
+) -> Result<(), kibaship_step::notify_receiver::ReceiverError> {
+    use kibaship_step::notify::HmacKey;
+    use kibaship_step::notify_receiver::{Accepted, Receiver, ReceiverError, ServeOptions, serve};
+    let key = HmacKey::from_file(&a.hmac_key_file)
+        .map_err(|e| ReceiverError::Parameter(e.to_string()))?;
+    let listener = std::net::TcpListener::bind(a.listen).map_err(|cause| ReceiverError::Io {
+        what: format!("cannot listen on {}", a.listen),
+        cause,
+    })?;
+    let address = listener.local_addr().map_err(|cause| ReceiverError::Io {
+        what: "the listening address".into(),
+        cause,
+    })?;
+    if let Some(path) = &a.address_file {
+        // Written whole and renamed, so that a reader polling for it never sees half an address.
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, format!("{address}\n"))
+            .and_then(|()| std::fs::rename(&partial, path))
+            .map_err(|cause| ReceiverError::Io {
+                what: format!("address file {}", path.display()),
+                cause,
+            })?;
+    }
+    eprintln!(
+        "kibaship-step: notify-receiver listening on http://{address} (timestamps within {}s)",
+        a.tolerance.as_secs()
+    );
+    let mut receiver = Receiver::new(key, a.tolerance);
+    let options = ServeOptions {
+        exit_after: a.exit_after,
+        events_file: a.events_file,
+    };
+    serve(&listener, &mut receiver, &options, &mut |handled| {
+        let peer = handled
+            .peer
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "?".into());
+        match &handled.outcome {
+            Ok((Accepted::New(n), _)) => {
+                say(format_args!(
+                    "accepted (HTTP {}) from {peer}: signature and timestamp verified",
+                    handled.status
+                ));
+                for line in n.describe() {
+                    say(format_args!("  {line}"));
+                }
+            }
+            Ok((Accepted::Duplicate(uid), _)) => say(format_args!(
+                "accepted (HTTP {}) from {peer}: a retry of {}, already recorded",
+                handled.status,
+                Escaped(uid)
+            )),
+            Err(refusal) => say(format_args!(
+                "refused (HTTP {}) from {peer}: {}",
+                handled.status,
+                Escaped(&refusal.to_string())
+            )),
+        }
+    })
 }
 
 /// `kibaship-step scan`; `None` on a passed gate, else the failure's label, message and exit code.

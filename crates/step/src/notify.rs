@@ -410,14 +410,99 @@ impl HmacKey {
     }
 }
 
-/// `sha256=<hex>` of HMAC-SHA256(key, `timestamp` + "." + `body`).
-pub fn signature(key: &HmacKey, timestamp: &str, body: &[u8]) -> String {
+/// HMAC-SHA256(key, `timestamp` + "." + `body`): what [`signature`] sends and [`verify_signature`] checks.
+fn mac(key: &HmacKey, timestamp: &str, body: &[u8]) -> hmac::Tag {
     let key = hmac::Key::new(hmac::HMAC_SHA256, &key.0);
     let mut ctx = hmac::Context::with_key(&key);
     ctx.update(timestamp.as_bytes());
     ctx.update(b".");
     ctx.update(body);
-    format!("sha256={}", hex::encode(ctx.sign().as_ref()))
+    ctx.sign()
+}
+
+/// `sha256=<hex>` of HMAC-SHA256(key, `timestamp` + "." + `body`).
+pub fn signature(key: &HmacKey, timestamp: &str, body: &[u8]) -> String {
+    format!("sha256={}", hex::encode(mac(key, timestamp, body).as_ref()))
+}
+
+/// The clock difference a receiver accepts between [`TIMESTAMP_HEADER`] and its own time (docs/tekton.md).
+pub const TIMESTAMP_TOLERANCE: Duration = Duration::from_secs(300);
+
+/// Why a receiver refuses a notification's signature ([`verify_signature`]). The messages never quote the
+/// signature, the key or the body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureError {
+    /// A header the check needs is absent (or not visible ASCII).
+    #[error("the {0} header is missing")]
+    MissingHeader(&'static str),
+    /// The timestamp is not decimal Unix seconds.
+    #[error("the {TIMESTAMP_HEADER} header is not decimal Unix seconds")]
+    BadTimestamp,
+    /// The timestamp is further from the receiver's clock than the tolerance (a replay, or a wrong clock).
+    #[error(
+        "the timestamp {timestamp} is {skew} s from the receiver's clock ({now}), more than the {tolerance} s accepted"
+    )]
+    Stale {
+        timestamp: u64,
+        now: u64,
+        skew: u64,
+        tolerance: u64,
+    },
+    /// The signature header is not `sha256=` and 64 lowercase hex digits.
+    #[error("the {SIGNATURE_HEADER} header is not sha256=<64 lowercase hex digits>")]
+    Malformed,
+    /// The MAC does not match: another key, or a body or timestamp changed on the way.
+    #[error(
+        "the signature does not match the timestamp and body (another key, or altered on the way)"
+    )]
+    Mismatch,
+}
+
+/// The receiver's check (docs/tekton.md, "Checking it"): `timestamp` (the [`TIMESTAMP_HEADER`] value) is within
+/// `tolerance` of `now`, and `signature_header` (the [`SIGNATURE_HEADER`] value) is [`signature`] of the
+/// timestamp and the raw `body` under `key`, compared in constant time.
+pub fn verify_signature(
+    key: &HmacKey,
+    timestamp: &str,
+    signature_header: &str,
+    body: &[u8],
+    now: SystemTime,
+    tolerance: Duration,
+) -> Result<(), SignatureError> {
+    if timestamp.is_empty()
+        || timestamp.len() > 20
+        || !timestamp.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(SignatureError::BadTimestamp);
+    }
+    let sent: u64 = timestamp
+        .parse()
+        .map_err(|_| SignatureError::BadTimestamp)?;
+    let now = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let skew = now.abs_diff(sent);
+    if skew > tolerance.as_secs() {
+        return Err(SignatureError::Stale {
+            timestamp: sent,
+            now,
+            skew,
+            tolerance: tolerance.as_secs(),
+        });
+    }
+    let given = signature_header
+        .strip_prefix("sha256=")
+        .filter(|h| {
+            h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or(SignatureError::Malformed)?;
+    aws_lc_rs::constant_time::verify_slices_are_equal(mac(key, timestamp, body).as_ref(), &given)
+        .map_err(|_| SignatureError::Mismatch)
 }
 
 /// The URL for messages: scheme, host, port and path; no user info, query or fragment.
@@ -729,6 +814,81 @@ mod tests {
             "sha256=f05f2539e3ae1c49aec5f8cfdad75ef6b06480b133973ffbb7ec9e18827af177"
         );
         assert!(HmacKey::new(b"short").is_err());
+    }
+
+    #[test]
+    fn the_receiver_check_accepts_what_the_sender_signs_and_nothing_else() {
+        let key = HmacKey::new(b"0123456789abcdef0123456789abcdef").expect("key");
+        let other = HmacKey::new(b"fedcba9876543210fedcba9876543210").expect("key");
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_100);
+        let body = br#"{"version":1,"status":"succeeded"}"#;
+        let ts = "1700000000";
+        let sig = signature(&key, ts, body);
+        let check = |key: &HmacKey, ts: &str, sig: &str, body: &[u8]| {
+            verify_signature(key, ts, sig, body, now, TIMESTAMP_TOLERANCE)
+        };
+        assert_eq!(check(&key, ts, &sig, body), Ok(()));
+        // A tampered body, a wrong key, a timestamp changed after signing.
+        assert_eq!(
+            check(&key, ts, &sig, br#"{"version":1,"status":"failed"}"#),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(check(&other, ts, &sig, body), Err(SignatureError::Mismatch));
+        assert_eq!(
+            check(&key, "1700000001", &sig, body),
+            Err(SignatureError::Mismatch)
+        );
+        // Stale (and from the future), even when correctly signed.
+        for stale in ["1699999799", "1700000401"] {
+            let e = check(&key, stale, &signature(&key, stale, body), body).expect_err(stale);
+            assert!(
+                matches!(
+                    e,
+                    SignatureError::Stale {
+                        skew: 301,
+                        tolerance: 300,
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+        }
+        let edge = "1699999800";
+        assert_eq!(
+            check(&key, edge, &signature(&key, edge, body), body),
+            Ok(())
+        );
+        // Malformed headers.
+        for bad_ts in ["", "-5", "17e8", " 1700000000", "99999999999999999999999"] {
+            assert_eq!(
+                check(&key, bad_ts, &sig, body),
+                Err(SignatureError::BadTimestamp),
+                "{bad_ts:?}"
+            );
+        }
+        for bad_sig in [
+            "",
+            &sig[7..],
+            "sha1=00",
+            &format!("sha256={}", "z".repeat(64)),
+            &sig[..70],
+        ] {
+            assert_eq!(
+                check(&key, ts, bad_sig, body),
+                Err(SignatureError::Malformed),
+                "{bad_sig:?}"
+            );
+        }
+        // The header is lowercase hex, as sent and documented.
+        assert_eq!(
+            check(
+                &key,
+                ts,
+                &format!("sha256={}", sig[7..].to_uppercase()),
+                body
+            ),
+            Err(SignatureError::Malformed)
+        );
     }
 
     #[test]
