@@ -400,7 +400,7 @@ pub fn key_signed_envelope(
 }
 
 /// [`key_signed_envelope`] and the signature it holds.
-fn signed_envelope(
+pub(crate) fn signed_envelope(
     key: &SigningKey,
     statement: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>), kibaship_sign::KeyError> {

@@ -1,4 +1,4 @@
-//! Blobs signed as `cosign sign-blob --key K --bundle B` (v3, nothing uploaded to a log) writes them: a Sigstore
+//! Blobs signed as `cosign sign-blob --key K --bundle B --tlog-upload=false` (v3) writes them: a Sigstore
 //! bundle v0.3 holding a message signature (`messageDigest` = the blob's digest with the key's hash, SHA-256 for
 //! P-256 and RSA, SHA-384 for P-384, SHA-512 for P-521; `signature` over that digest) and the public key's hint.
 //! Pure: the caller streams the blob through the hash and reads and writes the files.
@@ -190,6 +190,25 @@ pub fn self_check_keyless_blob_bundle(
             algorithm: HashAlgorithm::Sha256,
             digest: sha256_digest,
         },
+    )
+}
+
+/// Verifies a blob bundle just signed with `key` and logged (a message signature over the blob's `digest` of
+/// `algorithm`, or a DSSE statement whose subject has that SHA-256 digest) against `verifier`'s trusted root,
+/// before the bundle is written: a log the root does not trust fails here instead of at the first verifier.
+pub fn self_check_key_blob_bundle(
+    verifier: &kibaship_sigstore::Verifier,
+    key: &SigningKey,
+    json: &[u8],
+    algorithm: HashAlgorithm,
+    digest: &[u8],
+) -> Result<(), String> {
+    let bundle = kibaship_sigstore::Bundle::from_json(json).map_err(|e| e.to_string())?;
+    crate::registry::self_check_key(
+        verifier,
+        key,
+        &bundle,
+        kibaship_sigstore::ArtifactPolicy::Digest { algorithm, digest },
     )
 }
 

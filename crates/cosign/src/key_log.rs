@@ -8,7 +8,16 @@
 //!   verifier, and an RFC 3161 timestamp from the TSA (Rekor v2 entries carry no signed time); the bundle v0.3
 //!   holds the key's hint, the TransparencyLogEntry and the timestamp.
 //!
-//! Keys that sign over SHA-256 are logged (ECDSA P-256 in both layouts, RSA in the legacy layout); the others are
+//! - Blobs (`sign-blob`, `attest-blob`): a bundle v0.3 in either log, as cosign v3.1.3 (sigstore-go) writes it:
+//!   Rekor v2 when the services name one (a `hashedrekord` v0.0.2 over the blob's digest, or over the PAE of an
+//!   attestation's DSSE envelope, plus the TSA's timestamp), else Rekor v1 (`hashedrekord` v0.0.1 / `dsse`
+//!   v0.0.1, the entry with its inclusion proof and the SET as inclusion promise, a TSA timestamp when one is
+//!   named).
+//!
+//! Rekor v2 (rekor-tiles v2.3.0's default `--client-signing-algorithms`) accepts every key cosign signs with here:
+//! ECDSA P-256/SHA-256, P-384/SHA-384, P-521/SHA-512 and RSA PKCS#1 v1.5/SHA-256 of 2048, 3072 or 4096 bits; an
+//! RSA key of another size is refused before anything is sent ([`rekor_v2_key_details`]). Rekor v1 entries record
+//! a SHA-256 hash, so there only keys that sign over SHA-256 (ECDSA P-256, RSA) are logged; the others are
 //! refused before anything is sent.
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -158,13 +167,7 @@ impl KeyTransparencyLog {
         payload: &[u8],
         signature: &[u8],
     ) -> Result<rekor_v1::LogEntry, KeyLogError> {
-        if key.hash_algorithm() != HashAlgorithm::Sha256 {
-            return Err(KeyLogError::UnsupportedKey {
-                kind: key.kind(),
-                rekor: "v1",
-                why: "only keys that sign over SHA-256 (ECDSA P-256, RSA) are logged",
-            });
-        }
+        refuse_unless_sha256(key)?;
         let url = self.rekor_v1_url()?;
         let request = rekor_v1::hashed_rekord_request(
             &HashAlgorithm::Sha256.digest(payload),
@@ -182,13 +185,7 @@ impl KeyTransparencyLog {
         key: &SigningKey,
         envelope: &[u8],
     ) -> Result<rekor_v1::LogEntry, KeyLogError> {
-        if key.hash_algorithm() != HashAlgorithm::Sha256 {
-            return Err(KeyLogError::UnsupportedKey {
-                kind: key.kind(),
-                rekor: "v1",
-                why: "only keys that sign over SHA-256 (ECDSA P-256, RSA) are logged",
-            });
-        }
+        refuse_unless_sha256(key)?;
         let url = self.rekor_v1_url()?;
         let envelope = String::from_utf8_lossy(envelope);
         let request = rekor_v1::dsse_request(&envelope, &key.public_key_pem()?);
@@ -203,60 +200,125 @@ impl KeyTransparencyLog {
         key: &SigningKey,
         statement: &[u8],
     ) -> Result<(Vec<u8>, LoggedEntry), KeyLogError> {
-        if key.kind() != KeyKind::EcdsaP256 {
-            return Err(KeyLogError::UnsupportedKey {
-                kind: key.kind(),
-                rekor: "v2",
-                why: "only ECDSA P-256 keys are logged in Rekor v2",
-            });
-        }
+        let key_details = rekor_v2_key_details(key)?;
         let url = self.rekor_v2_url()?;
         let tsa_url = self.tsa_url()?;
         let signed = pae(IN_TOTO_PAYLOAD_TYPE, statement);
         let signature = key.sign(&signed)?;
         let spki = key.public_key_der()?;
-        let timestamp = tsa::request_timestamp(
-            &self.http,
-            tsa_url,
-            &HashAlgorithm::Sha256.digest(&signature),
-        )
-        .await?;
+        let timestamp = self.timestamp(tsa_url, &signature).await?;
         let request = rekor_v2::hashed_rekord_request_for_key(
-            &HashAlgorithm::Sha256.digest(&signed),
+            &key.hash_algorithm().digest(&signed),
             &signature,
             &spki,
-            rekor_v2::KEY_DETAILS_P256,
+            key_details,
         );
         let entry = rekor_v2::create_entry(&self.http, url, &request).await?;
-        let log_index = entry
-            .get("logIndex")
-            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-            .unwrap_or_default();
-        let bundle = serde_json::json!({
-            "mediaType": BUNDLE_V03_MEDIA_TYPE,
-            "verificationMaterial": {
-                "publicKey": {"hint": public_key_hint(&spki)},
-                "tlogEntries": [entry],
-                "timestampVerificationData": {
-                    "rfc3161Timestamps": [{"signedTimestamp": STANDARD.encode(&timestamp)}],
-                },
-            },
-            "dsseEnvelope": {
-                "payload": STANDARD.encode(statement),
-                "payloadType": IN_TOTO_PAYLOAD_TYPE,
-                "signatures": [{"sig": STANDARD.encode(&signature)}],
-            },
-        });
-        let logged = LoggedEntry {
+        Ok(key_bundle(
+            &spki,
+            entry,
+            Some(&timestamp),
+            dsse_content(statement, &signature),
+            self.logged_v2(url),
+        ))
+    }
+
+    /// Signs a blob's `digest` (of the key's hash, [`SigningKey::hash_algorithm`]) with `key` and logs the
+    /// signature, as `cosign sign-blob --key --bundle` does with a signing config: in Rekor v2 (`hashedrekord`
+    /// v0.0.2 over the digest, with the TSA's timestamp) when one is named, else in Rekor v1 (`hashedrekord`
+    /// v0.0.1; SHA-256 keys only). Returns the bundle v0.3 (`publicKey` hint, the entry, the timestamp, the
+    /// message signature) and the entry.
+    pub async fn sign_blob_digest(
+        &self,
+        key: &SigningKey,
+        digest: &[u8],
+    ) -> Result<(Vec<u8>, LoggedEntry), KeyLogError> {
+        let spki = key.public_key_der()?;
+        if self.services.rekor_url.is_none() && self.services.rekor_v1_url.is_some() {
+            refuse_unless_sha256(key)?;
+            let signature = key.sign_digest(digest)?;
+            let request =
+                rekor_v1::hashed_rekord_request(digest, &signature, &key.public_key_pem()?);
+            let entry = rekor_v1::create_entry(&self.http, self.rekor_v1_url()?, &request).await?;
+            let timestamp = self.optional_timestamp(&signature).await?;
+            return Ok(key_bundle(
+                &spki,
+                bundle_entry_v1(&entry)?,
+                timestamp.as_deref(),
+                message_content(key, digest, &signature),
+                self.logged_v1(&entry),
+            ));
+        }
+        let key_details = rekor_v2_key_details(key)?;
+        let url = self.rekor_v2_url()?;
+        let tsa_url = self.tsa_url()?;
+        let signature = key.sign_digest(digest)?;
+        let timestamp = self.timestamp(tsa_url, &signature).await?;
+        let request =
+            rekor_v2::hashed_rekord_request_for_key(digest, &signature, &spki, key_details);
+        let entry = rekor_v2::create_entry(&self.http, url, &request).await?;
+        Ok(key_bundle(
+            &spki,
+            entry,
+            Some(&timestamp),
+            message_content(key, digest, &signature),
+            self.logged_v2(url),
+        ))
+    }
+
+    /// Signs `statement` in a DSSE envelope with `key` and logs it for a bundle, as `cosign attest-blob --key
+    /// --bundle` does with a signing config: Rekor v2 when one is named
+    /// ([`KeyTransparencyLog::sign_dsse_rekor_v2`]), else Rekor v1 as a `dsse` v0.0.1 entry (SHA-256 keys only)
+    /// whose inclusion proof and SET go into the bundle, with a TSA timestamp when a TSA is named.
+    pub async fn sign_dsse_bundle(
+        &self,
+        key: &SigningKey,
+        statement: &[u8],
+    ) -> Result<(Vec<u8>, LoggedEntry), KeyLogError> {
+        if !(self.services.rekor_url.is_none() && self.services.rekor_v1_url.is_some()) {
+            return self.sign_dsse_rekor_v2(key, statement).await;
+        }
+        refuse_unless_sha256(key)?;
+        let (envelope, signature) = crate::attest::signed_envelope(key, statement)?;
+        let entry = self.log_dsse_rekor_v1(key, &envelope).await?;
+        let timestamp = self.optional_timestamp(&signature).await?;
+        Ok(key_bundle(
+            &key.public_key_der()?,
+            bundle_entry_v1(&entry)?,
+            timestamp.as_deref(),
+            dsse_content(statement, &signature),
+            self.logged_v1(&entry),
+        ))
+    }
+
+    /// The TSA's RFC 3161 timestamp over `signature` (its SHA-256).
+    async fn timestamp(&self, tsa_url: &str, signature: &[u8]) -> Result<Vec<u8>, KeyLogError> {
+        Ok(tsa::request_timestamp(
+            &self.http,
+            tsa_url,
+            &HashAlgorithm::Sha256.digest(signature),
+        )
+        .await?)
+    }
+
+    /// A timestamp when a TSA is named (beside Rekor v1, where the SET dates the entry and a TSA is optional).
+    async fn optional_timestamp(&self, signature: &[u8]) -> Result<Option<Vec<u8>>, KeyLogError> {
+        match self.services.tsa_url.as_deref() {
+            Some(url) => Ok(Some(self.timestamp(url, signature).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// What the text output and JSON report say about a Rekor v2 entry.
+    fn logged_v2(&self, url: &str) -> LoggedEntry {
+        LoggedEntry {
             rekor_version: 2,
             log: url.to_string(),
-            log_index,
+            log_index: String::new(),
             rekor_uuid: None,
             integrated_time: None,
-            timestamp_authority: Some(tsa_url.to_string()),
-        };
-        // A Value of strings and objects always serialises.
-        Ok((serde_json::to_vec(&bundle).unwrap_or_default(), logged))
+            timestamp_authority: self.services.tsa_url.clone(),
+        }
     }
 
     /// What the text output and JSON report say about a Rekor v1 entry.
@@ -270,4 +332,121 @@ impl KeyTransparencyLog {
             timestamp_authority: None,
         }
     }
+}
+
+/// Rekor v1 entries here record SHA-256 hashes: keys that sign over another hash are refused before upload.
+fn refuse_unless_sha256(key: &SigningKey) -> Result<(), KeyLogError> {
+    if key.hash_algorithm() != HashAlgorithm::Sha256 {
+        return Err(KeyLogError::UnsupportedKey {
+            kind: key.kind(),
+            rekor: "v1",
+            why: "only keys that sign over SHA-256 (ECDSA P-256, RSA) are logged in Rekor v1; Rekor v2 takes P-384 and P-521 keys",
+        });
+    }
+    Ok(())
+}
+
+/// The `keyDetails` Rekor v2 needs for `key`, or why rekor-tiles (v2.3.0, default `--client-signing-algorithms`:
+/// RSA PKCS#1 v1.5 2048/3072/4096 with SHA-256, ECDSA P-256/SHA-256, P-384/SHA-384, P-521/SHA-512, Ed25519)
+/// would refuse it, said before anything is sent.
+pub fn rekor_v2_key_details(key: &SigningKey) -> Result<&'static str, KeyLogError> {
+    let refuse = |why: &'static str| KeyLogError::UnsupportedKey {
+        kind: key.kind(),
+        rekor: "v2",
+        why,
+    };
+    Ok(match key.kind() {
+        KeyKind::EcdsaP256 => rekor_v2::KEY_DETAILS_P256,
+        KeyKind::EcdsaP384 => "PKIX_ECDSA_P384_SHA_384",
+        KeyKind::EcdsaP521 => "PKIX_ECDSA_P521_SHA_512",
+        KeyKind::Rsa => match key.rsa_modulus_bits() {
+            Some(2048) => "PKIX_RSA_PKCS1V15_2048_SHA256",
+            Some(3072) => "PKIX_RSA_PKCS1V15_3072_SHA256",
+            Some(4096) => "PKIX_RSA_PKCS1V15_4096_SHA256",
+            _ => {
+                return Err(refuse(
+                    "Rekor v2 accepts RSA keys of 2048, 3072 or 4096 bits only (rekor-tiles' client signing algorithms)",
+                ));
+            }
+        },
+        KeyKind::Ed25519 => {
+            return Err(refuse(
+                "signing with Ed25519 keys is not supported (cosign signs with them as Ed25519ph)",
+            ));
+        }
+    })
+}
+
+/// A Rekor v1 answer as the bundle's TransparencyLogEntry, which a bundle v0.3 needs with an inclusion proof.
+fn bundle_entry_v1(entry: &rekor_v1::LogEntry) -> Result<serde_json::Value, KeyLogError> {
+    let tlog = entry.transparency_log_entry()?;
+    if tlog.get("inclusionProof").is_none() {
+        return Err(KeyLogError::Service(KeylessError::Response {
+            service: "Rekor",
+            reason:
+                "the Rekor v1 entry has no inclusion proof with a checkpoint, which a bundle v0.3 needs"
+                    .into(),
+        }));
+    }
+    Ok(tlog)
+}
+
+/// A bundle's DSSE content: the statement and its signature.
+fn dsse_content(statement: &[u8], signature: &[u8]) -> serde_json::Value {
+    serde_json::json!({
+        "dsseEnvelope": {
+            "payload": STANDARD.encode(statement),
+            "payloadType": IN_TOTO_PAYLOAD_TYPE,
+            "signatures": [{"sig": STANDARD.encode(signature)}],
+        }
+    })
+}
+
+/// A bundle's message signature over a blob's digest (of the key's hash).
+fn message_content(key: &SigningKey, digest: &[u8], signature: &[u8]) -> serde_json::Value {
+    serde_json::json!({
+        "messageSignature": {
+            "messageDigest": {
+                "algorithm": crate::blob::digest_algorithm_name(key.hash_algorithm()),
+                "digest": STANDARD.encode(digest),
+            },
+            "signature": STANDARD.encode(signature),
+        }
+    })
+}
+
+/// The bundle v0.3 of a logged key signature: the key's hint, the log entry, the timestamp if any, the content;
+/// and the entry report with its log index.
+fn key_bundle(
+    spki: &[u8],
+    entry: serde_json::Value,
+    timestamp: Option<&[u8]>,
+    content: serde_json::Value,
+    mut logged: LoggedEntry,
+) -> (Vec<u8>, LoggedEntry) {
+    if logged.log_index.is_empty() {
+        logged.log_index = entry
+            .get("logIndex")
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .unwrap_or_default();
+    }
+    let mut bundle = serde_json::json!({
+        "mediaType": BUNDLE_V03_MEDIA_TYPE,
+        "verificationMaterial": {
+            "publicKey": {"hint": public_key_hint(spki)},
+            "tlogEntries": [entry],
+        },
+    });
+    if let Some(timestamp) = timestamp {
+        bundle["verificationMaterial"]["timestampVerificationData"] = serde_json::json!({
+            "rfc3161Timestamps": [{"signedTimestamp": STANDARD.encode(timestamp)}],
+        });
+    }
+    if let (Some(b), Some(c)) = (bundle.as_object_mut(), content.as_object()) {
+        for (k, v) in c {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    // A Value of strings and objects always serialises.
+    (serde_json::to_vec(&bundle).unwrap_or_default(), logged)
 }

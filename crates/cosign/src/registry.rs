@@ -473,7 +473,7 @@ pub(crate) fn self_check_logged_bundle(
 }
 
 /// Verifies a logged key signature just made with `key`'s public key against the trusted root before upload.
-fn self_check_key(
+pub(crate) fn self_check_key(
     verifier: &Verifier,
     key: &SigningKey,
     bundle: &Bundle,

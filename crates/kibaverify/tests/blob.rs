@@ -320,7 +320,7 @@ fn sign_blob_writes_nothing_on_failure() {
     assert_exit_with_message(&r, 2, "not a regular file");
     let r = run(&mut sign(&["--tlog-upload=true"], "release.tar.gz"), &mut t);
     assert_exit_with_message(&r, 2, "--tlog-upload=true is not supported");
-    // A signing config asks for a log too: refused, not ignored.
+    // A signing config asks for a log (blob_tlog.rs): one that is not a signing config is refused.
     std::fs::write(dir.join("signing-config.json"), "{}").unwrap();
     let r = run(
         &mut sign(

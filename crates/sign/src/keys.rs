@@ -459,6 +459,14 @@ impl SigningKey {
         self.kind
     }
 
+    /// For an RSA key, the size of its modulus in bits (what Rekor v2's key details name); `None` otherwise.
+    pub fn rsa_modulus_bits(&self) -> Option<usize> {
+        match &self.pair {
+            Pair::Rsa(pair) => Some(pair.public_modulus_len() * 8),
+            _ => None,
+        }
+    }
+
     /// The public key as DER SubjectPublicKeyInfo.
     pub fn public_key_der(&self) -> Result<Vec<u8>, KeyError> {
         let der = match &self.pair {

@@ -1,7 +1,9 @@
 //! `kibaverify attest-blob FILE --predicate P --type T (--key K | --keyless ...) --bundle B`: an in-toto
 //! attestation about a file, as `cosign attest-blob --bundle B` makes it: the statement (cosign's
 //! `https://in-toto.io/Statement/v0.1`, one subject named after the file's base name with its SHA-256) signed
-//! in a DSSE envelope inside a Sigstore bundle v0.3: with a key and no log, or keyless (Fulcio, Rekor v2, TSA).
+//! in a DSSE envelope inside a Sigstore bundle v0.3: with a key, logged as `sign-blob` logs (Rekor v2 with a TSA
+//! timestamp, else Rekor v1, from the signing config or Rekor URLs; nothing with `--tlog-upload=false` or no log
+//! named), or keyless (Fulcio, Rekor v2, TSA).
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,9 +14,10 @@ use kibaship_sigstore::HashAlgorithm;
 
 use super::attest::read_attestation;
 use super::sign_blob::{
-    KEY_NOTE, KEYLESS_NOTE, hash_file, keyless_blob_bundle, refuse_key_logging, write_bundle,
+    KEY_NOTE, KEYLESS_NOTE, hash_file, keyless_blob_bundle, logged_key_bundle, service_registry,
+    write_bundle,
 };
-use super::signer_flags::SignerFlags;
+use super::signer_flags::{SignerFlags, load_signing_key};
 
 /// Attests a file (an SBOM, a provenance document, a test report about a release tarball) into a Sigstore bundle,
 /// as `cosign attest-blob --bundle`.
@@ -37,8 +40,8 @@ pub struct Args {
     bundle: PathBuf,
     #[command(flatten)]
     signer: SignerFlags,
-    /// Keyless: PEM bundle of CA certificates trusted for Fulcio, Rekor and the TSA, beside the system roots.
-    #[arg(long = "ca-file", value_name = "PEM", requires = "keyless")]
+    /// PEM bundle of CA certificates trusted for Fulcio, Rekor and the TSA, beside the system roots.
+    #[arg(long = "ca-file", value_name = "PEM")]
     ca_file: Option<PathBuf>,
 }
 
@@ -58,12 +61,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let (bundle, note) = match args.signer.key_path() {
         Some(key_path) => {
-            refuse_key_logging(&args.signer)?;
-            let key = args.signer.signing_key(key_path)?;
+            let log = args
+                .signer
+                .key_blob_log(&service_registry(args.ca_file.as_deref()))?;
+            let key = load_signing_key(key_path)?;
             let digest = hash_file(&args.file, "file to attest", HashAlgorithm::Sha256)?;
-            let bundle = key_signed_bundle(&key, &statement_for(&digest)?)
-                .with_context(|| format!("cannot sign with key {}", key_path.display()))?;
-            (bundle, KEY_NOTE)
+            let statement = statement_for(&digest)?;
+            match log {
+                None => (
+                    key_signed_bundle(&key, &statement)
+                        .with_context(|| format!("cannot sign with key {}", key_path.display()))?,
+                    KEY_NOTE.to_string(),
+                ),
+                Some((log, check)) => logged_key_bundle(
+                    &key,
+                    check.as_ref(),
+                    log.sign_dsse_bundle(&key, &statement),
+                    HashAlgorithm::Sha256,
+                    &digest,
+                )?,
+            }
         }
         None => (
             keyless_blob_bundle(
@@ -73,7 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "file to attest",
                 |digest| statement_for(digest).map(Some),
             )?,
-            KEYLESS_NOTE,
+            KEYLESS_NOTE.to_string(),
         ),
     };
     write_bundle(

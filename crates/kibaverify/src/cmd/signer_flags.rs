@@ -169,27 +169,6 @@ impl SignerFlags {
         self.key.as_deref().filter(|_| !self.keyless)
     }
 
-    /// Loads `--key` for a signature that is not logged (blobs), refusing `--tlog-upload=true` and a named log.
-    /// Image signatures go through [`SignerFlags::load`], which logs them when a log is named.
-    pub fn signing_key(&self, key_path: &Path) -> anyhow::Result<SigningKey> {
-        if self.tlog_upload == Some(true) {
-            bail!(
-                "--tlog-upload=true is not supported with --key here: this command signs with a key without a transparency-log entry (as cosign --tlog-upload=false); use --keyless for logged signatures"
-            );
-        }
-        if self.trusted_root.is_some() {
-            bail!(
-                "--trusted-root with --key checks a logged signature before it is written, and this command logs none with a key: drop --trusted-root"
-            );
-        }
-        if self.names_a_log() && self.tlog_upload.is_none() {
-            bail!(
-                "--signing-config, --rekor-url and --rekor-v1-url are not supported with --key here: this command signs with a key without a transparency-log entry (as cosign --tlog-upload=false); use --keyless for logged signatures"
-            );
-        }
-        load_signing_key(key_path)
-    }
-
     /// Whether a log is named for key signatures: a signing config or a Rekor URL.
     fn names_a_log(&self) -> bool {
         self.signing_config.is_some() || self.rekor_url.is_some() || self.rekor_v1_url.is_some()
@@ -202,6 +181,26 @@ impl SignerFlags {
     pub fn key_transparency_log(
         &self,
         layout: SignatureLayout,
+        registry: &RegistryFlags,
+    ) -> anyhow::Result<Option<(KeyTransparencyLog, Option<Verifier>)>> {
+        self.key_log_for(Some(layout.layouts().rekor_logs()), registry)
+    }
+
+    /// With `--key`, for a blob's bundle (`sign-blob`, `attest-blob`): the log its signature is entered in, as
+    /// cosign v3.1.3 picks it from the signing config (Rekor v2 with the TSA when offered, else Rekor v1), and
+    /// the trusted root to check the bundle against; `None` when nothing is logged, as
+    /// [`SignerFlags::key_transparency_log`].
+    pub fn key_blob_log(
+        &self,
+        registry: &RegistryFlags,
+    ) -> anyhow::Result<Option<(KeyTransparencyLog, Option<Verifier>)>> {
+        self.key_log_for(None, registry)
+    }
+
+    /// [`SignerFlags::key_transparency_log`] for the logs `needs` names; `None`: Rekor v2 if named, else v1.
+    fn key_log_for(
+        &self,
+        needs: Option<RekorLogs>,
         registry: &RegistryFlags,
     ) -> anyhow::Result<Option<(KeyTransparencyLog, Option<Verifier>)>> {
         if self.tlog_upload == Some(false) || (!self.names_a_log() && self.tlog_upload.is_none()) {
@@ -217,17 +216,17 @@ impl SignerFlags {
                 "--tlog-upload=true is not supported with --key without a Rekor log: give --signing-config, or --rekor-v1-url (legacy layout) / --rekor-url and --tsa-url (bundle layout)"
             );
         }
-        let needs = layout.layouts().rekor_logs();
         let mut services = match &self.signing_config {
             Some(path) => {
                 let json = read_bounded(path, "signing config", MAX_CONFIG_FILE_BYTES)?;
                 // A log given by flag need not be in the config.
                 let needs = match (needs, self.rekor_url.is_some(), self.rekor_v1_url.is_some()) {
-                    (RekorLogs::V2, true, _) | (RekorLogs::V1, _, true) => None,
-                    (RekorLogs::Both, true, true) => None,
-                    (RekorLogs::Both, true, false) => Some(RekorLogs::V1),
-                    (RekorLogs::Both, false, true) => Some(RekorLogs::V2),
-                    (n, _, _) => Some(n),
+                    (None, _, _) => None,
+                    (Some(RekorLogs::V2), true, _) | (Some(RekorLogs::V1), _, true) => None,
+                    (Some(RekorLogs::Both), true, true) => None,
+                    (Some(RekorLogs::Both), true, false) => Some(RekorLogs::V1),
+                    (Some(RekorLogs::Both), false, true) => Some(RekorLogs::V2),
+                    (Some(n), _, _) => Some(n),
                 };
                 let parsed = match needs {
                     Some(needs) => LogServices::from_signing_config(&json, now_unix(), needs),
@@ -254,6 +253,11 @@ impl SignerFlags {
             ("Rekor v1", services.rekor_v1_url.as_ref()),
             ("TSA", services.tsa_url.as_ref()),
         ])?;
+        let needs = needs.unwrap_or(if services.rekor_url.is_some() {
+            RekorLogs::V2
+        } else {
+            RekorLogs::V1
+        });
         let log = KeyTransparencyLog::new(self.service_client(registry)?, services, needs)
             .map_err(|e| {
                 anyhow::anyhow!(

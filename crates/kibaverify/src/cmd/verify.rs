@@ -289,7 +289,7 @@ fn hint_text(hint: Hint, hints: Hints) -> &'static str {
             "pass --insecure-ignore-tlog --use-signed-timestamps to accept it on its RFC 3161 timestamp alone"
         }
         (Hint::AcceptSignedTimestamps, Hints::PolicyFile) => {
-            "admission policies do not accept timestamp-only bundles"
+            "the policy would accept it on its RFC 3161 timestamp with `signedTimestamps: accept`"
         }
     }
 }

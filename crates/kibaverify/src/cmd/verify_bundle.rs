@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use kibaship_sigstore::{
-    ArtifactPolicy, Bundle, CertificateIdentity, IdentityPolicy, PublicKey, TrustedRoot, Verifier,
-    parse_digest,
+    ArtifactPolicy, Bundle, CertificateIdentity, IdentityPolicy, PublicKey, TimeEvidence,
+    TrustedRoot, Verifier, VerifyError, parse_digest,
 };
 
 use kibaship_cli::input::{MAX_CONFIG_FILE_BYTES, read_bounded};
@@ -61,9 +61,23 @@ pub struct Args {
     /// `trusted_root.json` to trust (default: the embedded Sigstore public-good root).
     #[arg(long, value_name = "FILE")]
     pub trusted_root: Option<PathBuf>,
+    /// Accept a timestamp-only bundle (an RFC 3161 timestamp, no transparency-log entry) on its timestamp, as
+    /// `verify --insecure-ignore-tlog --use-signed-timestamps` and sigstore-go's `WithSignedTimestamps(1)` do;
+    /// the timestamp must verify against the trusted root's TSAs. Without it such a bundle is refused with the
+    /// code `timestamp-only`. Log entries a bundle has are checked either way.
+    #[arg(long)]
+    pub use_signed_timestamps: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub output: Output,
+}
+
+/// The stable code of a refusal this command names (as `verify` names its reasons), if any.
+fn failure_code(err: &VerifyError) -> Option<&'static str> {
+    match err {
+        VerifyError::NoTransparencyLogEntry => Some("timestamp-only"),
+        _ => None,
+    }
 }
 
 /// Reads a PEM `PUBLIC KEY` file (`--key`), bounded, naming the file in errors.
@@ -143,9 +157,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         _ => bail!("exactly one of --artifact or --digest is required"),
     };
-    let outcome = verifier
-        .verify(&bundle, artifact, &policy)
-        .map_err(|e| e.to_string());
+    let evidence = if args.use_signed_timestamps {
+        TimeEvidence::SignedTimestamps
+    } else {
+        TimeEvidence::TransparencyLog
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(i64::MAX, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let outcome = verifier.verify_at_with(&bundle, artifact, &policy, now, evidence);
     match outcome {
         Ok(result) => {
             match args.output {
@@ -179,15 +199,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
+            let code = failure_code(&err);
+            let err = err.to_string();
             match args.output {
                 Output::Json => print_line(
-                    serde_json::json!({ "verified": false, "bundle": args.bundle.display().to_string(), "error": err.to_string() }),
+                    serde_json::json!({ "verified": false, "bundle": args.bundle.display().to_string(), "error": err, "code": code }),
                 )?,
-                Output::Text => eprintln!(
-                    "Verification FAILED for {}: {}. The bundle was checked offline against the trusted root; nothing from it is trusted.",
-                    args.bundle.display(),
-                    Escaped(&err)
-                ),
+                Output::Text => {
+                    eprintln!(
+                        "Verification FAILED for {}: {}{}. The bundle was checked offline against the trusted root; nothing from it is trusted.",
+                        args.bundle.display(),
+                        code.map(|c| format!("[{c}] ")).unwrap_or_default(),
+                        Escaped(&err)
+                    );
+                    if code == Some("timestamp-only") {
+                        eprintln!(
+                            "hint: pass --use-signed-timestamps to accept it on its RFC 3161 timestamp alone"
+                        );
+                    }
+                }
             }
             Ok(ExitCode::from(1))
         }
