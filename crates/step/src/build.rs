@@ -60,6 +60,8 @@ pub struct BuildRequest {
     pub source_url: String,
     /// RFC 3339 creation time for `org.opencontainers.image.created`.
     pub created: String,
+    /// `authors`: `org.opencontainers.image.authors` (empty: left out).
+    pub authors: String,
     /// `platforms`.
     pub platforms: String,
     /// `cacheKey`.
@@ -145,6 +147,7 @@ fn validate(req: &BuildRequest) -> Result<Validated, StepError> {
             req.created
         )));
     }
+    crate::image::check_authors(&req.authors).map_err(StepError::BadParameter)?;
     let secrets = parse_secret_names(&req.build_secrets)?;
     let context = context_dir(&req.source_dir, &req.context_path)?;
     let plan = RailpackPlan::parse(&read_limited(
@@ -319,6 +322,7 @@ pub async fn run_build<S: ManifestStore>(
         source_url: &req.source_url,
         revision: &req.revision,
         created: &req.created,
+        authors: &req.authors,
         build_key: v.key.as_str(),
         info: v.info.as_ref(),
     });

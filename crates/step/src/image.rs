@@ -173,6 +173,9 @@ pub struct AnnotationInput<'a> {
     pub revision: &'a str,
     /// `org.opencontainers.image.created`, RFC 3339.
     pub created: &'a str,
+    /// `org.opencontainers.image.authors`: who is responsible for the image, free-form (may be empty: then left
+    /// out; checked by [`check_authors`]).
+    pub authors: &'a str,
     /// The full build key.
     pub build_key: &'a str,
     /// Railpack's info.json, if read.
@@ -181,7 +184,7 @@ pub struct AnnotationInput<'a> {
 
 /// The OCI annotations put on the pushed manifest and index.
 ///
-/// Standard keys (`org.opencontainers.image.source`, `.revision`, `.created`), the build key, and Railpack's
+/// Standard keys (`org.opencontainers.image.source`, `.revision`, `.created`, `.authors`), the build key, and Railpack's
 /// build info under `dev.kibaship.railpack.`: `version`, `providers` (comma-joined), and `metadata.<key>` for
 /// each metadata string whose key is `[A-Za-z0-9._-]+` and whose value has no control characters and at most
 /// [`MAX_METADATA_VALUE`] bytes.
@@ -201,6 +204,12 @@ pub fn annotations(input: &AnnotationInput<'_>) -> BTreeMap<String, String> {
         "org.opencontainers.image.created".to_string(),
         input.created.to_string(),
     );
+    if check_authors(input.authors).is_ok() && !input.authors.is_empty() {
+        out.insert(
+            "org.opencontainers.image.authors".to_string(),
+            input.authors.to_string(),
+        );
+    }
     out.insert(
         BUILD_KEY_ANNOTATION.to_string(),
         input.build_key.to_string(),
@@ -234,6 +243,24 @@ pub fn annotations(input: &AnnotationInput<'_>) -> BTreeMap<String, String> {
         }
     }
     out
+}
+
+/// Checks the `authors` parameter: empty (no annotation), or at most [`MAX_METADATA_VALUE`] bytes without
+/// control characters.
+pub fn check_authors(authors: &str) -> Result<(), String> {
+    if authors.is_empty() || annotation_value_ok(authors) {
+        Ok(())
+    } else if authors.len() > MAX_METADATA_VALUE {
+        Err(format!(
+            "--authors: {} bytes, more than the {MAX_METADATA_VALUE} accepted",
+            authors.len()
+        ))
+    } else {
+        Err(format!(
+            "--authors {:?} contains a control character",
+            authors
+        ))
+    }
 }
 
 fn annotation_value_ok(v: &str) -> bool {
@@ -293,6 +320,34 @@ mod tests {
     }
 
     #[test]
+    fn issue_16_authors_annotation() {
+        let input = |authors| AnnotationInput {
+            source_url: "",
+            revision: SHA,
+            created: "2026-11-25T08:00:00Z",
+            authors,
+            build_key: "k",
+            info: None,
+        };
+        let a = annotations(&input("Acme Platform Team <platform@acme.example>"));
+        assert_eq!(
+            a["org.opencontainers.image.authors"],
+            "Acme Platform Team <platform@acme.example>"
+        );
+        assert!(check_authors("Acme <a@acme.example>").is_ok());
+        assert!(check_authors("").is_ok());
+        let e = check_authors("a\nb").expect_err("control");
+        assert!(e.contains("--authors") && e.contains("control"), "{e}");
+        let long = "a".repeat(MAX_METADATA_VALUE + 1);
+        assert!(
+            check_authors(&long)
+                .expect_err("long")
+                .contains("257 bytes")
+        );
+        assert!(!annotations(&input(&long)).contains_key("org.opencontainers.image.authors"));
+    }
+
+    #[test]
     fn annotations_carry_source_and_railpack_info() {
         let mut info = RailpackInfo {
             railpack_version: Some("0.7.2".into()),
@@ -306,10 +361,12 @@ mod tests {
             source_url: "https://github.com/railwayapp/railpack",
             revision: SHA,
             created: "2026-11-25T08:00:00Z",
+            authors: "",
             build_key: "k",
             info: Some(&info),
         });
         assert_eq!(a["org.opencontainers.image.revision"], SHA);
+        assert!(!a.contains_key("org.opencontainers.image.authors"));
         assert_eq!(a["dev.kibaship.railpack.version"], "0.7.2");
         assert_eq!(a["dev.kibaship.railpack.providers"], "node");
         assert_eq!(a["dev.kibaship.railpack.metadata.nodeRuntime"], "next");

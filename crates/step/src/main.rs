@@ -498,6 +498,10 @@ struct BuildArgs {
     /// Source repository URL, for org.opencontainers.image.source.
     #[arg(long, default_value = "")]
     source_url: String,
+    /// Who is responsible for the image (free-form, e.g. `Team <team@example.com>`), for
+    /// org.opencontainers.image.authors; empty: left out.
+    #[arg(long, default_value = "")]
+    authors: String,
     /// Creation time (RFC 3339) for org.opencontainers.image.created; default now.
     #[arg(long)]
     created: Option<String>,
@@ -1546,6 +1550,7 @@ fn build(a: BuildArgs) -> Result<(), StepError> {
         image_tag: a.image_tag,
         revision: a.revision,
         source_url: a.source_url,
+        authors: a.authors,
         created,
         platforms: a.platforms,
         cache_key: a.cache_key,
