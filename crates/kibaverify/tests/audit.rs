@@ -1024,7 +1024,8 @@ fn audit_reads_each_workloads_images_with_its_pull_secrets() {
         serde_json::from_str::<Value>(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
     };
 
-    let report = audit(&kubeconfig, true, 1, &mut t);
+    // Exit 2: team-c's and team-d's reads are refused by the registry (an image that could not be read).
+    let report = audit(&kubeconfig, true, 2, &mut t);
     let got = answers(&report);
     let want: BTreeMap<String, (String, Option<String>)> = [
         ("team-a/Deployment/web", "admit", None),
@@ -1061,7 +1062,7 @@ fn audit_reads_each_workloads_images_with_its_pull_secrets() {
     assert_eq!(report["summary"]["verifications"], 2, "{report:#}");
 
     // Without the flag every workload is read with kibaverify's own credentials (none): all denied.
-    let report = audit(&kubeconfig, false, 1, &mut t);
+    let report = audit(&kubeconfig, false, 2, &mut t);
     assert!(
         answers(&report)
             .values()
