@@ -213,6 +213,10 @@ pub struct LayoutSignError {
 /// Signs `reference` (a tag is resolved; the digest is signed) with `signer` in each of `layouts`, legacy first,
 /// keeping the signatures already there; `signature_repository` is cosign's `COSIGN_REPOSITORY`. Stops at the
 /// first layout that fails.
+///
+/// [`Layouts::LegacyReferrer`] ignores `signature_repository`, as cosign v3.1.3 does: its OCI 1.1 mode
+/// (`WriteSignaturesExperimentalOCI`) writes the referrer manifest, its config and its layer in the image's own
+/// repository whatever `COSIGN_REPOSITORY` says (see [`oci11_signature_repository`]).
 pub async fn sign_image(
     client: &RegistryClient,
     reference: &Reference,
@@ -221,6 +225,7 @@ pub async fn sign_image(
     layouts: Layouts,
     annotations: &BTreeMap<String, String>,
 ) -> Result<Vec<Signed>, LayoutSignError> {
+    let signature_repository = oci11_signature_repository(layouts, signature_repository);
     let mut written = Vec::new();
     if layouts.legacy() {
         let fail = |source| LayoutSignError {
@@ -312,4 +317,18 @@ pub async fn sign_image(
         });
     }
     Ok(written)
+}
+
+/// Where `layouts` stores signatures given cosign's `COSIGN_REPOSITORY` (`signature_repository`): there, except in
+/// cosign's OCI 1.1 signature mode ([`Layouts::LegacyReferrer`]), which cosign v3.1.3 writes in the image's own
+/// repository (`None`) even with `COSIGN_REPOSITORY` set.
+pub fn oci11_signature_repository(
+    layouts: Layouts,
+    signature_repository: Option<&Reference>,
+) -> Option<&Reference> {
+    if layouts == Layouts::LegacyReferrer {
+        None
+    } else {
+        signature_repository
+    }
 }

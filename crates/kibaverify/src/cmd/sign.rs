@@ -122,6 +122,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         LoadedSigner::KeyLogged { .. } => " (logged in the transparency log)",
         _ => "",
     };
+    if signature_repository.is_some()
+        && layout == SignatureLayout::Oci11
+        && args.output == OutputFormat::Text
+    {
+        eprintln!(
+            "note: COSIGN_REPOSITORY is not used with --layout oci-1-1: the signature referrer is written in the image's repository, as cosign v3.1.3 does in its OCI 1.1 mode"
+        );
+    }
     let client = args.registry.client()?;
     let runtime = current_thread_runtime()?;
     let written = runtime
