@@ -2,11 +2,9 @@
 //! refused with its JSON pointer (serde_json would keep the last one silently, so two readers could see two
 //! different predicates), `_type`, `subject` and `predicateType` checked.
 use std::collections::BTreeMap;
-use std::fmt;
 
 use kibaship_oci::Digest;
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 pub use crate::buildkit::MAX_STATEMENT_BYTES;
 
@@ -152,93 +150,11 @@ impl Statement {
 }
 
 /// JSON parsed as serde_json parses it, except that an object with a key twice is an error naming the key's JSON
-/// pointer (serde_json's own recursion limit applies).
+/// pointer, line and column (serde_json's own recursion limit applies). The one implementation of this check is
+/// [`kibaship_sbom::json`], which SBOM validation uses too.
 pub fn parse_json_without_duplicates(bytes: &[u8]) -> Result<Value, StatementError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = ValueSeed {
-        pointer: String::new(),
-    }
-    .deserialize(&mut deserializer)
-    .map_err(|e| StatementError::Json(e.to_string()))?;
-    deserializer
-        .end()
-        .map_err(|e| StatementError::Json(e.to_string()))?;
-    Ok(value)
-}
-
-/// A JSON value at `pointer`.
-struct ValueSeed {
-    pointer: String,
-}
-
-impl<'de> DeserializeSeed<'de> for ValueSeed {
-    type Value = Value;
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-/// RFC 6901 escaping of one reference token.
-fn escape_token(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
-}
-
-impl<'de> Visitor<'de> for ValueSeed {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_string()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        loop {
-            let seed = ValueSeed {
-                pointer: format!("{}/{}", self.pointer, items.len()),
-            };
-            match seq.next_element_seed(seed)? {
-                Some(v) => items.push(v),
-                None => return Ok(Value::Array(items)),
-            }
-        }
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut object = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let pointer = format!("{}/{}", self.pointer, escape_token(&key));
-            if object.contains_key(&key) {
-                return Err(de::Error::custom(format_args!(
-                    "duplicate key {key:?} (at JSON pointer {pointer})"
-                )));
-            }
-            let value = map.next_value_seed(ValueSeed { pointer })?;
-            object.insert(key, value);
-        }
-        Ok(Value::Object(object))
-    }
+    kibaship_sbom::json::parse_without_duplicates(bytes)
+        .map_err(|e| StatementError::Json(e.to_string()))
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@
 //!   and oras use them) and the in-toto predicate type (`https://cyclonedx.org/bom`, `https://spdx.dev/Document`,
 //!   as cosign uses them) of each format.
 //!
-//! Every failure is an [`SbomError`] naming what was wrong and where: the JSON line and column, the field that
+//! Every failure is an [`SbomError`] naming what was wrong and where: the JSON line and column, a key found
+//! twice in one object with its JSON pointer ([`json`], the same check in-toto statements get), the field that
 //! carries the version, or for schema violations the JSON pointer of the failing value and the schema rule (the
 //! first [`MAX_REPORTED_VIOLATIONS`]). Nothing here panics on input.
 use std::borrow::Cow;
@@ -20,6 +21,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+pub mod json;
 mod stream;
 
 /// Documents at least this large are validated streaming when their schema allows it (CycloneDX's
@@ -227,6 +229,22 @@ pub enum SbomError {
         /// 1-based column of the error.
         column: usize,
     },
+    /// An object with the same key twice: serde_json would keep the last value, another reader the first, so
+    /// what the schema validated might not be what a consumer reads.
+    #[error(
+        "the SBOM has the key {key:?} twice in one object (at JSON pointer {pointer}, line {line}, column {column}): \
+         readers disagree on which value counts"
+    )]
+    DuplicateKey {
+        /// The key.
+        key: String,
+        /// JSON pointer (RFC 6901) of its second occurrence.
+        pointer: String,
+        /// 1-based line where the second occurrence of the key ends.
+        line: usize,
+        /// 1-based column of the closing quote of the second occurrence of the key.
+        column: usize,
+    },
     /// JSON, but not an object.
     #[error("the SBOM must be a JSON object, found {0}")]
     NotAnObject(&'static str),
@@ -400,7 +418,12 @@ fn validate_streaming(bytes: &[u8]) -> Option<Result<Validated<'_>, SbomError>> 
         keep: MAX_REPORTED_VIOLATIONS,
         ..stream::Found::default()
     };
-    let rest = stream::stream(&utf8, plan, &mut found).ok()?;
+    let rest = match stream::stream(&utf8, plan, &mut found) {
+        Ok(rest) => rest,
+        // A duplicate key is refused here, without parsing the document again.
+        Err(e @ json::StrictJsonError::DuplicateKey(_)) => return Some(Err(strict_json_error(e))),
+        Err(json::StrictJsonError::Json(_)) => return None,
+    };
     found.add_errors(plan.rest.iter_errors(&Value::Object(rest)), "", "");
     Some(if found.total > 0 {
         Err(SbomError::Invalid {
@@ -437,12 +460,25 @@ fn parse_document(bytes: &[u8]) -> Result<(Cow<'_, [u8]>, Value), SbomError> {
         });
     }
     let utf8 = to_utf8(bytes)?;
-    let doc: Value = serde_json::from_slice(&utf8).map_err(|e| SbomError::NotJson {
-        reason: parser_reason(&e),
-        line: e.line(),
-        column: e.column(),
-    })?;
+    let doc = json::parse_without_duplicates(&utf8).map_err(strict_json_error)?;
     Ok((utf8, doc))
+}
+
+/// The [`SbomError`] of a strict JSON parser's error.
+fn strict_json_error(e: json::StrictJsonError) -> SbomError {
+    match e {
+        json::StrictJsonError::DuplicateKey(d) => SbomError::DuplicateKey {
+            key: d.key,
+            pointer: d.pointer,
+            line: d.line,
+            column: d.column,
+        },
+        json::StrictJsonError::Json(e) => SbomError::NotJson {
+            reason: parser_reason(&e),
+            line: e.line(),
+            column: e.column(),
+        },
+    }
 }
 
 /// serde_json's message without its own " at line L column C" suffix (the error carries both).
@@ -958,6 +994,11 @@ mod streaming_tests {
         }
     }
 
+    /// [`big_bom`] unchanged, for other test modules.
+    pub(super) fn big_bom_for_tests(version: &str) -> Vec<u8> {
+        big_bom(version, |_| {})
+    }
+
     #[test]
     fn valid_large_documents_stream_and_pass_in_every_version() {
         for version in CYCLONEDX_VERSIONS {
@@ -1029,5 +1070,118 @@ mod streaming_tests {
         ));
         let small = br#"{"bomFormat":"CycloneDX","specVersion":"1.6"}"#;
         assert!(validate(small).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod duplicate_key_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    /// `bytes` with the first `find` replaced by `with` (which must be there).
+    fn edit(bytes: &[u8], find: &str, with: &str) -> Vec<u8> {
+        let text = std::str::from_utf8(bytes).unwrap();
+        assert!(text.contains(find), "{find} not in the document");
+        text.replacen(find, with, 1).into_bytes()
+    }
+
+    fn duplicate(result: Result<Validated<'_>, SbomError>) -> (String, String, usize, usize) {
+        match result {
+            Err(SbomError::DuplicateKey {
+                key,
+                pointer,
+                line,
+                column,
+            }) => (key, pointer, line, column),
+            other => panic!("expected a duplicate key, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_small_document_with_a_key_twice_is_refused_naming_it() {
+        let top = "{\"bomFormat\":\"CycloneDX\",\n\"specVersion\":\"1.6\",\"specVersion\":\"1.3\"}";
+        let (key, pointer, line, column) = duplicate(validate(top.as_bytes()));
+        assert_eq!(
+            (key.as_str(), pointer.as_str()),
+            ("specVersion", "/specVersion")
+        );
+        assert_eq!((line, column), (2, 33));
+        let message = validate(top.as_bytes()).unwrap_err().to_string();
+        assert!(
+            message.contains(
+                "the SBOM has the key \"specVersion\" twice in one object (at JSON pointer /specVersion, line 2, column 33)"
+            ),
+            "{message}"
+        );
+        // Valid against the schema whichever value is kept: refused all the same.
+        let nested = r#"{"bomFormat":"CycloneDX","specVersion":"1.6","components":[
+            {"type":"library","name":"a"},{"type":"library","name":"left-pad","version":"1","name":"evil-pad"}]}"#;
+        let (key, pointer, line, _) = duplicate(validate(nested.as_bytes()));
+        assert_eq!(
+            (key.as_str(), pointer.as_str(), line),
+            ("name", "/components/1/name", 2)
+        );
+        assert!(matches!(
+            detect(nested.as_bytes()),
+            Err(SbomError::DuplicateKey { .. })
+        ));
+        let spdx = r#"{"spdxVersion":"SPDX-2.3","packages":[{"SPDXID":"a","externalRefs":[{"referenceLocator":"x","referenceLocator":"y"}]}]}"#;
+        let (_, pointer, _, _) = duplicate(validate(spdx.as_bytes()));
+        assert_eq!(pointer, "/packages/0/externalRefs/0/referenceLocator");
+    }
+
+    /// The large documents the streaming tests use, with a key twice: refused by the streaming validation
+    /// itself (not by falling back to the whole one), naming the same key, pointer, line and column as the whole
+    /// validation does.
+    #[test]
+    fn a_large_document_with_a_key_twice_is_refused_while_streaming() {
+        let bytes = streaming_tests::big_bom_for_tests("1.6");
+        let cases = [
+            // Inside a streamed item.
+            (
+                edit(
+                    &bytes,
+                    r#""name":"p5000","#,
+                    r#""name":"p5000","name":"evil","#,
+                ),
+                "/components/5000/name",
+            ),
+            // Nested deeper inside a streamed item.
+            (
+                edit(
+                    &bytes,
+                    r#"{"alg":"SHA-256","#,
+                    r#"{"alg":"SHA-256","alg":"MD5","#,
+                ),
+                "/components/0/hashes/0/alg",
+            ),
+            // Inside a dependency (the second streamed array).
+            (
+                edit(&bytes, r#"{"dependsOn":"#, r#"{"ref":"x","dependsOn":"#),
+                "/dependencies/0/ref",
+            ),
+            // At the top level, a property validated with the rest.
+            (
+                edit(&bytes, r#""version":1}"#, r#""version":1,"version":2}"#),
+                "/version",
+            ),
+            // At the top level, a streamed array given twice.
+            (
+                edit(&bytes, r#""version":1}"#, r#""version":1,"components":[]}"#),
+                "/components",
+            ),
+            // In the rest of the document.
+            (
+                edit(&bytes, r#""metadata":{"#, r#""metadata":{"timestamp":"x","#),
+                "/metadata/timestamp",
+            ),
+        ];
+        for (doc, wanted) in cases {
+            let streamed = duplicate(validate_streaming(&doc).expect("streaming applies"));
+            assert_eq!(streamed.1, wanted);
+            assert_eq!(streamed, duplicate(validate_whole(&doc)), "{wanted}");
+            assert_eq!(streamed, duplicate(validate(&doc)), "{wanted}");
+        }
+        assert!(validate(&bytes).is_ok());
     }
 }

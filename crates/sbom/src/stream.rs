@@ -11,10 +11,12 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::mpsc::{SyncSender, sync_channel};
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use crate::json::{DuplicateSlot, Path, StrictJsonError, StrictValue};
 use crate::{MAX_COUNTED_VIOLATIONS, Violation, shorten};
 
 /// What validates one streamed top-level array.
@@ -145,26 +147,172 @@ impl Found {
     }
 }
 
+/// Items this far ahead of their validation at most (the parser waits): bounds the memory the hand-over takes.
+const ITEMS_IN_FLIGHT: usize = 256;
+
 /// Parses `utf8` once, validating the streamed arrays' items as they come; returns the rest of the document
-/// (the root object without those arrays). `Err` when the document does not have the expected shape (not an
-/// object, a streamed property that is not an array, not JSON): the caller then validates the whole document.
+/// (the root object without those arrays). The items are validated on a second thread while this one parses
+/// on (in document order, one validator: the violations are found in the order one thread would find them),
+/// or on this thread if no thread can be started. A key twice in one object anywhere is
+/// [`StrictJsonError::DuplicateKey`]; any other `Err` means the document does not have the expected shape (not
+/// an object, a streamed property that is not an array, not JSON): the caller then validates the whole document.
 pub(crate) fn stream(
     utf8: &[u8],
     plan: &StreamPlan,
     found: &mut Found,
+) -> Result<Map<String, Value>, StrictJsonError> {
+    let slot = DuplicateSlot::default();
+    let root = Path::Root(&slot);
+    let threaded = std::thread::scope(|scope| {
+        let (sender, receiver) = sync_channel::<Item>(ITEMS_IN_FLIGHT);
+        let mut checker = Checker::new(plan, &mut *found);
+        let worker = std::thread::Builder::new()
+            .name("sbom-validate".into())
+            .spawn_scoped(scope, move || {
+                for item in receiver {
+                    checker.check(item);
+                }
+            })
+            .ok()?;
+        let mut out = Out::Channel(sender);
+        let parsed = parse(utf8, plan, &root, &mut out);
+        // Without its sender, the worker ends once it has checked every item sent.
+        drop(out);
+        Some(match worker.join() {
+            Ok(()) => parsed,
+            Err(_) => Err(serde::de::Error::custom("the validation thread failed")),
+        })
+    });
+    let parsed = match threaded {
+        Some(parsed) => parsed,
+        // No second thread: validate on this one.
+        None => parse(
+            utf8,
+            plan,
+            &root,
+            &mut Out::Inline(&mut Checker::new(plan, found)),
+        ),
+    };
+    parsed.map_err(|e| slot.into_error(e))
+}
+
+fn parse(
+    utf8: &[u8],
+    plan: &StreamPlan,
+    root: &Path<'_>,
+    out: &mut Out<'_, '_>,
 ) -> Result<Map<String, Value>, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_slice(utf8);
-    let rest = RootSeed { plan, found }.deserialize(&mut deserializer)?;
+    let rest = RootSeed {
+        plan,
+        path: root,
+        out,
+    }
+    .deserialize(&mut deserializer)?;
     deserializer.end()?;
     Ok(rest)
 }
 
-struct RootSeed<'a> {
-    plan: &'a StreamPlan,
-    found: &'a mut Found,
+/// What the parser hands over to validation.
+enum Item {
+    /// Item `index` of streamed array `array` (an index into the plan's arrays).
+    Value {
+        array: usize,
+        index: usize,
+        value: Value,
+    },
+    /// The end of streamed array `array`.
+    End { array: usize },
 }
 
-impl<'de> DeserializeSeed<'de> for RootSeed<'_> {
+/// Where parsed items go: to the validation thread, or validated right here.
+enum Out<'c, 'p> {
+    Channel(SyncSender<Item>),
+    Inline(&'c mut Checker<'p>),
+}
+
+impl Out<'_, '_> {
+    fn send<E: serde::de::Error>(&mut self, item: Item) -> Result<(), E> {
+        match self {
+            Out::Channel(sender) => sender
+                .send(item)
+                .map_err(|_| E::custom("the validation thread failed")),
+            Out::Inline(checker) => {
+                checker.check(item);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Validates streamed items in document order.
+struct Checker<'p> {
+    plan: &'p StreamPlan,
+    found: &'p mut Found,
+    /// Per streamed array: the items' fingerprints (for `uniqueItems`), and whether one repeated.
+    seen: Vec<(HashSet<(u64, u64)>, bool)>,
+}
+
+impl<'p> Checker<'p> {
+    fn new(plan: &'p StreamPlan, found: &'p mut Found) -> Self {
+        let seen = plan
+            .arrays
+            .iter()
+            .map(|_| (HashSet::new(), false))
+            .collect();
+        Checker { plan, found, seen }
+    }
+
+    fn check(&mut self, item: Item) {
+        match item {
+            Item::Value {
+                array: n,
+                index,
+                value,
+            } => {
+                let (Some(array), Some((seen, repeated))) =
+                    (self.plan.arrays.get(n), self.seen.get_mut(n))
+                else {
+                    return;
+                };
+                if self.found.total < MAX_COUNTED_VIOLATIONS {
+                    let prefix = format!("/{}/{index}", array.key);
+                    // The item validator's rules are the referenced definition's, as the whole validation names
+                    // them.
+                    self.found
+                        .add_errors(array.items.iter_errors(&value), &prefix, "");
+                }
+                if array.unique && !*repeated {
+                    *repeated = !seen.insert(fingerprint(&value));
+                }
+            }
+            Item::End { array: n } => {
+                let (Some(array), Some((seen, repeated))) =
+                    (self.plan.arrays.get(n), self.seen.get_mut(n))
+                else {
+                    return;
+                };
+                if *repeated {
+                    let key = &array.key;
+                    self.found.push(|| Violation {
+                        pointer: format!("/{key}"),
+                        rule: format!("/properties/{key}/uniqueItems"),
+                        message: "has non-unique elements".into(),
+                    });
+                }
+                *seen = HashSet::new();
+            }
+        }
+    }
+}
+
+struct RootSeed<'a, 'o, 'c, 'p> {
+    plan: &'a StreamPlan,
+    path: &'a Path<'a>,
+    out: &'o mut Out<'c, 'p>,
+}
+
+impl<'de> DeserializeSeed<'de> for RootSeed<'_, '_, '_, '_> {
     type Value = Map<String, Value>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
@@ -172,7 +320,7 @@ impl<'de> DeserializeSeed<'de> for RootSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for RootSeed<'_> {
+impl<'de> Visitor<'de> for RootSeed<'_, '_, '_, '_> {
     type Value = Map<String, Value>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -183,17 +331,21 @@ impl<'de> Visitor<'de> for RootSeed<'_> {
         let mut rest = Map::new();
         let mut streamed = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            match self.plan.arrays.iter().find(|a| a.key == key) {
-                // A duplicate key would be validated twice where serde_json keeps the last: validate whole.
-                Some(_) if !streamed.insert(key.clone()) => {
-                    return Err(serde::de::Error::custom("duplicate streamed key"));
+            if rest.contains_key(&key) || streamed.contains(&key) {
+                return Err(self.path.duplicate(&key));
+            }
+            let path = Path::Key(self.path, &key);
+            match self.plan.arrays.iter().position(|a| a.key == key) {
+                Some(array) => {
+                    map.next_value_seed(ArraySeed {
+                        array,
+                        path: &path,
+                        out: &mut *self.out,
+                    })?;
+                    streamed.insert(key);
                 }
-                Some(array) => map.next_value_seed(ArraySeed {
-                    array,
-                    found: &mut *self.found,
-                })?,
                 None => {
-                    let value: Value = map.next_value()?;
+                    let value = map.next_value_seed(StrictValue::new(&path))?;
                     rest.insert(key, value);
                 }
             }
@@ -202,12 +354,13 @@ impl<'de> Visitor<'de> for RootSeed<'_> {
     }
 }
 
-struct ArraySeed<'a> {
-    array: &'a StreamedArray,
-    found: &'a mut Found,
+struct ArraySeed<'a, 'o, 'c, 'p> {
+    array: usize,
+    path: &'a Path<'a>,
+    out: &'o mut Out<'c, 'p>,
 }
 
-impl<'de> DeserializeSeed<'de> for ArraySeed<'_> {
+impl<'de> DeserializeSeed<'de> for ArraySeed<'_, '_, '_, '_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -215,7 +368,7 @@ impl<'de> DeserializeSeed<'de> for ArraySeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for ArraySeed<'_> {
+impl<'de> Visitor<'de> for ArraySeed<'_, '_, '_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -223,30 +376,20 @@ impl<'de> Visitor<'de> for ArraySeed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let key = &self.array.key;
-        let mut seen = HashSet::new();
-        let mut repeated = false;
         let mut index = 0usize;
-        while let Some(item) = seq.next_element::<Value>()? {
-            if self.found.total < MAX_COUNTED_VIOLATIONS {
-                let prefix = format!("/{key}/{index}");
-                // The item validator's rules are the referenced definition's, as the whole validation names them.
-                self.found
-                    .add_errors(self.array.items.iter_errors(&item), &prefix, "");
-            }
-            if self.array.unique && !repeated {
-                repeated = !seen.insert(fingerprint(&item));
-            }
+        loop {
+            let path = Path::Index(self.path, index);
+            let Some(value) = seq.next_element_seed(StrictValue::new(&path))? else {
+                break;
+            };
+            self.out.send(Item::Value {
+                array: self.array,
+                index,
+                value,
+            })?;
             index += 1;
         }
-        if repeated {
-            self.found.push(|| Violation {
-                pointer: format!("/{key}"),
-                rule: format!("/properties/{key}/uniqueItems"),
-                message: "has non-unique elements".into(),
-            });
-        }
-        Ok(())
+        self.out.send(Item::End { array: self.array })
     }
 }
 
