@@ -353,6 +353,32 @@ fn bad_sboms_exit_2_naming_the_problem_and_push_nothing() {
         "sbom/cyclonedx/spec-validation/1.6/invalid-metadata-timestamp-1.6.json",
         "bad-timestamp.json",
     );
+    // A key twice: valid against the schema whichever value a reader keeps, refused all the same (whole, and in
+    // a document large enough to be validated streaming, inside a streamed component).
+    std::fs::write(
+        dir.join("twice.json"),
+        "{\"bomFormat\": \"CycloneDX\", \"specVersion\": \"1.6\", \"version\": 1,\n  \"components\": [{\"type\": \"library\", \"name\": \"left-pad\", \"name\": \"evil-pad\"}]}",
+    )
+    .unwrap();
+    let mut large =
+        String::from(r#"{"bomFormat":"CycloneDX","specVersion":"1.6","version":1,"components":["#);
+    let n = kibaship_sbom::STREAMING_THRESHOLD_BYTES / 100 + 1;
+    for i in 0..n {
+        let name = if i == n - 1 {
+            r#""name":"p","name":"q""#.to_string()
+        } else {
+            format!(r#""name":"package-{i}""#)
+        };
+        large.push_str(&format!(
+            r#"{}{{"type":"library",{name},"description":"{}"}}"#,
+            if i == 0 { "" } else { "," },
+            "x".repeat(60)
+        ));
+    }
+    large.push_str("]}");
+    assert!(large.len() >= kibaship_sbom::STREAMING_THRESHOLD_BYTES);
+    std::fs::write(dir.join("twice-large.json"), &large).unwrap();
+    let large_pointer = format!("/components/{}/name", n - 1);
     // A sparse file one byte over the limit: refused while reading, before any parsing.
     let big = std::fs::File::create(dir.join("huge.json")).unwrap();
     big.set_len(kibaship_sbom::MAX_SBOM_BYTES + 1).unwrap();
@@ -376,6 +402,16 @@ fn bad_sboms_exit_2_naming_the_problem_and_push_nothing() {
             "CycloneDX 1.6 document is invalid against its official JSON schema (1 violation): at /metadata/timestamp: \"2020-04-13\" is not a \"date-time\" (schema rule /definitions/metadata/properties/timestamp/format)",
         ),
         ("huge.json", "134217728"),
+        (
+            "twice.json",
+            "the SBOM has the key \"name\" twice in one object (at JSON pointer /components/0/name, line 2, column 63)",
+        ),
+        (
+            "twice-large.json",
+            &*format!(
+                "the SBOM has the key \"name\" twice in one object (at JSON pointer {large_pointer}, line 1, column "
+            ),
+        ),
     ] {
         let r = run(
             &mut tools.kibaverify(&["sbom", "attach", &image, "--file", file]),
