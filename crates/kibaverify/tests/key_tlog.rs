@@ -13,6 +13,8 @@
 //! On the same stack (one start for both), issue 20 item 4a: `kibaverify sign --keyless --layout bundle` with a
 //! signing config that offers only the Rekor v1 log writes a bundle v0.3 whose entry is a `dsse` v0.0.1 with its
 //! inclusion proof and SET, shaped as cosign v3.1.3 writes it with the same config; each tool verifies both.
+//! With that config, key-signed blobs (`sign-blob --key`, `cosign sign-blob --key`) are logged in Rekor v1 and each
+//! tool verifies both bundles by key without `--insecure-ignore-tlog`.
 //! And item 4b: cosign's timestamp-only keyless bundle (`--tlog-upload=false` with a TSA: an RFC 3161 timestamp,
 //! no log entry) is refused by `kibaverify verify` (`timestamp-only`) unless `--insecure-ignore-tlog
 //! --use-signed-timestamps`, cosign's own flags for it.
@@ -534,6 +536,115 @@ fn key_signatures_logged_in_rekor_interoperate_with_cosign() {
     assert_eq!(shape(&both[0]), shape(&both[1]));
     assert_eq!(shape(&ours[0]).2["kind"], "dsse");
     assert_eq!(shape(&ours[0]).2["version"], "0.0.1");
+
+    // 6b. Key-signed blobs with the Rekor v1-only config: logged in Rekor v1 (hashedrekord 0.0.1 with its inclusion
+    //     proof and SET), as cosign does with it; each tool verifies both bundles by key, no --insecure-ignore-tlog.
+    let blob_tools = Tools {
+        dir: stack.tmp.path(),
+        registry: None,
+        password: Some(PASSWORD),
+    };
+    std::fs::write(
+        stack.tmp.path().join("blob-v1.txt"),
+        "a blob logged in Rekor v1",
+    )
+    .unwrap();
+    let r = run(
+        &mut blob_tools.kibaverify_without_registry(&[
+            "sign-blob",
+            "blob-v1.txt",
+            "--key",
+            "ours.key",
+            "--bundle",
+            "blob-v1-ours.json",
+            "--signing-config",
+            &config_v1,
+            "--trusted-root",
+            root,
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 0, "kibaverify sign-blob --key with a Rekor v1 config");
+    assert!(r.stderr.contains("logged in Rekor v1"), "{}", r.stderr);
+    let r = run(
+        &mut blob_tools.cosign(&[
+            "sign-blob",
+            "--key",
+            "cosign.key",
+            "--signing-config",
+            &config_v1,
+            "--trusted-root",
+            root,
+            "--bundle",
+            "blob-v1-theirs.json",
+            "--yes",
+            "blob-v1.txt",
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 0, "cosign sign-blob --key with a Rekor v1 config");
+    let entry_of = |name: &str| -> serde_json::Value {
+        let b: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(stack.tmp.path().join(name)).unwrap()).unwrap();
+        let e = &b["verificationMaterial"]["tlogEntries"][0];
+        serde_json::json!([
+            e["kindVersion"].clone(),
+            e["inclusionPromise"].is_object(),
+            e["inclusionProof"]["checkpoint"]["envelope"].is_string()
+        ])
+    };
+    assert_eq!(
+        entry_of("blob-v1-ours.json"),
+        entry_of("blob-v1-theirs.json")
+    );
+    assert_eq!(
+        entry_of("blob-v1-ours.json")[0],
+        serde_json::json!({"kind": "hashedrekord", "version": "0.0.1"})
+    );
+    for (bundle, key, other) in [
+        ("blob-v1-ours.json", "ours.pub", "cosign.pub"),
+        ("blob-v1-theirs.json", "cosign.pub", "ours.pub"),
+    ] {
+        let ours_verify = |key: &str, t: &mut String| {
+            run(
+                &mut blob_tools.kibaverify_without_registry(&[
+                    "verify-blob",
+                    "blob-v1.txt",
+                    "--bundle",
+                    bundle,
+                    "--key",
+                    key,
+                    "--trusted-root",
+                    root,
+                ]),
+                t,
+            )
+        };
+        assert_code(
+            &ours_verify(key, &mut t),
+            0,
+            &format!("kibaverify verify-blob {bundle}"),
+        );
+        assert_code(
+            &ours_verify(other, &mut t),
+            1,
+            &format!("{bundle} with another key"),
+        );
+        let r = run(
+            &mut blob_tools.cosign(&[
+                "verify-blob",
+                "--bundle",
+                bundle,
+                "--key",
+                key,
+                "--trusted-root",
+                root,
+                "blob-v1.txt",
+            ]),
+            &mut t,
+        );
+        assert_code(&r, 0, &format!("cosign verify-blob {bundle}"));
+    }
 
     // 7. Item 4b: a timestamp-only keyless bundle (cosign without a log, with the TSA), in its own repository.
     let ts_only = format!("{host}/fixtures/timestamp-only:v1");
