@@ -4,7 +4,8 @@
 //!   --signing-config` / `attest-blob --key --signing-config` write a bundle with a Rekor v2 entry and a TSA
 //!   timestamp, which `verify-blob --key` (no `--insecure-ignore-tlog`) and `cosign verify-blob --key` accept; and
 //!   cosign's logged key bundle passes ours; another key or another file is refused;
-//! - P-384, P-521 and RSA 2048 keys are logged in Rekor v2 (rekor-tiles accepts them), checked by both tools;
+//! - P-384, P-521 and RSA 2048 keys are logged in Rekor v2 (rekor-tiles accepts them), checked by both tools
+//!   (blobs, attestations, and an image's bundle with the P-384 key); an RSA 2560 key is refused before upload;
 //! - `verify-bundle` refuses a timestamp-only bundle (`timestamp-only`) unless `--use-signed-timestamps`;
 //! - an admission policy (`verify --policy`) denies a timestamp-only image by default and admits it with
 //!   `signedTimestamps: accept`.
@@ -346,6 +347,59 @@ fn logged_key_blobs_timestamp_only_bundles_and_policies() {
         );
         assert_code(&r, 0, &format!("cosign verify-blob-attestation, {name}"));
     }
+    // The image bundle layout with a P-384 key (the same DSSE path): logged in Rekor v2, verified by both tools
+    // without --insecure-ignore-tlog.
+    let reg_tools = stack.tools();
+    let image = reg_tools.fixture("config-only");
+    let image_by_digest = reg_tools.image_by_digest(&image, &mut t);
+    let r = run(
+        &mut reg_tools.kibaverify(&[
+            "sign",
+            &image,
+            "--key",
+            "p384.pem",
+            "--layout",
+            "bundle",
+            "--signing-config",
+            config,
+            "--trusted-root",
+            root,
+        ]),
+        &mut t,
+    );
+    assert_code(
+        &r,
+        0,
+        "kibaverify sign --key p384 --layout bundle, Rekor v2",
+    );
+    let r = run(
+        &mut reg_tools.kibaverify(&[
+            "verify",
+            &image,
+            "--key",
+            "p384.pub",
+            "--trusted-root",
+            root,
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 0, "kibaverify verify --key p384 of the logged bundle");
+    let r = run(
+        &mut reg_tools.cosign(&[
+            "verify",
+            "--key",
+            "p384.pub",
+            "--trusted-root",
+            root,
+            "--signature-digest-algorithm",
+            "sha384",
+            "--allow-http-registry",
+            &image_by_digest,
+        ]),
+        &mut t,
+    );
+    assert_code(&r, 0, "cosign verify --key p384 of our logged bundle");
+
     // An RSA size Rekor v2 does not take is refused before anything is sent, and nothing is written.
     openssl_key(
         dir,
@@ -464,7 +518,6 @@ fn logged_key_blobs_timestamp_only_bundles_and_policies() {
 
     // 6. An admission policy: a timestamp-only image is denied by default, admitted with `signedTimestamps:
     //    accept`.
-    let reg_tools = stack.tools();
     let app = reg_tools.fixture("app");
     let app_by_digest = reg_tools.image_by_digest(&app, &mut t);
     let r = run(
