@@ -147,8 +147,12 @@ impl Found {
     }
 }
 
-/// Items this far ahead of their validation at most (the parser waits): bounds the memory the hand-over takes.
-const ITEMS_IN_FLIGHT: usize = 256;
+/// Items handed over together (one wake-up of the other thread per batch, not per item).
+const BATCH: usize = 64;
+
+/// Batches this far ahead of their validation at most (the parser waits): with [`BATCH`], bounds the memory the
+/// hand-over takes to about 320 items.
+const BATCHES_IN_FLIGHT: usize = 4;
 
 /// Parses `utf8` once, validating the streamed arrays' items as they come; returns the rest of the document
 /// (the root object without those arrays). The items are validated on a second thread while this one parses
@@ -164,17 +168,19 @@ pub(crate) fn stream(
     let slot = DuplicateSlot::default();
     let root = Path::Root(&slot);
     let threaded = std::thread::scope(|scope| {
-        let (sender, receiver) = sync_channel::<Item>(ITEMS_IN_FLIGHT);
+        let (sender, receiver) = sync_channel::<Vec<Item>>(BATCHES_IN_FLIGHT);
         let mut checker = Checker::new(plan, &mut *found);
         let worker = std::thread::Builder::new()
             .name("sbom-validate".into())
             .spawn_scoped(scope, move || {
-                for item in receiver {
-                    checker.check(item);
+                for batch in receiver {
+                    for item in batch {
+                        checker.check(item);
+                    }
                 }
             })
             .ok()?;
-        let mut out = Out::Channel(sender);
+        let mut out = Out::Channel(sender, Vec::with_capacity(BATCH));
         let parsed = parse(utf8, plan, &root, &mut out);
         // Without its sender, the worker ends once it has checked every item sent.
         drop(out);
@@ -227,16 +233,25 @@ enum Item {
 
 /// Where parsed items go: to the validation thread, or validated right here.
 enum Out<'c, 'p> {
-    Channel(SyncSender<Item>),
+    /// The batch being filled is sent when full and at the end of each array.
+    Channel(SyncSender<Vec<Item>>, Vec<Item>),
     Inline(&'c mut Checker<'p>),
 }
 
 impl Out<'_, '_> {
     fn send<E: serde::de::Error>(&mut self, item: Item) -> Result<(), E> {
         match self {
-            Out::Channel(sender) => sender
-                .send(item)
-                .map_err(|_| E::custom("the validation thread failed")),
+            Out::Channel(sender, batch) => {
+                let end = matches!(item, Item::End { .. });
+                batch.push(item);
+                if end || batch.len() >= BATCH {
+                    let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
+                    sender
+                        .send(full)
+                        .map_err(|_| E::custom("the validation thread failed"))?;
+                }
+                Ok(())
+            }
             Out::Inline(checker) => {
                 checker.check(item);
                 Ok(())
