@@ -11,7 +11,6 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::mpsc::{SyncSender, sync_channel};
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -147,19 +146,13 @@ impl Found {
     }
 }
 
-/// Items handed over together (one wake-up of the other thread per batch, not per item).
-const BATCH: usize = 64;
-
-/// Batches this far ahead of their validation at most (the parser waits): with [`BATCH`], bounds the memory the
-/// hand-over takes to about 320 items.
-const BATCHES_IN_FLIGHT: usize = 4;
-
-/// Parses `utf8` once, validating the streamed arrays' items as they come; returns the rest of the document
-/// (the root object without those arrays). The items are validated on a second thread while this one parses
-/// on (in document order, one validator: the violations are found in the order one thread would find them),
-/// or on this thread if no thread can be started. A key twice in one object anywhere is
+/// Parses `utf8` once, validating the streamed arrays' items as they come (in document order); returns the rest
+/// of the document (the root object without those arrays). A key twice in one object anywhere is
 /// [`StrictJsonError::DuplicateKey`]; any other `Err` means the document does not have the expected shape (not
 /// an object, a streamed property that is not an array, not JSON): the caller then validates the whole document.
+///
+/// The items are validated on this thread: handing them to a second one (tried, one at a time and in batches of
+/// 64) was slower on 2 cores, measured (docs/sbom.md, Speed).
 pub(crate) fn stream(
     utf8: &[u8],
     plan: &StreamPlan,
@@ -167,46 +160,14 @@ pub(crate) fn stream(
 ) -> Result<Map<String, Value>, StrictJsonError> {
     let slot = DuplicateSlot::default();
     let root = Path::Root(&slot);
-    let threaded = std::thread::scope(|scope| {
-        let (sender, receiver) = sync_channel::<Vec<Item>>(BATCHES_IN_FLIGHT);
-        let mut checker = Checker::new(plan, &mut *found);
-        let worker = std::thread::Builder::new()
-            .name("sbom-validate".into())
-            .spawn_scoped(scope, move || {
-                for batch in receiver {
-                    for item in batch {
-                        checker.check(item);
-                    }
-                }
-            })
-            .ok()?;
-        let mut out = Out::Channel(sender, Vec::with_capacity(BATCH));
-        let parsed = parse(utf8, plan, &root, &mut out);
-        // Without its sender, the worker ends once it has checked every item sent.
-        drop(out);
-        Some(match worker.join() {
-            Ok(()) => parsed,
-            Err(_) => Err(serde::de::Error::custom("the validation thread failed")),
-        })
-    });
-    let parsed = match threaded {
-        Some(parsed) => parsed,
-        // No second thread: validate on this one.
-        None => parse(
-            utf8,
-            plan,
-            &root,
-            &mut Out::Inline(&mut Checker::new(plan, found)),
-        ),
-    };
-    parsed.map_err(|e| slot.into_error(e))
+    parse(utf8, plan, &root, &mut Checker::new(plan, found)).map_err(|e| slot.into_error(e))
 }
 
 fn parse(
     utf8: &[u8],
     plan: &StreamPlan,
     root: &Path<'_>,
-    out: &mut Out<'_, '_>,
+    out: &mut Checker<'_>,
 ) -> Result<Map<String, Value>, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_slice(utf8);
     let rest = RootSeed {
@@ -219,7 +180,7 @@ fn parse(
     Ok(rest)
 }
 
-/// What the parser hands over to validation.
+/// What the parser hands to validation.
 enum Item {
     /// Item `index` of streamed array `array` (an index into the plan's arrays).
     Value {
@@ -229,35 +190,6 @@ enum Item {
     },
     /// The end of streamed array `array`.
     End { array: usize },
-}
-
-/// Where parsed items go: to the validation thread, or validated right here.
-enum Out<'c, 'p> {
-    /// The batch being filled is sent when full and at the end of each array.
-    Channel(SyncSender<Vec<Item>>, Vec<Item>),
-    Inline(&'c mut Checker<'p>),
-}
-
-impl Out<'_, '_> {
-    fn send<E: serde::de::Error>(&mut self, item: Item) -> Result<(), E> {
-        match self {
-            Out::Channel(sender, batch) => {
-                let end = matches!(item, Item::End { .. });
-                batch.push(item);
-                if end || batch.len() >= BATCH {
-                    let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
-                    sender
-                        .send(full)
-                        .map_err(|_| E::custom("the validation thread failed"))?;
-                }
-                Ok(())
-            }
-            Out::Inline(checker) => {
-                checker.check(item);
-                Ok(())
-            }
-        }
-    }
 }
 
 /// Validates streamed items in document order.
@@ -321,13 +253,13 @@ impl<'p> Checker<'p> {
     }
 }
 
-struct RootSeed<'a, 'o, 'c, 'p> {
+struct RootSeed<'a, 'o, 'p> {
     plan: &'a StreamPlan,
     path: &'a Path<'a>,
-    out: &'o mut Out<'c, 'p>,
+    out: &'o mut Checker<'p>,
 }
 
-impl<'de> DeserializeSeed<'de> for RootSeed<'_, '_, '_, '_> {
+impl<'de> DeserializeSeed<'de> for RootSeed<'_, '_, '_> {
     type Value = Map<String, Value>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
@@ -335,7 +267,7 @@ impl<'de> DeserializeSeed<'de> for RootSeed<'_, '_, '_, '_> {
     }
 }
 
-impl<'de> Visitor<'de> for RootSeed<'_, '_, '_, '_> {
+impl<'de> Visitor<'de> for RootSeed<'_, '_, '_> {
     type Value = Map<String, Value>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -369,13 +301,13 @@ impl<'de> Visitor<'de> for RootSeed<'_, '_, '_, '_> {
     }
 }
 
-struct ArraySeed<'a, 'o, 'c, 'p> {
+struct ArraySeed<'a, 'o, 'p> {
     array: usize,
     path: &'a Path<'a>,
-    out: &'o mut Out<'c, 'p>,
+    out: &'o mut Checker<'p>,
 }
 
-impl<'de> DeserializeSeed<'de> for ArraySeed<'_, '_, '_, '_> {
+impl<'de> DeserializeSeed<'de> for ArraySeed<'_, '_, '_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -383,7 +315,7 @@ impl<'de> DeserializeSeed<'de> for ArraySeed<'_, '_, '_, '_> {
     }
 }
 
-impl<'de> Visitor<'de> for ArraySeed<'_, '_, '_, '_> {
+impl<'de> Visitor<'de> for ArraySeed<'_, '_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -397,14 +329,15 @@ impl<'de> Visitor<'de> for ArraySeed<'_, '_, '_, '_> {
             let Some(value) = seq.next_element_seed(StrictValue::new(&path))? else {
                 break;
             };
-            self.out.send(Item::Value {
+            self.out.check(Item::Value {
                 array: self.array,
                 index,
                 value,
-            })?;
+            });
             index += 1;
         }
-        self.out.send(Item::End { array: self.array })
+        self.out.check(Item::End { array: self.array });
+        Ok(())
     }
 }
 
