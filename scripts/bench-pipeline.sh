@@ -105,7 +105,8 @@ build() {
 }
 
 echo "(a) $RUNS builds of new revisions (BuildKit's cache warm after a first unmeasured one), then $RUNS dedupe hits"
-build 0000000000000000000000000000000000000000 >"$WORK/warmup.log" 2>&1 || { tail -20 "$WORK/warmup.log" >&2; fail "warm-up build"; }
+prepare >"$WORK/warmup.log" 2>&1 || { tail -20 "$WORK/warmup.log" >&2; fail "warm-up prepare"; }
+build 0000000000000000000000000000000000000000 >>"$WORK/warmup.log" 2>&1 || { tail -20 "$WORK/warmup.log" >&2; fail "warm-up build"; }
 rm -f "$WORK/times/"*
 for i in $(seq "$RUNS"); do
   run_timed prepare prepare
