@@ -27,399 +27,234 @@
 //! The TaskRuns share one workspace: a hostPath PersistentVolume (the cluster has no storage provisioner).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::fs;
-use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod tekton_support;
 
-use kibaship_testsupport::buildkit::BuildkitdConfig;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
 use kibaship_testsupport::cluster::{NODE_IP, TestCluster};
 use kibaship_testsupport::kube::wait_until;
 use kibaship_testsupport::peers::peer_binary;
-use kibaship_testsupport::railpack_build::push_railpack_images;
+use kibaship_testsupport::workspace_binary;
 use serde_json::{Value, json};
+use tekton_support::*;
 
-/// Tries (half a second apart) for what the cluster reaches asynchronously; nothing is asserted about time.
-const TRIES: u32 = 600;
-const PAUSE: Duration = Duration::from_millis(500);
-/// The mise version railpack v0.15.0 looks for at `/tmp/railpack/mise/mise-<version>` (core/mise/install.go).
-const RAILPACK_MISE_VERSION: &str = "2025.11.8";
-/// The Railpack version the Tasks default to (their `railpackVersion` param) and the peer's.
-const RAILPACK_VERSION: &str = "v0.15.0";
-/// The image's repository on the registry: kibaship/<project>/<app>.
-const REPOSITORY: &str = "kibaship/acme/shell";
-/// The cosign key's password (the Secret holds both).
-const PASSWORD: &str = "tekton-pipeline-test-password";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+/// The admission policy deployed with the webhook and given to `kibaverify audit`: images of the project
+/// `acme` need a signature by the Pipeline's key and our SLSA provenance of this commit, signed by it too.
+fn admission_policy(registry: &str, public_key: &str, commit: &str) -> String {
+    let key: String = public_key
+        .lines()
+        .map(|l| format!("          {l}\n"))
+        .collect();
+    format!(
+        "apiVersion: kibaship.io/v1alpha1\nkind: AdmissionPolicy\npolicies:\n  - name: acme-builds\n    mode: enforce\n    images: [\"{registry}/kibaship/acme/**\"]\n    transparencyLog: optional\n    authorities:\n      - name: pipeline-key\n        key: |\n{key}    attestations:\n      - predicateType: https://slsa.dev/provenance/v1\n        checks:\n          - path: /buildDefinition/buildType\n            equals: {build_type}\n          - path: /buildDefinition/externalParameters/source/commit\n            equals: \"{commit}\"\n",
+        build_type = kibaship_step::provenance::BUILD_TYPE,
+    )
 }
 
-/// Runs a host program; its stdout, or a panic with its output.
-fn run(command: &mut Command) -> String {
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{command:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A git command in `dir` that reads no configuration of the host.
-fn git(dir: &Path, args: &[&str]) -> String {
-    run(Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("HOME", dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "kibaship test")
-        .env("GIT_AUTHOR_EMAIL", "test@kibaship.invalid")
-        .env("GIT_COMMITTER_NAME", "kibaship test")
-        .env("GIT_COMMITTER_EMAIL", "test@kibaship.invalid")
-        .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
-        .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z"))
-}
-
-/// `git daemon` serving the bare repositories under `base` on the node address (reachable from Pods); killed
-/// on drop.
-struct GitDaemon {
-    child: Child,
-    port: u16,
-}
-
-impl GitDaemon {
-    fn start(base: &Path) -> GitDaemon {
-        let port = TcpListener::bind((NODE_IP, 0))
-            .and_then(|l| l.local_addr())
-            .expect("a free port on the node address")
-            .port();
-        let child = Command::new("git")
-            .args([
-                "daemon",
-                "--reuseaddr",
-                "--export-all",
-                &format!("--listen={NODE_IP}"),
-                &format!("--port={port}"),
-                &format!("--base-path={}", base.display()),
-                &base.display().to_string(),
-            ])
-            .env("HOME", base)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("git daemon");
-        let daemon = GitDaemon { child, port };
-        let listening = wait_until(TRIES, Duration::from_millis(50), || {
-            std::net::TcpStream::connect((NODE_IP, port)).ok()
-        });
-        assert!(listening.is_some(), "git daemon is not listening on {port}");
-        daemon
-    }
-
-    fn url(&self, repository: &str) -> String {
-        format!("git://{NODE_IP}:{}/{repository}", self.port)
-    }
-}
-
-impl Drop for GitDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The clone Task the Pipeline resolves from the cluster resolver, as a Task of its own: the commit `revision`
-/// of `url` checked out in `repo/` of the workspace.
-fn clone_task(git_image: &str) -> Value {
+/// A Pod that runs `image` once (the shell app prints a line and exits).
+fn run_once_pod(name: &str, namespace: &str, image: &str) -> String {
     json!({
-        "apiVersion": "tekton.dev/v1",
-        "kind": "Task",
-        "metadata": { "name": "git-clone" },
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": { "name": name, "namespace": namespace },
         "spec": {
-            "params": [
-                { "name": "url", "type": "string" },
-                { "name": "revision", "type": "string" },
-            ],
-            "workspaces": [ { "name": "output" } ],
-            "results": [ { "name": "commit", "type": "string" } ],
-            "steps": [{
-                "name": "clone",
-                "image": git_image,
-                "env": [
-                    { "name": "HOME", "value": "/tmp" },
-                    { "name": "GIT_EXEC_PATH", "value": "/usr/bin" },
-                    { "name": "GIT_CONFIG_NOSYSTEM", "value": "1" },
-                ],
-                "securityContext": { "runAsNonRoot": true, "runAsUser": 1000, "runAsGroup": 1000 },
-                "script": "#!/bin/sh\nset -eu\nrepo=\"$(workspaces.output.path)/repo\"\nrm -rf \"$repo\"\ngit clone --quiet --no-checkout \"$(params.url)\" \"$repo\"\ngit -C \"$repo\" checkout --quiet --detach \"$(params.revision)\"\ngit -C \"$repo\" rev-parse HEAD | tr -d '\\n' > \"$(results.commit.path)\"\n",
-            }],
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{ "name": "app", "image": image }],
         },
     })
+    .to_string()
 }
 
-/// The image `moby/buildkit:<version>-rootless` stands for, on the cluster's registry under that path (the node
-/// mirrors docker.io there): the buildkit peer's buildkitd and buildctl, rootlesskit and the setuid
-/// newuidmap/newgidmap with a subordinate id range for `user` (uid 1000), runc, and a buildkitd.toml that sends
-/// ghcr.io and docker.io pulls to the registry and reaches it over plain HTTP. The entrypoint runs
-/// `rootlesskit buildkitd` as upstream's image does, with its state in the Task's buildkitd-state volume. It also
-/// holds kibaship-step's libraries: the build step runs kibaship-step in this image.
-fn push_rootless_buildkit_image(
+/// Waits for a run-once Pod to finish; its phase and log.
+fn finished_pod(cluster: &TestCluster, namespace: &str, name: &str) -> (String, String) {
+    let phase = wait_until(TRIES, PAUSE, || {
+        cluster
+            .kubectl_ok(&[
+                "get",
+                "pod",
+                "-n",
+                namespace,
+                name,
+                "-o",
+                "jsonpath={.status.phase}",
+            ])
+            .ok()
+            .filter(|p| p == "Succeeded" || p == "Failed")
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "pod {namespace}/{name} did not finish: {}\nkubelet:\n{}",
+            cluster
+                .kubectl_ok(&["describe", "pod", "-n", namespace, name])
+                .unwrap_or_default(),
+            cluster.log_tail("kubelet")
+        )
+    });
+    let log = cluster
+        .kubectl_ok(&["logs", "-n", namespace, name])
+        .unwrap_or_default();
+    (phase, log)
+}
+
+/// Issue 19 §4, the end of the story: the image the PipelineRun built, signed and attested is deployed into a
+/// namespace our admission webhook guards (deploy/ as shipped, the policy requiring the Pipeline's key and its
+/// provenance) and runs; the same image copied unsigned, and another image carrying this one's signature, are
+/// refused with their reason codes; in a namespace the webhook does not guard they run, and `kibaverify audit`
+/// over the cluster reports all three.
+fn admission_end_to_end(
     cluster: &TestCluster,
     registry: &str,
-    work: &Path,
-    step_binary: &Path,
-) -> String {
-    let dir = work.join("buildkit-image");
-    fs::create_dir_all(&dir).unwrap();
-    let file = |name: &str, text: String, mode: u32| {
-        let path = dir.join(name);
-        fs::write(&path, text).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
-        path
-    };
-    let state = "/home/user/.local/share/buildkit";
-    let entrypoint = file(
-        "entrypoint",
-        format!(
-            "#!/bin/sh\n# rootlesskit buildkitd, as moby/buildkit's rootless image runs it.\nset -eu\nexport HOME=/home/user USER=user XDG_RUNTIME_DIR={state}/run TMPDIR={state}/tmp\nmkdir -p \"$XDG_RUNTIME_DIR\" \"$TMPDIR\"\nexec rootlesskit buildkitd --config /etc/buildkit/buildkitd.toml --root {state}/root \"$@\"\n"
-        ),
-        0o755,
-    );
-    let config = BuildkitdConfig::default()
-        .plain_http_registry(registry)
-        .mirror("ghcr.io", registry)
-        .mirror("docker.io", registry)
-        .to_toml(Path::new("/usr/bin/runc"));
-    let buildkitd_toml = file("buildkitd.toml", config, 0o644);
-    let passwd = file(
-        "passwd",
-        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n".into(),
-        0o644,
-    );
-    let group = file("group", "root:x:0:\nuser:x:1000:\n".into(), 0o644);
-    let subids = file("subid", "user:100000:65536\n".into(), 0o644);
-    let buildkit = peer_binary("buildkit").expect("make peers (buildkit)");
-    let buildkit_dir = buildkit.parent().unwrap();
-    let (buildkitd, buildctl) = (
-        buildkit_dir.join("buildkitd"),
-        buildkit_dir.join("buildctl"),
-    );
-    let host = |p: &str| PathBuf::from(p);
-    let (rootlesskit, newuidmap, newgidmap, runc) = (
-        host("/usr/bin/rootlesskit"),
-        host("/usr/bin/newuidmap"),
-        host("/usr/bin/newgidmap"),
-        host("/usr/sbin/runc"),
-    );
-    for tool in [&rootlesskit, &newuidmap, &runc] {
-        assert!(tool.exists(), "{} is missing: make deps", tool.display());
+    image: &str,
+    digest: &str,
+    commit: &str,
+    w: &Path,
+    stages: &mut Stages,
+) {
+    let crane = peer_binary("crane").expect("make peers (crane)");
+    let crane = |args: &[&str]| run(Command::new(&crane).args(args).env("HOME", w));
+    let public_key = fs::read_to_string(w.join("cosign.pub")).unwrap();
+    let policy = admission_policy(registry, &public_key, commit);
+    let webhook = workspace_binary("kibaship-webhook").expect("the webhook binary");
+    if let Err(e) = cluster.deploy_webhook(&webhook, &policy) {
+        panic!("the webhook was not deployed: {e}");
     }
-    // Debian's newuidmap/newgidmap are setuid root and write the maps with euid 0, which the kernel allows only
-    // with CAP_SYS_ADMIN, outside a container's bounding set; upstream's image gives them file capabilities
-    // (cap_setuid/cap_setgid) instead, so they run as the caller with just that capability. Our image layers
-    // carry no xattrs, so a setuid helper does the same: back to the caller's uid keeping only the one
-    // capability (ambient), then Debian's program, without its setuid bit.
-    let helper_source = file("idmap-helper.c", IDMAP_HELPER.into(), 0o644);
-    let helper = dir.join("idmap-helper");
-    run(Command::new("gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&helper)
-        .arg(&helper_source));
-    fs::set_permissions(&helper, fs::Permissions::from_mode(0o4755)).unwrap();
-    let plain = |from: &Path, name: &str| {
-        let to = dir.join(name);
-        fs::copy(from, &to).unwrap();
-        fs::set_permissions(&to, fs::Permissions::from_mode(0o755)).unwrap();
-        to
-    };
-    let (shadow_uidmap, shadow_gidmap) = (
-        plain(&newuidmap, "newuidmap.shadow"),
-        plain(&newgidmap, "newgidmap.shadow"),
-    );
-    let reference = cluster
-        .push_program_image(
-            "moby/buildkit:v0.34.2-rootless",
-            &[
-                (&entrypoint, "/usr/local/bin/buildkitd-entrypoint"),
-                (&buildkitd, "/usr/bin/buildkitd"),
-                (&buildctl, "/usr/bin/buildctl"),
-                (&rootlesskit, "/usr/bin/rootlesskit"),
-                (&helper, "/usr/bin/newuidmap"),
-                (&helper, "/usr/bin/newgidmap"),
-                (&shadow_uidmap, "/usr/libexec/shadow/newuidmap"),
-                (&shadow_gidmap, "/usr/libexec/shadow/newgidmap"),
-                (&runc, "/usr/bin/runc"),
-                (step_binary, "/usr/local/bin/kibaship-step"),
-                (&buildkitd_toml, "/etc/buildkit/buildkitd.toml"),
-                (&passwd, "/etc/passwd"),
-                (&group, "/etc/group"),
-                (&subids, "/etc/subuid"),
-                (&subids, "/etc/subgid"),
-            ],
-        )
-        .expect("the rootless buildkit image");
-    assert_eq!(
-        reference,
-        format!("{registry}/moby/buildkit:v0.34.2-rootless")
-    );
-    reference
-}
-
-/// trivy's image (`aquasec/trivy:0.74.0` under the docker.io mirror): the trivy peer behind a wrapper that first
-/// copies a vulnerability DB built here from our advisories (testdata/trivy, as scan_driver.rs builds it) into
-/// the cache the Task gives trivy (`/tmp/trivy-cache`, an emptyDir) and runs it offline (the Pipeline does not
-/// pass the scan Task's `offline` parameter, and trivy would try to download its DB), with kibaship-step's
-/// libraries.
-fn push_trivy_image(cluster: &TestCluster, work: &Path, step_binary: &Path) {
-    let dir = work.join("trivy-image");
-    let vuln_list = dir.join("vuln-list");
-    fs::create_dir_all(vuln_list.join("cocoapods-specs/Specs")).unwrap();
-    run(Command::new("cp")
-        .arg("-r")
-        .arg(repo_root().join("testdata/trivy/vuln-list/ghsa"))
-        .arg(&vuln_list));
-    let db = dir.join("db");
-    run(
-        Command::new(peer_binary("trivy-db").expect("make peers (trivy-db)"))
-            .args(["build", "--only-update", "ghsa", "--cache-dir"])
-            .arg(&vuln_list)
-            .arg("--output-dir")
-            .arg(&db)
-            .args(["--update-interval", "87600h"]),
-    );
-    let wrapper = dir.join("trivy");
-    fs::write(
-        &wrapper,
-        "#!/bin/sh\n# The test's DB, where the Task's trivy cache is (an emptyDir); nothing fetched (no internet here).\nset -eu\nmkdir -p /tmp/trivy-cache/db\ncp /opt/trivy-db/* /tmp/trivy-cache/db/\nexec /opt/trivy/trivy \"$@\" --skip-db-update --skip-java-db-update --offline-scan --skip-check-update --skip-version-check\n",
-    )
-    .unwrap();
-    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
-    let trivy = peer_binary("trivy").expect("make peers (trivy)");
-    let mut files: Vec<(PathBuf, String)> = vec![
-        (wrapper, "/usr/local/bin/trivy".into()),
-        (trivy, "/opt/trivy/trivy".into()),
-        (
-            step_binary.to_path_buf(),
-            "/usr/local/bin/kibaship-step".into(),
+    cluster
+        .kubectl_ok(&["create", "namespace", "prod"])
+        .expect("namespace prod");
+    cluster
+        .kubectl_ok(&["label", "namespace", "prod", "kibaship.io/verify=enforce"])
+        .expect("label prod");
+    cluster
+        .kubectl_ok(&["create", "namespace", "dev"])
+        .expect("namespace dev");
+    // The same image, unsigned: a copy in another repository of the project (signatures live beside the image).
+    let repository = image.rsplit_once(':').unwrap().0;
+    let unsigned = format!("{registry}/kibaship/acme/unsigned:{commit}");
+    crane(&["copy", "--insecure", image, &unsigned]);
+    // Another image (the cluster's tools image) carrying the built image's signature under its own digest.
+    let retagged = format!("{registry}/kibaship/acme/retagged:1");
+    crane(&["copy", "--insecure", cluster.tools_image(), &retagged]);
+    let other = crane(&["digest", "--insecure", &retagged]);
+    let signature_tag = |d: &str| format!("{}.sig", d.replace(':', "-"));
+    crane(&[
+        "copy",
+        "--insecure",
+        &format!("{repository}:{}", signature_tag(digest)),
+        &format!(
+            "{registry}/kibaship/acme/retagged:{}",
+            signature_tag(&other)
         ),
-    ];
-    for entry in fs::read_dir(&db).unwrap() {
-        let path = entry.unwrap().path();
-        let at = format!(
-            "/opt/trivy-db/{}",
-            path.file_name().unwrap().to_string_lossy()
+    ]);
+    stages.done("webhook deployed, images prepared");
+
+    // Admitted, pinned to its digest, and it runs: the shell app's line in the Pod's log.
+    if let Err(e) = cluster.create_through_webhook(&run_once_pod("app", "prod", image)) {
+        panic!(
+            "the built image was not admitted: {e}\n{}",
+            cluster.webhook_diagnostics()
         );
-        files.push((path, at));
     }
-    let files: Vec<(&Path, &str)> = files
-        .iter()
-        .map(|(p, a)| (p.as_path(), a.as_str()))
-        .collect();
-    cluster
-        .push_program_image("aquasec/trivy:0.74.0", &files)
-        .expect("the trivy image");
-}
-
-/// `newuidmap`/`newgidmap` (by its name) with file capabilities, as a setuid program: all uids back to the
-/// caller's, only CAP_SETUID (CAP_SETGID) kept, raised as ambient, then `/usr/libexec/shadow/<name>` runs.
-const IDMAP_HELPER: &str = r#"#define _GNU_SOURCE
-#include <linux/capability.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-int main(int argc, char **argv) {
-    (void)argc;
-    const char *slash = strrchr(argv[0], '/');
-    const char *name = slash ? slash + 1 : argv[0];
-    int cap = strcmp(name, "newgidmap") == 0 ? CAP_SETGID : CAP_SETUID;
-    char target[64];
-    snprintf(target, sizeof target, "/usr/libexec/shadow/%s", strcmp(name, "newgidmap") == 0 ? "newgidmap" : "newuidmap");
-    uid_t caller = getuid();
-    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) { perror("PR_SET_KEEPCAPS"); return 1; }
-    if (setresuid(caller, caller, caller) != 0) { perror("setresuid"); return 1; }
-    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
-    struct __user_cap_data_struct data[2];
-    memset(data, 0, sizeof data);
-    data[0].effective = data[0].permitted = data[0].inheritable = 1u << cap;
-    if (syscall(SYS_capset, &header, data) != 0) { perror("capset"); return 1; }
-    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0) { perror("PR_CAP_AMBIENT"); return 1; }
-    execv(target, argv);
-    perror(target);
-    return 1;
-}
-"#;
-
-/// A run's outcome (`kind`: taskrun or pipelinerun; see [`TestCluster::tekton_run_outcome`]).
-fn finished(cluster: &TestCluster, kind: &str, run: &str) -> Option<String> {
-    cluster.tekton_run_outcome(kind, run, PAUSE * TRIES)
-}
-
-/// The runs' objects, their Pods' logs and the kubelet's, for a failure message.
-fn describe(cluster: &TestCluster, label: &str) -> String {
-    cluster.describe_tekton_runs(label)
-}
-
-/// A result of a TaskRun, from its status.
-fn task_result(cluster: &TestCluster, run: &str, name: &str) -> String {
-    cluster.task_run_result(run, name).unwrap()
-}
-
-/// Creates a run and waits for it to finish; panics with what the cluster says if it did not succeed.
-fn run_to_success(cluster: &TestCluster, kind: &str, object: &Value) {
-    let name = object["metadata"]["name"].as_str().unwrap();
-    cluster
-        .kubectl_stdin_ok(&["create", "-f", "-"], &object.to_string())
+    let pinned = cluster
+        .kubectl_ok(&[
+            "get",
+            "pod",
+            "-n",
+            "prod",
+            "app",
+            "-o",
+            "jsonpath={.spec.containers[0].image}",
+        ])
         .unwrap();
-    let label = match kind {
-        "taskrun" => format!("tekton.dev/taskRun={name}"),
-        _ => format!("tekton.dev/pipelineRun={name}"),
-    };
+    assert_eq!(pinned, format!("{image}@{digest}"), "pinned by /mutate");
+    let (phase, log) = finished_pod(cluster, "prod", "app");
+    assert_eq!(phase, "Succeeded", "{log}");
+    assert_eq!(log.trim(), "hello from the kibaship shell fixture");
+
+    // Refused, each with its reason code.
+    for (name, refused_image, code) in [
+        ("unsigned", unsigned.as_str(), "unsigned"),
+        ("retagged", retagged.as_str(), "digest-mismatch"),
+    ] {
+        let denial = cluster
+            .create_through_webhook(&run_once_pod(name, "prod", refused_image))
+            .err()
+            .unwrap_or_else(|| panic!("{refused_image} was admitted in prod"))
+            .to_string();
+        assert!(
+            denial.contains("denied the request") && denial.contains(code),
+            "{name}: wanted {code}: {denial}"
+        );
+    }
+    stages.done("admission in prod");
+
+    // Where the webhook does not look, both run; the audit says what it would have answered.
+    for (name, run_image) in [("unsigned", &unsigned), ("retagged", &retagged)] {
+        cluster
+            .kubectl_stdin_ok(
+                &["create", "-f", "-"],
+                &run_once_pod(name, "dev", run_image),
+            )
+            .unwrap();
+    }
+    finished_pod(cluster, "dev", "unsigned");
+    let policy_file = w.join("admission-policy.yaml");
+    fs::write(&policy_file, &policy).unwrap();
+    let audit = Command::new(workspace_binary("kibaverify").expect("the kibaverify binary"))
+        .args(["audit", "--kubeconfig"])
+        .arg(cluster.kubeconfig_path())
+        .args(["--all-namespaces", "--policy"])
+        .arg(&policy_file)
+        .args(["--insecure-registry", registry, "--output", "json"])
+        .env("HOME", w)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&audit.stdout).unwrap_or_else(|e| {
+        panic!(
+            "audit JSON: {e}\n{}",
+            String::from_utf8_lossy(&audit.stderr)
+        )
+    });
     assert_eq!(
-        finished(cluster, kind, name).as_deref(),
-        Some("True"),
-        "{kind} {name}: {}",
-        describe(cluster, &label)
+        audit.status.code(),
+        Some(1),
+        "--fail-on denied (the default) with denials: {}",
+        String::from_utf8_lossy(&audit.stderr)
     );
-}
-
-/// Per-stage wall times, printed at the end (never asserted).
-struct Stages {
-    last: Instant,
-    times: Vec<(String, Duration)>,
-}
-
-impl Stages {
-    fn new() -> Stages {
-        Stages {
-            last: Instant::now(),
-            times: Vec::new(),
-        }
+    let workload = |namespace: &str, name: &str| -> Value {
+        report["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["namespace"] == namespace && w["name"] == name && w["kind"] == "Pod")
+            .cloned()
+            .unwrap_or_else(|| panic!("{namespace}/{name} not in the audit: {report:#}"))
+    };
+    let app = workload("prod", "app");
+    assert_eq!(app["answer"], "admit", "{app:#}");
+    assert_eq!(app["containers"][0]["digest"], digest, "{app:#}");
+    for (name, code) in [("unsigned", "unsigned"), ("retagged", "digest-mismatch")] {
+        let found = workload("dev", name);
+        assert_eq!(found["answer"], "deny", "{found:#}");
+        assert_eq!(found["code"], code, "{found:#}");
     }
-
-    fn done(&mut self, stage: &str) {
-        let now = Instant::now();
-        self.times.push((stage.to_string(), now - self.last));
-        self.last = now;
-    }
-
-    fn print(&self) {
-        let total: Duration = self.times.iter().map(|(_, d)| *d).sum();
-        for (stage, took) in &self.times {
-            eprintln!("stage {stage:<40} {:>7.1} s", took.as_secs_f64());
-        }
-        eprintln!("stage {:<40} {:>7.1} s", "total", total.as_secs_f64());
-    }
+    let built = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["digest"] == digest && i["status"] == "verified")
+        .unwrap_or_else(|| panic!("the built image is not verified in the audit: {report:#}"));
+    assert!(
+        built["attestations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["predicateType"] == "https://slsa.dev/provenance/v1"),
+        "{built:#}"
+    );
+    stages.done("audit over the cluster");
 }
 
 #[test]
@@ -433,121 +268,18 @@ fn railpack_build_pipeline_clones_builds_scans_and_signs_in_real_tekton() {
     let w = work.path();
 
     // The source: the shell app committed to a bare repository that git daemon serves on the node address.
-    let source = w.join("source");
-    fs::create_dir_all(&source).unwrap();
-    let app = repo_root().join("testdata/railpack/apps/shell");
-    for entry in fs::read_dir(&app).unwrap() {
-        let entry = entry.unwrap().path();
-        fs::copy(&entry, source.join(entry.file_name().unwrap())).unwrap();
-    }
-    git(&source, &["init", "--quiet", "--initial-branch=main"]);
-    git(&source, &["add", "."]);
-    git(&source, &["commit", "--quiet", "-m", "shell app"]);
-    let commit = git(&source, &["rev-parse", "HEAD"]);
-    let served = w.join("git");
-    fs::create_dir_all(&served).unwrap();
-    git(
-        w,
-        &[
-            "clone",
-            "--quiet",
-            "--bare",
-            source.to_str().unwrap(),
-            served.join("shell.git").to_str().unwrap(),
-        ],
-    );
-    let daemon = GitDaemon::start(&served);
-    let git_url = daemon.url("shell.git");
+    let (daemon, git_url, commits) = serve_shell_app(w, 1);
+    let commit = commits[0].clone();
+    let app = repo_root().join(SHELL_APP);
 
-    // Images: kibaship-step (the Tasks' kibashipImage), git for the clone Task, and the railpack CLI image
-    // (with kibaship-step's libraries, since the install-driver step copies kibaship-step into it).
-    let step_binary = Path::new(env!("CARGO_BIN_EXE_kibaship-step"));
-    let step_image = cluster
-        .push_program_image(
-            "kibaship/step:test",
-            &[(step_binary, "/usr/local/bin/kibaship-step")],
-        )
-        .expect("the kibaship-step image");
-    let git_binary = Path::new("/usr/bin/git");
-    let git_image = cluster
-        .push_program_image("kibaship/git:test", &[(git_binary, "/usr/bin/git")])
-        .expect("the git image");
-    let wrapper = w.join("railpack-wrapper");
-    fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\n# railpack v0.15.0 runs mise from a fixed path under /tmp (an emptyDir here).\nset -eu\nmkdir -p /tmp/railpack/mise\nln -sf /opt/railpack/mise /tmp/railpack/mise/mise-{RAILPACK_MISE_VERSION}\nexec /opt/railpack/railpack \"$@\"\n"
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
-    let railpack = peer_binary("railpack").expect("make peers (railpack)");
-    let mise = peer_binary("mise").expect("make peers (mise)");
-    let railpack_image = cluster
-        .push_program_image(
-            &format!("kibamail/kibaship-railpack-cli:{RAILPACK_VERSION}"),
-            &[
-                (&wrapper, "/usr/local/bin/railpack"),
-                (&railpack, "/opt/railpack/railpack"),
-                (&mise, "/opt/railpack/mise"),
-                (step_binary, "/usr/local/bin/kibaship-step"),
-            ],
-        )
-        .expect("the railpack CLI image");
-    assert!(railpack_image.ends_with(&format!(
-        "/kibamail/kibaship-railpack-cli:{RAILPACK_VERSION}"
-    )));
-    cluster.mirror("ghcr.io").expect("ghcr.io mirrored");
-    stages.done("git server and images");
-
-    // Our Tasks as shipped, and the clone Task the cluster resolver would have served.
-    let path = repo_root().join("tasks/railpack-prepare.yaml");
-    cluster
-        .kubectl_ok(&["create", "-f", path.to_str().unwrap()])
-        .unwrap_or_else(|e| panic!("Tekton refused railpack-prepare.yaml: {e}"));
-    cluster
-        .kubectl_stdin_ok(&["create", "-f", "-"], &clone_task(&git_image).to_string())
-        .unwrap();
-
-    // The shared workspace: a hostPath volume the Tasks' uid 1000 can write.
+    let installed = install_pipeline(&cluster, w);
+    let registry = installed.registry.clone();
+    let step_image = installed.step_image.clone();
     let workspace = w.join("workspace");
-    fs::create_dir_all(&workspace).unwrap();
-    fs::set_permissions(&workspace, fs::Permissions::from_mode(0o777)).unwrap();
-    let volume = json!({
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": [
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolume",
-                "metadata": { "name": "build-workspace" },
-                "spec": {
-                    "capacity": { "storage": "1Gi" },
-                    "accessModes": ["ReadWriteOnce"],
-                    "storageClassName": "manual",
-                    "persistentVolumeReclaimPolicy": "Retain",
-                    "hostPath": { "path": workspace.to_str().unwrap(), "type": "Directory" },
-                },
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": { "name": "build-workspace" },
-                "spec": {
-                    "accessModes": ["ReadWriteOnce"],
-                    "storageClassName": "manual",
-                    "volumeName": "build-workspace",
-                    "resources": { "requests": { "storage": "1Gi" } },
-                },
-            },
-        ],
-    });
-    cluster
-        .kubectl_stdin_ok(&["create", "-f", "-"], &volume.to_string())
-        .unwrap();
+    workspace_claim(&cluster, "build-workspace", &workspace);
     let ws =
         json!({ "name": "output", "persistentVolumeClaim": { "claimName": "build-workspace" } });
-    stages.done("Tasks and workspace created");
+    stages.done("images, Tasks, Pipeline and workspace");
 
     // Clone.
     let clone = json!({
@@ -606,28 +338,6 @@ fn railpack_build_pipeline_clones_builds_scans_and_signs_in_real_tekton() {
 
     // railpack-build as shipped: rootless buildkitd in the Pod (the sidecar's securityContext as the Task has
     // it) with Railpack's frontend, the base stand-ins and the SBOM scanner from the cluster's registry.
-    let registry = cluster.registry().expect("the cluster's registry").host();
-    let pushed = push_railpack_images(&registry, &w.join("railpack-images"))
-        .expect("the Railpack frontend, base and scanner images");
-    assert_eq!(pushed.railpack_version, RAILPACK_VERSION);
-    // Pulled by the kubelet as the Task's default buildkitImage, moby/buildkit:v0.34.2-rootless.
-    push_rootless_buildkit_image(&cluster, &registry, w, step_binary);
-    cluster.mirror("docker.io").expect("docker.io mirrored");
-    let docker_config = json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": { "name": "registry-docker-config" },
-        "type": "kubernetes.io/dockerconfigjson",
-        "stringData": { ".dockerconfigjson": "{\"auths\":{}}" },
-    });
-    cluster
-        .kubectl_stdin_ok(&["create", "-f", "-"], &docker_config.to_string())
-        .unwrap();
-    let path = repo_root().join("tasks/railpack-build.yaml");
-    cluster
-        .kubectl_ok(&["create", "-f", path.to_str().unwrap()])
-        .unwrap_or_else(|e| panic!("Tekton refused railpack-build.yaml: {e}"));
-    stages.done("build images pushed");
     let build = json!({
         "apiVersion": "tekton.dev/v1",
         "kind": "TaskRun",
@@ -675,85 +385,8 @@ fn railpack_build_pipeline_clones_builds_scans_and_signs_in_real_tekton() {
     stages.done("railpack-build TaskRun");
 
     // The whole Pipeline: clone -> prepare -> build (the same inputs: the build is reused) -> scan -> sign ->
-    // attest, signing with a key from a Secret. The Tasks' default images come through the node's mirrors: our
-    // kibaship-step image as ghcr.io/kibamail/kibaship-step:0.1.0, trivy (with a DB of our advisories, seeded
-    // into its cache by a wrapper, as the railpack CLI image seeds mise) as docker.io/aquasec/trivy:0.74.0.
-    cluster
-        .push_program_image(
-            "kibamail/kibaship-step:0.1.0",
-            &[(step_binary, "/usr/local/bin/kibaship-step")],
-        )
-        .expect("the kibaship-step image under its default name");
-    push_trivy_image(&cluster, w, step_binary);
-    run(
-        Command::new(peer_binary("cosign").expect("make peers (cosign)"))
-            .args(["generate-key-pair"])
-            .current_dir(w)
-            .env("HOME", w)
-            .env("COSIGN_PASSWORD", PASSWORD),
-    );
-    let objects = json!({
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": [
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": { "name": "kibaship-signing-key" },
-                "stringData": {
-                    "cosign.key": fs::read_to_string(w.join("cosign.key")).unwrap(),
-                    "cosign.password": PASSWORD,
-                },
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": { "name": "kibaship-gate-policy" },
-                "data": { "policy.yaml": "version: 1\nfail-on-severity: high\n" },
-            },
-        ],
-    });
-    cluster
-        .kubectl_stdin_ok(&["create", "-f", "-"], &objects.to_string())
-        .unwrap();
-    for file in [
-        "kibaship-scan.yaml",
-        "kibaship-sign.yaml",
-        "kibaship-attest.yaml",
-        "kibaship-notify.yaml",
-    ] {
-        let path = repo_root().join("tasks").join(file);
-        cluster
-            .kubectl_ok(&["create", "-f", path.to_str().unwrap()])
-            .unwrap_or_else(|e| panic!("Tekton refused {file}: {e}"));
-    }
-    // The Pipeline as shipped but for its clone task's reference: the cluster resolver is not installed here.
-    let shipped = fs::read_to_string(repo_root().join("tasks/pipeline-railpack.yaml")).unwrap();
-    let resolver = "      taskRef:\n        resolver: cluster\n        params:\n          - name: kind\n            value: task\n          - name: name\n            value: tekton-task-git-clone-kibaship-com\n          - name: namespace\n            value: tekton-pipelines\n";
-    assert_eq!(
-        shipped.matches(resolver).count(),
-        1,
-        "the clone task's reference changed"
-    );
-    let pipeline = shipped.replace(resolver, "      taskRef:\n        name: git-clone\n");
-    cluster
-        .kubectl_stdin_ok(&["create", "-f", "-"], &pipeline)
-        .unwrap();
-    // Workspaces on a PVC: Tekton's affinity assistant would put the runs on one node (there is one).
-    cluster
-        .kubectl_ok(&[
-            "patch",
-            "configmap",
-            "feature-flags",
-            "-n",
-            "tekton-pipelines",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"data":{"coschedule":"disabled"}}"#,
-        ])
-        .unwrap();
-    stages.done("scan/sign/attest set up");
+    // attest, finally notify (to a receiver of the test's).
+    let receiver = NotificationReceiver::start();
     let pipeline_run = json!({
         "apiVersion": "tekton.dev/v1",
         "kind": "PipelineRun",
@@ -770,6 +403,7 @@ fn railpack_build_pipeline_clones_builds_scans_and_signs_in_real_tekton() {
                 { "name": "cacheKey", "value": "tenant-acme" },
                 { "name": "signingMode", "value": "key" },
                 { "name": "insecureRegistry", "value": "true" },
+                { "name": "notifyUrl", "value": receiver.url() },
             ],
             "workspaces": [
                 { "name": "ws", "persistentVolumeClaim": { "claimName": "build-workspace" } },
@@ -855,6 +489,151 @@ fn railpack_build_pipeline_clones_builds_scans_and_signs_in_real_tekton() {
         );
     }
     stages.done("PipelineRun");
+
+    // finally: kibaship-notify POSTed the outcome to the platform's receiver, signed with the Secret's key.
+    assert_eq!(run_result("shell-notify", "delivered"), "true");
+    let received = receiver.received();
+    assert_eq!(received.len(), 1, "one delivery, no retry");
+    let request = &received[0];
+    let timestamp = request
+        .header("x-kibaship-timestamp")
+        .expect("the timestamp header");
+    let key = kibaship_step::notify::HmacKey::new(NOTIFY_KEY.as_bytes()).unwrap();
+    assert_eq!(
+        request.header("x-kibaship-signature"),
+        Some(kibaship_step::notify::signature(&key, timestamp, &request.body).as_str()),
+        "the HMAC over timestamp.body"
+    );
+    let uid = cluster
+        .kubectl_ok(&[
+            "get",
+            "pipelinerun",
+            "shell",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])
+        .unwrap();
+    assert!(
+        request
+            .header("idempotency-key")
+            .is_some_and(|k| k.contains(&uid)),
+        "idempotency key per PipelineRun: {:?}",
+        request.headers
+    );
+    let event: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(event["event"], "kibaship.build.finished");
+    assert_eq!(event["status"], "succeeded", "{event}");
+    assert_eq!(event["pipelineRun"]["uid"], uid.as_str());
+    assert_eq!(event["image"], image.as_str());
+    assert_eq!(event["digest"], digest.as_str());
+    assert_eq!(event["verdicts"]["scan"], "pass");
+    assert!(
+        !event["signatures"].as_array().unwrap().is_empty(),
+        "{event}"
+    );
+    assert!(
+        !request
+            .body
+            .windows(PASSWORD.len())
+            .any(|w| w == PASSWORD.as_bytes())
+            && !request
+                .body
+                .windows(NOTIFY_KEY.len())
+                .any(|w| w == NOTIFY_KEY.as_bytes()),
+        "a secret in the notification"
+    );
+    stages.done("notification checked");
+
+    // A PipelineRun whose build fails: its registry refuses connections (nothing listens on the node's port 1).
+    // The build step exits with the registry failure code (75) in both attempts (the task has one retry), nothing
+    // after it runs, and the failure notification names the failed task and its kind. (A build that fails inside
+    // BuildKit needs an app whose plan runs a failing command: the offline providers here, shell and static, only
+    // copy files, which BuildKit does for any platform.)
+    let mut broken = pipeline_run.clone();
+    broken["metadata"]["name"] = json!("broken");
+    for param in broken["spec"]["params"].as_array_mut().unwrap() {
+        if param["name"] == "imageRegistry" {
+            param["value"] = json!(format!("{NODE_IP}:1"));
+        }
+    }
+    // The failed attempt's Pod keeps its buildkitd sidecar running (Tekton stops sidecars when the TaskRun is
+    // done, not between attempts), holding the sidecar's 1-CPU request, so on this 2-CPU node the retry's Pod
+    // could never be scheduled: this run asks less for it (docs/tekton.md, "Retries and the buildkitd sidecar").
+    broken["spec"]["taskRunSpecs"] = json!([{
+        "pipelineTaskName": "build",
+        "sidecarSpecs": [{
+            "name": "buildkitd",
+            "computeResources": { "requests": { "cpu": "100m", "memory": "256Mi" } },
+        }],
+    }]);
+    cluster
+        .kubectl_stdin_ok(&["create", "-f", "-"], &broken.to_string())
+        .unwrap();
+    let outcome = finished(&cluster, "pipelinerun", "broken");
+    assert_eq!(
+        outcome.as_deref(),
+        Some("False"),
+        "{}",
+        describe(&cluster, "tekton.dev/pipelineRun=broken")
+    );
+    let reason = cluster
+        .kubectl_ok(&[
+            "get",
+            "taskrun",
+            "broken-build",
+            "-o",
+            "jsonpath={.status.conditions[0].reason} {.status.conditions[0].message}",
+        ])
+        .unwrap();
+    assert!(reason.starts_with("Failed"), "{reason}");
+    let build_run: Value = serde_json::from_str(
+        &cluster
+            .kubectl_ok(&["get", "taskrun", "broken-build", "-o", "json"])
+            .unwrap(),
+    )
+    .unwrap();
+    let exit_codes = |status: &Value| -> Vec<i64> {
+        status["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["terminated"]["exitCode"].as_i64())
+            .filter(|&c| c != 0)
+            .collect()
+    };
+    assert_eq!(
+        exit_codes(&build_run["status"]),
+        [75],
+        "the registry failure's exit code: {reason}"
+    );
+    let retries = build_run["status"]["retriesStatus"].as_array().unwrap();
+    assert_eq!(retries.len(), 1, "the build task's one retry");
+    assert_eq!(exit_codes(&retries[0]), [75]);
+    for skipped in ["broken-scan", "broken-sign"] {
+        assert!(
+            cluster.kubectl_ok(&["get", "taskrun", skipped]).is_err(),
+            "{skipped} ran after the failed build"
+        );
+    }
+    assert_eq!(run_result("broken-notify-failure", "delivered"), "true");
+    let received = receiver.received();
+    assert_eq!(received.len(), 1, "one failure notification");
+    let event: Value = serde_json::from_slice(&received[0].body).unwrap();
+    assert_eq!(event["status"], "failed", "{event}");
+    assert_eq!(event["failureKind"], "build", "{event}");
+    assert_eq!(event["failedTask"], "build", "{event}");
+    assert_eq!(event["digest"], Value::Null, "{event}");
+    stages.done("failing PipelineRun");
+
+    admission_end_to_end(
+        &cluster,
+        &registry,
+        &image,
+        &digest,
+        &commit,
+        w,
+        &mut stages,
+    );
 
     drop(daemon);
     cluster.teardown().expect("teardown leaves nothing");
