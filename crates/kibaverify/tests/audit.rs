@@ -1241,3 +1241,38 @@ fn serve_oversized(mut stream: std::net::TcpStream, served: &std::sync::atomic::
     let _ = stream.write_all(&chunk(br#""}}}]}"#));
     let _ = stream.write_all(b"0\r\n\r\n");
 }
+
+#[test]
+fn use_pull_secrets_without_a_cluster_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("pod.yaml"),
+        "kind: Pod\nmetadata: {name: p, namespace: prod}\nspec:\n  containers: [{name: a, image: \"registry.invalid/app:1\"}]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("cosign.pub"),
+        "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEDnuWp3YHjzLqQcwBS+oAaRlkR+UK\n507IZjxwNV4MDg3sokWdpgeQPeJFgLAEe7ibXTEEoNAHrjIxmPDzWHBUPQ==\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    let out = Command::new(support::BIN)
+        .args(["audit", "--manifests"])
+        .arg(dir.join("pod.yaml"))
+        .arg("--key")
+        .arg(dir.join("cosign.pub"))
+        .args(["--use-pull-secrets", "--output", "json"])
+        .env("HOME", dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--use-pull-secrets") && stderr.contains("reads no cluster"),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no report for a refused command line"
+    );
+}

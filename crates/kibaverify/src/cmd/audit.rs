@@ -209,6 +209,13 @@ fn manifest_files(path: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Proble
 
 /// Runs the audit.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.use_pull_secrets && !args.reads_cluster() {
+        eprintln!(
+            "kibaverify: error: --use-pull-secrets reads the pull secrets of workloads listed from the cluster, and \
+             this audit reads no cluster: add --cluster (or -A, -n NS, --kubeconfig FILE), or drop the flag"
+        );
+        return Ok(ExitCode::from(2));
+    }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let flags = args.verify_flags();
     let requirements = match &args.policy {
