@@ -25,7 +25,7 @@ use kibaship_sign::SigningKey;
 use kibaship_sign::keys::KeyKind;
 use kibaship_sigstore::{HashAlgorithm, pae};
 
-use crate::bundle_layout::{BUNDLE_V03_MEDIA_TYPE, public_key_hint};
+use crate::bundle_layout::public_key_hint;
 use crate::check::IN_TOTO_PAYLOAD_TYPE;
 use crate::keyless::KeylessError;
 use crate::signing_config::RekorLogs;
@@ -425,28 +425,14 @@ fn key_bundle(
     mut logged: LoggedEntry,
 ) -> (Vec<u8>, LoggedEntry) {
     if logged.log_index.is_empty() {
-        logged.log_index = entry
-            .get("logIndex")
-            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-            .unwrap_or_default();
+        logged.log_index = crate::keyless::entry_log_index(&entry);
     }
-    let mut bundle = serde_json::json!({
-        "mediaType": BUNDLE_V03_MEDIA_TYPE,
-        "verificationMaterial": {
-            "publicKey": {"hint": public_key_hint(spki)},
-            "tlogEntries": [entry],
-        },
-    });
-    if let Some(timestamp) = timestamp {
-        bundle["verificationMaterial"]["timestampVerificationData"] = serde_json::json!({
-            "rfc3161Timestamps": [{"signedTimestamp": STANDARD.encode(timestamp)}],
-        });
-    }
-    if let (Some(b), Some(c)) = (bundle.as_object_mut(), content.as_object()) {
-        for (k, v) in c {
-            b.insert(k.clone(), v.clone());
-        }
-    }
-    // A Value of strings and objects always serialises.
-    (serde_json::to_vec(&bundle).unwrap_or_default(), logged)
+    let material = (
+        "publicKey",
+        serde_json::json!({"hint": public_key_hint(spki)}),
+    );
+    (
+        crate::keyless::logged_bundle(material, entry, timestamp, content),
+        logged,
+    )
 }

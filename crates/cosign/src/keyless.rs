@@ -379,16 +379,43 @@ fn assemble(
     content: serde_json::Value,
     rekor_version: u8,
 ) -> KeylessBundle {
-    let log_index = entry
+    let log_index = entry_log_index(&entry);
+    let material = (
+        "certificate",
+        serde_json::json!({"rawBytes": STANDARD.encode(leaf)}),
+    );
+    KeylessBundle {
+        json: logged_bundle(material, entry, timestamp, content),
+        certificate: leaf.to_vec(),
+        log_index,
+        rekor_version,
+    }
+}
+
+/// A log entry's `logIndex` as text (Rekor v2 writes a string, a Rekor v1 entry made here a number).
+pub(crate) fn entry_log_index(entry: &serde_json::Value) -> String {
+    entry
         .get("logIndex")
         .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The bytes of a bundle v0.3 with a transparency-log entry: its verification material (`("certificate", ...)`
+/// or `("publicKey", ...)`), the entry, the RFC 3161 timestamp response if any, and the content
+/// (`messageSignature` or `dsseEnvelope`), for keyless and logged key signatures alike.
+pub(crate) fn logged_bundle(
+    material: (&str, serde_json::Value),
+    entry: serde_json::Value,
+    timestamp: Option<&[u8]>,
+    content: serde_json::Value,
+) -> Vec<u8> {
+    // The material first, then the entries, as both signers wrote them before (serde_json may keep key order).
+    let mut verification = serde_json::Map::new();
+    verification.insert(material.0.to_string(), material.1);
+    verification.insert("tlogEntries".into(), serde_json::json!([entry]));
     let mut bundle = serde_json::json!({
         "mediaType": BUNDLE_V03_MEDIA_TYPE,
-        "verificationMaterial": {
-            "certificate": {"rawBytes": STANDARD.encode(leaf)},
-            "tlogEntries": [entry],
-        },
+        "verificationMaterial": verification,
     });
     if let Some(timestamp) = timestamp {
         bundle["verificationMaterial"]["timestampVerificationData"] = serde_json::json!({
@@ -400,11 +427,6 @@ fn assemble(
             b.insert(k.clone(), v.clone());
         }
     }
-    KeylessBundle {
-        // A Value of strings, numbers and objects always serialises.
-        json: serde_json::to_vec(&bundle).unwrap_or_default(),
-        certificate: leaf.to_vec(),
-        log_index,
-        rekor_version,
-    }
+    // A Value of strings, numbers and objects always serialises.
+    serde_json::to_vec(&bundle).unwrap_or_default()
 }
