@@ -4,12 +4,10 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kibaship_testsupport::buildkit::BuildkitdConfig;
@@ -116,85 +114,81 @@ impl Drop for GitDaemon {
     }
 }
 
-/// One request the notification receiver got: its headers (names lower-cased) and body.
-pub struct Received {
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Received {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// The platform's side of kibaship-notify: an HTTP/1.1 listener on the node address (Pods reach it by their
-/// default route) that records each POST and answers 200. It only records: the test checks the HMAC with the
-/// documented recipe (`kibaship_step::notify::signature`).
+/// The platform's side of kibaship-notify: the real `kibaship-step notify-receiver` on the node address (Pods
+/// reach it by their default route), checking each notification (HMAC over timestamp + body with `key`, the
+/// timestamp's age, the Idempotency-Key) and appending the verified ones to an events file; killed on drop.
 pub struct NotificationReceiver {
-    port: u16,
-    received: Arc<Mutex<Vec<Received>>>,
+    child: Child,
+    address: String,
+    events: PathBuf,
+    log: PathBuf,
 }
 
 impl NotificationReceiver {
-    pub fn start() -> NotificationReceiver {
-        let listener = TcpListener::bind((NODE_IP, 0)).expect("a port on the node address");
-        let port = listener.local_addr().unwrap().port();
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&received);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                if let Some(request) = read_request(stream) {
-                    sink.lock().unwrap().push(request);
-                }
-            }
-        });
-        NotificationReceiver { port, received }
+    pub fn start(w: &Path, key: &str) -> NotificationReceiver {
+        let dir = w.join("notify-receiver");
+        fs::create_dir_all(&dir).unwrap();
+        let key_file = dir.join("hmac-key");
+        fs::write(&key_file, key).unwrap();
+        let address_file = dir.join("address");
+        let events = dir.join("events.jsonl");
+        let log = dir.join("receiver.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_kibaship-step"))
+            .arg("notify-receiver")
+            .arg("--listen")
+            .arg(format!("{NODE_IP}:0"))
+            .arg("--hmac-key-file")
+            .arg(&key_file)
+            .arg("--address-file")
+            .arg(&address_file)
+            .arg("--events-file")
+            .arg(&events)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&log).unwrap())
+            .stderr(Stdio::from(
+                fs::File::create(dir.join("receiver.err")).unwrap(),
+            ))
+            .spawn()
+            .expect("kibaship-step notify-receiver");
+        let address = wait_until(TRIES, Duration::from_millis(50), || {
+            fs::read_to_string(&address_file)
+                .ok()
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+        })
+        .expect("the receiver's address");
+        NotificationReceiver {
+            child,
+            address,
+            events,
+            log,
+        }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{NODE_IP}:{}/hooks/builds", self.port)
+        format!("http://{}/hooks/builds", self.address)
     }
 
-    pub fn received(&self) -> Vec<Received> {
-        std::mem::take(&mut *self.received.lock().unwrap())
+    /// The verified notifications' bodies so far, oldest first.
+    pub fn events(&self) -> Vec<Value> {
+        fs::read_to_string(&self.events)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("an event is JSON"))
+            .collect()
+    }
+
+    /// What the receiver printed (each verified event, each refusal).
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
-/// Reads one request (headers, then `Content-Length` bytes of body) and answers `200 OK`.
-pub fn read_request(mut stream: TcpStream) -> Option<Received> {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .ok()?;
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line).ok()?;
-        let trimmed = line.trim_end();
-        if trimmed.is_empty() {
-            break;
-        }
-        let (name, value) = trimmed.split_once(':')?;
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+impl Drop for NotificationReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    stream
-        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-        .ok()?;
-    Some(Received { headers, body })
 }
 
 /// The clone Task the Pipeline resolves from the cluster resolver, as a Task of its own: the commit `revision`
