@@ -8,9 +8,9 @@
 //!   signature, timestamp within [`crate::notify::TIMESTAMP_TOLERANCE`]), then a body that parses as a
 //!   [`ReceivedNotification`] of this event and version, whose `Idempotency-Key` is its PipelineRun's UID. A
 //!   repeated key is accepted again and recorded once;
-//! * [`serve`] answers connections one at a time on a `TcpListener`: `204` accepted, `400` malformed, `401` a bad
-//!   signature or timestamp, `405` not a POST, `411` no `Content-Length`, `413` too large. Each answer closes the
-//!   connection.
+//! * [`serve`] answers connections one at a time on a `TcpListener`, over plain HTTP or, with
+//!   [`ServeOptions::tls`] ([`tls_config`]), HTTPS: `204` accepted, `400` malformed, `401` a bad signature or
+//!   timestamp, `405` not a POST, `411` no `Content-Length`, `413` too large. Each answer closes the connection.
 //!
 //! Refusals name what failed, never the signature, the key or the body.
 
@@ -18,7 +18,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use serde::{Deserialize, Serialize};
 
@@ -50,13 +54,17 @@ pub enum HttpError {
     /// The head or the body is larger than accepted.
     #[error("the {what} is larger than the {limit} bytes accepted")]
     TooLarge { what: &'static str, limit: usize },
+    /// The TLS handshake failed (the client distrusts the certificate, speaks plain HTTP, ...): nothing can be
+    /// answered.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
 }
 
 impl HttpError {
     /// The HTTP status answered.
     pub fn status(&self) -> u16 {
         match self {
-            HttpError::Malformed(_) => 400,
+            HttpError::Malformed(_) | HttpError::Tls(_) => 400,
             HttpError::Method(_) => 405,
             HttpError::LengthRequired => 411,
             HttpError::TooLarge { .. } => 413,
@@ -396,13 +404,72 @@ impl ReceiverError {
     }
 }
 
-/// Where the receiver records accepted notifications.
+/// Where the receiver records accepted notifications, and how it listens.
 #[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
     /// Stop after this many new (not duplicate) notifications; `None`: serve until killed.
     pub exit_after: Option<usize>,
     /// Append each new notification's body (one JSON document per line) to this file.
     pub events_file: Option<PathBuf>,
+    /// Serve HTTPS with this configuration ([`tls_config`]); `None`: plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// The HTTPS configuration of a receiver serving the PEM certificate chain `cert_pem` (leaf first) with the PEM
+/// private key `key_pem` (PKCS#8, PKCS#1 or SEC1): TLS 1.2 and 1.3, HTTP/1.1 only (ALPN), no client certificates.
+pub fn tls_config(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<Arc<rustls::ServerConfig>, ReceiverError> {
+    let bad =
+        |what: &str, e: &dyn std::fmt::Display| ReceiverError::Parameter(format!("{what}: {e}"));
+    let certs = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad("--tls-cert", &e))?;
+    if certs.is_empty() {
+        return Err(ReceiverError::Parameter(
+            "--tls-cert: no PEM CERTIFICATE in the file".into(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| bad("--tls-key", &e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| bad("TLS", &e))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| bad("--tls-cert/--tls-key", &e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// One accepted connection, plain or TLS: what [`read_request`] and [`answer`] need.
+trait Connection: Read + Write {
+    /// Ends what this side sends (TLS: close_notify first), leaving the read side open.
+    fn close_write(&mut self);
+    /// Bounds the wait of the next reads.
+    fn set_read_timeout(&mut self, timeout: Duration);
+}
+
+impl Connection for TcpStream {
+    fn close_write(&mut self) {
+        let _ = self.shutdown(std::net::Shutdown::Write);
+    }
+    fn set_read_timeout(&mut self, timeout: Duration) {
+        let _ = TcpStream::set_read_timeout(self, Some(timeout));
+    }
+}
+
+impl Connection for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    fn close_write(&mut self) {
+        self.conn.send_close_notify();
+        let _ = self.flush();
+        let _ = self.sock.shutdown(std::net::Shutdown::Write);
+    }
+    fn set_read_timeout(&mut self, timeout: Duration) {
+        let _ = self.sock.set_read_timeout(Some(timeout));
+    }
 }
 
 fn reason(status: u16) -> &'static str {
@@ -418,7 +485,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// Reads one request's head and body from `stream`, bounded.
-fn read_request(stream: &mut TcpStream) -> Result<(RequestHead, Vec<u8>), HttpError> {
+fn read_request(stream: &mut impl Read) -> Result<(RequestHead, Vec<u8>), HttpError> {
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -466,7 +533,7 @@ fn read_request(stream: &mut TcpStream) -> Result<(RequestHead, Vec<u8>), HttpEr
     Ok((head, body))
 }
 
-fn answer(stream: &mut TcpStream, status: u16, text: &str) {
+fn answer(stream: &mut impl Connection, status: u16, text: &str) {
     let response = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
         reason(status),
@@ -477,10 +544,10 @@ fn answer(stream: &mut TcpStream, status: u16, text: &str) {
     let _ = stream.flush();
     // Closing with unread input would reset the connection and could destroy the answer before the client reads
     // it: the write side is closed first and a bounded amount of what the client still sends is discarded.
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    stream.close_write();
+    stream.set_read_timeout(Duration::from_secs(1));
     let _ = std::io::copy(
-        &mut stream.take(MAX_BODY_BYTES as u64),
+        &mut Read::take(&mut *stream, MAX_BODY_BYTES as u64),
         &mut std::io::sink(),
     );
 }
@@ -498,7 +565,7 @@ pub fn serve(
         return Ok(());
     }
     for stream in listener.incoming() {
-        let mut stream = match stream {
+        let stream = match stream {
             Ok(s) => s,
             // A connection that failed before it was accepted (reset, out of descriptors) is skipped.
             Err(_) => continue,
@@ -506,32 +573,32 @@ pub fn serve(
         let peer = stream.peer_addr().ok();
         let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
         let _ = stream.set_write_timeout(Some(READ_TIMEOUT));
-        let outcome = read_request(&mut stream)
-            .map_err(Refusal::from)
-            .and_then(|(head, body)| {
-                receiver
-                    .receive(&head, &body, SystemTime::now())
-                    .map(|a| (a, body))
-            });
-        let status = match &outcome {
-            Ok(_) => 204,
-            Err(refusal) => refusal.status(),
+        let new = match &options.tls {
+            None => handle(stream, peer, receiver, options, report)?,
+            Some(config) => {
+                let connection = rustls::ServerConnection::new(Arc::clone(config))
+                    .map_err(|e| ReceiverError::Parameter(format!("TLS: {e}")))?;
+                let mut tls = rustls::StreamOwned::new(connection, stream);
+                // The handshake first, so that a client that distrusts the certificate (or speaks plain HTTP)
+                // is reported as such rather than as a malformed request.
+                let mut handshake = Ok(());
+                while handshake.is_ok() && tls.conn.is_handshaking() {
+                    handshake = tls.conn.complete_io(&mut tls.sock).map(|_| ());
+                }
+                match handshake {
+                    Ok(()) => handle(tls, peer, receiver, options, report)?,
+                    Err(e) => {
+                        report(&Handled {
+                            peer,
+                            status: 400,
+                            outcome: Err(Refusal::Http(HttpError::Tls(e.to_string()))),
+                        });
+                        let _ = tls.sock.shutdown(std::net::Shutdown::Both);
+                        false
+                    }
+                }
+            }
         };
-        if let (Ok((Accepted::New(_), body)), Some(path)) = (&outcome, &options.events_file) {
-            append_line(path, body)?;
-        }
-        let text = match &outcome {
-            Ok(_) => String::new(),
-            Err(refusal) => format!("{refusal}\n"),
-        };
-        let new = matches!(outcome, Ok((Accepted::New(_), _)));
-        // Reported before the answer, so that what the client learns is already in the receiver's log.
-        report(&Handled {
-            peer,
-            status,
-            outcome,
-        });
-        answer(&mut stream, status, &text);
         if new {
             accepted += 1;
             if options.exit_after.is_some_and(|n| accepted >= n) {
@@ -540,6 +607,43 @@ pub fn serve(
         }
     }
     Ok(())
+}
+
+/// Reads, decides on, records and answers the one request of `stream`; `true` for a new notification.
+fn handle(
+    mut stream: impl Connection,
+    peer: Option<SocketAddr>,
+    receiver: &mut Receiver,
+    options: &ServeOptions,
+    report: &mut dyn FnMut(&Handled),
+) -> Result<bool, ReceiverError> {
+    let outcome = read_request(&mut stream)
+        .map_err(Refusal::from)
+        .and_then(|(head, body)| {
+            receiver
+                .receive(&head, &body, SystemTime::now())
+                .map(|a| (a, body))
+        });
+    let status = match &outcome {
+        Ok(_) => 204,
+        Err(refusal) => refusal.status(),
+    };
+    if let (Ok((Accepted::New(_), body)), Some(path)) = (&outcome, &options.events_file) {
+        append_line(path, body)?;
+    }
+    let text = match &outcome {
+        Ok(_) => String::new(),
+        Err(refusal) => format!("{refusal}\n"),
+    };
+    let new = matches!(outcome, Ok((Accepted::New(_), _)));
+    // Reported before the answer, so that what the client learns is already in the receiver's log.
+    report(&Handled {
+        peer,
+        status,
+        outcome,
+    });
+    answer(&mut stream, status, &text);
+    Ok(new)
 }
 
 fn append_line(path: &std::path::Path, body: &[u8]) -> Result<(), ReceiverError> {

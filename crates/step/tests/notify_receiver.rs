@@ -89,11 +89,17 @@ fn start(extra: &[&str]) -> Running {
 
 /// `kibaship-step notify` to the receiver with the key in `key_file`; its exit code, stderr and results.
 fn notify(r: &Running, key_file: &Path) -> (i32, String, String) {
+    notify_to(r, key_file, "http", &[])
+}
+
+/// [`notify`] over `scheme`, with `extra` arguments.
+fn notify_to(r: &Running, key_file: &Path, scheme: &str, extra: &[&str]) -> (i32, String, String) {
     let results = r.dir.path().join("status");
     let _ = std::fs::remove_file(&results);
     let out = Command::new(BIN)
         .args(["notify", "--url"])
-        .arg(format!("http://{}/hook", r.addr))
+        .arg(format!("{scheme}://{}/hook", r.addr))
+        .args(extra)
         .arg("--hmac-key-file")
         .arg(key_file)
         .args([
@@ -226,6 +232,85 @@ fn the_real_sender_is_received_verified_and_printed() {
     for text in [&out, &r.stderr(), &stderr, &events] {
         assert!(!text.contains(KEY), "the key was printed: {text}");
     }
+}
+
+#[test]
+fn over_https_the_sender_trusts_only_the_ca_it_is_given() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = kibaship_testsupport::server_pki(pki_dir.path()).unwrap();
+    let r = start(&[
+        "--tls-cert",
+        pki.cert_pem.to_str().unwrap(),
+        "--tls-key",
+        pki.key_pem.to_str().unwrap(),
+    ]);
+    let key_file = r.key_file(KEY);
+    // Without the receiver's CA the sender refuses the certificate: not delivered (75), and it says why.
+    let (code, stderr, _) = notify_to(&r, &key_file, "https", &[]);
+    assert_eq!(code, 75, "notify: {stderr}");
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+    // Plain HTTP to the HTTPS receiver: nothing is answered, nothing is recorded.
+    let (code, stderr, _) = notify_to(&r, &key_file, "http", &[]);
+    assert_eq!(code, 75, "notify: {stderr}");
+    assert!(
+        !r.dir.path().join("events.jsonl").exists(),
+        "a notification was recorded without TLS"
+    );
+    // With --ca-file: delivered, verified and recorded.
+    let ca = pki.ca_pem.to_str().unwrap();
+    let (code, stderr, status) = notify_to(&r, &key_file, "https", &["--ca-file", ca]);
+    assert_eq!(code, 0, "notify: {stderr}");
+    assert_eq!(status.trim(), "204");
+    let events = std::fs::read_to_string(r.dir.path().join("events.jsonl")).unwrap();
+    assert_eq!(events.lines().count(), 1, "{events}");
+    let out = r.stdout();
+    let refusals: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("TLS handshake failed"))
+        .collect();
+    assert_eq!(refusals.len(), 2, "both failed handshakes reported:\n{out}");
+    assert!(out.contains("accepted (HTTP 204)"), "{out}");
+    assert!(
+        r.stderr().contains("listening on https://"),
+        "{}",
+        r.stderr()
+    );
+    for text in [&out, &r.stderr(), &stderr, &events] {
+        assert!(!text.contains(KEY), "the key was printed: {text}");
+    }
+}
+
+#[test]
+fn tls_flags_are_checked_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("hmac-key");
+    std::fs::write(&key, format!("{KEY}\n")).unwrap();
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let run = |extra: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("notify-receiver")
+            .arg("--hmac-key-file")
+            .arg(&key)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let not_pem = not_pem.to_str().unwrap();
+    // A certificate without its key (and the reverse) is a usage error.
+    let (code, stderr) = run(&["--tls-cert", not_pem]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(stderr.contains("--tls-key"), "{stderr}");
+    let (code, stderr) = run(&["--tls-cert", not_pem, "--tls-key", not_pem]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains("--tls-cert: no PEM CERTIFICATE"),
+        "{stderr}"
+    );
 }
 
 #[test]

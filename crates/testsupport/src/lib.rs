@@ -40,5 +40,6 @@ pub mod sigstore;
 pub mod tokenserver;
 
 pub use error::HarnessError;
+pub use pki::{ServerPki, server_pki};
 pub use process::process_alive;
 pub use process::workspace_binary;

@@ -39,6 +39,29 @@ fn write(path: &Path, contents: &[u8]) -> Result<(), HarnessError> {
         .map_err(|e| HarnessError::io(format!("writing {}", path.display()), e))
 }
 
+/// A fresh CA and a server certificate for 127.0.0.1 and localhost, as PEM files, for tests of our own TLS
+/// servers and clients.
+#[derive(Debug, Clone)]
+pub struct ServerPki {
+    /// The CA certificate (the bundle a client trusts).
+    pub ca_pem: PathBuf,
+    /// The server's certificate chain (leaf, then CA).
+    pub cert_pem: PathBuf,
+    /// The server's PKCS#8 private key.
+    pub key_pem: PathBuf,
+}
+
+/// Generates a [`ServerPki`] into `dir` (ECDSA P-256; `ca.pem`, `server.pem`, `server.key` and the files of the
+/// registry's token signer).
+pub fn server_pki(dir: &Path) -> Result<ServerPki, HarnessError> {
+    let pki = TestPki::generate(dir)?;
+    Ok(ServerPki {
+        ca_pem: pki.ca_pem,
+        cert_pem: pki.server_cert_pem,
+        key_pem: pki.server_key_pem,
+    })
+}
+
 impl TestPki {
     /// Generates a fresh PKI (ECDSA P-256 everywhere) into `dir`.
     pub(crate) fn generate(dir: &Path) -> Result<Self, HarnessError> {
