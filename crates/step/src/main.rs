@@ -185,6 +185,10 @@ struct TagArgs {
     /// File for the tags result (one tagged reference per line).
     #[arg(long)]
     tags_result: Option<PathBuf>,
+    /// `true`: no --branch, --environment or --promote is not an error; nothing is tagged and the tags result is
+    /// empty (the Pipeline runs the tag task on every build; a build of no branch asks for no tag).
+    #[arg(long, default_value = "false", action = clap::ArgAction::Set)]
+    allow_empty: String,
 }
 
 /// `kibaship-step scan`: empty strings mean "not set", as Tekton passes them.
@@ -254,6 +258,12 @@ struct NotifyReceiverArgs {
     /// Largest accepted difference between the timestamp header and this clock.
     #[arg(long, default_value = "300s", value_parser = parse_duration)]
     tolerance: Duration,
+    /// Serve HTTPS with this PEM certificate chain (leaf first; with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// `kibaship-step notify`: empty strings mean "not set", as Tekton passes them.
@@ -846,9 +856,28 @@ fn notify_receiver(
     a: NotifyReceiverArgs,
 ) -> Result<(), kibaship_step::notify_receiver::ReceiverError> {
     use kibaship_step::notify::HmacKey;
-    use kibaship_step::notify_receiver::{Accepted, Receiver, ReceiverError, ServeOptions, serve};
+    use kibaship_step::notify_receiver::{
+        Accepted, Receiver, ReceiverError, ServeOptions, serve, tls_config,
+    };
     let key = HmacKey::from_file(&a.hmac_key_file)
         .map_err(|e| ReceiverError::Parameter(e.to_string()))?;
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => {
+            let read = |path: &PathBuf, what: &str| {
+                kibaship_cli::input::read_bounded(
+                    path,
+                    what,
+                    kibaship_cli::input::MAX_CONFIG_FILE_BYTES,
+                )
+                .map_err(|e| ReceiverError::Parameter(e.to_string()))
+            };
+            Some(tls_config(
+                &read(cert, "TLS certificate (--tls-cert)")?,
+                &read(key, "TLS key (--tls-key)")?,
+            )?)
+        }
+        _ => None,
+    };
     let listener = std::net::TcpListener::bind(a.listen).map_err(|cause| ReceiverError::Io {
         what: format!("cannot listen on {}", a.listen),
         cause,
@@ -868,13 +897,15 @@ fn notify_receiver(
             })?;
     }
     eprintln!(
-        "kibaship-step: notify-receiver listening on http://{address} (timestamps within {}s)",
+        "kibaship-step: notify-receiver listening on {}://{address} (timestamps within {}s)",
+        if tls.is_some() { "https" } else { "http" },
         a.tolerance.as_secs()
     );
     let mut receiver = Receiver::new(key, a.tolerance);
     let options = ServeOptions {
         exit_after: a.exit_after,
         events_file: a.events_file,
+        tls,
     };
     serve(&listener, &mut receiver, &options, &mut |handled| {
         let peer = handled
@@ -1063,14 +1094,16 @@ fn tag(a: TagArgs) -> Result<(), kibaship_step::tag::TagError> {
     use kibaship_step::tag::{TagError, apply_tags, check_policy, parse_policy, tag_names};
     let bad = TagError::Parameter;
     let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-    let tags = tag_names(
-        opt(&a.branch).as_deref(),
-        opt(&a.environment).as_deref(),
-        &a.promotions
-            .iter()
-            .filter_map(|p| opt(p))
-            .collect::<Vec<_>>(),
-    )?;
+    let flag = |name: &str, value: &str| match value.trim() {
+        "true" => Ok(true),
+        "false" | "" => Ok(false),
+        other => Err(bad(format!("--{name} {other:?} is not true or false"))),
+    };
+    let branch = opt(&a.branch);
+    let environment = opt(&a.environment);
+    let promotions: Vec<String> = a.promotions.iter().filter_map(|p| opt(p)).collect();
+    let none_requested = branch.is_none() && environment.is_none() && promotions.is_empty();
+    let allow_empty = flag("allow-empty", &a.allow_empty)?;
     let image = kibaship_oci::Reference::parse(a.image.trim())
         .map_err(|e| bad(format!("--image {:?}: {e}", a.image)))?;
     let digest: kibaship_oci::Digest = a
@@ -1079,14 +1112,14 @@ fn tag(a: TagArgs) -> Result<(), kibaship_step::tag::TagError> {
         .parse()
         .map_err(|e| bad(format!("--digest {:?}: {e}", a.digest)))?;
     let pinned = image.with_digest(digest);
-    let insecure = match a.insecure_registry.trim() {
-        "true" => true,
-        "false" | "" => false,
-        other => {
-            return Err(bad(format!(
-                "--insecure-registry {other:?} is not true or false"
-            )));
-        }
+    let insecure = flag("insecure-registry", &a.insecure_registry)?;
+    let tags = if none_requested && allow_empty {
+        eprintln!(
+            "kibaship-step: no tag requested (no --branch, --environment or --promote): {pinned} is left as it is"
+        );
+        Vec::new()
+    } else {
+        tag_names(branch.as_deref(), environment.as_deref(), &promotions)?
     };
     let timeout = match a.timeout.trim() {
         "" => DEFAULT_TIMEOUT,
@@ -1118,7 +1151,7 @@ fn tag(a: TagArgs) -> Result<(), kibaship_step::tag::TagError> {
         .enable_all()
         .build()
         .map_err(|e| bad(format!("cannot start the async runtime: {e}")))?;
-    if let Some(set) = &policy {
+    if let (Some(set), false) = (&policy, tags.is_empty()) {
         let root = match opt(&a.trusted_root) {
             Some(path) => {
                 let json = kibaship_cli::input::read_bounded(

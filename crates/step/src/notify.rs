@@ -61,19 +61,20 @@ impl TaskStatus {
 }
 
 /// The pipeline's tasks in order, with the failure kind each one's failure means.
-pub const FAILURE_KINDS: [(&str, &str); 6] = [
+pub const FAILURE_KINDS: [(&str, &str); 7] = [
     ("clone", "clone"),
     ("prepare", "plan"),
     ("build", "build"),
     ("scan", "scan"),
     ("sign", "sign"),
     ("attest", "attest"),
+    ("tag", "tag"),
 ];
 
 /// Failure kinds a notification may carry (`failureKind`); `gate` is a scan that ran and failed the gate,
 /// `unknown` a failed run with no failed task (a timeout or cancellation).
-pub const KNOWN_FAILURE_KINDS: [&str; 8] = [
-    "clone", "plan", "build", "scan", "gate", "sign", "attest", "unknown",
+pub const KNOWN_FAILURE_KINDS: [&str; 9] = [
+    "clone", "plan", "build", "scan", "gate", "sign", "attest", "tag", "unknown",
 ];
 
 /// The step's parameters as Tekton passes them: an empty string means "not set".
@@ -676,11 +677,12 @@ pub async fn deliver(
                 let what = if e.is_timeout() {
                     format!("no answer within {:?}", options.attempt_timeout)
                 } else if e.is_connect() {
-                    "cannot connect".to_string()
+                    format!("cannot connect: {}", root_cause(&e))
                 } else {
-                    "request failed".to_string()
+                    format!("request failed: {}", root_cause(&e))
                 };
-                // reqwest's own text names the URL with its query: only our description is printed.
+                // reqwest's own text names the URL with its query: only our description and the innermost
+                // cause (the socket's or TLS's own words, which hold no URL) are printed.
                 let _ = writeln!(log, "kibaship-step: notify attempt {attempt}: {what}");
                 (what, None)
             }
@@ -698,6 +700,21 @@ pub async fn deliver(
         }
         tokio::time::sleep(wait).await;
     }
+}
+
+/// The innermost cause of `e` ("invalid peer certificate: UnknownIssuer", "Connection refused (os error 111)"),
+/// escaped; reqwest's outer text, which names the URL, is left out.
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    let mut innermost = None;
+    while let Some(c) = cause {
+        innermost = Some(c);
+        cause = c.source();
+    }
+    innermost
+        .map(|c| c.to_string().escape_debug().to_string())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "no cause given".into())
 }
 
 #[cfg(test)]
@@ -769,6 +786,11 @@ mod tests {
         assert_eq!(
             i.notification().expect("valid").failure_kind.as_deref(),
             Some("plan")
+        );
+        i.task_statuses = vec!["attest=Succeeded".into(), "tag=Failed".into()];
+        assert_eq!(
+            i.notification().expect("valid").failure_kind.as_deref(),
+            Some("tag")
         );
         i.task_statuses.clear();
         assert_eq!(

@@ -277,6 +277,35 @@ fn bad_values_exit_64_naming_what_is_wrong() {
     assert!(run.stderr.contains("cannot read"), "{}", run.stderr);
 }
 
+#[test]
+fn allow_empty_tags_nothing_and_succeeds_but_still_checks_the_digest() {
+    let _shared = setup();
+    let digest = digest_of("fixtures/app");
+    // The Pipeline's setting: a build of no branch, environment or promotion asks for no tag.
+    let run = tag(
+        "fixtures/app",
+        &digest,
+        &["--allow-empty", "true", "--policy", &policy(), "--promote"],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stderr.contains("no tag requested"), "{}", run.stderr);
+    assert_eq!(run.tags.as_deref(), Some(""), "an empty tags result");
+    assert!(!run.stdout.contains("tagged="), "{}", run.stdout);
+    // A digest the repository does not hold is still an error, and a bad value of the flag is refused.
+    let missing = format!("sha256:{}", "0".repeat(64));
+    let run = tag("fixtures/app", &missing, &["--allow-empty", "true"]);
+    assert_eq!(run.code, Some(64), "{}", run.stderr);
+    assert!(run.stderr.contains("cannot read"), "{}", run.stderr);
+    let run = tag("fixtures/app", &digest, &["--allow-empty", "yes"]);
+    assert_eq!(run.code, Some(64), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--allow-empty \"yes\" is not true or false"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// The tag step's argv from tasks/kibaship-tag.yaml.
 fn tag_task_argv(root: &std::path::Path, params: &BTreeMap<&str, Vec<String>>) -> Vec<String> {
     let (argv, step) = task_argv("kibaship-tag.yaml", "tag", params, root);

@@ -404,6 +404,11 @@ fn railpack_build_pipeline_clones_builds_scans_and_signs_in_real_tekton() {
                 { "name": "signingMode", "value": "key" },
                 { "name": "insecureRegistry", "value": "true" },
                 { "name": "notifyUrl", "value": receiver.url() },
+                // Every task's driver image from the PipelineRun (the test's name, not the Tasks' default).
+                { "name": "kibashipImage", "value": step_image },
+                { "name": "gitBranch", "value": "refs/heads/main" },
+                { "name": "environment", "value": "staging" },
+                { "name": "promotions", "value": ["prod"] },
             ],
             "workspaces": [
                 { "name": "ws", "persistentVolumeClaim": { "claimName": "build-workspace" } },
@@ -425,10 +430,11 @@ fn railpack_build_pipeline_clones_builds_scans_and_signs_in_real_tekton() {
             ])
             .unwrap_or_default()
     };
-    let statuses: Vec<(&str, String)> = ["clone", "prepare", "build", "scan", "sign", "attest"]
-        .into_iter()
-        .map(|task| (task, task_status(task)))
-        .collect();
+    let statuses: Vec<(&str, String)> =
+        ["clone", "prepare", "build", "scan", "sign", "attest", "tag"]
+            .into_iter()
+            .map(|task| (task, task_status(task)))
+            .collect();
     eprintln!("PipelineRun {outcome:?}, tasks {statuses:?}");
     for (task, status) in &statuses {
         assert_eq!(
@@ -488,6 +494,38 @@ fn railpack_build_pipeline_clones_builds_scans_and_signs_in_real_tekton() {
             "cosign verify-attestation --type {predicate_type}"
         );
     }
+    // The tag task put the design's tags on the signed digest, without a rebuild.
+    let tags = run_result("shell-tag", "tags");
+    let expected: Vec<String> = ["branch-main", "latest-staging", "prod"]
+        .iter()
+        .map(|t| format!("{registry}/{REPOSITORY}:{t}"))
+        .collect();
+    assert_eq!(tags.lines().collect::<Vec<_>>(), expected, "{tags}");
+    for tagged in &expected {
+        let served = run(Command::new(&crane)
+            .args(["digest", "--insecure", tagged])
+            .env("HOME", w));
+        assert_eq!(served, digest, "{tagged}");
+    }
+    let pods: Vec<String> = cluster
+        .kubectl_ok(&[
+            "get",
+            "pods",
+            "-l",
+            "tekton.dev/pipelineRun=shell",
+            "-o",
+            "jsonpath={range .items[*]}{.spec.containers[*].image}{\"\\n\"}{end}",
+        ])
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(
+        pods.iter()
+            .filter(|images| !images.contains("kibaship/git:test"))
+            .all(|images| images.contains(&step_image)),
+        "a task ran without the PipelineRun's kibashipImage: {pods:?}"
+    );
     stages.done("PipelineRun");
 
     // finally: kibaship-notify POSTed the outcome to the platform's receiver, signed with the Secret's key.
@@ -538,16 +576,10 @@ fn railpack_build_pipeline_clones_builds_scans_and_signs_in_real_tekton() {
             param["value"] = json!(format!("{NODE_IP}:1"));
         }
     }
-    // The failed attempt's Pod keeps its buildkitd sidecar running (Tekton stops sidecars when the TaskRun is
-    // done, not between attempts), holding the sidecar's 1-CPU request, so on this 2-CPU node the retry's Pod
-    // could never be scheduled: this run asks less for it (docs/tekton.md, "Retries and the buildkitd sidecar").
-    broken["spec"]["taskRunSpecs"] = json!([{
-        "pipelineTaskName": "build",
-        "sidecarSpecs": [{
-            "name": "buildkitd",
-            "computeResources": { "requests": { "cpu": "100m", "memory": "256Mi" } },
-        }],
-    }]);
+    // The build Pod asks 1.15 CPU (1 for the buildkitd sidecar), so on this 2-CPU node the retry's Pod can only be
+    // scheduled once the failed attempt's sidecar has stopped. Tekton's own sidecars stop only when the TaskRun is
+    // done; as Kubernetes native sidecars (`enable-kubernetes-sidecar`, set by install_pipeline) the kubelet stops
+    // them when the steps exit (docs/tekton.md, "Retries and the buildkitd sidecar").
     cluster
         .kubectl_stdin_ok(&["create", "-f", "-"], &broken.to_string())
         .unwrap();
@@ -591,6 +623,27 @@ fn railpack_build_pipeline_clones_builds_scans_and_signs_in_real_tekton() {
     let retries = build_run["status"]["retriesStatus"].as_array().unwrap();
     assert_eq!(retries.len(), 1, "the build task's one retry");
     assert_eq!(exit_codes(&retries[0]), [75]);
+    // The failed attempt's Pod ended whole, its buildkitd included, so its CPU request went back to the node.
+    let first_pod = retries[0]["podName"].as_str().unwrap();
+    let pod: Value = serde_json::from_str(
+        &cluster
+            .kubectl_ok(&["get", "pod", first_pod, "-o", "json"])
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(pod["status"]["phase"], "Failed", "{}", pod["status"]);
+    let containers: Vec<&Value> = ["initContainerStatuses", "containerStatuses"]
+        .iter()
+        .flat_map(|key| pod["status"][key].as_array().into_iter().flatten())
+        .collect();
+    let sidecar = containers
+        .iter()
+        .find(|c| c["name"] == "sidecar-buildkitd")
+        .unwrap_or_else(|| panic!("no buildkitd container in {}", pod["status"]));
+    assert!(
+        sidecar["state"]["terminated"].is_object(),
+        "the failed attempt's buildkitd still runs: {sidecar}"
+    );
     for skipped in ["broken-scan", "broken-sign"] {
         assert!(
             cluster.kubectl_ok(&["get", "taskrun", skipped]).is_err(),

@@ -459,19 +459,20 @@ fn the_pipeline_wires_clone_prepare_build() {
     let finally = names(pipeline, &["spec", "finally"]);
     assert_eq!(
         dag.keys().cloned().collect::<Vec<_>>(),
-        ["attest", "build", "clone", "prepare", "scan", "sign"]
+        ["attest", "build", "clone", "prepare", "scan", "sign", "tag"]
     );
     assert_eq!(
         finally.keys().cloned().collect::<Vec<_>>(),
         ["notify", "notify-failure", "notify-unsigned"]
     );
-    // clone -> prepare -> build -> scan -> sign -> attest.
+    // clone -> prepare -> build -> scan -> sign -> attest -> tag.
     for (task, after) in [
         ("prepare", "clone"),
         ("build", "prepare"),
         ("scan", "build"),
         ("sign", "scan"),
         ("attest", "sign"),
+        ("tag", "attest"),
     ] {
         assert_eq!(dag[task]["runAfter"][0], after, "{task} runs after {after}");
     }
@@ -573,6 +574,7 @@ fn the_pipeline_wires_clone_prepare_build() {
         "scan",
         "sign",
         "attest",
+        "tag",
         "notify",
         "notify-unsigned",
         "notify-failure",
@@ -581,6 +583,23 @@ fn the_pipeline_wires_clone_prepare_build() {
         let t = task(&docs, pt["taskRef"]["name"].as_str().expect("taskRef.name"));
         let declared = names(t, &["spec", "params"]);
         let given = names(pt, &["params"]);
+        // A Task param with a Pipeline param's name gets that param (kibashipImage, authors, insecureRegistry...):
+        // a Pipeline that does not pass one leaves the Task's default, which the PipelineRun cannot change.
+        for (d, decl) in &declared {
+            if !pparams.contains_key(d) {
+                continue;
+            }
+            let want = if decl["type"] == "array" {
+                serde_json::json!([format!("$(params.{d}[*])")])
+            } else {
+                Value::String(format!("$(params.{d})"))
+            };
+            assert_eq!(
+                given.get(d).map(|g| &g["value"]),
+                Some(&want),
+                "{tname}: the Pipeline's param {d} is not passed to the Task's"
+            );
+        }
         for g in given.keys() {
             assert!(
                 declared.contains_key(g),
@@ -624,6 +643,24 @@ fn the_pipeline_wires_clone_prepare_build() {
                 && p["value"] == "kibaship/$(params.projectSlug)/$(params.appSlug)"),
         "image name follows the design"
     );
+    // Params passed under another name, and the tag task's setting: a build of no branch asks for no tag, which
+    // must not fail the run.
+    for (tname, param, value) in [
+        ("scan", "offline", "$(params.scanOffline)"),
+        ("tag", "branch", "$(params.gitBranch)"),
+        ("tag", "policyPath", "$(params.tagPolicyPath)"),
+        ("tag", "namespace", "$(params.tagNamespace)"),
+        ("tag", "digest", "$(tasks.build.results.digest)"),
+        ("tag", "allowEmpty", "true"),
+    ] {
+        assert_eq!(
+            names(&ptasks[tname], &["params"])
+                .get(param)
+                .map(|p| &p["value"]),
+            Some(&Value::String(value.into())),
+            "{tname}: {param}"
+        );
+    }
 }
 
 #[test]

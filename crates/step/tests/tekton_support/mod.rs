@@ -632,7 +632,9 @@ pub fn install_pipeline(cluster: &TestCluster, w: &Path) -> Installed {
     cluster
         .kubectl_stdin_ok(&["create", "-f", "-"], &pipeline)
         .unwrap();
-    // Workspaces on a PVC: Tekton's affinity assistant would put the runs on one node (there is one).
+    // Workspaces on a PVC: Tekton's affinity assistant would put the runs on one node (there is one). Sidecars as
+    // Kubernetes native sidecars, as docs/tekton.md recommends: the kubelet stops buildkitd when the build steps
+    // exit, so a failed attempt frees its CPU request for the retry.
     cluster
         .kubectl_ok(&[
             "patch",
@@ -643,7 +645,7 @@ pub fn install_pipeline(cluster: &TestCluster, w: &Path) -> Installed {
             "--type",
             "merge",
             "-p",
-            r#"{"data":{"coschedule":"disabled"}}"#,
+            r#"{"data":{"coschedule":"disabled","enable-kubernetes-sidecar":"true"}}"#,
         ])
         .unwrap();
     Installed {
