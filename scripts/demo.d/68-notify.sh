@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Demo step 68: the platform is told how the build ended. `kibaship-step notify-receiver` (a small receiver in
-# kibaship-step, docs/tekton.md "Checking it") listens on loopback; `kibaship-step notify`, the kibaship-notify
+# kibaship-step, docs/tekton.md "Checking it") listens on loopback over HTTPS (a certificate from a CA made here
+# with openssl; the sender is given the CA, and refuses the receiver without it); `kibaship-step notify`, the kibaship-notify
 # Task's step, POSTs the outcome of step 50's real build (its image and digest, the attestation manifest BuildKit
 # wrote, and the signature and SLSA attestation step 60 wrote, each checked to exist in the registry) signed
 # with HMAC-SHA256 over timestamp + body. The receiver checks the signature and the timestamp and prints the
@@ -54,10 +55,21 @@ verdict=""
 for f in "$DEMO_DIR"/*/results/verdict; do [ -s "$f" ] && verdict="$(cat "$f")"; done
 echo "   scan verdict: ${verdict:-(none: no step of this demo scans the built image)}"
 
-echo "2. the receiver: kibaship-step notify-receiver on 127.0.0.1 with the HMAC key (a fresh random key, never printed)"
+echo "2. the receiver: kibaship-step notify-receiver on https://127.0.0.1 with the HMAC key (a fresh random key, never printed)"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/hmac-key"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/wrong-key"
+# The platform's CA and the receiver's certificate for 127.0.0.1 (P-256, one day).
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/ca.key" 2>/dev/null
+openssl req -x509 -new -key "$WORK/ca.key" -subj "/CN=kibaship demo platform CA" -days 1 -out "$WORK/ca.pem" \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/tls.key" 2>/dev/null
+openssl req -new -key "$WORK/tls.key" -subj "/CN=notify-receiver" -out "$WORK/tls.csr" 2>/dev/null
+printf '%s\n' "subjectAltName=IP:127.0.0.1" "basicConstraints=critical,CA:FALSE" \
+  "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >"$WORK/tls.ext"
+openssl x509 -req -in "$WORK/tls.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial -days 1 \
+  -extfile "$WORK/tls.ext" -out "$WORK/tls.crt" 2>/dev/null
 "$STEP" notify-receiver --hmac-key-file "$WORK/hmac-key" --address-file "$WORK/address" \
+  --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" \
   --events-file "$WORK/events.jsonl" >"$WORK/receiver.out" 2>"$WORK/receiver.err" &
 receiver=$!
 trap 'kill "$receiver" 2>/dev/null || true' EXIT
@@ -70,11 +82,14 @@ done
 addr="$(cat "$WORK/address")"
 indent "$WORK/receiver.err"
 
-# notify KEYFILE: kibaship-step notify as the Task runs it, for a succeeded PipelineRun with this outcome (the scan
-# task `None` and the aggregate `Completed` when no step scanned the built image).
+# notify KEYFILE [CA]: kibaship-step notify as the Task runs it, for a succeeded PipelineRun with this outcome (the
+# scan task `None` and the aggregate `Completed` when no step scanned the built image), trusting CA (default: the
+# platform's; "none": the system roots only).
 notify() {
   rm -f "$WORK/results/"*
-  args=(--url "http://$addr/builds" --hmac-key-file "$1"
+  local ca="${2:-$WORK/ca.pem}"
+  [ "$ca" = none ] && ca=""
+  args=(--url "https://$addr/builds" --hmac-key-file "$1" --ca-file "$ca"
     --pipeline-run-name hello-run-1 --pipeline-run-namespace builds --pipeline-run-uid "$UID_"
     --aggregate-status "$([ -n "$verdict" ] && echo Succeeded || echo Completed)"
     --task-status clone=Succeeded prepare=Succeeded build=Succeeded scan="$([ -n "$verdict" ] && echo Succeeded || echo None)"
@@ -101,7 +116,17 @@ receiver_said "$before" | grep -qxF "  signature: $sig_ref" || fail "the receive
 [ "$(jq -r .digest "$WORK/events.jsonl")" = "$digest" ] || fail "the recorded event's digest"
 [ "$(cat "$WORK/results/delivered")" = true ] || fail "the delivered result"
 
-echo "4. the same outcome with a wrong key: 401, no retry, notify exits 77 (its Task step continues; results say why)"
+echo "4. the sender without the platform's CA: the receiver's certificate is refused, nothing is sent (exit 75)"
+before=$(($(wc -l <"$WORK/receiver.out") + 1))
+code=0
+notify "$WORK/hmac-key" none || code=$?
+[ "$code" -eq 75 ] || fail "notify without the CA exited $code, want 75"
+indent "$WORK/notify.err"
+receiver_said "$before" | indent
+grep -q 'invalid peer certificate' "$WORK/notify.err" || fail "the sender did not say the certificate was refused"
+receiver_said "$before" | grep -q 'TLS handshake failed' || fail "the receiver did not report the failed handshake"
+
+echo "5. the same outcome with a wrong key: 401, no retry, notify exits 77 (its Task step continues; results say why)"
 before=$(($(wc -l <"$WORK/receiver.out") + 1))
 code=0
 notify "$WORK/wrong-key" || code=$?
@@ -115,26 +140,27 @@ echo "   results: delivered=$(cat "$WORK/results/delivered") attempts=$(cat "$WO
 post() {
   local sig
   sig="sha256=$(printf '%s.%s' "$1" "$3" | openssl dgst -sha256 -hmac "$(cat "$WORK/hmac-key")" | awk '{print $NF}')"
-  curl -sS -o /dev/null -w '%{http_code}' -X POST "http://$addr/builds" -H 'Content-Type: application/json' \
+  curl -sS --cacert "$WORK/ca.pem" -o /dev/null -w '%{http_code}' -X POST "https://$addr/builds" \
+    -H 'Content-Type: application/json' \
     -H "X-Kibaship-Timestamp: $1" -H "X-Kibaship-Signature: $sig" -H "Idempotency-Key: $UID_" --data-binary "$2"
 }
 body="$(head -1 "$WORK/events.jsonl")"
 now="$(date +%s)"
 
-echo "5. curl + openssl: the recorded body with its scan verdict and digest altered after signing -> 401"
+echo "6. curl + openssl: the recorded body with its scan verdict and digest altered after signing -> 401"
 tampered="$(jq -c '.verdicts.scan = "pass" | .digest = "sha256:'"$(printf '0%.0s' $(seq 64))"'"' <<<"$body")"
 before=$(($(wc -l <"$WORK/receiver.out") + 1))
 status="$(post "$now" "$tampered" "$body")"
 receiver_said "$before" | indent
 [ "$status" = 401 ] || fail "a tampered body got HTTP $status"
 
-echo "6. curl + openssl: correctly signed, but 10 minutes old (a replay) -> 401"
+echo "7. curl + openssl: correctly signed, but 10 minutes old (a replay) -> 401"
 before=$(($(wc -l <"$WORK/receiver.out") + 1))
 status="$(post "$((now - 600))" "$body" "$body")"
 receiver_said "$before" | indent
 [ "$status" = 401 ] || fail "a stale timestamp got HTTP $status"
 
-echo "7. curl + openssl: the untouched body, signed now -> 204, a retry already recorded (openssl's MAC = ours)"
+echo "8. curl + openssl: the untouched body, signed now -> 204, a retry already recorded (openssl's MAC = ours)"
 before=$(($(wc -l <"$WORK/receiver.out") + 1))
 status="$(post "$now" "$body" "$body")"
 receiver_said "$before" | indent
