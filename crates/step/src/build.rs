@@ -377,11 +377,15 @@ pub async fn run_build<S: ManifestStore>(
             )));
         }
     }
-    let status = Command::new(&argv[0])
-        .args(&argv[1..])
-        .status()
+    let (status, stderr_tail) = run_relaying_stderr(Command::new(&argv[0]).args(&argv[1..]))
         .map_err(|e| StepError::Buildctl(format!("cannot run {}: {e}", req.buildctl.display())))?;
     if !status.success() {
+        if let Some(line) = crate::buildctl::registry_failure(&stderr_tail) {
+            return Err(StepError::BuildctlRegistry(format!(
+                "buildctl exited with {status}: {}",
+                line.trim_start_matches("error: ")
+            )));
+        }
         return Err(StepError::Buildctl(format!(
             "buildctl exited with {status} (see the BuildKit log above)"
         )));
@@ -446,4 +450,38 @@ pub async fn run_build<S: ManifestStore>(
     };
     write_results(req, &report)?;
     Ok(report)
+}
+
+/// How much of a child's stderr [`run_relaying_stderr`] keeps (its end: BuildKit prints the error last).
+const STDERR_TAIL_BYTES: usize = 16 * 1024;
+
+/// Runs `command` with its stderr relayed to ours as it comes (as if inherited: the Task's log shows BuildKit's
+/// progress as it happens) and returns its exit status and the last [`STDERR_TAIL_BYTES`] of what it printed.
+fn run_relaying_stderr(
+    command: &mut Command,
+) -> std::io::Result<(std::process::ExitStatus, String)> {
+    use std::io::Read;
+    let mut child = command.stderr(std::process::Stdio::piped()).spawn()?;
+    let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let mut chunk = [0u8; 8192];
+        let ours = std::io::stderr();
+        loop {
+            match pipe.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let got = chunk.get(..n).unwrap_or(&[]);
+                    let _ = ours.lock().write_all(got);
+                    tail.extend(got.iter().copied());
+                    let excess = tail.len().saturating_sub(STDERR_TAIL_BYTES);
+                    tail.drain(..excess);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
+    let status = child.wait()?;
+    let tail: Vec<u8> = tail.into_iter().collect();
+    Ok((status, String::from_utf8_lossy(&tail).into_owned()))
 }

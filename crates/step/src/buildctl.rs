@@ -362,6 +362,40 @@ impl BuildMetadata {
     }
 }
 
+/// The registry failure in what a failed `buildctl build` printed last (its stderr's tail), if that is why it
+/// failed: BuildKit's error line (`error: ...`) naming a registry request answered `408`, `429` or `5xx`
+/// (containerd's `unexpected status from POST request to URL: 503 Service Unavailable`), or a registry it could
+/// not reach during a push or a pull (`connection refused`, `connection reset by peer`, `i/o timeout`). Returns
+/// that line, for the message. Anything else (a failing `RUN`, a frontend error, `401`/`403`/`404`) is a build
+/// failure: retrying it unchanged will not help.
+pub fn registry_failure(stderr_tail: &str) -> Option<&str> {
+    static STATUS: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"unexpected status(?: code)?(?: from [A-Z]+ request to \S+)?: (?:408|429|5[0-9][0-9])\b",
+        )
+        .expect("static regex")
+    });
+    const UNREACHABLE: [&str; 5] = [
+        "connection refused",
+        "connection reset by peer",
+        "i/o timeout",
+        "TLS handshake timeout",
+        "server misbehaving",
+    ];
+    let line = stderr_tail
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with("error:") || l.starts_with("ERROR:"))?;
+    let registry_call = line.contains("failed to push")
+        || line.contains("failed to resolve source metadata")
+        || line.contains("failed to copy")
+        || line.contains("failed to do request")
+        || line.contains("request to http");
+    (STATUS.is_match(line) || (registry_call && UNREACHABLE.iter().any(|u| line.contains(u))))
+        .then_some(line)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,5 +562,33 @@ mod tests {
             BuildMetadata::parse(other.as_bytes(), &image),
             Err(MetadataError::WrongName { .. })
         ));
+    }
+
+    #[test]
+    fn registry_failures_of_buildctl_are_told_from_build_failures() {
+        let push_503 = "#12 exporting to image\n#12 ERROR: failed to push 10.201.0.1:40123/kibaship/chaos/throttled:abc: unexpected status from POST request to http://10.201.0.1:40123/v2/kibaship/chaos/throttled/blobs/uploads/: 503 Service Unavailable\n------\nerror: failed to solve: failed to push 10.201.0.1:40123/kibaship/chaos/throttled:abc: unexpected status from POST request to http://10.201.0.1:40123/v2/kibaship/chaos/throttled/blobs/uploads/: 503 Service Unavailable\n";
+        assert!(
+            registry_failure(push_503).is_some_and(|l| l.starts_with("error: failed to solve")),
+            "{:?}",
+            registry_failure(push_503)
+        );
+        let too_many = "error: failed to solve: failed to push r/x:t: unexpected status from PUT request to http://r/v2/x/manifests/t: 429 Too Many Requests";
+        assert!(registry_failure(too_many).is_some());
+        let refused = "error: failed to solve: failed to push 127.0.0.1:1/x:t: failed to do request: Head \"http://127.0.0.1:1/v2/x/blobs/sha256:ab\": dial tcp 127.0.0.1:1: connect: connection refused";
+        assert!(registry_failure(refused).is_some());
+        let pull_502 = "error: failed to solve: ghcr.io/railwayapp/railpack-runtime:latest: failed to resolve source metadata for ghcr.io/railwayapp/railpack-runtime:latest: unexpected status from HEAD request to http://m/v2/railwayapp/railpack-runtime/manifests/latest?ns=ghcr.io: 502 Bad Gateway";
+        assert!(registry_failure(pull_502).is_some());
+        // Not the registry's fault, or not one a retry fixes.
+        for build in [
+            "error: failed to solve: process \"/bin/bash -c npm ci\" did not complete successfully: exit code: 1",
+            "error: failed to solve: failed to push r/x:t: unexpected status from POST request to http://r/v2/x/blobs/uploads/: 401 Unauthorized",
+            "error: failed to solve: failed to push r/x:t: unexpected status from PUT request to http://r/v2/x/manifests/t: 403 Forbidden",
+            "error: failed to solve: rpc error: code = Unknown desc = the plan names no start command",
+            "#3 ERROR: 503 appears in a RUN step's own output\nerror: failed to solve: process did not complete successfully: exit code: 2",
+            "",
+            "unexpected status from POST request to http://r/v2/x/blobs/uploads/: 503 Service Unavailable (no error line)",
+        ] {
+            assert_eq!(registry_failure(build), None, "{build}");
+        }
     }
 }

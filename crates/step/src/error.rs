@@ -50,6 +50,10 @@ pub enum StepError {
     /// `buildctl build` could not be run or exited non-zero.
     #[error("buildctl build failed: {0}")]
     Buildctl(String),
+    /// `buildctl build` exited non-zero because a registry failed it (a `429` or `5xx` answer, or no answer):
+    /// retrying may help ([`crate::buildctl::registry_failure`]).
+    #[error("buildctl build failed on the registry: {0}")]
+    BuildctlRegistry(String),
 }
 
 impl Classify for StepError {
@@ -68,6 +72,7 @@ impl Classify for StepError {
             StepError::ReadInput { kind, .. } => *kind,
             StepError::Railpack(_) => FailureKind::Plan,
             StepError::Buildctl(_) => FailureKind::Build,
+            StepError::BuildctlRegistry(_) => FailureKind::Registry,
         }
     }
 }
