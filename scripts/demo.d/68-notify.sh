@@ -116,11 +116,11 @@ receiver_said "$before" | grep -qxF "  signature: $sig_ref" || fail "the receive
 [ "$(jq -r .digest "$WORK/events.jsonl")" = "$digest" ] || fail "the recorded event's digest"
 [ "$(cat "$WORK/results/delivered")" = true ] || fail "the delivered result"
 
-echo "4. the sender without the platform's CA: the receiver's certificate is refused, nothing is sent (exit 75)"
+echo "4. the sender without the platform's CA: the receiver's certificate is refused, nothing is sent, no retry (exit 77)"
 before=$(($(wc -l <"$WORK/receiver.out") + 1))
 code=0
 notify "$WORK/hmac-key" none || code=$?
-[ "$code" -eq 75 ] || fail "notify without the CA exited $code, want 75"
+[ "$code" -eq 77 ] || fail "notify without the CA exited $code, want 77"
 indent "$WORK/notify.err"
 receiver_said "$before" | indent
 grep -q 'invalid peer certificate' "$WORK/notify.err" || fail "the sender did not say the certificate was refused"

@@ -164,6 +164,16 @@ pub enum NotifyError {
         status: u16,
         attempts: u32,
     },
+    /// The receiver's TLS certificate is not trusted (unknown issuer, expired, another name): a retry will not
+    /// change it.
+    #[error(
+        "{url}: the receiver's certificate is not trusted: {reason} (attempt {attempts}; give its CA with --ca-file)"
+    )]
+    Untrusted {
+        url: String,
+        reason: String,
+        attempts: u32,
+    },
     /// The results could not be written.
     #[error(transparent)]
     Results(#[from] ResultsError),
@@ -180,7 +190,7 @@ impl NotifyError {
         match self {
             NotifyError::Parameter(_) | NotifyError::Key { .. } => "bad parameters",
             NotifyError::Undelivered { .. } => "notification not delivered (retryable)",
-            NotifyError::Refused { .. } => "notification refused",
+            NotifyError::Refused { .. } | NotifyError::Untrusted { .. } => "notification refused",
             NotifyError::Results(_) => "results error",
         }
     }
@@ -191,7 +201,7 @@ impl Classify for NotifyError {
         match self {
             NotifyError::Parameter(_) | NotifyError::Key { .. } => FailureKind::BadParameters,
             NotifyError::Undelivered { .. } => FailureKind::Registry,
-            NotifyError::Refused { .. } => FailureKind::Refused,
+            NotifyError::Refused { .. } | NotifyError::Untrusted { .. } => FailureKind::Refused,
             NotifyError::Results(_) => FailureKind::Results,
         }
     }
@@ -590,6 +600,7 @@ pub fn write_results(
         Err(NotifyError::Refused {
             status, attempts, ..
         }) => ("false", *attempts, status.to_string()),
+        Err(NotifyError::Untrusted { attempts, .. }) => ("false", *attempts, String::new()),
         Err(NotifyError::Undelivered { attempts, last, .. }) => (
             "false",
             *attempts,
@@ -674,6 +685,17 @@ pub async fn deliver(
                 (format!("HTTP {status}"), retry_after)
             }
             Err(e) => {
+                if let Some(reason) = certificate_failure(&e) {
+                    let _ = writeln!(
+                        log,
+                        "kibaship-step: notify attempt {attempt}: certificate not trusted"
+                    );
+                    return Err(NotifyError::Untrusted {
+                        url: shown,
+                        reason,
+                        attempts: attempt,
+                    });
+                }
                 let what = if e.is_timeout() {
                     format!("no answer within {:?}", options.attempt_timeout)
                 } else if e.is_connect() {
@@ -700,6 +722,28 @@ pub async fn deliver(
         }
         tokio::time::sleep(wait).await;
     }
+}
+
+/// rustls's reason when `e` failed because the receiver's certificate is not trusted.
+fn certificate_failure(e: &reqwest::Error) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        // hyper and tokio-rustls wrap rustls's error in io::Errors, whose `source` skips it: look inside.
+        let mut inner = c;
+        while let Some(wrapped) = inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            inner = wrapped;
+        }
+        if let Some(tls @ rustls::Error::InvalidCertificate(_)) =
+            inner.downcast_ref::<rustls::Error>()
+        {
+            return Some(tls.to_string().escape_debug().to_string());
+        }
+        cause = c.source();
+    }
+    None
 }
 
 /// The innermost cause of `e` ("invalid peer certificate: UnknownIssuer", "Connection refused (os error 111)"),
