@@ -162,15 +162,7 @@ FAR="$(awk '$1 == "host" { print $2 }' "$WORK/latency.out")"
 [ -n "$FAR" ] || die "the latency proxy did not start: $(cat "$WORK/latency.out")"
 
 # --- Webhook: serving certificate (openssl), policy, process -----------------------------------------------------
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/ca.key" 2>/dev/null
-openssl req -x509 -new -key "$WORK/ca.key" -subj "/CN=kibaship bench CA" -days 1 -out "$WORK/ca.pem" \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/tls.key" 2>/dev/null
-openssl req -new -key "$WORK/tls.key" -subj "/CN=kibaship-webhook" -out "$WORK/tls.csr" 2>/dev/null
-printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=critical,CA:FALSE" \
-  "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >"$WORK/tls.ext"
-openssl x509 -req -in "$WORK/tls.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial -days 1 \
-  -extfile "$WORK/tls.ext" -out "$WORK/tls.crt" 2>/dev/null
+bash scripts/tls-cert.sh "$WORK" "kibaship bench CA" kibaship-webhook "IP:127.0.0.1,DNS:localhost"
 
 {
   printf '%s\n' "apiVersion: kibaship.io/v1alpha1" "kind: AdmissionPolicy" "policies:" \

@@ -59,15 +59,7 @@ echo "2. the receiver: kibaship-step notify-receiver on https://127.0.0.1 with t
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/hmac-key"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/wrong-key"
 # The platform's CA and the receiver's certificate for 127.0.0.1 (P-256, one day).
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/ca.key" 2>/dev/null
-openssl req -x509 -new -key "$WORK/ca.key" -subj "/CN=kibaship demo platform CA" -days 1 -out "$WORK/ca.pem" \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/tls.key" 2>/dev/null
-openssl req -new -key "$WORK/tls.key" -subj "/CN=notify-receiver" -out "$WORK/tls.csr" 2>/dev/null
-printf '%s\n' "subjectAltName=IP:127.0.0.1" "basicConstraints=critical,CA:FALSE" \
-  "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >"$WORK/tls.ext"
-openssl x509 -req -in "$WORK/tls.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial -days 1 \
-  -extfile "$WORK/tls.ext" -out "$WORK/tls.crt" 2>/dev/null
+bash scripts/tls-cert.sh "$WORK" "kibaship demo platform CA" notify-receiver "IP:127.0.0.1"
 "$STEP" notify-receiver --hmac-key-file "$WORK/hmac-key" --address-file "$WORK/address" \
   --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" \
   --events-file "$WORK/events.jsonl" >"$WORK/receiver.out" 2>"$WORK/receiver.err" &
