@@ -65,7 +65,7 @@ pub const NODE_NAME: &str = "kibaship-node";
 /// The node's address, also the API server's (held by [`NODE_BRIDGE`], a bridge with no ports).
 pub const NODE_IP: &str = "10.201.0.1";
 /// [`NODE_IP`] as an address.
-const NODE_ADDR: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 1);
+pub const NODE_ADDR: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 1);
 /// The bridge that holds [`NODE_IP`].
 pub const NODE_BRIDGE: &str = "kbs-node0";
 /// The Pods' network (bridge CNI, host-local IPAM); its first address is the Pods' gateway.
@@ -1339,6 +1339,37 @@ impl TestCluster {
     /// The state directory (`<cache>/cluster/run`); logs of every daemon are in its `logs/`.
     pub fn state_dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Stops the daemon started as `what` (`containerd`, `kubelet`, `kube-proxy`, ...) and starts it again as it
+    /// was started, as an operator's restart would; for containerd, returns once its socket answers again. The
+    /// containers keep running meanwhile (their shims are not containerd's children). Returns how long it took.
+    pub fn restart_daemon(&mut self, what: &str) -> Result<Duration, HarnessError> {
+        let started = Instant::now();
+        let process = self
+            .processes
+            .iter_mut()
+            .find(|p| p.what() == what)
+            .ok_or_else(|| HarnessError::State {
+                dir: self.dir.clone(),
+                reason: format!("no daemon {what} in this cluster"),
+            })?;
+        process.restart()?;
+        if what == "containerd" {
+            let sock = self.dir.join("containerd/containerd.sock");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+                process.check_running()?;
+                if Instant::now() > deadline {
+                    return Err(HarnessError::io(
+                        format!("waiting for {} to accept connections", sock.display()),
+                        std::io::Error::from(std::io::ErrorKind::TimedOut),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(started.elapsed())
     }
 
     /// The registry containerd pulls from: plain HTTP on [`NODE_IP`], reachable from the host and from Pods.

@@ -1,4 +1,5 @@
-//! A fault-injecting HTTP reverse proxy on 127.0.0.1, in front of a plain-HTTP registry.
+//! A fault-injecting HTTP reverse proxy on 127.0.0.1 (or, with [`FaultProxy::start_on`], another address of
+//! this host, such as the test cluster's node address that Pods reach), in front of a plain-HTTP registry.
 //!
 //! Each request the proxy receives takes the next [`Fault`] of its script (or the one persistent fault) and is
 //! answered accordingly; once the script runs out, requests pass through unchanged. The proxy keeps the
@@ -136,7 +137,40 @@ impl FaultProxy {
         )
     }
 
+    /// [`FaultProxy::start`] listening on `ip` instead of 127.0.0.1: `script` applies to the requests whose
+    /// target contains `path_part` (all of them when it is empty), in order; the others pass.
+    pub fn start_on(
+        ip: std::net::IpAddr,
+        upstream_host: &str,
+        path_part: &str,
+        script: Vec<Fault>,
+    ) -> Result<FaultProxy, HarnessError> {
+        Self::launch_on(
+            ip,
+            upstream_host,
+            script.into(),
+            None,
+            Some(path_part.to_string()).filter(|p| !p.is_empty()),
+        )
+    }
+
     fn launch(
+        upstream: &str,
+        script: VecDeque<Fault>,
+        persistent: Option<Fault>,
+        only: Option<String>,
+    ) -> Result<FaultProxy, HarnessError> {
+        Self::launch_on(
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            upstream,
+            script,
+            persistent,
+            only,
+        )
+    }
+
+    fn launch_on(
+        ip: std::net::IpAddr,
         upstream: &str,
         script: VecDeque<Fault>,
         persistent: Option<Fault>,
@@ -150,13 +184,13 @@ impl FaultProxy {
             seen: AtomicUsize::new(0),
         });
         let serve_shared = Arc::clone(&shared);
-        let server = LoopbackServer::start("fault proxy", move |stream| {
+        let server = LoopbackServer::start_on(ip, "fault proxy", move |stream| {
             serve_connection(stream, &serve_shared)
         })?;
         Ok(FaultProxy { server, shared })
     }
 
-    /// "127.0.0.1:PORT" of the proxy.
+    /// "IP:PORT" of the proxy.
     pub fn host(&self) -> String {
         self.server.host().to_string()
     }
@@ -164,6 +198,11 @@ impl FaultProxy {
     /// How many requests reached the proxy so far (faulted or passed).
     pub fn requests_seen(&self) -> usize {
         self.shared.seen.load(Ordering::SeqCst)
+    }
+
+    /// How many faults of the script are still to be applied.
+    pub fn script_left(&self) -> usize {
+        self.shared.script.lock().map(|s| s.len()).unwrap_or(0)
     }
 }
 

@@ -24,8 +24,18 @@ impl LoopbackServer {
         what: &str,
         serve: impl Fn(TcpStream) + Send + Sync + 'static,
     ) -> Result<Self, HarnessError> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| HarnessError::io(format!("binding the {what}"), e))?;
+        Self::start_on(std::net::Ipv4Addr::LOCALHOST.into(), what, serve)
+    }
+
+    /// [`LoopbackServer::start`] on a free port of `ip` (an address of this host, such as the test cluster's node
+    /// address, which Pods reach).
+    pub(crate) fn start_on(
+        ip: std::net::IpAddr,
+        what: &str,
+        serve: impl Fn(TcpStream) + Send + Sync + 'static,
+    ) -> Result<Self, HarnessError> {
+        let listener = TcpListener::bind((ip, 0))
+            .map_err(|e| HarnessError::io(format!("binding the {what} on {ip}"), e))?;
         let host = listener
             .local_addr()
             .map_err(|e| HarnessError::io(format!("reading the {what} address"), e))?
@@ -57,7 +67,7 @@ impl LoopbackServer {
         })
     }
 
-    /// "127.0.0.1:PORT".
+    /// "IP:PORT" ("127.0.0.1:PORT" unless started on another address).
     pub(crate) fn host(&self) -> &str {
         &self.host
     }

@@ -42,6 +42,8 @@ exit "$status"
 #[derive(Debug)]
 pub(crate) struct SupervisedProcess {
     what: String,
+    program: PathBuf,
+    args: Vec<String>,
     supervisor: Child,
     lifeline: Option<ChildStdin>,
     server_pid: u32,
@@ -107,6 +109,8 @@ impl SupervisedProcess {
         };
         Ok(SupervisedProcess {
             what: what.to_string(),
+            program: program.to_path_buf(),
+            args: args.to_vec(),
             supervisor,
             lifeline,
             server_pid,
@@ -135,6 +139,21 @@ impl SupervisedProcess {
             }),
             _ => Ok(()),
         }
+    }
+
+    /// What the process was started as (`containerd`, `kubelet`, ...).
+    pub(crate) fn what(&self) -> &str {
+        &self.what
+    }
+
+    /// Stops the server (as [`SupervisedProcess::stop`]) and starts it again with the same program, arguments
+    /// and log (appended to).
+    pub(crate) fn restart(&mut self) -> Result<(), HarnessError> {
+        self.stop();
+        let fresh = SupervisedProcess::spawn(&self.what, &self.program, &self.args, &self.log)?;
+        // The old value's drop stops nothing more: its supervisor was reaped above.
+        *self = fresh;
+        Ok(())
     }
 
     /// Stops the server and reaps every process of the group.

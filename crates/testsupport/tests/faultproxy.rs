@@ -151,3 +151,45 @@ fn uploads_pass_through_the_proxy() {
         String::from_utf8_lossy(&direct.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_on_an_address_applies_only_to_the_paths_it_names() {
+    let (reg, proxy) = tokio::task::spawn_blocking(|| {
+        let reg = TestRegistry::start(RegistryMode::Plain).unwrap();
+        fixtures::push_fixture_images(&reg).unwrap();
+        let proxy = FaultProxy::start_on(
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            &reg.host(),
+            "/manifests/",
+            vec![Fault::ServiceUnavailable],
+        )
+        .unwrap();
+        (reg, proxy)
+    })
+    .await
+    .unwrap();
+    assert!(proxy.host().starts_with("127.0.0.1:"), "{}", proxy.host());
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    // A request the script does not name passes and leaves the script as it is.
+    let (status, _, _) = get(&client, &format!("http://{}/v2/", proxy.host()))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(proxy.script_left(), 1);
+    // The first manifest request gets the fault, the next one the registry's answer.
+    let (status, _, _) = get(&client, &manifest_url(&proxy.host())).await.unwrap();
+    assert_eq!(status, 503);
+    assert_eq!(proxy.script_left(), 0);
+    let (status, _, body) = get(&client, &manifest_url(&proxy.host())).await.unwrap();
+    assert_eq!(status, 200);
+    let (_, _, direct) = get(&client, &manifest_url(&reg.host())).await.unwrap();
+    assert_eq!(body, direct);
+    assert_eq!(proxy.requests_seen(), 3);
+    drop(proxy);
+    tokio::task::spawn_blocking(move || drop(reg))
+        .await
+        .unwrap();
+}
