@@ -392,8 +392,17 @@ pub fn registry_failure(stderr_tail: &str) -> Option<&str> {
         || line.contains("failed to copy")
         || line.contains("failed to do request")
         || line.contains("request to http");
-    (STATUS.is_match(line) || (registry_call && UNREACHABLE.iter().any(|u| line.contains(u))))
-        .then_some(line)
+    // `failed to do request: Head "URL": EOF`: the registry closed the connection mid-request.
+    let cut_off = line.contains("failed to do request") && line.ends_with(": EOF");
+    // The registry's own error code, as containerd prints it from the body of a 429 or 503
+    // (`toomanyrequests: ...`, `unavailable: ...`: TOOMANYREQUESTS, UNAVAILABLE in the distribution spec).
+    let coded = line.contains(": toomanyrequests: ")
+        || (line.contains("failed to push") && line.contains(": unavailable: "));
+    (STATUS.is_match(line)
+        || cut_off
+        || coded
+        || (registry_call && UNREACHABLE.iter().any(|u| line.contains(u))))
+    .then_some(line)
 }
 
 #[cfg(test)]
@@ -576,6 +585,14 @@ mod tests {
         assert!(registry_failure(too_many).is_some());
         let refused = "error: failed to solve: failed to push 127.0.0.1:1/x:t: failed to do request: Head \"http://127.0.0.1:1/v2/x/blobs/sha256:ab\": dial tcp 127.0.0.1:1: connect: connection refused";
         assert!(registry_failure(refused).is_some());
+        // Seen here: a 503 with a registry error body, as containerd prints it; and Docker Hub's rate limit.
+        let coded = "error: failed to solve: failed to push 127.0.0.1:44709/kibaship/acme/shell:4b825dc: unavailable: injected by the kibaship fault proxy";
+        assert!(registry_failure(coded).is_some());
+        let limited = "error: failed to solve: docker.io/library/alpine:latest: failed to resolve source metadata for docker.io/library/alpine:latest: failed to copy: httpReadSeeker: failed open: unexpected status code https://registry-1.docker.io/v2/library/alpine/manifests/sha256:ab: 429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit.";
+        assert!(registry_failure(limited).is_some());
+        // Seen here: BuildKit's push to a registry that closed the connection.
+        let eof = "error: failed to solve: failed to push 127.0.0.1:33535/kibaship/acme/shell:4b825dc: failed to do request: Head \"https://127.0.0.1:33535/v2/kibaship/acme/shell/blobs/sha256:1462f2\": EOF";
+        assert!(registry_failure(eof).is_some());
         let pull_502 = "error: failed to solve: ghcr.io/railwayapp/railpack-runtime:latest: failed to resolve source metadata for ghcr.io/railwayapp/railpack-runtime:latest: unexpected status from HEAD request to http://m/v2/railwayapp/railpack-runtime/manifests/latest?ns=ghcr.io: 502 Bad Gateway";
         assert!(registry_failure(pull_502).is_some());
         // Not the registry's fault, or not one a retry fixes.

@@ -265,10 +265,19 @@ fn serve_connection(client: TcpStream, shared: &Shared) {
     let mut writer = writer;
     let mut reader = BufReader::new(client);
     loop {
-        // Not HTTP/1 (e.g. a TLS ClientHello from a client probing for HTTPS): close at once, as a plain
-        // registry would, so the client falls back to HTTP without waiting for a timeout.
+        // Not HTTP/1 (e.g. a TLS ClientHello from a client probing for HTTPS): answer 400 in plain HTTP and close,
+        // as a plain registry (Go's net/http) does. A TLS client then reads a record that is not TLS, which Go's
+        // clients (containerd in BuildKit, go-containerregistry) take as the sign to fall back to plain HTTP; a
+        // bare close reads as EOF, which BuildKit's push does not fall back on.
         match std::io::BufRead::fill_buf(&mut reader) {
             Ok(bytes) if bytes.first().is_some_and(u8::is_ascii_uppercase) => {}
+            Ok(bytes) if !bytes.is_empty() => {
+                let _ = writer.write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 11\r\n\r\nBad Request",
+                );
+                let _ = writer.flush();
+                return;
+            }
             _ => return,
         }
         let Some((head, body)) = read_request(&mut reader) else {

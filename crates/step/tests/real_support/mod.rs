@@ -1,10 +1,11 @@
-//! What the real-build integration tests (`real_build.rs`, `provenance_real.rs`) share: the peers they build
+//! What the real-build integration tests (`real_build.rs`, `provenance_real.rs`, `real_build_faults.rs`) share: the peers they build
 //! with (a plain [`TestRegistry`] and a [`RailpackBuildkit`] mirroring to it), a [`Workspace`] laid out as the
 //! Tekton tasks leave it that runs `kibaship-step prepare` and `kibaship-step build` for real, and the clients
 //! other than ours (curl, skopeo) the tests check the registry with.
 //!
 //! A directory module (`real_support/mod.rs`), so cargo does not build it as a test target of its own; each
-//! test includes it with `mod real_support;`.
+//! test includes it with `mod real_support;` and uses part of it.
+#![allow(dead_code)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

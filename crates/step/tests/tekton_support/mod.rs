@@ -614,6 +614,7 @@ pub fn install_pipeline(cluster: &TestCluster, w: &Path) -> Installed {
         "kibaship-sign.yaml",
         "kibaship-attest.yaml",
         "kibaship-notify.yaml",
+        "kibaship-tag.yaml",
     ] {
         let path = repo_root().join("tasks").join(file);
         cluster
@@ -736,4 +737,49 @@ pub fn serve_shell_app(w: &Path, commits: usize) -> (GitDaemon, String, Vec<Stri
     let daemon = GitDaemon::start(&served);
     let url = daemon.url("shell.git");
     (daemon, url, shas)
+}
+
+/// A TaskRun `clone` of the test's `git-clone` Task: `revision` of `url` into `repo/` of the workspace `ws` (a
+/// workspace binding named `output`).
+pub fn clone_run(url: &str, revision: &str, ws: &Value) -> Value {
+    json!({
+        "apiVersion": "tekton.dev/v1",
+        "kind": "TaskRun",
+        "metadata": { "name": "clone" },
+        "spec": {
+            "taskRef": { "name": "git-clone" },
+            "params": [
+                { "name": "url", "value": url },
+                { "name": "revision", "value": revision },
+            ],
+            "workspaces": [ws],
+        },
+    })
+}
+
+/// A TaskRun `prepare` of `railpack-prepare` as shipped (the real `railpack prepare` in the Pod) on the workspace
+/// `ws`, with kibaship-step's image `step_image`.
+pub fn prepare_run(step_image: &str, ws: &Value) -> Value {
+    json!({
+        "apiVersion": "tekton.dev/v1",
+        "kind": "TaskRun",
+        "metadata": { "name": "prepare" },
+        "spec": {
+            "taskRef": { "name": "railpack-prepare" },
+            "podTemplate": { "securityContext": { "fsGroup": 1000 } },
+            "params": [ { "name": "kibashipImage", "value": step_image } ],
+            "workspaces": [ws],
+        },
+    })
+}
+
+/// The non-zero exit codes of the steps in a TaskRun's `status` (or in one entry of its `retriesStatus`).
+pub fn failed_exit_codes(status: &Value) -> Vec<i64> {
+    status["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["terminated"]["exitCode"].as_i64())
+        .filter(|&c| c != 0)
+        .collect()
 }
