@@ -282,19 +282,7 @@ fn railpack_build_pipeline_clones_builds_scans_and_signs_in_real_tekton() {
     stages.done("images, Tasks, Pipeline and workspace");
 
     // Clone.
-    let clone = json!({
-        "apiVersion": "tekton.dev/v1",
-        "kind": "TaskRun",
-        "metadata": { "name": "clone" },
-        "spec": {
-            "taskRef": { "name": "git-clone" },
-            "params": [
-                { "name": "url", "value": git_url },
-                { "name": "revision", "value": commit },
-            ],
-            "workspaces": [ws],
-        },
-    });
+    let clone = clone_run(&git_url, &commit, &ws);
     run_to_success(&cluster, "taskrun", &clone);
     assert_eq!(task_result(&cluster, "clone", "commit"), commit);
     assert_eq!(
@@ -304,17 +292,7 @@ fn railpack_build_pipeline_clones_builds_scans_and_signs_in_real_tekton() {
     stages.done("clone TaskRun");
 
     // railpack-prepare as shipped: the real railpack prepare in the Pod.
-    let prepare = json!({
-        "apiVersion": "tekton.dev/v1",
-        "kind": "TaskRun",
-        "metadata": { "name": "prepare" },
-        "spec": {
-            "taskRef": { "name": "railpack-prepare" },
-            "podTemplate": { "securityContext": { "fsGroup": 1000 } },
-            "params": [ { "name": "kibashipImage", "value": step_image } ],
-            "workspaces": [ws],
-        },
-    });
+    let prepare = prepare_run(&step_image, &ws);
     run_to_success(&cluster, "taskrun", &prepare);
     let plan_path = task_result(&cluster, "prepare", "planPath");
     let info_path = task_result(&cluster, "prepare", "infoPath");
@@ -606,23 +584,14 @@ fn railpack_build_pipeline_clones_builds_scans_and_signs_in_real_tekton() {
             .unwrap(),
     )
     .unwrap();
-    let exit_codes = |status: &Value| -> Vec<i64> {
-        status["steps"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s["terminated"]["exitCode"].as_i64())
-            .filter(|&c| c != 0)
-            .collect()
-    };
     assert_eq!(
-        exit_codes(&build_run["status"]),
+        failed_exit_codes(&build_run["status"]),
         [75],
         "the registry failure's exit code: {reason}"
     );
     let retries = build_run["status"]["retriesStatus"].as_array().unwrap();
     assert_eq!(retries.len(), 1, "the build task's one retry");
-    assert_eq!(exit_codes(&retries[0]), [75]);
+    assert_eq!(failed_exit_codes(&retries[0]), [75]);
     // The failed attempt's Pod ended whole, its buildkitd included, so its CPU request went back to the node.
     let first_pod = retries[0]["podName"].as_str().unwrap();
     let pod: Value = serde_json::from_str(
