@@ -20,3 +20,13 @@ e2e: peers
 bench-builds: peers
 	$(CARGO) test --workspace --locked --no-run
 	$(CARGO) test --workspace --locked --test bench_builds -- --ignored --nocapture
+
+# make chaos (issue 19 §5, chaos): on the same one-node cluster, a build secret rotated between two builds (the
+# second rebuilds instead of deduping), containerd restarted while a build runs, and a build pushing through the
+# fault proxy on the node address while it answers 429/503 bursts (crates/step/tests/tekton_chaos.rs, also run by
+# make test); and the real build failing its push on a registry answering 503 (real_build_faults.rs, host only).
+.PHONY: chaos
+
+chaos: peers
+	$(CARGO) test --workspace --locked --no-run
+	$(CARGO) test --workspace --locked --test real_build_faults --test tekton_chaos -- --nocapture

@@ -292,7 +292,7 @@ fn railpack_build_pipeline_clones_builds_scans_and_signs_in_real_tekton() {
     stages.done("clone TaskRun");
 
     // railpack-prepare as shipped: the real railpack prepare in the Pod.
-    let prepare = prepare_run(&step_image, &ws);
+    let prepare = prepare_run(&step_image, &ws, &[]);
     run_to_success(&cluster, "taskrun", &prepare);
     let plan_path = task_result(&cluster, "prepare", "planPath");
     let info_path = task_result(&cluster, "prepare", "infoPath");

@@ -758,8 +758,8 @@ pub fn clone_run(url: &str, revision: &str, ws: &Value) -> Value {
 }
 
 /// A TaskRun `prepare` of `railpack-prepare` as shipped (the real `railpack prepare` in the Pod) on the workspace
-/// `ws`, with kibaship-step's image `step_image`.
-pub fn prepare_run(step_image: &str, ws: &Value) -> Value {
+/// `ws`, with kibaship-step's image `step_image`, declaring the build secrets `secrets` in the plan.
+pub fn prepare_run(step_image: &str, ws: &Value, secrets: &[&str]) -> Value {
     json!({
         "apiVersion": "tekton.dev/v1",
         "kind": "TaskRun",
@@ -767,7 +767,10 @@ pub fn prepare_run(step_image: &str, ws: &Value) -> Value {
         "spec": {
             "taskRef": { "name": "railpack-prepare" },
             "podTemplate": { "securityContext": { "fsGroup": 1000 } },
-            "params": [ { "name": "kibashipImage", "value": step_image } ],
+            "params": [
+                { "name": "kibashipImage", "value": step_image },
+                { "name": "buildSecrets", "value": secrets },
+            ],
             "workspaces": [ws],
         },
     })
