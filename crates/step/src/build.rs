@@ -383,12 +383,18 @@ pub async fn run_build<S: ManifestStore>(
         if let Some(line) = crate::buildctl::registry_failure(&stderr_tail) {
             return Err(StepError::BuildctlRegistry(format!(
                 "buildctl exited with {status}: {}",
-                line.trim_start_matches("error: ")
+                bounded(line.trim_start_matches("error: "), 1024)
             )));
         }
-        return Err(StepError::Buildctl(format!(
-            "buildctl exited with {status} (see the BuildKit log above)"
-        )));
+        return Err(StepError::Buildctl(
+            match crate::buildctl::error_line(&stderr_tail) {
+                Some(line) => format!(
+                    "buildctl exited with {status}: {}",
+                    bounded(line.trim_start_matches("error: "), 1024)
+                ),
+                None => format!("buildctl exited with {status} (see the BuildKit log above)"),
+            },
+        ));
     }
     let meta_bytes = read_limited(
         &req.metadata_file,
@@ -484,4 +490,27 @@ fn run_relaying_stderr(
     let status = child.wait()?;
     let tail: Vec<u8> = tail.into_iter().collect();
     Ok((status, String::from_utf8_lossy(&tail).into_owned()))
+}
+
+/// `line` cut to at most `max` bytes (at a character boundary), with `…` where it was cut: BuildKit's error line
+/// goes into the step's one-line error, which Tekton keeps in the TaskRun.
+fn bounded(line: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if line.len() <= max {
+        return line.into();
+    }
+    let mut end = max;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &line[..end]).into()
+}
+
+#[cfg(test)]
+mod bounded_tests {
+    #[test]
+    fn bounded_cuts_long_lines_at_a_character_boundary() {
+        assert_eq!(super::bounded("short", 10), "short");
+        assert_eq!(super::bounded("ééé", 3), "é…");
+        assert_eq!(super::bounded("abcdef", 4), "abcd…");
+    }
 }

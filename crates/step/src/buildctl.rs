@@ -362,6 +362,17 @@ impl BuildMetadata {
     }
 }
 
+/// BuildKit's error line in what a failed `buildctl build` printed last (its stderr's tail): the last line that
+/// starts with `error:` (buildctl's own report of why the solve failed, such as `error: failed to solve: process
+/// "..." did not complete successfully: exit code: 3`), trimmed.
+pub fn error_line(stderr_tail: &str) -> Option<&str> {
+    stderr_tail
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with("error:") || l.starts_with("ERROR:"))
+}
+
 /// The registry failure in what a failed `buildctl build` printed last (its stderr's tail), if that is why it
 /// failed: BuildKit's error line (`error: ...`) naming a registry request answered `408`, `429` or `5xx`
 /// (containerd's `unexpected status from POST request to URL: 503 Service Unavailable`), or a registry it could
@@ -382,11 +393,7 @@ pub fn registry_failure(stderr_tail: &str) -> Option<&str> {
         "TLS handshake timeout",
         "server misbehaving",
     ];
-    let line = stderr_tail
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with("error:") || l.starts_with("ERROR:"))?;
+    let line = error_line(stderr_tail)?;
     let registry_call = line.contains("failed to push")
         || line.contains("failed to resolve source metadata")
         || line.contains("failed to copy")
@@ -595,6 +602,15 @@ mod tests {
         assert!(registry_failure(eof).is_some());
         let pull_502 = "error: failed to solve: ghcr.io/railwayapp/railpack-runtime:latest: failed to resolve source metadata for ghcr.io/railwayapp/railpack-runtime:latest: unexpected status from HEAD request to http://m/v2/railwayapp/railpack-runtime/manifests/latest?ns=ghcr.io: 502 Bad Gateway";
         assert!(registry_failure(pull_502).is_some());
+        assert_eq!(
+            error_line(
+                "#7 0.169 out\n------\nerror: failed to solve: process \"sh -c x\" did not complete successfully: exit code: 3\n"
+            ),
+            Some(
+                "error: failed to solve: process \"sh -c x\" did not complete successfully: exit code: 3"
+            )
+        );
+        assert_eq!(error_line("#7 DONE\n"), None);
         // Not the registry's fault, or not one a retry fixes.
         for build in [
             "error: failed to solve: process \"/bin/bash -c npm ci\" did not complete successfully: exit code: 1",

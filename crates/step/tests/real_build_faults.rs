@@ -5,12 +5,19 @@
 //! (70); a burst of a 429 and a 503 that ends is retried by BuildKit itself and the build is pushed. The stand-in
 //! here is the fault proxy: a real registry cannot be made to answer 503 on demand.
 //!
+//! And a failure inside BuildKit itself, with no stand-in: the fixture app `shell-failing-build` declares a build
+//! command (railpack.json) that prints a compiler-like error and exits 3; real `railpack prepare` plans it, real
+//! BuildKit runs it and fails the solve. The step must exit 70 (build failure, not retryable), keep BuildKit's
+//! error (the command's own output and its exit code) in its stderr, write no digest and push nothing.
+//!
 //! Needs root and `make peers deps`, as real_build.rs.
 
 mod real_support;
 
 use kibaship_testsupport::faultproxy::{Fault, FaultProxy};
-use real_support::{COMMIT, Peers, Workspace, registry_head_digest, text};
+use std::process::Command;
+
+use real_support::{COMMIT, Peers, REPOSITORY, Workspace, registry_head_digest, text};
 
 #[test]
 fn fault_proxy_503_on_the_push_is_a_registry_failure_and_a_burst_is_retried_by_buildkit() {
@@ -72,4 +79,54 @@ fn fault_proxy_503_on_the_push_is_a_registry_failure_and_a_burst_is_retried_by_b
         ws.result("digest"),
         "the registry serves what the step reports"
     );
+}
+
+#[test]
+fn a_build_command_failing_inside_buildkit_is_a_build_failure_that_keeps_buildkits_error() {
+    let peers = Peers::start();
+    let host = peers.registry.host();
+    let ws = Workspace::new("shell-failing-build");
+    ws.prepare_ok();
+    let plan = std::fs::read_to_string(ws.result("planPath")).expect("the plan");
+    assert!(
+        plan.contains("compile-error: include/app.h"),
+        "railpack planned the app's build command:\n{plan}"
+    );
+
+    let built = ws.build(&host, &peers.buildkit);
+    let stderr = text(&built.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(4).collect();
+    eprintln!("the step's last lines, last first:\n{}", tail.join("\n"));
+    assert_eq!(
+        built.status.code(),
+        Some(70),
+        "a command failing inside BuildKit is a build failure:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("kibaship-step: build error: buildctl build failed: buildctl exited with exit status: 1: failed to solve: process \"sh -c echo compile-error"),
+        "the failure kind and BuildKit's reason are named in the step's own error:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("registry or service error"),
+        "not mistaken for a registry failure:\n{stderr}"
+    );
+    // BuildKit's own report: the command's output and its exit status, relayed from buildctl.
+    assert!(
+        stderr.contains("compile-error: include/app.h: no such file"),
+        "the failing command's output is kept:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("did not complete successfully: exit code: 3"),
+        "BuildKit's error is kept:\n{stderr}"
+    );
+    assert!(
+        ws.result("digest").is_empty(),
+        "no digest result on failure"
+    );
+    let status = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{host}/v2/{REPOSITORY}/manifests/{COMMIT}"))
+        .output()
+        .expect("curl");
+    assert_eq!(text(&status.stdout), "404", "nothing was pushed");
 }
