@@ -5,6 +5,11 @@
 //! (70); a burst of a 429 and a 503 that ends is retried by BuildKit itself and the build is pushed. The stand-in
 //! here is the fault proxy: a real registry cannot be made to answer 503 on demand.
 //!
+//! The registry restarted mid-push: the first blob upload's answer is held by the fault proxy (the request has
+//! reached the registry) while the real registry process is stopped and started again on its storage; the
+//! push goes on against the restarted registry. The build must succeed, or fail as a registry failure (75);
+//! the registry must serve what the step reports.
+//!
 //! And a failure inside BuildKit itself, with no stand-in: the fixture app `shell-failing-build` declares a build
 //! command (railpack.json) that prints a compiler-like error and exits 3; real `railpack prepare` plans it, real
 //! BuildKit runs it and fails the solve. The step must exit 70 (build failure, not retryable), keep BuildKit's
@@ -129,4 +134,66 @@ fn a_build_command_failing_inside_buildkit_is_a_build_failure_that_keeps_buildki
         .output()
         .expect("curl");
     assert_eq!(text(&status.stdout), "404", "nothing was pushed");
+}
+
+#[test]
+fn the_registry_restarted_mid_push_is_survived_or_a_registry_failure() {
+    let mut peers = Peers::start();
+    let host = peers.registry.host();
+    let ws = Workspace::new("shell");
+    ws.prepare_ok();
+
+    // The first upload request reaches the registry; its answer is held for 3 s, and meanwhile the registry
+    // stops, stays down for 2 s and starts again. The other uploads BuildKit runs in parallel meet the registry
+    // down, or the restarted one.
+    let proxy = FaultProxy::start_on(
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        &host,
+        "/blobs/uploads/",
+        vec![Fault::SlowBody { delay_ms: 3000 }],
+    )
+    .expect("fault proxy");
+    let (built, away) = std::thread::scope(|scope| {
+        let build = scope.spawn(|| ws.build(&proxy.host(), &peers.buildkit));
+        while proxy.script_left() > 0 && !build.is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let away = (proxy.script_left() == 0).then(|| {
+            peers
+                .registry
+                .restart(std::time::Duration::from_secs(2))
+                .expect("restart the registry")
+        });
+        (build.join().expect("the build thread"), away)
+    });
+    let stderr = text(&built.stderr);
+    let away = away.expect("the push reached the registry before the build ended");
+    eprintln!(
+        "registry away {:.2} s mid-push; step exit {:?}; {} requests through the proxy",
+        away.as_secs_f64(),
+        built.status.code(),
+        proxy.requests_seen()
+    );
+    match built.status.code() {
+        Some(0) => assert_eq!(
+            registry_head_digest(&host, COMMIT),
+            ws.result("digest"),
+            "the restarted registry serves what the step reports"
+        ),
+        Some(75) => assert!(
+            stderr.contains("kibaship-step: registry or service error (retryable)"),
+            "{stderr}"
+        ),
+        other => panic!(
+            "a registry restart must end in success or a registry failure, not {other:?}:\n{stderr}"
+        ),
+    }
+    // Whatever the first attempt did, the same build again (the retry Tekton would run) is pushed whole.
+    let again = ws.build_ok(&host, &peers.buildkit);
+    assert_eq!(again.status.code(), Some(0));
+    assert_eq!(
+        registry_head_digest(&host, COMMIT),
+        ws.result("digest"),
+        "the registry serves what the step reports"
+    );
 }

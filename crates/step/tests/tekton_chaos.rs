@@ -13,14 +13,24 @@
 //!   either because BuildKit or the step retried the request, or because the first attempt failed with the
 //!   registry failure code (75) and the retry found the registry well again; nothing else is accepted, and the
 //!   digest result must be the one the registry serves. Every fault of the script was served.
+//! - **The registry restarted mid-push**: a build pushes through the fault proxy, which holds the answer to the
+//!   first blob upload (the request reached the registry) while the cluster's real registry is stopped, kept
+//!   down for 2 s and started again on its storage. Success, or failed attempts with the registry failure code
+//!   only, as above; the registry serves the reported digest.
+//! - **A failure inside BuildKit**: the fixture app `shell-failing-build` (a build command that prints a
+//!   compiler-like error and exits 3), planned by `railpack-prepare` in the cluster, fails in BuildKit: the
+//!   TaskRun fails with the build failure code (70), its log keeps the command's output and BuildKit's error.
 //!
 //! `make chaos` runs this test alone; `make test` runs it too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod tekton_support;
 
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kibaship_testsupport::cluster::{NODE_ADDR, TestCluster};
 use kibaship_testsupport::faultproxy::{Fault, FaultProxy};
@@ -31,6 +41,8 @@ use tekton_support::*;
 
 /// kibaship-step's exit code for a registry (or other retryable service) failure.
 const REGISTRY_EXIT: i64 = 75;
+/// kibaship-step's exit code for a build failure (BuildKit's solve failed).
+const BUILD_EXIT: i64 = 70;
 
 /// A TaskRun of `railpack-build` named `name` building the prepared plan in the shared workspace into
 /// `<registry>/<repository>:<commit>`, with the build secret `API_TOKEN` and one retry.
@@ -96,8 +108,60 @@ fn set_build_secret(cluster: &TestCluster, value: &str) {
         .unwrap();
 }
 
+/// Waits for TaskRun `run` (created through the fault proxy `proxy` in front of `registry`) and checks what a
+/// faulty registry may end in: success, after failed attempts that all exited with the registry failure code;
+/// the registry then serves the reported digest. Returns the failed attempts' exit codes, for the log.
+fn assert_survived(
+    cluster: &TestCluster,
+    run: &str,
+    proxy: &FaultProxy,
+    registry: &str,
+    home: &Path,
+) -> Vec<Vec<i64>> {
+    let outcome = finished(cluster, "taskrun", run);
+    let task_run: Value = serde_json::from_str(
+        &cluster
+            .kubectl_ok(&["get", "taskrun", run, "-o", "json"])
+            .unwrap(),
+    )
+    .unwrap();
+    let failed_attempts: Vec<Vec<i64>> = task_run["status"]["retriesStatus"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(failed_exit_codes)
+        .collect();
+    assert_eq!(
+        outcome.as_deref(),
+        Some("True"),
+        "{}\n--- build log\n{}",
+        describe(cluster, &format!("tekton.dev/taskRun={run}")),
+        build_log(cluster, run)
+    );
+    for codes in &failed_attempts {
+        assert_eq!(
+            codes,
+            &[REGISTRY_EXIT],
+            "{run}: a failed attempt ended with another failure than the registry's"
+        );
+    }
+    let image = task_result(cluster, run, "image");
+    let digest = task_result(cluster, run, "digest");
+    let served = self::run(
+        Command::new(peer_binary("crane").expect("make peers (crane)"))
+            .args([
+                "digest",
+                "--insecure",
+                &image.replacen(&proxy.host(), registry, 1),
+            ])
+            .env("HOME", home),
+    );
+    assert_eq!(served, digest, "the registry's digest of {image}");
+    failed_attempts
+}
+
 #[test]
-fn a_rotated_secret_rebuilds_containerd_restarts_mid_build_and_a_fault_proxy_throttles_the_registry()
+fn a_rotated_secret_rebuilds_containerd_and_the_registry_restart_mid_build_the_registry_is_throttled_and_buildkit_fails()
  {
     let mut stages = Stages::new();
     let mut cluster = TestCluster::start().expect("cluster start");
@@ -271,55 +335,125 @@ fn a_rotated_secret_rebuilds_containerd_restarts_mid_build_and_a_fault_proxy_thr
     cluster
         .kubectl_stdin_ok(&["create", "-f", "-"], &throttled.to_string())
         .unwrap();
-    let outcome = finished(&cluster, "taskrun", "throttled");
-    let task_run: Value = serde_json::from_str(
-        &cluster
-            .kubectl_ok(&["get", "taskrun", "throttled", "-o", "json"])
-            .unwrap(),
-    )
-    .unwrap();
-    let failed_attempts: Vec<Vec<i64>> = task_run["status"]["retriesStatus"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(failed_exit_codes)
-        .collect();
+    let failed_attempts = assert_survived(&cluster, "throttled", &proxy, &registry, w);
     eprintln!(
-        "throttled: {outcome:?} in {:.1} s; {} requests through the proxy, {} of {faults} faults served; failed attempts' exit codes {failed_attempts:?}",
+        "throttled: done in {:.1} s; {} requests through the proxy, {} of {faults} faults served; failed attempts' exit codes {failed_attempts:?}",
         started.elapsed().as_secs_f64(),
         proxy.requests_seen(),
         faults - proxy.script_left(),
-    );
-    assert_eq!(
-        outcome.as_deref(),
-        Some("True"),
-        "{}\n--- build log\n{}",
-        describe(&cluster, "tekton.dev/taskRun=throttled"),
-        build_log(&cluster, "throttled")
     );
     assert_eq!(
         proxy.script_left(),
         0,
         "every fault of the script was served"
     );
-    for codes in &failed_attempts {
-        assert_eq!(
-            codes,
-            &[REGISTRY_EXIT],
-            "a failed attempt ended with another failure than the registry's"
-        );
-    }
-    let image = task_result(&cluster, "throttled", "image");
-    let digest = task_result(&cluster, "throttled", "digest");
-    let served = run(
-        Command::new(peer_binary("crane").expect("make peers (crane)"))
-            .args([
-                "digest",
-                "--insecure",
-                &image.replacen(&proxy.host(), &registry, 1),
-            ])
-            .env("HOME", w),
-    );
-    assert_eq!(served, digest, "the registry's digest of {image}");
     stages.done("throttled registry");
+
+    // The registry restarted mid-push: the first blob upload's answer held 5 s by the proxy while the registry
+    // stops, stays down 2 s and starts again.
+    let proxy = FaultProxy::start_on(
+        NODE_ADDR.into(),
+        &registry,
+        "/blobs/uploads/",
+        vec![Fault::SlowBody { delay_ms: 5000 }],
+    )
+    .expect("the fault proxy on the node address");
+    let started = Instant::now();
+    let restarted = build_run(
+        "restarted",
+        &proxy.host(),
+        "kibaship/chaos/restarted",
+        &commit,
+        &plan,
+        &step_image,
+    );
+    cluster
+        .kubectl_stdin_ok(&["create", "-f", "-"], &restarted.to_string())
+        .unwrap();
+    let held = wait_until(6000, Duration::from_millis(20), || {
+        (proxy.script_left() == 0).then_some(())
+    });
+    assert!(
+        held.is_some(),
+        "the build never pushed: {}",
+        describe(&cluster, "tekton.dev/taskRun=restarted")
+    );
+    let away = cluster
+        .restart_registry(Duration::from_secs(2))
+        .expect("restart the registry");
+    let failed_attempts = assert_survived(&cluster, "restarted", &proxy, &registry, w);
+    eprintln!(
+        "restarted: the registry away {:.1} s mid-push; done in {:.1} s; {} requests through the proxy; failed attempts' exit codes {failed_attempts:?}",
+        away.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        proxy.requests_seen(),
+    );
+    stages.done("registry restarted mid-push");
+
+    // A failure inside BuildKit: the failing app planned in the cluster, then built once (no retry).
+    let app = w.join("workspace/repo/failing");
+    fs::create_dir_all(&app).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/railpack/apps/shell-failing-build");
+    for entry in fs::read_dir(&fixture).unwrap() {
+        let entry = entry.unwrap();
+        let to = app.join(entry.file_name());
+        fs::copy(entry.path(), &to).unwrap();
+        fs::set_permissions(&to, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    fs::set_permissions(&app, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut prepare = prepare_run(&step_image, &ws, &[]);
+    prepare["metadata"]["name"] = json!("prepare-failing");
+    prepare["spec"]["params"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "name": "contextPath", "value": "failing" }));
+    run_to_success(&cluster, "taskrun", &prepare);
+    let failing_plan = (
+        task_result(&cluster, "prepare-failing", "planPath"),
+        task_result(&cluster, "prepare-failing", "infoPath"),
+    );
+    let mut failing = build_run(
+        "failing",
+        &registry,
+        "kibaship/chaos/failing",
+        &commit,
+        &failing_plan,
+        &step_image,
+    );
+    failing["spec"]["retries"] = json!(0);
+    let params = failing["spec"]["params"].as_array_mut().unwrap();
+    // The failing app's plan declares no build secret.
+    params.retain(|p| p["name"] != "buildSecrets");
+    params.push(json!({ "name": "contextPath", "value": "failing" }));
+    cluster
+        .kubectl_stdin_ok(&["create", "-f", "-"], &failing.to_string())
+        .unwrap();
+    assert_eq!(
+        finished(&cluster, "taskrun", "failing").as_deref(),
+        Some("False"),
+        "{}",
+        describe(&cluster, "tekton.dev/taskRun=failing")
+    );
+    let task_run: Value = serde_json::from_str(
+        &cluster
+            .kubectl_ok(&["get", "taskrun", "failing", "-o", "json"])
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        failed_exit_codes(&task_run["status"]),
+        [BUILD_EXIT],
+        "a command failing in BuildKit is a build failure"
+    );
+    let log = build_log(&cluster, "failing");
+    for kept in [
+        "compile-error: include/app.h: no such file",
+        "kibaship-step: build error: buildctl build failed: buildctl exited with exit status: 1: failed to solve: process",
+        "did not complete successfully: exit code: 3",
+    ] {
+        assert!(log.contains(kept), "{kept:?} not in the build log:\n{log}");
+    }
+    stages.done("a failure inside BuildKit");
+    stages.print();
 }

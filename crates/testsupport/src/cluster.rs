@@ -1372,6 +1372,19 @@ impl TestCluster {
         Ok(started.elapsed())
     }
 
+    /// Restarts the cluster's registry ([`TestRegistry::restart`]): stopped, kept down for `down_for`, started
+    /// again on the same address and storage. Returns how long it was away.
+    pub fn restart_registry(&mut self, down_for: Duration) -> Result<Duration, HarnessError> {
+        let dir = self.dir.clone();
+        self.registry
+            .as_mut()
+            .ok_or_else(|| HarnessError::State {
+                dir,
+                reason: "the cluster has no registry".into(),
+            })?
+            .restart(down_for)
+    }
+
     /// The registry containerd pulls from: plain HTTP on [`NODE_IP`], reachable from the host and from Pods.
     pub fn registry(&self) -> Option<&TestRegistry> {
         self.registry.as_ref()

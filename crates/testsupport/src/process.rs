@@ -149,7 +149,14 @@ impl SupervisedProcess {
     /// Stops the server (as [`SupervisedProcess::stop`]) and starts it again with the same program, arguments
     /// and log (appended to).
     pub(crate) fn restart(&mut self) -> Result<(), HarnessError> {
+        self.restart_after(Duration::ZERO)
+    }
+
+    /// As [`SupervisedProcess::restart`], staying stopped for `down_for` first (a restart that takes time, as a
+    /// replaced Pod's does).
+    pub(crate) fn restart_after(&mut self, down_for: Duration) -> Result<(), HarnessError> {
         self.stop();
+        std::thread::sleep(down_for);
         let fresh = SupervisedProcess::spawn(&self.what, &self.program, &self.args, &self.log)?;
         // The old value's drop stops nothing more: its supervisor was reaped above.
         *self = fresh;

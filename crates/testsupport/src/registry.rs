@@ -474,6 +474,28 @@ impl TestRegistry {
         self.credentials.clone()
     }
 
+    /// Stops the registry's process, keeps it stopped for `down_for`, and starts it again with the same command
+    /// line, address and storage (the config, and so its upload-state secret, unchanged), as an operator's
+    /// restart would; returns once `GET /v2/` answers again, with how long the registry was away. Uploads in
+    /// progress are cut; requests meanwhile are refused. The token server (token mode) keeps running.
+    pub fn restart(&mut self, down_for: Duration) -> Result<Duration, HarnessError> {
+        let started = Instant::now();
+        let tls = match &self.pki {
+            Some(pki) => Some(http::client_tls_config(&pki.ca_der)?),
+            None => None,
+        };
+        let log = self.log_path();
+        let process = self.process.as_mut().ok_or_else(|| {
+            HarnessError::io(
+                "restarting the registry",
+                std::io::Error::other("the registry has no process"),
+            )
+        })?;
+        process.restart_after(down_for)?;
+        wait_ready(process, &self.host, tls.as_ref(), &log)?;
+        Ok(started.elapsed())
+    }
+
     /// The registry's filesystem root (for tamper tests). In docker-registry modes blobs live under
     /// `docker/registry/v2/blobs/sha256/<first two hex>/<hex>/data`.
     pub fn storage_dir(&self) -> &Path {
