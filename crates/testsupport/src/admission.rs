@@ -76,7 +76,15 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), HarnessError> {
     Ok(())
 }
 
-fn test_overlay(image_name: &str, registry: &str) -> String {
+fn test_overlay(image_name: &str, insecure: &[String]) -> String {
+    let args: String = insecure
+        .iter()
+        .map(|registry| {
+            format!(
+                "      - op: add\n        path: /spec/template/spec/containers/0/args/-\n        value: --insecure-registry\n      - op: add\n        path: /spec/template/spec/containers/0/args/-\n        value: \"{registry}\"\n"
+            )
+        })
+        .collect();
     format!(
         r#"apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
@@ -91,13 +99,7 @@ patches:
       kind: Deployment
       name: kibaship-webhook
     patch: |-
-      - op: add
-        path: /spec/template/spec/containers/0/args/-
-        value: --insecure-registry
-      - op: add
-        path: /spec/template/spec/containers/0/args/-
-        value: "{registry}"
-"#
+{args}"#
     )
 }
 
@@ -111,6 +113,17 @@ impl TestCluster {
     /// (an admission policy file's text, which replaces `deploy/base/policy.yaml`), and waits for the rollout.
     /// Returns the webhook's image reference.
     pub fn deploy_webhook(&self, binary: &Path, policy: &str) -> Result<String, HarnessError> {
+        self.deploy_webhook_reaching(binary, policy, &[])
+    }
+
+    /// As [`TestCluster::deploy_webhook`], the webhook also reaching the plain-HTTP registries `insecure`
+    /// (`HOST:PORT`, such as a fault proxy on the node address) besides the cluster's.
+    pub fn deploy_webhook_reaching(
+        &self,
+        binary: &Path,
+        policy: &str,
+        insecure: &[String],
+    ) -> Result<String, HarnessError> {
         let registry = self.registry().map(|r| r.host()).ok_or_else(|| {
             HarnessError::io(
                 "the cluster has no registry",
@@ -139,7 +152,10 @@ impl TestCluster {
         let image_name = image.rsplit_once(':').map_or(image.as_str(), |(n, _)| n);
         fs::write(
             overlay.join("kustomization.yaml"),
-            test_overlay(image_name, &registry),
+            test_overlay(
+                image_name,
+                &[std::slice::from_ref(&registry), insecure].concat(),
+            ),
         )
         .map_err(io_err("writing the test overlay"))?;
         let overlay = overlay.to_string_lossy().into_owned();

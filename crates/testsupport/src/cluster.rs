@@ -1385,6 +1385,40 @@ impl TestCluster {
             .restart(down_for)
     }
 
+    /// Kills with SIGKILL every process running in the cluster's Pods (its cgroup is under `kubepods`) whose
+    /// command name is `comm` (the kernel's, at most 15 bytes: `kibaship-webhoo` for `kibaship-webhook`), as an
+    /// OOM kill or a node's hard stop would: no signal handler runs, open connections are cut. Processes of the
+    /// same name outside the cluster (a test's own) are left alone. Returns the PIDs killed.
+    pub fn kill_pod_processes(&self, comm: &str) -> Result<Vec<u32>, HarnessError> {
+        let proc_dir = fs::read_dir("/proc").map_err(io_err("listing /proc"))?;
+        let mut killed = Vec::new();
+        for entry in proc_dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let same_name = fs::read_to_string(entry.path().join("comm"))
+                .is_ok_and(|c| c.trim_end_matches('\n') == comm);
+            let in_pod = same_name
+                && fs::read_to_string(entry.path().join("cgroup"))
+                    .is_ok_and(|c| c.contains("kubepods"));
+            if in_pod {
+                let raw = i32::try_from(pid).map_err(|_| HarnessError::State {
+                    dir: self.dir.clone(),
+                    reason: format!("process id {pid} out of range"),
+                })?;
+                // Gone meanwhile is fine: it was not killed by us, and is not listed.
+                if signal::kill(Pid::from_raw(raw), Signal::SIGKILL).is_ok() {
+                    killed.push(pid);
+                }
+            }
+        }
+        Ok(killed)
+    }
+
     /// The registry containerd pulls from: plain HTTP on [`NODE_IP`], reachable from the host and from Pods.
     pub fn registry(&self) -> Option<&TestRegistry> {
         self.registry.as_ref()

@@ -3,6 +3,7 @@
 
 use std::io::BufRead;
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
@@ -13,6 +14,8 @@ use crate::http::{self, Head};
 /// A running accept loop on a free loopback port.
 pub(crate) struct LoopbackServer {
     host: String,
+    /// The accept loop's socket (a second handle), shut down on drop to wake the loop.
+    listener: TcpListener,
     stopping: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
 }
@@ -40,6 +43,9 @@ impl LoopbackServer {
             .local_addr()
             .map_err(|e| HarnessError::io(format!("reading the {what} address"), e))?
             .to_string();
+        let wake = listener
+            .try_clone()
+            .map_err(|e| HarnessError::io(format!("cloning the {what} socket"), e))?;
         let stopping = Arc::new(AtomicBool::new(false));
         let accept_stopping = Arc::clone(&stopping);
         let thread_name = format!("kibaship-{}", what.replace(' ', "-"));
@@ -62,6 +68,7 @@ impl LoopbackServer {
             .map_err(|e| HarnessError::io(format!("starting the {what} thread"), e))?;
         Ok(LoopbackServer {
             host,
+            listener: wake,
             stopping,
             acceptor: Some(acceptor),
         })
@@ -83,8 +90,11 @@ impl LoopbackServer {
 impl Drop for LoopbackServer {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so that it sees the flag.
-        let _ = TcpStream::connect(&self.host);
+        // Wakes the accept loop so that it sees the flag: shutting a listening socket down makes a blocked
+        // accept() fail at once on Linux. (Connecting to it instead hangs here for good when the address has
+        // gone meanwhile, as the test cluster's node address does at teardown.)
+        let _ =
+            nix::sys::socket::shutdown(self.listener.as_raw_fd(), nix::sys::socket::Shutdown::Both);
         if let Some(handle) = self.acceptor.take() {
             let _ = handle.join();
         }
@@ -98,4 +108,26 @@ pub(crate) fn read_request<R: BufRead>(reader: &mut R) -> Option<(Head, Vec<u8>)
     let kind = http::request_body_kind(&head).ok()?;
     let body = http::read_body(reader, kind).ok()?;
     Some((head, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_stops_the_accept_loop_and_frees_the_port() {
+        let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&served);
+        let server = LoopbackServer::start("drop test", move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+        })
+        .expect("start");
+        let host = server.host().to_string();
+        drop(server);
+        assert!(
+            TcpStream::connect(&host).is_err(),
+            "the port still accepts after drop"
+        );
+        assert_eq!(served.load(Ordering::SeqCst), 0, "drop served a connection");
+    }
 }

@@ -2,8 +2,9 @@
 //! `deploy/` (overlay `provided-tls` with a certificate made here, the policy replaced by one requiring a cosign
 //! key made here), with Pods that really start. In a namespace labelled `kibaship.io/verify=enforce` a Pod of a
 //! signed image is admitted, pinned to its digest by `/mutate` and runs; a Pod of an unsigned image is refused;
-//! a namespace without the label runs the unsigned image; with the webhook scaled to zero a Pod in the enforced
-//! namespace is refused (failurePolicy Fail).
+//! a namespace without the label runs the unsigned image; with both webhook processes killed (SIGKILL) while the
+//! API server waits on them (the webhook held on the registry by a fault proxy) the Pod is refused and not
+//! created; with the webhook scaled to zero a Pod in the enforced namespace is refused (failurePolicy Fail).
 //!
 //! The webhook runs as `deploy/` ships it: two replicas on the Pod network, `kibaship-system` enforcing the
 //! `restricted` Pod Security level. The test overlay changes only the image and adds `--insecure-registry` for
@@ -17,20 +18,26 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use kibaship_testsupport::cluster::TestCluster;
+use kibaship_testsupport::cluster::{NODE_ADDR, TestCluster};
+use kibaship_testsupport::faultproxy::{Fault, FaultProxy};
 use kibaship_testsupport::kube::wait_until;
 
 /// Tries (half a second apart) for what the cluster reaches asynchronously; nothing is asserted about time.
 const TRIES: u32 = 240;
 const PAUSE: Duration = Duration::from_millis(500);
 
-fn policy(registry: &str, public_key: &str) -> String {
+fn policy(registries: &[&str], public_key: &str) -> String {
     let key: String = public_key
         .lines()
         .map(|l| format!("          {l}\n"))
         .collect();
+    let images = registries
+        .iter()
+        .map(|r| format!("\"{r}/**\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "apiVersion: kibaship.io/v1alpha1\nkind: AdmissionPolicy\npolicies:\n  - name: cluster-test\n    mode: enforce\n    images: [\"{registry}/**\"]\n    transparencyLog: optional\n    authorities:\n      - name: test-key\n        key: |\n{key}"
+        "apiVersion: kibaship.io/v1alpha1\nkind: AdmissionPolicy\npolicies:\n  - name: cluster-test\n    mode: enforce\n    images: [{images}]\n    transparencyLog: optional\n    authorities:\n      - name: test-key\n        key: |\n{key}"
     )
 }
 
@@ -108,12 +115,22 @@ fn webhook_deployment_admits_signed_refuses_unsigned_and_fails_closed() {
         "crane copy",
     );
 
-    // (2) The webhook as an image in the cluster's registry, deploy/ applied with a policy requiring that key.
+    // (2) The webhook as an image in the cluster's registry, deploy/ applied with a policy requiring that key,
+    // for images of the registry and of a fault proxy in front of it (on the node address, where the webhook's
+    // Pods reach it) that holds each manifest answer for seconds.
+    let stalling = FaultProxy::start_on(
+        NODE_ADDR.into(),
+        &registry,
+        "/manifests/",
+        vec![Fault::SlowBody { delay_ms: 2000 }; 8],
+    )
+    .expect("the fault proxy on the node address");
     let public_key = fs::read_to_string(keys.join("cosign.pub")).unwrap();
     cluster
-        .deploy_webhook(
+        .deploy_webhook_reaching(
             Path::new(env!("CARGO_BIN_EXE_kibaship-webhook")),
-            &policy(&registry, &public_key),
+            &policy(&[&registry, &stalling.host()], &public_key),
+            &[stalling.host()],
         )
         .expect("the webhook deployed");
 
@@ -191,6 +208,43 @@ fn webhook_deployment_admits_signed_refuses_unsigned_and_fails_closed() {
         .kubectl_stdin_ok(&["create", "-f", "-"], &pod("unsigned", "dev", &unsigned))
         .expect("an unlabelled namespace admits the unsigned image");
     wait_running(&cluster, "dev", "unsigned");
+
+    // (4b) The webhook killed while it answers: a Pod of the signed image named through the stalling proxy
+    // keeps the webhook waiting on the registry; both webhook processes are killed (SIGKILL) meanwhile. The API
+    // server's call fails, failurePolicy Fail refuses the Pod, and nothing is admitted.
+    let through_proxy = tools.replacen(&registry, &stalling.host(), 1);
+    let (outcome, killed) = std::thread::scope(|scope| {
+        let create = scope.spawn(|| {
+            cluster.kubectl_stdin_ok(
+                &["create", "-f", "-"],
+                &pod("killed-mid-admission", "prod", &through_proxy),
+            )
+        });
+        let asked = wait_until(TRIES, PAUSE / 10, || {
+            (stalling.requests_seen() > 0 || create.is_finished()).then_some(())
+        });
+        assert!(asked.is_some(), "the webhook never asked the registry");
+        // The webhook is now waiting for the held answer.
+        std::thread::sleep(Duration::from_millis(300));
+        let killed = cluster
+            .kill_pod_processes("kibaship-webhoo")
+            .expect("kill the webhook's processes");
+        (create.join().expect("the kubectl thread"), killed)
+    });
+    eprintln!(
+        "killed webhook processes {killed:?} while the API server waited; kubectl said: {outcome:?}"
+    );
+    assert_eq!(killed.len(), 2, "both replicas' processes were killed");
+    let refused = outcome
+        .expect_err("a Pod was admitted while the webhook was killed")
+        .to_string();
+    assert!(refused.contains("failed calling webhook"), "{refused}");
+    let absent = cluster.kubectl(&["get", "pod", "-n", "prod", "killed-mid-admission"]);
+    assert!(
+        !absent.status.success() && text(&absent).contains("NotFound"),
+        "nothing admitted: {}",
+        text(&absent)
+    );
 
     // (5) No webhook Pod: requests in the enforced namespace are refused.
     cluster
