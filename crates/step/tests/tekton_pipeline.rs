@@ -9,6 +9,8 @@
 //! `railpack-build-pipeline` (tasks/pipeline-railpack.yaml) runs clone -> prepare -> build (reused: same inputs)
 //! -> scan (trivy, the gate policy from a ConfigMap) -> sign (a cosign key from a Secret) -> attest; the real
 //! cosign verifies the signature and both attestations (our SLSA provenance, BuildKit's SBOM) from the host.
+//! The same PipelineRun again with `signingMode: keyless` signs and attests with the Pods' service-account
+//! tokens against a private Sigstore on the node address; the real cosign verifies both for that identity.
 //! Stages' times are printed (never asserted).
 //!
 //! Stand-ins, each because the real thing needs the internet:
@@ -33,9 +35,10 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use kibaship_testsupport::cluster::{NODE_IP, TestCluster};
+use kibaship_testsupport::cluster::{NODE_IP, SERVICE_ACCOUNT_ISSUER, TestCluster};
 use kibaship_testsupport::kube::wait_until;
 use kibaship_testsupport::peers::peer_binary;
+use kibaship_testsupport::sigstore::{KubernetesIssuer, SigstoreOptions, TestSigstore};
 use kibaship_testsupport::workspace_binary;
 use serde_json::{Value, json};
 use tekton_support::*;
@@ -255,6 +258,125 @@ fn admission_end_to_end(
         "{built:#}"
     );
     stages.done("audit over the cluster");
+}
+
+/// The Pipeline signing keyless, as a platform runs it: `pipeline_run` again as `keyless` with `signingMode`
+/// `keyless`. The sign, scan and attest Pods' projected service-account tokens (audience `sigstore`) are their
+/// identity; a private Sigstore on the node address (Fulcio trusting the cluster's service-account issuer,
+/// Rekor, TSA) is named by the `kibaship-sigstore` ConfigMap the Tasks mount. The build is reused (same inputs),
+/// and the real cosign verifies the keyless signature and provenance of `digest` for the `default` service
+/// account, and refuses them for another.
+fn keyless_pipeline_run(
+    cluster: &TestCluster,
+    pipeline_run: &Value,
+    digest: &str,
+    receiver: &NotificationReceiver,
+    w: &Path,
+) {
+    // Fulcio reads the issuer's discovery document without credentials, as a public issuer's.
+    cluster
+        .kubectl_ok(&[
+            "create",
+            "clusterrolebinding",
+            "oidc-discovery-unauthenticated",
+            "--clusterrole=system:service-account-issuer-discovery",
+            "--group=system:unauthenticated",
+        ])
+        .unwrap();
+    let sigstore = TestSigstore::start_with(SigstoreOptions {
+        listen: Some(NODE_IP.parse().unwrap()),
+        kubernetes_issuer: Some(KubernetesIssuer {
+            url: SERVICE_ACCOUNT_ISSUER.to_string(),
+            ca_file: cluster.ca_path(),
+        }),
+        ..Default::default()
+    })
+    .expect("the private Sigstore on the node address");
+    let config_map = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": { "name": "kibaship-sigstore" },
+        "data": {
+            "signing_config.json": fs::read_to_string(sigstore.signing_config_path()).unwrap(),
+            "trusted_root.json": fs::read_to_string(sigstore.trusted_root_path()).unwrap(),
+        },
+    });
+    cluster
+        .kubectl_stdin_ok(&["apply", "-f", "-"], &config_map.to_string())
+        .unwrap();
+    let mut keyless = pipeline_run.clone();
+    keyless["metadata"]["name"] = json!("keyless");
+    for param in keyless["spec"]["params"].as_array_mut().unwrap() {
+        if param["name"] == "signingMode" {
+            param["value"] = json!("keyless");
+        }
+    }
+    cluster
+        .kubectl_stdin_ok(&["create", "-f", "-"], &keyless.to_string())
+        .unwrap();
+    let outcome = finished(cluster, "pipelinerun", "keyless");
+    assert_eq!(
+        outcome.as_deref(),
+        Some("True"),
+        "{}\n--- fulcio\n{}",
+        describe(cluster, "tekton.dev/pipelineRun=keyless"),
+        fs::read_to_string(sigstore.work_dir().join("fulcio.log")).unwrap_or_default()
+    );
+    assert_eq!(task_result(cluster, "keyless-sign", "signedDigest"), digest);
+    let signatures = task_result(cluster, "keyless-sign", "signatures");
+    eprintln!("keyless signatures: {signatures}");
+    assert!(!signatures.trim().is_empty(), "no signatures result");
+    let by_digest = format!(
+        "{}@{digest}",
+        task_result(cluster, "keyless-build", "image")
+            .rsplit_once(':')
+            .unwrap()
+            .0
+    );
+    let trusted_root = sigstore.trusted_root_path().display().to_string();
+    let cosign = |verb: &[&str], identity: &str| {
+        Command::new(peer_binary("cosign").unwrap())
+            .args(verb)
+            .args([
+                "--trusted-root",
+                &trusted_root,
+                "--certificate-identity",
+                identity,
+                "--certificate-oidc-issuer",
+                SERVICE_ACCOUNT_ISSUER,
+                "--allow-http-registry",
+                &by_digest,
+            ])
+            .env("HOME", w)
+            .output()
+            .unwrap()
+    };
+    let pipeline_identity = "https://kubernetes.io/namespaces/default/serviceaccounts/default";
+    for verb in [
+        &["verify"][..],
+        &["verify-attestation", "--type", "slsaprovenance1"][..],
+    ] {
+        let out = cosign(verb, pipeline_identity);
+        assert!(
+            out.status.success(),
+            "cosign {verb:?} of the PipelineRun's keyless signing: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let other = cosign(
+            verb,
+            "https://kubernetes.io/namespaces/default/serviceaccounts/builder",
+        );
+        assert!(
+            !other.status.success(),
+            "cosign {verb:?} accepted another service account"
+        );
+    }
+    // finally: the third notification (after the key-signed run's and the failing run's) is this run's.
+    let events = receiver.events();
+    assert_eq!(events.len(), 3, "{}", receiver.log());
+    assert_eq!(events[2]["status"], "succeeded", "{}", events[2]);
+    assert_eq!(events[2]["digest"], digest, "{}", events[2]);
+    drop(sigstore);
 }
 
 #[test]
@@ -644,6 +766,10 @@ fn railpack_build_pipeline_clones_builds_scans_and_signs_in_real_tekton() {
         &mut stages,
     );
 
+    keyless_pipeline_run(&cluster, &pipeline_run, &digest, &receiver, w);
+    stages.done("keyless PipelineRun");
+
+    drop(receiver);
     drop(daemon);
     cluster.teardown().expect("teardown leaves nothing");
     stages.done("teardown");
