@@ -1167,7 +1167,7 @@ impl RegistryClient {
                 })
             };
             // Retrying cannot help these: the same request would fail the same way.
-            if is_tls_verification_failure(&cause) {
+            if crate::tls::untrusted_certificate(&e).is_some() {
                 AttemptError::Fatal(Error::UntrustedCertificate {
                     registry: reg.name.clone(),
                     method: req.method.to_string(),
@@ -1704,13 +1704,6 @@ async fn read_limited(resp: &mut reqwest::Response, limit: u64) -> Result<Vec<u8
             Err(e) => return Err(ReadError::Transport(cause_chain(&e))),
         }
     }
-}
-
-/// Whether a connection failed because the server's certificate was not trusted (retrying cannot help).
-fn is_tls_verification_failure(cause: &str) -> bool {
-    let lower = cause.to_ascii_lowercase();
-    lower.contains("certificate")
-        && (lower.contains("invalid") || lower.contains("unknown") || lower.contains("expired"))
 }
 
 /// An error and its sources, joined with `: ` (reqwest's top-level message alone hides the cause).

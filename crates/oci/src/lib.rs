@@ -30,6 +30,7 @@ pub mod manifest;
 pub mod reference;
 mod referrers;
 pub mod retry;
+pub mod tls;
 
 pub use client::{
     ClientConfig, DEFAULT_MAX_MANIFEST_BYTES, Manifest, PushedManifest, RegistryClient, Resolved,

@@ -685,7 +685,7 @@ pub async fn deliver(
                 (format!("HTTP {status}"), retry_after)
             }
             Err(e) => {
-                if let Some(reason) = certificate_failure(&e) {
+                if let Some(reason) = kibaship_oci::tls::untrusted_certificate(&e) {
                     let _ = writeln!(
                         log,
                         "kibaship-step: notify attempt {attempt}: certificate not trusted"
@@ -722,28 +722,6 @@ pub async fn deliver(
         }
         tokio::time::sleep(wait).await;
     }
-}
-
-/// rustls's reason when `e` failed because the receiver's certificate is not trusted.
-fn certificate_failure(e: &reqwest::Error) -> Option<String> {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(c) = cause {
-        // hyper and tokio-rustls wrap rustls's error in io::Errors, whose `source` skips it: look inside.
-        let mut inner = c;
-        while let Some(wrapped) = inner
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            inner = wrapped;
-        }
-        if let Some(tls @ rustls::Error::InvalidCertificate(_)) =
-            inner.downcast_ref::<rustls::Error>()
-        {
-            return Some(tls.to_string().escape_debug().to_string());
-        }
-        cause = c.source();
-    }
-    None
 }
 
 /// The innermost cause of `e` ("invalid peer certificate: UnknownIssuer", "Connection refused (os error 111)"),
