@@ -138,13 +138,17 @@ impl SignerArgs {
 
     /// `--insecure-registry`: `true`, or `false`/empty.
     fn insecure(&self) -> Result<bool, String> {
-        match self.insecure_registry.trim() {
-            "true" => Ok(true),
-            "false" | "" => Ok(false),
-            other => Err(format!(
-                "--insecure-registry {other:?} is not true or false"
-            )),
-        }
+        task_bool("--insecure-registry", &self.insecure_registry)
+    }
+}
+
+/// A Tekton boolean parameter as a Task passes it (`true`, or `false`/empty, surrounding blanks ignored), or an
+/// error naming `flag` and the value.
+fn task_bool(flag: &str, value: &str) -> Result<bool, String> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" | "" => Ok(false),
+        other => Err(format!("{flag} {other:?} is not true or false")),
     }
 }
 
@@ -945,16 +949,9 @@ fn scan_step(a: ScanArgs) -> Option<(String, String, u8)> {
     let sign_failed = |e: SignError| failed(&e, &e.kind().to_string(), e.exit_code());
     let scan_failed = |e: ScanError| failed(&e, e.label(), e.exit_code());
     let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-    let bool_flag = |flag: &str, v: &str| match v.trim() {
-        "true" => Ok(true),
-        "false" | "" => Ok(false),
-        other => Err(ScanError::Parameter(format!(
-            "{flag} {other:?} is not true or false"
-        ))),
-    };
     let (insecure, offline) = match (
         a.signer.insecure().map_err(ScanError::Parameter),
-        bool_flag("--offline", &a.offline),
+        task_bool("--offline", &a.offline).map_err(ScanError::Parameter),
     ) {
         (Ok(i), Ok(o)) => (i, o),
         (Err(e), _) | (_, Err(e)) => return scan_failed(e),
@@ -1094,16 +1091,12 @@ fn tag(a: TagArgs) -> Result<(), kibaship_step::tag::TagError> {
     use kibaship_step::tag::{TagError, apply_tags, check_policy, parse_policy, tag_names};
     let bad = TagError::Parameter;
     let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-    let flag = |name: &str, value: &str| match value.trim() {
-        "true" => Ok(true),
-        "false" | "" => Ok(false),
-        other => Err(bad(format!("--{name} {other:?} is not true or false"))),
-    };
+
     let branch = opt(&a.branch);
     let environment = opt(&a.environment);
     let promotions: Vec<String> = a.promotions.iter().filter_map(|p| opt(p)).collect();
     let none_requested = branch.is_none() && environment.is_none() && promotions.is_empty();
-    let allow_empty = flag("allow-empty", &a.allow_empty)?;
+    let allow_empty = task_bool("--allow-empty", &a.allow_empty).map_err(bad)?;
     let image = kibaship_oci::Reference::parse(a.image.trim())
         .map_err(|e| bad(format!("--image {:?}: {e}", a.image)))?;
     let digest: kibaship_oci::Digest = a
@@ -1112,7 +1105,7 @@ fn tag(a: TagArgs) -> Result<(), kibaship_step::tag::TagError> {
         .parse()
         .map_err(|e| bad(format!("--digest {:?}: {e}", a.digest)))?;
     let pinned = image.with_digest(digest);
-    let insecure = flag("insecure-registry", &a.insecure_registry)?;
+    let insecure = task_bool("--insecure-registry", &a.insecure_registry).map_err(bad)?;
     let tags = if none_requested && allow_empty {
         eprintln!(
             "kibaship-step: no tag requested (no --branch, --environment or --promote): {pinned} is left as it is"
@@ -1627,4 +1620,20 @@ fn build(a: BuildArgs) -> Result<(), StepError> {
     say(format_args!("buildKey={}", report.build_key.as_str()));
     say(format_args!("buildDuration={:.3}s", report.duration_secs));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::task_bool;
+
+    #[test]
+    fn task_booleans_are_true_false_or_empty() {
+        assert_eq!(task_bool("--offline", "true"), Ok(true));
+        assert_eq!(task_bool("--offline", " false\n"), Ok(false));
+        assert_eq!(task_bool("--offline", ""), Ok(false));
+        assert_eq!(
+            task_bool("--allow-empty", "yes"),
+            Err("--allow-empty \"yes\" is not true or false".to_string())
+        );
+    }
 }
