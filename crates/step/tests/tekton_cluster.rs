@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use kibaship_testsupport::cluster::{NODE_IP, SERVICE_ACCOUNT_ISSUER, TestCluster};
+use kibaship_testsupport::cluster::{SERVICE_ACCOUNT_ISSUER, TestCluster};
 use kibaship_testsupport::peers::peer_binary;
-use kibaship_testsupport::sigstore::{KubernetesIssuer, SigstoreOptions, TestSigstore};
 
 /// How long a run may take to finish; the bound only keeps a broken cluster from hanging the test, nothing is
 /// asserted about time.
@@ -224,36 +223,9 @@ fn our_tasks_are_admitted_by_tekton_and_kibaship_sign_signs_with_a_key_and_keyle
     // Keyless, as a platform runs it: the Pod's projected service-account token (audience sigstore) is the
     // identity, and the private Sigstore's Fulcio trusts the cluster's service-account issuer. Fulcio reads the
     // issuer's discovery document without credentials, as a public issuer's.
-    cluster
-        .kubectl_ok(&[
-            "create",
-            "clusterrolebinding",
-            "oidc-discovery-unauthenticated",
-            "--clusterrole=system:service-account-issuer-discovery",
-            "--group=system:unauthenticated",
-        ])
-        .unwrap();
-    let sigstore = TestSigstore::start_with(SigstoreOptions {
-        listen: Some(NODE_IP.parse().unwrap()),
-        kubernetes_issuer: Some(KubernetesIssuer {
-            url: SERVICE_ACCOUNT_ISSUER.to_string(),
-            ca_file: cluster.ca_path(),
-        }),
-        ..Default::default()
-    })
-    .expect("the private Sigstore on the node address");
-    let config_map = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": { "name": "kibaship-sigstore" },
-        "data": {
-            "signing_config.json": fs::read_to_string(sigstore.signing_config_path()).unwrap(),
-            "trusted_root.json": fs::read_to_string(sigstore.trusted_root_path()).unwrap(),
-        },
-    });
-    cluster
-        .kubectl_stdin_ok(&["create", "-f", "-"], &config_map.to_string())
-        .unwrap();
+    let sigstore = cluster
+        .start_keyless_sigstore()
+        .expect("the private Sigstore on the node address");
     let run = serde_json::json!({
         "apiVersion": "tekton.dev/v1",
         "kind": "TaskRun",

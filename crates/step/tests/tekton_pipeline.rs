@@ -38,7 +38,6 @@ use std::process::Command;
 use kibaship_testsupport::cluster::{NODE_IP, SERVICE_ACCOUNT_ISSUER, TestCluster};
 use kibaship_testsupport::kube::wait_until;
 use kibaship_testsupport::peers::peer_binary;
-use kibaship_testsupport::sigstore::{KubernetesIssuer, SigstoreOptions, TestSigstore};
 use kibaship_testsupport::workspace_binary;
 use serde_json::{Value, json};
 use tekton_support::*;
@@ -273,37 +272,9 @@ fn keyless_pipeline_run(
     receiver: &NotificationReceiver,
     w: &Path,
 ) {
-    // Fulcio reads the issuer's discovery document without credentials, as a public issuer's.
-    cluster
-        .kubectl_ok(&[
-            "create",
-            "clusterrolebinding",
-            "oidc-discovery-unauthenticated",
-            "--clusterrole=system:service-account-issuer-discovery",
-            "--group=system:unauthenticated",
-        ])
-        .unwrap();
-    let sigstore = TestSigstore::start_with(SigstoreOptions {
-        listen: Some(NODE_IP.parse().unwrap()),
-        kubernetes_issuer: Some(KubernetesIssuer {
-            url: SERVICE_ACCOUNT_ISSUER.to_string(),
-            ca_file: cluster.ca_path(),
-        }),
-        ..Default::default()
-    })
-    .expect("the private Sigstore on the node address");
-    let config_map = json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": { "name": "kibaship-sigstore" },
-        "data": {
-            "signing_config.json": fs::read_to_string(sigstore.signing_config_path()).unwrap(),
-            "trusted_root.json": fs::read_to_string(sigstore.trusted_root_path()).unwrap(),
-        },
-    });
-    cluster
-        .kubectl_stdin_ok(&["apply", "-f", "-"], &config_map.to_string())
-        .unwrap();
+    let sigstore = cluster
+        .start_keyless_sigstore()
+        .expect("the private Sigstore on the node address");
     let mut keyless = pipeline_run.clone();
     keyless["metadata"]["name"] = json!("keyless");
     for param in keyless["spec"]["params"].as_array_mut().unwrap() {

@@ -59,6 +59,7 @@ use crate::oci_layout::{ImageSpec, OciLayout, copy_file, run_checked, static_bus
 use crate::ports::free_port;
 use crate::process::{self, SupervisedProcess, find_tool};
 use crate::registry::{RegistryMode, TestRegistry};
+use crate::sigstore::{KubernetesIssuer, SigstoreOptions, TestSigstore};
 
 /// The node's name.
 pub const NODE_NAME: &str = "kibaship-node";
@@ -720,6 +721,19 @@ fn cgroup_pids() -> Vec<u32> {
     pids
 }
 
+/// Every process of the host (as far as `/proc` lists it now): its pid and its `/proc/<pid>` directory.
+fn host_processes() -> Vec<(u32, PathBuf)> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((pid, entry.path()))
+        })
+        .collect()
+}
+
 /// Live processes started for the cluster: daemons (from their pid files), containerd shims (by executable),
 /// containers (by cgroup).
 fn cluster_processes(d: &Path) -> Vec<(u32, String)> {
@@ -742,20 +756,11 @@ fn cluster_processes(d: &Path) -> Vec<(u32, String)> {
     }
     let shim = crate::peers::peer_binary("containerd-shim-runc-v2").ok();
     let containerd = crate::peers::peer_binary("containerd").ok();
-    if let Ok(entries) = fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if let Ok(exe) = fs::read_link(entry.path().join("exe"))
-                && (Some(&exe) == shim.as_ref() || Some(&exe) == containerd.as_ref())
-            {
-                pids.push(pid);
-            }
+    for (pid, dir) in host_processes() {
+        if let Ok(exe) = fs::read_link(dir.join("exe"))
+            && (Some(&exe) == shim.as_ref() || Some(&exe) == containerd.as_ref())
+        {
+            pids.push(pid);
         }
     }
     pids.sort_unstable();
@@ -1385,26 +1390,56 @@ impl TestCluster {
             .restart(down_for)
     }
 
+    /// A private Sigstore for keyless signing in the cluster: started on the node address (Pods reach it), its
+    /// Fulcio trusting the cluster's service-account issuer (whose discovery document is opened to
+    /// unauthenticated readers, as a public issuer's is: the ClusterRoleBinding `oidc-discovery-unauthenticated`),
+    /// and the ConfigMap `kibaship-sigstore` in namespace `default` holding its `signing_config.json` and
+    /// `trusted_root.json`, as the Tasks mount it. A Pod's projected service-account token (audience `sigstore`)
+    /// then gets a certificate for `https://kubernetes.io/namespaces/<ns>/serviceaccounts/<sa>`. Drop it before
+    /// [`TestCluster::teardown`]: it listens on the node address.
+    pub fn start_keyless_sigstore(&self) -> Result<TestSigstore, HarnessError> {
+        self.kubectl_ok(&[
+            "create",
+            "clusterrolebinding",
+            "oidc-discovery-unauthenticated",
+            "--clusterrole=system:service-account-issuer-discovery",
+            "--group=system:unauthenticated",
+        ])?;
+        let sigstore = TestSigstore::start_with(SigstoreOptions {
+            listen: Some(NODE_ADDR),
+            kubernetes_issuer: Some(KubernetesIssuer {
+                url: SERVICE_ACCOUNT_ISSUER.to_string(),
+                ca_file: self.ca_path(),
+            }),
+            ..Default::default()
+        })?;
+        let read = |path: &Path| {
+            fs::read_to_string(path).map_err(io_err("reading the private Sigstore's configuration"))
+        };
+        let config_map = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": { "name": "kibaship-sigstore", "namespace": "default" },
+            "data": {
+                "signing_config.json": read(&sigstore.signing_config_path())?,
+                "trusted_root.json": read(&sigstore.trusted_root_path())?,
+            },
+        });
+        self.kubectl_stdin_ok(&["apply", "-f", "-"], &config_map.to_string())?;
+        Ok(sigstore)
+    }
+
     /// Kills with SIGKILL every process running in the cluster's Pods (its cgroup is under `kubepods`) whose
     /// command name is `comm` (the kernel's, at most 15 bytes: `kibaship-webhoo` for `kibaship-webhook`), as an
     /// OOM kill or a node's hard stop would: no signal handler runs, open connections are cut. Processes of the
     /// same name outside the cluster (a test's own) are left alone. Returns the PIDs killed.
     pub fn kill_pod_processes(&self, comm: &str) -> Result<Vec<u32>, HarnessError> {
-        let proc_dir = fs::read_dir("/proc").map_err(io_err("listing /proc"))?;
         let mut killed = Vec::new();
-        for entry in proc_dir.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let same_name = fs::read_to_string(entry.path().join("comm"))
+        for (pid, dir) in host_processes() {
+            let same_name = fs::read_to_string(dir.join("comm"))
                 .is_ok_and(|c| c.trim_end_matches('\n') == comm);
             let in_pod = same_name
-                && fs::read_to_string(entry.path().join("cgroup"))
-                    .is_ok_and(|c| c.contains("kubepods"));
+                && fs::read_to_string(dir.join("cgroup")).is_ok_and(|c| c.contains("kubepods"));
             if in_pod {
                 let raw = i32::try_from(pid).map_err(|_| HarnessError::State {
                     dir: self.dir.clone(),
