@@ -261,22 +261,9 @@ fn our_tasks_are_admitted_by_tekton_and_kibaship_sign_signs_with_a_key_and_keyle
         1,
         "one bundle referrer (keyless defaults to the bundle layout): {keyless_signatures}"
     );
-    let trusted_root = sigstore.trusted_root_path().display().to_string();
     let verify_keyless = |identity: &str| {
-        Command::new(peer_binary("cosign").unwrap())
-            .args([
-                "verify",
-                "--trusted-root",
-                &trusted_root,
-                "--certificate-identity",
-                identity,
-                "--certificate-oidc-issuer",
-                SERVICE_ACCOUNT_ISSUER,
-                "--allow-http-registry",
-                &by_digest,
-            ])
-            .env("HOME", w)
-            .output()
+        sigstore
+            .cosign_verify_keyless(&["verify"], identity, SERVICE_ACCOUNT_ISSUER, &by_digest, w)
             .unwrap()
     };
     let out = verify_keyless("https://kubernetes.io/namespaces/default/serviceaccounts/default");

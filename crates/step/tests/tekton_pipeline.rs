@@ -304,22 +304,9 @@ fn keyless_pipeline_run(
             .unwrap()
             .0
     );
-    let trusted_root = sigstore.trusted_root_path().display().to_string();
     let cosign = |verb: &[&str], identity: &str| {
-        Command::new(peer_binary("cosign").unwrap())
-            .args(verb)
-            .args([
-                "--trusted-root",
-                &trusted_root,
-                "--certificate-identity",
-                identity,
-                "--certificate-oidc-issuer",
-                SERVICE_ACCOUNT_ISSUER,
-                "--allow-http-registry",
-                &by_digest,
-            ])
-            .env("HOME", w)
-            .output()
+        sigstore
+            .cosign_verify_keyless(verb, identity, SERVICE_ACCOUNT_ISSUER, &by_digest, w)
             .unwrap()
     };
     let pipeline_identity = "https://kubernetes.io/namespaces/default/serviceaccounts/default";

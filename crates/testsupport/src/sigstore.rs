@@ -575,6 +575,31 @@ impl TestSigstore {
         self.dir.path().join("trusted_root.json")
     }
 
+    /// The real cosign's keyless check of `reference` against this Sigstore's trusted root: `cosign <verb...>
+    /// --trusted-root ... --certificate-identity <identity> --certificate-oidc-issuer <issuer>
+    /// --allow-http-registry <reference>` (`verb` is `["verify"]`, `["verify-attestation", "--type", T]`, ...),
+    /// with `HOME` at `home`. Its output, whatever the exit status.
+    pub fn cosign_verify_keyless(
+        &self,
+        verb: &[&str],
+        identity: &str,
+        issuer: &str,
+        reference: &str,
+        home: &Path,
+    ) -> Result<std::process::Output, HarnessError> {
+        let cosign = crate::peers::peer_binary("cosign")?;
+        Command::new(&cosign)
+            .args(verb)
+            .arg("--trusted-root")
+            .arg(self.trusted_root_path())
+            .args(["--certificate-identity", identity])
+            .args(["--certificate-oidc-issuer", issuer])
+            .args(["--allow-http-registry", reference])
+            .env("HOME", home)
+            .output()
+            .map_err(|e| HarnessError::io(format!("running {}", cosign.display()), e))
+    }
+
     /// `signing_config.json` (v0.2) naming these services (Rekor API version 2, and 1 when Rekor v1 runs).
     pub fn signing_config_path(&self) -> PathBuf {
         self.dir.path().join("signing_config.json")
