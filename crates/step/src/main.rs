@@ -991,15 +991,6 @@ fn scan_step(a: ScanArgs) -> Option<(String, String, u8)> {
         Ok(g) => g,
         Err(e) => return scan_failed(e),
     };
-    let signer = if attest {
-        let password = std::env::var("COSIGN_PASSWORD").ok().map(Zeroizing::new);
-        match load_signer(&plan, password, None) {
-            Ok(s) => Some(s),
-            Err(e) => return sign_failed(e),
-        }
-    } else {
-        None
-    };
     let request = ScanRequest {
         pinned: plan.target.to_string(),
         policy: a.policy,
@@ -1014,28 +1005,36 @@ fn scan_step(a: ScanArgs) -> Option<(String, String, u8)> {
         now,
     };
     eprintln!("kibaship-step: scanning {}", request.pinned);
-    let outcome = match scan(&request, &gate) {
+    // The key's unlock (scrypt) or the keyless certificate, and the registry client, do not depend on the report:
+    // they are made on a second thread while trivy scans. A signing error is still reported before a scan error.
+    let (signing, scanned) = std::thread::scope(|threads| {
+        let signing = attest.then(|| threads.spawn(|| signing_for_attestation(&plan, insecure)));
+        let scanned = scan(&request, &gate);
+        let signing = signing.map(|thread| {
+            thread.join().unwrap_or_else(|_| {
+                Err(SignError::Parameter(
+                    "loading the signer stopped unexpectedly".into(),
+                ))
+            })
+        });
+        (signing, scanned)
+    });
+    let signing = match signing.transpose() {
+        Ok(s) => s,
+        Err(e) => return sign_failed(e),
+    };
+    let outcome = match scanned {
         Ok(o) => o,
         Err(e) => return scan_failed(e),
     };
     let mut attestations = Vec::new();
-    if let Some(signer) = &signer {
-        let client = match RegistryClient::new(ClientConfig {
-            insecure_registries: insecure_hosts(&plan, insecure),
-            timeout: Some(DEFAULT_TIMEOUT),
-            ..ClientConfig::default()
-        }) {
-            Ok(c) => c,
-            Err(e) => {
-                return sign_failed(SignError::Parameter(format!("registry client: {e}")));
-            }
-        };
+    if let Some((signer, client)) = &signing {
         let runtime = match current_thread_runtime() {
             Ok(r) => r,
             Err(e) => return failed(&e, &e.kind().to_string(), e.exit_code()),
         };
         match runtime.block_on(kibaship_step::attest::attest_predicate(
-            &client,
+            client,
             &plan,
             signer,
             "vuln",
@@ -1085,6 +1084,23 @@ fn scan_step(a: ScanArgs) -> Option<(String, String, u8)> {
         ),
         kibaship_step::scan::SCAN_GATE_FAILED,
     ))
+}
+
+/// What `kibaship-step scan` signs its vuln attestation with: the signer (`COSIGN_PASSWORD` unlocks a key) and
+/// the registry client that pushes it.
+fn signing_for_attestation(
+    plan: &kibaship_step::sign::SignPlan,
+    insecure: bool,
+) -> Result<(kibaship_step::sign::Signer, RegistryClient), SignError> {
+    let password = std::env::var("COSIGN_PASSWORD").ok().map(Zeroizing::new);
+    let signer = load_signer(plan, password, None)?;
+    let client = RegistryClient::new(ClientConfig {
+        insecure_registries: insecure_hosts(plan, insecure),
+        timeout: Some(DEFAULT_TIMEOUT),
+        ..ClientConfig::default()
+    })
+    .map_err(|e| SignError::Parameter(format!("registry client: {e}")))?;
+    Ok((signer, client))
 }
 
 fn tag(a: TagArgs) -> Result<(), kibaship_step::tag::TagError> {

@@ -102,6 +102,7 @@ fn new_setup() -> Setup {
         ("kibaship/acme/unscanned", "4.17.21"),
         ("kibaship/acme/truncated", "4.17.20"),
         ("kibaship/acme/unsigned", "4.17.20"),
+        ("kibaship/acme/bad-key", "4.17.20"),
     ] {
         let root = dir.path().join(format!("root-{version}"));
         let package = root.join("app/node_modules/lodash");
@@ -346,6 +347,49 @@ fn standin_scanner_that_crashes_exits_2_and_signs_nothing() {
     );
     assert!(run.results.is_empty(), "{:?}", run.results);
     assert!(!has_attestation_tag("kibaship/acme/unscanned"));
+}
+
+/// The key is unlocked while trivy scans (a second thread); a key that cannot be unlocked is still the error
+/// reported, as a bad parameter (64), whether the scan passed or the scanner failed too; no verdict, nothing signed.
+#[test]
+fn a_key_that_cannot_be_unlocked_exits_64_and_signs_nothing() {
+    let _shared = setup();
+    let s = setup();
+    let not_a_key = s.path("not-a-key.pem");
+    std::fs::write(
+        &not_a_key,
+        "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nbm90IGEga2V5\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let crashing = s.path("trivy-crashes-too");
+    std::fs::write(&crashing, "#!/bin/sh\necho 'panic: crashed' >&2\nexit 2\n").unwrap();
+    make_executable(&crashing);
+    for trivy in [
+        peer_binary("trivy").expect("the trivy peer (make peers)"),
+        crashing,
+    ] {
+        let run = scan(
+            "kibaship/acme/bad-key",
+            &[
+                "--key-file",
+                not_a_key.to_str().unwrap(),
+                "--trivy",
+                trivy.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(run.code, Some(64), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("kibaship-step: bad parameters:")
+                && run.stderr.contains("not-a-key.pem"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("crashed"), "{}", run.stderr);
+        for result in ["verdict", "counts", "attestations"] {
+            assert!(!run.results.contains_key(result), "{:?}", run.results);
+        }
+        assert!(!has_attestation_tag("kibaship/acme/bad-key"));
+    }
 }
 
 /// A stand-in for a trivy whose report is cut off (disk full, killed mid-write): half of a real report.
