@@ -380,21 +380,19 @@ pub async fn run_build<S: ManifestStore>(
     let (status, stderr_tail) = run_relaying_stderr(Command::new(&argv[0]).args(&argv[1..]))
         .map_err(|e| StepError::Buildctl(format!("cannot run {}: {e}", req.buildctl.display())))?;
     if !status.success() {
-        if let Some(line) = crate::buildctl::registry_failure(&stderr_tail) {
-            return Err(StepError::BuildctlRegistry(format!(
+        let message = match crate::buildctl::error_line(&stderr_tail) {
+            Some(line) => format!(
                 "buildctl exited with {status}: {}",
                 bounded(line.trim_start_matches("error: "), 1024)
-            )));
-        }
-        return Err(StepError::Buildctl(
-            match crate::buildctl::error_line(&stderr_tail) {
-                Some(line) => format!(
-                    "buildctl exited with {status}: {}",
-                    bounded(line.trim_start_matches("error: "), 1024)
-                ),
-                None => format!("buildctl exited with {status} (see the BuildKit log above)"),
-            },
-        ));
+            ),
+            None => format!("buildctl exited with {status} (see the BuildKit log above)"),
+        };
+        let registry = crate::buildctl::registry_failure(&stderr_tail).is_some();
+        return Err(if registry {
+            StepError::BuildctlRegistry(message)
+        } else {
+            StepError::Buildctl(message)
+        });
     }
     let meta_bytes = read_limited(
         &req.metadata_file,
