@@ -108,20 +108,20 @@ fn set_build_secret(cluster: &TestCluster, value: &str) {
         .unwrap();
 }
 
-/// Waits for TaskRun `run` (created through the fault proxy `proxy` in front of `registry`) and checks what a
+/// Waits for TaskRun `name` (created through the fault proxy `proxy` in front of `registry`) and checks what a
 /// faulty registry may end in: success, after failed attempts that all exited with the registry failure code;
 /// the registry then serves the reported digest. Returns the failed attempts' exit codes, for the log.
 fn assert_survived(
     cluster: &TestCluster,
-    run: &str,
+    name: &str,
     proxy: &FaultProxy,
     registry: &str,
     home: &Path,
 ) -> Vec<Vec<i64>> {
-    let outcome = finished(cluster, "taskrun", run);
+    let outcome = finished(cluster, "taskrun", name);
     let task_run: Value = serde_json::from_str(
         &cluster
-            .kubectl_ok(&["get", "taskrun", run, "-o", "json"])
+            .kubectl_ok(&["get", "taskrun", name, "-o", "json"])
             .unwrap(),
     )
     .unwrap();
@@ -135,19 +135,19 @@ fn assert_survived(
         outcome.as_deref(),
         Some("True"),
         "{}\n--- build log\n{}",
-        describe(cluster, &format!("tekton.dev/taskRun={run}")),
-        build_log(cluster, run)
+        describe(cluster, &format!("tekton.dev/taskRun={name}")),
+        build_log(cluster, name)
     );
     for codes in &failed_attempts {
         assert_eq!(
             codes,
             &[REGISTRY_EXIT],
-            "{run}: a failed attempt ended with another failure than the registry's"
+            "{name}: a failed attempt ended with another failure than the registry's"
         );
     }
-    let image = task_result(cluster, run, "image");
-    let digest = task_result(cluster, run, "digest");
-    let served = self::run(
+    let image = task_result(cluster, name, "image");
+    let digest = task_result(cluster, name, "digest");
+    let served = run(
         Command::new(peer_binary("crane").expect("make peers (crane)"))
             .args([
                 "digest",
