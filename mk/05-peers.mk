@@ -20,6 +20,9 @@ APT_PACKAGES += containernetworking-plugins iptables busybox-static gcc libc6-de
 # Rootless BuildKit in a Pod (crates/step/tests/tekton_pipeline.rs): rootlesskit and the setuid newuidmap/newgidmap
 # helpers in the buildkitd image, as moby/buildkit's rootless image has them.
 APT_PACKAGES += rootlesskit uidmap
+# The real Go build (crates/step/tests/real_build.rs): Railpack's Debian base images, made from Debian's minimal root
+# filesystem (debootstrap, once, into $KIBASHIP_CACHE/images; the Go toolchain comes from the Go module proxy).
+APT_PACKAGES += debootstrap
 # sigstore-python: the independent verifier of the keyless smoke test's bundle.
 PY_TOOLS += sigstore==4.5.1
 TEST_EXTRA += peers-smoke

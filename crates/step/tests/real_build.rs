@@ -6,8 +6,11 @@
 //! metadata file is the registry's, the pushed index carries BuildKit's SLSA provenance v1 and SPDX SBOM, the
 //! image runs and prints what the app prints, and a second build is skipped by the dedupe key.
 //!
-//! Only the shell provider: the static provider needs caddy, which mise downloads from GitHub in the builder
-//! (the stand-in base images hold busybox only), and so do Node, Python and Go.
+//! The shell provider builds on busybox stand-ins for Railpack's base images. A Go app builds on Debian base
+//! images with the Go toolchain pre-installed where mise installs it (`RailpackBuildkit::start_with_go`): its
+//! plan's `apt-get` step runs Debian's apt against deb.debian.org, `mise install` finds Go installed, and the
+//! real `go build` compiles it. Node and Python would need their toolchains the same way (not done: see
+//! docs/build.md); the static provider needs caddy, which mise downloads from GitHub.
 //!
 //! Needs root (rootful buildkitd, runc) and `make peers deps` (buildkit, railpack, mise, trivy; umoci, skopeo,
 //! runc, busybox-static, curl).
@@ -26,6 +29,8 @@ use real_support::{
 use serde_json::Value;
 
 const APP_PRINTS: &str = "hello from the kibaship shell fixture";
+/// The Go fixture's `go.mod` version, which its plan asks mise for.
+const GO_VERSION: &str = "1.23.4";
 
 /// Copies the image into an OCI layout (skopeo), unpacks it (umoci) and runs it with runc; returns stdout.
 fn run_image(reference: &str, work: &Path) -> String {
@@ -235,4 +240,128 @@ fn railpack_shell_app_builds_for_real_with_provenance_and_sbom_and_runs() {
     let stdout = text(&again.stdout);
     assert!(stdout.contains("outcome=reused"), "{stdout}");
     assert_eq!(ws.result("digest"), digest);
+}
+
+/// A Go app, built for real: the real `railpack prepare` plans it (mise installs Go from `go.mod`, `go mod
+/// download`, `go build`, an `apt-get install tzdata` step on the runtime), BuildKit runs that plan with Debian's
+/// apt and the Go toolchain in the builder, and the image runs the compiled binary.
+#[test]
+fn railpack_go_app_builds_for_real_with_the_go_toolchain_and_runs() {
+    let go_mod =
+        fs::read_to_string(real_support::fixture_app("go").join("go.mod")).expect("go.mod");
+    assert!(
+        go_mod
+            .lines()
+            .any(|l| l.trim() == format!("go {GO_VERSION}")),
+        "the fixture's go.mod names Go {GO_VERSION}: {go_mod}"
+    );
+    let started = Instant::now();
+    let stage = |what: &str| eprintln!("go build test: {what} after {:.1?}", started.elapsed());
+    let peers = Peers::start_with_go(GO_VERSION);
+    stage("registry, images pushed, buildkitd up");
+    let host = peers.registry.host();
+    let buildkit = &peers.buildkit;
+    let ws = Workspace::new("go");
+
+    ws.prepare_ok();
+    stage("prepared");
+    let plan: Value =
+        serde_json::from_slice(&fs::read(ws.result("planPath")).expect("plan")).expect("JSON");
+    assert_eq!(plan["deploy"]["startCommand"], "./out", "{plan}");
+    let mise = plan["steps"][0]["assets"]["mise.toml"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        mise.contains(&format!("version = \"{GO_VERSION}\"")),
+        "the plan asks mise for Go {GO_VERSION}: {mise}"
+    );
+    let commands = plan["steps"].to_string();
+    for command in [
+        "mise install",
+        "go mod download",
+        "go build",
+        "apt-get install -y tzdata",
+    ] {
+        assert!(
+            commands.contains(command),
+            "{command:?} in the plan's steps: {commands}"
+        );
+    }
+
+    let built = ws.build_ok(&host, buildkit);
+    stage("built");
+    let stdout = text(&built.stdout);
+    assert!(stdout.contains("outcome=built"), "{stdout}");
+    let log = text(&built.stderr);
+    assert!(
+        log.contains("mise all tools are installed"),
+        "mise found the Go toolchain in the builder: {log}"
+    );
+    let metadata: Value =
+        serde_json::from_slice(&fs::read(ws.path("metadata.json")).expect("metadata"))
+            .expect("JSON");
+    let digest = metadata["containerimage.digest"]
+        .as_str()
+        .expect("containerimage.digest")
+        .to_string();
+    assert_eq!(ws.result("digest"), digest);
+    assert_eq!(registry_head_digest(&host, COMMIT), digest);
+    let image = format!("{host}/{REPOSITORY}:{COMMIT}");
+    let (_, index) = skopeo_raw(&image);
+    assert_eq!(
+        index["annotations"]["dev.kibaship.railpack.providers"], "golang",
+        "{index}"
+    );
+    let manifests = index["manifests"].as_array().expect("manifests");
+    let image_digest = manifests
+        .iter()
+        .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == "amd64")
+        .and_then(|m| m["digest"].as_str())
+        .unwrap_or_else(|| panic!("no linux/amd64 image in {index}"))
+        .to_string();
+
+    // BuildKit's provenance names the builder image the plan pulled; its SBOM lists the runtime's Debian
+    // packages, tzdata (the plan's apt step) among them.
+    let attestation = manifests
+        .iter()
+        .find(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest")
+        .and_then(|m| m["digest"].as_str())
+        .unwrap_or_else(|| panic!("no attestation manifest in {index}"));
+    let (_, att) = skopeo_raw(&format!("{host}/{REPOSITORY}@{attestation}"));
+    let statement = |predicate: &str| -> Value {
+        let layer = att["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .find(|l| l["annotations"]["in-toto.io/predicate-type"] == predicate)
+            .unwrap_or_else(|| panic!("no {predicate} layer in {att}"));
+        serde_json::from_slice(&blob(&host, layer["digest"].as_str().expect("digest")))
+            .expect("in-toto statement JSON")
+    };
+    let provenance = statement("https://slsa.dev/provenance/v1");
+    let dependencies =
+        provenance["predicate"]["buildDefinition"]["resolvedDependencies"].to_string();
+    assert!(
+        dependencies.contains("ghcr.io/railwayapp/railpack-builder"),
+        "{dependencies}"
+    );
+    let sbom = statement("https://spdx.dev/Document");
+    let packages = sbom["predicate"]["packages"]
+        .as_array()
+        .expect("SPDX packages");
+    assert!(
+        packages.iter().any(|p| p["name"] == "tzdata"),
+        "the runtime's Debian packages are in the SBOM: {}",
+        sbom["predicate"]["packages"]
+    );
+
+    stage("checked the index and attestations");
+    // The compiled binary runs in the image.
+    let run_dir = tempfile::tempdir().expect("tempdir");
+    let printed = run_image(
+        &format!("{host}/{REPOSITORY}@{image_digest}"),
+        run_dir.path(),
+    );
+    assert_eq!(printed.trim(), "hello from the kibaship go fixture");
+    stage("ran the image");
 }

@@ -33,6 +33,9 @@ pub struct BuildkitdConfig {
     pub plain_http: Vec<String>,
     /// `(registry, mirror)`: pulls from `registry` (`ghcr.io`, `docker.io`) go to `mirror` (`HOST:PORT`) first.
     pub mirrors: Vec<(String, String)>,
+    /// The OCI worker's snapshotter is `overlayfs` instead of `native`. `native` copies a step's whole root
+    /// filesystem for each step (7 s a step on a 440 MB Go builder here); overlayfs mounts layers instead.
+    pub overlayfs: bool,
 }
 
 impl BuildkitdConfig {
@@ -50,12 +53,23 @@ impl BuildkitdConfig {
         self
     }
 
+    /// Uses the `overlayfs` snapshotter (see [`BuildkitdConfig::overlayfs`]).
+    pub fn overlayfs_snapshotter(mut self) -> Self {
+        self.overlayfs = true;
+        self
+    }
+
     /// The `buildkitd.toml` for this configuration, with `runc` as the OCI worker's runtime.
     pub fn to_toml(&self, runc: &Path) -> String {
         let mut toml = String::new();
         let _ = writeln!(toml, "[worker.oci]");
         let _ = writeln!(toml, "  enabled = true");
-        let _ = writeln!(toml, "  snapshotter = \"native\"");
+        let snapshotter = if self.overlayfs {
+            "overlayfs"
+        } else {
+            "native"
+        };
+        let _ = writeln!(toml, "  snapshotter = \"{snapshotter}\"");
         let _ = writeln!(
             toml,
             "  binary = {}",
@@ -287,6 +301,14 @@ mod tests {
         let toml = config.to_toml(Path::new("/usr/sbin/runc"));
         assert!(toml.contains("[worker.oci]\n  enabled = true\n  snapshotter = \"native\"\n  binary = \"/usr/sbin/runc\""));
         assert!(toml.contains("[worker.containerd]\n  enabled = false"));
+        let overlay = config
+            .clone()
+            .overlayfs_snapshotter()
+            .to_toml(Path::new("/usr/sbin/runc"));
+        assert_eq!(
+            overlay,
+            toml.replace("snapshotter = \"native\"", "snapshotter = \"overlayfs\"")
+        );
         assert!(toml.contains("[registry.\"ghcr.io\"]\n  mirrors = [\"127.0.0.1:5000\"]\n"));
         assert!(toml.contains("[registry.\"docker.io\"]\n  mirrors = [\"127.0.0.1:5000\"]\n"));
         assert!(toml.contains("[registry.\"127.0.0.1:5000\"]\n  http = true\n  insecure = true\n"));

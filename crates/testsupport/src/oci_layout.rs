@@ -90,6 +90,14 @@ impl OciLayout {
         Ok(layout)
     }
 
+    /// The layout already at `path` (made by [`OciLayout::init`]).
+    pub(crate) fn open(path: &Path) -> Result<OciLayout, HarnessError> {
+        Ok(OciLayout {
+            path: path.to_path_buf(),
+            umoci: find_tool("umoci", "apt-get install umoci, or run `make deps`")?,
+        })
+    }
+
     /// The layout's directory.
     pub(crate) fn path(&self) -> &Path {
         &self.path
@@ -106,8 +114,32 @@ impl OciLayout {
     /// Adds an image for linux/`architecture` under `spec.tag`: its config, then its one layer (files owned by
     /// root in the image whoever built it).
     pub(crate) fn add_image(&self, spec: ImageSpec<'_>) -> Result<(), HarnessError> {
+        self.add(spec, true)
+    }
+
+    /// [`OciLayout::add_image`] for a distribution's root filesystem: files keep their owners and groups
+    /// (Debian's `/etc/shadow` is group `shadow`, `/var/mail` group `mail`), as numbers.
+    pub(crate) fn add_root_filesystem(&self, spec: ImageSpec<'_>) -> Result<(), HarnessError> {
+        self.add(spec, false)
+    }
+
+    /// An image `spec.tag` made of image `base`'s layers and config, then `spec`'s config flags and layer (files
+    /// owned by root), as a Dockerfile's `FROM base` + `ENV` + `COPY` would.
+    pub(crate) fn add_image_on(&self, base: &str, spec: ImageSpec<'_>) -> Result<(), HarnessError> {
+        let base = format!("{}:{base}", self.path_str());
+        self.umoci(&["tag", "--image", &base, spec.tag])?;
+        self.extend(spec, true)
+    }
+
+    fn add(&self, spec: ImageSpec<'_>, owned_by_root: bool) -> Result<(), HarnessError> {
         let image = format!("{}:{}", self.path_str(), spec.tag);
         self.umoci(&["new", "--image", &image])?;
+        self.extend(spec, owned_by_root)
+    }
+
+    /// Sets `spec`'s config on the image tagged `spec.tag` and adds its layer.
+    fn extend(&self, spec: ImageSpec<'_>, owned_by_root: bool) -> Result<(), HarnessError> {
+        let image = format!("{}:{}", self.path_str(), spec.tag);
         let mut config = vec![
             "config",
             "--image",
@@ -128,24 +160,20 @@ impl OciLayout {
             let file_str = file.display().to_string();
             let prefix = format!("s,^\\.,.{},rhS", at.trim_end_matches('/'));
             let dir = dir.display().to_string();
-            let written = run_checked(
-                &tar,
-                &[
-                    "--create",
-                    "--file",
-                    &file_str,
-                    "--numeric-owner",
-                    "--owner=0",
-                    "--group=0",
-                    "--sort=name",
-                    "--transform",
-                    &prefix,
-                    "--directory",
-                    &dir,
-                    ".",
-                ],
-            )
-            .and_then(|_| self.umoci(&["raw", "add-layer", "--image", &image, &file_str]));
+            let mut args = vec!["--create", "--file", &file_str, "--numeric-owner"];
+            if owned_by_root {
+                args.extend(["--owner=0", "--group=0"]);
+            }
+            args.extend([
+                "--sort=name",
+                "--transform",
+                &prefix,
+                "--directory",
+                &dir,
+                ".",
+            ]);
+            let written = run_checked(&tar, &args)
+                .and_then(|_| self.umoci(&["raw", "add-layer", "--image", &image, &file_str]));
             let _ = fs::remove_file(&file);
             written?;
         }

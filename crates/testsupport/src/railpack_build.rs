@@ -12,7 +12,9 @@
 //! Each image is pushed under the upstream repository path (`railwayapp/railpack-frontend`,
 //! `docker/buildkit-syft-scanner`, ...) with the upstream tag, which is where BuildKit looks on a mirror.
 //! The stand-ins cannot install toolchains: a plan that needs mise to download a tool (Node, Python, Go, the
-//! static provider's caddy) fails in them; the shell provider builds.
+//! static provider's caddy) fails in them; the shell provider builds. For Go, [`RailpackBuildkit::start_with_go`]
+//! pushes Debian base images instead, Go already installed in the builder where mise looks for it
+//! ([`push_go_base_images`]), and runs buildkitd with the overlayfs snapshotter.
 //!
 //! ```no_run
 //! use kibaship_testsupport::railpack_build::RailpackBuildkit;
@@ -226,6 +228,254 @@ pub fn push_railpack_images(registry: &str, work: &Path) -> Result<RailpackImage
     })
 }
 
+/// The Debian release Railpack's own base images are built on (its `images/debian/*/Dockerfile`).
+pub const DEBIAN_SUITE: &str = "bookworm";
+/// Where [`debian_root_filesystem`] fetches Debian from.
+const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
+
+/// Debian's minimal root filesystem (`debootstrap --variant=minbase bookworm` from deb.debian.org), made once
+/// into `$KIBASHIP_CACHE/images/debian-bookworm-minbase` (beside the peers, outside the clone) and reused; its
+/// downloaded packages and package lists are removed. Needs root and debootstrap (`make deps`).
+pub fn debian_root_filesystem() -> Result<PathBuf, HarnessError> {
+    let images = image_cache_dir()?;
+    let root = images.join(format!("debian-{DEBIAN_SUITE}-minbase"));
+    // A finished root filesystem has its os-release; a half-made one (an interrupted run) is in a temp name.
+    if root.join("etc/os-release").exists() {
+        return Ok(root);
+    }
+    make_dir(&images)?;
+    let debootstrap = find_tool(
+        "debootstrap",
+        "apt-get install debootstrap, or run `make deps`",
+    )?;
+    let partial = tempfile::Builder::new()
+        .prefix(".debian-minbase-")
+        .tempdir_in(&images)
+        .map_err(|e| HarnessError::io("creating the debootstrap dir", e))?;
+    let target = partial.path().join("rootfs");
+    let target_str = target.display().to_string();
+    run(
+        &debootstrap,
+        &[
+            "--variant=minbase",
+            DEBIAN_SUITE,
+            &target_str,
+            DEBIAN_MIRROR,
+        ],
+    )?;
+    for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
+        remove_files_in(&target.join(dir))?;
+    }
+    match fs::rename(&target, &root) {
+        Ok(()) => Ok(root),
+        // Another test made it first: theirs is as good.
+        Err(_) if root.join("etc/os-release").exists() => Ok(root),
+        Err(e) => Err(HarnessError::io(
+            format!("moving the root filesystem to {}", root.display()),
+            e,
+        )),
+    }
+}
+
+/// The regular files directly in `dir` (a downloaded package, a package list), removed.
+fn remove_files_in(dir: &Path) -> Result<(), HarnessError> {
+    let entries =
+        fs::read_dir(dir).map_err(|e| HarnessError::io(format!("reading {}", dir.display()), e))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| HarnessError::io(format!("reading {}", dir.display()), e))?
+            .path();
+        if path.is_file() {
+            fs::remove_file(&path)
+                .map_err(|e| HarnessError::io(format!("removing {}", path.display()), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The Go toolchain `version` (`1.23.4`) for linux/amd64 as the go command's own toolchain switch fetches it:
+/// the module `golang.org/toolchain@v0.0.1-go<version>.linux-amd64` from the Go module proxy, in Go's module
+/// cache. Returns its directory (`bin/go`, `pkg/tool`, `src`; the module cache does not keep exec bits).
+pub fn go_toolchain(version: &str) -> Result<PathBuf, HarnessError> {
+    if version.is_empty() || !version.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(HarnessError::Fixture {
+            fixture: format!("Go toolchain {version:?}"),
+            reason: "not a Go release version such as 1.23.4".into(),
+        });
+    }
+    let go = find_tool("go", "install Go (the peers are built with it)")?;
+    let module = format!("golang.org/toolchain@v0.0.1-go{version}.linux-amd64");
+    let printed = run(&go, &["mod", "download", "-json", &module])?;
+    let dir = serde_json::from_str::<serde_json::Value>(&printed)
+        .ok()
+        .and_then(|v| v["Dir"].as_str().map(PathBuf::from))
+        .ok_or_else(|| HarnessError::Fixture {
+            fixture: module.clone(),
+            reason: format!("go mod download printed no Dir: {printed}"),
+        })?;
+    Ok(dir)
+}
+
+/// What [`go_base_images`] builds changes with this (a new cache entry then).
+const GO_BASE_IMAGES_RECIPE: u32 = 1;
+
+/// Replaces the runtime and builder stand-ins on `registry` with images that build a Go app for real, as
+/// Railpack's own would ([`go_base_images`]), pushed with skopeo under the upstream names.
+pub fn push_go_base_images(registry: &str, go_version: &str) -> Result<(), HarnessError> {
+    let layout = go_base_images(go_version)?;
+    for (tag, upstream) in [
+        ("runtime", RAILPACK_RUNTIME_IMAGE),
+        ("builder", RAILPACK_BUILDER_IMAGE),
+    ] {
+        layout.push_insecure(tag, &mirror_reference(upstream, registry)?)?;
+    }
+    Ok(())
+}
+
+/// Railpack's runtime and builder images for Go apps, tagged `runtime` and `builder` in an OCI layout kept in
+/// the cache (`$KIBASHIP_CACHE/images/railpack-go<version>-mise<version>-r<recipe>`; made once, with umoci):
+/// - the runtime is [`debian_root_filesystem`] (a plan's `apt-get update && apt-get install` steps run Debian's
+///   apt against deb.debian.org);
+/// - the builder is the runtime plus one layer: the `mise` peer at `/usr/local/bin/mise` and Go `go_version`
+///   ([`go_toolchain`]) already installed where mise installs it (`/mise/installs/go/<version>`, with its shims),
+///   so `mise install` has nothing to download; with Railpack's `MISE_*` and `PATH` settings (its
+///   `images/debian/build/Dockerfile`).
+fn go_base_images(go_version: &str) -> Result<OciLayout, HarnessError> {
+    let mise_version = crate::peers::peer_specs()?
+        .into_iter()
+        .find(|p| p.name == "mise")
+        .map(|p| p.version)
+        .unwrap_or_default();
+    let images = image_cache_dir()?;
+    let cached = images.join(format!(
+        "railpack-go{go_version}-mise{mise_version}-r{GO_BASE_IMAGES_RECIPE}"
+    ));
+    if cached.join("index.json").exists() {
+        return OciLayout::open(&cached);
+    }
+    let toolchain = go_toolchain(go_version)?;
+    let mise = crate::peers::peer_binary("mise")?;
+    let debian = debian_root_filesystem()?;
+    make_dir(&images)?;
+    let work = tempfile::Builder::new()
+        .prefix(".railpack-go-")
+        .tempdir_in(&images)
+        .map_err(|e| HarnessError::io("creating the image build dir", e))?;
+
+    let tools = work.path().join("tools");
+    copy_executable(&mise, &tools.join("usr/local/bin/mise"))?;
+    let installed = tools.join("mise/installs/go").join(go_version);
+    make_dir(&tools.join("mise/installs/go"))?;
+    let cp = find_tool("cp", "coreutils")?;
+    let (from, to) = (
+        toolchain.display().to_string(),
+        installed.display().to_string(),
+    );
+    run(&cp, &["-r", &from, &to])?;
+    // The module cache's files are read-only and have no exec bits; as go's toolchain switch does, the commands
+    // in bin/ and pkg/tool/ are made executable.
+    let chmod = find_tool("chmod", "coreutils")?;
+    run(&chmod, &["-R", "u+w,a+rX", &to])?;
+    for dir in ["bin", "pkg/tool/linux_amd64"] {
+        let dir = installed.join(dir);
+        let entries = fs::read_dir(&dir)
+            .map_err(|e| HarnessError::io(format!("reading {}", dir.display()), e))?;
+        for entry in entries {
+            let path = entry
+                .map_err(|e| HarnessError::io(format!("reading {}", dir.display()), e))?
+                .path();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+                .map_err(|e| HarnessError::io(format!("chmod {}", path.display()), e))?;
+        }
+    }
+    let shims = tools.join("mise/shims");
+    make_dir(&shims)?;
+    for command in ["go", "gofmt"] {
+        std::os::unix::fs::symlink(
+            format!("/mise/installs/go/{go_version}/bin/{command}"),
+            shims.join(command),
+        )
+        .map_err(|e| HarnessError::io(format!("linking the {command} shim"), e))?;
+    }
+
+    let layout_dir = work.path().join("layout");
+    let layout = OciLayout::init(&layout_dir)?;
+    const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    let runtime_path = format!("PATH={SYSTEM_PATH}");
+    layout.add_root_filesystem(ImageSpec {
+        tag: "runtime",
+        architecture: "amd64",
+        config: &[
+            "--config.cmd",
+            "/bin/bash",
+            "--config.env",
+            "DEBIAN_FRONTEND=noninteractive",
+            "--config.env",
+            &runtime_path,
+        ],
+        content: Some((&debian, "/")),
+    })?;
+    let builder_path = format!("PATH=/mise/shims:{SYSTEM_PATH}");
+    layout.add_image_on(
+        "runtime",
+        ImageSpec {
+            tag: "builder",
+            architecture: "amd64",
+            config: &[
+                "--config.env",
+                &builder_path,
+                "--config.env",
+                "MISE_INSTALL_PATH=/usr/local/bin/mise",
+                "--config.env",
+                "MISE_DATA_DIR=/mise",
+                "--config.env",
+                "MISE_CONFIG_DIR=/mise",
+                "--config.env",
+                "MISE_CACHE_DIR=/mise/cache",
+            ],
+            content: Some((&tools, "/")),
+        },
+    )?;
+    match fs::rename(&layout_dir, &cached) {
+        Ok(()) => {}
+        // Another test made it first: theirs is as good.
+        Err(_) if cached.join("index.json").exists() => {}
+        Err(e) => {
+            return Err(HarnessError::io(
+                format!("moving the images to {}", cached.display()),
+                e,
+            ));
+        }
+    }
+    OciLayout::open(&cached)
+}
+
+/// `$KIBASHIP_CACHE/images`: images made once and kept beside the peers (outside the clone).
+fn image_cache_dir() -> Result<PathBuf, HarnessError> {
+    crate::peers::peer_cache_dir()?
+        .parent()
+        .map(|cache| cache.join("images"))
+        .ok_or_else(|| HarnessError::Fixture {
+            fixture: "image cache".into(),
+            reason: "the peer cache directory has no parent".into(),
+        })
+}
+
+/// buildkitd's configuration for Railpack builds: `host` is its mirror for `ghcr.io` and `docker.io`.
+fn daemon_config(host: &str) -> BuildkitdConfig {
+    BuildkitdConfig::default()
+        .plain_http_registry(host)
+        .mirror("ghcr.io", host)
+        .mirror("docker.io", host)
+}
+
+fn image_build_dir() -> Result<tempfile::TempDir, HarnessError> {
+    tempfile::Builder::new()
+        .prefix("kibaship-railpack-images-")
+        .tempdir()
+        .map_err(|e| HarnessError::io("creating the image build dir", e))
+}
+
 /// A buildkitd that builds Railpack plans offline: the [`push_railpack_images`] images on a test registry,
 /// which is buildkitd's mirror for `ghcr.io` and `docker.io` and a plain-HTTP push target.
 #[derive(Debug)]
@@ -244,17 +494,32 @@ impl RailpackBuildkit {
     /// As [`RailpackBuildkit::start`], for a plain-HTTP registry given by its address (`HOST:PORT`), such as
     /// one started by `kibaship-harness registry start`.
     pub fn start_for(host: &str) -> Result<RailpackBuildkit, HarnessError> {
-        let host = host.to_string();
-        let work = tempfile::Builder::new()
-            .prefix("kibaship-railpack-images-")
-            .tempdir()
-            .map_err(|e| HarnessError::io("creating the image build dir", e))?;
-        let images = push_railpack_images(&host, work.path())?;
+        let work = image_build_dir()?;
+        let images = push_railpack_images(host, work.path())?;
         drop(work);
-        let config = BuildkitdConfig::default()
-            .plain_http_registry(&host)
-            .mirror("ghcr.io", &host)
-            .mirror("docker.io", &host);
+        RailpackBuildkit::start_daemon(host, images)
+    }
+
+    /// As [`RailpackBuildkit::start`], with base images that build Go apps for real ([`push_go_base_images`]:
+    /// Debian, mise and Go `go_version` in the builder) instead of the busybox stand-ins.
+    pub fn start_with_go(
+        registry: &TestRegistry,
+        go_version: &str,
+    ) -> Result<RailpackBuildkit, HarnessError> {
+        let host = registry.host();
+        let work = image_build_dir()?;
+        let images = push_railpack_images(&host, work.path())?;
+        push_go_base_images(&host, go_version)?;
+        drop(work);
+        let config = daemon_config(&host).overlayfs_snapshotter();
+        Ok(RailpackBuildkit {
+            images,
+            buildkitd: TestBuildkitd::start(&config)?,
+        })
+    }
+
+    fn start_daemon(host: &str, images: RailpackImages) -> Result<RailpackBuildkit, HarnessError> {
+        let config = daemon_config(host);
         let buildkitd = TestBuildkitd::start(&config)?;
         Ok(RailpackBuildkit { images, buildkitd })
     }

@@ -41,6 +41,17 @@ impl Peers {
             .expect("push the Railpack images and start buildkitd (make peers deps; root)");
         Peers { buildkit, registry }
     }
+
+    /// [`Peers::start`] with base images that build Go apps for real (Debian, mise and Go `go_version` in the
+    /// builder: `RailpackBuildkit::start_with_go`).
+    pub fn start_with_go(go_version: &str) -> Peers {
+        let registry = TestRegistry::start(RegistryMode::Plain).expect("start registry");
+        let buildkit = RailpackBuildkit::start_with_go(&registry, go_version).expect(
+            "push the Railpack images with a Debian and Go builder and start buildkitd (make peers deps; root; \
+             deb.debian.org and the Go module proxy reachable the first time)",
+        );
+        Peers { buildkit, registry }
+    }
 }
 
 /// A fixture app under `testdata/railpack/apps`.
