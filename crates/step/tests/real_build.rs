@@ -94,6 +94,46 @@ fn run_image(reference: &str, work: &Path) -> String {
     stdout
 }
 
+/// The digest buildctl's metadata file reports; asserts it is the driver's `digest` result and what the registry
+/// answers for a `HEAD` of the tag.
+fn confirmed_digest(ws: &Workspace, host: &str) -> String {
+    let metadata: Value =
+        serde_json::from_slice(&fs::read(ws.path("metadata.json")).expect("metadata"))
+            .expect("JSON");
+    let digest = metadata["containerimage.digest"]
+        .as_str()
+        .expect("containerimage.digest")
+        .to_string();
+    assert_eq!(ws.result("digest"), digest);
+    assert_eq!(registry_head_digest(host, COMMIT), digest);
+    digest
+}
+
+/// The linux/amd64 image of a pushed index.
+fn platform_image(index: &Value) -> String {
+    index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == "amd64")
+        .and_then(|m| m["digest"].as_str())
+        .unwrap_or_else(|| panic!("no linux/amd64 image in {index}"))
+        .to_string()
+}
+
+/// The in-toto statement of predicate type `predicate` in attestation manifest `att` (its layer's media type
+/// checked, its blob read from `host` and checked against its digest).
+fn attested_statement(host: &str, att: &Value, predicate: &str) -> Value {
+    let layers = att["layers"].as_array().expect("layers");
+    let found = layers
+        .iter()
+        .find(|l| l["annotations"]["in-toto.io/predicate-type"] == predicate)
+        .unwrap_or_else(|| panic!("no {predicate} layer in {att}"));
+    assert_eq!(found["mediaType"], "application/vnd.in-toto+json");
+    let digest = found["digest"].as_str().expect("layer digest");
+    serde_json::from_slice(&blob(host, digest)).expect("in-toto statement JSON")
+}
+
 #[test]
 fn railpack_shell_app_builds_for_real_with_provenance_and_sbom_and_runs() {
     let peers = Peers::start();
@@ -119,15 +159,7 @@ fn railpack_shell_app_builds_for_real_with_provenance_and_sbom_and_runs() {
     assert_eq!(ws.result("image"), image);
 
     // The digest: buildctl's metadata file = the driver's result = the registry's HEAD = sha256 of the bytes.
-    let metadata: Value =
-        serde_json::from_slice(&fs::read(ws.path("metadata.json")).expect("metadata"))
-            .expect("JSON");
-    let digest = metadata["containerimage.digest"]
-        .as_str()
-        .expect("containerimage.digest")
-        .to_string();
-    assert_eq!(ws.result("digest"), digest);
-    assert_eq!(registry_head_digest(&host, COMMIT), digest);
+    let digest = confirmed_digest(&ws, &host);
     let (served, index) = skopeo_raw(&image);
     assert_eq!(served, digest);
     assert_eq!(
@@ -145,12 +177,7 @@ fn railpack_shell_app_builds_for_real_with_provenance_and_sbom_and_runs() {
 
     // The index: the linux/amd64 image and one attestation manifest for it.
     let manifests = index["manifests"].as_array().expect("manifests");
-    let image_digest = manifests
-        .iter()
-        .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == "amd64")
-        .and_then(|m| m["digest"].as_str())
-        .unwrap_or_else(|| panic!("no linux/amd64 image in {index}"))
-        .to_string();
+    let image_digest = platform_image(&index);
     let attestations: Vec<&Value> = manifests
         .iter()
         .filter(|m| {
@@ -165,16 +192,7 @@ fn railpack_shell_app_builds_for_real_with_provenance_and_sbom_and_runs() {
         format!("{host}/{REPOSITORY}@{att_digest}")
     );
     let (_, att) = skopeo_raw(&format!("{host}/{REPOSITORY}@{att_digest}"));
-    let layer = |predicate: &str| -> Value {
-        let layers = att["layers"].as_array().expect("layers");
-        let found = layers
-            .iter()
-            .find(|l| l["annotations"]["in-toto.io/predicate-type"] == predicate)
-            .unwrap_or_else(|| panic!("no {predicate} layer in {att}"));
-        assert_eq!(found["mediaType"], "application/vnd.in-toto+json");
-        let digest = found["digest"].as_str().expect("layer digest");
-        serde_json::from_slice(&blob(&host, digest)).expect("in-toto statement JSON")
-    };
+    let layer = |predicate: &str| attested_statement(&host, &att, predicate);
 
     // SLSA provenance v1, as BuildKit writes it for this build.
     let provenance = layer("https://slsa.dev/provenance/v1");
@@ -297,15 +315,7 @@ fn railpack_go_app_builds_for_real_with_the_go_toolchain_and_runs() {
         log.contains("mise all tools are installed"),
         "mise found the Go toolchain in the builder: {log}"
     );
-    let metadata: Value =
-        serde_json::from_slice(&fs::read(ws.path("metadata.json")).expect("metadata"))
-            .expect("JSON");
-    let digest = metadata["containerimage.digest"]
-        .as_str()
-        .expect("containerimage.digest")
-        .to_string();
-    assert_eq!(ws.result("digest"), digest);
-    assert_eq!(registry_head_digest(&host, COMMIT), digest);
+    confirmed_digest(&ws, &host);
     let image = format!("{host}/{REPOSITORY}:{COMMIT}");
     let (_, index) = skopeo_raw(&image);
     assert_eq!(
@@ -313,12 +323,7 @@ fn railpack_go_app_builds_for_real_with_the_go_toolchain_and_runs() {
         "{index}"
     );
     let manifests = index["manifests"].as_array().expect("manifests");
-    let image_digest = manifests
-        .iter()
-        .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == "amd64")
-        .and_then(|m| m["digest"].as_str())
-        .unwrap_or_else(|| panic!("no linux/amd64 image in {index}"))
-        .to_string();
+    let image_digest = platform_image(&index);
 
     // BuildKit's provenance names the builder image the plan pulled; its SBOM lists the runtime's Debian
     // packages, tzdata (the plan's apt step) among them.
@@ -328,16 +333,7 @@ fn railpack_go_app_builds_for_real_with_the_go_toolchain_and_runs() {
         .and_then(|m| m["digest"].as_str())
         .unwrap_or_else(|| panic!("no attestation manifest in {index}"));
     let (_, att) = skopeo_raw(&format!("{host}/{REPOSITORY}@{attestation}"));
-    let statement = |predicate: &str| -> Value {
-        let layer = att["layers"]
-            .as_array()
-            .expect("layers")
-            .iter()
-            .find(|l| l["annotations"]["in-toto.io/predicate-type"] == predicate)
-            .unwrap_or_else(|| panic!("no {predicate} layer in {att}"));
-        serde_json::from_slice(&blob(&host, layer["digest"].as_str().expect("digest")))
-            .expect("in-toto statement JSON")
-    };
+    let statement = |predicate: &str| attested_statement(&host, &att, predicate);
     let provenance = statement("https://slsa.dev/provenance/v1");
     let dependencies =
         provenance["predicate"]["buildDefinition"]["resolvedDependencies"].to_string();
