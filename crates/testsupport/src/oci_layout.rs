@@ -82,10 +82,7 @@ pub(crate) struct OciLayout {
 impl OciLayout {
     /// Creates an empty layout at `path`.
     pub(crate) fn init(path: &Path) -> Result<OciLayout, HarnessError> {
-        let layout = OciLayout {
-            path: path.to_path_buf(),
-            umoci: find_tool("umoci", "apt-get install umoci, or run `make deps`")?,
-        };
+        let layout = OciLayout::open(path)?;
         layout.umoci(&["init", "--layout", &layout.path_str()])?;
         Ok(layout)
     }

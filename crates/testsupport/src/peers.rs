@@ -121,6 +121,18 @@ pub fn peer_specs() -> Result<Vec<PeerSpec>, HarnessError> {
     parse_peer_list(&text, &path.display().to_string())
 }
 
+/// The version `tools/peers.txt` pins for peer `name` (`v0.15.0`, `2025.10.13`).
+pub fn peer_version(name: &str) -> Result<String, HarnessError> {
+    peer_specs()?
+        .into_iter()
+        .find(|p| p.name == name)
+        .map(|p| p.version)
+        .ok_or_else(|| HarnessError::PeerUnavailable {
+            name: name.into(),
+            reason: "not listed in tools/peers.txt".into(),
+        })
+}
+
 /// Path of a built peer binary. `name` is a peer name (its main binary: `crane`, `cosign`, `oras`,
 /// `ggcr-registry`, ...) or the name of one of a peer's binaries (`buildkitd`, `buildctl`). Errors say what
 /// is missing and to run `make peers`.

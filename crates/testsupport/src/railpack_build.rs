@@ -116,14 +116,7 @@ pub fn mirror_reference(upstream: &str, registry: &str) -> Result<String, Harnes
 pub fn push_railpack_images(registry: &str, work: &Path) -> Result<RailpackImages, HarnessError> {
     let railpack = crate::peers::peer_binary("railpack")?;
     let trivy = crate::peers::peer_binary("trivy")?;
-    let railpack_version = crate::peers::peer_specs()?
-        .into_iter()
-        .find(|p| p.name == "railpack")
-        .map(|p| p.version)
-        .ok_or_else(|| HarnessError::PeerUnavailable {
-            name: "railpack".into(),
-            reason: "not listed in tools/peers.txt".into(),
-        })?;
+    let railpack_version = crate::peers::peer_version("railpack")?;
     let busybox = static_busybox()?;
 
     // The frontend: the railpack binary alone (static: the Railpack frontend image upstream is alpine + it).
@@ -341,11 +334,7 @@ pub fn push_go_base_images(registry: &str, go_version: &str) -> Result<(), Harne
 ///   so `mise install` has nothing to download; with Railpack's `MISE_*` and `PATH` settings (its
 ///   `images/debian/build/Dockerfile`).
 fn go_base_images(go_version: &str) -> Result<OciLayout, HarnessError> {
-    let mise_version = crate::peers::peer_specs()?
-        .into_iter()
-        .find(|p| p.name == "mise")
-        .map(|p| p.version)
-        .unwrap_or_default();
+    let mise_version = crate::peers::peer_version("mise")?;
     let images = image_cache_dir()?;
     let cached = images.join(format!(
         "railpack-go{go_version}-mise{mise_version}-r{GO_BASE_IMAGES_RECIPE}"

@@ -652,24 +652,14 @@ impl TestSigstore {
     }
 }
 
-/// The Trillian peer's version, from `tools/peers.txt`.
-fn trillian_version() -> Result<String, HarnessError> {
-    crate::peers::peer_specs()?
-        .into_iter()
-        .find(|p| p.name == "trillian")
-        .map(|p| p.version)
-        .ok_or_else(|| HarnessError::CommandFailed {
-            command: "reading tools/peers.txt".into(),
-            status: "no trillian line".into(),
-            stderr: "the trillian peer is not in tools/peers.txt".into(),
-        })
-}
-
 /// Trillian's MySQL schema, from its Go module (`go mod download` finds it in the module cache, or fetches it
 /// from the proxy).
 fn trillian_schema() -> Result<Vec<u8>, HarnessError> {
     let go = process::find_tool("go", "install Go >= 1.26 (see docs/peers.md)")?;
-    let module = format!("github.com/google/trillian@{}", trillian_version()?);
+    let module = format!(
+        "github.com/google/trillian@{}",
+        crate::peers::peer_version("trillian")?
+    );
     let out = run(&go, &["mod", "download", "-json", &module], None)?;
     let info: serde_json::Value = serde_json::from_slice(&out).map_err(|e| {
         HarnessError::io(
