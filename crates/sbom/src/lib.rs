@@ -379,37 +379,25 @@ pub fn validate_whole(bytes: &[u8]) -> Result<Validated<'_>, SbomError> {
     })
 }
 
-/// The fields that say which format and version a document is in.
-#[derive(serde::Deserialize)]
-struct VersionFields {
-    #[serde(rename = "bomFormat")]
-    bom_format: Option<Value>,
-    #[serde(rename = "specVersion")]
-    spec_version: Option<Value>,
-    #[serde(rename = "spdxVersion")]
-    spdx_version: Option<Value>,
-}
-
 /// Streaming validation of a large document (see the `stream` module); `None` when it does not apply (another
 /// format, a schema or document of another shape, anything unexpected): the whole document is validated then.
+/// The streamed items are checked on as many threads as there are cores (at most [`MAX_VALIDATION_THREADS`]).
 fn validate_streaming(bytes: &[u8]) -> Option<Result<Validated<'_>, SbomError>> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    validate_streaming_on(bytes, cores.min(MAX_VALIDATION_THREADS))
+}
+
+/// Threads that check a large document's items at most.
+const MAX_VALIDATION_THREADS: usize = 4;
+
+/// [`validate_streaming`] with the items checked on `workers` threads.
+fn validate_streaming_on(bytes: &[u8], workers: usize) -> Option<Result<Validated<'_>, SbomError>> {
     if bytes.len() as u64 > MAX_SBOM_BYTES {
         return None;
     }
     let utf8 = to_utf8(bytes).ok()?;
-    // A first pass reads only the version fields (the rest is skipped without building anything).
-    let fields: VersionFields = serde_json::from_slice(&utf8).ok()?;
-    let mut probe = serde_json::Map::new();
-    for (key, value) in [
-        ("bomFormat", fields.bom_format),
-        ("specVersion", fields.spec_version),
-        ("spdxVersion", fields.spdx_version),
-    ] {
-        if let Some(value) = value {
-            probe.insert(key.to_string(), value);
-        }
-    }
-    let (format, version, schema) = detect_value(&Value::Object(probe)).ok()?;
+    let text = std::str::from_utf8(&utf8).ok()?;
+    let (format, version, schema) = detect_value(&Value::Object(version_fields(text)?)).ok()?;
     if format != Format::CycloneDx {
         return None;
     }
@@ -418,7 +406,7 @@ fn validate_streaming(bytes: &[u8]) -> Option<Result<Validated<'_>, SbomError>> 
         keep: MAX_REPORTED_VIOLATIONS,
         ..stream::Found::default()
     };
-    let rest = match stream::stream(&utf8, plan, &mut found) {
+    let rest = match stream::stream(text, plan, &mut found, workers) {
         Ok(rest) => rest,
         // A duplicate key is refused here, without parsing the document again.
         Err(e @ json::StrictJsonError::DuplicateKey(_)) => return Some(Err(strict_json_error(e))),
@@ -443,6 +431,49 @@ fn validate_streaming(bytes: &[u8]) -> Option<Result<Validated<'_>, SbomError>> 
             utf8,
         })
     })
+}
+
+/// The fields of a document's top-level object that say which format and version it is in (`bomFormat`,
+/// `specVersion`, `spdxVersion`), read without building anything else and stopping once a CycloneDX document's
+/// two are seen (they usually come first); `None` if the text is not a JSON object or has one of them twice
+/// before that (the whole validation then says what is wrong).
+fn version_fields(text: &str) -> Option<serde_json::Map<String, Value>> {
+    struct Probe<'a>(&'a mut serde_json::Map<String, Value>);
+    impl<'de> serde::de::Visitor<'de> for Probe<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if !matches!(&*key, "bomFormat" | "specVersion" | "spdxVersion") {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    continue;
+                }
+                if self.0.contains_key(&*key) {
+                    return Err(serde::de::Error::custom("a version field twice"));
+                }
+                self.0.insert(key.into_owned(), map.next_value::<Value>()?);
+                if both(self.0) {
+                    // Enough: the rest is read by the validation itself (this error only stops the reading).
+                    return Err(serde::de::Error::custom("stopped early"));
+                }
+            }
+            Ok(())
+        }
+    }
+    fn both(fields: &serde_json::Map<String, Value>) -> bool {
+        fields.contains_key("bomFormat") && fields.contains_key("specVersion")
+    }
+    let mut fields = serde_json::Map::new();
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let read = serde::Deserializer::deserialize_map(&mut deserializer, Probe(&mut fields))
+        .and_then(|()| deserializer.end());
+    match read {
+        Ok(()) => Some(fields),
+        Err(_) if both(&fields) => Some(fields),
+        Err(_) => None,
+    }
 }
 
 /// The format and version of a document, without validating it against the schema.
@@ -962,9 +993,19 @@ mod streaming_tests {
     }
 
     /// Streaming applies and says what the whole-document validation says: valid or not, the same number of
-    /// violations, at the same pointers and rules (compared as sets: the order may differ).
+    /// violations, at the same pointers and rules (compared as sets: the order may differ). On one thread and
+    /// on three, streaming says exactly the same (the same violations in the same order).
     fn agree(bytes: &[u8]) -> Result<(), Violations> {
-        let streamed = validate_streaming(bytes).expect("streaming applies to this document");
+        let streamed = validate_streaming_on(bytes, 1).expect("streaming applies to this document");
+        let on_three = validate_streaming_on(bytes, 3).expect("streaming applies to this document");
+        match (&streamed, &on_three) {
+            (Ok(_), Ok(_)) => {}
+            (
+                Err(SbomError::Invalid { violations: a, .. }),
+                Err(SbomError::Invalid { violations: b, .. }),
+            ) => assert_eq!(a, b, "one thread, three threads"),
+            (a, b) => panic!("one thread {a:?}, three threads {b:?}"),
+        }
         let whole = validate_whole(bytes);
         let key = |v: &Violations| {
             let mut k: Vec<(String, String)> = v
@@ -1028,6 +1069,69 @@ mod streaming_tests {
         ] {
             assert!(pointers.contains(&wanted), "{wanted} not in {pointers:?}");
         }
+    }
+
+    #[test]
+    fn violations_past_the_count_limit_are_counted_and_the_first_listed_in_document_order() {
+        let bytes = big_bom("1.6", |doc| {
+            for n in (100..11_000).step_by(7) {
+                doc["components"][n]["type"] = json!("not-a-type");
+            }
+        });
+        let violations = agree(&bytes).unwrap_err();
+        assert_eq!(violations.total, MAX_COUNTED_VIOLATIONS);
+        assert_eq!(violations.count(), "1000+ violations");
+        let pointers: Vec<&str> = violations
+            .first
+            .iter()
+            .map(|v| v.pointer.as_str())
+            .collect();
+        assert_eq!(
+            pointers,
+            [
+                "/components/100/type",
+                "/components/107/type",
+                "/components/114/type",
+                "/components/121/type",
+                "/components/128/type",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_version_fields_are_found_wherever_they_are_in_the_document() {
+        // serde_json writes keys sorted: `specVersion` after the components (the first reading then goes
+        // through the whole document), and moved to the front, where generators write it.
+        let after = String::from_utf8(big_bom("1.5", |_| {})).unwrap();
+        let after_at = after.find(r#""specVersion":"1.5""#).unwrap();
+        assert!(after.find(r#""components":["#).unwrap() < after_at);
+        let first = after.replacen(r#""specVersion":"1.5","#, "", 1).replacen(
+            r#"{"bomFormat":"CycloneDX","#,
+            r#"{"bomFormat":"CycloneDX","specVersion":"1.5","#,
+            1,
+        );
+        assert!(
+            first.starts_with(r#"{"bomFormat":"CycloneDX","specVersion":"1.5","components":["#)
+        );
+        for doc in [after, first] {
+            assert!(agree(doc.as_bytes()).is_ok());
+            let found = validate(doc.as_bytes()).unwrap();
+            assert_eq!(
+                (found.format, found.version.as_str()),
+                (Format::CycloneDx, "1.5")
+            );
+        }
+        // A version field twice before both are seen: streaming does not apply; the whole validation refuses it.
+        let twice = String::from_utf8(big_bom("1.6", |_| {})).unwrap().replacen(
+            r#""bomFormat":"CycloneDX","#,
+            r#""bomFormat":"CycloneDX","bomFormat":"x","#,
+            1,
+        );
+        assert!(validate_streaming(twice.as_bytes()).is_none());
+        assert!(matches!(
+            validate(twice.as_bytes()),
+            Err(SbomError::DuplicateKey { .. })
+        ));
     }
 
     #[test]
@@ -1177,11 +1281,60 @@ mod duplicate_key_tests {
             ),
         ];
         for (doc, wanted) in cases {
-            let streamed = duplicate(validate_streaming(&doc).expect("streaming applies"));
-            assert_eq!(streamed.1, wanted);
-            assert_eq!(streamed, duplicate(validate_whole(&doc)), "{wanted}");
-            assert_eq!(streamed, duplicate(validate(&doc)), "{wanted}");
+            let whole = duplicate(validate_whole(&doc));
+            for workers in [1, 3] {
+                let streamed =
+                    duplicate(validate_streaming_on(&doc, workers).expect("streaming applies"));
+                assert_eq!(streamed.1, wanted);
+                assert_eq!(streamed, whole, "{wanted}, {workers} threads");
+            }
+            assert_eq!(whole, duplicate(validate(&doc)), "{wanted}");
         }
         assert!(validate(&bytes).is_ok());
+    }
+
+    /// Items are checked in batches on several threads, a later batch perhaps first: the duplicate reported is
+    /// the first in the document, as the whole validation reports it.
+    #[test]
+    fn of_two_keys_twice_in_a_large_document_the_first_is_reported() {
+        let bytes = streaming_tests::big_bom_for_tests("1.6");
+        let early_and_late = edit(
+            &edit(
+                &bytes,
+                r#""name":"p11000","#,
+                r#""name":"p11000","name":"late","#,
+            ),
+            r#""name":"p30","#,
+            r#""name":"p30","name":"early","#,
+        );
+        let in_item_and_after = edit(
+            &edit(&bytes, r#""version":1}"#, r#""version":1,"version":2}"#),
+            r#""name":"p11999","#,
+            r#""name":"p11999","name":"x","#,
+        );
+        // Pretty-printed: the item starts lines before its duplicate key (the line is the document's, not the
+        // item's).
+        let pretty: Value = serde_json::from_slice(&bytes).unwrap();
+        let pretty = edit(
+            &serde_json::to_vec_pretty(&pretty).unwrap(),
+            r#""name": "p7777","#,
+            r#""name": "p7777", "name": "evil","#,
+        );
+        for (doc, wanted) in [
+            (early_and_late, "/components/30/name"),
+            (in_item_and_after, "/components/11999/name"),
+            (pretty, "/components/7777/name"),
+        ] {
+            let whole = duplicate(validate_whole(&doc));
+            assert_eq!(whole.1, wanted);
+            if wanted.ends_with("/7777/name") {
+                assert!(whole.2 > 1000, "{whole:?}");
+            }
+            for workers in [1, 2, 3] {
+                let streamed =
+                    duplicate(validate_streaming_on(&doc, workers).expect("streaming applies"));
+                assert_eq!(streamed, whole, "{workers} threads");
+            }
+        }
     }
 }
