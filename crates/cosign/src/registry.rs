@@ -920,7 +920,7 @@ pub(crate) async fn attach_bundle(
     let artifact = Artifact {
         artifact_type: BUNDLE_V03_MEDIA_TYPE.to_string(),
         layer_media_type: BUNDLE_V03_MEDIA_TYPE.to_string(),
-        content: bundle,
+        content: bundle.into(),
         title: None,
         annotations: bundle_layout::manifest_annotations(predicate_type, &created),
     };
@@ -967,9 +967,10 @@ async fn attach_in_other_repository(
     let subject = client.subject_descriptor(image).await?;
     let target = store.with_digest(digest.clone());
     client.push_blob(&target, EMPTY_JSON).await?;
-    let layer_digest = client.push_blob(&target, &artifact.content).await?;
-    let mut layer = Descriptor::of(&artifact.layer_media_type, &artifact.content);
-    layer.digest = layer_digest;
+    let layer = Descriptor::of(&artifact.layer_media_type, &artifact.content);
+    client
+        .push_blob_with_digest(&target, artifact.content.clone(), &layer.digest)
+        .await?;
     let manifest = ImageManifest {
         schema_version: 2,
         media_type: Some(OCI_MANIFEST.to_string()),

@@ -446,3 +446,40 @@ fn bad_sboms_exit_2_naming_the_problem_and_push_nothing() {
         r.stderr
     );
 }
+
+/// A UTF-8 byte-order mark is not part of the JSON (RFC 8259 forbids sending one): the document is validated and
+/// attached without it; what `get` returns is the file without its first three bytes.
+#[test]
+fn an_sbom_with_a_utf8_byte_order_mark_is_attached_without_it() {
+    let reg = registry_with_fixtures(RegistryMode::Referrers);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let tools = Tools::new(dir, &reg, None);
+    let mut t = String::new();
+    let image = tools.fixture("app");
+    let cdx = std::fs::read(testdata().join(CYCLONEDX)).unwrap();
+    let mut marked = vec![0xEF, 0xBB, 0xBF];
+    marked.extend_from_slice(&cdx);
+    std::fs::write(dir.join("marked.cdx.json"), &marked).unwrap();
+
+    let r = run(
+        &mut tools.kibaverify(&["sbom", "attach", &image, "--file", "marked.cdx.json"]),
+        &mut t,
+    );
+    assert_code(
+        &r,
+        0,
+        "kibaverify sbom attach of a file with a byte-order mark",
+    );
+    let r = run(
+        &mut tools.kibaverify(&["sbom", "get", &image, "--output-file", "got.cdx.json"]),
+        &mut t,
+    );
+    assert_code(&r, 0, "kibaverify sbom get");
+    let got = std::fs::read(dir.join("got.cdx.json")).unwrap();
+    assert_eq!(got.len(), marked.len() - 3);
+    assert!(
+        got == cdx,
+        "the attached SBOM is not the file without its mark"
+    );
+}

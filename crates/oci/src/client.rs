@@ -836,8 +836,30 @@ impl RegistryClient {
     /// Uploads `bytes` as a blob (monolithic POST + PUT) unless the repository has it; returns its digest.
     pub async fn push_blob(&self, repository: &Reference, bytes: &[u8]) -> Result<Digest, Error> {
         let digest = Digest::sha256_of(bytes);
-        if self.blob_exists(repository, &digest).await? {
-            return Ok(digest);
+        self.upload_blob(repository, &digest, || bytes::Bytes::copy_from_slice(bytes))
+            .await?;
+        Ok(digest)
+    }
+
+    /// [`push_blob`](Self::push_blob) of a blob whose digest the caller has computed already: a large blob is
+    /// then hashed once and sent without being copied. The registry checks the digest.
+    pub async fn push_blob_with_digest(
+        &self,
+        repository: &Reference,
+        blob: bytes::Bytes,
+        digest: &Digest,
+    ) -> Result<(), Error> {
+        self.upload_blob(repository, digest, move || blob).await
+    }
+
+    async fn upload_blob(
+        &self,
+        repository: &Reference,
+        digest: &Digest,
+        body: impl FnOnce() -> bytes::Bytes,
+    ) -> Result<(), Error> {
+        if self.blob_exists(repository, digest).await? {
+            return Ok(());
         }
         let reg = self.registry(repository);
         let what = format!("blob upload to {}", repository.name());
@@ -867,18 +889,12 @@ impl RegistryClient {
                 &reg,
                 &Request {
                     content_type: Some("application/octet-stream"),
-                    ..Request::upload(
-                        Method::PUT,
-                        url,
-                        repository.repository(),
-                        bytes.to_vec(),
-                        what,
-                    )
+                    ..Request::upload(Method::PUT, url, repository.repository(), body(), what)
                 },
             )
             .await?;
         check_status(&reg, done, "blob upload", &repository.name(), "PUT")?;
-        Ok(digest)
+        Ok(())
     }
 
     // ----- tags -----

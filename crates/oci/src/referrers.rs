@@ -48,8 +48,8 @@ pub struct Artifact {
     pub artifact_type: String,
     /// The single layer's media type.
     pub layer_media_type: String,
-    /// The layer's content.
-    pub content: Vec<u8>,
+    /// The layer's content (shared, not copied, when it is sent).
+    pub content: bytes::Bytes,
     /// `org.opencontainers.image.title` of the layer (a file name), if any.
     pub title: Option<String>,
     /// Manifest annotations (also copied to the fallback index descriptor, as the spec requires).
@@ -254,9 +254,9 @@ impl RegistryClient {
         let subject_manifest = self.subject_descriptor(subject).await?;
         let repo = subject.with_digest(subject_manifest.digest.clone());
         self.push_blob(&repo, EMPTY_JSON).await?;
-        let layer_digest = self.push_blob(&repo, &artifact.content).await?;
         let mut layer = Descriptor::of(&artifact.layer_media_type, &artifact.content);
-        layer.digest = layer_digest;
+        self.push_blob_with_digest(&repo, artifact.content.clone(), &layer.digest)
+            .await?;
         if let Some(title) = &artifact.title {
             layer
                 .annotations

@@ -55,7 +55,7 @@ async fn attach_and_list_through_the_referrers_api() {
     let artifact = |t: &str, body: &[u8]| Artifact {
         artifact_type: t.to_string(),
         layer_media_type: "application/json".to_string(),
-        content: body.to_vec(),
+        content: body.to_vec().into(),
         title: None,
         annotations: BTreeMap::from([("org.example.n".to_string(), t.to_string())]),
     };

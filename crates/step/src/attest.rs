@@ -211,7 +211,7 @@ pub async fn attach_buildkit_sbom(
     let artifact = Artifact {
         artifact_type: format.media_type().to_string(),
         layer_media_type: format.media_type().to_string(),
-        content: validated.utf8.into_owned(),
+        content: validated.utf8.into_owned().into(),
         title: Some(format!("sbom.{}.json", format.cosign_type_name())),
         annotations: BTreeMap::from([("org.opencontainers.image.created".to_string(), created)]),
     };

@@ -49,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let artifact = Artifact {
         artifact_type: args.artifact_type.clone(),
         layer_media_type: args.media_type.clone(),
-        content,
+        content: content.into(),
         title,
         annotations,
     };

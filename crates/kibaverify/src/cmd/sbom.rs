@@ -149,7 +149,13 @@ fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
     // The file first: nothing is loaded or pushed for a file that is not a valid SBOM.
     let shown = args.file.display().to_string();
     let bytes = read_bounded_or_stdin(&args.file, "SBOM", MAX_SBOM_BYTES)?;
-    let sbom = kibaship_sbom::validate(&bytes).with_context(|| format!("SBOM {shown}"))?;
+    // The registry client (system roots, docker config: tens of milliseconds) is made while the file is
+    // validated; it sends nothing, and its error counts only for a valid SBOM.
+    let (sbom, client) = std::thread::scope(|scope| {
+        let client = scope.spawn(|| args.registry.client());
+        (kibaship_sbom::validate(&bytes), client.join())
+    });
+    let sbom = sbom.with_context(|| format!("SBOM {shown}"))?;
     let created = now();
     let attestation = signer_flags
         .map(|_| Attestation::new(sbom.format.cosign_type_name(), &sbom.utf8, &shown, created))
@@ -158,7 +164,9 @@ fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
     let loaded = signer_flags
         .map(|flags| flags.load(layout, &args.registry))
         .transpose()?;
-    let client = args.registry.client()?;
+    let client = client.map_err(|_| {
+        anyhow::anyhow!("the registry client could not be made (its thread panicked)")
+    })??;
     let runtime = current_thread_runtime()?;
     let title = (args.file.as_os_str() != "-")
         .then(|| {
@@ -174,10 +182,14 @@ fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
         ..
     } = sbom;
     let media_type = format.media_type().to_string();
-    // The file's own bytes when they were UTF-8 already (no second copy of a large SBOM in memory).
+    // The file's own bytes when they were UTF-8 already (no second copy of a large SBOM in memory), without
+    // the byte-order mark if it had one (what was validated and is attested).
     let content = match utf8 {
-        std::borrow::Cow::Owned(transcoded) => transcoded,
-        std::borrow::Cow::Borrowed(_) => bytes,
+        std::borrow::Cow::Owned(transcoded) => bytes::Bytes::from(transcoded),
+        std::borrow::Cow::Borrowed(text) => {
+            let mark = bytes.len() - text.len();
+            bytes::Bytes::from(bytes).slice(mark..)
+        }
     };
     let artifact = Artifact {
         artifact_type: media_type.clone(),
