@@ -383,7 +383,7 @@ pub async fn run_build<S: ManifestStore>(
         let message = match crate::buildctl::error_line(&stderr_tail) {
             Some(line) => format!(
                 "buildctl exited with {status}: {}",
-                bounded(line.trim_start_matches("error: "), 1024)
+                bounded(&one_line(line.trim_start_matches("error: ")), 1024)
             ),
             None => format!("buildctl exited with {status} (see the BuildKit log above)"),
         };
@@ -503,6 +503,19 @@ fn bounded(line: &str, max: usize) -> std::borrow::Cow<'_, str> {
     format!("{}…", &line[..end]).into()
 }
 
+/// BuildKit's error on one line: the registry errors containerd lists below it (`...: errors:` then one per line)
+/// joined with `; `.
+fn one_line(error: &str) -> String {
+    let mut lines = error.lines().map(str::trim);
+    let first = lines.next().unwrap_or_default().to_string();
+    let listed: Vec<&str> = lines.filter(|l| !l.is_empty()).collect();
+    if listed.is_empty() {
+        first
+    } else {
+        format!("{first} {}", listed.join("; "))
+    }
+}
+
 #[cfg(test)]
 mod bounded_tests {
     #[test]
@@ -510,5 +523,14 @@ mod bounded_tests {
         assert_eq!(super::bounded("short", 10), "short");
         assert_eq!(super::bounded("ééé", 3), "é…");
         assert_eq!(super::bounded("abcdef", 4), "abcd…");
+    }
+
+    #[test]
+    fn listed_registry_errors_join_the_error_line() {
+        assert_eq!(
+            super::one_line("failed to push r/x:t: errors:\nunknown: a\nunknown: b"),
+            "failed to push r/x:t: errors: unknown: a; unknown: b"
+        );
+        assert_eq!(super::one_line("exit code: 3"), "exit code: 3");
     }
 }

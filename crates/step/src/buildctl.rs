@@ -365,12 +365,36 @@ impl BuildMetadata {
 /// BuildKit's error line in what a failed `buildctl build` printed last (its stderr's tail): the last line that
 /// starts with `error:` (buildctl's own report of why the solve failed, such as `error: failed to solve: process
 /// "..." did not complete successfully: exit code: 3`), trimmed.
+///
+/// When that line ends in `errors:`, containerd listed the registry's errors on the lines after it, one `code:
+/// message` each (`unknown: blob unknown to registry - sha256:...`): they are part of the error, and the text
+/// returned runs to the end of the last of them.
 pub fn error_line(stderr_tail: &str) -> Option<&str> {
-    stderr_tail
+    let line = stderr_tail
         .lines()
         .rev()
         .map(str::trim)
-        .find(|l| l.starts_with("error:") || l.starts_with("ERROR:"))
+        .find(|l| l.starts_with("error:") || l.starts_with("ERROR:"))?;
+    if !line.ends_with("errors:") {
+        return Some(line);
+    }
+    // Offsets in `stderr_tail`: `line` and the lines below are slices of it.
+    let offset = |part: &str| part.as_ptr() as usize - stderr_tail.as_ptr() as usize;
+    let start = offset(line);
+    let mut end = start + line.len();
+    for listed in stderr_tail[end..].lines().skip(1).map(str::trim) {
+        let is_listed = listed.split_once(": ").is_some_and(|(code, _)| {
+            !code.is_empty()
+                && code
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == ' ' || c == '_')
+        });
+        if !is_listed {
+            break;
+        }
+        end = offset(listed) + listed.len();
+    }
+    Some(&stderr_tail[start..end])
 }
 
 /// The registry failure in what a failed `buildctl build` printed last (its stderr's tail), if that is why it
@@ -405,9 +429,21 @@ pub fn registry_failure(stderr_tail: &str) -> Option<&str> {
     // (`toomanyrequests: ...`, `unavailable: ...`: TOOMANYREQUESTS, UNAVAILABLE in the distribution spec).
     let coded = line.contains(": toomanyrequests: ")
         || (line.contains("failed to push") && line.contains(": unavailable: "));
+    // A registry restarted mid-push forgets the uploads it held: containerd then lists `blob unknown to
+    // registry`, `blob upload unknown to registry` or `provided digest did not match uploaded content` (the
+    // upload's first part lost). Pushing again succeeds.
+    let lost_upload = line.contains("failed to push")
+        && [
+            "blob unknown to registry",
+            "blob upload unknown to registry",
+            "provided digest did not match uploaded content",
+        ]
+        .iter()
+        .any(|m| line.contains(m));
     (STATUS.is_match(line)
         || cut_off
         || coded
+        || lost_upload
         || (registry_call && UNREACHABLE.iter().any(|u| line.contains(u))))
     .then_some(line)
 }
@@ -600,6 +636,20 @@ mod tests {
         // Seen here: BuildKit's push to a registry that closed the connection.
         let eof = "error: failed to solve: failed to push 127.0.0.1:33535/kibaship/acme/shell:4b825dc: failed to do request: Head \"https://127.0.0.1:33535/v2/kibaship/acme/shell/blobs/sha256:1462f2\": EOF";
         assert!(registry_failure(eof).is_some());
+        // Seen here (real_build_faults.rs, the registry restarted mid-push): containerd lists the registry's errors
+        // below the error line.
+        let lost = "#14 1.866 retrying in 2s\n------\nerror: failed to solve: failed to push 127.0.0.1:37035/kibaship/acme/shell:4b825dc: errors:\nunknown: provided digest did not match uploaded content\nunknown: blob unknown to registry - sha256:7401857a\n\nkibaship-step: build error\n";
+        assert_eq!(
+            error_line(lost),
+            Some(
+                "error: failed to solve: failed to push 127.0.0.1:37035/kibaship/acme/shell:4b825dc: errors:\nunknown: provided digest did not match uploaded content\nunknown: blob unknown to registry - sha256:7401857a"
+            )
+        );
+        assert!(registry_failure(lost).is_some());
+        // The same listing naming an authorisation error is a build failure.
+        let denied = "error: failed to solve: failed to push r/x:t: errors:\ndenied: requested access to the resource is denied\nunauthorized: authentication required\n";
+        assert_eq!(registry_failure(denied), None);
+        assert_eq!(error_line(denied).map(|l| l.lines().count()), Some(3));
         let pull_502 = "error: failed to solve: ghcr.io/railwayapp/railpack-runtime:latest: failed to resolve source metadata for ghcr.io/railwayapp/railpack-runtime:latest: unexpected status from HEAD request to http://m/v2/railwayapp/railpack-runtime/manifests/latest?ns=ghcr.io: 502 Bad Gateway";
         assert!(registry_failure(pull_502).is_some());
         assert_eq!(
