@@ -99,11 +99,19 @@ pub fn stream_unchanged(
 /// Reads `path` (a `what`, named in errors), refusing more than `max` bytes.
 pub fn read_bounded(path: &Path, what: &str, max: u64) -> Result<Vec<u8>, InputError> {
     let opened = std::fs::File::open(path);
+    // Sized from the file's length up front (capped): a large file is then read without the buffer being
+    // doubled and copied on the way (with mimalloc, a 50 MB SBOM peaked at twice its size in memory).
+    let expected = opened
+        .as_ref()
+        .ok()
+        .and_then(|f| f.metadata().ok())
+        .map_or(0, |m| m.len().min(max.saturating_add(1)));
     read_all(
         opened.map(|f| f.take(max.saturating_add(1))),
         path,
         what,
         max,
+        usize::try_from(expected).unwrap_or(0),
     )
 }
 
@@ -122,7 +130,7 @@ pub fn read_bounded_or_stdin(path: &Path, what: &str, max: u64) -> Result<Vec<u8
         return read_bounded(path, what, max);
     }
     let stdin = std::io::stdin().lock().take(max.saturating_add(1));
-    read_all(Ok(stdin), Path::new("stdin"), what, max)
+    read_all(Ok(stdin), Path::new("stdin"), what, max, 0)
 }
 
 fn read_all<R: Read>(
@@ -130,8 +138,9 @@ fn read_all<R: Read>(
     path: &Path,
     what: &str,
     max: u64,
+    expected: usize,
 ) -> Result<Vec<u8>, InputError> {
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(expected);
     reader
         .and_then(|mut r| r.read_to_end(&mut bytes))
         .map_err(|cause| InputError::Read {
