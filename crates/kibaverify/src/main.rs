@@ -8,6 +8,11 @@ use std::process::ExitCode;
 use clap::{CommandFactory as _, Parser, Subcommand};
 
 mod cmd;
+
+/// mimalloc instead of the C library's allocator: validating a large SBOM builds and frees a tree of small
+/// values per item on each core, and was 15 % faster with it, measured (docs/sbom.md, Speed).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 // pub(crate): examples/kibaverify-man.rs compiles this file as a module and re-exports these at its root.
 pub(crate) mod password;
 
