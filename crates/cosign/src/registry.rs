@@ -921,6 +921,7 @@ pub(crate) async fn attach_bundle(
         artifact_type: BUNDLE_V03_MEDIA_TYPE.to_string(),
         layer_media_type: BUNDLE_V03_MEDIA_TYPE.to_string(),
         content: bundle.into(),
+        content_digest: None,
         title: None,
         annotations: bundle_layout::manifest_annotations(predicate_type, &created),
     };
@@ -967,7 +968,7 @@ async fn attach_in_other_repository(
     let subject = client.subject_descriptor(image).await?;
     let target = store.with_digest(digest.clone());
     client.push_blob(&target, EMPTY_JSON).await?;
-    let layer = Descriptor::of(&artifact.layer_media_type, &artifact.content);
+    let layer = artifact.layer_descriptor();
     client
         .push_blob_with_digest(&target, artifact.content.clone(), &layer.digest)
         .await?;

@@ -128,6 +128,7 @@ fn registry_text_with_control_characters_is_escaped_in_text_and_exact_in_json() 
         artifact_type: forged.to_string(),
         layer_media_type: "application/octet-stream".into(),
         content: b"payload".to_vec().into(),
+        content_digest: None,
         title: None,
         annotations: BTreeMap::new(),
     };

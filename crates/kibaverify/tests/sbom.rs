@@ -434,6 +434,31 @@ fn bad_sboms_exit_2_naming_the_problem_and_push_nothing() {
         r.stderr
     );
 
+    // No blob of a refused file exists.
+    let client = kibaship_oci::RegistryClient::new(kibaship_oci::ClientConfig {
+        insecure_registries: vec![reg.host()],
+        use_docker_config: false,
+        ..kibaship_oci::ClientConfig::default()
+    })
+    .unwrap();
+    let repository = kibaship_oci::Reference::parse(&image).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for file in [
+        "not.json",
+        "neither.json",
+        "cdx-1.3.json",
+        "bad-timestamp.json",
+        "twice.json",
+        "twice-large.json",
+    ] {
+        let digest = kibaship_oci::Digest::sha256_of(&std::fs::read(dir.join(file)).unwrap());
+        let exists = runtime.block_on(client.blob_exists(&repository, &digest));
+        assert!(!exists.unwrap(), "{file} was pushed as blob {digest}");
+    }
+
     // Nothing was attached.
     let r = run(&mut tools.kibaverify(&["referrers", &image]), &mut t);
     assert_code(&r, 0, "kibaverify referrers");
@@ -482,4 +507,51 @@ fn an_sbom_with_a_utf8_byte_order_mark_is_attached_without_it() {
         got == cdx,
         "the attached SBOM is not the file without its mark"
     );
+}
+
+/// A UTF-16 SBOM is validated and attached as the UTF-8 text it transcodes to (the digest hashed beside the
+/// validation, of the file's own bytes, is not the one used); the file's own bytes are not pushed.
+#[test]
+fn a_utf16_sbom_is_attached_as_utf8_and_its_own_bytes_are_not_pushed() {
+    let reg = registry_with_fixtures(RegistryMode::Plain);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let tools = Tools::new(dir, &reg, None);
+    let mut t = String::new();
+    let image = tools.fixture("app");
+    let cdx = std::fs::read_to_string(testdata().join(CYCLONEDX)).unwrap();
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(cdx.encode_utf16().flat_map(u16::to_le_bytes));
+    std::fs::write(dir.join("utf16.cdx.json"), &utf16).unwrap();
+
+    let r = run(
+        &mut tools.kibaverify(&["sbom", "attach", &image, "--file", "utf16.cdx.json"]),
+        &mut t,
+    );
+    assert_code(&r, 0, "kibaverify sbom attach of a UTF-16 file");
+    let r = run(
+        &mut tools.kibaverify(&["sbom", "get", &image, "--output-file", "got.cdx.json"]),
+        &mut t,
+    );
+    assert_code(&r, 0, "kibaverify sbom get");
+    let got = std::fs::read_to_string(dir.join("got.cdx.json")).unwrap();
+    assert!(
+        got == cdx,
+        "the attached SBOM is not the file's text as UTF-8"
+    );
+
+    let client = kibaship_oci::RegistryClient::new(kibaship_oci::ClientConfig {
+        insecure_registries: vec![reg.host()],
+        use_docker_config: false,
+        ..kibaship_oci::ClientConfig::default()
+    })
+    .unwrap();
+    let repository = kibaship_oci::Reference::parse(&image).unwrap();
+    let digest = kibaship_oci::Digest::sha256_of(&utf16);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let exists = runtime.block_on(client.blob_exists(&repository, &digest));
+    assert!(!exists.unwrap(), "the UTF-16 bytes were pushed as {digest}");
 }

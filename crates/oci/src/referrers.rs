@@ -50,10 +50,28 @@ pub struct Artifact {
     pub layer_media_type: String,
     /// The layer's content (shared, not copied, when it is sent).
     pub content: bytes::Bytes,
+    /// The sha256 digest of `content` when the caller has computed it already (a large layer is then hashed
+    /// once, for instance while it is being validated); `None` to have it computed. It must be `content`'s:
+    /// the registry checks it on upload, but a registry that has a blob of that digest is sent nothing.
+    pub content_digest: Option<Digest>,
     /// `org.opencontainers.image.title` of the layer (a file name), if any.
     pub title: Option<String>,
     /// Manifest annotations (also copied to the fallback index descriptor, as the spec requires).
     pub annotations: BTreeMap<String, String>,
+}
+
+impl Artifact {
+    /// The layer's descriptor (without its title).
+    pub fn layer_descriptor(&self) -> Descriptor {
+        match &self.content_digest {
+            Some(digest) => Descriptor {
+                digest: digest.clone(),
+                size: self.content.len() as u64,
+                ..Descriptor::of(&self.layer_media_type, b"")
+            },
+            None => Descriptor::of(&self.layer_media_type, &self.content),
+        }
+    }
 }
 
 /// The outcome of [`RegistryClient::attach_artifact`].
@@ -254,7 +272,7 @@ impl RegistryClient {
         let subject_manifest = self.subject_descriptor(subject).await?;
         let repo = subject.with_digest(subject_manifest.digest.clone());
         self.push_blob(&repo, EMPTY_JSON).await?;
-        let mut layer = Descriptor::of(&artifact.layer_media_type, &artifact.content);
+        let mut layer = artifact.layer_descriptor();
         self.push_blob_with_digest(&repo, artifact.content.clone(), &layer.digest)
             .await?;
         if let Some(title) = &artifact.title {

@@ -56,6 +56,7 @@ async fn attach_and_list_through_the_referrers_api() {
         artifact_type: t.to_string(),
         layer_media_type: "application/json".to_string(),
         content: body.to_vec().into(),
+        content_digest: None,
         title: None,
         annotations: BTreeMap::from([("org.example.n".to_string(), t.to_string())]),
     };

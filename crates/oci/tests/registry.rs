@@ -387,6 +387,7 @@ fn artifact(artifact_type: &str, content: &[u8]) -> Artifact {
         artifact_type: artifact_type.to_string(),
         layer_media_type: "application/octet-stream".to_string(),
         content: content.to_vec().into(),
+        content_digest: None,
         title: Some("report.json".to_string()),
         annotations: BTreeMap::from([("org.example.kind".to_string(), artifact_type.to_string())]),
     }

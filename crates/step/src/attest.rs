@@ -212,6 +212,7 @@ pub async fn attach_buildkit_sbom(
         artifact_type: format.media_type().to_string(),
         layer_media_type: format.media_type().to_string(),
         content: validated.utf8.into_owned().into(),
+        content_digest: None,
         title: Some(format!("sbom.{}.json", format.cosign_type_name())),
         annotations: BTreeMap::from([("org.opencontainers.image.created".to_string(), created)]),
     };

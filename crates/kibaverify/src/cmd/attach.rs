@@ -50,6 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         artifact_type: args.artifact_type.clone(),
         layer_media_type: args.media_type.clone(),
         content: content.into(),
+        content_digest: None,
         title,
         annotations,
     };
