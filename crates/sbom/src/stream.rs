@@ -175,6 +175,8 @@ pub(crate) fn stream(
 ) -> Result<Map<String, Value>, StrictJsonError> {
     let workers = workers.max(1);
     let keep = found.keep;
+    // Keyed at random for each validation: a document cannot choose items whose hashes collide.
+    let hashing = ahash::RandomState::new();
     let (rest, events, mut results) = std::thread::scope(|scope| {
         let (batches, queue) = mpsc::sync_channel::<Batch<'_>>(2 * workers);
         // Only the workers hold the queue: should they all stop, sending fails instead of waiting forever.
@@ -183,7 +185,8 @@ pub(crate) fn stream(
         let base = utf8.as_ptr() as usize;
         for _ in 0..workers {
             let (queue, checked) = (Arc::clone(&queue), checked.clone());
-            scope.spawn(move || check_batches(plan, keep, base, &queue, &checked));
+            let hashing = &hashing;
+            scope.spawn(move || check_batches(plan, keep, base, hashing, &queue, &checked));
         }
         drop((queue, checked));
         let mut dispatcher = Dispatcher {
@@ -216,16 +219,14 @@ pub(crate) fn stream(
         }
     }
     let rest = rest?;
-    // The fingerprints of one array at a time, in a set sized for all of them and keyed at random (a document
-    // cannot choose fingerprints that crowd one bucket); with SipHash and growing from empty, this loop, which
-    // runs on one thread after the workers, took 10 to 14 ms for 114,000 items.
+    // The items of one array at a time. On one thread after the workers: with SipHash and a set grown from
+    // empty, this loop took 10 to 14 ms for 114,000 items.
     let all = results
         .iter()
         .flatten()
         .map(|r| r.fingerprints.len())
         .sum::<usize>();
-    let mut seen: HashSet<(u64, u64), ahash::RandomState> =
-        HashSet::with_capacity_and_hasher(all, ahash::RandomState::new());
+    let mut seen = UniqueItems::with_capacity(utf8, all);
     let mut repeated = false;
     for event in events {
         match event {
@@ -239,7 +240,7 @@ pub(crate) fn stream(
                 };
                 found.merge(std::mem::take(&mut result.violations), result.total);
                 if !repeated {
-                    repeated = result.fingerprints.iter().any(|f| !seen.insert(*f));
+                    repeated = result.fingerprints.iter().any(|f| seen.repeats(f));
                 }
             }
             Event::End(n) => {
@@ -305,7 +306,7 @@ struct Checked {
     /// How many (counted up to [`MAX_COUNTED_VIOLATIONS`]).
     total: usize,
     /// The items' fingerprints, when the array's items must be unique.
-    fingerprints: Vec<(u64, u64)>,
+    fingerprints: Vec<Fingerprint>,
     /// A key twice in an item (the batch's checking stopped there), or an item serde_json would not read.
     error: Option<ItemError>,
 }
@@ -391,6 +392,7 @@ fn check_batches(
     plan: &StreamPlan,
     keep: usize,
     base: usize,
+    hashing: &ahash::RandomState,
     queue: &Mutex<mpsc::Receiver<Batch<'_>>>,
     checked: &mpsc::Sender<Checked>,
 ) {
@@ -406,7 +408,7 @@ fn check_batches(
             return;
         };
         if checked
-            .send(check_batch(array, keep, base, &batch))
+            .send(check_batch(array, keep, base, hashing, &batch))
             .is_err()
         {
             return;
@@ -415,7 +417,13 @@ fn check_batches(
 }
 
 /// Checks one batch; `base` is the address of the document's first byte (to place an error in the document).
-fn check_batch(array: &StreamedArray, keep: usize, base: usize, batch: &Batch<'_>) -> Checked {
+fn check_batch(
+    array: &StreamedArray,
+    keep: usize,
+    base: usize,
+    hashing: &ahash::RandomState,
+    batch: &Batch<'_>,
+) -> Checked {
     let mut found = Found {
         keep,
         ..Found::default()
@@ -451,7 +459,11 @@ fn check_batch(array: &StreamedArray, keep: usize, base: usize, batch: &Batch<'_
             found.add_errors(array.items.iter_errors(&value), &prefix, "");
         }
         if array.unique {
-            fingerprints.push(fingerprint(&value));
+            fingerprints.push(Fingerprint {
+                hash: fingerprint(hashing, &value),
+                at: (text.as_ptr() as usize).saturating_sub(base),
+                len: text.len(),
+            });
         }
     }
     Checked {
@@ -542,91 +554,142 @@ impl<'de> Visitor<'de> for ArraySeed<'_, 'de> {
     }
 }
 
-/// 128 bits identifying an item's value as `uniqueItems` compares them: objects by their sorted members, numbers
-/// by value (`1` and `1.0` are equal). Two hashers seeded apart, so a collision needs both to collide (and would
-/// only report a repeated item that is not: validation fails closed). aHash, not the standard library's SipHash:
-/// hashing was a fifth of the validation's time with SipHash, measured (docs/sbom.md, Speed).
-fn fingerprint(item: &Value) -> (u64, u64) {
-    let mut both = BothHashers(
-        FINGERPRINT_SEEDS[0].build_hasher(),
-        FINGERPRINT_SEEDS[1].build_hasher(),
-    );
-    // One walk of the item feeds both hashers (two walks were a tenth of the validation's time).
-    hash_value(item, &mut both);
-    (both.0.finish(), both.1.finish())
+/// An item of an array whose items must be unique: the hash of its value and where its text is.
+pub(crate) struct Fingerprint {
+    hash: u64,
+    /// Its text's offset in the document, and length.
+    at: usize,
+    len: usize,
 }
 
-/// Two hashers written to together; `finish` is the first's (the fingerprint reads each).
-struct BothHashers(ahash::AHasher, ahash::AHasher);
+/// A hash of an item's value as `uniqueItems` compares them: objects by their sorted members, numbers by value
+/// (`1` and `1.0` are equal). aHash, not the standard library's SipHash: hashing was a fifth of the validation's
+/// time with SipHash, measured (docs/sbom.md, Speed).
+fn fingerprint(hashing: &ahash::RandomState, item: &Value) -> u64 {
+    let mut hasher = hashing.build_hasher();
+    hash_value(item, &mut hasher);
+    hasher.finish()
+}
 
-impl Hasher for BothHashers {
-    fn finish(&self) -> u64 {
-        self.0.finish()
+/// The items of one array seen so far, for `uniqueItems`, by their [`fingerprint`]; two items with the same
+/// hash are compared by value (parsed again from the document's text), so a hash collision never reports a
+/// repeated item that is not one, and the hash can be 64 bits (one hasher: two were a tenth of the time).
+pub(crate) struct UniqueItems<'t> {
+    text: &'t str,
+    first: std::collections::HashMap<u64, (usize, usize), ahash::RandomState>,
+    /// Items whose hash an item of another value had already (a collision: rare).
+    more: Vec<(u64, usize, usize)>,
+}
+
+impl<'t> UniqueItems<'t> {
+    pub(crate) fn with_capacity(text: &'t str, items: usize) -> Self {
+        UniqueItems {
+            text,
+            first: std::collections::HashMap::with_capacity_and_hasher(
+                items,
+                ahash::RandomState::new(),
+            ),
+            more: Vec::new(),
+        }
     }
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.write(bytes);
-        self.1.write(bytes);
+
+    /// Records `item`; whether an item of the same value was recorded before.
+    pub(crate) fn repeats(&mut self, item: &Fingerprint) -> bool {
+        let text = self.text;
+        match self.first.entry(item.hash) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert((item.at, item.len));
+                false
+            }
+            std::collections::hash_map::Entry::Occupied(earlier) => {
+                let at = (item.at, item.len);
+                let same_hash = std::iter::once(*earlier.get()).chain(
+                    self.more
+                        .iter()
+                        .filter(|m| m.0 == item.hash)
+                        .map(|m| (m.1, m.2)),
+                );
+                if same_hash
+                    .into_iter()
+                    .any(|before| same_value(text, before, at))
+                {
+                    return true;
+                }
+                self.more.push((item.hash, item.at, item.len));
+                false
+            }
+        }
     }
-    fn write_u8(&mut self, i: u8) {
-        self.0.write_u8(i);
-        self.1.write_u8(i);
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.0.write_u64(i);
-        self.1.write_u64(i);
-    }
-    fn write_u128(&mut self, i: u128) {
-        self.0.write_u128(i);
-        self.1.write_u128(i);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.0.write_usize(i);
-        self.1.write_usize(i);
+
+    pub(crate) fn clear(&mut self) {
+        self.first.clear();
+        self.more.clear();
     }
 }
 
-/// Fixed seeds: fingerprints are compared only within one validation.
-static FINGERPRINT_SEEDS: [ahash::RandomState; 2] = [
-    ahash::RandomState::with_seeds(
-        0x243f_6a88_85a3_08d3,
-        0x1319_8a2e_0370_7344,
-        0xa409_3822_299f_31d0,
-        0x082e_fa98_ec4e_6c89,
-    ),
-    ahash::RandomState::with_seeds(
-        0x4528_21e6_38d0_1377,
-        0xbe54_66cf_34e9_0c6c,
-        0xc0ac_29b7_c97c_50dd,
-        0x3f84_d5b5_b547_0917,
-    ),
-];
+/// Whether the items at `a` and `b` (offset and length in `text`) have the same value as `uniqueItems` compares
+/// them. An item that does not parse again (it did once) counts as the same: the validation fails closed.
+fn same_value(text: &str, a: (usize, usize), b: (usize, usize)) -> bool {
+    let parse = |(at, len): (usize, usize)| {
+        text.get(at..at.saturating_add(len))
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+    };
+    match (parse(a), parse(b)) {
+        (Some(x), Some(y)) => json_equal(&x, &y),
+        _ => true,
+    }
+}
+
+/// JSON equality as `uniqueItems` has it: numbers by value (`1` equals `1.0`), objects whatever their order.
+pub(crate) fn json_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => number_key(x) == number_key(y),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// A number as `uniqueItems` compares it: integers (and floats that are integral) by their value, other floats
+/// by their bits.
+fn number_key(n: &serde_json::Number) -> (u8, i128) {
+    if let Some(i) = n.as_i64() {
+        (0, i128::from(i))
+    } else if let Some(u) = n.as_u64() {
+        (0, i128::from(u))
+    } else {
+        let f = n.as_f64().unwrap_or(f64::NAN);
+        if f.fract() == 0.0 && f.abs() < 1e18 {
+            // An integral float equals the integer it spells.
+            #[allow(clippy::cast_possible_truncation)]
+            (0, f as i128)
+        } else {
+            (1, i128::from(f.to_bits()))
+        }
+    }
+}
 
 #[cfg(test)]
-pub(crate) fn fingerprint_for_tests(item: &Value) -> (u64, u64) {
-    fingerprint(item)
+pub(crate) fn fingerprint_for_tests(item: &Value) -> u64 {
+    fingerprint(&ahash::RandomState::with_seeds(1, 2, 3, 4), item)
+}
+
+#[cfg(test)]
+pub(crate) fn fingerprint_at_for_tests(hash: u64, at: usize, len: usize) -> Fingerprint {
+    Fingerprint { hash, at, len }
 }
 
 fn hash_value(value: &Value, h: &mut impl Hasher) {
     match value {
         Value::Null => 0u8.hash(h),
         Value::Bool(b) => (1u8, *b).hash(h),
-        Value::Number(n) => {
-            2u8.hash(h);
-            if let Some(i) = n.as_i64() {
-                (0u8, i128::from(i)).hash(h);
-            } else if let Some(u) = n.as_u64() {
-                (0u8, i128::from(u)).hash(h);
-            } else {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                if f.fract() == 0.0 && f.abs() < 1e18 {
-                    // An integral float equals the integer it spells.
-                    #[allow(clippy::cast_possible_truncation)]
-                    (0u8, f as i128).hash(h);
-                } else {
-                    (1u8, f.to_bits()).hash(h);
-                }
-            }
-        }
+        Value::Number(n) => (2u8, number_key(n)).hash(h),
         Value::String(s) => (3u8, s).hash(h),
         Value::Array(items) => {
             (4u8, items.len()).hash(h);
