@@ -1,8 +1,9 @@
 //! Streaming validation of a large CycloneDX document: its big top-level arrays (`components`, `dependencies`)
 //! are validated one item at a time while the document is parsed (on one thread per core, see [`stream`]),
-//! against the item's subschema, keeping only a 128-bit hash of each item (for `uniqueItems`); the rest of the
-//! document is validated against the schema without those properties. Memory then stays near the document's own size instead of several times it (a
-//! `serde_json::Value` tree costs about ten times the JSON text of small objects).
+//! against the item's subschema, keeping only a 64-bit hash of each item and where its text is (for
+//! `uniqueItems`); the rest of the document is validated against the schema without those properties. Memory
+//! then stays near the document's own size instead of several times it (a `serde_json::Value` tree costs about
+//! ten times the JSON text of small objects).
 //!
 //! The violations are those the whole-document validation reports: the same JSON pointers and schema rules
 //! (an item's are its definition's, `/definitions/component/...`, as the whole validation names them). Anything the plan does not cover (another
