@@ -604,16 +604,13 @@ impl<'t> UniqueItems<'t> {
             }
             std::collections::hash_map::Entry::Occupied(earlier) => {
                 let at = (item.at, item.len);
-                let same_hash = std::iter::once(*earlier.get()).chain(
+                let mut same_hash = std::iter::once(*earlier.get()).chain(
                     self.more
                         .iter()
                         .filter(|m| m.0 == item.hash)
                         .map(|m| (m.1, m.2)),
                 );
-                if same_hash
-                    .into_iter()
-                    .any(|before| same_value(text, before, at))
-                {
+                if same_hash.any(|before| same_value(text, before, at)) {
                     return true;
                 }
                 self.more.push((item.hash, item.at, item.len));
