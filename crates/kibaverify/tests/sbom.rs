@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kibaship_testsupport::peers::peer_binary;
-use kibaship_testsupport::registry::RegistryMode;
+use kibaship_testsupport::registry::{RegistryMode, TestRegistry};
 
 mod support;
 use support::{Tools, assert_code, registry_with_fixtures, run_logged as run, testdata};
@@ -435,17 +435,6 @@ fn bad_sboms_exit_2_naming_the_problem_and_push_nothing() {
     );
 
     // No blob of a refused file exists.
-    let client = kibaship_oci::RegistryClient::new(kibaship_oci::ClientConfig {
-        insecure_registries: vec![reg.host()],
-        use_docker_config: false,
-        ..kibaship_oci::ClientConfig::default()
-    })
-    .unwrap();
-    let repository = kibaship_oci::Reference::parse(&image).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     for file in [
         "not.json",
         "neither.json",
@@ -454,9 +443,11 @@ fn bad_sboms_exit_2_naming_the_problem_and_push_nothing() {
         "twice.json",
         "twice-large.json",
     ] {
-        let digest = kibaship_oci::Digest::sha256_of(&std::fs::read(dir.join(file)).unwrap());
-        let exists = runtime.block_on(client.blob_exists(&repository, &digest));
-        assert!(!exists.unwrap(), "{file} was pushed as blob {digest}");
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        assert!(
+            !has_blob(&reg, &image, &bytes),
+            "{file} was pushed as a blob"
+        );
     }
 
     // Nothing was attached.
@@ -540,18 +531,26 @@ fn a_utf16_sbom_is_attached_as_utf8_and_its_own_bytes_are_not_pushed() {
         "the attached SBOM is not the file's text as UTF-8"
     );
 
+    assert!(
+        !has_blob(&reg, &image, &utf16),
+        "the UTF-16 bytes were pushed as a blob"
+    );
+}
+
+/// Whether the repository of `image` on the plain-HTTP test registry `reg` has a blob of `bytes`.
+fn has_blob(reg: &TestRegistry, image: &str, bytes: &[u8]) -> bool {
     let client = kibaship_oci::RegistryClient::new(kibaship_oci::ClientConfig {
         insecure_registries: vec![reg.host()],
         use_docker_config: false,
         ..kibaship_oci::ClientConfig::default()
     })
     .unwrap();
-    let repository = kibaship_oci::Reference::parse(&image).unwrap();
-    let digest = kibaship_oci::Digest::sha256_of(&utf16);
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let repository = kibaship_oci::Reference::parse(image).unwrap();
+    let digest = kibaship_oci::Digest::sha256_of(bytes);
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    let exists = runtime.block_on(client.blob_exists(&repository, &digest));
-    assert!(!exists.unwrap(), "the UTF-16 bytes were pushed as {digest}");
+        .unwrap()
+        .block_on(client.blob_exists(&repository, &digest))
+        .unwrap()
 }
