@@ -554,3 +554,68 @@ fn has_blob(reg: &TestRegistry, image: &str, bytes: &[u8]) -> bool {
         .block_on(client.blob_exists(&repository, &digest))
         .unwrap()
 }
+
+/// While the file is validated, `sbom attach` reads from the registry (the image's manifest, whether it has the
+/// referrers API). A file found invalid is reported at once, without waiting for those reads: here the
+/// registry is a stand-in that accepts connections and never answers (a stall the real registries cannot be
+/// made to show), and `--timeout 0` sets no limit, so waiting for it would never end. The 120 s bound only
+/// keeps a regression from hanging the suite.
+#[test]
+fn an_invalid_sbom_is_refused_without_waiting_for_a_registry_that_never_answers_stand_in() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().flatten().collect();
+        drop(held);
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("neither.json"),
+        br#"{"name": "not an SBOM", "packages": []}"#,
+    )
+    .unwrap();
+    let tools = Tools {
+        dir,
+        registry: Some(host.clone()),
+        password: None,
+    };
+    let image = format!("{host}/fixtures/app:v1");
+    let mut child = tools
+        .kibaverify(&[
+            "sbom",
+            "attach",
+            &image,
+            "--file",
+            "neither.json",
+            "--timeout",
+            "0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("sbom attach of an invalid file waited for a registry that never answers");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("neither.json")
+            && stderr.contains(
+                "the document is neither CycloneDX (no \"bomFormat\" and \"specVersion\") nor SPDX"
+            ),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -90,6 +90,14 @@ enum Probe {
     NoApi,
 }
 
+/// How much of a referrers listing is read: all its pages, or only the first (enough to learn that the API
+/// exists).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pages {
+    All,
+    First,
+}
+
 impl RegistryClient {
     /// Lists the referrers of `subject` (a tag is resolved first), optionally only those of `artifact_type`.
     pub async fn list_referrers(
@@ -107,7 +115,7 @@ impl RegistryClient {
             .copied();
         if known != Some(false) {
             match self
-                .referrers_via_api(subject, &digest, artifact_type)
+                .referrers_via_api(subject, &digest, artifact_type, Pages::All)
                 .await?
             {
                 Probe::Api(descriptors) => {
@@ -150,6 +158,7 @@ impl RegistryClient {
         subject: &Reference,
         digest: &Digest,
         artifact_type: Option<&str>,
+        pages: Pages,
     ) -> Result<Probe, Error> {
         let reg = self.registry(subject);
         let mut path = format!("/v2/{}/referrers/{digest}", subject.repository());
@@ -224,6 +233,9 @@ impl RegistryClient {
                 filter_by_artifact_type(index.manifests, artifact_type)
             };
             all.extend(manifests);
+            if pages == Pages::First {
+                return Ok(Probe::Api(all));
+            }
             match self.next_page(&reg, &fetched)? {
                 Some(next) if visited.contains(&reg.absolute_url(&next)) => {
                     return Err(over(format!(
@@ -261,6 +273,29 @@ impl RegistryClient {
         Ok(Some(index))
     }
 
+    /// Whether the registry of `subject` serves the referrers API for its repository: remembered from an
+    /// earlier answer, else learnt from the first page of the listing of `digest` (and remembered). A caller
+    /// that will attach an artifact can ask early, while it does other work.
+    pub async fn has_referrers_api(
+        &self,
+        subject: &Reference,
+        digest: &Digest,
+    ) -> Result<bool, Error> {
+        let reg = self.registry(subject);
+        let known = read_lock(&reg.referrers_api)
+            .get(subject.repository())
+            .copied();
+        if let Some(known) = known {
+            return Ok(known);
+        }
+        let probe = self
+            .referrers_via_api(subject, digest, None, Pages::First)
+            .await?;
+        let has = matches!(probe, Probe::Api(_));
+        write_lock(&reg.referrers_api).insert(subject.repository().to_string(), has);
+        Ok(has)
+    }
+
     /// Pushes `artifact` as a one-layer OCI 1.1 artifact manifest whose `subject` is the image, then makes it
     /// discoverable: nothing more when the registry indexes subjects (`OCI-Subject` or a referrers API), else
     /// a read-modify-write of the fallback index that keeps every existing entry.
@@ -270,6 +305,18 @@ impl RegistryClient {
         artifact: &Artifact,
     ) -> Result<Attached, Error> {
         let subject_manifest = self.subject_descriptor(subject).await?;
+        self.attach_artifact_to(subject, subject_manifest, artifact)
+            .await
+    }
+
+    /// [`Self::attach_artifact`] to a subject resolved already: `subject_manifest` is the descriptor of the
+    /// manifest (from [`Self::subject_descriptor`]) in the repository of `subject`.
+    pub async fn attach_artifact_to(
+        &self,
+        subject: &Reference,
+        subject_manifest: Descriptor,
+        artifact: &Artifact,
+    ) -> Result<Attached, Error> {
         let repo = subject.with_digest(subject_manifest.digest.clone());
         self.push_blob(&repo, EMPTY_JSON).await?;
         let mut layer = artifact.layer_descriptor();
@@ -305,21 +352,9 @@ impl RegistryClient {
                 via: ReferrersSource::Api,
             });
         }
-        let reg = self.registry(subject);
-        let known = read_lock(&reg.referrers_api)
-            .get(subject.repository())
-            .copied();
-        let has_api = match known {
-            Some(k) => k,
-            None => {
-                let probe = self
-                    .referrers_via_api(&repo, &subject_manifest.digest, None)
-                    .await?;
-                let has = matches!(probe, Probe::Api(_));
-                write_lock(&reg.referrers_api).insert(subject.repository().to_string(), has);
-                has
-            }
-        };
+        let has_api = self
+            .has_referrers_api(&repo, &subject_manifest.digest)
+            .await?;
         if has_api {
             return Ok(Attached {
                 manifest: descriptor,

@@ -112,3 +112,66 @@ async fn attach_and_list_through_the_referrers_api() {
         );
     }
 }
+
+/// A caller may learn whether the registry has the referrers API before it attaches (as `sbom attach` does
+/// while it validates): the answer is the same the attach would reach, and the attach to the subject resolved
+/// beforehand lands where the listing finds it. Against ggcr-registry (API) and distribution (no API).
+#[tokio::test]
+async fn the_referrers_api_is_learnt_before_an_attach_to_a_resolved_subject() {
+    for (mode, has_api, via) in [
+        (RegistryMode::Referrers, true, ReferrersSource::Api),
+        (RegistryMode::Plain, false, ReferrersSource::FallbackTag),
+    ] {
+        let reg = TestRegistry::start(mode).unwrap();
+        let fixtures = push_fixture_images(&reg).unwrap();
+        let client = RegistryClient::new(ClientConfig {
+            insecure_registries: vec![reg.host()],
+            use_docker_config: false,
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        let image = Reference::parse(&fixtures[0].reference).unwrap();
+        let subject = client.subject_descriptor(&image).await.unwrap();
+        assert_eq!(
+            client
+                .has_referrers_api(&image, &subject.digest)
+                .await
+                .unwrap(),
+            has_api,
+            "{mode:?}"
+        );
+        let pinned = image.with_digest(subject.digest.clone());
+        let artifact = Artifact {
+            artifact_type: "application/spdx+json".to_string(),
+            layer_media_type: "application/spdx+json".to_string(),
+            content: b"{}".to_vec().into(),
+            content_digest: None,
+            title: None,
+            annotations: BTreeMap::new(),
+        };
+        let attached = client
+            .attach_artifact_to(&pinned, subject.clone(), &artifact)
+            .await
+            .unwrap();
+        assert_eq!(attached.via, via, "{mode:?}");
+        assert_eq!(attached.subject, subject, "{mode:?}");
+        // A new client (nothing remembered) finds it.
+        let fresh = RegistryClient::new(ClientConfig {
+            insecure_registries: vec![reg.host()],
+            use_docker_config: false,
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        let listed = fresh.list_referrers(&pinned, None).await.unwrap();
+        assert_eq!(listed.source, via, "{mode:?}");
+        assert_eq!(
+            listed
+                .descriptors
+                .iter()
+                .map(|d| &d.digest)
+                .collect::<Vec<_>>(),
+            vec![&attached.manifest.digest],
+            "{mode:?}"
+        );
+    }
+}

@@ -134,6 +134,45 @@ fn now() -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc()
 }
 
+/// What `sbom attach` makes and reads while the file is validated.
+struct Prepared {
+    client: RegistryClient,
+    runtime: tokio::runtime::Runtime,
+    /// SHA-256 of the file without its UTF-8 byte-order mark: what is pushed when the file is UTF-8.
+    utf8_digest: Digest,
+    /// The descriptor of the image's manifest, or why it could not be read (reported only for a valid file).
+    subject: Result<Descriptor, kibaship_oci::Error>,
+}
+
+/// Makes the registry client (system roots, docker config: tens of milliseconds), resolves `reference` to its
+/// manifest's descriptor, learns whether the registry serves the referrers API for the repository (read after
+/// the push otherwise), and hashes `bytes` without a byte-order mark (50 MB take about 40 ms). Only reads: the
+/// file is not valid yet.
+fn prepare_attach(
+    registry: &RegistryFlags,
+    reference: &Reference,
+    bytes: &[u8],
+) -> anyhow::Result<Prepared> {
+    let client = registry.client()?;
+    let runtime = current_thread_runtime()?;
+    let subject = runtime.block_on(async {
+        let subject = client.subject_descriptor(reference).await?;
+        // A failure here is met again, and reported, when the attach asks the same after the push.
+        client
+            .has_referrers_api(reference, &subject.digest)
+            .await
+            .ok();
+        Ok(subject)
+    });
+    let utf8_digest = Digest::sha256_of(bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes));
+    Ok(Prepared {
+        client,
+        runtime,
+        utf8_digest,
+        subject,
+    })
+}
+
 fn rfc3339(t: time::OffsetDateTime) -> anyhow::Result<String> {
     Ok(t.replace_nanosecond(0)?
         .format(&time::format_description::well_known::Rfc3339)?)
@@ -151,22 +190,24 @@ fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
     };
     // The file first: nothing is loaded or pushed for a file that is not a valid SBOM.
     let shown = args.file.display().to_string();
-    let bytes = read_bounded_or_stdin(&args.file, "SBOM", MAX_SBOM_BYTES)?;
-    // While the file is validated, a second thread makes the registry client (system roots, docker config:
-    // tens of milliseconds; it sends nothing, and its error counts only for a valid SBOM) and hashes what is
-    // pushed if the file is UTF-8 (the file without its byte-order mark; 50 MB take about 40 ms).
-    let utf8_text = bytes.strip_prefix(UTF8_BOM).unwrap_or(&bytes);
-    let (sbom, prepared) = std::thread::scope(|scope| {
-        let prepared = scope.spawn(|| {
-            let client = args.registry.client();
-            (client, Digest::sha256_of(utf8_text))
-        });
-        (kibaship_sbom::validate(&bytes), prepared.join())
+    let bytes = bytes::Bytes::from(read_bounded_or_stdin(&args.file, "SBOM", MAX_SBOM_BYTES)?);
+    // While the file is validated, another thread prepares the push (`prepare_attach`): it only reads from the
+    // registry. An invalid file is reported without waiting for it (the thread is left to end with the process).
+    let preparing = std::thread::spawn({
+        let (registry, reference, bytes) =
+            (args.registry.clone(), reference.clone(), bytes.clone());
+        move || prepare_attach(&registry, &reference, &bytes)
     });
-    let (client, utf8_digest) = prepared.map_err(|_| {
-        anyhow::anyhow!("the registry client could not be made (its thread panicked)")
-    })?;
+    let sbom = kibaship_sbom::validate(&bytes);
     let sbom = sbom.with_context(|| format!("SBOM {shown}"))?;
+    let Prepared {
+        client,
+        runtime,
+        utf8_digest,
+        subject,
+    } = preparing
+        .join()
+        .map_err(|_| anyhow::anyhow!("preparing the push failed (its thread panicked)"))??;
     let created = now();
     let attestation = signer_flags
         .map(|_| Attestation::new(sbom.format.cosign_type_name(), &sbom.utf8, &shown, created))
@@ -175,8 +216,6 @@ fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
     let loaded = signer_flags
         .map(|flags| flags.load(layout, &args.registry))
         .transpose()?;
-    let client = client?;
-    let runtime = current_thread_runtime()?;
     let title = (args.file.as_os_str() != "-")
         .then(|| {
             args.file
@@ -198,8 +237,9 @@ fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
         std::borrow::Cow::Borrowed(text) => {
             let mark = bytes.len() - text.len();
             // Hashed beside the validation, unless what was validated is not the file without its mark.
+            let utf8_text = bytes.strip_prefix(UTF8_BOM).unwrap_or(&bytes);
             let digest = std::ptr::eq(text, utf8_text).then_some(utf8_digest);
-            (bytes::Bytes::from(bytes).slice(mark..), digest)
+            (bytes.slice(mark..), digest)
         }
     };
     let artifact = Artifact {
@@ -212,13 +252,10 @@ fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
     };
     let (attached, written) = runtime.block_on(async {
         // One digest for the referrer and the attestation, even if the tag moves meanwhile.
-        let subject = client
-            .subject_descriptor(&reference)
-            .await
-            .with_context(|| format!("cannot resolve {}", args.reference))?;
+        let subject = subject.with_context(|| format!("cannot resolve {}", args.reference))?;
         let pinned = reference.with_digest(subject.digest.clone());
         let attached = client
-            .attach_artifact(&pinned, &artifact)
+            .attach_artifact_to(&pinned, subject, &artifact)
             .await
             .with_context(|| format!("cannot attach {shown} to {}", args.reference))?;
         let written = match (&loaded, &attestation) {
