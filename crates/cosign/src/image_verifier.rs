@@ -250,6 +250,7 @@ pub struct ImageVerifier {
     client: RegistryClient,
     verifier: Arc<Verifier>,
     max_referrers_checked: usize,
+    until_proof: bool,
 }
 
 impl std::fmt::Debug for ImageVerifier {
@@ -379,7 +380,18 @@ impl ImageVerifier {
             client,
             verifier,
             max_referrers_checked: registry::MAX_REFERRERS_CHECKED,
+            until_proof: false,
         }
+    }
+
+    /// Read until a proof: the legacy layout (cosign's `.sig` and `.att` tags) is read only when what is attached
+    /// as referrers does not satisfy the policy, one round trip after them, instead of beside them. The verdict
+    /// is the same; a report then lists the signatures that were read, not every signature of the image. For
+    /// admission, where each registry request costs the decision's time; an audit reads everything (the
+    /// default).
+    pub fn reading_until_proof(mut self) -> Self {
+        self.until_proof = true;
+        self
     }
 
     /// Check at most `limit` signature referrers per image and kind (at least 1; default
@@ -392,8 +404,10 @@ impl ImageVerifier {
     }
 
     /// Verifies `reference` against `policy` at `now` (unix seconds). The tag, if any, is resolved once and the
-    /// digest is what every signature must name. Errors are failures to read the image at all (`code()` says
-    /// `registry-unreachable` or `timeout`); everything wrong with a signature is in the verdict.
+    /// digest is what every signature must name; the manifest of an image named by digest is read only when the
+    /// verdict is not `Verified`. Errors are failures to read the image at all (`code()` says
+    /// `image-not-found`, `registry-unreachable` or `timeout`); everything wrong with a signature is in the
+    /// verdict.
     pub async fn verify(
         &self,
         reference: &Reference,
@@ -401,15 +415,20 @@ impl ImageVerifier {
         now: i64,
     ) -> Result<Verdict, CosignError> {
         // A reference by digest names what every signature must name already: its signatures and attestations
-        // are read while the image's own manifest is checked (the round trips overlap); a tag is resolved first.
+        // are read at once, and the image's own manifest only if they do not satisfy the policy (so that a digest
+        // the registry does not have is `image-not-found` rather than `unsigned`). A signature that verifies for
+        // the digest is the proof; what the registry holds under it can only be that content. A tag is resolved
+        // first.
         let ((digest, image), (signatures, attestations)) = match reference.digest() {
             Some(named) => {
                 let named_image = reference.with_digest(named.clone());
-                let (pinned, read) = tokio::join!(
-                    registry::pin(&self.client, reference),
-                    self.read(reference, (named, &named_image), policy, now)
-                );
-                (pinned?, read?)
+                let read = self
+                    .read(reference, (named, &named_image), policy, now)
+                    .await?;
+                if Self::unmet(policy, read.0.as_ref(), read.1.as_ref()).is_some() {
+                    registry::pin(&self.client, reference).await?;
+                }
+                ((named.clone(), named_image), read)
             }
             None => {
                 let (digest, image) = registry::pin(&self.client, reference).await?;
@@ -458,6 +477,7 @@ impl ImageVerifier {
                     checks: &checks,
                     predicates: &policy.predicate_checks,
                     max_referrers: self.max_referrers_checked,
+                    until_proof: self.until_proof.then_some(policy.attestations.as_slice()),
                     time_evidence: if policy.use_signed_timestamps {
                         kibaship_sigstore::TimeEvidence::SignedTimestamps
                     } else {

@@ -1304,14 +1304,28 @@ pub(crate) async fn check_image(
     // Signatures sit beside the image, or (cosign's COSIGN_REPOSITORY) under the same digest in another repository.
     let store =
         signature_repository.map_or_else(|| image.clone(), |r| r.with_digest(digest.clone()));
-    // Both layouts are read at once (independent round trips); referrers are reported first.
+    // Both layouts are read at once (independent round trips); referrers are reported first. Reading until a
+    // proof, the legacy tag is read only when the referrers do not satisfy the policy.
     let (mut signatures, mut legacy) = (Vec::new(), Vec::new());
-    let (referrers_read, legacy_read) = tokio::join!(
-        verify_referrers(client, &store, kind, subject, checks, &mut signatures),
-        verify_legacy(client, &store, kind, subject, checks, &mut legacy)
-    );
-    let referrer_limit_hit = referrers_read?;
-    legacy_read?;
+    let referrer_limit_hit = match checks.until_proof {
+        None => {
+            let (referrers_read, legacy_read) = tokio::join!(
+                verify_referrers(client, &store, kind, subject, checks, &mut signatures),
+                verify_legacy(client, &store, kind, subject, checks, &mut legacy)
+            );
+            let limit_hit = referrers_read?;
+            legacy_read?;
+            limit_hit
+        }
+        Some(required) => {
+            let limit_hit =
+                verify_referrers(client, &store, kind, subject, checks, &mut signatures).await?;
+            if !satisfies(kind, required, &signatures) {
+                verify_legacy(client, &store, kind, subject, checks, &mut legacy).await?;
+            }
+            limit_hit
+        }
+    };
     signatures.append(&mut legacy);
     Ok(ImageReport {
         reference: reference.to_string(),
@@ -1351,6 +1365,25 @@ pub(crate) struct Checks<'a> {
     pub(crate) max_referrers: usize,
     /// What must vouch for a keyless bundle's signing time (signed timestamps accept timestamp-only bundles).
     pub(crate) time_evidence: kibaship_sigstore::TimeEvidence,
+    /// Read until a proof: with the policy's required attestation types (`None`: any), the legacy layout is read
+    /// only when the referrers do not satisfy the policy. `None`: both layouts, everything.
+    pub(crate) until_proof: Option<&'a [Option<String>]>,
+}
+
+/// Whether the accepted among `outcomes` satisfy the policy for `kind`: any signature; an attestation of each
+/// `required` type (`None`: of any type).
+fn satisfies(kind: LayerKind, required: &[Option<String>], outcomes: &[SignatureOutcome]) -> bool {
+    let accepted = || outcomes.iter().filter_map(SignatureOutcome::accepted);
+    match kind {
+        LayerKind::Signature => accepted().next().is_some(),
+        LayerKind::Attestation => required.iter().all(|wanted| {
+            accepted().any(|a| {
+                wanted
+                    .as_deref()
+                    .is_none_or(|t| a.predicate_type.as_deref() == Some(t))
+            })
+        }),
+    }
 }
 
 /// An accepted attestation whose verified `statement` fails the predicate checks of its type is rejected.

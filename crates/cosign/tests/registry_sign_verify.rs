@@ -476,3 +476,209 @@ async fn attestations_copied_to_another_image_are_rejected() {
         assert!(r.contains(&digest_a.to_string()), "{r}");
     }
 }
+
+/// An image named by digest is verified by its signatures, which name that digest; its manifest is read only
+/// when they do not satisfy the policy, to tell a digest the registry does not have from an unsigned one. With
+/// both manifests deleted from the real registry (`crane delete`), the signed digest still verifies (cosign does
+/// not resolve a digest either) and the unsigned one is `image-not-found`, not `unsigned`; while the unsigned
+/// image still exists, it is `unsigned`.
+#[tokio::test]
+async fn a_digest_is_verified_by_its_signatures_and_its_manifest_read_only_when_they_fall_short() {
+    let reg = TestRegistry::start(RegistryMode::Plain).unwrap();
+    push_fixture_images(&reg).unwrap();
+    let client = registry_client(&reg);
+    let key = SigningKey::generate().unwrap();
+    let app = fixture_image(&reg, "app");
+    let signed = sign_legacy(&client, &app, None, &key, BTreeMap::new())
+        .await
+        .unwrap();
+    let signed = app.with_digest(Digest::parse(&signed.digest).unwrap());
+    let other = fixture_image(&reg, "config-only");
+    let unsigned = other.with_digest(client.resolve_digest(&other, None).await.unwrap().digest);
+    let verifier = ImageVerifier::new(client.clone(), production_root());
+    let policy = ImagePolicy::builder()
+        .key_pem(key.public_key_pem().unwrap().as_bytes())
+        .unwrap()
+        .accept_without_transparency_log(true)
+        .build()
+        .unwrap();
+    let verdict = verifier
+        .verify(&unsigned, &policy, now_unix())
+        .await
+        .unwrap();
+    assert_eq!(verdict.code(), Some(ReasonCode::Unsigned), "{verdict:?}");
+
+    let crane = kibaship_testsupport::peers::peer_binary("crane").unwrap();
+    for image in [&signed, &unsigned] {
+        let out = std::process::Command::new(&crane)
+            .args(["delete", "--insecure", &image.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "crane delete {image}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            client
+                .resolve_digest(image, None)
+                .await
+                .unwrap_err()
+                .is_not_found(),
+            "{image} is still there"
+        );
+    }
+    let verdict = verifier.verify(&signed, &policy, now_unix()).await.unwrap();
+    let Verdict::Verified(verified) = &verdict else {
+        panic!("{verdict:?}");
+    };
+    assert_eq!(verified.image(), &signed);
+    let error = verifier
+        .verify(&unsigned, &policy, now_unix())
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some(ReasonCode::ImageNotFound), "{error}");
+}
+
+/// Reading until a proof (the admission webhook's way) gives the verdict reading everything gives, with fewer
+/// reads: an image signed in both layouts is verified by its bundle without its `.sig` tag being read (the report
+/// lists the bundle only); an image whose bundle is by another key is verified by its legacy signature, read
+/// after the referrers; an unsigned image is `unsigned` either way. Read everything (the default), both layouts
+/// are listed.
+#[tokio::test]
+async fn reading_until_a_proof_reads_the_legacy_tag_only_when_the_referrers_fall_short() {
+    use kibaship_cosign::{Layout, sign_bundle};
+    let reg = TestRegistry::start(RegistryMode::Plain).unwrap();
+    push_fixture_images(&reg).unwrap();
+    let client = registry_client(&reg);
+    let key = SigningKey::generate().unwrap();
+    let stranger = SigningKey::generate().unwrap();
+    let both = fixture_image(&reg, "app");
+    sign_legacy(&client, &both, None, &key, BTreeMap::new())
+        .await
+        .unwrap();
+    sign_bundle(&client, &both, None, &key, BTreeMap::new())
+        .await
+        .unwrap();
+    let legacy_only = fixture_image(&reg, "config-only");
+    sign_bundle(&client, &legacy_only, None, &stranger, BTreeMap::new())
+        .await
+        .unwrap();
+    sign_legacy(&client, &legacy_only, None, &key, BTreeMap::new())
+        .await
+        .unwrap();
+    let unsigned = fixture_image(&reg, "docker-app");
+    let policy = ImagePolicy::builder()
+        .key_pem(key.public_key_pem().unwrap().as_bytes())
+        .unwrap()
+        .accept_without_transparency_log(true)
+        .build()
+        .unwrap();
+    let everything = ImageVerifier::new(client.clone(), production_root());
+    let until_proof = ImageVerifier::new(client.clone(), production_root()).reading_until_proof();
+    // (layout, accepted) of each signature the verdict lists.
+    let listed = |verdict: &Verdict| -> Vec<(Layout, bool)> {
+        let Verdict::Verified(verified) = verdict else {
+            panic!("{verdict:?}");
+        };
+        verified
+            .signatures()
+            .unwrap()
+            .signatures
+            .iter()
+            .map(|s| (s.layout, s.verified()))
+            .collect()
+    };
+    let now = now_unix();
+
+    let verdict = until_proof.verify(&both, &policy, now).await.unwrap();
+    assert_eq!(listed(&verdict), vec![(Layout::BundleReferrer, true)]);
+    let verdict = everything.verify(&both, &policy, now).await.unwrap();
+    assert_eq!(
+        listed(&verdict),
+        vec![(Layout::BundleReferrer, true), (Layout::LegacyTag, true)]
+    );
+    for verifier in [&until_proof, &everything] {
+        let verdict = verifier.verify(&legacy_only, &policy, now).await.unwrap();
+        assert_eq!(
+            listed(&verdict),
+            vec![(Layout::BundleReferrer, false), (Layout::LegacyTag, true)]
+        );
+        let verdict = verifier.verify(&unsigned, &policy, now).await.unwrap();
+        assert_eq!(verdict.code(), Some(ReasonCode::Unsigned), "{verdict:?}");
+    }
+
+    // Attestations: type A as a bundle, type B in the legacy `.att` tag. A policy that requires A is satisfied
+    // by the referrers alone; one that requires A and B needs the legacy tag too, and reads it.
+    use kibaship_cosign::attest::{Attestation, attest_bundle, attest_legacy};
+    let (a, b) = ("https://example.com/a/v1", "https://example.com/b/v1");
+    let attestation = |t: &str| {
+        Attestation::new(
+            t,
+            br#"{"n": 1}"#,
+            "predicate.json",
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap()
+    };
+    attest_bundle(&client, &unsigned, None, &key, &attestation(a))
+        .await
+        .unwrap();
+    attest_legacy(&client, &unsigned, None, &key, &attestation(b))
+        .await
+        .unwrap();
+    let requiring = |types: &[&str]| {
+        types
+            .iter()
+            .fold(ImagePolicy::builder(), |p, t| {
+                p.require_attestation(Some(t.to_string()))
+            })
+            .key_pem(key.public_key_pem().unwrap().as_bytes())
+            .unwrap()
+            .accept_without_transparency_log(true)
+            .signature_not_required()
+            .build()
+            .unwrap()
+    };
+    let attested = |verdict: &Verdict| -> Vec<(Layout, Option<String>)> {
+        let Verdict::Verified(verified) = verdict else {
+            panic!("{verdict:?}");
+        };
+        verified
+            .attestations()
+            .unwrap()
+            .signatures
+            .iter()
+            .map(|s| {
+                (
+                    s.layout,
+                    s.accepted().and_then(|a| a.predicate_type.clone()),
+                )
+            })
+            .collect()
+    };
+    let verdict = until_proof
+        .verify(&unsigned, &requiring(&[a]), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        attested(&verdict),
+        vec![(Layout::BundleReferrer, Some(a.to_string()))]
+    );
+    let verdict = until_proof
+        .verify(&unsigned, &requiring(&[a, b]), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        attested(&verdict),
+        vec![
+            (Layout::BundleReferrer, Some(a.to_string())),
+            (Layout::LegacyTag, Some(b.to_string()))
+        ]
+    );
+    let verdict = until_proof
+        .verify(&unsigned, &requiring(&[b]), now)
+        .await
+        .unwrap();
+    assert!(verdict.is_verified(), "{verdict:?}");
+}
