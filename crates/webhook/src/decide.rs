@@ -527,12 +527,14 @@ impl Judge {
         let timed_out = self.timed_out();
         async move {
             let verify_metrics = Arc::clone(&metrics);
-            let verify = async move {
+            let verify = move || async move {
                 // Only a miss reads the registry, and only then are the Pod's pull secrets fetched.
                 let client = Self::client_for(&client, &credentials, pinned.registry())
                     .await
                     .with_timeout(budget);
-                let verifier = ImageVerifier::with_verifier(client, trust_verifier);
+                // The verdict, not an inventory: the legacy tags are read only if the referrers fall short.
+                let verifier =
+                    ImageVerifier::with_verifier(client, trust_verifier).reading_until_proof();
                 verify_metrics.verifications.inc();
                 let started = Instant::now();
                 let result = verifier.verify(&pinned, &policy, now).await;

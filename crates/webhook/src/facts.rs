@@ -132,10 +132,17 @@ impl FactCache {
         self.len() == 0
     }
 
-    /// The fact for `key`: from the cache, from a verification in flight, or from `verify`, spawned as a task
-    /// of its own (it must bound its own duration: the registry client's timeout does).
-    pub async fn get_or_verify<F>(self: &Arc<Self>, key: FactKey, verify: F) -> (FactResult, Lookup)
+    /// The fact for `key`: from the cache, from a verification in flight, or from the future `verify` makes,
+    /// spawned as a task of its own (it must bound its own duration: the registry client's timeout does). The
+    /// verification's future is made only on a miss: what waits for a cached fact does not carry it (it is
+    /// large, and moved with every future that holds it).
+    pub async fn get_or_verify<M, F>(
+        self: &Arc<Self>,
+        key: FactKey,
+        verify: M,
+    ) -> (FactResult, Lookup)
     where
+        M: FnOnce() -> F,
         F: std::future::Future<Output = FactResult> + Send + 'static,
     {
         let (future, lookup) = {
@@ -148,7 +155,7 @@ impl FactCache {
                 _ => {
                     let seq = entries.next_seq;
                     entries.next_seq += 1;
-                    let future = self.spawn(key.clone(), seq, verify);
+                    let future = self.spawn(key.clone(), seq, verify());
                     entries.map.insert(
                         key.clone(),
                         Slot::Pending {
@@ -285,7 +292,7 @@ mod tests {
             let mut gate = gate.clone();
             waiters.push(tokio::spawn(async move {
                 cache
-                    .get_or_verify(key(1), async move {
+                    .get_or_verify(key(1), move || async move {
                         runs.fetch_add(1, Ordering::SeqCst);
                         let _ = gate.wait_for(|open| *open).await;
                         failing("registry-unreachable")
@@ -321,7 +328,7 @@ mod tests {
     async fn a_panicking_verification_is_an_internal_error() {
         let cache = FactCache::new(10, Duration::from_secs(60));
         let (result, _) = cache
-            .get_or_verify(key(2), async {
+            .get_or_verify(key(2), || async {
                 let v: Vec<u8> = Vec::new();
                 // An out-of-bounds index: a panic inside the task.
                 let _ = v[usize::from(std::hint::black_box(3u8))];

@@ -10,6 +10,12 @@ use kibaship_oci::duration::parse_duration;
 use kibaship_webhook::ServerConfig;
 use kibaship_webhook::kube_api::KubeApiConfig;
 
+/// mimalloc instead of the C library's allocator: each review allocates and frees many small values (the
+/// parsed review, the image's spellings, the answer, the log line); measured in `make bench-webhook`
+/// (docs/webhook.md, Speed).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Admission webhook: only verified images into the namespaces the policy selects.
 #[derive(Parser, Debug)]
 #[command(name = "kibaship-webhook", version)]
