@@ -24,16 +24,21 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-#[tokio::test]
-async fn attach_and_list_through_the_referrers_api() {
-    let reg = TestRegistry::start(RegistryMode::Referrers).unwrap();
-    let fixtures = push_fixture_images(&reg).unwrap();
-    let client = RegistryClient::new(ClientConfig {
+/// A client of the test registry over plain HTTP, without the caller's docker config.
+fn plain_http_client(reg: &TestRegistry) -> RegistryClient {
+    RegistryClient::new(ClientConfig {
         insecure_registries: vec![reg.host()],
         use_docker_config: false,
         ..ClientConfig::default()
     })
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn attach_and_list_through_the_referrers_api() {
+    let reg = TestRegistry::start(RegistryMode::Referrers).unwrap();
+    let fixtures = push_fixture_images(&reg).unwrap();
+    let client = plain_http_client(&reg);
     let image = Reference::parse(&fixtures[0].reference).unwrap();
 
     // Digests agree with crane, an independent client.
@@ -124,12 +129,7 @@ async fn the_referrers_api_is_learnt_before_an_attach_to_a_resolved_subject() {
     ] {
         let reg = TestRegistry::start(mode).unwrap();
         let fixtures = push_fixture_images(&reg).unwrap();
-        let client = RegistryClient::new(ClientConfig {
-            insecure_registries: vec![reg.host()],
-            use_docker_config: false,
-            ..ClientConfig::default()
-        })
-        .unwrap();
+        let client = plain_http_client(&reg);
         let image = Reference::parse(&fixtures[0].reference).unwrap();
         let subject = client.subject_descriptor(&image).await.unwrap();
         assert_eq!(
@@ -156,12 +156,7 @@ async fn the_referrers_api_is_learnt_before_an_attach_to_a_resolved_subject() {
         assert_eq!(attached.via, via, "{mode:?}");
         assert_eq!(attached.subject, subject, "{mode:?}");
         // A new client (nothing remembered) finds it.
-        let fresh = RegistryClient::new(ClientConfig {
-            insecure_registries: vec![reg.host()],
-            use_docker_config: false,
-            ..ClientConfig::default()
-        })
-        .unwrap();
+        let fresh = plain_http_client(&reg);
         let listed = fresh.list_referrers(&pinned, None).await.unwrap();
         assert_eq!(listed.source, via, "{mode:?}");
         assert_eq!(
