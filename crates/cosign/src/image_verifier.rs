@@ -544,15 +544,7 @@ impl ImageVerifier {
         }
         let report = attestations?;
         for wanted in &policy.attestations {
-            let found = report
-                .signatures
-                .iter()
-                .any(|s| match (s.accepted(), wanted) {
-                    (None, _) => false,
-                    (Some(_), None) => true,
-                    (Some(a), Some(t)) => a.predicate_type.as_deref() == Some(t.as_str()),
-                });
-            if !found {
+            if !registry::accepts_type(&report.signatures, wanted.as_deref()) {
                 // Attestations of that type verified, but their predicates failed its checks: say which check.
                 let failed = report.signatures.iter().find_map(|s| {
                     s.rejected()

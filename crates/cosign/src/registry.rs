@@ -1373,17 +1373,20 @@ pub(crate) struct Checks<'a> {
 /// Whether the accepted among `outcomes` satisfy the policy for `kind`: any signature; an attestation of each
 /// `required` type (`None`: of any type).
 fn satisfies(kind: LayerKind, required: &[Option<String>], outcomes: &[SignatureOutcome]) -> bool {
-    let accepted = || outcomes.iter().filter_map(SignatureOutcome::accepted);
     match kind {
-        LayerKind::Signature => accepted().next().is_some(),
-        LayerKind::Attestation => required.iter().all(|wanted| {
-            accepted().any(|a| {
-                wanted
-                    .as_deref()
-                    .is_none_or(|t| a.predicate_type.as_deref() == Some(t))
-            })
-        }),
+        LayerKind::Signature => outcomes.iter().any(SignatureOutcome::verified),
+        LayerKind::Attestation => required
+            .iter()
+            .all(|wanted| accepts_type(outcomes, wanted.as_deref())),
     }
+}
+
+/// Whether one of `outcomes` was accepted with predicate type `wanted` (`None`: any).
+pub(crate) fn accepts_type(outcomes: &[SignatureOutcome], wanted: Option<&str>) -> bool {
+    outcomes
+        .iter()
+        .filter_map(SignatureOutcome::accepted)
+        .any(|a| wanted.is_none_or(|t| a.predicate_type.as_deref() == Some(t)))
 }
 
 /// An accepted attestation whose verified `statement` fails the predicate checks of its type is rejected.
