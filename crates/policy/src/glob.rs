@@ -11,6 +11,8 @@
 //! Docker Hub image without its registry (`nginx`, `bitnami/*`) is also tried in normalized form
 //! (`docker.io/library/nginx`, `docker.io/bitnami/*`).
 
+use std::ops::Range;
+
 /// Longest glob accepted (a reference is at most 255 characters of name, a 128-character tag and a digest).
 pub const MAX_GLOB_LEN: usize = 1024;
 
@@ -126,14 +128,16 @@ impl ImageGlob {
     /// Whether any spelling of the image matches.
     pub(crate) fn matches(&self, image: &ImageForms) -> bool {
         self.alternatives.iter().any(|pattern| {
-            image.segmented.iter().any(|form| {
+            image.forms.iter().any(|form| {
                 wildcard_match(
                     pattern,
-                    form,
+                    &form.segments,
                     |s| *s == Segment::AnyDepth,
-                    |s, text| match s {
+                    |s, range| match s {
                         Segment::AnyDepth => false,
-                        Segment::Pattern(tokens) => match_segment(tokens, text),
+                        Segment::Pattern(tokens) => {
+                            match_segment(tokens, form.text.get(range.clone()).unwrap_or_default())
+                        }
                     },
                 )
             })
@@ -195,15 +199,34 @@ impl NameGlob {
 
     /// Whether `name` matches.
     pub(crate) fn matches(&self, name: &str) -> bool {
-        let chars: Vec<char> = name.chars().collect();
-        match_segment(&self.tokens, &chars)
+        match_segment(&self.tokens, name)
     }
 }
 
 /// The spellings an image reference is matched in, each split into segments.
 #[derive(Debug)]
 pub(crate) struct ImageForms {
-    segmented: Vec<Vec<Vec<char>>>,
+    forms: Vec<Form>,
+}
+
+/// One spelling of an image and where its `/`-separated segments are in it.
+#[derive(Debug)]
+struct Form {
+    text: String,
+    segments: Vec<Range<usize>>,
+}
+
+impl Form {
+    fn new(text: String) -> Form {
+        let mut segments = Vec::with_capacity(4);
+        let mut start = 0;
+        for (slash, _) in text.match_indices('/') {
+            segments.push(start..slash);
+            start = slash + 1;
+        }
+        segments.push(start..text.len());
+        Form { text, segments }
+    }
 }
 
 impl ImageForms {
@@ -231,14 +254,11 @@ impl ImageForms {
                 _ => {}
             }
         }
-        let mut segmented: Vec<Vec<Vec<char>>> = Vec::with_capacity(forms.len());
-        for form in forms {
-            let split: Vec<Vec<char>> = form.split('/').map(|s| s.chars().collect()).collect();
-            if !segmented.contains(&split) {
-                segmented.push(split);
-            }
+        forms.sort_unstable();
+        forms.dedup();
+        ImageForms {
+            forms: forms.into_iter().map(Form::new).collect(),
         }
-        ImageForms { segmented }
     }
 }
 
@@ -254,17 +274,24 @@ fn without_tag_and_digest(image: &str) -> &str {
     }
 }
 
-fn match_segment(tokens: &[Token], text: &[char]) -> bool {
-    wildcard_match(
-        tokens,
-        text,
-        |t| *t == Token::Star,
-        |t, c| match *t {
+/// Whether one segment of text matches a segment pattern, `?` standing for one character: on the bytes of ASCII
+/// text (every reference that parses), on its characters otherwise.
+fn match_segment(tokens: &[Token], text: &str) -> bool {
+    let is_star = |t: &Token| *t == Token::Star;
+    if text.is_ascii() {
+        wildcard_match(tokens, text.as_bytes(), is_star, |t, b| match *t {
+            Token::Star => false,
+            Token::One => true,
+            Token::Literal(l) => u32::from(l) == u32::from(*b),
+        })
+    } else {
+        let chars: Vec<char> = text.chars().collect();
+        wildcard_match(tokens, &chars, is_star, |t, c| match *t {
             Token::Star => false,
             Token::One => true,
             Token::Literal(l) => l == *c,
-        },
-    )
+        })
+    }
 }
 
 /// Whether `text` matches `pattern`, where a star element stands for any run of text elements (none included)
@@ -380,6 +407,11 @@ mod tests {
     fn unparsable_references_match_as_written_only() {
         assert!(image("Registry/App", "Registry/App"));
         assert!(!image("docker.io/**", "UPPER"));
+        // `?` is one character, not one byte, in text that is not ASCII.
+        assert!(image("registry/?pp", "registry/äpp"));
+        assert!(!image("registry/??pp", "registry/äpp"));
+        assert!(image("registry/*/x", "registry/日本/x"));
+        assert!(!image("registry/?/x", "registry/日本/x"));
     }
 
     #[test]

@@ -347,6 +347,9 @@ impl PolicySet {
     /// Whether an exception covers this image in this namespace at `now` (unix seconds). An unexpired one wins
     /// over expired ones; of several, the first in the file is returned.
     pub fn exception_for(&self, namespace: &str, image: &str, now: i64) -> ExceptionMatch<'_> {
+        if self.exceptions.is_empty() {
+            return ExceptionMatch::None;
+        }
         let forms = ImageForms::new(image);
         let mut expired = None;
         for exception in &self.exceptions {
