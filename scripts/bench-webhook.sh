@@ -17,8 +17,9 @@
 # Prints the figures beside the targets, PASS or MISS each: a benchmark reports, it does not fail on a miss.
 # BENCH_KEEP=1 keeps the work directory (logs, reviews, JSON of each run); BENCH_PERF=1 also records
 # `perf record` of the webhook and the registry during each phase into it (options: BENCH_PERF_ARGS, default
-# `-F 999 -g`; BENCH_WEBHOOK=path runs another build of the webhook, e.g. one with symbols). The webhook logs at
-# `info` (a JSON line per decision) into a file of the work directory; BENCH_RUST_LOG sets another filter.
+# `-F 999 -g`; BENCH_WEBHOOK=path runs another build of the webhook, e.g. one with symbols; BENCH_WEBHOOK_ARGS
+# adds options to its command line, e.g. `--registry-max-requests 8`). The webhook logs at `info` (a JSON line
+# per decision) into a file of the work directory; BENCH_RUST_LOG sets another filter.
 # Expects target/release/{kibaship-webhook,kibaship-harness,examples/admission_load} and the cosign, crane and
 # ggcr-registry peers (`make bench-webhook` builds them all). See docs/webhook.md, "Speed".
 set -euo pipefail
@@ -173,7 +174,8 @@ bash scripts/tls-cert.sh "$WORK" "kibaship bench CA" kibaship-webhook "IP:127.0.
 
 RUST_LOG="${BENCH_RUST_LOG:-info}" "$WEBHOOK" serve --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --tls-cert "$WORK/tls.crt" \
   --tls-key "$WORK/tls.key" --policy "$WORK/policy.yaml" --trusted-root "$TRUSTED_ROOT" \
-  --insecure-registry "$REG" --insecure-registry "$FAR" --no-kube-api --shutdown-delay 0s >"$WORK/webhook.log" 2>&1 &
+  --insecure-registry "$REG" --insecure-registry "$FAR" --no-kube-api --shutdown-delay 0s ${BENCH_WEBHOOK_ARGS:-} \
+  >"$WORK/webhook.log" 2>&1 &
 WEBHOOK_PID=$!
 for _ in $(seq 1 200); do
   grep -q '"message":"serving"' "$WORK/webhook.log" 2>/dev/null && break

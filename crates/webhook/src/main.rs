@@ -71,6 +71,10 @@ struct Serve {
     /// Registry (host:port) reached over plain HTTP (repeatable).
     #[arg(long, value_name = "HOST:PORT")]
     insecure_registry: Vec<String>,
+    /// Requests in flight to one registry, at most (more wait their turn): bounds the connections a burst of new
+    /// digests opens.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    registry_max_requests: u16,
     /// PEM bundle trusted for registries in addition to the system roots.
     #[arg(long, value_name = "FILE")]
     registry_ca_file: Option<PathBuf>,
@@ -117,6 +121,7 @@ fn main() -> anyhow::Result<()> {
         ca_file: args.registry_ca_file.clone(),
         use_docker_config: args.docker_config.is_some(),
         docker_config_dir: args.docker_config.clone(),
+        max_concurrent_requests_per_registry: usize::from(args.registry_max_requests),
         ..ClientConfig::default()
     };
     let kube_api = match (
