@@ -5,7 +5,7 @@
 //! did not. An image is verified when at least one signature passes (as with cosign).
 use std::collections::BTreeMap;
 
-use kibaship_oci::manifest::{Descriptor, EMPTY_JSON, ImageManifest, OCI_MANIFEST};
+use kibaship_oci::manifest::{Descriptor, ImageManifest, OCI_MANIFEST};
 use kibaship_oci::{Artifact, Digest, Reference, ReferrersSource, RegistryClient};
 use kibaship_sign::{SigningKey, SimpleSigningPayload};
 use kibaship_sigstore::{
@@ -925,74 +925,33 @@ pub(crate) async fn attach_bundle(
         title: None,
         annotations: bundle_layout::manifest_annotations(predicate_type, &created),
     };
-    let Some(store) = signature_repository else {
-        let attached = client
-            .attach_artifact(image, &artifact)
-            .await
-            .map_err(registry_error(format!(
-                "attaching the signature bundle to {image}"
-            )))?;
-        return Ok(SignedBundle {
-            image: image.to_string(),
-            digest: digest.to_string(),
-            referrer: image.with_digest(attached.manifest.digest).to_string(),
-            via: attached.via,
-            transparency_log: None,
-        });
-    };
-    let (referrer, via) = attach_in_other_repository(client, image, store, digest, &artifact)
-        .await
-        .map_err(registry_error(format!(
+    let context = match signature_repository {
+        None => format!("attaching the signature bundle to {image}"),
+        Some(store) => format!(
             "attaching the signature bundle for {image} in {}",
             store.name()
-        )))?;
+        ),
+    };
+    // The referrer goes into the image's repository, or into the signature repository as a referrer of the same
+    // digest (whose manifest is not there).
+    let store = signature_repository
+        .unwrap_or(image)
+        .with_digest(digest.clone());
+    let subject = client
+        .subject_descriptor(image)
+        .await
+        .map_err(registry_error(context.clone()))?;
+    let attached = client
+        .attach_artifact_to(&store, subject, &artifact)
+        .await
+        .map_err(registry_error(context))?;
     Ok(SignedBundle {
         image: image.to_string(),
         digest: digest.to_string(),
-        referrer: referrer.to_string(),
-        via,
+        referrer: store.with_digest(attached.manifest.digest).to_string(),
+        via: attached.via,
         transparency_log: None,
     })
-}
-
-/// Pushes `artifact` into the repository of `store` as a referrer whose subject is the image manifest `digest`
-/// (which lives in another repository): the empty config, the bundle blob, the manifest; then, when the
-/// registry does not index the subject, the entry goes into the fallback index of `digest` in `store`.
-async fn attach_in_other_repository(
-    client: &RegistryClient,
-    image: &Reference,
-    store: &Reference,
-    digest: &Digest,
-    artifact: &Artifact,
-) -> Result<(Reference, ReferrersSource), kibaship_oci::Error> {
-    let subject = client.subject_descriptor(image).await?;
-    let target = store.with_digest(digest.clone());
-    client.push_blob(&target, EMPTY_JSON).await?;
-    let layer = artifact.layer_descriptor();
-    client
-        .push_blob_with_digest(&target, artifact.content.clone(), &layer.digest)
-        .await?;
-    let manifest = ImageManifest {
-        schema_version: 2,
-        media_type: Some(OCI_MANIFEST.to_string()),
-        artifact_type: Some(artifact.artifact_type.clone()),
-        config: Descriptor::empty(),
-        layers: vec![layer],
-        subject: Some(subject),
-        annotations: artifact.annotations.clone(),
-    };
-    let bytes = serde_json::to_vec(&manifest).map_err(|e| {
-        kibaship_oci::Error::Config(format!("serialising the referrer manifest: {e}"))
-    })?;
-    push_referrer(
-        client,
-        &target,
-        digest,
-        &bytes,
-        &artifact.artifact_type,
-        &artifact.annotations,
-    )
-    .await
 }
 
 /// Pushes the referrer manifest `bytes` (whose subject is the image `digest`) by its digest into the repository

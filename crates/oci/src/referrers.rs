@@ -310,7 +310,10 @@ impl RegistryClient {
     }
 
     /// [`Self::attach_artifact`] to a subject resolved already: `subject_manifest` is the descriptor of the
-    /// manifest (from [`Self::subject_descriptor`]) in the repository of `subject`.
+    /// manifest (from [`Self::subject_descriptor`]). The artifact and its fallback index entry go into the
+    /// repository of `subject`; that may be another repository than the one holding the manifest (cosign's
+    /// `COSIGN_REPOSITORY`: a referrer of the same digest kept apart), since registries accept a subject they do
+    /// not have.
     pub async fn attach_artifact_to(
         &self,
         subject: &Reference,
