@@ -6,6 +6,7 @@
 pub mod decide;
 pub mod facts;
 pub mod kube_api;
+pub mod log_format;
 pub mod metrics;
 pub mod reload;
 pub mod server;

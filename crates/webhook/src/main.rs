@@ -110,9 +110,8 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     match args.log_format {
         LogFormat::Json => tracing_subscriber::fmt()
-            .json()
+            .event_format(kibaship_webhook::log_format::JsonLines)
             .with_env_filter(filter)
-            .with_current_span(false)
             .init(),
         LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
     }

@@ -369,7 +369,7 @@ fn log_decision(
         images = review.images.len(),
         result,
         code,
-        message = %decision.message,
+        status_message = %decision.message,
         warnings = decision.warnings.len(),
         patched = decision.patch.len(),
         micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),

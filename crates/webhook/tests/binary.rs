@@ -24,7 +24,8 @@ fn curl(url: &str) -> Option<String> {
 }
 
 fn files(dir: &std::path::Path) {
-    let (_, cert, key) = serving_certificate("binary-test");
+    let (ca, cert, key) = serving_certificate("binary-test");
+    std::fs::write(dir.join("ca.pem"), ca).unwrap();
     std::fs::write(dir.join("tls.crt"), cert).unwrap();
     std::fs::write(dir.join("tls.key"), key).unwrap();
     std::fs::copy(
@@ -94,6 +95,60 @@ fn serves_until_sigterm_with_json_logs() {
         text.contains(r#"kibaship_webhook_reloads_total{file="policy",result="ok"} 1"#),
         "{text}"
     );
+    // One review of a namespace the policy does not select: its decision is logged as one line.
+    let addr = serving["fields"]["addr"].as_str().unwrap();
+    let review = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "log-line-1",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "dev",
+            "name": "web",
+            "operation": "CREATE",
+            "object": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "web", "namespace": "dev"},
+                "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}
+            }
+        }
+    });
+    let answer = Command::new("curl")
+        .args(["-sS", "-f", "--cacert"])
+        .arg(dir.path().join("ca.pem"))
+        .args(["-H", "Content-Type: application/json", "--data-binary"])
+        .arg(review.to_string())
+        .arg(format!("https://{addr}/validate"))
+        .output()
+        .unwrap();
+    assert!(answer.status.success(), "{answer:?}");
+    let answer: serde_json::Value = serde_json::from_slice(&answer.stdout).unwrap();
+    assert_eq!(answer["response"]["uid"], "log-line-1");
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let decision = loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "no decision line: {out}"
+        );
+        out.push_str(&line);
+        if line.contains("log-line-1") {
+            break line;
+        }
+    };
+    // Each key once: the answer's message is `status_message`, not a second `message`.
+    assert_eq!(decision.matches("\"message\":").count(), 1, "{decision}");
+    let json: serde_json::Value = serde_json::from_str(&decision).unwrap();
+    let fields = &json["fields"];
+    assert_eq!(fields["message"], "admission decision", "{decision}");
+    assert_eq!(fields["uid"], "log-line-1");
+    assert_eq!(fields["namespace"], "dev");
+    assert_eq!(fields["result"], "allowed", "{decision}");
+    assert!(fields["status_message"].is_string(), "{decision}");
+    assert!(fields["micros"].is_u64(), "{decision}");
+    assert_eq!(json["target"], "kibaship_webhook::server");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
         nix::sys::signal::Signal::SIGTERM,
