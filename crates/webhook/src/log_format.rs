@@ -68,19 +68,25 @@ struct JsonFields<'w, W: fmt::Write> {
 }
 
 impl<W: fmt::Write> JsonFields<'_, W> {
+    /// Writes one field, unless an earlier one failed (`Visit` cannot return the error: it is kept).
     fn field(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
-        if self.result.is_err() {
-            return;
+        if self.result.is_ok() {
+            self.result = self.write_field(field, value);
         }
-        self.result = (|| {
-            if !self.first {
-                self.out.write_char(',')?;
-            }
-            self.first = false;
-            write_string(self.out, field.name())?;
-            self.out.write_char(':')?;
-            value(self.out)
-        })();
+    }
+
+    fn write_field(
+        &mut self,
+        field: &Field,
+        value: impl FnOnce(&mut W) -> fmt::Result,
+    ) -> fmt::Result {
+        if !self.first {
+            self.out.write_char(',')?;
+        }
+        self.first = false;
+        write_string(self.out, field.name())?;
+        self.out.write_char(':')?;
+        value(self.out)
     }
 }
 

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::{BufRead, BufReader, Read as _};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -64,6 +64,24 @@ fn serve(dir: &std::path::Path) -> Command {
     c
 }
 
+/// Reads log lines (each kept in `out`) until `found` returns something for one; fails with `what` and the lines
+/// read if the output ends first.
+fn next_line<T>(
+    stdout: &mut impl BufRead,
+    out: &mut String,
+    what: &str,
+    mut found: impl FnMut(&str) -> Option<T>,
+) -> T {
+    loop {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "{what}: {out}");
+        out.push_str(&line);
+        if let Some(wanted) = found(&line) {
+            return wanted;
+        }
+    }
+}
+
 #[test]
 fn serves_until_sigterm_with_json_logs() {
     let dir = tempfile::tempdir().unwrap();
@@ -72,19 +90,11 @@ fn serves_until_sigterm_with_json_logs() {
     // The first log lines say where it listens (ports chosen by the system).
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut out = String::new();
-    let serving = loop {
-        let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "exited early: {out}"
-        );
-        out.push_str(&line);
+    let serving = next_line(&mut stdout, &mut out, "exited early", |line| {
         let json: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
-        if json["fields"]["message"] == "serving" {
-            break json;
-        }
-    };
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        (json["fields"]["message"] == "serving").then_some(json)
+    });
     let metrics = serving["fields"]["metrics"].as_str().unwrap().to_string();
     let ready = wait_until(100, Duration::from_millis(100), || {
         curl(&format!("http://{metrics}/readyz"))
@@ -127,17 +137,9 @@ fn serves_until_sigterm_with_json_logs() {
     let answer: serde_json::Value = serde_json::from_slice(&answer.stdout).unwrap();
     assert_eq!(answer["response"]["uid"], "log-line-1");
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
-    let decision = loop {
-        let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "no decision line: {out}"
-        );
-        out.push_str(&line);
-        if line.contains("log-line-1") {
-            break line;
-        }
-    };
+    let decision = next_line(&mut stdout, &mut out, "no decision line", |line| {
+        line.contains("log-line-1").then(|| line.to_owned())
+    });
     // Each key once: the answer's message is `status_message`, not a second `message`.
     assert_eq!(decision.matches("\"message\":").count(), 1, "{decision}");
     let json: serde_json::Value = serde_json::from_str(&decision).unwrap();
