@@ -131,4 +131,17 @@ for f in "$td"/admission/k8s-api-roundtrip/{core,apps,batch}.v1.*.json; do
       kind: .kind}, operation: "CREATE", object: .}}' "$f")"
 done
 
+# SBOMs: CycloneDX spec-validation cases and examples, SPDX examples (each under libFuzzer's -max_len).
+while IFS= read -r f; do add sbom_validate "$f"; done < <(find "$td"/sbom -type f -name '*.json' -size -256k | sort)
+# In-toto statements: the payloads of slsa-verifier's DSSE envelopes, and the Sigstore conformance statement.
+for f in "$td"/slsa/gha_generic_container/*/container_workflow_dispatch/blobs/sha256/*; do
+  if payload="$(jq -er 'select(.payloadType? == "application/vnd.in-toto+json") | .payload' "$f" 2>/dev/null)"; then
+    text provenance_statement "$(printf '%s' "$payload" | base64 -d)"
+  fi
+done
+add provenance_statement "$td"/sigstore/conformance/statement.json
+text provenance_statement '{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"registry.example/app","digest":{"sha256":"5f481572d088dc4023afb35fced9530ced3d9b03bf7299c6f492163cb9f0452e"}}],"predicateType":"https://slsa.dev/provenance/v1","predicate":{"buildDefinition":{"buildType":"https://slsa-framework.github.io/github-actions-buildtypes/workflow/v1","externalParameters":{"workflow":{"ref":"refs/tags/v1.0.0","repository":"https://github.com/slsa-framework/example-package","path":".github/workflows/release.yml"}},"resolvedDependencies":[{"uri":"git+https://github.com/slsa-framework/example-package@refs/tags/v1.0.0","digest":{"gitCommit":"0123456789abcdef0123456789abcdef01234567"}}]},"runDetails":{"builder":{"id":"https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2.1.0"},"metadata":{"invocationId":"https://github.com/slsa-framework/example-package/actions/runs/1/attempts/1"}}}}'
+# Admission policies: the examples, and the valid and invalid cases of the policy tests.
+add policy_parse "$here"/../policies/admission/*.yaml "$td"/policy/valid/*.yaml "$td"/policy/invalid/*.yaml
+
 echo "seeds: $(find "$corpus" -type f | wc -l) files in $(ls "$corpus" | wc -l) corpora"

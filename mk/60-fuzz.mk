@@ -31,7 +31,7 @@ PROPTEST_ROUNDS ?= 5
 PROPTEST_SUITES := kibaship-oci:bad_input kibaship-oci:lib kibaship-gate:bad_input kibaship-gate:glob_robustness \
   kibaship-sigstore:bad_input kibaship-sigstore:parser_robustness kibaship-sign:bad_input \
   kibaship-cosign:bad_input kibaship-step:bad_input kibaship-step:secrets_hash_shell \
-  kibaship-admission:bad_input kibaship-admission:respond
+  kibaship-admission:bad_input kibaship-admission:respond kibaship-policy:parse_never_panics
 
 .PHONY: proptest-explore
 proptest-explore:

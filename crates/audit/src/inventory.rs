@@ -181,21 +181,7 @@ pub fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
 
 /// Printable, bounded text of an input string for messages.
 pub(crate) fn shown(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .take(120)
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect();
-    if text.chars().count() > 120 {
-        out.push('…');
-    }
-    out
+    kibaship_printable::printable(text, 120)
 }
 
 impl Inventory {

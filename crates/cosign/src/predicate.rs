@@ -161,13 +161,10 @@ impl PredicateCondition {
     }
 }
 
-/// `value` as JSON text of at most [`MAX_GOT_CHARS`] characters.
+/// `value` as JSON text of at most [`MAX_GOT_CHARS`] characters, printable (JSON escapes C0 controls in
+/// strings, not DEL or C1 ones: found by the provenance_statement fuzz target).
 fn bounded_json(value: &Value) -> String {
-    let text = value.to_string();
-    match text.char_indices().nth(MAX_GOT_CHARS) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
-    }
+    kibaship_printable::printable(&value.to_string(), MAX_GOT_CHARS)
 }
 
 /// The policy's predicate checks, by predicate type: an attestation of a type with checks is accepted only when

@@ -175,6 +175,9 @@ impl IntoIterator for PolicyErrors {
     }
 }
 
+/// Longest message of a [`PolicyError`], in characters (the values it quotes are cut, not the file).
+const MAX_MESSAGE_CHARS: usize = 2000;
+
 /// Collects the errors of one parse.
 #[derive(Debug)]
 pub(crate) struct Diagnostics {
@@ -200,12 +203,15 @@ impl Diagnostics {
         code: PolicyErrorCode,
         message: String,
     ) {
+        // Messages quote the file (keys, values, patterns): printable, so that `Display` stays one error per
+        // line and no control character from a ConfigMap reaches a terminal raw (found by the policy_parse
+        // fuzz target).
         self.errors.push(PolicyError {
             origin: self.origin.clone(),
             line,
             column,
             code,
-            message,
+            message: kibaship_printable::printable(&message, MAX_MESSAGE_CHARS),
         });
     }
 

@@ -22,6 +22,8 @@ fn parse_checked(text: &str) {
                 assert!(e.line >= 1 && e.column >= 1, "{e}");
                 assert!(!e.message.is_empty(), "{e}");
                 assert!(e.to_string().starts_with("p.yaml:"), "{e}");
+                // One line per error, and nothing from the file reaches a terminal raw.
+                assert!(kibaship_printable::is_printable(&e.to_string()), "{e:?}");
             }
         }
     }
@@ -69,6 +71,31 @@ fn yamlish() -> impl Strategy<Value = String> {
         0..80,
     )
     .prop_map(|parts| parts.concat())
+}
+
+/// The policy_parse fuzz target's findings: a value and a pattern with control characters (a newline, ESC, DEL)
+/// are quoted printable, each error on one line.
+#[test]
+fn errors_quote_the_file_printable() {
+    let texts = [
+        "apiVersion: \"A misspelt key\\n11\\e[2J\"\nkind: AdmissionPolicy\npolicies: []\n",
+        "apiVersion: kibaship.io/v1alpha1\nkind: AdmissionPolicy\npolicies:\n  - name: p\n    images: [\"*\"]\n    \
+         authorities:\n      - name: a\n        keyless:\n          issuer: https://issuer.example\n          \
+         subjectRegExp: \"(unclosed\\n\\x7f\"\n",
+    ];
+    let quoted = [
+        "`A misspelt key\\n11\\u{1b}[2J`",
+        "\"(unclosed\\n\\u{7f}\": unclosed group",
+    ];
+    for (text, quoted) in texts.into_iter().zip(quoted) {
+        let errors = PolicySet::parse("p.yaml", text).expect_err("refused");
+        assert!(errors.to_string().contains(quoted), "{errors}");
+        let shown = errors.to_string();
+        assert_eq!(shown.lines().count(), errors.len(), "{shown}");
+        for e in errors.errors() {
+            assert!(kibaship_printable::is_printable(&e.to_string()), "{e:?}");
+        }
+    }
 }
 
 proptest! {

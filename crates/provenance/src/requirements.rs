@@ -14,6 +14,7 @@
 //! | build type | `/buildType` | `/buildDefinition/buildType` |
 use std::fmt;
 
+use kibaship_cosign::predicate::MAX_GOT_CHARS;
 use kibaship_cosign::registry::ImageReport;
 use kibaship_cosign::{
     PredicateCheck, PredicateCondition, PredicateFailure, ReasonCode, check_predicate,
@@ -414,7 +415,7 @@ impl ProvenanceRequirements {
                 code: ReasonCode::PredicateTypeMismatch,
                 field: "predicateType".into(),
                 wanted: self.accepted_types(),
-                got: statement.predicate_type.clone(),
+                got: kibaship_printable::printable(&statement.predicate_type, MAX_GOT_CHARS),
             }));
         };
         if !statement.names_digest(image) {
@@ -422,7 +423,10 @@ impl ProvenanceRequirements {
                 code: ReasonCode::SubjectDigestMismatch,
                 field: "subject".into(),
                 wanted: image.to_string(),
-                got: statement.subject_digests().join(", "),
+                got: kibaship_printable::printable(
+                    &statement.subject_digests().join(", "),
+                    MAX_GOT_CHARS,
+                ),
             }));
         }
         let build_type = statement
@@ -482,7 +486,7 @@ impl ProvenanceRequirements {
                         code: ReasonCode::BadSignature,
                         field: format!("statement ({})", outcome.location),
                         wanted: "a well-formed in-toto statement".into(),
-                        got: e.to_string(),
+                        got: kibaship_printable::printable(&e.to_string(), MAX_GOT_CHARS),
                     });
                     continue;
                 }
@@ -607,6 +611,25 @@ mod tests {
             };
             assert_eq!(tagged.judge_statement(&s, &image()), Ok(()));
         }
+    }
+
+    /// What a statement holds is quoted printable: a DEL in its predicate type (the provenance_statement fuzz
+    /// target's finding), C1 and ESC in the source it names.
+    #[test]
+    fn what_a_failure_quotes_from_the_statement_is_printable() {
+        let r = requirements();
+        let s = statement("https://slsa.dev/pr\u{7f}venance/v1", HEX, json!({}));
+        let f = failure(&r, &s);
+        assert_eq!(f.code, ReasonCode::PredicateTypeMismatch);
+        assert_eq!(f.got, "https://slsa.dev/pr\\u{7f}venance/v1");
+        let s = v1("git+https://github.com/org/other\u{9b}2J\u{1b}[0m", BUILDER);
+        let f = failure(&r, &s);
+        assert_eq!(f.code, ReasonCode::SourceMismatch);
+        for text in [f.got.clone(), f.to_string()] {
+            assert!(kibaship_printable::is_printable(&text), "{text:?}");
+        }
+        // JSON text: JSON escapes ESC (`\u001b`), and C1 is escaped after it.
+        assert!(f.got.contains("other\\u{9b}2J\\u001b[0m"), "{}", f.got);
     }
 
     #[test]

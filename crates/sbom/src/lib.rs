@@ -39,6 +39,9 @@ pub const MAX_REPORTED_VIOLATIONS: usize = 5;
 /// Violations counted before counting stops.
 pub const MAX_COUNTED_VIOLATIONS: usize = 1000;
 
+/// Longest version text quoted in an [`SbomError::UnsupportedVersion`].
+const MAX_VERSION_CHARS: usize = 80;
+
 /// Longest message kept per violation (the validator's messages quote the failing value, which may be large).
 const MAX_MESSAGE_CHARS: usize = 240;
 
@@ -390,6 +393,18 @@ fn validate_streaming(bytes: &[u8]) -> Option<Result<Validated<'_>, SbomError>> 
 /// Threads that check a large document's items at most.
 const MAX_VALIDATION_THREADS: usize = 4;
 
+/// The streaming validation of `bytes` whatever their size, on `workers` threads (`None` when it does not
+/// apply): for the fuzz target that checks it says what [`validate_whole`] says (fuzz/fuzz_targets/sbom_validate.rs;
+/// `cargo fuzz` builds with `--cfg fuzzing`, other builds do not have this function).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub fn validate_streaming_for_fuzzing(
+    bytes: &[u8],
+    workers: usize,
+) -> Option<Result<Validated<'_>, SbomError>> {
+    validate_streaming_on(bytes, workers)
+}
+
 /// [`validate_streaming`] with the items checked on `workers` threads.
 fn validate_streaming_on(bytes: &[u8], workers: usize) -> Option<Result<Validated<'_>, SbomError>> {
     if bytes.len() as u64 > MAX_SBOM_BYTES {
@@ -550,12 +565,9 @@ fn parser_reason(e: &serde_json::Error) -> String {
 }
 
 fn shorten(message: &str) -> String {
-    if message.chars().count() <= MAX_MESSAGE_CHARS {
-        return message.to_string();
-    }
-    let mut out: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
-    out.push('…');
-    out
+    // The validator's messages quote the document (property names, values): printable, so that a control
+    // character in it cannot reach a terminal raw (found by the sbom_validate fuzz target).
+    kibaship_printable::printable(message, MAX_MESSAGE_CHARS)
 }
 
 /// An embedded schema.
@@ -707,7 +719,7 @@ fn detect_value(doc: &Value) -> Result<(Format, String, &'static Schema), SbomEr
             _ => {
                 return Err(SbomError::UnsupportedVersion {
                     format: Format::CycloneDx,
-                    found: as_text(version),
+                    found: kibaship_printable::printable(&as_text(version), MAX_VERSION_CHARS),
                     field: "/specVersion",
                     supported: &CYCLONEDX_VERSIONS,
                 });
@@ -721,7 +733,7 @@ fn detect_value(doc: &Value) -> Result<(Format, String, &'static Schema), SbomEr
             Some("SPDX-2.3") => Ok((Format::Spdx, "SPDX-2.3".into(), &SPDX_2_3)),
             _ => Err(SbomError::UnsupportedVersion {
                 format: Format::Spdx,
-                found: as_text(version),
+                found: kibaship_printable::printable(&as_text(version), MAX_VERSION_CHARS),
                 field: "/spdxVersion",
                 supported: &SPDX_VERSIONS,
             }),
@@ -840,6 +852,26 @@ mod tests {
         assert!(err.contains("/packages/0/primaryPackagePurpose"), "{err}");
     }
 
+    /// A violation's message quotes the document printable: a DEL in a property name (the sbom_validate fuzz
+    /// target's finding), ESC and C1 in a value. Whole and streamed (the streamed path shares `shorten`).
+    #[test]
+    fn violations_quote_the_document_printable() {
+        let doc = "{\"bomFormat\":\"CycloneDX\",\"specVersion\":\"1.6\",\"version\":1,\"c\\u007fomponents\":[]}";
+        let err = validate(doc.as_bytes()).unwrap_err();
+        let text = err.to_string();
+        assert!(kibaship_printable::is_printable(&text), "{text:?}");
+        assert!(
+            text.contains("'c\\u{7f}omponents' was unexpected"),
+            "{text}"
+        );
+        let doc = "{\"bomFormat\":\"CycloneDX\",\"specVersion\":\"1.6\",\"version\":1,\
+                   \"components\":[{\"type\":\"\\u001b[2J\\u009b\",\"name\":\"x\"}]}";
+        let err = validate(doc.as_bytes()).unwrap_err();
+        let text = err.to_string();
+        assert!(kibaship_printable::is_printable(&text), "{text:?}");
+        assert!(text.contains("/components/0/type"), "{text}");
+    }
+
     #[test]
     fn every_embedded_schema_compiles() {
         for schema in [
@@ -922,6 +954,13 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "CycloneDX version 1.3 is not supported (field /specVersion): supported are 1.4, 1.5, 1.6, 1.7"
+        );
+        // A version with control characters is quoted printable.
+        let e = validate(b"{\"bomFormat\":\"CycloneDX\",\"specVersion\":\"1.6\\u001b[2J\"}")
+            .unwrap_err();
+        assert!(
+            matches!(&e, SbomError::UnsupportedVersion { found, .. } if found == "1.6\\u{1b}[2J"),
+            "{e:?}"
         );
         let e = validate(br#"{"bomFormat":"CycloneDX","specVersion":1.6}"#).unwrap_err();
         assert!(

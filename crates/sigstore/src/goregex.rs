@@ -38,12 +38,13 @@ pub enum RegexError {
         reason: String,
     },
     /// The translated pattern does not compile (a syntax error both engines share).
-    #[error("invalid Go regular expression {pattern:?}: {source}")]
+    #[error("invalid Go regular expression {pattern:?}: {reason}")]
     Invalid {
         /// The whole pattern.
         pattern: String,
-        /// The `regex` crate's error (about the translated pattern).
-        source: Box<regex::Error>,
+        /// The `regex` crate's reason, on one line (its own text spans several lines, with the translated
+        /// pattern and a caret under the fault).
+        reason: String,
     },
 }
 
@@ -70,7 +71,7 @@ impl GoRegex {
         let translated = translate(pattern)?;
         let regex = regex::Regex::new(&translated).map_err(|e| RegexError::Invalid {
             pattern: pattern.to_string(),
-            source: Box::new(e),
+            reason: one_line_reason(&e),
         })?;
         Ok(GoRegex(Box::new(Compiled {
             pattern: pattern.to_string(),
@@ -129,6 +130,19 @@ struct Translator<'a> {
 }
 
 /// Translates Go `regexp` syntax into the `regex` crate's syntax with the same meaning.
+/// The `regex` crate's reason for refusing a pattern, on one line: its last line (`unclosed group`), which
+/// names the fault; the lines before it repeat the (translated) pattern and point a caret at it.
+fn one_line_reason(error: &regex::Error) -> String {
+    let text = error.to_string();
+    let last = text
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    kibaship_printable::printable(last.strip_prefix("error: ").unwrap_or(last), 200)
+}
+
 pub(crate) fn translate(pattern: &str) -> Result<String, RegexError> {
     let mut t = Translator {
         pattern,
@@ -185,9 +199,13 @@ impl Translator<'_> {
     fn refuse(&self, from: usize, to: usize, reason: impl Into<String>) -> RegexError {
         RegexError::Unsupported {
             pattern: self.pattern.to_string(),
-            construct: format!("`{}`", self.text(from, to.min(self.chars.len()))),
+            // Both quote the pattern: printable, as the message may reach a terminal.
+            construct: format!(
+                "`{}`",
+                kibaship_printable::printable(self.text(from, to.min(self.chars.len())), 100)
+            ),
             at: self.offset(from),
-            reason: reason.into(),
+            reason: kibaship_printable::printable(&reason.into(), 200),
         }
     }
 
@@ -1061,6 +1079,26 @@ fn perl_class(c: char) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refused pattern is one line of printable text, whatever the pattern holds (found by the policy_parse
+    /// fuzz target: the `regex` crate's message spans lines and repeats the pattern raw).
+    #[test]
+    fn a_refused_pattern_is_named_on_one_printable_line() {
+        for pattern in ["a(b\nc\u{1b}[31m", "x\u{7f}(", "(?P<\u{9b}>a)"] {
+            let error = GoRegex::new(pattern).expect_err("refused");
+            let text = error.to_string();
+            assert!(kibaship_printable::is_printable(&text), "{text:?}");
+            assert!(
+                text.starts_with("invalid Go regular expression \""),
+                "{text}"
+            );
+        }
+        let error = GoRegex::new("a(b\nc").expect_err("unclosed");
+        assert_eq!(
+            error.to_string(),
+            "invalid Go regular expression \"a(b\\nc\": unclosed group"
+        );
+    }
 
     #[test]
     fn translations() {

@@ -111,18 +111,7 @@ pub fn unix_now() -> i64 {
 
 /// Printable, bounded text of a user-controlled string for messages.
 fn shown(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars().take(200) {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    if text.chars().count() > 200 {
-        out.push('…');
-    }
-    out
+    kibaship_printable::printable(text, 200)
 }
 
 impl Judge {
