@@ -218,6 +218,10 @@ log_since() { tail -c +"$(($1 + 1))" "$REGLOG"; }
 # wait_ms: the time its threads waited on a run queue while runnable (the second field).
 cpu_ms() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ t += $1 } END { printf "%.0f", t / 1e6 }'; }
 wait_ms() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ t += $2 } END { printf "%.0f", t / 1e6 }'; }
+# Minor page faults of a process so far (/proc/PID/stat, field 10, counted after the command name's parenthesis):
+# each first touch of a page the process had not used; a growing heap pays one per page (a 2 MB huge page is
+# zeroed by the kernel at its fault).
+faults() { sed 's/^.*) //' /proc/"$1"/stat 2>/dev/null | awk '{ print $8 + 0 }'; }
 field() { jq -r "$2" "$WORK/$1.json"; }
 perf_start() { # perf_start NAME: with BENCH_PERF=1, profile the webhook and the registry until perf_stop
   [ "${BENCH_PERF:-0}" = 1 ] || return 0
@@ -238,19 +242,23 @@ busy_ms() { awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%.0f", ($2 + $
 stall_ms() { awk -F'total=' '/^some/ { printf "%.0f", $2 / 1000 }' /proc/pressure/cpu 2>/dev/null || echo 0; }
 # phase NAME LOAD-ARGS...: one run of the load generator into $WORK/NAME.json, with what it cost into $WORK/NAME.cpu
 # (ms): wall; CPU of the webhook, the registry, the load generator and everything else on the machine; CPU
-# pressure (%); and how long the webhook's and the load generator's threads waited for a CPU while runnable.
+# pressure (%); how long the webhook's and the load generator's threads waited for a CPU while runnable; and the
+# minor page faults of the webhook and of the registry.
 phase() {
-  local name="$1" t0 t1 w0 w1 q0 q1 r0 r1 b0 b1 p0 p1
+  local name="$1" t0 t1 w0 w1 q0 q1 r0 r1 b0 b1 p0 p1 f0 f1 g0 g1
   shift
   perf_start "$name"
   t0="$(now)" w0="$(cpu_ms "$WEBHOOK_PID")" q0="$(wait_ms "$WEBHOOK_PID")" r0="$(cpu_ms "$REG_PID")" b0="$(busy_ms)" p0="$(stall_ms)"
+  f0="$(faults "$WEBHOOK_PID")" g0="$(faults "$REG_PID")"
   load "$@" --label "$name" >"$WORK/$name.json"
   t1="$(now)" w1="$(cpu_ms "$WEBHOOK_PID")" q1="$(wait_ms "$WEBHOOK_PID")" r1="$(cpu_ms "$REG_PID")" b1="$(busy_ms)" p1="$(stall_ms)"
+  f1="$(faults "$WEBHOOK_PID")" g1="$(faults "$REG_PID")"
   perf_stop
   awk -v t0="$t0" -v t1="$t1" -v w="$((w1 - w0))" -v q="$((q1 - q0))" -v r="$((r1 - r0))" -v b="$((b1 - b0))" \
-    -v p="$((p1 - p0))" -v c="$(field "$name" '.client_cpu_ms // 0')" -v cq="$(field "$name" '.client_wait_ms // 0')" 'BEGIN {
+    -v p="$((p1 - p0))" -v c="$(field "$name" '.client_cpu_ms // 0')" -v cq="$(field "$name" '.client_wait_ms // 0')" \
+    -v fw="$((f1 - f0))" -v fr="$((g1 - g0))" 'BEGIN {
       wall = (t1 - t0) * 1000; other = b - w - r - c; if (other < 0) other = 0
-      printf "%.0f %d %d %.0f %.0f %.0f %d %.0f\n", wall, w, r, c, other, 100 * p / wall, q, cq }' >"$WORK/$name.cpu"
+      printf "%.0f %d %d %.0f %.0f %.0f %d %.0f %d %d\n", wall, w, r, c, other, 100 * p / wall, q, cq, fw, fr }' >"$WORK/$name.cpu"
 }
 
 sed "s|^|$REG/|" "$WORK/cold.refs" | reviews cold >"$WORK/cold.jsonl"
@@ -401,9 +409,14 @@ awk -v c="$COSIGN_MS" -v s="$SEQ_MS" 'BEGIN { printf "%-58s %15.0fx\n", "  cosig
 echo
 echo "CPU by phase, ms: run time of each process (others: everything else on the machine); CPU pressure: share of"
 echo "the wall time in which some runnable task waited for a CPU (/proc/pressure/cpu); waited: time the webhook's"
-echo "and the load generator's threads were runnable but not running (/proc/PID/task/*/schedstat)"
-printf '%-26s %7s %8s %9s %7s %8s %9s %15s\n' "phase" "wall" "webhook" "registry" "load" "others" "pressure" "waited wh/load"
+echo "and the load generator's threads were runnable but not running (/proc/PID/task/*/schedstat); faults: minor"
+echo "page faults of the webhook and of the registry in the phase (/proc/PID/stat)"
+printf '%-26s %7s %8s %9s %7s %8s %9s %15s %15s\n' "phase" "wall" "webhook" "registry" "load" "others" "pressure" \
+  "waited wh/load" "faults wh/reg"
 for name in cold one warm-closed warm-open warm-low; do
-  read -r wall w r c o p q cq <"$WORK/$name.cpu"
-  printf '%-26s %7s %8s %9s %7s %8s %8s%% %15s\n' "$name ($(field "$name" .mode))" "$wall" "$w" "$r" "$c" "$o" "$p" "$q / $cq"
+  read -r wall w r c o p q cq fw fr <"$WORK/$name.cpu"
+  printf '%-26s %7s %8s %9s %7s %8s %8s%% %15s %15s\n' "$name ($(field "$name" .mode))" "$wall" "$w" "$r" "$c" "$o" "$p" \
+    "$q / $cq" "$fw / $fr"
 done
+printf '%-58s %16s\n' "webhook memory at the end: resident / peak resident" \
+  "$(awk '$1 == "VmRSS:" { r = $2 } $1 == "VmHWM:" { h = $2 } END { printf "%.0f / %.0f MB", r / 1024, h / 1024 }' /proc/"$WEBHOOK_PID"/status)"
