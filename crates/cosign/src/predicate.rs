@@ -164,7 +164,8 @@ impl PredicateCondition {
 /// `value` as JSON text of at most [`MAX_GOT_CHARS`] characters, printable (JSON escapes C0 controls in
 /// strings, not DEL or C1 ones: found by the provenance_statement fuzz target).
 fn bounded_json(value: &Value) -> String {
-    kibaship_printable::printable(&value.to_string(), MAX_GOT_CHARS)
+    // `printable` counts the `…` among its characters.
+    kibaship_printable::printable(&value.to_string(), MAX_GOT_CHARS + 1)
 }
 
 /// The policy's predicate checks, by predicate type: an attestation of a type with checks is accepted only when

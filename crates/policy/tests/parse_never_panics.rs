@@ -84,7 +84,7 @@ fn errors_quote_the_file_printable() {
          subjectRegExp: \"(unclosed\\n\\x7f\"\n",
     ];
     let quoted = [
-        "`A misspelt key\\n11\\u{1b}[2J`",
+        "`A misspelt key\\u{a}11\\u{1b}[2J`",
         "\"(unclosed\\n\\u{7f}\": unclosed group",
     ];
     for (text, quoted) in texts.into_iter().zip(quoted) {

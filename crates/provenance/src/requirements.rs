@@ -415,7 +415,7 @@ impl ProvenanceRequirements {
                 code: ReasonCode::PredicateTypeMismatch,
                 field: "predicateType".into(),
                 wanted: self.accepted_types(),
-                got: kibaship_printable::printable(&statement.predicate_type, MAX_GOT_CHARS),
+                got: kibaship_printable::printable(&statement.predicate_type, MAX_GOT_CHARS + 1),
             }));
         };
         if !statement.names_digest(image) {
@@ -425,7 +425,7 @@ impl ProvenanceRequirements {
                 wanted: image.to_string(),
                 got: kibaship_printable::printable(
                     &statement.subject_digests().join(", "),
-                    MAX_GOT_CHARS,
+                    MAX_GOT_CHARS + 1,
                 ),
             }));
         }
@@ -486,7 +486,7 @@ impl ProvenanceRequirements {
                         code: ReasonCode::BadSignature,
                         field: format!("statement ({})", outcome.location),
                         wanted: "a well-formed in-toto statement".into(),
-                        got: kibaship_printable::printable(&e.to_string(), MAX_GOT_CHARS),
+                        got: kibaship_printable::printable(&e.to_string(), MAX_GOT_CHARS + 1),
                     });
                     continue;
                 }

@@ -567,7 +567,7 @@ fn parser_reason(e: &serde_json::Error) -> String {
 fn shorten(message: &str) -> String {
     // The validator's messages quote the document (property names, values): printable, so that a control
     // character in it cannot reach a terminal raw (found by the sbom_validate fuzz target).
-    kibaship_printable::printable(message, MAX_MESSAGE_CHARS)
+    kibaship_printable::printable(message, MAX_MESSAGE_CHARS + 1)
 }
 
 /// An embedded schema.
