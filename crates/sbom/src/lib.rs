@@ -853,7 +853,8 @@ mod tests {
     }
 
     /// A violation's message quotes the document printable: a DEL in a property name (the sbom_validate fuzz
-    /// target's finding), ESC and C1 in a value. Whole and streamed (the streamed path shares `shorten`).
+    /// target's finding), ESC and C1 in a value. These documents are validated whole; the streaming path
+    /// builds its messages with the same `shorten` (the fuzz target compares the two).
     #[test]
     fn violations_quote_the_document_printable() {
         let doc = "{\"bomFormat\":\"CycloneDX\",\"specVersion\":\"1.6\",\"version\":1,\"c\\u007fomponents\":[]}";
