@@ -17,7 +17,9 @@ fn options() -> &'static VerifyOptions {
     static O: OnceLock<VerifyOptions> = OnceLock::new();
     O.get_or_init(|| VerifyOptions {
         identity: IdentityPolicy::Key(PublicKey::from_pem(KEY).expect("fixture key parses")),
-        verifier: Verifier::new(TrustedRoot::from_json(ROOT).expect("root parses")),
+        verifier: std::sync::Arc::new(Verifier::new(TrustedRoot::from_json(ROOT).expect("root parses"))),
+            // A fixed clock (2025-12-06), so that a finding replays the same way.
+            now: 1_765_000_000,
         ignore_tlog: true,
         predicate_type: None,
         annotations: Default::default(),
