@@ -12,9 +12,17 @@ failed=()
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" artifacts
   echo "fuzz: $t for ${seconds}s"
+  extra=()
+  case "$t" in
+    # The streaming SBOM validation runs on scoped threads: std::thread::scope returns once their closures
+    # have returned, which can be before their thread-local destructors have run, and LeakSanitizer then
+    # reports those thread-locals (jsonschema's path buffer, std's channel context) now and then; a replay of
+    # the input reports nothing. Leak detection is off for this target only.
+    sbom_validate) extra=(-detect_leaks=0) ;;
+  esac
   if ! nice -n 15 cargo +nightly fuzz run -O "$t" "corpus/$t" -- \
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=262144 \
-      -print_final_stats=1 > "artifacts/$t.log" 2>&1; then
+      -print_final_stats=1 "${extra[@]}" > "artifacts/$t.log" 2>&1; then
     failed+=("$t")
     echo "fuzz: $t FAILED (log: fuzz/artifacts/$t.log)"
     grep -m3 -E "panicked|ERROR: libFuzzer|SUMMARY|Test unit written" "artifacts/$t.log" | sed 's/^/    /'

@@ -27,6 +27,10 @@ pub enum StrictJsonError {
 }
 
 /// A key found twice in one object.
+/// Longest JSON pointer quoted in a message, in characters. A pointer is made of the document's keys: it is
+/// quoted printable (found by the provenance_statement fuzz target: a NUL and raw whitespace in a key).
+pub const MAX_SHOWN_POINTER_CHARS: usize = 300;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DuplicateKey {
     /// The key, as written (unescaped).
@@ -44,7 +48,10 @@ impl fmt::Display for DuplicateKey {
         write!(
             f,
             "duplicate key {:?} (at JSON pointer {}) at line {} column {}",
-            self.key, self.pointer, self.line, self.column
+            self.key,
+            kibaship_printable::printable(&self.pointer, MAX_SHOWN_POINTER_CHARS),
+            self.line,
+            self.column
         )
     }
 }
@@ -131,7 +138,10 @@ impl Path<'_> {
     /// Records `key`, found twice in the object at `self`, and returns the error that stops parsing.
     pub(crate) fn duplicate<E: de::Error>(&self, key: &str) -> E {
         let pointer = Path::Key(self, key).pointer();
-        let message = format!("duplicate key {key:?} (at JSON pointer {pointer})");
+        let message = format!(
+            "duplicate key {key:?} (at JSON pointer {})",
+            kibaship_printable::printable(&pointer, MAX_SHOWN_POINTER_CHARS)
+        );
         let mut slot = self.slot().0.borrow_mut();
         if slot.is_none() {
             *slot = Some((key.to_string(), pointer));

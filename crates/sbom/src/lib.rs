@@ -235,8 +235,9 @@ pub enum SbomError {
     /// An object with the same key twice: serde_json would keep the last value, another reader the first, so
     /// what the schema validated might not be what a consumer reads.
     #[error(
-        "the SBOM has the key {key:?} twice in one object (at JSON pointer {pointer}, line {line}, column {column}): \
-         readers disagree on which value counts"
+        "the SBOM has the key {key:?} twice in one object (at JSON pointer {}, line {line}, column {column}): \
+         readers disagree on which value counts",
+        kibaship_printable::printable(.pointer, json::MAX_SHOWN_POINTER_CHARS)
     )]
     DuplicateKey {
         /// The key.
@@ -1296,6 +1297,23 @@ mod duplicate_key_tests {
             }) => (key, pointer, line, column),
             other => panic!("expected a duplicate key, got {other:?}"),
         }
+    }
+
+    /// The pointer is made of the document's keys: quoted printable in the messages, kept as it is in the
+    /// field (the provenance_statement fuzz target's finding: a NUL and a tab in a key above the duplicate).
+    #[test]
+    fn the_pointer_of_a_duplicate_is_quoted_printable() {
+        let doc = "{\"bomFormat\":\"CycloneDX\",\"specVersion\":\"1.6\",\"a\\u0000\\t\\u001b[2J\":{\"x\":1,\"x\":2}}";
+        let err = validate(doc.as_bytes()).unwrap_err();
+        let text = err.to_string();
+        assert!(kibaship_printable::is_printable(&text), "{text:?}");
+        assert!(text.contains("/a\\u{0}\\u{9}\\u{1b}[2J/x"), "{text}");
+        let (_, pointer, _, _) = duplicate(Err(err));
+        assert_eq!(pointer, "/a\u{0}\t\u{1b}[2J/x");
+        let strict = json::parse_without_duplicates(doc.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(kibaship_printable::is_printable(&strict), "{strict:?}");
     }
 
     #[test]
