@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::ReviewError;
 use crate::review::{Operation, Review, ReviewVersion};
-use crate::text::{cap_chars, escape_text, needs_escape};
+use crate::text::{escape_text, needs_escape, printable};
 
 /// HTTP status a denial carries in `response.status.code` (the API server answers the client with it).
 pub const DENIAL_STATUS_CODE: u16 = 403;
@@ -214,14 +214,14 @@ fn denial_message(code: Option<&str>, message: &str) -> String {
         None if message.is_empty() => "denied (no reason given)".to_string(),
         None => message.to_string(),
     };
-    cap_chars(&escape_text(&text), MAX_MESSAGE_CHARS)
+    printable(&text, MAX_MESSAGE_CHARS)
 }
 
 fn denial_status(code: Option<&str>, message: &str) -> Status {
     let code = code
         .map(str::trim)
         .filter(|c| !c.is_empty())
-        .map(|c| cap_chars(&escape_text(c), 128));
+        .map(|c| printable(c, 128));
     let message = denial_message(code.as_deref(), message);
     Status {
         status: Some(StatusSummary::Failure),
@@ -279,7 +279,7 @@ fn json_patch(review: &Review, patches: &[ImagePatch]) -> Result<Option<Vec<u8>>
         {
             return Err(format!(
                 "the patch writes `{}` at {}: empty, or has spaces or control characters",
-                cap_chars(&escape_text(&patch.image), 128),
+                printable(&patch.image, 128),
                 pointer
             ));
         }
@@ -312,7 +312,7 @@ fn clean_warnings(warnings: &[String]) -> Vec<String> {
     let mut total = 0usize;
     let mut left_out = 0usize;
     for warning in warnings {
-        let text = cap_chars(&escape_text(warning.trim()), MAX_WARNING_CHARS);
+        let text = printable(warning.trim(), MAX_WARNING_CHARS);
         if text.is_empty() || out.contains(&text) {
             continue;
         }
@@ -368,7 +368,7 @@ fn clean_audit_annotations(annotations: &BTreeMap<String, String>) -> BTreeMap<S
             );
             n += 1;
         }
-        out.insert(key, cap_chars(&escape_text(value), MAX_AUDIT_VALUE_CHARS));
+        out.insert(key, printable(value, MAX_AUDIT_VALUE_CHARS));
     }
     out
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 
 pub use kibaship_printable::escape_text;
-pub(crate) use kibaship_printable::{cap_chars, needs_escape};
+pub(crate) use kibaship_printable::{needs_escape, printable};
 
 /// A user-supplied value inside an error message: escaped, and cut to 128 characters.
 pub(crate) struct Shown<'a>(pub(crate) &'a str);
@@ -13,6 +13,6 @@ const SHOWN_CHARS: usize = 128;
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&kibaship_printable::printable(self.0, SHOWN_CHARS))
+        f.write_str(&printable(self.0, SHOWN_CHARS))
     }
 }
