@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
+use kibaship_printable::printable;
 use reqwest::Method;
 use reqwest::header::{self, HeaderMap};
 use serde::Deserialize;
@@ -1092,7 +1093,7 @@ impl RegistryClient {
                         .and_then(|v| parse_retry_after(v, SystemTime::now()));
                     let mut cause = format!("HTTP {}{}", f.status, error_detail(&f.body));
                     if let Some(ra) = f.header("retry-after") {
-                        cause.push_str(&format!(" (Retry-After: {})", sanitize(ra, 64)));
+                        cause.push_str(&format!(" (Retry-After: {})", printable(ra, 64)));
                     }
                     (cause, retry_after)
                 }
@@ -1640,7 +1641,8 @@ pub(crate) fn check_status(
     }
 }
 
-/// `: CODE (message)` from a registry's JSON error body, sanitised and short; empty otherwise.
+/// `: CODE (message)` from a registry's JSON error body, escaped and cut by `kibaship_printable` (the body is the
+/// registry's text: control and invisible characters become `\u{hex}`); empty otherwise.
 pub(crate) fn error_detail(body: &[u8]) -> String {
     #[derive(Deserialize)]
     struct Errors {
@@ -1662,9 +1664,13 @@ pub(crate) fn error_detail(body: &[u8]) -> String {
         .take(3)
         .map(|e| {
             if e.message.is_empty() {
-                sanitize(&e.code, 64)
+                printable(&e.code, 64)
             } else {
-                format!("{} ({})", sanitize(&e.code, 64), sanitize(&e.message, 160))
+                format!(
+                    "{} ({})",
+                    printable(&e.code, 64),
+                    printable(&e.message, 160)
+                )
             }
         })
         .collect();
@@ -1672,18 +1678,6 @@ pub(crate) fn error_detail(body: &[u8]) -> String {
         String::new()
     } else {
         format!(": {}", parts.join("; "))
-    }
-}
-
-fn sanitize(s: &str, max: usize) -> String {
-    let cleaned: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if cleaned.chars().count() > max {
-        cleaned.chars().take(max).collect::<String>() + "…"
-    } else {
-        cleaned
     }
 }
 
@@ -1755,7 +1749,22 @@ mod tests {
         let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown\nInjected: line","detail":{}}]}"#;
         assert_eq!(
             error_detail(body),
-            ": MANIFEST_UNKNOWN (manifest unknown Injected: line)"
+            ": MANIFEST_UNKNOWN (manifest unknown\\u{a}Injected: line)"
+        );
+        // A terminal escape, a bidirectional override and a long message from the registry: escaped, cut.
+        let long = format!(
+            r#"{{"errors":[{{"code":"DENIED\u001b[2J","message":"a\u202eb{}"}}]}}"#,
+            "x".repeat(500)
+        );
+        let detail = error_detail(long.as_bytes());
+        assert!(
+            detail.starts_with(": DENIED\\u{1b}[2J (a\\u{202e}bxxx"),
+            "{detail}"
+        );
+        assert!(detail.ends_with("x…)"), "{detail}");
+        assert_eq!(
+            detail.chars().count(),
+            ": DENIED\\u{1b}[2J (".len() + 160 + 1
         );
         assert_eq!(error_detail(b"<html>"), "");
         assert_eq!(scope_for("a/b", true), "repository:a/b:pull,push");

@@ -26,11 +26,22 @@ pub enum StrictJsonError {
     Json(#[from] serde_json::Error),
 }
 
-/// A key found twice in one object.
 /// Longest JSON pointer quoted in a message, in characters. A pointer is made of the document's keys: it is
 /// quoted printable (found by the provenance_statement fuzz target: a NUL and raw whitespace in a key).
 pub const MAX_SHOWN_POINTER_CHARS: usize = 300;
 
+/// Longest key quoted in a message, in characters (a key can be megabytes long).
+pub const MAX_SHOWN_KEY_CHARS: usize = 120;
+
+/// `key` in double quotes, printable and cut to [`MAX_SHOWN_KEY_CHARS`], for a message that names it.
+pub fn shown_key(key: &str) -> String {
+    format!(
+        "\"{}\"",
+        kibaship_printable::printable(key, MAX_SHOWN_KEY_CHARS)
+    )
+}
+
+/// A key found twice in one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DuplicateKey {
     /// The key, as written (unescaped).
@@ -47,8 +58,8 @@ impl fmt::Display for DuplicateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "duplicate key {:?} (at JSON pointer {}) at line {} column {}",
-            self.key,
+            "duplicate key {} (at JSON pointer {}) at line {} column {}",
+            shown_key(&self.key),
             kibaship_printable::printable(&self.pointer, MAX_SHOWN_POINTER_CHARS),
             self.line,
             self.column
@@ -139,7 +150,8 @@ impl Path<'_> {
     pub(crate) fn duplicate<E: de::Error>(&self, key: &str) -> E {
         let pointer = Path::Key(self, key).pointer();
         let message = format!(
-            "duplicate key {key:?} (at JSON pointer {})",
+            "duplicate key {} (at JSON pointer {})",
+            shown_key(key),
             kibaship_printable::printable(&pointer, MAX_SHOWN_POINTER_CHARS)
         );
         let mut slot = self.slot().0.borrow_mut();

@@ -235,8 +235,9 @@ pub enum SbomError {
     /// An object with the same key twice: serde_json would keep the last value, another reader the first, so
     /// what the schema validated might not be what a consumer reads.
     #[error(
-        "the SBOM has the key {key:?} twice in one object (at JSON pointer {}, line {line}, column {column}): \
+        "the SBOM has the key {} twice in one object (at JSON pointer {}, line {line}, column {column}): \
          readers disagree on which value counts",
+        json::shown_key(.key),
         kibaship_printable::printable(.pointer, json::MAX_SHOWN_POINTER_CHARS)
     )]
     DuplicateKey {
@@ -1314,6 +1315,32 @@ mod duplicate_key_tests {
             .unwrap_err()
             .to_string();
         assert!(kibaship_printable::is_printable(&strict), "{strict:?}");
+    }
+
+    /// The duplicated key itself is quoted printable and cut: a key of 10,000 characters with an escape in it
+    /// gives a message of a few hundred, in the SBOM's error and in the strict reader's.
+    #[test]
+    fn a_long_duplicated_key_is_quoted_printable_and_cut() {
+        let key = format!("\\u001b[31m{}", "k".repeat(10_000));
+        let doc = format!(
+            "{{\"bomFormat\":\"CycloneDX\",\"specVersion\":\"1.6\",\"{key}\":1,\"{key}\":2}}"
+        );
+        let text = validate(doc.as_bytes()).unwrap_err().to_string();
+        let strict = json::parse_without_duplicates(doc.as_bytes())
+            .unwrap_err()
+            .to_string();
+        for message in [&text, &strict] {
+            assert!(kibaship_printable::is_printable(message), "{message:?}");
+            assert!(message.contains("key \"\\u{1b}[31mkkk"), "{message}");
+            assert!(message.contains("kk…\""), "{message}");
+            assert!(message.chars().count() < 1_000, "{message}");
+        }
+        let (shown, _, _, _) = duplicate(validate(doc.as_bytes()));
+        assert_eq!(
+            shown.chars().count(),
+            10_005,
+            "the field keeps the key whole"
+        );
     }
 
     #[test]
