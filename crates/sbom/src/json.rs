@@ -31,10 +31,10 @@ pub enum StrictJsonError {
 pub const MAX_SHOWN_POINTER_CHARS: usize = 300;
 
 /// Longest key quoted in a message, in characters (a key can be megabytes long).
-pub const MAX_SHOWN_KEY_CHARS: usize = 120;
+pub(crate) const MAX_SHOWN_KEY_CHARS: usize = 120;
 
 /// `key` in double quotes, printable and cut to [`MAX_SHOWN_KEY_CHARS`], for a message that names it.
-pub fn shown_key(key: &str) -> String {
+pub(crate) fn shown_key(key: &str) -> String {
     format!(
         "\"{}\"",
         kibaship_printable::printable(key, MAX_SHOWN_KEY_CHARS)
