@@ -96,16 +96,33 @@ pub fn stream_unchanged(
     Ok(size)
 }
 
+/// Regular files at least this large are read by two threads, each filling its half of the buffer.
+pub const READ_IN_HALVES_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Reads `path` (a `what`, named in errors), refusing more than `max` bytes.
+///
+/// A regular file of [`READ_IN_HALVES_BYTES`] or more (within `max`) is read by two threads at once, each into
+/// its half of one buffer: most of such a read is the kernel giving the buffer fresh pages, and on the 2-vCPU
+/// VMs we measure on a 50 MB SBOM took 31–36 ms on one thread, 15–20 ms on two. Should the file then turn out
+/// shorter or longer than its size said, it is read again from the start as any other file is.
 pub fn read_bounded(path: &Path, what: &str, max: u64) -> Result<Vec<u8>, InputError> {
+    let read_error = |cause| InputError::Read {
+        what: what.to_string(),
+        path: path.to_path_buf(),
+        cause,
+    };
     let opened = std::fs::File::open(path);
+    let metadata = opened.as_ref().ok().and_then(|f| f.metadata().ok());
+    if let (Ok(file), Some(metadata)) = (&opened, &metadata)
+        && metadata.is_file()
+        && (READ_IN_HALVES_BYTES..=max).contains(&metadata.len())
+        && let Some(bytes) = read_in_halves(file, metadata.len()).map_err(read_error)?
+    {
+        return Ok(bytes);
+    }
     // Sized from the file's length up front (capped): a large file is then read without the buffer being
     // doubled and copied on the way (with mimalloc, a 50 MB SBOM peaked at twice its size in memory).
-    let expected = opened
-        .as_ref()
-        .ok()
-        .and_then(|f| f.metadata().ok())
-        .map_or(0, |m| m.len().min(max.saturating_add(1)));
+    let expected = metadata.map_or(0, |m| m.len().min(max.saturating_add(1)));
     read_all(
         opened.map(|f| f.take(max.saturating_add(1))),
         path,
@@ -113,6 +130,42 @@ pub fn read_bounded(path: &Path, what: &str, max: u64) -> Result<Vec<u8>, InputE
         max,
         usize::try_from(expected).unwrap_or(0),
     )
+}
+
+/// `len` bytes of `file` (from its start, whatever its position), read by this thread and a second one, each
+/// into its half of the buffer; `None` if the file holds fewer or more than `len` bytes.
+fn read_in_halves(file: &std::fs::File, len: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::os::unix::fs::FileExt;
+    let Ok(size) = usize::try_from(len) else {
+        return Ok(None);
+    };
+    // Zeroed memory fresh from the system is not written to here: the kernel's copy is the first touch.
+    let mut bytes = vec![0u8; size];
+    let middle = size / 2;
+    let (first, second) = bytes.split_at_mut(middle);
+    let read = std::thread::scope(|scope| {
+        let other = scope.spawn(|| file.read_exact_at(second, middle as u64));
+        let mine = file.read_exact_at(first, 0);
+        let theirs = other
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the second reading thread panicked")));
+        mine.and(theirs)
+    });
+    match read {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    // One more byte would mean the file grew since its size was taken.
+    let mut beyond = [0u8; 1];
+    loop {
+        match file.read_at(&mut beyond, len) {
+            Ok(0) => return Ok(Some(bytes)),
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// As [`read_bounded`], for a text file: UTF-8, or an error naming the first invalid byte.
@@ -161,6 +214,38 @@ fn read_all<R: Read>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_file_is_read_in_halves_whole_and_bounded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("large");
+        // An odd length, so that the halves differ, and a pattern that shows a byte out of place.
+        let len = usize::try_from(READ_IN_HALVES_BYTES).expect("size") + 4097;
+        let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &content).expect("write");
+        let read = read_bounded(&path, "SBOM", u64::MAX).expect("read");
+        assert!(read == content, "the halves were put together wrongly");
+        // Over the bound: refused, as a file read whole is.
+        let err = read_bounded(&path, "SBOM", len as u64 - 1).expect_err("too large");
+        assert!(matches!(err, InputError::TooLarge { .. }), "{err}");
+        // Just under the size for halves: read whole, the same bytes.
+        let small = dir.path().join("small");
+        std::fs::write(&small, &content[..len - 4098]).expect("write");
+        assert!(read_bounded(&small, "SBOM", u64::MAX).expect("read") == content[..len - 4098]);
+    }
+
+    #[test]
+    fn a_file_of_another_size_than_expected_is_not_taken_from_the_halves() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("blob");
+        let content: Vec<u8> = (0..10_000u32).map(|i| (i % 7) as u8).collect();
+        std::fs::write(&path, &content).expect("write");
+        let file = std::fs::File::open(&path).expect("open");
+        // The file grew after its size was taken (it has more than the size says), or shrank (it has less).
+        assert!(read_in_halves(&file, 9_999).expect("read").is_none());
+        assert!(read_in_halves(&file, 10_001).expect("read").is_none());
+        assert_eq!(read_in_halves(&file, 10_000).expect("read"), Some(content));
+    }
 
     #[test]
     fn a_streamed_file_is_read_whole_in_chunks_and_devices_are_refused() {
