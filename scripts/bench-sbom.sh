@@ -103,5 +103,7 @@ print(f"{'ratio kibaverify / oras':<62}{ratio:>11.2f}x{'<= 2x':>12}  {'PASS' if 
 print(f"{'kibaverify peak memory (max RSS over runs) / file size':<62}{mem:>11.2f}x{'<= 4x':>12}  {'PASS' if mem <= 4 else 'MISS'}")
 print(f"{'kibaverify peak memory':<62}{peak / 1e6:>9.0f} MB")
 print(f"{'SBOM referrers oras discover lists afterwards':<62}{listed:>12}{2 * runs:>12}  {'PASS' if listed == 2 * runs else 'MISS'}")
+med = lambda xs: sorted(xs)[len(xs) // 2]
+print(f"{'medians (not the verdict): kibaverify / oras, ratio':<62}{med(ours):.3f} / {med(oras):.3f} s, {med(ours) / med(oras):.2f}x")
 print("all runs, s: kibaverify " + " ".join(f"{x:.3f}" for x in ours) + " | oras " + " ".join(f"{x:.3f}" for x in oras))
 PY
