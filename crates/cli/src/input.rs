@@ -44,6 +44,18 @@ pub enum InputError {
     },
 }
 
+/// The error for a failed open or read of `path` (a `what`).
+fn read_error<'a>(
+    what: &'a str,
+    path: &'a Path,
+) -> impl Fn(std::io::Error) -> InputError + Copy + 'a {
+    move |cause| InputError::Read {
+        what: what.to_string(),
+        path: path.to_path_buf(),
+        cause,
+    }
+}
+
 /// How much of a streamed file is held at once.
 pub const STREAM_CHUNK_BYTES: usize = 1024 * 1024;
 
@@ -55,11 +67,7 @@ pub fn stream_unchanged(
     what: &str,
     mut chunk: impl FnMut(&[u8]),
 ) -> Result<u64, InputError> {
-    let read_error = |cause| InputError::Read {
-        what: what.to_string(),
-        path: path.to_path_buf(),
-        cause,
-    };
+    let read_error = read_error(what, path);
     let mut file = std::fs::File::open(path).map_err(read_error)?;
     let before = file.metadata().map_err(read_error)?;
     if !before.is_file() {
@@ -106,11 +114,7 @@ pub const READ_IN_HALVES_BYTES: u64 = 16 * 1024 * 1024;
 /// VMs we measure on a 50 MB SBOM took 31–36 ms on one thread, 15–20 ms on two. Should the file then turn out
 /// shorter or longer than its size said, it is read again from the start as any other file is.
 pub fn read_bounded(path: &Path, what: &str, max: u64) -> Result<Vec<u8>, InputError> {
-    let read_error = |cause| InputError::Read {
-        what: what.to_string(),
-        path: path.to_path_buf(),
-        cause,
-    };
+    let read_error = read_error(what, path);
     let opened = std::fs::File::open(path);
     let metadata = opened.as_ref().ok().and_then(|f| f.metadata().ok());
     if let (Ok(file), Some(metadata)) = (&opened, &metadata)
@@ -157,14 +161,10 @@ fn read_in_halves(file: &std::fs::File, len: u64) -> std::io::Result<Option<Vec<
         Err(e) => return Err(e),
     }
     // One more byte would mean the file grew since its size was taken.
-    let mut beyond = [0u8; 1];
-    loop {
-        match file.read_at(&mut beyond, len) {
-            Ok(0) => return Ok(Some(bytes)),
-            Ok(_) => return Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    match file.read_exact_at(&mut [0u8; 1], len) {
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(Some(bytes)),
+        Ok(()) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -196,11 +196,7 @@ fn read_all<R: Read>(
     let mut bytes = Vec::with_capacity(expected);
     reader
         .and_then(|mut r| r.read_to_end(&mut bytes))
-        .map_err(|cause| InputError::Read {
-            what: what.to_string(),
-            path: path.to_path_buf(),
-            cause,
-        })?;
+        .map_err(read_error(what, path))?;
     if bytes.len() as u64 > max {
         return Err(InputError::TooLarge {
             what: what.to_string(),
