@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # make bench-sbom: `kibaverify sbom attach` (schema validation + push as an OCI 1.1 referrer) of a ~50 MB
-# CycloneDX 1.6 document beside `oras attach` of the same file to the same image on the same registry
-# (go-containerregistry's, with the referrers API), in one run. Prints the best of BENCH_SBOM_RUNS runs of each,
-# the ratio (target <= 2x oras) and kibaverify's peak memory against the file's size (target <= 4x).
+# CycloneDX 1.6 document beside `oras attach` of the same file to the same image on the same registry, in one
+# run, on two registries one after the other: go-containerregistry's (with the referrers API) and Debian's
+# docker-registry (distribution 2.8, without it: both tools write the fallback tag). Prints, for each, the best
+# of BENCH_SBOM_RUNS runs of each tool, the ratio (target <= 2x oras) and kibaverify's peak memory against the
+# file's size (target <= 4x).
 # Expects target/release/{kibaverify,kibaship-harness} (the make target builds them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +23,12 @@ ORAS="$(peer_bin oras)" || { echo "bench-sbom: the oras peer is missing (make pe
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/kibaship-bench-sbom.XXXXXX")"
 # (This trap replaces lib.sh's, so its work directory is removed here too.)
-cleanup() { "$HARNESS" registry stop --state-dir "$WORK/registry" >/dev/null 2>&1 || true; rm -rf "$WORK" "$SMOKE_WORK"; }
+cleanup() {
+  for mode in referrers plain; do
+    "$HARNESS" registry stop --state-dir "$WORK/registry-$mode" >/dev/null 2>&1 || true
+  done
+  rm -rf "$WORK" "$SMOKE_WORK"
+}
 trap cleanup EXIT
 
 # One document per attach: each push then uploads its blob (a registry skips a blob it already has). They
@@ -60,34 +67,38 @@ print(f"bench-sbom: {2 * runs} CycloneDX 1.6 documents of {n} components each", 
 PY
 SIZE=$(stat -c %s "$WORK/sbom-0.cdx.json")
 
-eval "$("$HARNESS" registry start --mode referrers --state-dir "$WORK/registry")"
-REG="$KIBASHIP_REGISTRY"
-IMAGE="$("$HARNESS" fixtures push --registry "$REG" | grep '/fixtures/app:' | head -1)"
-[ -n "$IMAGE" ] || { echo "bench-sbom: no fixture image pushed" >&2; exit 2; }
-echo "registry: ggcr-registry $(awk '$1 == "ggcr-registry" { print $2 }' tools/peers.txt) on $REG; image $IMAGE"
 echo "oras: $("$ORAS" version | head -1)"
 cat "$WORK"/sbom-*.cdx.json > /dev/null # page cache
-
 now() { date +%s.%N; }
-ours_times=(); oras_times=(); rss=()
-for run in $(seq 0 $((RUNS - 1))); do
-  ours="$WORK/sbom-$((2 * run)).cdx.json"
-  theirs="$WORK/sbom-$((2 * run + 1)).cdx.json"
-  t0=$(now)
-  /usr/bin/time -f %M -o "$WORK/rss" "$KIBAVERIFY" sbom attach --insecure-registry "$REG" --file "$ours" "$IMAGE" \
-    > "$WORK/ours.out" 2> "$WORK/ours.err" || { cat "$WORK/ours.err" >&2; exit 1; }
-  t1=$(now)
-  (cd "$WORK" && "$ORAS" attach --plain-http --artifact-type application/vnd.cyclonedx+json "$IMAGE" \
-    "$(basename "$theirs"):application/vnd.cyclonedx+json" > oras.out 2>&1) || { cat "$WORK/oras.out" >&2; exit 1; }
-  t2=$(now)
-  ours_times+=("$(python3 -c "print($t1 - $t0)")"); oras_times+=("$(python3 -c "print($t2 - $t1)")")
-  rss+=("$(tail -1 "$WORK/rss")")
-done
-# Both tools' referrers are there: 2 x RUNS SBOMs of that artifact type.
-listed=$("$ORAS" discover --plain-http --format json --artifact-type application/vnd.cyclonedx+json "$IMAGE" |
-  python3 -c "import json,sys; d=json.load(sys.stdin); print(len(d.get('referrers') or d.get('manifests') or []))")
 
-python3 - "$SIZE" "$RUNS" "$listed" "${ours_times[*]}" "${oras_times[*]}" "${rss[*]}" <<'PY'
+# One registry of MODE ("referrers" or "plain"), started empty: the same documents are new to it.
+bench_on() {
+  local mode=$1 name=$2
+  eval "$("$HARNESS" registry start --mode "$mode" --state-dir "$WORK/registry-$mode")"
+  REG="$KIBASHIP_REGISTRY"
+  IMAGE="$("$HARNESS" fixtures push --registry "$REG" | grep '/fixtures/app:' | head -1)"
+  [ -n "$IMAGE" ] || { echo "bench-sbom: no fixture image pushed" >&2; exit 2; }
+  echo
+  echo "registry: $name on $REG; image $IMAGE"
+  ours_times=(); oras_times=(); rss=()
+  for run in $(seq 0 $((RUNS - 1))); do
+    ours="$WORK/sbom-$((2 * run)).cdx.json"
+    theirs="$WORK/sbom-$((2 * run + 1)).cdx.json"
+    t0=$(now)
+    /usr/bin/time -f %M -o "$WORK/rss" "$KIBAVERIFY" sbom attach --insecure-registry "$REG" --file "$ours" "$IMAGE" \
+      > "$WORK/ours.out" 2> "$WORK/ours.err" || { cat "$WORK/ours.err" >&2; exit 1; }
+    t1=$(now)
+    (cd "$WORK" && "$ORAS" attach --plain-http --artifact-type application/vnd.cyclonedx+json "$IMAGE" \
+      "$(basename "$theirs"):application/vnd.cyclonedx+json" > oras.out 2>&1) || { cat "$WORK/oras.out" >&2; exit 1; }
+    t2=$(now)
+    ours_times+=("$(python3 -c "print($t1 - $t0)")"); oras_times+=("$(python3 -c "print($t2 - $t1)")")
+    rss+=("$(tail -1 "$WORK/rss")")
+  done
+  # Both tools' referrers are there: 2 x RUNS SBOMs of that artifact type.
+  listed=$("$ORAS" discover --plain-http --format json --artifact-type application/vnd.cyclonedx+json "$IMAGE" |
+    python3 -c "import json,sys; d=json.load(sys.stdin); print(len(d.get('referrers') or d.get('manifests') or []))")
+
+  python3 - "$SIZE" "$RUNS" "$listed" "${ours_times[*]}" "${oras_times[*]}" "${rss[*]}" <<'PY'
 import sys
 size, runs, listed = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 ours = [float(x) for x in sys.argv[4].split()]
@@ -107,3 +118,8 @@ med = lambda xs: sorted(xs)[len(xs) // 2]
 print(f"{'medians (not the verdict): kibaverify / oras, ratio':<62}{med(ours):.3f} / {med(oras):.3f} s, {med(ours) / med(oras):.2f}x")
 print("all runs, s: kibaverify " + " ".join(f"{x:.3f}" for x in ours) + " | oras " + " ".join(f"{x:.3f}" for x in oras))
 PY
+  "$HARNESS" registry stop --state-dir "$WORK/registry-$mode" >/dev/null 2>&1 || true
+}
+
+bench_on referrers "ggcr-registry $(awk '$1 == "ggcr-registry" { print $2 }' tools/peers.txt) (referrers API)"
+bench_on plain "docker-registry $(dpkg-query -W -f '${Version}' docker-registry 2>/dev/null || echo '?') (fallback tag)"

@@ -619,3 +619,137 @@ fn an_invalid_sbom_is_refused_without_waiting_for_a_registry_that_never_answers_
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// A valid CycloneDX 1.6 document of at least `min_bytes`, told apart from others by `serial`.
+fn large_cyclonedx(serial: u32, min_bytes: usize) -> String {
+    let mut doc = format!(
+        r#"{{"bomFormat":"CycloneDX","specVersion":"1.6","serialNumber":"urn:uuid:00000000-0000-0000-0000-{serial:012}","version":1,"components":["#
+    );
+    let mut i = 0;
+    while doc.len() < min_bytes {
+        doc.push_str(&format!(
+            r#"{}{{"type":"library","name":"package-{i}","version":"1.0.{i}","purl":"pkg:npm/package-{i}@1.0.{i}"}}"#,
+            if i == 0 { "" } else { "," }
+        ));
+        i += 1;
+    }
+    doc.push_str("]}");
+    doc
+}
+
+/// The upload sessions that hold bytes in docker-registry's storage (`_uploads/<uuid>/data`, any repository).
+fn sessions_with_data(reg: &TestRegistry) -> usize {
+    fn walk(dir: &Path, found: &mut usize) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.file_name().is_some_and(|n| n == "data")
+                && path.ancestors().any(|a| a.ends_with("_uploads"))
+            {
+                *found += 1;
+            }
+        }
+    }
+    let mut found = 0;
+    walk(reg.storage_dir(), &mut found);
+    found
+}
+
+/// A large SBOM is sent into an upload session while it is validated (the registry logs the `PATCH`), and that
+/// session becomes the blob only once the file is valid: what `get` returns is the file. When the push stops
+/// after the validation (here a signing key that cannot be read), the session is cancelled (`DELETE`) and no blob
+/// of the file exists; docker-registry then holds no session data. go-containerregistry's registry cannot
+/// cancel a session: there the file's session is left, never a blob.
+#[test]
+fn a_large_sbom_is_sent_while_validated_and_becomes_a_blob_only_when_attached() {
+    for mode in [RegistryMode::Plain, RegistryMode::Referrers] {
+        let reg = registry_with_fixtures(mode);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let tools = Tools::new(dir, &reg, None);
+        let mut t = String::new();
+        let image = tools.fixture("app");
+        let log = || std::fs::read_to_string(reg.log_path()).unwrap();
+        let patches = |log: &str| log.lines().filter(|l| l.contains("PATCH")).count();
+
+        let large = large_cyclonedx(1, kibaship_sbom::STREAMING_THRESHOLD_BYTES + 1_000_000);
+        std::fs::write(dir.join("large.cdx.json"), &large).unwrap();
+        let before = patches(&log());
+        let r = run(
+            &mut tools.kibaverify(&["sbom", "attach", &image, "--file", "large.cdx.json"]),
+            &mut t,
+        );
+        assert_code(&r, 0, &format!("{mode}: sbom attach of a large file"));
+        assert!(
+            patches(&log()) > before,
+            "{mode}: the file was not sent into an upload session"
+        );
+        let r = run(
+            &mut tools.kibaverify(&["sbom", "get", &image, "--output-file", "got.cdx.json"]),
+            &mut t,
+        );
+        assert_code(&r, 0, &format!("{mode}: sbom get"));
+        assert!(
+            std::fs::read(dir.join("got.cdx.json")).unwrap() == large.as_bytes(),
+            "{mode}: get returned other bytes than the file"
+        );
+        if mode == RegistryMode::Plain {
+            assert_eq!(sessions_with_data(&reg), 0, "{mode}: a session was left");
+        }
+
+        // Valid, but the signing key cannot be read: refused after the validation, the session cancelled.
+        let second = large_cyclonedx(2, kibaship_sbom::STREAMING_THRESHOLD_BYTES + 1_000_000);
+        std::fs::write(dir.join("second.cdx.json"), &second).unwrap();
+        let (before, deletes_before) = {
+            let log = log();
+            (
+                patches(&log),
+                log.lines().filter(|l| l.contains("DELETE")).count(),
+            )
+        };
+        let r = run(
+            &mut tools.kibaverify(&[
+                "sbom",
+                "attach",
+                &image,
+                "--file",
+                "second.cdx.json",
+                "--sign",
+                "--key",
+                "no-such.key",
+            ]),
+            &mut t,
+        );
+        assert_code(
+            &r,
+            2,
+            &format!("{mode}: sbom attach --sign with a missing key"),
+        );
+        assert!(r.stderr.contains("no-such.key"), "{mode}: {}", r.stderr);
+        let log = log();
+        assert!(
+            patches(&log) > before,
+            "{mode}: the second file was not sent"
+        );
+        let deletes = log.lines().filter(|l| l.contains("DELETE")).count();
+        assert!(
+            deletes > deletes_before,
+            "{mode}: the session was not cancelled"
+        );
+        assert!(
+            !has_blob(&reg, &image, second.as_bytes()),
+            "{mode}: the refused file became a blob"
+        );
+        if mode == RegistryMode::Plain {
+            assert_eq!(
+                sessions_with_data(&reg),
+                0,
+                "{mode}: the cancelled session holds data"
+            );
+        }
+        let r = run(&mut tools.kibaverify(&["sbom", "list", &image]), &mut t);
+        assert_code(&r, 0, &format!("{mode}: sbom list"));
+        assert_eq!(r.stdout.lines().count(), 1, "{mode}: {}", r.stdout);
+    }
+}

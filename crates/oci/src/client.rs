@@ -212,15 +212,27 @@ struct CachedToken {
     expires: Instant,
 }
 
+/// What a request does to a repository: the actions of the token scope it asks for (distribution maps `GET`
+/// and `HEAD` to `pull`, `POST`, `PUT` and `PATCH` to `pull,push`, `DELETE` to `delete`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    Pull,
+    Push,
+    Delete,
+}
+
 /// One HTTP request as the client's core sends it.
 pub(crate) struct Request<'a> {
     pub method: Method,
     /// `/v2/...` (joined to the registry's base URL) or an absolute URL on the same registry.
     pub path: String,
     pub repository: &'a str,
-    pub push: bool,
+    /// What the request does to the repository (the token scope it needs).
+    pub access: Access,
     pub accept: Option<String>,
     pub content_type: Option<&'a str>,
+    /// `Content-Range` of a chunk sent into an upload session (`0-1023`).
+    pub content_range: Option<&'a str>,
     /// Shared, not copied, by each attempt of a retried request.
     pub body: Option<bytes::Bytes>,
     /// How many bytes of a 2xx body to accept.
@@ -236,9 +248,10 @@ impl<'a> Request<'a> {
             method,
             path,
             repository,
-            push: false,
+            access: Access::Pull,
             accept: None,
             content_type: None,
+            content_range: None,
             body: None,
             body_limit: 0,
             what,
@@ -254,7 +267,7 @@ impl<'a> Request<'a> {
         what: String,
     ) -> Self {
         Request {
-            push: true,
+            access: Access::Push,
             body: Some(body.into()),
             body_limit: ERROR_BODY_LIMIT,
             ..Request::new(method, path, repository, what)
@@ -280,6 +293,28 @@ enum AttemptError {
     Fatal(Error),
     /// The overall deadline ran out during the attempt.
     Deadline(Deadline),
+}
+
+/// An upload session that holds bytes not yet committed as a blob ([`RegistryClient::start_blob_upload`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobUpload {
+    repository: Reference,
+    /// The session's URL, as the registry's last answer named it.
+    location: String,
+    /// Bytes sent into it.
+    sent: u64,
+}
+
+impl BlobUpload {
+    /// The repository the blob goes into.
+    pub fn repository(&self) -> &Reference {
+        &self.repository
+    }
+
+    /// How many bytes were sent into the session.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
 }
 
 /// The outcome of [`RegistryClient::resolve_digest`].
@@ -862,8 +897,17 @@ impl RegistryClient {
         if self.blob_exists(repository, digest).await? {
             return Ok(());
         }
+        let upload = self.start_blob_upload(repository).await?;
+        self.close_blob_upload(&upload, digest, body()).await
+    }
+
+    /// Opens an upload session in `repository` (`POST .../blobs/uploads/`) for a blob that is sent now and
+    /// committed later: [`Self::send_blob_upload`], then [`Self::commit_blob_upload`] or
+    /// [`Self::cancel_blob_upload`]. Until the commit the registry holds the bytes in the session only: no blob
+    /// of that digest exists, nothing lists or serves it. A caller can so send a large blob while it still
+    /// checks the content, and push nothing if the check fails.
+    pub async fn start_blob_upload(&self, repository: &Reference) -> Result<BlobUpload, Error> {
         let reg = self.registry(repository);
-        let what = format!("blob upload to {}", repository.name());
         let started = self
             .execute(
                 &reg,
@@ -872,17 +916,85 @@ impl RegistryClient {
                     format!("/v2/{}/blobs/uploads/", repository.repository()),
                     repository.repository(),
                     Vec::new(),
-                    what.clone(),
+                    format!("blob upload to {}", repository.name()),
                 ),
             )
             .await?;
         let started = check_status(&reg, started, "repository", &repository.name(), "POST")?;
-        let location = started.header("location").ok_or_else(|| Error::Protocol {
-            registry: reg.name.clone(),
-            what: "blob upload response".into(),
-            detail: "no Location header".into(),
-        })?;
-        let mut url = self.same_registry_url(&reg, location)?;
+        let location = self.upload_location(&reg, &started)?;
+        Ok(BlobUpload {
+            repository: repository.clone(),
+            location,
+            sent: 0,
+        })
+    }
+
+    /// Sends all of `blob` into a session just opened (one `PATCH` with `Content-Range: 0-<last>`); returns the
+    /// session as the registry now names it (registries may change the URL of a session after each chunk).
+    pub async fn send_blob_upload(
+        &self,
+        upload: &BlobUpload,
+        blob: bytes::Bytes,
+    ) -> Result<BlobUpload, Error> {
+        let repository = &upload.repository;
+        let reg = self.registry(repository);
+        if upload.sent != 0 || blob.is_empty() {
+            return Err(Error::Config(format!(
+                "blob upload to {}: a session takes one non-empty chunk, from its start",
+                repository.name()
+            )));
+        }
+        let size = blob.len() as u64;
+        let range = format!("0-{}", size - 1);
+        let sent = self
+            .execute(
+                &reg,
+                &Request {
+                    content_type: Some("application/octet-stream"),
+                    content_range: Some(&range),
+                    ..Request::upload(
+                        Method::PATCH,
+                        upload.location.clone(),
+                        repository.repository(),
+                        blob,
+                        format!("blob upload to {}", repository.name()),
+                    )
+                },
+            )
+            .await?;
+        let sent = check_status(&reg, sent, "blob upload", &repository.name(), "PATCH")?;
+        let location = match sent.header("location") {
+            Some(_) => self.upload_location(&reg, &sent)?,
+            None => upload.location.clone(),
+        };
+        Ok(BlobUpload {
+            repository: repository.clone(),
+            location,
+            sent: size,
+        })
+    }
+
+    /// Ends a session whose bytes were sent: the registry checks that they hash to `digest` and only then
+    /// stores the blob (`PUT <session>?digest=...`, with no body).
+    pub async fn commit_blob_upload(
+        &self,
+        upload: &BlobUpload,
+        digest: &Digest,
+    ) -> Result<(), Error> {
+        self.close_blob_upload(upload, digest, bytes::Bytes::new())
+            .await
+    }
+
+    /// `PUT <session>?digest=...` with the last bytes of the blob (all of them in a monolithic upload).
+    async fn close_blob_upload(
+        &self,
+        upload: &BlobUpload,
+        digest: &Digest,
+        last: bytes::Bytes,
+    ) -> Result<(), Error> {
+        let repository = &upload.repository;
+        let reg = self.registry(repository);
+        let mut url = upload.location.clone();
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&format!("digest={digest}"));
         let done = self
@@ -890,12 +1002,52 @@ impl RegistryClient {
                 &reg,
                 &Request {
                     content_type: Some("application/octet-stream"),
-                    ..Request::upload(Method::PUT, url, repository.repository(), body(), what)
+                    ..Request::upload(
+                        Method::PUT,
+                        url,
+                        repository.repository(),
+                        last,
+                        format!("blob upload to {}", repository.name()),
+                    )
                 },
             )
             .await?;
         check_status(&reg, done, "blob upload", &repository.name(), "PUT")?;
         Ok(())
+    }
+
+    /// Abandons a session (`DELETE <session>`): the registry drops what was sent. Registries that cannot cancel
+    /// a session (go-containerregistry's answers 400) keep it until they expire it; it never becomes a blob.
+    pub async fn cancel_blob_upload(&self, upload: &BlobUpload) -> Result<(), Error> {
+        let repository = &upload.repository;
+        let reg = self.registry(repository);
+        let cancelled = self
+            .execute(
+                &reg,
+                &Request {
+                    access: Access::Delete,
+                    body_limit: ERROR_BODY_LIMIT,
+                    ..Request::new(
+                        Method::DELETE,
+                        upload.location.clone(),
+                        repository.repository(),
+                        format!("blob upload to {}", repository.name()),
+                    )
+                },
+            )
+            .await?;
+        check_status(&reg, cancelled, "blob upload", &repository.name(), "DELETE")?;
+        Ok(())
+    }
+
+    /// The session URL an upload response names (`Location`), on this registry.
+    fn upload_location(&self, reg: &RegistryState, fetched: &Fetched) -> Result<String, Error> {
+        let location = fetched.header("location").ok_or_else(|| Error::Protocol {
+            registry: reg.name.clone(),
+            what: "blob upload response".into(),
+            detail: "no Location header".into(),
+        })?;
+        self.same_registry_url(reg, location)
     }
 
     // ----- tags -----
@@ -1062,7 +1214,7 @@ impl RegistryClient {
         let mut reauthenticated = false;
         loop {
             attempts += 1;
-            let auth = self.authorization(reg, req.repository, req.push).await?;
+            let auth = self.authorization(reg, req.repository, req.access).await?;
             let (last, retry_after) = match self.attempt(reg, &url, req, auth.as_deref()).await {
                 Ok(f) if f.status == 401 && !reauthenticated => {
                     reauthenticated = true;
@@ -1167,6 +1319,9 @@ impl RegistryClient {
         if let Some(ct) = req.content_type {
             builder = builder.header(header::CONTENT_TYPE, ct);
         }
+        if let Some(range) = req.content_range {
+            builder = builder.header(header::CONTENT_RANGE, range);
+        }
         if let Some(auth) = auth {
             builder = builder.header(header::AUTHORIZATION, auth);
         }
@@ -1246,7 +1401,7 @@ impl RegistryClient {
         &self,
         reg: &RegistryState,
         repository: &str,
-        push: bool,
+        access: Access,
     ) -> Result<Option<String>, Error> {
         let scheme = read_lock(&reg.scheme).clone();
         match scheme {
@@ -1258,7 +1413,7 @@ impl RegistryClient {
                 _ => None,
             }),
             AuthScheme::Bearer { realm, service } => {
-                let scope = scope_for(repository, push);
+                let scope = scope_for(repository, access);
                 if let Some(token) = self.cached_token(reg, &scope) {
                     return Ok(Some(format!("Bearer {token}")));
                 }
@@ -1326,7 +1481,7 @@ impl RegistryClient {
                     realm: realm.clone(),
                     service: service.clone(),
                 };
-                let scope = scope_for(req.repository, req.push);
+                let scope = scope_for(req.repository, req.access);
                 // Drop the cached token only if it is the one the registry just refused: concurrent requests
                 // that were refused while another fetched a fresh token then reuse that one.
                 if let Some(refused) = sent_auth.and_then(|a| a.strip_prefix("Bearer ")) {
@@ -1571,11 +1726,13 @@ fn is_header_safe(value: &str) -> bool {
     header::HeaderValue::from_str(&format!("Bearer {value}")).is_ok()
 }
 
-fn scope_for(repository: &str, push: bool) -> String {
-    format!(
-        "repository:{repository}:{}",
-        if push { "pull,push" } else { "pull" }
-    )
+fn scope_for(repository: &str, access: Access) -> String {
+    let actions = match access {
+        Access::Pull => "pull",
+        Access::Push => "pull,push",
+        Access::Delete => "delete",
+    };
+    format!("repository:{repository}:{actions}")
 }
 
 fn basic_header(username: &str, password: &str) -> String {
@@ -1767,7 +1924,9 @@ mod tests {
             ": DENIED\\u{1b}[2J (".len() + 160 + 1
         );
         assert_eq!(error_detail(b"<html>"), "");
-        assert_eq!(scope_for("a/b", true), "repository:a/b:pull,push");
+        assert_eq!(scope_for("a/b", Access::Pull), "repository:a/b:pull");
+        assert_eq!(scope_for("a/b", Access::Push), "repository:a/b:pull,push");
+        assert_eq!(scope_for("a/b", Access::Delete), "repository:a/b:delete");
         assert_eq!(strip_query("https://t/token?scope=x"), "https://t/token");
     }
 }

@@ -33,7 +33,8 @@ pub mod retry;
 pub mod tls;
 
 pub use client::{
-    ClientConfig, DEFAULT_MAX_MANIFEST_BYTES, Manifest, PushedManifest, RegistryClient, Resolved,
+    BlobUpload, ClientConfig, DEFAULT_MAX_MANIFEST_BYTES, Manifest, PushedManifest, RegistryClient,
+    Resolved,
 };
 pub use credentials::Credential;
 pub use digest::Digest;

@@ -5,7 +5,7 @@
 //! other content type means "use the fallback tag". The answer is cached per (registry, repository).
 use std::collections::BTreeMap;
 
-use crate::client::{Fetched, RegistryClient, check_status, read_lock, write_lock};
+use crate::client::{BlobUpload, Fetched, RegistryClient, check_status, read_lock, write_lock};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::manifest::{
@@ -320,11 +320,51 @@ impl RegistryClient {
         subject_manifest: Descriptor,
         artifact: &Artifact,
     ) -> Result<Attached, Error> {
+        self.attach_staged_artifact_to(subject, subject_manifest, artifact, None)
+            .await
+    }
+
+    /// [`Self::attach_artifact_to`] whose layer may have been sent already: `staged` is an upload session
+    /// ([`Self::start_blob_upload`], [`Self::send_blob_upload`]) in the repository of `subject` that holds
+    /// exactly `artifact.content`. It is committed instead of sending the layer again. A session of another
+    /// repository or size is cancelled and the layer uploaded as usual; so is the layer when the commit fails
+    /// (the session expired, or the registry lost it): the registry checks the digest either way.
+    pub async fn attach_staged_artifact_to(
+        &self,
+        subject: &Reference,
+        subject_manifest: Descriptor,
+        artifact: &Artifact,
+        staged: Option<BlobUpload>,
+    ) -> Result<Attached, Error> {
         let repo = subject.with_digest(subject_manifest.digest.clone());
-        self.push_blob(&repo, EMPTY_JSON).await?;
+        if let Err(e) = self.push_blob(&repo, EMPTY_JSON).await {
+            if let Some(upload) = &staged {
+                self.cancel_blob_upload(upload).await.ok();
+            }
+            return Err(e);
+        }
         let mut layer = artifact.layer_descriptor();
-        self.push_blob_with_digest(&repo, artifact.content.clone(), &layer.digest)
-            .await?;
+        let committed = match staged {
+            Some(upload)
+                if upload.repository().registry() == repo.registry()
+                    && upload.repository().repository() == repo.repository()
+                    && upload.sent() == artifact.content.len() as u64 =>
+            {
+                self.commit_blob_upload(&upload, &layer.digest)
+                    .await
+                    .is_ok()
+            }
+            Some(other) => {
+                // Best effort: a session that is not used is dropped by the registry in time anyway.
+                self.cancel_blob_upload(&other).await.ok();
+                false
+            }
+            None => false,
+        };
+        if !committed {
+            self.push_blob_with_digest(&repo, artifact.content.clone(), &layer.digest)
+                .await?;
+        }
         if let Some(title) = &artifact.title {
             layer
                 .annotations

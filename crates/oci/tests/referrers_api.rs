@@ -170,3 +170,44 @@ async fn the_referrers_api_is_learnt_before_an_attach_to_a_resolved_subject() {
         );
     }
 }
+
+/// go-containerregistry's registry keeps a session's bytes in memory and stores the blob only at its commit. It
+/// cannot cancel a session (it answers a `DELETE` of one 400, as a blob digest it cannot parse): the session is
+/// then never a blob, and the client says the cancel failed.
+#[tokio::test]
+async fn a_staged_blob_is_a_blob_only_once_committed_on_go_containerregistry() {
+    let reg = TestRegistry::start(RegistryMode::Referrers).unwrap();
+    let client = plain_http_client(&reg);
+    let repository = Reference::parse(&format!("{}/staged/app:v1", reg.host())).unwrap();
+    let content: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    let digest = Digest::sha256_of(&content);
+
+    let opened = client.start_blob_upload(&repository).await.unwrap();
+    let sent = client
+        .send_blob_upload(&opened, bytes::Bytes::from(content.clone()))
+        .await
+        .unwrap();
+    assert!(!client.blob_exists(&repository, &digest).await.unwrap());
+    client.commit_blob_upload(&sent, &digest).await.unwrap();
+    let fetched = client
+        .fetch_blob(&repository, &digest, 3_000_000)
+        .await
+        .unwrap();
+    assert!(fetched == content, "the committed blob differs");
+
+    let other: Vec<u8> = content.iter().map(|b| b ^ 0x5a).collect();
+    let other_digest = Digest::sha256_of(&other);
+    let opened = client.start_blob_upload(&repository).await.unwrap();
+    let sent = client
+        .send_blob_upload(&opened, bytes::Bytes::from(other))
+        .await
+        .unwrap();
+    let refused = client.cancel_blob_upload(&sent).await.unwrap_err();
+    assert!(refused.to_string().contains("400"), "{refused}");
+    assert!(
+        !client
+            .blob_exists(&repository, &other_digest)
+            .await
+            .unwrap()
+    );
+}

@@ -540,3 +540,118 @@ async fn per_request_credentials_are_used_by_their_clone_only() {
         );
     }
 }
+
+/// The upload sessions of `repository` that hold bytes on distribution's disk (`_uploads/<uuid>/data`; a
+/// cancelled session leaves its `hashstates` directory behind, without data).
+fn upload_sessions(reg: &TestRegistry, repository: &str) -> usize {
+    let dir = reg
+        .storage_dir()
+        .join("docker/registry/v2/repositories")
+        .join(repository)
+        .join("_uploads");
+    std::fs::read_dir(dir).map_or(0, |sessions| {
+        sessions
+            .filter(|s| s.as_ref().is_ok_and(|s| s.path().join("data").exists()))
+            .count()
+    })
+}
+
+/// A blob sent into an upload session is not a blob until the session is committed; a cancelled session
+/// leaves nothing, and a commit naming another digest is refused by the registry (plain HTTP, and with token
+/// auth over TLS: the session's requests carry the push scope).
+#[tokio::test]
+async fn a_staged_blob_exists_only_once_committed_and_a_cancelled_one_never() {
+    for mode in [RegistryMode::Plain, RegistryMode::TokenTls] {
+        let reg = TestRegistry::start(mode).unwrap();
+        let client = client_for(&reg);
+        let repository = Reference::parse(&format!("{}/staged/app:v1", reg.host())).unwrap();
+        let content: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let digest = Digest::sha256_of(&content);
+
+        let opened = client.start_blob_upload(&repository).await.unwrap();
+        assert_eq!(opened.sent(), 0, "{mode}");
+        let sent = client
+            .send_blob_upload(&opened, bytes::Bytes::from(content.clone()))
+            .await
+            .unwrap();
+        assert_eq!(sent.sent(), content.len() as u64, "{mode}");
+        assert_eq!(sent.repository(), &repository, "{mode}");
+        assert!(
+            !client.blob_exists(&repository, &digest).await.unwrap(),
+            "{mode}: the blob exists before its commit"
+        );
+        assert_eq!(upload_sessions(&reg, "staged/app"), 1, "{mode}");
+        // A session takes one chunk from its start: a second is refused before anything is sent.
+        let again = client
+            .send_blob_upload(&sent, bytes::Bytes::from_static(b"more"))
+            .await
+            .unwrap_err();
+        assert!(
+            again.to_string().contains("one non-empty chunk"),
+            "{mode}: {again}"
+        );
+        client.commit_blob_upload(&sent, &digest).await.unwrap();
+        assert!(
+            client.blob_exists(&repository, &digest).await.unwrap(),
+            "{mode}"
+        );
+        let fetched = client
+            .fetch_blob(&repository, &digest, 4_000_000)
+            .await
+            .unwrap();
+        assert!(fetched == content, "{mode}: the committed blob differs");
+        assert_eq!(upload_sessions(&reg, "staged/app"), 0, "{mode}");
+
+        // Cancelled: nothing left, and the session cannot be committed afterwards.
+        let other: Vec<u8> = content.iter().rev().copied().collect();
+        let other_digest = Digest::sha256_of(&other);
+        let opened = client.start_blob_upload(&repository).await.unwrap();
+        let sent = client
+            .send_blob_upload(&opened, bytes::Bytes::from(other.clone()))
+            .await
+            .unwrap();
+        assert_eq!(upload_sessions(&reg, "staged/app"), 1, "{mode}");
+        client.cancel_blob_upload(&sent).await.unwrap();
+        assert_eq!(upload_sessions(&reg, "staged/app"), 0, "{mode}");
+        assert!(
+            client
+                .commit_blob_upload(&sent, &other_digest)
+                .await
+                .is_err(),
+            "{mode}"
+        );
+        assert!(
+            !client
+                .blob_exists(&repository, &other_digest)
+                .await
+                .unwrap(),
+            "{mode}: a cancelled session became a blob"
+        );
+
+        // Committed under a digest that is not its content's: refused, no blob of either digest.
+        let opened = client.start_blob_upload(&repository).await.unwrap();
+        let sent = client
+            .send_blob_upload(&opened, bytes::Bytes::from(other.clone()))
+            .await
+            .unwrap();
+        let wrong = Digest::sha256_of(b"something else");
+        let refused = client.commit_blob_upload(&sent, &wrong).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("DIGEST_INVALID") || refused.to_string().contains("400"),
+            "{mode}: {refused}"
+        );
+        assert!(
+            !client.blob_exists(&repository, &wrong).await.unwrap(),
+            "{mode}"
+        );
+        assert!(
+            !client
+                .blob_exists(&repository, &other_digest)
+                .await
+                .unwrap(),
+            "{mode}"
+        );
+    }
+}

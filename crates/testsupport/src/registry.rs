@@ -210,7 +210,8 @@ fn token_server_config(pki: &TestPki, credentials: &(String, String)) -> TokenSe
     }
 }
 
-/// Writes docker-registry's config.yml and returns the command line that serves it.
+/// Writes docker-registry's config.yml and returns the command line that serves it. Its access log (one line per
+/// request, `"PATCH /v2/... HTTP/1.1" 202`) goes to the registry's log file: tests read what a client sent there.
 fn docker_registry_command(
     mode: RegistryMode,
     dir: &Path,
@@ -227,7 +228,7 @@ fn docker_registry_command(
         .map_err(|e| HarnessError::Certificates(format!("random secret: {e}")))?;
     let mut yaml = format!(
         "version: 0.1\n\
-         log:\n  level: warn\n  accesslog:\n    disabled: true\n\
+         log:\n  level: warn\n  accesslog:\n    disabled: false\n\
          storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n\
          http:\n  addr: {addr}\n  secret: {secret}\n  headers:\n    X-Content-Type-Options: [nosniff]\n",
         storage = yaml_str(&prepared.storage_dir),
