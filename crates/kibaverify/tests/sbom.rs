@@ -698,6 +698,30 @@ fn a_large_sbom_is_sent_while_validated_and_becomes_a_blob_only_when_attached() 
             assert_eq!(sessions_with_data(&reg), 0, "{mode}: a session was left");
         }
 
+        // UTF-16 (with its byte-order mark): what is pushed is the UTF-8 text it transcodes to, so the file's own
+        // bytes are not sent beside the validation.
+        let utf8 = large_cyclonedx(3, kibaship_sbom::STREAMING_THRESHOLD_BYTES + 1_000_000);
+        let mut utf16 = vec![0xFF, 0xFE];
+        utf16.extend(utf8.encode_utf16().flat_map(u16::to_le_bytes));
+        std::fs::write(dir.join("utf16.cdx.json"), &utf16).unwrap();
+        let before = patches(&log());
+        let r = run(
+            &mut tools.kibaverify(&["sbom", "attach", &image, "--file", "utf16.cdx.json"]),
+            &mut t,
+        );
+        assert_code(
+            &r,
+            0,
+            &format!("{mode}: sbom attach of a large UTF-16 file"),
+        );
+        assert_eq!(
+            patches(&log()),
+            before,
+            "{mode}: a UTF-16 file was sent as it is"
+        );
+        assert!(has_blob(&reg, &image, utf8.as_bytes()), "{mode}");
+        assert!(!has_blob(&reg, &image, &utf16), "{mode}");
+
         // Valid, but the signing key cannot be read: refused after the validation, the session cancelled.
         let second = large_cyclonedx(2, kibaship_sbom::STREAMING_THRESHOLD_BYTES + 1_000_000);
         std::fs::write(dir.join("second.cdx.json"), &second).unwrap();
@@ -750,6 +774,7 @@ fn a_large_sbom_is_sent_while_validated_and_becomes_a_blob_only_when_attached() 
         }
         let r = run(&mut tools.kibaverify(&["sbom", "list", &image]), &mut t);
         assert_code(&r, 0, &format!("{mode}: sbom list"));
-        assert_eq!(r.stdout.lines().count(), 1, "{mode}: {}", r.stdout);
+        // The large file and its UTF-16 twin; not the refused one.
+        assert_eq!(r.stdout.lines().count(), 2, "{mode}: {}", r.stdout);
     }
 }

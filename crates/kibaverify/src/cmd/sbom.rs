@@ -193,7 +193,7 @@ fn prepare_attach(
             }
             let utf8_digest = hash.await.ok()?;
             let staged = match &subject {
-                Ok(_) if body.len() >= STAGED_UPLOAD_MIN_BYTES => {
+                Ok(_) if body.len() >= STAGED_UPLOAD_MIN_BYTES && may_be_utf8(&body) => {
                     stage(&client, reference, &body, &utf8_digest, &session).await
                 }
                 _ => None,
@@ -222,6 +222,12 @@ fn prepare_attach(
         subject,
         staged,
     }))
+}
+
+/// Whether `text` may be UTF-8, what is pushed as it is: UTF-16 and UTF-32 JSON (transcoded before the push, so
+/// not worth sending as they are) have a zero byte among their first four, whatever their byte-order mark.
+fn may_be_utf8(text: &[u8]) -> bool {
+    !text.iter().take(4).any(|b| *b == 0)
 }
 
 /// Sends `body` into a new upload session of `reference`'s repository, unless the repository has its blob
@@ -368,7 +374,10 @@ fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
     // The session holds the file without its mark: of use only when that is what is attached.
     let staged = match staged {
         Some(upload) if artifact.content_digest.is_none() => {
-            runtime.block_on(client.cancel_blob_upload(&upload)).ok();
+            let cancelling = client.with_timeout(CANCEL_BUDGET);
+            runtime
+                .block_on(cancelling.cancel_blob_upload(&upload))
+                .ok();
             None
         }
         staged => staged,
