@@ -722,6 +722,27 @@ fn a_large_sbom_is_sent_while_validated_and_becomes_a_blob_only_when_attached() 
         assert!(has_blob(&reg, &image, utf8.as_bytes()), "{mode}");
         assert!(!has_blob(&reg, &image, &utf16), "{mode}");
 
+        // UTF-8 with a byte-order mark: sent beside the validation without its mark, which is what is pushed.
+        let unmarked = large_cyclonedx(4, kibaship_sbom::STREAMING_THRESHOLD_BYTES + 1_000_000);
+        let marked = [b"\xEF\xBB\xBF", unmarked.as_bytes()].concat();
+        std::fs::write(dir.join("marked.cdx.json"), &marked).unwrap();
+        let before = patches(&log());
+        let r = run(
+            &mut tools.kibaverify(&["sbom", "attach", &image, "--file", "marked.cdx.json"]),
+            &mut t,
+        );
+        assert_code(
+            &r,
+            0,
+            &format!("{mode}: sbom attach of a large file with a byte-order mark"),
+        );
+        assert!(
+            patches(&log()) > before,
+            "{mode}: the marked file was not sent into an upload session"
+        );
+        assert!(has_blob(&reg, &image, unmarked.as_bytes()), "{mode}");
+        assert!(!has_blob(&reg, &image, &marked), "{mode}");
+
         // Valid, but the signing key cannot be read: refused after the validation, the session cancelled.
         let second = large_cyclonedx(2, kibaship_sbom::STREAMING_THRESHOLD_BYTES + 1_000_000);
         std::fs::write(dir.join("second.cdx.json"), &second).unwrap();
@@ -774,7 +795,7 @@ fn a_large_sbom_is_sent_while_validated_and_becomes_a_blob_only_when_attached() 
         }
         let r = run(&mut tools.kibaverify(&["sbom", "list", &image]), &mut t);
         assert_code(&r, 0, &format!("{mode}: sbom list"));
-        // The large file and its UTF-16 twin; not the refused one.
-        assert_eq!(r.stdout.lines().count(), 2, "{mode}: {}", r.stdout);
+        // The large file, its UTF-16 twin and the marked one; not the refused one.
+        assert_eq!(r.stdout.lines().count(), 3, "{mode}: {}", r.stdout);
     }
 }

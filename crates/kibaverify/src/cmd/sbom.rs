@@ -159,6 +159,25 @@ const STAGED_UPLOAD_MIN_BYTES: usize = 4 * 1024 * 1024;
 /// How long cancelling the upload session of a file found invalid may take (the error is reported after it).
 const CANCEL_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Cancels `upload` within [`CANCEL_BUDGET`]. A failure is not reported: the session never becomes a blob
+/// without a commit, and the registry purges it (go-containerregistry's cannot cancel; distribution can).
+async fn cancel_quietly(client: &RegistryClient, upload: &BlobUpload) {
+    client
+        .with_timeout(CANCEL_BUDGET)
+        .cancel_blob_upload(upload)
+        .await
+        .ok();
+}
+
+/// `bytes` without a UTF-8 byte-order mark (the same allocation): what is pushed of a UTF-8 file.
+fn without_utf8_mark(bytes: &bytes::Bytes) -> bytes::Bytes {
+    if bytes.starts_with(UTF8_BOM) {
+        bytes.slice(UTF8_BOM.len()..)
+    } else {
+        bytes.clone()
+    }
+}
+
 /// Makes the registry client (system roots, docker config: tens of milliseconds), resolves `reference` to its
 /// manifest's descriptor, learns whether the registry serves the referrers API for the repository (read after
 /// the push otherwise), hashes `bytes` without a byte-order mark (50 MB take about 30 ms, on a thread of its
@@ -173,7 +192,7 @@ fn prepare_attach(
 ) -> anyhow::Result<Option<Prepared>> {
     let client = registry.client()?;
     let runtime = current_thread_runtime()?;
-    let body = bytes.slice(bytes.len() - bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes).len()..);
+    let body = without_utf8_mark(bytes);
     let (hashed, hash) = tokio::sync::oneshot::channel();
     let hashing = std::thread::spawn({
         let body = body.clone();
@@ -205,7 +224,7 @@ fn prepare_attach(
             _ = abandoned => {
                 let opened = session.lock().ok().and_then(|mut s| s.take());
                 if let Some(upload) = opened {
-                    client.with_timeout(CANCEL_BUDGET).cancel_blob_upload(&upload).await.ok();
+                    cancel_quietly(&client, &upload).await;
                 }
                 None
             }
@@ -255,7 +274,7 @@ async fn stage(
             Some(sent)
         }
         Err(_) => {
-            client.cancel_blob_upload(&opened).await.ok();
+            cancel_quietly(client, &opened).await;
             None
         }
     }
@@ -337,11 +356,11 @@ fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
         let (content, content_digest) = match utf8 {
             std::borrow::Cow::Owned(transcoded) => (bytes::Bytes::from(transcoded), None),
             std::borrow::Cow::Borrowed(text) => {
-                let mark = bytes.len() - text.len();
-                // Hashed beside the validation, unless what was validated is not the file without its mark.
-                let utf8_text = bytes.strip_prefix(UTF8_BOM).unwrap_or(&bytes);
-                let digest = std::ptr::eq(text, utf8_text).then_some(utf8_digest);
-                (bytes.slice(mark..), digest)
+                // What `validate` borrows is the file without its mark, hashed beside the validation; were it
+                // anything else, the push would hash it.
+                let unmarked = without_utf8_mark(&bytes);
+                let digest = std::ptr::eq(text, &*unmarked).then_some(utf8_digest);
+                (unmarked, digest)
             }
         };
         let artifact = Artifact {
@@ -365,8 +384,7 @@ fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
         Ok(local) => local,
         Err(e) => {
             if let Some(upload) = &staged {
-                let cancelling = client.with_timeout(CANCEL_BUDGET);
-                runtime.block_on(cancelling.cancel_blob_upload(upload)).ok();
+                runtime.block_on(cancel_quietly(&client, upload));
             }
             return Err(e);
         }
@@ -374,10 +392,7 @@ fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
     // The session holds the file without its mark: of use only when that is what is attached.
     let staged = match staged {
         Some(upload) if artifact.content_digest.is_none() => {
-            let cancelling = client.with_timeout(CANCEL_BUDGET);
-            runtime
-                .block_on(cancelling.cancel_blob_upload(&upload))
-                .ok();
+            runtime.block_on(cancel_quietly(&client, &upload));
             None
         }
         staged => staged,
